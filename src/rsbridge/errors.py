@@ -1,0 +1,143 @@
+"""Every exception rsbridge raises on purpose.
+
+Each error says whether trying again later can succeed (``retryable``): the engine
+retries retryable errors with backoff and parks the others. Messages say what to
+check, and never contain a secret (client secrets and bearer tokens are not passed in).
+
+::
+
+    RsbridgeError
+    ├── ConfigurationError                  invalid settings (permanent)
+    ├── ApplianceError                      anything the appliance client reports
+    │   ├── ApplianceConnectionError        refused, reset, timed out, TLS (retryable)
+    │   │   └── ApplianceHostError          host name does not resolve (permanent)
+    │   ├── ApplianceAuthError              bad OAuth client id or secret (permanent)
+    │   ├── AppliancePermissionError        API account lacks a permission (permanent)
+    │   ├── ApplianceRateLimitedError       429 / over the configured budget (retryable)
+    │   ├── ApplianceServerError            5xx from the appliance (retryable)
+    │   ├── ApplianceResponseError          malformed or unexpected response (retryable)
+    │   └── ApplianceCommandError           ``<error>`` answered with HTTP 200 (permanent)
+    │       ├── RepresentativeNotFoundError
+    │       ├── RepresentativeUnavailableError
+    │       ├── InvalidCustomFieldError
+    │       └── SessionNotFoundError
+    ├── ReportError                         a session report could not be read (permanent)
+    │   ├── ReportSyntaxError               malformed XML, with line and column
+    │   ├── ReportSecurityError             DTD / entity declarations refused
+    │   └── ReportTooLargeError             over the configured size limits
+    └── ClientScriptError                   scripting / session-generation limits (permanent)
+"""
+
+from __future__ import annotations
+
+
+class RsbridgeError(Exception):
+    """Base of every rsbridge error."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class ConfigurationError(RsbridgeError, ValueError):
+    """The configuration is invalid; fixing it is the only remedy."""
+
+
+class ApplianceError(RsbridgeError):
+    """A call to the appliance failed."""
+
+
+class ApplianceConnectionError(ApplianceError):
+    """The appliance could not be reached (refused, reset, timed out, TLS)."""
+
+    retryable = True
+
+
+class ApplianceHostError(ApplianceConnectionError):
+    """The appliance host name does not resolve: a configuration mistake."""
+
+    retryable = False
+
+
+class ApplianceAuthError(ApplianceError):
+    """The appliance refused the OAuth client id or secret."""
+
+
+class AppliancePermissionError(ApplianceError):
+    """The API account lacks the permission a call needs."""
+
+
+class ApplianceRateLimitedError(ApplianceError):
+    """The appliance (or our own budget for it) says to slow down."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ApplianceServerError(ApplianceError):
+    """The appliance answered with a 5xx status."""
+
+    retryable = True
+
+
+class ApplianceResponseError(ApplianceError):
+    """The response could not be understood (malformed XML, unexpected element)."""
+
+    retryable = True
+
+
+class ApplianceCommandError(ApplianceError):
+    """The appliance answered ``<error>text</error>`` (usually with HTTP 200)."""
+
+    def __init__(self, message: str, *, appliance_text: str = "", action: str = "") -> None:
+        super().__init__(message)
+        self.appliance_text = appliance_text
+        self.action = action
+
+
+class RepresentativeNotFoundError(ApplianceCommandError):
+    """No representative matches the given id or username."""
+
+
+class RepresentativeUnavailableError(ApplianceCommandError):
+    """The representative exists but cannot take sessions now."""
+
+
+class InvalidCustomFieldError(ApplianceCommandError):
+    """A ``session.custom.*`` code name is not configured on the appliance."""
+
+
+class SessionNotFoundError(ApplianceCommandError):
+    """The session (lsid) does not exist or is no longer active."""
+
+
+class ReportError(RsbridgeError):
+    """A session report could not be read."""
+
+
+class ReportSyntaxError(ReportError):
+    """The report is not well-formed XML; ``line`` and ``column`` say where."""
+
+    def __init__(self, message: str, *, line: int | None = None, column: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+        self.column = column
+
+
+class ReportSecurityError(ReportError):
+    """The report declares a DTD or entities, which the appliance never sends."""
+
+
+class ReportTooLargeError(ReportError):
+    """The report (or one session in it) is larger than the configured limit."""
+
+
+class ClientScriptError(RsbridgeError, ValueError):
+    """A console URL, BRCS file or session-start URL would break a documented limit."""

@@ -1,0 +1,1 @@
+"""Simulated peers: real HTTP servers that behave like the appliance and ticketing systems."""

@@ -1,0 +1,1 @@
+"""A simulated Remote Support appliance (OAuth, Command, Reporting APIs, outbound events)."""
