@@ -12,11 +12,11 @@ check, and never contain a secret (client secrets and bearer tokens are not pass
     │   ├── ApplianceConnectionError        refused, reset, timed out, TLS (retryable)
     │   │   └── ApplianceHostError          host name does not resolve (permanent)
     │   ├── ApplianceAuthError              bad OAuth client id or secret (permanent)
-    │   ├── AppliancePermissionError        API account lacks a permission (permanent)
     │   ├── ApplianceRateLimitedError       429 / over the configured budget (retryable)
     │   ├── ApplianceServerError            5xx from the appliance (retryable)
     │   ├── ApplianceResponseError          malformed or unexpected response (retryable)
     │   └── ApplianceCommandError           ``<error>`` answered with HTTP 200 (permanent)
+    │       ├── AppliancePermissionError    API account lacks a permission
     │       ├── RepresentativeNotFoundError
     │       ├── RepresentativeUnavailableError
     │       ├── InvalidCustomFieldError
@@ -67,10 +67,6 @@ class ApplianceAuthError(ApplianceError):
     """The appliance refused the OAuth client id or secret."""
 
 
-class AppliancePermissionError(ApplianceError):
-    """The API account lacks the permission a call needs."""
-
-
 class ApplianceRateLimitedError(ApplianceError):
     """The appliance (or our own budget for it) says to slow down."""
 
@@ -100,6 +96,10 @@ class ApplianceCommandError(ApplianceError):
         super().__init__(message)
         self.appliance_text = appliance_text
         self.action = action
+
+
+class AppliancePermissionError(ApplianceCommandError):
+    """The API account lacks the permission a call needs."""
 
 
 class RepresentativeNotFoundError(ApplianceCommandError):

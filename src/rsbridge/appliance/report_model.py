@@ -305,6 +305,8 @@ class SupportSession:
     events: list[SessionEvent] = field(default_factory=list)
     customer_surveys: list[ExitSurvey] = field(default_factory=list)
     rep_surveys: list[ExitSurvey] = field(default_factory=list)
+    #: Child elements this model does not know, by name (text, or XML if they nest).
+    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def ended(self) -> bool:

@@ -1,0 +1,70 @@
+"""Client-side rate limiting for one appliance API account.
+
+The appliance allows 20 requests per second and 15,000 per hour per API account.
+Sliding windows (a deque of recent request times per window) keep us under both
+exactly; a token bucket would allow up to twice the hourly budget inside one rolling
+hour. A 429 from the appliance pauses every caller until its ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """Request budget of one API account (the appliance's documented defaults)."""
+
+    per_second: int = 20
+    per_hour: int = 15_000
+
+
+DEFAULT_RATE_LIMITS = RateLimits()
+
+
+class SlidingWindowLimiter:
+    """Admits at most ``limit`` calls in any ``window`` seconds, for every window given."""
+
+    def __init__(
+        self,
+        limits: RateLimits = DEFAULT_RATE_LIMITS,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._windows = [
+            (1.0, limits.per_second, deque[float]()),
+            (3600.0, limits.per_hour, deque[float]()),
+        ]
+        self._clock = clock
+        self._sleep = sleep
+        self._paused_until = 0.0
+        self._lock = asyncio.Lock()
+
+    def delay(self) -> float:
+        """Seconds until the next call would be admitted (0 when it can go now)."""
+        now = self._clock()
+        wait = max(0.0, self._paused_until - now)
+        for span, limit, stamps in self._windows:
+            while stamps and stamps[0] <= now - span:
+                stamps.popleft()
+            if len(stamps) >= limit:
+                wait = max(wait, stamps[0] + span - now)
+        return wait
+
+    async def acquire(self) -> None:
+        """Wait until a call is allowed under every window, then record it."""
+        async with self._lock:  # FIFO among waiters, and no double-booking of a slot
+            while (wait := self.delay()) > 0:
+                await self._sleep(wait)
+            now = self._clock()
+            for _span, _limit, stamps in self._windows:
+                stamps.append(now)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every caller for ``seconds`` (the appliance answered 429)."""
+        self._paused_until = max(self._paused_until, self._clock() + seconds)

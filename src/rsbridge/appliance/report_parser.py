@@ -1,0 +1,586 @@
+"""Streaming parser for the appliance's Reporting API XML.
+
+A report with thousands of sessions is read one ``<session>`` at a time: bytes are
+pushed into an lxml pull parser (so the same code serves an HTTP response stream and a
+file), each finished item element is turned into a model object and then freed, so
+memory depends on the largest session, not on the report.
+
+Hardening: a DTD in the prolog is refused (:class:`ReportSecurityError`), entities are
+never expanded, nothing is fetched from the network, libxml2's size limits stay on,
+and :class:`ReportLimits` bounds the whole document and any one item
+(:class:`ReportTooLargeError`). Malformed XML raises :class:`ReportSyntaxError` with the
+line and column. An ``<error>`` answered by the appliance inside or instead of a report
+raises the matching :class:`~rsbridge.errors.ApplianceCommandError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Generic, TypeVar
+
+from lxml import etree
+
+from rsbridge.appliance.report_model import (
+    Actor,
+    CustomAttribute,
+    Customer,
+    Endpoint,
+    ExitSurvey,
+    ExitSurveyRecord,
+    JumpGroup,
+    NamedRef,
+    PrimaryCustomer,
+    PrimaryRep,
+    Recording,
+    Representative,
+    SessionEvent,
+    SessionSummary,
+    SupportSession,
+    SurveyAnswer,
+    SurveyQuestion,
+    SystemInfoCategory,
+    TeamActivity,
+)
+from rsbridge.appliance.xml import Element, PrologGuard, command_error, local_name
+from rsbridge.errors import ReportError, ReportSyntaxError, ReportTooLargeError
+
+T = TypeVar("T")
+
+CHUNK_SIZE = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ReportLimits:
+    """Size limits for one report document.
+
+    ``max_item_bytes`` bounds a single session (or survey, ...) and so the parser's
+    memory; ``max_bytes`` bounds the document (``None``: no limit, streaming keeps
+    memory flat anyway).
+    """
+
+    max_bytes: int | None = None
+    max_item_bytes: int = 64 * 1024 * 1024
+
+
+DEFAULT_LIMITS = ReportLimits()
+
+
+# --- scalar conversions -----------------------------------------------------------
+
+
+def _text(el: Element) -> str | None:
+    return el.text or None
+
+
+def _int(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ReportError(f"expected an integer, got {value[:40]!r}") from None
+
+
+def _time(el: Element) -> datetime | None:
+    stamp = _int(el.get("timestamp"))
+    return None if not stamp else datetime.fromtimestamp(stamp, tz=UTC)
+
+
+def _duration(value: str | None) -> timedelta | None:
+    if not value:
+        return None
+    try:
+        h, m, s = (int(part) for part in value.split(":"))
+    except ValueError:
+        raise ReportError(f"expected a duration HH:MM:SS, got {value[:40]!r}") from None
+    return timedelta(hours=h, minutes=m, seconds=s)
+
+
+def parse_endpoint(value: str | None) -> Endpoint | None:
+    """``1.2.3.4:5``, ``[2001:db8::1]:5``, ``10.0.0.4`` or ``Unknown`` -> :class:`Endpoint`."""
+    if not value or value == "Unknown":
+        return None
+    if value.startswith("["):
+        host, _, port = value[1:].partition("]:")
+        return Endpoint(host.rstrip("]"), _int(port))
+    if value.count(":") == 1:
+        host, _, port = value.partition(":")
+        return Endpoint(host, _int(port))
+    return Endpoint(value)  # bare IPv4, or bare IPv6 without a port
+
+
+def _known(value: str | None) -> str | None:
+    return None if value == "Unknown" else value
+
+
+def _flag(value: str | None) -> bool:
+    return value == "1"
+
+
+def _named(el: Element) -> NamedRef:
+    return NamedRef(name=el.text or "", id=el.get("id"))
+
+
+def _actor(el: Element) -> Actor:
+    return Actor(type=el.get("type") or "", name=el.text or "", gsnumber=_int(el.get("gsnumber")))
+
+
+def _values(el: Element) -> dict[str, str]:
+    """``<value name=".." value=".."/>`` children as an ordered mapping."""
+    return {v.get("name") or "": v.get("value") or "" for v in el if local_name(v) == "value"}
+
+
+def _fields(el: Element) -> dict[str, str]:
+    """``<field name="..">text</field>`` children as an ordered mapping."""
+    return {f.get("name") or "": f.text or "" for f in el if local_name(f) == "field"}
+
+
+def _leaf_texts(el: Element) -> dict[str, str]:
+    return {local_name(c): c.text or "" for c in el if isinstance(c.tag, str)}
+
+
+def _raw(el: Element) -> str:
+    """Text of a leaf element, or the serialised XML of one with children."""
+    if len(el):
+        return etree.tostring(el, encoding="unicode", with_tail=False)
+    return el.text or ""
+
+
+# --- session parts ----------------------------------------------------------------
+
+
+def _customer(el: Element) -> Customer:
+    c = Customer(gsnumber=_int(el.get("gsnumber")))
+    for child in el:
+        name = local_name(child)
+        if name == "username":
+            c.username = _text(child)
+        elif name == "public_ip":
+            c.public_ip = parse_endpoint(child.text)
+        elif name == "private_ip":
+            c.private_ip = parse_endpoint(child.text)
+        elif name == "hostname":
+            c.hostname = _known(_text(child))
+        elif name == "os":
+            c.os = _known(_text(child))
+        elif name == "primary_cust":
+            c.primary = _flag(child.text)
+        elif name == "info":
+            c.info = _leaf_texts(child)
+    return c
+
+
+def _representative(el: Element) -> Representative:
+    r = Representative(gsnumber=_int(el.get("gsnumber")), id=el.get("id"))
+    for child in el:
+        name = local_name(child)
+        if name in ("username", "display_name", "public_display_name", "private_display_name"):
+            setattr(r, name, _text(child))
+        elif name in ("public_ip", "private_ip"):
+            setattr(r, name, parse_endpoint(child.text))
+        elif name in ("hostname", "os"):
+            setattr(r, name, _known(_text(child)))
+        elif name == "session_owner":
+            r.session_owner = _flag(child.text)
+        elif name == "primary_rep":
+            r.primary = _flag(child.text)
+        elif name == "invited":
+            r.invited = _flag(child.text)
+        elif name == "seconds_involved":
+            r.seconds_involved = _int(child.text)
+    return r
+
+
+def _system_information(el: Element) -> list[SystemInfoCategory]:
+    categories = []
+    for cat in el:
+        if local_name(cat) != "category":
+            continue
+        info = SystemInfoCategory(name=cat.get("name") or "")
+        for part in cat:
+            part_name = local_name(part)
+            if part_name == "description":
+                info.columns = _fields(part)
+            elif part_name == "data":
+                info.rows = [_fields(row) for row in part if local_name(row) == "row"]
+        categories.append(info)
+    return categories
+
+
+def _decode_body(encoded: str) -> str:
+    try:
+        return base64.b64decode(encoded, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ReportError("an event's encoded_body is not valid base64 of UTF-8 text") from None
+
+
+def _event(el: Element) -> SessionEvent:
+    stamp = _time(el)
+    ev = SessionEvent(
+        timestamp=stamp or datetime.fromtimestamp(0, tz=UTC),
+        event_type=el.get("event_type") or "",
+    )
+    encoded: str | None = None
+    for child in el:
+        name = local_name(child)
+        if name == "performed_by":
+            ev.performed_by = _actor(child)
+        elif name == "destination":
+            ev.destination = _actor(child)
+        elif name == "body":
+            ev.body = child.text or ""
+        elif name == "encoded_body":
+            encoded = child.text
+        elif name == "filename":
+            ev.filename = _text(child)
+        elif name == "filesize":
+            ev.filesize = _int(child.text)
+        elif name == "system_information":
+            ev.system_information = _system_information(child)
+        elif name == "data":
+            ev.data = _values(child)
+        elif name:
+            ev.extra[name] = _raw(child)
+    if encoded:
+        ev.body = _decode_body(encoded)
+    return ev
+
+
+def _surveys(el: Element) -> list[ExitSurvey]:
+    return [
+        ExitSurvey(
+            gsnumber=_int(s.get("gsnumber")),
+            answers=[SurveyAnswer(name=k, value=v) for k, v in _values_list(s)],
+        )
+        for s in el
+        if isinstance(s.tag, str)
+    ]
+
+
+def _values_list(el: Element) -> list[tuple[str, str]]:
+    # Survey questions may repeat (multi-select answers), so no dict here.
+    return [(v.get("name") or "", v.get("value") or "") for v in el if local_name(v) == "value"]
+
+
+def _recording(el: Element) -> Recording:
+    rec = Recording(instance=_int(el.get("instance")))
+    for child in el:
+        name = local_name(child)
+        if name == "view_url":
+            rec.view_url = _text(child)
+        elif name == "download_url":
+            rec.download_url = _text(child)
+    return rec
+
+
+def _primary_customer(el: Element) -> PrimaryCustomer | None:
+    if not el.text and el.get("gsnumber") is None:
+        return None
+    return PrimaryCustomer(name=el.text or "", gsnumber=_int(el.get("gsnumber")))
+
+
+def _primary_rep(el: Element) -> PrimaryRep | None:
+    if not el.text and el.get("gsnumber") is None:
+        return None
+    return PrimaryRep(name=el.text or "", gsnumber=_int(el.get("gsnumber")), id=el.get("id"))
+
+
+def _set_recording_url(s: SupportSession, attr: str, el: Element) -> None:
+    if s.recording is None:
+        s.recording = Recording()
+    setattr(s.recording, attr, _text(el))
+
+
+_SessionHandler = Callable[[SupportSession, Element], None]
+
+# One handler per child element of <session>; a dict keeps the per-session loop flat.
+_SESSION_CHILDREN: dict[str, _SessionHandler] = {
+    "session_type": lambda s, el: setattr(s, "session_type", el.text or ""),
+    "lseq": lambda s, el: setattr(s, "lseq", _int(el.text)),
+    "start_time": lambda s, el: setattr(s, "start_time", _time(el)),
+    "end_time": lambda s, el: setattr(s, "end_time", _time(el)),
+    "duration": lambda s, el: setattr(s, "duration", _duration(el.text)),
+    "public_site": lambda s, el: setattr(s, "public_site", _named(el)),
+    "jumpoint": lambda s, el: setattr(s, "jumpoint", _named(el)),
+    "jump_group": lambda s, el: setattr(
+        s, "jump_group", JumpGroup(name=el.text or "", id=el.get("id"), type=el.get("type"))
+    ),
+    "external_key": lambda s, el: setattr(s, "external_key", _text(el)),
+    "custom_attributes": lambda s, el: setattr(
+        s,
+        "custom_attributes",
+        [
+            CustomAttribute(
+                code_name=a.get("code_name") or "",
+                display_name=a.get("display_name") or "",
+                value=a.text or "",
+            )
+            for a in el
+            if local_name(a) == "custom_attribute"
+        ],
+    ),
+    "session_chat_view_url": lambda s, el: setattr(s, "chat_view_url", _text(el)),
+    "session_chat_download_url": lambda s, el: setattr(s, "chat_download_url", _text(el)),
+    "session_recording_view_url": lambda s, el: _set_recording_url(s, "view_url", el),
+    "session_recording_download_url": lambda s, el: _set_recording_url(s, "download_url", el),
+    "command_shell_recordings": lambda s, el: setattr(
+        s, "command_shell_recordings", [_recording(r) for r in el if isinstance(r.tag, str)]
+    ),
+    "file_transfer_count": lambda s, el: setattr(s, "file_transfer_count", _int(el.text) or 0),
+    "file_move_count": lambda s, el: setattr(s, "file_move_count", _int(el.text) or 0),
+    "file_delete_count": lambda s, el: setattr(s, "file_delete_count", _int(el.text) or 0),
+    "primary_customer": lambda s, el: setattr(s, "primary_customer", _primary_customer(el)),
+    "primary_rep": lambda s, el: setattr(s, "primary_rep", _primary_rep(el)),
+    "customer_list": lambda s, el: setattr(
+        s, "customers", [_customer(c) for c in el if local_name(c) == "customer"]
+    ),
+    "rep_list": lambda s, el: setattr(
+        s, "representatives", [_representative(r) for r in el if local_name(r) == "representative"]
+    ),
+    "team_list": lambda s, el: setattr(
+        s, "teams", [_named(t) for t in el if local_name(t) == "team"]
+    ),
+    "session_details": lambda s, el: setattr(
+        s, "events", [_event(e) for e in el if local_name(e) == "event"]
+    ),
+    "cust_survey_list": lambda s, el: setattr(s, "customer_surveys", _surveys(el)),
+    "rep_survey_list": lambda s, el: setattr(s, "rep_surveys", _surveys(el)),
+}
+
+
+def build_session(el: Element) -> SupportSession:
+    """Turn one ``<session>`` element into a :class:`SupportSession`."""
+    s = SupportSession(lsid=el.get("lsid") or "")
+    for child in el:
+        name = local_name(child)
+        handler = _SESSION_CHILDREN.get(name)
+        if handler is not None:
+            handler(s, child)
+        elif name:
+            s.extra[name] = _raw(child)
+    return s
+
+
+def build_summary(el: Element) -> SessionSummary:
+    """Turn one ``<session_summary>`` element into a :class:`SessionSummary`."""
+    return SessionSummary(
+        lsid=el.get("lsid") or "",
+        has_recording=_flag(el.get("has_recording")),
+        external_key=el.get("external_key") or None,
+    )
+
+
+def _question(el: Element) -> SurveyQuestion:
+    q = SurveyQuestion(id=el.get("id") or "", name="", label="")
+    for child in el:
+        name = local_name(child)
+        if name in ("name", "label"):
+            setattr(q, name, child.text or "")
+        elif name in ("type", "report_header"):
+            setattr(q, name, _text(child))
+        elif name == "answer_list":
+            q.answers = [a.text or "" for a in child if local_name(a) == "answer"]
+    return q
+
+
+def build_exit_survey(el: Element) -> ExitSurveyRecord:
+    """Turn one ``<exit_survey>`` element into an :class:`ExitSurveyRecord`."""
+    r = ExitSurveyRecord(lsid=el.get("lsid") or "", timestamp=_time(el))
+    for child in el:
+        name = local_name(child)
+        if name == "submitted_by":
+            r.submitted_by = child.get("type")
+        elif name == "primary_rep":
+            r.primary_rep = _primary_rep(child)
+        elif name == "primary_customer":
+            r.primary_customer = _primary_customer(child)
+        elif name == "rep_list":
+            r.representatives = [_representative(c) for c in child if isinstance(c.tag, str)]
+        elif name == "question_list":
+            r.questions = [_question(q) for q in child if local_name(q) == "question"]
+    return r
+
+
+def build_team_activity(el: Element) -> TeamActivity:
+    """Turn one ``<team_activity>`` element into a :class:`TeamActivity`."""
+    events: list[SessionEvent] = []
+    for child in el:
+        if local_name(child) == "events":
+            events = [_event(e) for e in child if local_name(e) == "event"]
+    return TeamActivity(id=el.get("id") or "", name=el.get("name") or "", events=events)
+
+
+# --- the streaming machinery ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReportKind(Generic[T]):
+    """Which root and item elements a report has, and how to build an item."""
+
+    root: str
+    item: str
+    build: Callable[[Element], T]
+
+
+SUPPORT_SESSIONS: ReportKind[SupportSession] = ReportKind("session_list", "session", build_session)
+SESSION_LISTING: ReportKind[SessionSummary] = ReportKind(
+    "session_summary_list", "session_summary", build_summary
+)
+EXIT_SURVEYS: ReportKind[ExitSurveyRecord] = ReportKind(
+    "exit_survey_list", "exit_survey", build_exit_survey
+)
+TEAM_ACTIVITY: ReportKind[TeamActivity] = ReportKind(
+    "team_activity_list", "team_activity", build_team_activity
+)
+
+
+class ReportParser(Generic[T]):
+    """Push parser: :meth:`feed` bytes as they arrive, get finished items back.
+
+    >>> parser = ReportParser(SUPPORT_SESSIONS)
+    >>> for chunk in chunks: handle(parser.feed(chunk))
+    >>> handle(parser.close())
+    """
+
+    def __init__(self, kind: ReportKind[T], limits: ReportLimits = DEFAULT_LIMITS) -> None:
+        self._kind = kind
+        self._limits = limits
+        self._guard = PrologGuard()
+        self._parser = etree.XMLPullParser(
+            events=("end",),
+            tag=(f"{{*}}{kind.item}", "{*}error"),
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            huge_tree=False,
+            remove_comments=True,
+            remove_pis=True,
+        )
+        self._total = 0
+        self._since_item = 0
+        self.items_seen = 0
+
+    def feed(self, data: bytes) -> list[T]:
+        """Parse ``data`` (any split is fine); return the items completed by it."""
+        self._total += len(data)
+        self._since_item += len(data)
+        if self._limits.max_bytes is not None and self._total > self._limits.max_bytes:
+            raise ReportTooLargeError(
+                f"report larger than the limit of {self._limits.max_bytes} bytes"
+            )
+        if self._since_item > self._limits.max_item_bytes:
+            raise ReportTooLargeError(
+                f"one <{self._kind.item}> is larger than the limit of "
+                f"{self._limits.max_item_bytes} bytes (after item #{self.items_seen})"
+            )
+        safe = self._guard.feed(data)
+        if not safe:
+            return []
+        self._feed_lxml(safe)
+        return self._collect()
+
+    def close(self) -> list[T]:
+        """Finish the document; raise if it is truncated or not the expected report."""
+        rest = self._guard.flush()
+        if rest:
+            self._feed_lxml(rest)
+        items = self._collect()
+        try:
+            root = self._parser.close()
+        except etree.XMLSyntaxError as exc:
+            raise self._syntax_error(exc) from None
+        name = local_name(root)
+        if name == "error":
+            raise command_error(root.text or "", f"report {self._kind.root}")
+        if name != self._kind.root:
+            raise ReportError(f"expected a <{self._kind.root}> report, got <{name}>")
+        return items
+
+    def _feed_lxml(self, data: bytes) -> None:
+        try:
+            self._parser.feed(data)
+        except etree.XMLSyntaxError as exc:
+            raise self._syntax_error(exc) from None
+
+    def _collect(self) -> list[T]:
+        items: list[T] = []
+        for _event, el in self._parser.read_events():
+            if not isinstance(el, etree._Element):  # only "end" events are requested
+                continue
+            if local_name(el) == "error":
+                parent = el.getparent()
+                if parent is None or parent.getparent() is None:  # root or child of root
+                    raise command_error(el.text or "", f"report {self._kind.root}")
+                continue
+            items.append(self._kind.build(el))
+            self.items_seen += 1
+            self._since_item = 0
+            # Free what is done: the element and the siblings before it.
+            el.clear()
+            parent = el.getparent()
+            if parent is not None:
+                while el.getprevious() is not None:
+                    del parent[0]
+        return items
+
+    def _syntax_error(self, exc: etree.XMLSyntaxError) -> ReportError:
+        line, column = exc.position
+        cls = ReportTooLargeError if "huge" in (exc.msg or "").lower() else ReportSyntaxError
+        message = (
+            f"malformed report XML at line {line}, column {column}: {exc.msg} "
+            f"(after {self.items_seen} complete <{self._kind.item}> elements)"
+        )
+        if cls is ReportSyntaxError:
+            return ReportSyntaxError(message, line=line, column=column)
+        return ReportTooLargeError(message)
+
+
+def iter_report(
+    source: bytes | Iterable[bytes] | IO[bytes],
+    kind: ReportKind[T],
+    limits: ReportLimits = DEFAULT_LIMITS,
+) -> Iterator[T]:
+    """Parse a report from bytes, an iterable of chunks or a binary file, one item at a time."""
+    parser = ReportParser(kind, limits)
+    chunks: Iterable[bytes]
+    read = getattr(source, "read", None)
+    if isinstance(source, bytes):
+        chunks = (source[i : i + CHUNK_SIZE] for i in range(0, len(source), CHUNK_SIZE))
+    elif callable(read):
+        chunks = iter(lambda: bytes(read(CHUNK_SIZE)), b"")
+    else:
+        assert isinstance(source, Iterable)
+        chunks = source
+    for chunk in chunks:
+        yield from parser.feed(chunk)
+    yield from parser.close()
+
+
+async def aiter_report(
+    chunks: AsyncIterable[bytes],
+    kind: ReportKind[T],
+    limits: ReportLimits = DEFAULT_LIMITS,
+) -> AsyncIterable[T]:
+    """Parse a report from an async byte stream (an HTTP response), one item at a time."""
+    parser = ReportParser(kind, limits)
+    async for chunk in chunks:
+        for item in parser.feed(chunk):
+            yield item
+    for item in parser.close():
+        yield item
+
+
+def iter_sessions(
+    source: bytes | Iterable[bytes] | IO[bytes] | Path, limits: ReportLimits = DEFAULT_LIMITS
+) -> Iterator[SupportSession]:
+    """Parse a SupportSession report (bytes, chunks, a binary file or a path)."""
+    if isinstance(source, Path):
+        with source.open("rb") as fh:
+            yield from iter_report(fh, SUPPORT_SESSIONS, limits)
+    else:
+        yield from iter_report(source, SUPPORT_SESSIONS, limits)

@@ -1,0 +1,57 @@
+"""Turn httpx failures and HTTP statuses into rsbridge's appliance errors."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+import httpx
+
+from rsbridge.errors import (
+    ApplianceConnectionError,
+    ApplianceError,
+    ApplianceHostError,
+)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def map_transport_error(exc: httpx.HTTPError, url: str) -> ApplianceError:
+    """Classify a failed request: unknown host and TLS are permanent, the rest retryable."""
+    chain = _causes(exc)
+    host = httpx.URL(url).host
+    if any(isinstance(c, socket.gaierror) for c in chain) or "Name or service not known" in str(
+        exc
+    ):
+        return ApplianceHostError(
+            f"the appliance host {host!r} does not resolve; check the host name in the "
+            "configuration"
+        )
+    if any(isinstance(c, ssl.SSLCertVerificationError) for c in chain):
+        return ApplianceConnectionError(
+            f"TLS certificate of {host!r} could not be verified ({exc}); install the CA "
+            "certificate or, for a test appliance only, allow invalid certificates",
+            retryable=False,
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return ApplianceConnectionError(f"the appliance {host!r} did not answer in time ({url})")
+    if isinstance(exc, httpx.ConnectError):
+        return ApplianceConnectionError(
+            f"could not connect to the appliance {host!r} ({exc or 'connection refused'})"
+        )
+    return ApplianceConnectionError(f"request to the appliance {host!r} failed: {exc!r}")
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """The ``Retry-After`` header in seconds, if present and numeric."""
+    try:
+        return max(0.0, float(response.headers["retry-after"]))
+    except (KeyError, ValueError):
+        return None
