@@ -5,8 +5,9 @@ pushed into an lxml pull parser (so the same code serves an HTTP response stream
 file), each finished item element is turned into a model object and then freed, so
 memory depends on the largest session, not on the report.
 
-Hardening: a DTD in the prolog is refused (:class:`ReportSecurityError`), entities are
-never expanded, nothing is fetched from the network, libxml2's size limits stay on,
+Hardening: a DTD in the prolog is refused (:class:`ReportSecurityError`), so no entity
+can be declared or expanded; nothing is fetched from the network, libxml2's size
+limits stay on,
 and :class:`ReportLimits` bounds the whole document and any one item
 (:class:`ReportTooLargeError`). Malformed XML raises :class:`ReportSyntaxError` with the
 line and column. An ``<error>`` answered by the appliance inside or instead of a report
@@ -454,7 +455,7 @@ class ReportParser(Generic[T]):
         self._parser = etree.XMLPullParser(
             events=("end",),
             tag=(f"{{*}}{kind.item}", "{*}error"),
-            resolve_entities=False,
+            resolve_entities="internal",  # type: ignore[arg-type]  # stubs predate "internal"
             no_network=True,
             load_dtd=False,
             huge_tree=False,

@@ -27,10 +27,16 @@ Element = etree._Element
 
 
 def safe_parser() -> etree.XMLParser:
-    """An XML parser for whatever the appliance sends: no DTD loading, no entity
-    expansion, no network, libxml2's default size limits (huge_tree off)."""
+    """An XML parser for whatever the appliance sends: no DTD loading, no network,
+    libxml2's default size limits (huge_tree off).
+
+    Only the predefined entities can resolve: callers pass the bytes through
+    :class:`PrologGuard` first, which refuses any DTD. (``resolve_entities=False``
+    would be stricter on paper, but lxml's feed parser then stalls silently on an
+    undefined entity instead of reporting it.)
+    """
     return etree.XMLParser(
-        resolve_entities=False,
+        resolve_entities="internal",  # type: ignore[arg-type]  # stubs predate "internal"
         no_network=True,
         load_dtd=False,
         huge_tree=False,
@@ -102,7 +108,7 @@ class PrologGuard:
         while True:
             while i < n and buf[i] in b" \t\r\n":
                 i += 1
-            if i >= n:
+            if n - i < 4:  # too little to tell "<!--", "<?" and "<!" from a root tag
                 return False
             for opener, closer in ((b"<?", b"?>"), (b"<!--", b"-->")):
                 if buf.startswith(opener, i):

@@ -1,0 +1,376 @@
+"""The streaming report parser: round trips, namespaces, and bad or hostile input."""
+
+from __future__ import annotations
+
+import base64
+import tracemalloc
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rsbridge.appliance import report_model as m
+from rsbridge.appliance.report_parser import (
+    EXIT_SURVEYS,
+    SESSION_LISTING,
+    SUPPORT_SESSIONS,
+    TEAM_ACTIVITY,
+    ReportLimits,
+    ReportParser,
+    iter_report,
+    iter_sessions,
+    parse_endpoint,
+)
+from rsbridge.errors import (
+    ApplianceCommandError,
+    AppliancePermissionError,
+    ReportError,
+    ReportSecurityError,
+    ReportSyntaxError,
+    ReportTooLargeError,
+)
+from rsbridge.sim.appliance import report_xml
+from tests import strategies
+
+T0 = datetime(2024, 12, 3, 15, 26, 5, tzinfo=UTC)
+
+
+def _session(lsid: str = "e9e99aeb9ad54fb381634498502c5a1b", **kw: object) -> m.SupportSession:
+    base: dict[str, object] = {
+        "lsid": lsid,
+        "lseq": 8,
+        "start_time": T0,
+        "end_time": T0 + timedelta(seconds=902),
+        "duration": timedelta(seconds=902),
+        "public_site": m.NamedRef("Default", "1"),
+        "external_key": "INC0010001",
+        "primary_customer": m.PrimaryCustomer("John Doe", 22),
+        "primary_rep": m.PrimaryRep("Admin", 21, "1"),
+    }
+    base.update(kw)
+    return m.SupportSession(**base)  # type: ignore[arg-type]
+
+
+def _chunks(data: bytes, sizes: list[int]) -> Iterator[bytes]:
+    i = 0
+    for size in sizes:
+        if i >= len(data):
+            return
+        yield data[i : i + size]
+        i += size
+    if i < len(data):
+        yield data[i:]
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sessions=st.lists(strategies.session, min_size=0, max_size=3),
+    sizes=st.lists(st.integers(min_value=1, max_value=4096), max_size=50),
+    namespace=st.sampled_from(
+        [
+            report_xml.REPORTING_NS,
+            "http://www.beyondtrust.com/sra/namespaces/API/reporting",
+            "https://www.beyondtrust.com/namespaces/API/reporting",
+        ]
+    ),
+)
+def test_generated_sessions_survive_xml_round_trip(
+    sessions: list[m.SupportSession], sizes: list[int], namespace: str
+) -> None:
+    xml = report_xml.session_list(sessions, namespace=namespace)
+    assert list(iter_sessions(_chunks(xml, sizes))) == sessions
+
+
+def test_real_sample_shape_is_read_field_by_field() -> None:
+    # Hand-written in the layout of the reference's PRA/RS sample (not our writer).
+    xml = b"""<?xml version="1.0" encoding="UTF-8"?>
+
+<session_list xmlns="http://www.bomgar.com/namespaces/API/reporting"
+  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<session lsid="e9e99aeb9ad54fb381634498502c5a1b">
+  <session_type>support</session_type>
+  <lseq>8</lseq>
+  <start_time timestamp="1733239565">2024-12-03T15:26:05+00:00</start_time>
+  <end_time timestamp="1733240467">2024-12-03T15:41:07+00:00</end_time>
+  <duration>00:15:02</duration>
+  <public_site id="1">Default</public_site>
+  <jump_group type="shared" id="1">Servers</jump_group>
+  <external_key></external_key>
+  <custom_attributes></custom_attributes>
+  <session_chat_view_url>https://h/session_download?lsid=l%3Dx&amp;dl_action=chat&amp;view=1</session_chat_view_url>
+  <file_transfer_count>2</file_transfer_count>
+  <primary_customer gsnumber="22">John Doe</primary_customer>
+  <primary_rep gsnumber="21" id="1">Admin</primary_rep>
+  <customer_list>
+    <customer gsnumber="22">
+      <username>jdoe</username>
+      <public_ip>4.231.237.19:61606</public_ip>
+      <private_ip>10.0.0.4</private_ip>
+      <hostname>WS01</hostname>
+      <os>Windows 10 Enterprise</os>
+      <info><name>John Doe</name><issue>Printing</issue></info>
+    </customer>
+  </customer_list>
+  <rep_list>
+    <representative gsnumber="21" id="1">
+      <username>admin</username>
+      <public_ip>[2a01:e34:ec57:b230:f188:56c5:7089:d987]:56722</public_ip>
+      <private_ip>Unknown</private_ip>
+      <os>Unknown</os>
+      <session_owner>1</session_owner>
+      <seconds_involved>901</seconds_involved>
+    </representative>
+  </rep_list>
+  <session_details>
+    <event timestamp="1733239565" event_type="Session Start"></event>
+    <event timestamp="1733239565" event_type="Conference Owner Changed">
+      <destination type="system" gsnumber="0">Pre-start Conference</destination>
+      <data><value name="owner" value="Pre-start Conference" /></data>
+    </event>
+    <event timestamp="1733239600" event_type="Chat Message">
+      <performed_by type="representative" gsnumber="21">Admin</performed_by>
+      <body>bell</body>
+      <encoded_body>YmVsbAc=</encoded_body>
+    </event>
+    <event timestamp="1733239700" event_type="File Download">
+      <performed_by type="customer" gsnumber="22">John Doe</performed_by>
+      <filename>C:\\log.txt</filename><filesize>1024</filesize>
+    </event>
+    <event timestamp="1733239800" event_type="Brand New Event">
+      <gadget>x</gadget>
+    </event>
+  </session_details>
+  <cust_survey_list><cust_exit_survey gsnumber="22"><value name="rating" value="5"/>
+  </cust_exit_survey></cust_survey_list>
+</session>
+</session_list>
+"""
+    (s,) = iter_sessions(xml)
+    assert s.start_time == datetime(2024, 12, 3, 15, 26, 5, tzinfo=UTC)
+    assert s.duration == timedelta(minutes=15, seconds=2)
+    assert s.ended
+    assert s.external_key is None and s.custom_attributes == []
+    assert s.jump_group == m.JumpGroup("Servers", "1", "shared")
+    assert s.chat_view_url == "https://h/session_download?lsid=l%3Dx&dl_action=chat&view=1"
+    assert s.customers[0].public_ip == m.Endpoint("4.231.237.19", 61606)
+    assert s.customers[0].info == {"name": "John Doe", "issue": "Printing"}
+    rep = s.representatives[0]
+    assert rep.public_ip == m.Endpoint("2a01:e34:ec57:b230:f188:56c5:7089:d987", 56722)
+    assert rep.private_ip is None and rep.os is None
+    assert rep.session_owner and rep.seconds_involved == 901
+    owner, chat, download, unknown = s.events[1:]
+    assert owner.destination == m.Actor("system", "Pre-start Conference", 0)
+    assert owner.data == {"owner": "Pre-start Conference"}
+    assert chat.body == "bell\x07"  # encoded_body wins: it has what XML could not carry
+    assert (download.filename, download.filesize) == ("C:\\log.txt", 1024)
+    assert not unknown.known and unknown.extra == {"gadget": "x"}
+    assert s.customer_surveys[0].answer("rating") == "5"
+
+
+def test_endpoint_forms() -> None:
+    assert parse_endpoint("Unknown") is None
+    assert parse_endpoint("") is None
+    assert parse_endpoint("10.0.0.4") == m.Endpoint("10.0.0.4")
+    assert parse_endpoint("[::1]:80") == m.Endpoint("::1", 80)
+    assert parse_endpoint("fe80::1") == m.Endpoint("fe80::1")
+    assert str(m.Endpoint("::1", 80)) == "[::1]:80"
+
+
+def test_in_progress_session_has_no_end_time() -> None:
+    (s,) = iter_sessions(report_xml.session_list([_session(end_time=None, duration=None)]))
+    assert s.end_time is None and not s.ended
+
+
+def test_other_report_kinds_round_trip() -> None:
+    summaries = [m.SessionSummary("a" * 32, True, "INC1"), m.SessionSummary("b" * 32)]
+    assert list(iter_report(report_xml.session_summary_list(summaries), SESSION_LISTING)) == (
+        summaries
+    )
+    records = [
+        m.ExitSurveyRecord(
+            lsid="c" * 32,
+            timestamp=T0,
+            submitted_by="customer",
+            primary_rep=m.PrimaryRep("Admin", 21, "1"),
+            primary_customer=m.PrimaryCustomer("John", 22),
+            representatives=[m.Representative(gsnumber=21, id="1", username="admin")],
+            questions=[m.SurveyQuestion("1", "rating", "How did we do?", "radio", "Rating", ["5"])],
+        )
+    ]
+    parsed = list(iter_report(report_xml.exit_survey_list(records), EXIT_SURVEYS))
+    assert parsed == records and parsed[0].answer("rating") == "5"
+    teams = [m.TeamActivity("1", "Tier 1", [m.SessionEvent(T0, "Chat Message", body="hi")])]
+    assert list(iter_report(report_xml.team_activity_list(teams), TEAM_ACTIVITY)) == teams
+
+
+# --- bad input --------------------------------------------------------------------
+
+
+def test_truncated_report_names_position_after_yielding_complete_sessions() -> None:
+    xml = report_xml.session_list([_session("a" * 32), _session("b" * 32)])
+    cut = xml[: xml.index(b'lsid="' + b"b" * 32) + 200]
+    got: list[m.SupportSession] = []
+    with pytest.raises(ReportSyntaxError) as info:
+        got.extend(iter_sessions(cut))
+    assert [s.lsid for s in got] == ["a" * 32]
+    assert info.value.line is not None and info.value.line > 1
+    assert f"line {info.value.line}" in str(info.value)
+
+
+def test_malformed_xml_error_names_line_and_column() -> None:
+    xml = b'<?xml version="1.0"?>\n<session_list>\n<session lsid="x">\n<lseq>1</lsq>\n'
+    with pytest.raises(ReportSyntaxError) as info:
+        list(iter_sessions(xml))
+    assert info.value.line == 4
+    assert "line 4, column" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "xml",
+    [
+        b"",
+        b"not xml at all",
+        b"<session_list><session lsid='x'>",
+        b"\x00\x01\x02",
+    ],
+)
+def test_garbage_is_a_syntax_error(xml: bytes) -> None:
+    with pytest.raises(ReportSyntaxError):
+        list(iter_sessions(xml))
+
+
+def test_wrong_root_is_reported() -> None:
+    with pytest.raises(ReportError, match="expected a <session_list> report, got <html>"):
+        list(iter_sessions(b"<html><body>Login</body></html>"))
+
+
+def test_appliance_error_instead_of_report() -> None:
+    with pytest.raises(AppliancePermissionError):
+        list(iter_sessions(report_xml.reporting_error("Permission denied: no reporting access")))
+    nested = b'<session_list xmlns="x"><error>Invalid lsid</error></session_list>'
+    with pytest.raises(ApplianceCommandError, match="Invalid lsid"):
+        list(iter_sessions(nested))
+
+
+def test_bad_numbers_and_encoded_body_are_clear_errors() -> None:
+    with pytest.raises(ReportError, match="expected an integer"):
+        list(
+            iter_sessions(
+                b"<session_list><session lsid='x'><lseq>8th</lseq></session></session_list>"
+            )
+        )
+    bad = b"<session_list><session lsid='x'><session_details><event timestamp='1' event_type='Chat Message'><encoded_body>@@@</encoded_body></event></session_details></session></session_list>"  # noqa: E501
+    with pytest.raises(ReportError, match="encoded_body"):
+        list(iter_sessions(bad))
+
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol9 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+]>
+<session_list><session lsid="x"><external_key>&lol9;</external_key></session></session_list>
+"""
+
+EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
+<!-- a comment first -->
+<!DOCTYPE session_list [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<session_list><session lsid="x"><external_key>&xxe;</external_key></session></session_list>
+"""
+
+
+@pytest.mark.parametrize("xml", [BILLION_LAUGHS, EXTERNAL_ENTITY])
+def test_dtd_and_entities_are_refused(xml: bytes) -> None:
+    with pytest.raises(ReportSecurityError, match="DTD"):
+        list(iter_sessions(xml))
+    # Also when the declaration arrives split across network chunks.
+    with pytest.raises(ReportSecurityError):
+        list(iter_sessions(_chunks(xml, [1] * len(xml))))
+
+
+def test_entity_reference_without_dtd_is_not_expanded() -> None:
+    xml = b"<session_list><session lsid='x'><external_key>&xxe;</external_key></session></session_list>"  # noqa: E501
+    with pytest.raises(ReportSyntaxError, match="xxe"):
+        list(iter_sessions(xml))
+
+
+def _huge_session_report(body_bytes: int) -> Iterator[bytes]:
+    yield b'<?xml version="1.0"?>\n<session_list><session lsid="x"><session_details>'
+    yield b'<event timestamp="1" event_type="Chat Message"><body>'
+    block = b"A" * (1024 * 1024)
+    for _ in range(body_bytes // len(block)):
+        yield block
+    yield b"</body></event></session_details></session></session_list>"
+
+
+def test_100mb_report_is_refused_without_holding_it() -> None:
+    tracemalloc.start()
+    try:
+        with pytest.raises(ReportTooLargeError):
+            list(iter_sessions(_huge_session_report(100 * 1024 * 1024)))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 80 * 1024 * 1024
+
+
+def test_item_and_document_limits_are_configurable() -> None:
+    xml = report_xml.session_list([_session(str(i) * 32) for i in range(5)])
+    with pytest.raises(ReportTooLargeError, match="report larger than the limit of 1000 bytes"):
+        list(iter_sessions(xml, ReportLimits(max_bytes=1000)))
+    with pytest.raises(ReportTooLargeError, match="one <session> is larger"):
+        list(iter_sessions(_chunks(xml, [100] * 100), ReportLimits(max_item_bytes=300)))
+
+
+def test_memory_stays_flat_as_sessions_are_streamed() -> None:
+    one = report_xml.session_list(
+        [
+            _session(
+                events=[
+                    m.SessionEvent(T0, "Chat Message", body="x" * 200, data={"k": "v"})
+                    for _ in range(200)
+                ]
+            )
+        ]
+    )
+    head, _, tail = one.partition(b"<session ")
+    session_bytes = b"<session " + tail[: tail.rindex(b"</session_list>")]
+
+    def report(n: int) -> Iterator[bytes]:
+        yield head
+        for _ in range(n):
+            yield session_bytes
+
+        yield b"</session_list>"
+
+    def peak(n: int) -> int:
+        tracemalloc.start()
+        try:
+            count = sum(1 for _ in iter_sessions(report(n)))
+            return tracemalloc.get_traced_memory()[1] if count == n else -1
+        finally:
+            tracemalloc.stop()
+
+    small, large = peak(20), peak(400)
+    assert small > 0 and large > 0
+    assert large < small * 2  # 20x the sessions, not 20x the memory
+
+
+def test_encoded_body_written_for_invalid_characters() -> None:
+    xml = report_xml.session_list(
+        [_session(events=[m.SessionEvent(T0, "Chat Message", body="ring\x07 \U0001f600")])]
+    )
+    assert base64.b64encode("ring\x07 \U0001f600".encode()) in xml
+    assert b"<body>ring \xf0\x9f\x98\x80</body>" in xml
+
+
+def test_parser_can_be_fed_by_hand() -> None:
+    parser = ReportParser(SUPPORT_SESSIONS)
+    xml = report_xml.session_list([_session("a" * 32), _session("b" * 32)])
+    first = parser.feed(xml[: len(xml) // 2])
+    rest = parser.feed(xml[len(xml) // 2 :]) + parser.close()
+    assert [s.lsid for s in first + rest] == ["a" * 32, "b" * 32]
