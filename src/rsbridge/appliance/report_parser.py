@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -133,12 +134,12 @@ def _actor(el: Element) -> Actor:
 
 def _values(el: Element) -> dict[str, str]:
     """``<value name=".." value=".."/>`` children as an ordered mapping."""
-    return {v.get("name") or "": v.get("value") or "" for v in el if local_name(v) == "value"}
+    return {v.get("name") or "": v.get("value") or "" for v in el.iterchildren("{*}value")}
 
 
 def _fields(el: Element) -> dict[str, str]:
     """``<field name="..">text</field>`` children as an ordered mapping."""
-    return {f.get("name") or "": f.text or "" for f in el if local_name(f) == "field"}
+    return {f.get("name") or "": f.text or "" for f in el.iterchildren("{*}field")}
 
 
 def _leaf_texts(el: Element) -> dict[str, str]:
@@ -208,7 +209,7 @@ def _system_information(el: Element) -> list[SystemInfoCategory]:
             if part_name == "description":
                 info.columns = _fields(part)
             elif part_name == "data":
-                info.rows = [_fields(row) for row in part if local_name(row) == "row"]
+                info.rows = [_fields(row) for row in part.iterchildren("{*}row")]
         categories.append(info)
     return categories
 
@@ -265,7 +266,7 @@ def _surveys(el: Element) -> list[ExitSurvey]:
 
 def _values_list(el: Element) -> list[tuple[str, str]]:
     # Survey questions may repeat (multi-select answers), so no dict here.
-    return [(v.get("name") or "", v.get("value") or "") for v in el if local_name(v) == "value"]
+    return [(v.get("name") or "", v.get("value") or "") for v in el.iterchildren("{*}value")]
 
 
 def _recording(el: Element) -> Recording:
@@ -347,7 +348,7 @@ _SESSION_CHILDREN: dict[str, _SessionHandler] = {
         s, "teams", [_named(t) for t in el if local_name(t) == "team"]
     ),
     "session_details": lambda s, el: setattr(
-        s, "events", [_event(e) for e in el if local_name(e) == "event"]
+        s, "events", [_event(e) for e in el.iterchildren("{*}event")]
     ),
     "cust_survey_list": lambda s, el: setattr(s, "customer_surveys", _surveys(el)),
     "rep_survey_list": lambda s, el: setattr(s, "rep_surveys", _surveys(el)),
@@ -531,9 +532,10 @@ class ReportParser(Generic[T]):
 
     def _syntax_error(self, exc: etree.XMLSyntaxError) -> ReportError:
         line, column = exc.position
-        cls = ReportTooLargeError if "huge" in (exc.msg or "").lower() else ReportSyntaxError
+        detail = re.sub(r",? line \d+, column \d+$", "", (exc.msg or "").strip())
+        cls = ReportTooLargeError if "huge" in detail.lower() else ReportSyntaxError
         message = (
-            f"malformed report XML at line {line}, column {column}: {exc.msg} "
+            f"malformed report XML at line {line}, column {column}: {detail} "
             f"(after {self.items_seen} complete <{self._kind.item}> elements)"
         )
         if cls is ReportSyntaxError:

@@ -48,12 +48,20 @@ def safe_parser() -> etree.XMLParser:
 _PROLOG_LIMIT = 64 * 1024
 
 
+_LOCAL_NAMES: dict[object, str] = {}
+_LOCAL_NAMES_MAX = 4096  # a document with endless distinct tags must not grow the memo
+
+
 def local_name(el: Element) -> str:
     """The tag of ``el`` without its namespace (``""`` for comments and PIs)."""
     tag = el.tag
-    if not isinstance(tag, str):
-        return ""
-    return tag[tag.rfind("}") + 1 :]
+    try:
+        return _LOCAL_NAMES[tag]  # the parser's hottest call: a memo beats slicing each time
+    except KeyError:
+        name = tag[tag.rfind("}") + 1 :] if isinstance(tag, str) else ""
+        if len(_LOCAL_NAMES) < _LOCAL_NAMES_MAX:
+            _LOCAL_NAMES[tag] = name
+        return name
 
 
 def children(el: Element) -> list[tuple[str, Element]]:

@@ -1,0 +1,136 @@
+"""Parse throughput and peak memory: rsbridge's streaming parser vs a naive xmltodict parse.
+
+    python3 dev.py bench parse [--mb 50] [--repeat 3]
+
+Builds (once, cached under benchmarks/.data/) a multi-session SupportSession report of
+about ``--mb`` megabytes from the seeded scenario generator, plus one a quarter of that
+size. Each measurement runs in a fresh interpreter so that peak RSS, which counts
+libxml2's C allocations too, is comparable; figures are the best of ``--repeat`` runs.
+Printed as ratios against the xmltodict baseline measured in the same invocation.
+Targets (shared/DESIGN.md): at least 5x the baseline's throughput, and memory that does
+not grow with the number of sessions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parent / ".data"
+
+
+def build_report(path: Path, megabytes: float, seed: int) -> int:
+    """Write a report of about ``megabytes`` MB; return the number of sessions."""
+    from rsbridge.appliance.report_model import SupportSession
+    from rsbridge.sim.appliance.report_xml import session_list_chunks
+    from rsbridge.sim.appliance.scenarios import SessionGenerator
+
+    generator = SessionGenerator(seed, large=True)
+    target = int(megabytes * 1_000_000)
+    written = sessions = 0
+
+    def stream() -> Iterator[SupportSession]:
+        nonlocal sessions
+        while written < target:
+            sessions += 1
+            yield generator.session()
+
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as fh:
+        for chunk in session_list_chunks(stream()):
+            fh.write(chunk)
+            written += len(chunk)
+    tmp.rename(path)
+    return sessions
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def worker(kind: str, path: Path) -> dict[str, float]:
+    """Parse ``path`` with ``kind`` in this process; report seconds and peak RSS growth."""
+    import xmltodict
+
+    from rsbridge.appliance.report_parser import iter_sessions
+
+    base = _rss_mb()
+    start = time.perf_counter()
+    if kind == "rsbridge":
+        count = sum(1 for _ in iter_sessions(path))
+    else:
+        with path.open("rb") as fh:
+            doc = xmltodict.parse(fh)
+        sessions = doc["session_list"]["session"]
+        count = len(sessions) if isinstance(sessions, list) else 1
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "peak_mb": _rss_mb() - base, "sessions": count}
+
+
+def measure(kind: str, path: Path, repeat: int) -> dict[str, float]:
+    """Best-of-``repeat`` figures, each from a fresh interpreter."""
+    runs = []
+    for _ in range(repeat):
+        out = subprocess.run(  # noqa: S603 - our own interpreter and script
+            [sys.executable, __file__, "--worker", kind, str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        runs.append(json.loads(out))
+    return {
+        "seconds": min(r["seconds"] for r in runs),
+        "peak_mb": min(r["peak_mb"] for r in runs),
+        "sessions": runs[0]["sessions"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--mb", type=float, default=50.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--worker", nargs=2, metavar=("KIND", "FILE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker[0], Path(args.worker[1]))))
+        return
+
+    DATA.mkdir(exist_ok=True)
+    big = DATA / f"report-{args.mb:g}mb-seed{args.seed}.xml"
+    small = DATA / f"report-{args.mb / 4:g}mb-seed{args.seed}.xml"
+    for path, size in ((big, args.mb), (small, args.mb / 4)):
+        if not path.exists():
+            print(f"building {path.name} ...", flush=True)
+            build_report(path, size, args.seed)
+    size_mb = big.stat().st_size / 1_000_000
+
+    naive = measure("xmltodict", big, args.repeat)
+    ours = measure("rsbridge", big, args.repeat)
+    ours_small = measure("rsbridge", small, args.repeat)
+
+    def rate(r: dict[str, float]) -> float:
+        return size_mb / r["seconds"]
+
+    print(f"report: {size_mb:.1f} MB, {ours['sessions']:.0f} sessions (best of {args.repeat})")
+    print(f"{'parser':<22}{'MB/s':>10}{'peak RSS growth MB':>22}")
+    print(f"{'xmltodict (baseline)':<22}{rate(naive):>10.1f}{naive['peak_mb']:>22.1f}")
+    print(f"{'rsbridge streaming':<22}{rate(ours):>10.1f}{ours['peak_mb']:>22.1f}")
+    print(f"throughput ratio rsbridge / xmltodict: {rate(ours) / rate(naive):.1f}x (target >= 5x)")
+    print(f"memory ratio rsbridge / xmltodict:     {ours['peak_mb'] / naive['peak_mb']:.3f}")
+    growth = ours["peak_mb"] / max(ours_small["peak_mb"], 0.1)
+    print(
+        f"memory growth for {ours['sessions'] / ours_small['sessions']:.1f}x the sessions: "
+        f"{growth:.2f}x ({ours_small['peak_mb']:.1f} MB -> {ours['peak_mb']:.1f} MB; "
+        "target: flat)"
+    )
+
+
+if __name__ == "__main__":
+    main()

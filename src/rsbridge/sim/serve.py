@@ -1,0 +1,44 @@
+"""Run any simulator's ASGI app on a loopback port in a background thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+from starlette.types import ASGIApp
+
+
+@contextmanager
+def serve_in_thread(
+    app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *, startup_timeout: float = 10.0
+) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a daemon thread; yields the base URL ``http://host:port``.
+
+    ``port=0`` picks a free ephemeral port. The context waits until the server
+    accepts connections and stops it (and the thread) on exit.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    # server_header=False: simulators set their own Server header (the appliance says Apache).
+    config = uvicorn.Config(app, log_level="warning", server_header=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="sim-server"
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"simulator server on {host}:{port} did not start")
+            time.sleep(0.01)
+        yield f"http://{host}:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=startup_timeout)
+        sock.close()
