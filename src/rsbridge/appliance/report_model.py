@@ -100,7 +100,7 @@ FILE_EVENT_TYPES: frozenset[str] = frozenset(
 )
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Endpoint:
     """A network address as reported: ``ip``, ``ip:port`` or ``[ipv6]:port``."""
 
@@ -140,7 +140,7 @@ class CustomAttribute:
     value: str
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Actor:
     """Who performed an event, or who it was for (``performed_by`` / ``destination``).
 

@@ -88,9 +88,25 @@ def _int(value: str | None) -> int | None:
         raise ReportError(f"expected an integer, got {value[:40]!r}") from None
 
 
+# Reports repeat the same few actors and timestamps thousands of times; these memos
+# (bounded, and only holding immutable values) spare rebuilding them for every event.
+_MEMO_MAX = 4096
+_TIMES: dict[str, datetime | None] = {}
+_ACTORS: dict[tuple[str | None, str | None, str | None], Actor] = {}
+_EPOCH = datetime.fromtimestamp(0, tz=UTC)
+
+
 def _time(el: Element) -> datetime | None:
-    stamp = _int(el.get("timestamp"))
-    return None if not stamp else datetime.fromtimestamp(stamp, tz=UTC)
+    raw = el.get("timestamp") or ""
+    try:
+        return _TIMES[raw]
+    except KeyError:
+        stamp = _int(raw)
+        value = None if not stamp else datetime.fromtimestamp(stamp, tz=UTC)
+        if len(_TIMES) >= _MEMO_MAX:
+            _TIMES.clear()
+        _TIMES[raw] = value
+        return value
 
 
 def _duration(value: str | None) -> timedelta | None:
@@ -129,7 +145,13 @@ def _named(el: Element) -> NamedRef:
 
 
 def _actor(el: Element) -> Actor:
-    return Actor(type=el.get("type") or "", name=el.text or "", gsnumber=_int(el.get("gsnumber")))
+    key = (el.get("type"), el.text, el.get("gsnumber"))
+    actor = _ACTORS.get(key)
+    if actor is None:
+        if len(_ACTORS) >= _MEMO_MAX:
+            _ACTORS.clear()
+        actor = _ACTORS[key] = Actor(key[0] or "", key[1] or "", _int(key[2]))
+    return actor
 
 
 def _values(el: Element) -> dict[str, str]:
@@ -222,35 +244,48 @@ def _decode_body(encoded: str) -> str:
 
 
 def _event(el: Element) -> SessionEvent:
-    stamp = _time(el)
-    ev = SessionEvent(
-        timestamp=stamp or datetime.fromtimestamp(0, tz=UTC),
-        event_type=el.get("event_type") or "",
-    )
-    encoded: str | None = None
+    # Locals and one positional constructor call: this runs once per event, the
+    # parser's most frequent object after system-information rows.
+    performed_by = destination = None
+    body = encoded = filename = None
+    filesize = None
+    data: dict[str, str] = {}
+    system_information = None
+    extra: dict[str, str] = {}
     for child in el:
         name = local_name(child)
         if name == "performed_by":
-            ev.performed_by = _actor(child)
+            performed_by = _actor(child)
         elif name == "destination":
-            ev.destination = _actor(child)
+            destination = _actor(child)
         elif name == "body":
-            ev.body = child.text or ""
+            body = child.text or ""
         elif name == "encoded_body":
             encoded = child.text
         elif name == "filename":
-            ev.filename = _text(child)
+            filename = child.text or None
         elif name == "filesize":
-            ev.filesize = _int(child.text)
+            filesize = _int(child.text)
         elif name == "system_information":
-            ev.system_information = _system_information(child)
+            system_information = _system_information(child)
         elif name == "data":
-            ev.data = _values(child)
+            data = _values(child)
         elif name:
-            ev.extra[name] = _raw(child)
+            extra[name] = _raw(child)
     if encoded:
-        ev.body = _decode_body(encoded)
-    return ev
+        body = _decode_body(encoded)
+    return SessionEvent(
+        _time(el) or _EPOCH,
+        el.get("event_type") or "",
+        performed_by,
+        destination,
+        body,
+        filename,
+        filesize,
+        data,
+        system_information,
+        extra,
+    )
 
 
 def _surveys(el: Element) -> list[ExitSurvey]:
