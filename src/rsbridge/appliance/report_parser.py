@@ -48,7 +48,13 @@ from rsbridge.appliance.report_model import (
     SystemInfoCategory,
     TeamActivity,
 )
-from rsbridge.appliance.xml import Element, PrologGuard, command_error, local_name
+from rsbridge.appliance.xml import (
+    Element,
+    PrologGuard,
+    command_error,
+    local_name,
+    safe_pull_parser,
+)
 from rsbridge.errors import ReportError, ReportSyntaxError, ReportTooLargeError
 
 T = TypeVar("T")
@@ -488,16 +494,7 @@ class ReportParser(Generic[T]):
         self._kind = kind
         self._limits = limits
         self._guard = PrologGuard()
-        self._parser = etree.XMLPullParser(
-            events=("end",),
-            tag=(f"{{*}}{kind.item}", "{*}error"),
-            resolve_entities="internal",  # type: ignore[arg-type]  # stubs predate "internal"
-            no_network=True,
-            load_dtd=False,
-            huge_tree=False,
-            remove_comments=True,
-            remove_pis=True,
-        )
+        self._parser = safe_pull_parser((f"{{*}}{kind.item}", "{*}error"))
         self._total = 0
         self._since_item = 0
         self.items_seen = 0

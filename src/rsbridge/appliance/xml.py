@@ -26,23 +26,29 @@ from rsbridge.errors import (
 Element = etree._Element
 
 
-def safe_parser() -> etree.XMLParser:
-    """An XML parser for whatever the appliance sends: no DTD loading, no network,
-    libxml2's default size limits (huge_tree off).
+# Options for every parser of appliance data: no DTD loading, no network, libxml2's
+# default size limits (huge_tree off). Only the predefined entities can resolve: callers
+# pass the bytes through PrologGuard first, which refuses any DTD.
+# (resolve_entities=False would look stricter, but lxml's feed parser then stalls
+# silently on an undefined entity instead of reporting it.)
+_SAFE = {
+    "resolve_entities": "internal",
+    "no_network": True,
+    "load_dtd": False,
+    "huge_tree": False,
+    "remove_comments": True,
+    "remove_pis": True,
+}
 
-    Only the predefined entities can resolve: callers pass the bytes through
-    :class:`PrologGuard` first, which refuses any DTD. (``resolve_entities=False``
-    would be stricter on paper, but lxml's feed parser then stalls silently on an
-    undefined entity instead of reporting it.)
-    """
-    return etree.XMLParser(
-        resolve_entities="internal",  # type: ignore[arg-type]  # stubs predate "internal"
-        no_network=True,
-        load_dtd=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
+
+def safe_parser() -> etree.XMLParser:
+    """A parser for a whole response the appliance sent (see the options above)."""
+    return etree.XMLParser(**_SAFE)  # type: ignore[arg-type]  # stubs lag lxml's options
+
+
+def safe_pull_parser(tags: tuple[str, ...]) -> etree.XMLPullParser:
+    """A feed parser reporting the end of each element in ``tags``, same options."""
+    return etree.XMLPullParser(events=("end",), tag=tags, **_SAFE)  # type: ignore[arg-type]
 
 
 _PROLOG_LIMIT = 64 * 1024
