@@ -374,3 +374,18 @@ def test_parser_can_be_fed_by_hand() -> None:
     first = parser.feed(xml[: len(xml) // 2])
     rest = parser.feed(xml[len(xml) // 2 :]) + parser.close()
     assert [s.lsid for s in first + rest] == ["a" * 32, "b" * 32]
+
+
+def test_sessions_before_damage_in_the_same_chunk_are_delivered() -> None:
+    good = report_xml.session_list([_session("a" * 32)])
+    damaged = good.replace(b"</session_list>", b"<session lsid='b'><lseq>1</oops>")
+    got: list[m.SupportSession] = []
+    with pytest.raises(ReportSyntaxError, match="after 1 complete <session>"):
+        got.extend(iter_sessions([damaged]))  # one chunk holds both
+    assert [s.lsid for s in got] == ["a" * 32]
+
+
+def test_appliance_error_names_the_requested_report() -> None:
+    kind, what = SUPPORT_SESSIONS, "report SupportSession"
+    with pytest.raises(ApplianceCommandError, match=r"^report SupportSession: "):
+        list(iter_report(report_xml.reporting_error("Invalid lsid"), kind, what=what))

@@ -99,10 +99,12 @@ class TokenCache:
             value = str(payload["access_token"])
             lifetime = float(payload.get("expires_in", 3600))
         except (ValueError, KeyError, TypeError):
+            ctype = response.headers.get("content-type", "")
             raise ApplianceResponseError(
                 f"{self._url} did not answer with an OAuth token (HTTP {status}, "
-                f"{response.headers.get('content-type', 'no content type')}); "
-                "is this the appliance's address?"
+                f"{ctype or 'no content type'}); is this the appliance's address?",
+                # A 404 or an HTML page is not an appliance: retrying will not help.
+                retryable=status == 200 and "json" in ctype,
             ) from None
         self.tokens_issued += 1
         margin = min(RENEW_MARGIN_SECONDS, lifetime / 10)

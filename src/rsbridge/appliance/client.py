@@ -146,8 +146,9 @@ class ApplianceClient:
         reauthenticated = False
         throttled = 0
         while True:
-            await self.limiter.acquire()
+            # Token first: the slot must not age while a token request is in flight.
             token = await self.tokens.get()
+            slot = await self.limiter.acquire()
             request = self._http.build_request(
                 "POST",
                 url,
@@ -159,6 +160,8 @@ class ApplianceClient:
                 response = await self._http.send(request, stream=True)
             except httpx.HTTPError as exc:
                 raise map_transport_error(exc, url) from None
+            finally:
+                self.limiter.settle(slot)
             try:
                 status = response.status_code
                 if status == 401 and not reauthenticated:
@@ -184,7 +187,10 @@ class ApplianceClient:
     async def _command(self, action: str, params: Iterable[tuple[str, str]] = ()) -> Element:
         """Run a Command API action; return its root element, raising on ``<error>``."""
         async with self._send("/api/command", [("action", action), *params], action) as resp:
-            body = await resp.aread()
+            try:
+                body = await resp.aread()
+            except httpx.HTTPError as exc:  # timed out or cut off while reading the body
+                raise map_transport_error(exc, str(resp.url)) from None
         _check_xml(resp, action)
         root = parse_document(body, action)
         if local_name(root) == "error":
@@ -203,7 +209,7 @@ class ApplianceClient:
             "/api/reporting", [("generate_report", report), *params], what
         ) as resp:
             _check_xml(resp, what)
-            parser = ReportParser(kind, self._report_limits)
+            parser = ReportParser(kind, self._report_limits, what=what)
             try:
                 async for chunk in resp.aiter_bytes():
                     for item in parser.feed(chunk):

@@ -4,6 +4,12 @@ The appliance allows 20 requests per second and 15,000 per hour per API account.
 Sliding windows (a deque of recent request times per window) keep us under both
 exactly; a token bucket would allow up to twice the hourly budget inside one rolling
 hour. A 429 from the appliance pauses every caller until its ``Retry-After``.
+
+The appliance counts a request when it arrives, which is some time after we send it
+and by a varying amount (a burst of requests is handled one after the other). So a
+call's place in the window is moved to when its response arrived
+(:meth:`SlidingWindowLimiter.settle`): the appliance has certainly counted it by then,
+and a later call admitted one window after that cannot land in the same window there.
 """
 
 from __future__ import annotations
@@ -13,6 +19,13 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class Slot:
+    """One admitted call; ``at`` is when it counts for the windows."""
+
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +50,8 @@ class SlidingWindowLimiter:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._windows = [
-            (1.0, limits.per_second, deque[float]()),
-            (3600.0, limits.per_hour, deque[float]()),
+            (1.0, limits.per_second, deque[Slot]()),
+            (3600.0, limits.per_hour, deque[Slot]()),
         ]
         self._clock = clock
         self._sleep = sleep
@@ -50,20 +63,27 @@ class SlidingWindowLimiter:
         now = self._clock()
         wait = max(0.0, self._paused_until - now)
         for span, limit, stamps in self._windows:
-            while stamps and stamps[0] <= now - span:
+            # Settled slots may be later than the ones behind them: waiting for the
+            # first in line is then longer than needed, never too short.
+            while stamps and stamps[0].at <= now - span:
                 stamps.popleft()
             if len(stamps) >= limit:
-                wait = max(wait, stamps[0] + span - now)
+                wait = max(wait, stamps[0].at + span - now)
         return wait
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> Slot:
         """Wait until a call is allowed under every window, then record it."""
         async with self._lock:  # FIFO among waiters, and no double-booking of a slot
             while (wait := self.delay()) > 0:
                 await self._sleep(wait)
-            now = self._clock()
+            slot = Slot(self._clock())
             for _span, _limit, stamps in self._windows:
-                stamps.append(now)
+                stamps.append(slot)
+            return slot
+
+    def settle(self, slot: Slot) -> None:
+        """The call of ``slot`` got its answer (or failed): count it from now on."""
+        slot.at = max(slot.at, self._clock())
 
     def pause(self, seconds: float) -> None:
         """Hold every caller for ``seconds`` (the appliance answered 429)."""

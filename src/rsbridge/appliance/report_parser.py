@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -54,6 +53,7 @@ from rsbridge.appliance.xml import (
     command_error,
     local_name,
     safe_pull_parser,
+    syntax_error_parts,
 )
 from rsbridge.errors import ReportError, ReportSyntaxError, ReportTooLargeError
 
@@ -490,8 +490,15 @@ class ReportParser(Generic[T]):
     >>> handle(parser.close())
     """
 
-    def __init__(self, kind: ReportKind[T], limits: ReportLimits = DEFAULT_LIMITS) -> None:
+    def __init__(
+        self, kind: ReportKind[T], limits: ReportLimits = DEFAULT_LIMITS, *, what: str = ""
+    ) -> None:
+        """``what`` names the report in error messages (e.g. ``report SupportSession``)."""
         self._kind = kind
+        self._what = what or f"report <{kind.root}>"
+        # A syntax error found while feeding is raised on the next call, so that the
+        # items completed before the damage are delivered first.
+        self._pending: etree.XMLSyntaxError | None = None
         self._limits = limits
         self._guard = PrologGuard()
         self._parser = safe_pull_parser((f"{{*}}{kind.item}", "{*}error"))
@@ -501,6 +508,7 @@ class ReportParser(Generic[T]):
 
     def feed(self, data: bytes) -> list[T]:
         """Parse ``data`` (any split is fine); return the items completed by it."""
+        self._raise_pending()
         self._total += len(data)
         self._since_item += len(data)
         if self._limits.max_bytes is not None and self._total > self._limits.max_bytes:
@@ -520,17 +528,19 @@ class ReportParser(Generic[T]):
 
     def close(self) -> list[T]:
         """Finish the document; raise if it is truncated or not the expected report."""
+        self._raise_pending()
         rest = self._guard.flush()
         if rest:
             self._feed_lxml(rest)
         items = self._collect()
+        self._raise_pending()
         try:
             root = self._parser.close()
         except etree.XMLSyntaxError as exc:
             raise self._syntax_error(exc) from None
         name = local_name(root)
         if name == "error":
-            raise command_error(root.text or "", f"report {self._kind.root}")
+            raise command_error(root.text or "", self._what)
         if name != self._kind.root:
             raise ReportError(f"expected a <{self._kind.root}> report, got <{name}>")
         return items
@@ -539,7 +549,11 @@ class ReportParser(Generic[T]):
         try:
             self._parser.feed(data)
         except etree.XMLSyntaxError as exc:
-            raise self._syntax_error(exc) from None
+            self._pending = exc
+
+    def _raise_pending(self) -> None:
+        if self._pending is not None:
+            raise self._syntax_error(self._pending) from None
 
     def _collect(self) -> list[T]:
         items: list[T] = []
@@ -549,7 +563,7 @@ class ReportParser(Generic[T]):
             if local_name(el) == "error":
                 parent = el.getparent()
                 if parent is None or parent.getparent() is None:  # root or child of root
-                    raise command_error(el.text or "", f"report {self._kind.root}")
+                    raise command_error(el.text or "", self._what)
                 continue
             items.append(self._kind.build(el))
             self.items_seen += 1
@@ -563,8 +577,7 @@ class ReportParser(Generic[T]):
         return items
 
     def _syntax_error(self, exc: etree.XMLSyntaxError) -> ReportError:
-        line, column = exc.position
-        detail = re.sub(r",? line \d+, column \d+$", "", (exc.msg or "").strip())
+        line, column, detail = syntax_error_parts(exc)
         cls = ReportTooLargeError if "huge" in detail.lower() else ReportSyntaxError
         message = (
             f"malformed report XML at line {line}, column {column}: {detail} "
@@ -579,9 +592,14 @@ def iter_report(
     source: bytes | Iterable[bytes] | IO[bytes],
     kind: ReportKind[T],
     limits: ReportLimits = DEFAULT_LIMITS,
+    *,
+    what: str = "",
 ) -> Iterator[T]:
-    """Parse a report from bytes, an iterable of chunks or a binary file, one item at a time."""
-    parser = ReportParser(kind, limits)
+    """Parse a report from bytes, an iterable of chunks or a binary file, one item at a time.
+
+    ``what`` names the report in error messages (default: its root element).
+    """
+    parser = ReportParser(kind, limits, what=what)
     chunks: Iterable[bytes]
     read = getattr(source, "read", None)
     if isinstance(source, bytes):
@@ -594,20 +612,6 @@ def iter_report(
     for chunk in chunks:
         yield from parser.feed(chunk)
     yield from parser.close()
-
-
-async def aiter_report(
-    chunks: AsyncIterable[bytes],
-    kind: ReportKind[T],
-    limits: ReportLimits = DEFAULT_LIMITS,
-) -> AsyncIterable[T]:
-    """Parse a report from an async byte stream (an HTTP response), one item at a time."""
-    parser = ReportParser(kind, limits)
-    async for chunk in chunks:
-        for item in parser.feed(chunk):
-            yield item
-    for item in parser.close():
-        yield item
 
 
 def iter_sessions(

@@ -181,6 +181,12 @@ def command_error(text: str, action: str) -> ApplianceCommandError:
     return ApplianceCommandError(message, appliance_text=text, action=action)
 
 
+def syntax_error_parts(exc: etree.XMLSyntaxError) -> tuple[int, int, str]:
+    """Line, column and message of a libxml2 error, without the position it repeats."""
+    line, column = exc.position
+    return line, column, re.sub(r",? line \d+, column \d+$", "", (exc.msg or "").strip())
+
+
 def parse_document(data: bytes, what: str) -> Element:
     """Parse a small complete response safely; raise :class:`ApplianceResponseError` if bad."""
     guard = PrologGuard()
@@ -188,9 +194,9 @@ def parse_document(data: bytes, what: str) -> Element:
     try:
         root = etree.fromstring(body, safe_parser())
     except etree.XMLSyntaxError as exc:
-        line, column = exc.position
+        line, column, detail = syntax_error_parts(exc)
         raise ApplianceResponseError(
-            f"{what}: malformed XML from the appliance at line {line}, column {column}: {exc.msg}"
+            f"{what}: malformed XML from the appliance at line {line}, column {column}: {detail}"
         ) from None
     if root is None:
         raise ApplianceResponseError(f"{what}: empty response from the appliance")
