@@ -389,3 +389,19 @@ def test_appliance_error_names_the_requested_report() -> None:
     kind, what = SUPPORT_SESSIONS, "report SupportSession"
     with pytest.raises(ApplianceCommandError, match=r"^report SupportSession: "):
         list(iter_report(report_xml.reporting_error("Invalid lsid"), kind, what=what))
+
+
+@pytest.mark.parametrize(
+    ("large", "unknown", "count"),
+    [(False, False, 40), (False, True, 5), (True, False, 5)],
+    ids=["normal", "unknown-events", "large"],
+)
+def test_simulator_sessions_survive_the_round_trip(large: bool, unknown: bool, count: int) -> None:
+    from rsbridge.sim.appliance.scenarios import SessionGenerator
+
+    generator = SessionGenerator(11, large=large, include_unknown_events=unknown)
+    sessions = list(generator.sessions(count))
+    xml = report_xml.session_list(sessions)
+    assert list(iter_sessions(_chunks(xml, [1000, 7, 65536] * 200))) == sessions
+    if unknown:
+        assert any(not e.known for s in sessions for e in s.events)
