@@ -18,7 +18,6 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rsbridge.appliance import client as client_module
 from rsbridge.appliance.auth import TokenCache
 from rsbridge.appliance.client import LSID_BATCH_SIZE, ApplianceClient, TimeWindow
 from rsbridge.appliance.command import (
@@ -54,6 +53,7 @@ from rsbridge.errors import (
     ApplianceResponseError,
     ApplianceServerError,
     ClientScriptError,
+    ConfigurationError,
     InvalidCustomFieldError,
     RepresentativeNotFoundError,
     RepresentativeUnavailableError,
@@ -1107,6 +1107,11 @@ async def test_retry_after_longer_than_allowed_raises(
     assert client.requests_sent == 3 and clock.sleeps == []
     assert client.limiter.delay() == 1.0  # every caller now holds back for Retry-After
     assert_clean(err, *secrets_of(state, recorder))
+    # The next caller is told at once rather than left sleeping in the limiter.
+    with pytest.raises(ApplianceRateLimitedError, match="budget is exhausted") as again:
+        await client.get_api_info()
+    assert again.value.retry_after == 1.0
+    assert client.requests_sent == 3 and clock.sleeps == []
 
 
 async def test_hourly_budget_exhausted_raises_with_retry_after(
@@ -1322,8 +1327,16 @@ NESTED_ERROR = (
         (answer(TRUNCATED), ApplianceResponseError, True, "malformed report XML", 2),
         (answer(FULL_REPORT.replace(b"<lseq>", b"<lseq><<", 1)), ApplianceResponseError, True,
          "malformed report XML at line", 0),
-        (answer(f"{DECL}<other_list/>"), ApplianceResponseError, True,
+        (answer(f"{DECL}<other_list/>"), ApplianceResponseError, False,
          "expected a <session_list> report, got <other_list>", 0),
+        (answer(b'<!DOCTYPE s [<!ENTITY a "x">]><session_list/>'), ApplianceResponseError,
+         False, "declares a DTD", 0),
+        (answer('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE s [<!ENTITY a "x">]>'
+                "<session_list>&a;</session_list>".encode("utf-16")), ApplianceResponseError,
+         True, "malformed report XML", 0),
+        (answer(FULL_REPORT.replace(b'timestamp="', b'timestamp="99999', 1)),
+         ApplianceResponseError,
+         False, "expected a UNIX timestamp", 0),
         (answer(NESTED_ERROR), ApplianceCommandError, False, "'Report generation failed'", 0),
         (answer(report_xml.reporting_error("Something failed")), ApplianceCommandError, False,
          "'Something failed'", 0),
@@ -1514,10 +1527,19 @@ async def test_timeout_is_retryable(
     assert_clean(err, FAKE_SECRET, FAKE_TOKEN)
 
 
-def test_host_must_not_be_a_url() -> None:
-    with pytest.raises(ValueError, match="not a URL"):
-        ApplianceClient("https://support.example.com/", "id", "secret")
-
-
-def test_batch_size_is_the_documented_hundred() -> None:
-    assert client_module.LSID_BATCH_SIZE == 100
+@pytest.mark.parametrize(
+    ("host", "fragment"),
+    [
+        ("https://support.example.com/", "has a scheme"),
+        ("support.example.com/api", "not a host name"),
+        ("support.example.com?x=1", "not a host name"),
+        ("user@support.example.com", "not a host name"),
+        ("support.example.com:abc", "not a host name"),
+        ("support.example.com:70000", "use 1 to 65535"),
+    ],
+)
+def test_host_is_validated_before_any_request(host: str, fragment: str) -> None:
+    with pytest.raises(ConfigurationError, match=fragment) as caught:
+        ApplianceClient(host, "id", FAKE_SECRET)
+    assert caught.value.message.startswith("appliance host ")
+    assert FAKE_SECRET not in caught.value.message

@@ -405,3 +405,30 @@ def test_simulator_sessions_survive_the_round_trip(large: bool, unknown: bool, c
     assert list(iter_sessions(_chunks(xml, [1000, 7, 65536] * 200))) == sessions
     if unknown:
         assert any(not e.known for s in sessions for e in s.events)
+
+
+def test_dtd_in_another_encoding_is_not_expanded() -> None:
+    # libxml2 is made to read UTF-8 only, the bytes the prolog guard scanned.
+    for codec in ("utf-16", "utf-16-be", "utf-32"):
+        xml = f'<?xml version="1.0" encoding="{codec}"?>\n{BILLION_LAUGHS.decode()[22:]}'
+        with pytest.raises(ReportError):
+            list(iter_sessions(xml.encode(codec)))
+
+
+@pytest.mark.parametrize(
+    ("fragment", "message"),
+    [
+        (b"<start_time timestamp='99999999999999'>x</start_time>", "UNIX timestamp"),
+        (b"<duration>99999999999:00:00</duration>", "duration"),
+        (b"<duration>ab:cd</duration>", "duration"),
+        (
+            b"<session_details><event timestamp='1' event_type='Chat Message'>"
+            b"<encoded_body>\xc3\xa9t\xc3\xa9</encoded_body></event></session_details>",
+            "encoded_body",
+        ),
+    ],
+)
+def test_impossible_values_are_report_errors(fragment: bytes, message: str) -> None:
+    xml = b"<session_list><session lsid='x'>" + fragment + b"</session></session_list>"
+    with pytest.raises(ReportError, match=message):
+        list(iter_sessions(xml))

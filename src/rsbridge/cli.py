@@ -48,7 +48,7 @@ def version() -> None:
 
 @app.command()
 def demo(
-    sessions: Annotated[int, typer.Option(help="How many simulated sessions to run.")] = 8,
+    sessions: Annotated[int, typer.Option(min=1, help="How many simulated sessions to run.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the session generator.")] = 7,
 ) -> None:
     """Start a simulated appliance, run sessions, and fetch and parse their reports."""

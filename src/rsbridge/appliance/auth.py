@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -33,7 +33,7 @@ RENEW_MARGIN_SECONDS = 60.0
 class Token:
     """A bearer token and the monotonic time after which it must not be used."""
 
-    value: str
+    value: str = field(repr=False)
     expires_at: float
 
 

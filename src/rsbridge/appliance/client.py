@@ -24,6 +24,7 @@ import httpx
 from rsbridge.appliance import command as cmd
 from rsbridge.appliance.auth import TokenCache
 from rsbridge.appliance.custom_fields import custom_field_params
+from rsbridge.appliance.host import check_host
 from rsbridge.appliance.ratelimit import DEFAULT_RATE_LIMITS, RateLimits, SlidingWindowLimiter
 from rsbridge.appliance.report_model import (
     ExitSurveyRecord,
@@ -49,10 +50,15 @@ from rsbridge.errors import (
     ApplianceRateLimitedError,
     ApplianceResponseError,
     ApplianceServerError,
+    ConfigurationError,
     ReportError,
+    ReportSyntaxError,
 )
 
 T = TypeVar("T")
+
+#: Command API answers are small; a wrong host streaming a large body is cut off here.
+MAX_COMMAND_RESPONSE_BYTES = 4 * 1024 * 1024
 
 #: lsids per SupportSession request when fetching a batch (POSTed, so no URL limit).
 LSID_BATCH_SIZE = 100
@@ -112,8 +118,7 @@ class ApplianceClient:
         sleeps through by itself; a longer one raises
         :class:`~rsbridge.errors.ApplianceRateLimitedError` for the caller to schedule.
         """
-        if "/" in host:
-            raise ValueError(f"host must be a host name, not a URL: {host!r}")
+        check_host(host, ConfigurationError, "appliance host")
         self.base_url = f"{scheme}://{host}"
         self._own_http = http is None
         self._http = http or httpx.AsyncClient(verify=verify, timeout=timeout)
@@ -146,13 +151,21 @@ class ApplianceClient:
         reauthenticated = False
         throttled = 0
         while True:
-            # Token first: the slot must not age while a token request is in flight.
-            token = await self.tokens.get()
+            queued = self.limiter.delay()
+            if queued > self._max_wait:  # after a long 429, or the hourly budget is spent
+                raise ApplianceRateLimitedError(
+                    f"{what}: the API account's request budget is exhausted for {queued:.0f} s",
+                    retry_after=queued,
+                )
+            # Token first so the slot does not age during a token request, and again after
+            # the wait (normally a cache hit) so a token cannot expire while queued.
+            await self.tokens.get()
             slot = await self.limiter.acquire()
+            token = await self.tokens.get()
             request = self._http.build_request(
                 "POST",
                 url,
-                data=dict(_merge(params)),
+                data=dict(params),  # a repeated parameter: the last one wins
                 headers={"Authorization": f"Bearer {token}", **self._headers},
             )
             self.requests_sent += 1
@@ -187,12 +200,19 @@ class ApplianceClient:
     async def _command(self, action: str, params: Iterable[tuple[str, str]] = ()) -> Element:
         """Run a Command API action; return its root element, raising on ``<error>``."""
         async with self._send("/api/command", [("action", action), *params], action) as resp:
+            _check_xml(resp, action)
+            body = bytearray()
             try:
-                body = await resp.aread()
+                async for chunk in resp.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_COMMAND_RESPONSE_BYTES:
+                        raise ApplianceResponseError(
+                            f"{action}: response larger than {MAX_COMMAND_RESPONSE_BYTES} bytes",
+                            retryable=False,
+                        )
             except httpx.HTTPError as exc:  # timed out or cut off while reading the body
                 raise map_transport_error(exc, str(resp.url)) from None
-        _check_xml(resp, action)
-        root = parse_document(body, action)
+        root = parse_document(bytes(body), action)
         if local_name(root) == "error":
             raise command_error(root.text or "", action)
         for name, el in children(root):
@@ -219,7 +239,10 @@ class ApplianceClient:
             except httpx.HTTPError as exc:
                 raise map_transport_error(exc, self.base_url) from None
             except ReportError as exc:
-                raise ApplianceResponseError(f"{what}: {exc.message}") from exc
+                # A cut-off transfer may go through next time; an oversized, refused or
+                # nonsensical report will not.
+                retryable = isinstance(exc, ReportSyntaxError)
+                raise ApplianceResponseError(f"{what}: {exc.message}", retryable=retryable) from exc
 
     # --- Command API --------------------------------------------------------------
 
@@ -363,14 +386,6 @@ class ApplianceClient:
                 action="get_api_info",
             )
         return info
-
-
-def _merge(params: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Later duplicates win; the Command API takes each parameter once."""
-    merged: dict[str, str] = {}
-    for key, value in params:
-        merged[key] = value
-    return list(merged.items())
 
 
 def _rep(rep_id: int | str | None, rep_username: str | None) -> list[tuple[str, str]]:

@@ -8,9 +8,9 @@ docs/appliance.md.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
-from rsbridge.appliance.xml import Element, child_text, children, local_name
+from rsbridge.appliance.xml import Element, child_text, children, local_name, unix_time
 from rsbridge.errors import ApplianceResponseError
 
 
@@ -137,7 +137,7 @@ def _int(text: str | None) -> int:
 
 
 def _unix(text: str | None) -> datetime | None:
-    return None if not text else datetime.fromtimestamp(_int(text), tz=UTC)
+    return unix_time(text, ApplianceResponseError)
 
 
 def read_session_key(root: Element) -> SessionKey:

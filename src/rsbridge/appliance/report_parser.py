@@ -17,7 +17,6 @@ raises the matching :class:`~rsbridge.errors.ApplianceCommandError`.
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -54,6 +53,7 @@ from rsbridge.appliance.xml import (
     local_name,
     safe_pull_parser,
     syntax_error_parts,
+    unix_time,
 )
 from rsbridge.errors import ReportError, ReportSyntaxError, ReportTooLargeError
 
@@ -107,8 +107,7 @@ def _time(el: Element) -> datetime | None:
     try:
         return _TIMES[raw]
     except KeyError:
-        stamp = _int(raw)
-        value = None if not stamp else datetime.fromtimestamp(stamp, tz=UTC)
+        value = unix_time(raw, ReportError)
         if len(_TIMES) >= _MEMO_MAX:
             _TIMES.clear()
         _TIMES[raw] = value
@@ -120,9 +119,9 @@ def _duration(value: str | None) -> timedelta | None:
         return None
     try:
         h, m, s = (int(part) for part in value.split(":"))
-    except ValueError:
+        return timedelta(hours=h, minutes=m, seconds=s)
+    except (ValueError, OverflowError):
         raise ReportError(f"expected a duration HH:MM:SS, got {value[:40]!r}") from None
-    return timedelta(hours=h, minutes=m, seconds=s)
 
 
 def parse_endpoint(value: str | None) -> Endpoint | None:
@@ -245,7 +244,7 @@ def _system_information(el: Element) -> list[SystemInfoCategory]:
 def _decode_body(encoded: str) -> str:
     try:
         return base64.b64decode(encoded, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError and non-ASCII input alike
         raise ReportError("an event's encoded_body is not valid base64 of UTF-8 text") from None
 
 
@@ -578,14 +577,13 @@ class ReportParser(Generic[T]):
 
     def _syntax_error(self, exc: etree.XMLSyntaxError) -> ReportError:
         line, column, detail = syntax_error_parts(exc)
-        cls = ReportTooLargeError if "huge" in detail.lower() else ReportSyntaxError
         message = (
             f"malformed report XML at line {line}, column {column}: {detail} "
             f"(after {self.items_seen} complete <{self._kind.item}> elements)"
         )
-        if cls is ReportSyntaxError:
-            return ReportSyntaxError(message, line=line, column=column)
-        return ReportTooLargeError(message)
+        if "huge" in detail.lower():  # libxml2's own size limits
+            return ReportTooLargeError(message)
+        return ReportSyntaxError(message, line=line, column=column)
 
 
 def iter_report(

@@ -32,6 +32,7 @@ from typing import ClassVar, Literal, TypeVar
 from urllib.parse import quote
 
 from rsbridge.appliance.custom_fields import custom_field_params, preview
+from rsbridge.appliance.host import check_host
 from rsbridge.errors import ClientScriptError
 
 MAX_BRCS_COMMANDS = 10
@@ -43,7 +44,6 @@ MAX_CUSTOMER_CHARS = 100
 BRCS_HEADER = "BRCS1.0"
 
 _UNRESERVED = "-._~"
-_HOST = re.compile(r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?")
 _DISPLAY_SIZE = re.compile(r"primary_display|all_displays|[1-9][0-9]{0,4}x[1-9][0-9]{0,4}")
 _SHORT_KEY = re.compile(r"[0-9]{7}")
 _COMPANY_SITE = re.compile(r"[A-Za-z0-9_-]+")
@@ -101,20 +101,7 @@ def _encode(pairs: Iterable[tuple[str, str]]) -> str:
 
 
 def _host(site: str) -> str:
-    if "://" in site:
-        raise ClientScriptError(
-            f"site {preview(site)} has a scheme; give the appliance host name only, "
-            "e.g. support.example.com (https is always used)."
-        )
-    match = _HOST.fullmatch(site)
-    if match is None:
-        raise ClientScriptError(
-            f"site {preview(site)} is not a host name; give host or host:port only, "
-            "without path, query or user name."
-        )
-    if match[1] is not None and not 1 <= int(match[1]) <= 65535:
-        raise ClientScriptError(f"site {preview(site)} has port {match[1]}; use 1 to 65535.")
-    return site
+    return check_host(site, ClientScriptError, "site")
 
 
 def _require(name: str, value: str | None) -> None:

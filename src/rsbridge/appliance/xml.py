@@ -9,6 +9,7 @@ local names and ignores the namespace.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from lxml import etree
 
@@ -17,9 +18,11 @@ from rsbridge.errors import (
     AppliancePermissionError,
     ApplianceResponseError,
     InvalidCustomFieldError,
+    ReportError,
     ReportSecurityError,
     RepresentativeNotFoundError,
     RepresentativeUnavailableError,
+    RsbridgeError,
     SessionNotFoundError,
 )
 
@@ -32,6 +35,9 @@ Element = etree._Element
 # (resolve_entities=False would look stricter, but lxml's feed parser then stalls
 # silently on an undefined entity instead of reporting it.)
 _SAFE = {
+    # The appliance sends UTF-8 only. Forcing it means libxml2 reads the same bytes the
+    # guard scanned: a UTF-16 or EBCDIC document cannot carry a DTD past it.
+    "encoding": "utf-8",
     "resolve_entities": "internal",
     "no_network": True,
     "load_dtd": False,
@@ -159,6 +165,11 @@ _ERROR_PATTERNS: list[tuple[re.Pattern[str], type[ApplianceCommandError], str]] 
         "the representative must be logged in and available; pick another queue or try later",
     ),
     (
+        re.compile(r"too long", re.I),
+        ApplianceCommandError,
+        "custom field values are limited to 1,024 characters each and 10 KB in total",
+    ),
+    (
         re.compile(r"custom field|session\.custom", re.I),
         InvalidCustomFieldError,
         "define the custom field's code name in /login > Management > API Configuration",
@@ -181,6 +192,16 @@ def command_error(text: str, action: str) -> ApplianceCommandError:
     return ApplianceCommandError(message, appliance_text=text, action=action)
 
 
+def unix_time(text: str | None, error: type[RsbridgeError]) -> datetime | None:
+    """A UNIX timestamp as aware UTC datetime; ``None`` for empty or 0; ``error`` if invalid."""
+    if not text or text == "0":
+        return None
+    try:
+        return datetime.fromtimestamp(int(text), tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        raise error(f"expected a UNIX timestamp, got {text[:40]!r}") from None
+
+
 def syntax_error_parts(exc: etree.XMLSyntaxError) -> tuple[int, int, str]:
     """Line, column and message of a libxml2 error, without the position it repeats."""
     line, column = exc.position
@@ -190,7 +211,10 @@ def syntax_error_parts(exc: etree.XMLSyntaxError) -> tuple[int, int, str]:
 def parse_document(data: bytes, what: str) -> Element:
     """Parse a small complete response safely; raise :class:`ApplianceResponseError` if bad."""
     guard = PrologGuard()
-    body = guard.feed(data) + guard.flush()
+    try:
+        body = guard.feed(data) + guard.flush()
+    except ReportError as exc:
+        raise ApplianceResponseError(f"{what}: {exc.message}", retryable=False) from None
     try:
         root = etree.fromstring(body, safe_parser())
     except etree.XMLSyntaxError as exc:
@@ -198,6 +222,4 @@ def parse_document(data: bytes, what: str) -> Element:
         raise ApplianceResponseError(
             f"{what}: malformed XML from the appliance at line {line}, column {column}: {detail}"
         ) from None
-    if root is None:
-        raise ApplianceResponseError(f"{what}: empty response from the appliance")
     return root

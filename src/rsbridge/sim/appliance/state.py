@@ -75,7 +75,7 @@ class ApiAccount:
     """An API account: OAuth client credentials and the permissions ``get_api_info`` shows."""
 
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
     name: str
     permissions: dict[str, str] = field(default_factory=dict)
 
