@@ -236,8 +236,8 @@ class ApplianceClient:
                         yield item
                 for item in parser.close():
                     yield item
-            except httpx.HTTPError as exc:
-                raise map_transport_error(exc, self.base_url) from None
+            except httpx.HTTPError as exc:  # timed out or cut off while streaming
+                raise map_transport_error(exc, str(resp.url)) from None
             except ReportError as exc:
                 # A cut-off transfer may go through next time; an oversized, refused or
                 # nonsensical report will not.

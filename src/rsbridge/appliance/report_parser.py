@@ -49,6 +49,7 @@ from rsbridge.appliance.report_model import (
 from rsbridge.appliance.xml import (
     Element,
     PrologGuard,
+    children,
     command_error,
     local_name,
     safe_pull_parser,
@@ -159,9 +160,14 @@ def _actor(el: Element) -> Actor:
     return actor
 
 
+def _values_list(el: Element) -> list[tuple[str, str]]:
+    """``<value name=".." value=".."/>`` children as pairs (survey questions may repeat)."""
+    return [(v.get("name") or "", v.get("value") or "") for v in el.iterchildren("{*}value")]
+
+
 def _values(el: Element) -> dict[str, str]:
-    """``<value name=".." value=".."/>`` children as an ordered mapping."""
-    return {v.get("name") or "": v.get("value") or "" for v in el.iterchildren("{*}value")}
+    """``<value>`` children as an ordered mapping (event data names are unique)."""
+    return dict(_values_list(el))
 
 
 def _fields(el: Element) -> dict[str, str]:
@@ -170,7 +176,7 @@ def _fields(el: Element) -> dict[str, str]:
 
 
 def _leaf_texts(el: Element) -> dict[str, str]:
-    return {local_name(c): c.text or "" for c in el if isinstance(c.tag, str)}
+    return {name: c.text or "" for name, c in children(el)}
 
 
 def _raw(el: Element) -> str:
@@ -225,6 +231,11 @@ def _representative(el: Element) -> Representative:
     return r
 
 
+def _reps(el: Element) -> list[Representative]:
+    """The ``<representative>`` children of a ``rep_list`` (sessions and surveys)."""
+    return [_representative(r) for r in el.iterchildren("{*}representative")]
+
+
 def _system_information(el: Element) -> list[SystemInfoCategory]:
     categories = []
     for cat in el:
@@ -268,7 +279,7 @@ def _event(el: Element) -> SessionEvent:
         elif name == "encoded_body":
             encoded = child.text
         elif name == "filename":
-            filename = child.text or None
+            filename = _text(child)
         elif name == "filesize":
             filesize = _int(child.text)
         elif name == "system_information":
@@ -302,11 +313,6 @@ def _surveys(el: Element) -> list[ExitSurvey]:
         for s in el
         if isinstance(s.tag, str)
     ]
-
-
-def _values_list(el: Element) -> list[tuple[str, str]]:
-    # Survey questions may repeat (multi-select answers), so no dict here.
-    return [(v.get("name") or "", v.get("value") or "") for v in el.iterchildren("{*}value")]
 
 
 def _recording(el: Element) -> Recording:
@@ -381,9 +387,7 @@ _SESSION_CHILDREN: dict[str, _SessionHandler] = {
     "customer_list": lambda s, el: setattr(
         s, "customers", [_customer(c) for c in el if local_name(c) == "customer"]
     ),
-    "rep_list": lambda s, el: setattr(
-        s, "representatives", [_representative(r) for r in el if local_name(r) == "representative"]
-    ),
+    "rep_list": lambda s, el: setattr(s, "representatives", _reps(el)),
     "team_list": lambda s, el: setattr(
         s, "teams", [_named(t) for t in el if local_name(t) == "team"]
     ),
@@ -442,7 +446,7 @@ def build_exit_survey(el: Element) -> ExitSurveyRecord:
         elif name == "primary_customer":
             r.primary_customer = _primary_customer(child)
         elif name == "rep_list":
-            r.representatives = [_representative(c) for c in child if isinstance(c.tag, str)]
+            r.representatives = _reps(child)
         elif name == "question_list":
             r.questions = [_question(q) for q in child if local_name(q) == "question"]
     return r

@@ -137,6 +137,12 @@ def _representative(parent: _Element, r: Representative) -> None:
         _sub(el, "seconds_involved", str(r.seconds_involved))
 
 
+def _rep_list(parent: _Element, reps: list[Representative]) -> None:
+    el = _sub(parent, "rep_list")
+    for r in reps:
+        _representative(el, r)
+
+
 def _system_information(parent: _Element, categories: list[SystemInfoCategory]) -> None:
     el = _sub(parent, "system_information")
     for cat in categories:
@@ -232,9 +238,7 @@ def session_element(s: SupportSession) -> _Element:
     customers = _sub(el, "customer_list")
     for c in s.customers:
         _customer(customers, c)
-    reps = _sub(el, "rep_list")
-    for r in s.representatives:
-        _representative(reps, r)
+    _rep_list(el, s.representatives)
     teams = _sub(el, "team_list")
     for t in s.teams:
         _sub(teams, "team", t.name, id=t.id)
@@ -309,9 +313,7 @@ def exit_survey_list(
             _sub(el, "submitted_by", type=r.submitted_by)
         _primary_rep(el, r.primary_rep)
         _primary_customer(el, r.primary_customer)
-        reps = _sub(el, "rep_list")
-        for rep in r.representatives:
-            _representative(reps, rep)
+        _rep_list(el, r.representatives)
         questions = _sub(el, "question_list")
         for q in r.questions:
             q_el = _sub(questions, "question", id=q.id)

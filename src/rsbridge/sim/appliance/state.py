@@ -48,6 +48,8 @@ PERMISSION_NAMES = (
     "perm_backup",
     "perm_scim",
 )
+# The simulator stands in for the appliance, so it enforces the documented limits with
+# its own constants rather than the client's validation (which it exists to test).
 MAX_TOKENS_PER_ACCOUNT = 30
 MAX_CUSTOM_VALUE_CHARS = 1024
 MAX_CUSTOM_TOTAL_BYTES = 10240
