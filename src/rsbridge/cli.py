@@ -14,6 +14,7 @@ from rich.table import Table
 from rsbridge import __version__
 from rsbridge.appliance.report_model import EventType, SupportSession, to_jsonable
 from rsbridge.appliance.report_parser import ReportLimits, iter_sessions
+from rsbridge.engine_cli import register as register_engine_commands
 from rsbridge.errors import RsbridgeError
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ def _sim_app() -> typer.Typer:
 
 
 app.add_typer(_sim_app(), name="sim", help="Run simulated peers (the appliance, ...).")
+register_engine_commands(app)
 
 
 def fail(message: str) -> typer.Exit:

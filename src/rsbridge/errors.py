@@ -25,7 +25,14 @@ check, and never contain a secret (client secrets and bearer tokens are not pass
     │   ├── ReportSyntaxError               malformed XML, with line and column
     │   ├── ReportSecurityError             DTD / entity declarations refused
     │   └── ReportTooLargeError             over the configured size limits
-    └── ClientScriptError                   scripting / session-generation limits (permanent)
+    ├── ClientScriptError                   scripting / session-generation limits (permanent)
+    ├── ConnectorError                      a ticketing system call failed
+    │   ├── ConnectorRetryableError         429 / 5xx / timeout / unreachable (retryable)
+    │   ├── ConnectorPermanentError         refused for good: 4xx, validation (permanent)
+    │   │   └── TicketNotFoundError         no ticket with that id or number
+    │   └── ConnectorAuthError              the system refused our credentials (permanent)
+    ├── TemplateError                       a report template fails, with file and line
+    └── SessionNotReadyError                the report has no end time yet (retryable)
 """
 
 from __future__ import annotations
@@ -141,3 +148,49 @@ class ReportTooLargeError(ReportError):
 
 class ClientScriptError(RsbridgeError, ValueError):
     """A console URL, BRCS file or session-start URL would break a documented limit."""
+
+
+class ConnectorError(RsbridgeError):
+    """A ticketing connector could not do what was asked.
+
+    ``retry_after`` (seconds) is the peer's own hint, e.g. from ``Retry-After``.
+    """
+
+    def __init__(
+        self, message: str, *, retryable: bool | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, retryable=retryable)
+        self.retry_after = retry_after
+
+
+class ConnectorRetryableError(ConnectorError):
+    """A passing failure (429, 5xx, timeout, unreachable): trying later can succeed."""
+
+    retryable = True
+
+
+class ConnectorPermanentError(ConnectorError):
+    """The ticketing system refused the request for good (validation, 4xx)."""
+
+
+class TicketNotFoundError(ConnectorPermanentError):
+    """No ticket matches the id or number the session points at."""
+
+
+class ConnectorAuthError(ConnectorError):
+    """The ticketing system refused the connector's credentials."""
+
+
+class TemplateError(RsbridgeError):
+    """A report template failed to load or render; the message names file and line."""
+
+    def __init__(self, message: str, *, template: str | None = None, line: int | None = None):
+        super().__init__(message)
+        self.template = template
+        self.line = line
+
+
+class SessionNotReadyError(RsbridgeError):
+    """The appliance has no complete report for the session yet (no end time)."""
+
+    retryable = True

@@ -28,6 +28,17 @@ from urllib.parse import urlencode
 
 import httpx
 
+from rsbridge.appliance.events import (
+    BEGIN,
+    CUSTOMER_SURVEY,
+    END,
+    EVENT_NAMES,
+    FORM_CONTENT_TYPE,
+    MEMBER_ADDED,
+    MEMBER_DEPARTED,
+    OWNER_CHANGED,
+    REP_SURVEY,
+)
 from rsbridge.appliance.report_model import Actor, EventType, SupportSession
 
 log = logging.getLogger(__name__)
@@ -35,19 +46,21 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = "3"
 """Value of the ``version`` variable (the real value is undocumented)."""
 
-BEGIN = "support_conference_begin"
-END = "support_conference_end"
-OWNER_CHANGED = "support_conference_owner_changed"
-MEMBER_ADDED = "support_conference_member_added"
-MEMBER_DEPARTED = "support_conference_member_departed"
-CUSTOMER_SURVEY = "support_conference_customer_exit_survey_completed"
-REP_SURVEY = "support_conference_rep_exit_survey_completed"
-EVENT_NAMES: frozenset[str] = frozenset(
-    {BEGIN, END, OWNER_CHANGED, MEMBER_ADDED, MEMBER_DEPARTED, CUSTOMER_SURVEY, REP_SURVEY}
-)
-"""Every outbound event name, the choices of a recipient's "Events to Send"."""
-
-FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+__all__ = [
+    "BEGIN",
+    "CUSTOMER_SURVEY",
+    "END",
+    "EVENT_NAMES",
+    "FORM_CONTENT_TYPE",
+    "MEMBER_ADDED",
+    "MEMBER_DEPARTED",
+    "OWNER_CHANGED",
+    "REP_SURVEY",
+    "OutboundEvent",
+    "OutboundEventEmitter",
+    "Recipient",
+    "events_for_session",
+]
 
 _MEMBER_EVENTS: dict[str, str] = {
     EventType.CONFERENCE_MEMBER_ADDED: MEMBER_ADDED,

@@ -1,0 +1,434 @@
+"""The configuration file: one TOML document validated with pydantic.
+
+Reference, setting by setting: docs/configuration.md (a test checks that every field
+here is documented there). Shape::
+
+    [engine]            # where the store lives, where intake listens, worker tuning
+    [[appliances]]      # one per B Series Appliance (id, host, OAuth account, token...)
+    [[integrations]]    # one per connector configuration (name, connector, events...)
+    [integrations.settings]   # the connector's own settings
+
+A secret (``client_secret``, ``outbound_event_token`` and any connector setting declared
+secret) is written as a string, as ``{ env = "NAME" }`` or as ``{ file = "/path" }``.
+Secrets are held as :class:`pydantic.SecretStr`, so printing a configuration or an error
+never shows them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from rsbridge.appliance.events import CUSTOMER_SURVEY, END, IMPORTABLE_EVENTS
+from rsbridge.appliance.host import check_host
+from rsbridge.appliance.report_model import EventType
+from rsbridge.connectors.base import ConnectorSettings
+from rsbridge.connectors.registry import connector_class
+from rsbridge.errors import ConfigurationError
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_ID = re.compile(r"^[A-Za-z0-9._]+$")
+_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+_LOOPBACK_NAMES = {"localhost"}
+
+
+def resolve_secret(value: object, *, where: str) -> object:
+    """Turn ``{env = "NAME"}`` / ``{file = "path"}`` into the secret's text.
+
+    Anything else is returned unchanged for the model to validate. Errors name the
+    variable or file, never a value.
+    """
+    if not isinstance(value, Mapping):
+        return value
+    if set(value) == {"env"}:
+        name = str(value["env"])
+        if name not in os.environ:
+            raise ConfigurationError(f"{where}: environment variable {name} is not set")
+        return os.environ[name]
+    if set(value) == {"file"}:
+        path = Path(str(value["file"]))
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"{where}: cannot read secret file {path}: {exc.strerror}"
+            ) from None
+    raise ConfigurationError(f"{where}: a secret is a string, {{ env = ... }} or {{ file = ... }}")
+
+
+def _networks(value: object) -> object:
+    if isinstance(value, str):
+        # The vendor's form: one comma-separated string ("ALL", "10.0.0.1, 10.0.0.2").
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list):
+        return value
+    out: list[IPNetwork] = []
+    for item in value:
+        text = str(item)
+        if text.upper() == "ALL":
+            out += [ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")]
+            continue
+        try:
+            out.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise ValueError(f"{text!r} is not an IP address or CIDR network") from None
+    return out
+
+
+Networks = Annotated[list[IPNetwork], BeforeValidator(_networks)]
+
+
+class _Model(BaseModel):
+    # hide_input_in_errors: a ValidationError printed as is must not show a secret input.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+class EngineConfig(_Model):
+    """``[engine]``: the process itself."""
+
+    store: Path = Path("rsbridge.db")
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(8180, ge=0, le=65535)
+    trusted_proxies: Networks = Field(default_factory=list)
+    max_event_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    workers: int = Field(8, ge=1, le=256)
+    lease_seconds: float = Field(120.0, gt=0)
+    shutdown_grace_seconds: float = Field(20.0, ge=0)
+    report_batch_size: int = Field(100, ge=1, le=100)
+    report_wait_seconds: float = Field(900.0, gt=0)
+    backoff_base_seconds: float = Field(5.0, gt=0)
+    backoff_max_seconds: float = Field(900.0, gt=0)
+    poll_lookback_hours: float = Field(24.0, gt=0)
+
+    @model_validator(mode="after")
+    def _backoff(self) -> EngineConfig:
+        if self.backoff_max_seconds < self.backoff_base_seconds:
+            raise ValueError("backoff_max_seconds must be at least backoff_base_seconds")
+        return self
+
+
+class ApplianceConfig(_Model):
+    """``[[appliances]]``: one B Series Appliance and its API account."""
+
+    id: str = "default"
+    host: str
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    locale: str = "en-us"
+    allow_invalid_certificates: bool = False
+    use_plain_http: bool = False
+    outbound_event_token: SecretStr | None = None
+    accepted_addresses: Networks = Field(default_factory=lambda: _networks("ALL"))  # type: ignore[arg-type]
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError("only letters, digits, periods and underscores")
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        check_host(value, ConfigurationError, "host")
+        return value
+
+    @field_validator("client_secret")
+    @classmethod
+    def _secret(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("outbound_event_token")
+    @classmethod
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not (0 < len(value.get_secret_value()) < 256):
+            raise ValueError("must be 1 to 255 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _plain_http(self) -> ApplianceConfig:
+        # OAuth over plain HTTP would send the client secret in clear text; the vendor
+        # refuses it too. Loopback (the simulator, a local TLS-terminating proxy) is the
+        # one place where it cannot leak.
+        if self.use_plain_http and not _is_loopback(self.host):
+            raise ValueError(
+                "use_plain_http is refused with OAuth (the client secret would travel in "
+                "clear text); it is allowed only for a loopback host"
+            )
+        return self
+
+
+def _is_loopback(host: str) -> bool:
+    # ``host`` passed check_host: ``name``, ``name:port``, ``[v6]`` or ``[v6]:port``.
+    name = host[1:].partition("]")[0] if host.startswith("[") else host.partition(":")[0]
+    if name.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+class AssociationConfig(_Model):
+    """``[integrations.association]``: how a session finds its ticket."""
+
+    ticket_from: list[str] = Field(default_factory=lambda: ["external_key"])
+    on_unmatched: Literal["skip", "create"] = "skip"
+    create_fields: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("ticket_from")
+    @classmethod
+    def _sources(cls, value: list[str]) -> list[str]:
+        for source in value:
+            kind, _, arg = source.partition(":")
+            if kind == "external_key" and not arg:
+                continue
+            if kind in {"custom", "rep_survey"} and arg:
+                continue
+            raise ValueError(
+                f"{source!r}: use external_key, custom:<code_name> or rep_survey:<question>"
+            )
+        return value
+
+
+_EVENT_TYPES = {e.value for e in EventType}
+_POLLING_EVENTS = (END, CUSTOMER_SURVEY)
+
+
+class IntegrationConfig(_Model):
+    """``[[integrations]]``: one connector configuration fed by one appliance."""
+
+    name: str
+    connector: str
+    appliance: str = "default"
+    disabled: bool = False
+    outbound_events: list[str] = Field(default_factory=lambda: list(IMPORTABLE_EVENTS))
+    polling_events: list[str] = Field(default_factory=list)
+    polling_interval_seconds: float = Field(300.0, ge=5)
+    survey_lookback_hours: float = Field(24.0, ge=0)
+    retry_limit: int = Field(5, ge=0, le=100)
+    retry_outbound_events: list[str] = Field(default_factory=lambda: list(IMPORTABLE_EVENTS))
+    retry_polling_events: list[str] = Field(default_factory=lambda: list(_POLLING_EVENTS))
+    import_events: list[str] | None = None
+    templates: Path | None = None
+    association: AssociationConfig = Field(default_factory=AssociationConfig)
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("only letters, digits, '.', '_' and '-'")
+        return value
+
+    @field_validator("outbound_events", "retry_outbound_events")
+    @classmethod
+    def _events(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(IMPORTABLE_EVENTS))
+        if unknown:
+            raise ValueError(
+                f"unknown event types {unknown}; choose from {list(IMPORTABLE_EVENTS)}"
+            )
+        return value
+
+    @field_validator("polling_events", "retry_polling_events")
+    @classmethod
+    def _polling(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(_POLLING_EVENTS))
+        if unknown:
+            raise ValueError(f"polling supports {list(_POLLING_EVENTS)}, not {unknown}")
+        return value
+
+    @field_validator("import_events")
+    @classmethod
+    def _import(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            unknown = sorted(set(value) - _EVENT_TYPES)
+            if unknown:
+                raise ValueError(f"unknown report event types {unknown}")
+        return value
+
+    @field_validator("settings")
+    @classmethod
+    def _hide_secrets(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # A secret setting written inline would otherwise sit in this plain dict and show
+        # in repr() and dumps; wrap it. An unknown connector is reported later, with the
+        # integration's name, by connector_settings().
+        try:
+            declared = connector_class(str(info.data["connector"])).settings
+        except (KeyError, ImportError, ConfigurationError):
+            return value
+        secret = {s.name for s in declared if s.secret}
+        return {
+            key: SecretStr(item) if key in secret and isinstance(item, str) else item
+            for key, item in value.items()
+        }
+
+    @property
+    def polling(self) -> bool:
+        """Whether this integration polls the appliance."""
+        return bool(self.polling_events) and not self.disabled
+
+    def connector_settings(self) -> ConnectorSettings:
+        """The connector's settings, validated against its declaration."""
+        try:
+            cls = connector_class(self.connector)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"integration {self.name}: {exc.message}") from None
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"integration {self.name}: connector {self.connector!r} cannot be loaded: {exc}"
+            ) from None
+        raw = {
+            key: resolve_secret(value, where=f"integration {self.name}: settings.{key}")
+            for key, value in self.settings.items()
+        }
+        return cls.validate_settings(raw, where=f"integration {self.name}: settings")
+
+
+class Config(_Model):
+    """The whole configuration file."""
+
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    appliances: list[ApplianceConfig] = Field(default_factory=list)
+    integrations: list[IntegrationConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        ids = [a.id for a in self.appliances]
+        names = [i.name for i in self.integrations]
+        for label, values in (("appliance id", ids), ("integration name", names)):
+            twice = sorted({v for v in values if values.count(v) > 1})
+            if twice:
+                raise ValueError(f"{label} used more than once: {', '.join(twice)}")
+        for integration in self.integrations:
+            if integration.appliance not in ids:
+                raise ValueError(
+                    f"integration {integration.name}: no appliance with id "
+                    f"{integration.appliance!r} (known: {', '.join(ids) or 'none'})"
+                )
+        return self
+
+    def appliance(self, appliance_id: str) -> ApplianceConfig | None:
+        """The appliance with ``appliance_id``, or None."""
+        return next((a for a in self.appliances if a.id == appliance_id), None)
+
+    def integration(self, name: str) -> IntegrationConfig | None:
+        """The integration called ``name``, or None."""
+        return next((i for i in self.integrations if i.name == name), None)
+
+    def active_integrations(self, appliance_id: str | None = None) -> list[IntegrationConfig]:
+        """Enabled integrations (of one appliance when given)."""
+        return [
+            i
+            for i in self.integrations
+            if not i.disabled and (appliance_id is None or i.appliance == appliance_id)
+        ]
+
+
+_SECRET_FIELDS = ("client_secret", "outbound_event_token")
+
+
+def _anchor_file(value: object, base: Path | None) -> object:
+    """``{file = "relative"}`` made relative to the configuration file's directory."""
+    if base is not None and isinstance(value, Mapping) and set(value) == {"file"}:
+        return {"file": str(base / str(value["file"]))}
+    return value
+
+
+def _prepare(data: Mapping[str, Any], base: Path | None) -> dict[str, Any]:
+    """A copy of ``data`` with appliance secrets resolved and secret file paths anchored.
+
+    Copies every level it changes: the caller's mapping must not end up holding secret
+    values read from the environment or from files.
+    """
+    out = dict(data)
+    appliances = out.get("appliances")
+    if isinstance(appliances, list):
+        out["appliances"] = []
+        for index, appliance in enumerate(appliances):
+            if isinstance(appliance, Mapping):
+                appliance = dict(appliance)
+                for key in _SECRET_FIELDS:
+                    if key in appliance:
+                        appliance[key] = resolve_secret(
+                            _anchor_file(appliance[key], base), where=f"appliances[{index}].{key}"
+                        )
+            out["appliances"].append(appliance)
+    integrations = out.get("integrations")
+    if isinstance(integrations, list):
+        out["integrations"] = []
+        for integration in integrations:
+            settings = integration.get("settings") if isinstance(integration, Mapping) else None
+            if isinstance(settings, Mapping):
+                anchored = {k: _anchor_file(v, base) for k, v in settings.items()}
+                integration = {**integration, "settings": anchored}
+            out["integrations"].append(integration)
+    return out
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors(include_input=False):
+        where = ".".join(str(p) for p in err["loc"]) or "(file)"
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(f"  {where}: {message}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Config:
+    """Validate a configuration mapping; relative paths resolve against ``base_dir``."""
+    try:
+        config = Config.model_validate(_prepare(data, base_dir))
+    except ValidationError as exc:
+        raise ConfigurationError("invalid configuration:\n" + _format_errors(exc)) from None
+    for integration in config.integrations:
+        integration.connector_settings()
+    if base_dir is not None:
+        config = _anchor_paths(config, base_dir)
+    return config
+
+
+def _anchor_paths(config: Config, base: Path) -> Config:
+    engine = config.engine.model_copy(update={"store": base / config.engine.store})
+    integrations = [
+        i.model_copy(update={"templates": base / i.templates}) if i.templates else i
+        for i in config.integrations
+    ]
+    return config.model_copy(update={"engine": engine, "integrations": integrations})
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the TOML file at ``path``; ConfigurationError says what is wrong."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{path} is not valid TOML: {exc}") from None
+    try:
+        return parse_config(data, base_dir=path.resolve().parent)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{path}: {exc.message}") from None

@@ -1,0 +1,1 @@
+"""Ticketing connectors: the contract (base), the registry, and built-in connectors."""

@@ -1,0 +1,434 @@
+"""The ``webhook`` connector: every delivery POSTed as JSON to a URL.
+
+It hands deliveries to anything that accepts an HTTP POST (an automation platform, a
+queue's HTTP gateway, a small service of your own). The body is the same JSON record
+the ``jsonl`` connector writes as a line (see docs/connectors.md), and every request
+carries the delivery's idempotency key in an ``Idempotency-Key`` header: the receiver
+must treat a repeated key as the same delivery (store it once, answer as before),
+because rsbridge sends it again whenever it cannot know whether an earlier attempt
+arrived.
+
+Answers: 2xx is success, and a JSON body's ``"id"`` becomes the write's reference;
+401/403 raise :class:`~rsbridge.errors.ConnectorAuthError`; 404 for a write into a
+ticket raises :class:`~rsbridge.errors.TicketNotFoundError`; 408, 425, 429 and 5xx,
+timeouts and connection failures are retried within the call (exponential backoff
+with jitter, or the ``Retry-After`` the receiver asks for) and then raise
+:class:`~rsbridge.errors.ConnectorRetryableError`; any other status raises
+:class:`~rsbridge.errors.ConnectorPermanentError` with an excerpt of the body.
+
+Tickets are virtual, as in ``jsonl``: :meth:`WebhookConnector.find_ticket` accepts
+any non-empty reference, and :meth:`WebhookConnector.create_ticket` POSTs a
+``ticket`` record and uses the receiver's ``"id"`` (or an id derived from the key).
+
+The secret is sent only as ``Authorization: Bearer <secret>``; it is never part of a
+message or a repr, and the URL is shown without user info or query string.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import hashlib
+import json
+import math
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import SecretStr
+
+from rsbridge import __version__
+from rsbridge.appliance.report_model import SupportSession
+from rsbridge.connectors.base import (
+    CheckResult,
+    Connector,
+    ConnectorSettings,
+    NoteDelivery,
+    SessionDelivery,
+    Setting,
+    SurveyDelivery,
+    Ticket,
+    WriteResult,
+)
+from rsbridge.connectors.jsonl import (
+    note_record,
+    session_report_record,
+    survey_record,
+    ticket_record,
+)
+from rsbridge.errors import (
+    ConfigurationError,
+    ConnectorAuthError,
+    ConnectorError,
+    ConnectorPermanentError,
+    ConnectorRetryableError,
+    TicketNotFoundError,
+)
+
+__all__ = ["RETRYABLE_STATUSES", "WebhookConnector", "retry_after_seconds"]
+
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+"""Statuses (besides every 5xx) after which the same request may succeed later."""
+_BODY_LIMIT = 64 * 1024  # bytes of a response read: enough for {"id": ...}, bounded otherwise
+_EXCERPT_CHARS = 300
+_USER_AGENT = f"rsbridge/{__version__}"
+
+
+def _display_url(url: httpx.URL) -> str:
+    """``url`` without user info, query or fragment, which may hold credentials."""
+    port = f":{url.port}" if url.port is not None else ""
+    return f"{url.scheme}://{url.host}{port}{url.path}"
+
+
+def _parse_url(value: object, setting: str) -> httpx.URL:
+    where = f"connector settings (webhook): {setting}"
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"{where}: must be an http:// or https:// URL")
+    try:
+        url = httpx.URL(value.strip())
+    except httpx.InvalidURL:
+        raise ConfigurationError(f"{where}: not a valid URL") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigurationError(f"{where}: must be an http:// or https:// URL with a host")
+    return url
+
+
+def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or an HTTP date).
+
+    A fractional number of seconds is accepted; a date in the past gives 0. Returns
+    ``None`` when the value is absent or unreadable.
+    """
+    if not value or not value.strip():
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    url: httpx.URL
+    check_url: httpx.URL | None
+    timeout: float
+    max_attempts: int
+    backoff_seconds: float
+    max_retry_wait: float
+    include_session: bool
+    secret: SecretStr | None = field(repr=False)
+
+
+def _options(config: ConnectorSettings) -> _Options:
+    values = config.model_dump()
+
+    def number(name: str, default: float, *, minimum: float, above: bool = False) -> float:
+        value = values.get(name)
+        value = default if value is None else float(value)
+        if not math.isfinite(value) or value < minimum or (above and value == minimum):
+            bound = f"greater than {minimum:g}" if above else f"at least {minimum:g}"
+            raise ConfigurationError(f"connector settings (webhook): {name}: must be {bound}")
+        return value
+
+    secret = values.get("secret")
+    check_url = values.get("check_url")
+    include_session = values.get("include_session")
+    return _Options(
+        url=_parse_url(values.get("url"), "url"),
+        check_url=None if not check_url else _parse_url(check_url, "check_url"),
+        timeout=number("timeout", 10.0, minimum=0.0, above=True),
+        max_attempts=int(number("max_attempts", 3, minimum=1)),
+        backoff_seconds=number("backoff_seconds", 0.5, minimum=0.0),
+        max_retry_wait=number("max_retry_wait", 30.0, minimum=0.0),
+        include_session=True if include_session is None else bool(include_session),
+        secret=secret if isinstance(secret, SecretStr) and secret.get_secret_value() else None,
+    )
+
+
+class WebhookConnector(Connector):
+    """POSTs each delivery as JSON to a URL, with the idempotency key in a header."""
+
+    name: ClassVar[str] = "webhook"
+    title: ClassVar[str] = "Webhook (JSON POST)"
+    settings: ClassVar[tuple[Setting, ...]] = (
+        Setting(
+            "url",
+            "url",
+            required=True,
+            help="Where deliveries are POSTed (http:// or https://).",
+        ),
+        Setting(
+            "secret",
+            "str",
+            secret=True,
+            help="Sent as `Authorization: Bearer <secret>` with every request, if set.",
+        ),
+        Setting(
+            "timeout",
+            "float",
+            default=10.0,
+            help="Seconds one request may take, from connecting to the end of the answer.",
+        ),
+        Setting(
+            "max_attempts",
+            "int",
+            default=3,
+            help="Attempts per call for 408/425/429/5xx answers, timeouts and connection "
+            "failures, before the call fails with a retryable error (the engine retries "
+            "it later).",
+        ),
+        Setting(
+            "backoff_seconds",
+            "float",
+            default=0.5,
+            help="Wait before the second attempt; it doubles for each further attempt, "
+            "with random jitter (between half and all of it).",
+        ),
+        Setting(
+            "max_retry_wait",
+            "float",
+            default=30.0,
+            help="Longest `Retry-After` honoured within a call; a longer one ends the call "
+            "with a retryable error carrying the hint, for the engine to schedule.",
+        ),
+        Setting(
+            "check_url",
+            "url",
+            help="If set, the connection test GETs this URL and expects 2xx; otherwise it "
+            'POSTs {"kind": "check"} to `url`.',
+        ),
+        Setting(
+            "include_session",
+            "bool",
+            default=True,
+            help="Include the whole session model as JSON (`session`) in session report "
+            "bodies, not only the rendered text and HTML.",
+        ),
+    )
+
+    def __init__(self, config: ConnectorSettings, *, http: httpx.AsyncClient | None = None):
+        super().__init__(config, http=http)
+        self._options = _options(config)
+        self._target = _display_url(self._options.url)
+
+    @classmethod
+    def validate_settings(
+        cls, raw: Mapping[str, object], *, where: str = "connector settings"
+    ) -> ConnectorSettings:
+        """Validate ``raw``; URLs must be http(s) and the numbers in range."""
+        config = super().validate_settings(raw, where=where)
+        _options(config)
+        return config
+
+    def __repr__(self) -> str:
+        return f"WebhookConnector(url={self._target!r})"
+
+    # --- the contract ------------------------------------------------------------------
+
+    async def check(self) -> CheckResult:
+        """GET ``check_url``, or POST ``{"kind": "check"}`` to ``url``; 2xx passes."""
+        if self._options.check_url is not None:
+            url = self._options.check_url
+            response, _body = await self._request("GET", url, None, what="check")
+        else:
+            url = self._options.url
+            body = {"kind": "check", "at": datetime.now(UTC).isoformat(timespec="milliseconds")}
+            response, _body = await self._request("POST", url, body, what="check")
+        return CheckResult(f"{_display_url(url)} answered HTTP {response.status_code}")
+
+    async def find_ticket(self, reference: str) -> Ticket:
+        """Tickets are virtual: any non-empty reference is a ticket with that id."""
+        if not reference.strip():
+            raise TicketNotFoundError("webhook: empty ticket reference")
+        return Ticket(id=reference.strip())
+
+    async def create_ticket(
+        self, session: SupportSession, fields: Mapping[str, str], *, key: str
+    ) -> Ticket:
+        """POST a ``ticket`` record; the answer's ``id`` (else one derived from ``key``)."""
+        record = ticket_record(session, fields, key=key, ticket=None)
+        _response, answer = await self._request(
+            "POST", self._options.url, record, key=key, what="ticket"
+        )
+        ticket_id = _answer_str(answer, "id")
+        if ticket_id is None:
+            # Derived from the key, so that a repeated call names the same ticket.
+            ticket_id = "webhook-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+        return Ticket(
+            id=ticket_id, number=_answer_str(answer, "number"), url=_answer_str(answer, "url")
+        )
+
+    async def write_session_report(self, ticket: Ticket, delivery: SessionDelivery) -> WriteResult:
+        """POST a ``session_report`` record for ``ticket``."""
+        record = session_report_record(
+            ticket, delivery, include_session=self._options.include_session
+        )
+        return await self._write(record, delivery.key, ticket)
+
+    async def write_survey(self, ticket: Ticket, delivery: SurveyDelivery) -> WriteResult:
+        """POST a ``survey`` record for ``ticket``."""
+        return await self._write(survey_record(ticket, delivery), delivery.key, ticket)
+
+    async def write_note(self, ticket: Ticket, note: NoteDelivery) -> WriteResult:
+        """POST a ``note`` record for ``ticket``."""
+        return await self._write(note_record(ticket, note), note.key, ticket)
+
+    # --- HTTP ------------------------------------------------------------------------------
+
+    async def _write(self, record: dict[str, Any], key: str, ticket: Ticket) -> WriteResult:
+        response, answer = await self._request(
+            "POST", self._options.url, record, key=key, ticket=ticket, what=record["kind"]
+        )
+        return WriteResult(
+            ref=_answer_str(answer, "id") or key,
+            detail={"url": self._target, "status": str(response.status_code)},
+        )
+
+    async def _request(
+        self,
+        method: str,
+        url: httpx.URL,
+        body: Mapping[str, Any] | None,
+        *,
+        what: str,
+        key: str | None = None,
+        ticket: Ticket | None = None,
+    ) -> tuple[httpx.Response, object]:
+        """Send with in-call retries; the 2xx response and its JSON body (or None)."""
+        if not key and body is not None and what != "check":
+            raise ConnectorPermanentError(f"webhook: a {what} write needs an idempotency key")
+        options = self._options
+        headers = {"Accept": "application/json", "User-Agent": _USER_AGENT}
+        content = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            content = json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
+        if key:
+            headers["Idempotency-Key"] = key
+        if options.secret is not None:
+            headers["Authorization"] = f"Bearer {options.secret.get_secret_value()}"
+        where = f"webhook {_display_url(url)}: {what}" + (f" {key}" if key else "")
+
+        for attempt in range(1, options.max_attempts + 1):
+            hint: float | None = None
+            try:
+                async with asyncio.timeout(options.timeout):
+                    response, raw = await self._send(method, url, content, headers)
+            except (TimeoutError, httpx.TimeoutException):
+                failure = f"no answer within {options.timeout:g} s"
+            except httpx.UnsupportedProtocol:
+                raise self._error(ConnectorPermanentError, f"{where}: unsupported URL") from None
+            except httpx.TransportError as exc:
+                failure = f"could not be reached ({type(exc).__name__}: {exc})"
+            else:
+                status = response.status_code
+                if 200 <= status < 300:
+                    return response, _json_or_none(raw)
+                if status in (401, 403):
+                    raise self._error(
+                        ConnectorAuthError,
+                        f"{where}: the receiver refused the credentials (HTTP {status}); "
+                        "check the secret setting",
+                    )
+                if status in RETRYABLE_STATUSES or status >= 500:
+                    failure = f"HTTP {status}"
+                    hint = retry_after_seconds(response.headers.get("Retry-After"))
+                elif status == 404 and ticket is not None:
+                    raise self._error(
+                        TicketNotFoundError,
+                        f"{where}: the receiver has no ticket {ticket.id!r} (HTTP 404)",
+                    )
+                else:
+                    raise self._error(
+                        ConnectorPermanentError,
+                        f"{where}: refused with HTTP {status}: {_excerpt(raw)}",
+                    )
+
+            if attempt == options.max_attempts:
+                raise self._error(
+                    ConnectorRetryableError,
+                    f"{where}: {failure} (gave up after {attempt} attempts)",
+                    retry_after=hint,
+                )
+            if hint is not None and hint > options.max_retry_wait:
+                raise self._error(
+                    ConnectorRetryableError,
+                    f"{where}: {failure}, asked to retry after {hint:g} s",
+                    retry_after=hint,
+                )
+            await asyncio.sleep(hint if hint is not None else self._backoff(attempt))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _send(
+        self, method: str, url: httpx.URL, content: bytes | None, headers: dict[str, str]
+    ) -> tuple[httpx.Response, bytes]:
+        """One request; the response and at most ``_BODY_LIMIT`` bytes of its body."""
+        request = self.http.build_request(
+            method, url, content=content, headers=headers, timeout=self._options.timeout
+        )
+        response = await self.http.send(request, stream=True)
+        try:
+            raw = bytearray()
+            async for chunk in response.aiter_bytes():
+                raw += chunk
+                if len(raw) >= _BODY_LIMIT:
+                    break
+            return response, bytes(raw[:_BODY_LIMIT])
+        finally:
+            await response.aclose()
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with jitter, capped by ``max_retry_wait``."""
+        base = self._options.backoff_seconds * 2 ** (attempt - 1)
+        return min(random.uniform(base / 2, base), self._options.max_retry_wait)
+
+    def _error(
+        self, cls: type[ConnectorError], message: str, *, retry_after: float | None = None
+    ) -> ConnectorError:
+        """An error whose message cannot contain the secret, even if a peer echoed it."""
+        secret = self._options.secret
+        if secret is not None:
+            message = message.replace(secret.get_secret_value(), "***")
+        return cls(message, retry_after=retry_after)
+
+
+def _json_or_none(raw: bytes) -> object:
+    try:
+        value: object = json.loads(raw)
+    except ValueError:
+        return None
+    return value
+
+
+def _answer_str(answer: object, name: str) -> str | None:
+    """``answer[name]`` as text, if the answer is a JSON object with a string or number."""
+    if not isinstance(answer, dict):
+        return None
+    value = answer.get(name)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value) or None
+
+
+def _excerpt(raw: bytes) -> str:
+    text = raw.decode("utf-8", errors="replace").strip()
+    if not text:
+        return "(empty body)"
+    # One line of printable text: the body is the peer's, and ends up in logs.
+    text = "".join(c if c.isprintable() else " " for c in text)
+    text = " ".join(text.split())
+    if len(text) > _EXCERPT_CHARS:
+        text = text[:_EXCERPT_CHARS] + "…"
+    return text

@@ -1,0 +1,1 @@
+"""The engine: intake, durable store, workers, pollers, rendering."""

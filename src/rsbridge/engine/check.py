@@ -1,0 +1,175 @@
+"""The connection test ("test button"): reach every configured system and say what happened.
+
+:func:`run_checks` verifies each appliance that an enabled integration uses (token,
+``get_api_info``, permissions) and runs each enabled integration's connector check (and,
+when it has its own templates, compiles them). Every check yields one
+:class:`CheckVerdict`; nothing raises for a failed check, so one broken system does not
+hide the state of the others. ``rsbridge check`` prints these verdicts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from rsbridge.config import ApplianceConfig, Config, IntegrationConfig
+from rsbridge.connectors.registry import connector_class
+from rsbridge.engine.appliances import make_appliance_client
+from rsbridge.errors import ConfigurationError, RsbridgeError
+
+#: The longest one check may take; the appliance client's own per-request timeout is 30 s.
+CHECK_TIMEOUT_SECONDS = 60.0
+
+#: Secrets shorter than this are not scrubbed from messages: replacing every occurrence
+#: of a two-letter string would garble the message and hide nothing worth hiding.
+_MIN_REDACTED_LENGTH = 4
+
+
+@dataclass(frozen=True, slots=True)
+class CheckVerdict:
+    """The outcome of one check.
+
+    ``target`` names what was checked (``"appliance default"``,
+    ``"integration servicenow-prod"``); ``summary`` says what was reached or, when ``ok``
+    is false, what went wrong. ``skipped`` marks a target that was not tested (a disabled
+    integration, an appliance no enabled integration uses); it counts as ok. A summary
+    never contains a secret.
+    """
+
+    target: str
+    ok: bool
+    summary: str
+    skipped: bool = False
+
+
+async def run_checks(config: Config, *, only: str | None = None) -> list[CheckVerdict]:
+    """Check the appliances and integrations of ``config``; one verdict per target.
+
+    Appliances come first, then integrations, each in configuration order; the checks
+    themselves run concurrently. ``only`` restricts the run to one integration (and the
+    appliance it uses) or to one appliance, by name or id; ConfigurationError if nothing
+    is called that.
+    """
+    appliances, integrations = _selection(config, only)
+    used = {i.appliance for i in config.active_integrations()}
+    checks: list[Awaitable[CheckVerdict]] = [
+        _check_appliance(a, tested=only is not None or a.id in used) for a in appliances
+    ]
+    checks += [_check_integration(i) for i in integrations]
+    verdicts = await asyncio.gather(*checks)
+    secrets = _secret_values(config)
+    return [replace(v, summary=_redact(v.summary, secrets)) for v in verdicts]
+
+
+def _selection(
+    config: Config, only: str | None
+) -> tuple[list[ApplianceConfig], list[IntegrationConfig]]:
+    if only is None:
+        return list(config.appliances), list(config.integrations)
+    integration = config.integration(only)
+    appliances = [a for a in config.appliances if a.id == only]
+    if integration is not None and not integration.disabled:
+        appliances += [
+            a for a in config.appliances if a.id == integration.appliance and a not in appliances
+        ]
+    if integration is None and not appliances:
+        known = [f"integration {i.name}" for i in config.integrations]
+        known += [f"appliance {a.id}" for a in config.appliances]
+        raise ConfigurationError(
+            f"nothing to check called {only!r} (known: {', '.join(known) or 'none'})"
+        )
+    return appliances, [integration] if integration is not None else []
+
+
+async def _check_appliance(appliance: ApplianceConfig, *, tested: bool) -> CheckVerdict:
+    target = f"appliance {appliance.id}"
+    if not tested:
+        return CheckVerdict(target, True, "not used by an enabled integration; not tested", True)
+
+    async def verify() -> str:
+        async with make_appliance_client(appliance) as client:
+            info = await client.verify()
+        company = f", company {info.company_name}" if info.company_name else ""
+        return (
+            f"{appliance.host}: API {info.api_version}{company}; the API account has "
+            "Command API full access and support session reports"
+        )
+
+    ok, summary = await _attempt(verify)
+    return CheckVerdict(target, ok, summary)
+
+
+async def _check_integration(integration: IntegrationConfig) -> CheckVerdict:
+    target = f"integration {integration.name}"
+    if integration.disabled:
+        return CheckVerdict(target, True, "disabled; not tested", True)
+
+    async def connector_check() -> str:
+        cls = connector_class(integration.connector)
+        connector = cls(integration.connector_settings())
+        try:
+            result = await connector.check()
+        finally:
+            await connector.aclose()
+        return f"{cls.title}: {result.summary}"
+
+    results = [await _attempt(connector_check)]
+    templates = integration.templates
+    if templates is not None:
+        # Blocking file reads and compilation: off the event loop.
+        results.append(
+            await _attempt(
+                lambda: asyncio.to_thread(_check_templates, templates, integration.import_events)
+            )
+        )
+    return CheckVerdict(target, all(ok for ok, _ in results), "; ".join(s for _, s in results))
+
+
+def _check_templates(directory: Path, import_events: list[str] | None) -> str:
+    """Compile the overrides in ``directory`` and the defaults they complete."""
+    # Imported here: only integrations with their own templates need Jinja2 loaded.
+    from rsbridge.engine.render import Renderer
+
+    names = Renderer(directory, import_events=import_events).check()
+    return f"templates {directory}: {len(names)} templates compile"
+
+
+async def _attempt(check: Callable[[], Awaitable[str]]) -> tuple[bool, str]:
+    """Run one check: (True, what was reached) or (False, what went wrong)."""
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            return True, await check()
+    except RsbridgeError as exc:
+        return False, exc.message
+    except TimeoutError:
+        return False, f"no answer within {CHECK_TIMEOUT_SECONDS:.0f} s"
+    except Exception as exc:  # the test reports, it never crashes
+        # The type only: the text of an unexpected exception may quote anything.
+        return False, f"unexpected error: {type(exc).__name__}"
+
+
+def _secret_values(config: Config) -> list[str]:
+    """Every secret of ``config`` long enough to scrub, longest first."""
+    found: list[SecretStr | None] = []
+    for appliance in config.appliances:
+        found += [appliance.client_secret, appliance.outbound_event_token]
+    for integration in config.integrations:
+        try:
+            settings = integration.connector_settings()
+        except Exception:  # noqa: S112 - its own check reports the problem
+            continue
+        found += [v for v in settings.model_dump().values() if isinstance(v, SecretStr)]
+    values = {s.get_secret_value() for s in found if s is not None}
+    return sorted((v for v in values if len(v) >= _MIN_REDACTED_LENGTH), key=len, reverse=True)
+
+
+def _redact(text: str, secrets: Iterable[str]) -> str:
+    # Defence in depth: errors are written not to quote secrets, but a peer's answer
+    # quoted in a message could echo one back.
+    for secret in secrets:
+        text = text.replace(secret, "********")
+    return text

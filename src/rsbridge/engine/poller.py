@@ -1,0 +1,176 @@
+"""Pollers: find sessions that ended since a persisted watermark and queue them.
+
+Per polling integration, every ``polling_interval_seconds``, one SupportSessionListing
+call by end time returns the lsids of the sessions that ended since the watermark; each
+becomes a ``support_conference_end`` event (source ``poll``) and its job. The report
+itself is fetched by the workers, batched by ``lsids=`` with other jobs, so a backlog
+costs about two appliance calls per hundred sessions.
+
+The window starts ``report_wait_seconds`` before the watermark: the appliance lists a
+session by its end time only once the report is complete, which may come after a poll
+that already passed that time. Sessions seen twice are recognised by their event key
+(``poll``, appliance, lsid), and the ledger keeps effects once-only across push and poll.
+
+Customer exit surveys (``polling_events`` containing the survey event) are looked up
+over the last ``survey_lookback_hours`` on every poll, so a survey submitted after the
+poll that imported its session is picked up by a later poll instead of being lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from rsbridge.appliance.client import ApplianceClient, TimeWindow
+from rsbridge.appliance.events import CUSTOMER_SURVEY, END
+from rsbridge.config import Config, IntegrationConfig
+from rsbridge.engine.intake import job_specs
+from rsbridge.engine.store.base import EventSource, IncomingEvent, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    """What one poll found."""
+
+    integration: str
+    sessions: int
+    """Sessions listed in the window."""
+    queued: int
+    """New events recorded (sessions and surveys not seen before)."""
+    surveys: int = 0
+    appliance_calls: int = 0
+
+
+def poll_dedup_key(
+    integration: str, appliance_id: str, event: str, lsid: str, extra: str = ""
+) -> str:
+    """The event key of a polled event: the same session polled twice is one event.
+
+    Each polling integration records its own events (its jobs come with them).
+    """
+    text = "\0".join(("poll", integration, appliance_id, event, lsid, extra))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def watermark_name(integration: str) -> str:
+    """The store key of an integration's polling watermark."""
+    return f"poll:{integration}"
+
+
+class Poller:
+    """Polls one appliance for the polling integrations that use it."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        client: ApplianceClient,
+        integration: IntegrationConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.client = client
+        self.integration = integration
+        self._clock = clock
+
+    async def poll(self) -> PollResult:
+        """Poll once from the persisted watermark (first run: ``poll_lookback_hours`` back)."""
+        now = self._clock()
+        name = watermark_name(self.integration.name)
+        mark = await self.store.get_watermark(name)
+        since = now - self.config.engine.poll_lookback_hours * 3600 if mark is None else mark
+        since -= self.config.engine.report_wait_seconds if mark is not None else 0
+        result = await self.pull(since, None, source="poll")
+        # The next window starts where this one was taken: the end of the window is "now".
+        await self.store.set_watermark(name, now)
+        return result
+
+    async def pull(
+        self,
+        since: float,
+        until: float | None,
+        *,
+        source: EventSource = "pull",
+        on_chunk: Callable[[int], None] | None = None,
+        chunk_seconds: float = 86400.0,
+    ) -> PollResult:
+        """Queue sessions that ended in ``[since, until)`` (until: now), a day per call.
+
+        ``on_chunk`` is called with the number of chunk seconds covered after each call
+        (a progress bar); the watermark is left alone.
+        """
+        calls_before = self.client.requests_sent
+        end = self._clock() if until is None else until
+        sessions = queued = 0
+        start = since
+        while start < end:
+            span = min(chunk_seconds, end - start)
+            last = start + span >= end and until is None
+            window = TimeWindow(
+                "end",
+                datetime.fromtimestamp(start, UTC),
+                None if last else timedelta(seconds=max(1, round(span))),
+            )
+            listing = await self.client.support_session_listing(window)
+            sessions += len(listing)
+            queued += await self._record(
+                END, ((s.lsid, s.external_key, "") for s in listing), source
+            )
+            if on_chunk is not None:
+                on_chunk(round(span))
+            start += span
+        surveys = 0
+        if CUSTOMER_SURVEY in self.integration.polling_events:
+            surveys = await self._surveys(source)
+        return PollResult(
+            self.integration.name,
+            sessions,
+            queued + surveys,
+            surveys,
+            self.client.requests_sent - calls_before,
+        )
+
+    async def _surveys(self, source: EventSource) -> int:
+        lookback = self.integration.survey_lookback_hours * 3600
+        window = TimeWindow("end", datetime.fromtimestamp(self._clock() - lookback, UTC))
+        records = await self.client.exit_surveys("customer", window=window)
+        return await self._record(
+            CUSTOMER_SURVEY,
+            ((r.lsid, None, r.timestamp.isoformat() if r.timestamp else "") for r in records),
+            source,
+        )
+
+    async def _record(
+        self, event_type: str, found: Iterable[tuple[str, str | None, str]], source: EventSource
+    ) -> int:
+        appliance_id = self.integration.appliance
+        specs = [
+            spec
+            for spec in job_specs(self.config, appliance_id, event_type, polled=True)
+            if spec.integration == self.integration.name
+        ]
+        new = 0
+        for lsid, external_key, extra in found:
+            event = IncomingEvent(
+                appliance_id,
+                event_type,
+                source,
+                poll_dedup_key(self.integration.name, appliance_id, event_type, lsid, extra),
+                lsid=lsid,
+                external_key=external_key,
+                timestamp=int(self._clock()),
+                form=(("event", event_type), ("lsid", lsid)),
+            )
+            result = await self.store.record_event(event, specs)
+            new += not result.duplicate
+        if new:
+            log.info("%s: queued %d new %s events", self.integration.name, new, event_type)
+        return new

@@ -1,0 +1,152 @@
+"""The engine assembled: store, appliance clients, connectors, renderers, intake,
+workers and pollers, with one start / stop life cycle.
+
+``rsbridge serve`` runs :meth:`Engine.asgi_app` under uvicorn: the app's lifespan opens
+the engine and runs the workers and pollers beside the intake routes, and stops them
+gracefully when uvicorn shuts down (SIGTERM, Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+
+from rsbridge.appliance.client import ApplianceClient
+from rsbridge.config import Config
+from rsbridge.connectors.base import Connector
+from rsbridge.connectors.registry import connector_class
+from rsbridge.engine.appliances import make_appliance_client
+from rsbridge.engine.intake import Intake
+from rsbridge.engine.poller import Poller
+from rsbridge.engine.render import Renderer
+from rsbridge.engine.store import open_store
+from rsbridge.engine.store.base import Store
+from rsbridge.engine.worker import Services, Worker
+from rsbridge.errors import RsbridgeError
+from rsbridge.web.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    """One engine process's parts. Use ``async with Engine(config) as engine``."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        store: Store | None = None,
+        appliances: dict[str, ApplianceClient] | None = None,
+    ) -> None:
+        self.config = config
+        self.store: Store = store or open_store(str(config.engine.store))
+        self._given_appliances = appliances
+        self.appliances: dict[str, ApplianceClient] = {}
+        self.connectors: dict[str, Connector] = {}
+        self.renderers: dict[str, Renderer] = {}
+        self.intake = Intake(config, self.store)
+        self.worker: Worker | None = None
+        self.pollers: list[Poller] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop = asyncio.Event()
+
+    async def __aenter__(self) -> Engine:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        """Open the store and build every client, connector and renderer."""
+        await self.store.open()
+        used = {i.appliance for i in self.config.active_integrations()}
+        if self._given_appliances is not None:
+            self.appliances = dict(self._given_appliances)
+        else:
+            self.appliances = {
+                a.id: make_appliance_client(a) for a in self.config.appliances if a.id in used
+            }
+        for integration in self.config.active_integrations():
+            cls = connector_class(integration.connector)
+            self.connectors[integration.name] = cls(integration.connector_settings())
+            self.renderers[integration.name] = Renderer(
+                integration.templates, import_events=integration.import_events
+            )
+        self.worker = Worker(
+            self.config, self.store, Services(self.appliances, self.connectors, self.renderers)
+        )
+        self.pollers = [
+            Poller(self.config, self.store, self.appliances[i.appliance], i)
+            for i in self.config.active_integrations()
+            if i.polling
+        ]
+
+    def start(self) -> None:
+        """Run the workers and pollers in the background (until :meth:`stop`)."""
+        if self.worker is None:
+            raise RuntimeError("Engine.open() first")
+        self._stop.clear()
+        self._tasks = [asyncio.create_task(self.worker.run(self._stop), name="worker")]
+        self._tasks += [
+            asyncio.create_task(self._poll_loop(p), name=f"poller-{p.integration.name}")
+            for p in self.pollers
+        ]
+
+    async def stop(self) -> None:
+        """Stop pollers and workers gracefully (in-flight jobs finish or are released)."""
+        self._stop.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def aclose(self) -> None:
+        """Stop, then close connectors, clients and the store."""
+        await self.stop()
+        for connector in self.connectors.values():
+            await connector.aclose()
+        if self._given_appliances is None:
+            for client in self.appliances.values():
+                await client.aclose()
+        await self.store.close()
+
+    async def _poll_loop(self, poller: Poller) -> None:
+        interval = poller.integration.polling_interval_seconds
+        while not self._stop.is_set():
+            try:
+                result = await poller.poll()
+                log.info(
+                    "%s: polled %d sessions, %d new",
+                    result.integration,
+                    result.sessions,
+                    result.queued,
+                )
+            except RsbridgeError as exc:
+                log.warning("%s: poll failed: %s", poller.integration.name, exc.message)
+            except Exception:
+                log.exception("%s: poll failed", poller.integration.name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), interval)
+
+    def health(self) -> dict[str, Any]:
+        """Extra health fields: whether background tasks are alive."""
+        alive = {t.get_name(): not t.done() for t in self._tasks}
+        return {"tasks": alive}
+
+    def asgi_app(self) -> Starlette:
+        """The intake/health app whose lifespan opens, runs and closes this engine."""
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            await self.open()
+            self.start()
+            try:
+                yield
+            finally:
+                await self.aclose()
+
+        return create_app(self.intake, self.store, lifespan=lifespan, health_extra=self.health)

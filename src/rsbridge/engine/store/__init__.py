@@ -1,0 +1,52 @@
+"""Durable store backends behind one interface (see base)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from rsbridge.engine.store.base import Store
+from rsbridge.engine.store.memory import MemoryStore
+from rsbridge.engine.store.sqlite import SQLiteStore
+from rsbridge.errors import ConfigurationError
+
+__all__ = ["MemoryStore", "SQLiteStore", "Store", "open_store"]
+
+SQLITE_URL_PREFIX = "sqlite:///"
+MEMORY_URL = "memory:"
+
+
+def open_store(
+    path_or_url: str | Path, *, synchronous: Literal["normal", "full"] = "full"
+) -> Store:
+    """The store a setting names (not opened yet: call ``await store.open()``).
+
+    * a file system path, or ``sqlite:///path``: :class:`SQLiteStore` on that file. As
+      in SQLAlchemy, ``sqlite:///data/rsbridge.db`` is relative to the working
+      directory and ``sqlite:////var/lib/rsbridge/rsbridge.db`` absolute.
+    * ``memory:``: a :class:`MemoryStore` (tests and demos; nothing survives exit).
+
+    Any other URL (``postgresql://...``) raises
+    :class:`~rsbridge.errors.ConfigurationError`.
+    """
+    if isinstance(path_or_url, Path):
+        return SQLiteStore(path_or_url, synchronous=synchronous)
+    text = path_or_url.strip()
+    if text == MEMORY_URL:
+        return MemoryStore()
+    if not text:
+        raise ConfigurationError("the store location is empty: give a file path or memory:")
+    if text.startswith(SQLITE_URL_PREFIX):
+        path = text.removeprefix(SQLITE_URL_PREFIX)
+        if not path:
+            raise ConfigurationError(f"store URL {text!r} names no database file")
+        return SQLiteStore(Path(path), synchronous=synchronous)
+    if text.startswith("sqlite:"):
+        raise ConfigurationError(f"store URL {text!r}: write sqlite:///path/to/file.db")
+    if "://" in text:
+        scheme = text.partition("://")[0]
+        raise ConfigurationError(
+            f"store URL {text!r}: the {scheme!r} store is not supported yet;"
+            " use a file path, sqlite:///path or memory:"
+        )
+    return SQLiteStore(Path(text), synchronous=synchronous)

@@ -1,0 +1,330 @@
+"""The durable store behind intake, workers and pollers: one interface, several backends.
+
+Everything the engine must not lose lives here: the event log (every delivery the
+intake acknowledged, and every session a poller found), the jobs derived from it (one
+per event and integration), each attempt at a job, dead letters, the idempotency
+ledger and the pollers' watermarks. A backend implements :class:`Store`; the contract
+suite in ``tests/engine/store_contract.py`` is run against each of them.
+
+Per-session ordering is the store's job, so that it holds across worker processes: a
+job is only handed out (:meth:`Store.claim`) when no unfinished job of the same
+session and integration comes before it in ``(rank, id)`` order. Session-end jobs have
+rank 0 and survey jobs rank 1, so a survey is applied after the end of its session
+even when its event arrived first.
+
+Times are UNIX seconds (floats) throughout; ``now`` parameters exist so that tests can
+drive time. A claimed job carries a lease: a worker that dies (kill -9) leaves a lease
+that expires, after which another claim hands the job out again.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+EventSource = Literal["outbound", "poll", "pull", "replay"]
+
+
+class EventStatus(enum.StrEnum):
+    """What the intake did with an event."""
+
+    ACCEPTED = "accepted"
+    """At least one integration processes it: jobs were queued."""
+    IGNORED = "ignored"
+    """Authenticated, but no integration processes this event type: recorded only."""
+
+
+class JobStatus(enum.StrEnum):
+    """Where a job is in its life."""
+
+    QUEUED = "queued"
+    """Waiting to be claimed (a retry waits here too, until ``run_after``)."""
+    RUNNING = "running"
+    """Claimed by a worker that holds its lease."""
+    DONE = "done"
+    """Finished: its effects are in the ledger."""
+    DEAD = "dead"
+    """Given up (permanent error, or the attempt limit reached): a dead letter."""
+
+
+class AttemptOutcome(enum.StrEnum):
+    """How one attempt at a job ended."""
+
+    DONE = "done"
+    RETRY = "retry"
+    """Failed with a retryable error; the job was re-queued with backoff."""
+    DEAD = "dead"
+    """Failed for good; the job is a dead letter."""
+    WAIT = "wait"
+    """Not failed, not ready (the report has no end time yet); does not use up an attempt."""
+    RELEASED = "released"
+    """Given back unfinished at shutdown; does not use up an attempt."""
+    EXPIRED = "expired"
+    """The worker's lease ran out (it died or hung); recorded when the job is reclaimed."""
+
+
+RANK_SESSION_END = 0
+RANK_SURVEY = 1
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingEvent:
+    """An event to record: from the appliance's outbound events or found by a poller.
+
+    ``dedup_key`` identifies a delivery: the same event delivered twice has the same key
+    and is recorded once. ``form`` holds every variable as received, in order.
+    """
+
+    appliance_id: str
+    event_type: str
+    source: EventSource
+    dedup_key: str
+    lsid: str | None = None
+    external_key: str | None = None
+    timestamp: int | None = None
+    form: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """A job to queue with an event: which integration handles it, at which rank."""
+
+    integration: str
+    rank: int = RANK_SESSION_END
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    """What :meth:`Store.record_event` did."""
+
+    event_id: int
+    duplicate: bool
+    """The ``dedup_key`` was already recorded; nothing new was queued."""
+    job_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as recorded, with what became of it."""
+
+    id: int
+    received_at: float
+    appliance_id: str
+    event_type: str
+    source: EventSource
+    dedup_key: str
+    status: EventStatus
+    deliveries: int
+    """How many times it was received (duplicates included)."""
+    lsid: str | None = None
+    external_key: str | None = None
+    timestamp: int | None = None
+    form: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One event to process for one integration."""
+
+    id: int
+    event_id: int
+    integration: str
+    appliance_id: str
+    event_type: str
+    lsid: str | None
+    rank: int
+    status: JobStatus
+    attempts: int
+    """Attempts that failed (WAIT, RELEASED and EXPIRED do not count)."""
+    run_after: float
+    created_at: float
+    updated_at: float
+    last_error: str | None = None
+    lease_owner: str | None = None
+    lease_until: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try at a job, as recorded."""
+
+    job_id: int
+    number: int
+    """1, 2, ... in the order the attempts ended."""
+    owner: str
+    started_at: float
+    finished_at: float
+    outcome: AttemptOutcome
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """How a worker ends its claim on a job (see :meth:`Store.finish`).
+
+    ``DONE`` and ``DEAD`` are final. ``RETRY`` counts an attempt and re-queues the job at
+    ``run_after``; ``WAIT`` and ``RELEASED`` re-queue it without counting one.
+    """
+
+    outcome: AttemptOutcome
+    run_after: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerKey:
+    """What an effect is for: the idempotency key of the design."""
+
+    appliance_id: str
+    lsid: str
+    event: str
+    """The event (e.g. ``support_conference_end``) or ``ticket`` for the association."""
+    integration: str
+    effect: str
+    """Which effect of the event (``session_report``, ``survey:customer:0``, ``ticket``...)."""
+
+    def __str__(self) -> str:
+        return f"{self.appliance_id}/{self.lsid}/{self.event}/{self.integration}/{self.effect}"
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """An effect that happened: what was written where."""
+
+    key: LedgerKey
+    ticket_id: str
+    ref: str
+    """The record the effect wrote (a work-note id, a session record id, a file line...)."""
+    created_at: float
+    detail: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Selects events for :meth:`Store.list_events`; ``None`` fields select everything."""
+
+    appliance_id: str | None = None
+    lsid: str | None = None
+    event_type: str | None = None
+    status: EventStatus | None = None
+    before_id: int | None = None
+    """Only events with a smaller id (paging backwards, newest first)."""
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """Selects jobs for :meth:`Store.list_jobs`; ``None`` fields select everything."""
+
+    status: JobStatus | None = None
+    integration: str | None = None
+    event_id: int | None = None
+    lsid: str | None = None
+    limit: int = 50
+
+
+class Store(Protocol):
+    """The engine's durable state. Every method is safe to call concurrently."""
+
+    async def open(self) -> None:
+        """Create or migrate the schema; connect."""
+
+    async def close(self) -> None:
+        """Flush and disconnect; idempotent."""
+
+    # --- intake -----------------------------------------------------------------
+
+    async def record_event(
+        self, event: IncomingEvent, jobs: Sequence[JobSpec], *, now: float | None = None
+    ) -> RecordResult:
+        """Durably record ``event`` and queue ``jobs`` for it, atomically.
+
+        When returning, the event and its jobs are on disk (a crash right after loses
+        nothing). No jobs means the event is recorded as :attr:`EventStatus.IGNORED`. A
+        ``dedup_key`` already recorded only counts a delivery: ``duplicate`` is true and
+        no job is queued.
+        """
+
+    # --- workers ----------------------------------------------------------------
+
+    async def claim(
+        self, owner: str, *, limit: int, lease: float, now: float | None = None
+    ) -> list[Job]:
+        """Hand out up to ``limit`` runnable jobs to ``owner`` for ``lease`` seconds.
+
+        Runnable: queued with ``run_after <= now``, or running with an expired lease (an
+        EXPIRED attempt is recorded for it), and first of its session and integration in
+        ``(rank, id)`` order among unfinished jobs. Oldest first.
+        """
+
+    async def extend_lease(
+        self, job_ids: Sequence[int], owner: str, lease: float, *, now: float | None = None
+    ) -> None:
+        """Push back the lease of jobs ``owner`` holds (long-running work)."""
+
+    async def finish(
+        self,
+        job_id: int,
+        owner: str,
+        finish: Finish,
+        *,
+        started_at: float,
+        now: float | None = None,
+    ) -> bool:
+        """End ``owner``'s claim on a job and record the attempt.
+
+        Returns False, changing nothing, when ``owner`` no longer holds the job (its lease
+        expired and someone else claimed it).
+        """
+
+    async def release(self, owner: str, *, now: float | None = None) -> int:
+        """Give back every job ``owner`` holds (graceful shutdown); returns how many."""
+
+    # --- ledger -----------------------------------------------------------------
+
+    async def ledger_get(self, key: LedgerKey) -> LedgerEntry | None:
+        """The effect recorded under ``key``, if any."""
+
+    async def ledger_put(self, entry: LedgerEntry) -> LedgerEntry:
+        """Record an effect; if ``entry.key`` is already recorded, keep and return that one."""
+
+    async def ledger_for_session(self, appliance_id: str, lsid: str) -> list[LedgerEntry]:
+        """Every effect recorded for a session, oldest first."""
+
+    # --- pollers ----------------------------------------------------------------
+
+    async def get_watermark(self, name: str) -> float | None:
+        """The persisted watermark ``name`` (a poller's last end time), if any."""
+
+    async def set_watermark(self, name: str, value: float) -> None:
+        """Persist watermark ``name``."""
+
+    # --- operations (CLI, admin) ------------------------------------------------
+
+    async def get_event(self, event_id: int) -> StoredEvent | None:
+        """One event by id."""
+
+    async def list_events(self, selection: EventFilter) -> list[StoredEvent]:
+        """Events matching ``selection``, newest first."""
+
+    async def get_job(self, job_id: int) -> Job | None:
+        """One job by id."""
+
+    async def list_jobs(self, selection: JobFilter) -> list[Job]:
+        """Jobs matching ``selection``, newest first."""
+
+    async def attempts(self, job_id: int) -> list[Attempt]:
+        """Every attempt at a job, in order."""
+
+    async def retry_job(self, job_id: int, *, now: float | None = None) -> bool:
+        """Re-queue a dead job now with its attempt count reset; False if it is not dead."""
+
+    async def replay_event(
+        self, event_id: int, jobs: Sequence[JobSpec], *, now: float | None = None
+    ) -> list[int]:
+        """Queue new jobs for a recorded event (effects stay once-only via the ledger)."""
+
+    async def counts(self) -> dict[str, int]:
+        """Jobs per :class:`JobStatus` value plus ``events`` and ``ignored`` totals."""

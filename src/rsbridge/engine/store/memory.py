@@ -1,0 +1,357 @@
+"""An in-memory :class:`~rsbridge.engine.store.base.Store`, for tests of workers and intake.
+
+Same semantics as the SQLite store (the contract suite runs against both), nothing
+durable. Records are frozen dataclasses replaced on every change, so a caller never
+sees one change under its feet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+
+from rsbridge.engine.store.base import (
+    Attempt,
+    AttemptOutcome,
+    EventFilter,
+    EventStatus,
+    Finish,
+    IncomingEvent,
+    Job,
+    JobFilter,
+    JobSpec,
+    JobStatus,
+    LedgerEntry,
+    LedgerKey,
+    RecordResult,
+    StoredEvent,
+)
+
+__all__ = ["MemoryStore"]
+
+_UNFINISHED = (JobStatus.QUEUED, JobStatus.RUNNING)
+_FINISH_STATUS = {
+    AttemptOutcome.DONE: JobStatus.DONE,
+    AttemptOutcome.DEAD: JobStatus.DEAD,
+    AttemptOutcome.RETRY: JobStatus.QUEUED,
+    AttemptOutcome.WAIT: JobStatus.QUEUED,
+    AttemptOutcome.RELEASED: JobStatus.QUEUED,
+}
+_FAILED = (AttemptOutcome.RETRY, AttemptOutcome.DEAD)
+
+
+def _clock(now: float | None) -> float:
+    return time.time() if now is None else now
+
+
+class MemoryStore:
+    """The store in dicts, guarded by one :class:`asyncio.Lock`; lost on exit."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._events: dict[int, StoredEvent] = {}
+        self._by_dedup: dict[str, int] = {}
+        self._jobs: dict[int, Job] = {}
+        self._claimed_at: dict[int, float] = {}
+        self._attempts: dict[int, list[Attempt]] = {}
+        self._ledger: dict[LedgerKey, LedgerEntry] = {}
+        self._watermarks: dict[str, float] = {}
+
+    async def open(self) -> None:
+        """Nothing to connect."""
+
+    async def close(self) -> None:
+        """Nothing to flush; the data stays until the object goes."""
+
+    # --- intake -----------------------------------------------------------------
+
+    async def record_event(
+        self, event: IncomingEvent, jobs: Sequence[JobSpec], *, now: float | None = None
+    ) -> RecordResult:
+        """Record ``event`` and queue ``jobs`` for it (see base)."""
+        at = _clock(now)
+        async with self._lock:
+            existing = self._by_dedup.get(event.dedup_key)
+            if existing is not None:
+                stored = self._events[existing]
+                self._events[existing] = replace(stored, deliveries=stored.deliveries + 1)
+                return RecordResult(event_id=existing, duplicate=True)
+            event_id = len(self._events) + 1
+            self._events[event_id] = StoredEvent(
+                id=event_id,
+                received_at=at,
+                appliance_id=event.appliance_id,
+                event_type=event.event_type,
+                source=event.source,
+                dedup_key=event.dedup_key,
+                status=EventStatus.ACCEPTED if jobs else EventStatus.IGNORED,
+                deliveries=1,
+                lsid=event.lsid,
+                external_key=event.external_key,
+                timestamp=event.timestamp,
+                form=tuple(event.form),
+            )
+            self._by_dedup[event.dedup_key] = event_id
+            job_ids = self._add_jobs(self._events[event_id], jobs, at)
+            return RecordResult(event_id=event_id, duplicate=False, job_ids=job_ids)
+
+    def _add_jobs(self, event: StoredEvent, jobs: Sequence[JobSpec], at: float) -> tuple[int, ...]:
+        ids = []
+        for spec in jobs:
+            job_id = len(self._jobs) + 1
+            self._jobs[job_id] = Job(
+                id=job_id,
+                event_id=event.id,
+                integration=spec.integration,
+                appliance_id=event.appliance_id,
+                event_type=event.event_type,
+                lsid=event.lsid,
+                rank=spec.rank,
+                status=JobStatus.QUEUED,
+                attempts=0,
+                run_after=at,
+                created_at=at,
+                updated_at=at,
+            )
+            ids.append(job_id)
+        return tuple(ids)
+
+    # --- workers ----------------------------------------------------------------
+
+    def _record_attempt(
+        self,
+        job_id: int,
+        owner: str,
+        started_at: float,
+        finished_at: float,
+        outcome: AttemptOutcome,
+        error: str | None,
+    ) -> None:
+        attempts = self._attempts.setdefault(job_id, [])
+        attempts.append(
+            Attempt(job_id, len(attempts) + 1, owner, started_at, finished_at, outcome, error)
+        )
+
+    async def claim(
+        self, owner: str, *, limit: int, lease: float, now: float | None = None
+    ) -> list[Job]:
+        """Hand out up to ``limit`` runnable jobs to ``owner`` (see base)."""
+        at = _clock(now)
+        async with self._lock:
+            unfinished = sorted(
+                (job for job in self._jobs.values() if job.status in _UNFINISHED),
+                key=lambda job: job.id,
+            )
+            # The (rank, id) of the first unfinished job of each session and integration.
+            first: dict[tuple[str, str, str], tuple[int, int]] = {}
+            for job in unfinished:
+                if job.lsid is not None:
+                    key = (job.appliance_id, job.lsid, job.integration)
+                    first[key] = min(first.get(key, (job.rank, job.id)), (job.rank, job.id))
+            claimed: list[Job] = []
+            for job in unfinished:
+                if len(claimed) >= limit:
+                    break
+                if job.status is JobStatus.QUEUED:
+                    runnable = job.run_after <= at
+                else:
+                    runnable = job.lease_until is not None and job.lease_until <= at
+                if job.lsid is not None:
+                    key = (job.appliance_id, job.lsid, job.integration)
+                    runnable = runnable and first[key] == (job.rank, job.id)
+                if not runnable:
+                    continue
+                if job.status is JobStatus.RUNNING:
+                    assert job.lease_owner is not None
+                    self._record_attempt(
+                        job.id,
+                        job.lease_owner,
+                        self._claimed_at.get(job.id, at),
+                        at,
+                        AttemptOutcome.EXPIRED,
+                        f"lease expired at {job.lease_until}",
+                    )
+                job = replace(
+                    job,
+                    status=JobStatus.RUNNING,
+                    lease_owner=owner,
+                    lease_until=at + lease,
+                    updated_at=at,
+                )
+                self._jobs[job.id] = job
+                self._claimed_at[job.id] = at
+                claimed.append(job)
+            return claimed
+
+    def _held(self, job_id: int, owner: str) -> Job | None:
+        job = self._jobs.get(job_id)
+        if job is None or job.status is not JobStatus.RUNNING or job.lease_owner != owner:
+            return None
+        return job
+
+    async def extend_lease(
+        self, job_ids: Sequence[int], owner: str, lease: float, *, now: float | None = None
+    ) -> None:
+        """Push back the lease of jobs ``owner`` still holds; others are left alone."""
+        at = _clock(now)
+        async with self._lock:
+            for job_id in job_ids:
+                job = self._held(job_id, owner)
+                if job is not None:
+                    self._jobs[job_id] = replace(job, lease_until=at + lease, updated_at=at)
+
+    async def finish(
+        self,
+        job_id: int,
+        owner: str,
+        finish: Finish,
+        *,
+        started_at: float,
+        now: float | None = None,
+    ) -> bool:
+        """End ``owner``'s claim on a job and record the attempt (see SQLiteStore.finish)."""
+        status = _FINISH_STATUS.get(finish.outcome)
+        if status is None:
+            raise ValueError(f"a worker cannot finish a job as {finish.outcome.value}")
+        at = _clock(now)
+        async with self._lock:
+            job = self._held(job_id, owner)
+            if job is None:
+                return False
+            run_after = job.run_after
+            if status is JobStatus.QUEUED:
+                run_after = at if finish.run_after is None else finish.run_after
+            self._jobs[job_id] = replace(
+                job,
+                status=status,
+                attempts=job.attempts + (finish.outcome in _FAILED),
+                run_after=run_after,
+                last_error=job.last_error if finish.error is None else finish.error,
+                lease_owner=None,
+                lease_until=None,
+                updated_at=at,
+            )
+            self._claimed_at.pop(job_id, None)
+            self._record_attempt(job_id, owner, started_at, at, finish.outcome, finish.error)
+            return True
+
+    async def release(self, owner: str, *, now: float | None = None) -> int:
+        """Re-queue every job ``owner`` holds, recording a RELEASED attempt for each."""
+        at = _clock(now)
+        async with self._lock:
+            held = [job for job in self._jobs.values() if self._held(job.id, owner)]
+            for job in held:
+                self._jobs[job.id] = replace(
+                    job, status=JobStatus.QUEUED, lease_owner=None, lease_until=None, updated_at=at
+                )
+                started = self._claimed_at.pop(job.id, at)
+                self._record_attempt(job.id, owner, started, at, AttemptOutcome.RELEASED, None)
+            return len(held)
+
+    # --- ledger -----------------------------------------------------------------
+
+    async def ledger_get(self, key: LedgerKey) -> LedgerEntry | None:
+        """The effect recorded under ``key``, if any."""
+        return self._ledger.get(key)
+
+    async def ledger_put(self, entry: LedgerEntry) -> LedgerEntry:
+        """Record an effect unless its key is recorded; return the entry that stands."""
+        async with self._lock:
+            return self._ledger.setdefault(entry.key, replace(entry, detail=dict(entry.detail)))
+
+    async def ledger_for_session(self, appliance_id: str, lsid: str) -> list[LedgerEntry]:
+        """Every effect recorded for a session, oldest first (ties: in recording order)."""
+        entries = [
+            entry
+            for key, entry in self._ledger.items()
+            if key.appliance_id == appliance_id and key.lsid == lsid
+        ]
+        return sorted(entries, key=lambda entry: entry.created_at)
+
+    # --- pollers ----------------------------------------------------------------
+
+    async def get_watermark(self, name: str) -> float | None:
+        """The watermark ``name``, if any."""
+        return self._watermarks.get(name)
+
+    async def set_watermark(self, name: str, value: float) -> None:
+        """Set watermark ``name``."""
+        async with self._lock:
+            self._watermarks[name] = value
+
+    # --- operations -------------------------------------------------------------
+
+    async def get_event(self, event_id: int) -> StoredEvent | None:
+        """One event by id."""
+        return self._events.get(event_id)
+
+    async def list_events(self, selection: EventFilter) -> list[StoredEvent]:
+        """Events matching ``selection``, newest first."""
+        s = selection
+        found = [
+            event
+            for event in reversed(self._events.values())
+            if (s.appliance_id is None or event.appliance_id == s.appliance_id)
+            and (s.lsid is None or event.lsid == s.lsid)
+            and (s.event_type is None or event.event_type == s.event_type)
+            and (s.status is None or event.status is s.status)
+            and (s.before_id is None or event.id < s.before_id)
+        ]
+        return found[: max(s.limit, 0)]
+
+    async def get_job(self, job_id: int) -> Job | None:
+        """One job by id."""
+        return self._jobs.get(job_id)
+
+    async def list_jobs(self, selection: JobFilter) -> list[Job]:
+        """Jobs matching ``selection``, newest first."""
+        s = selection
+        found = [
+            job
+            for job in reversed(self._jobs.values())
+            if (s.status is None or job.status is s.status)
+            and (s.integration is None or job.integration == s.integration)
+            and (s.event_id is None or job.event_id == s.event_id)
+            and (s.lsid is None or job.lsid == s.lsid)
+        ]
+        return found[: max(s.limit, 0)]
+
+    async def attempts(self, job_id: int) -> list[Attempt]:
+        """Every attempt at a job, in order."""
+        return list(self._attempts.get(job_id, ()))
+
+    async def retry_job(self, job_id: int, *, now: float | None = None) -> bool:
+        """Re-queue a dead job now with its attempt count reset; False if it is not dead."""
+        at = _clock(now)
+        async with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.status is not JobStatus.DEAD:
+                return False
+            self._jobs[job_id] = replace(
+                job, status=JobStatus.QUEUED, attempts=0, run_after=at, updated_at=at
+            )
+            return True
+
+    async def replay_event(
+        self, event_id: int, jobs: Sequence[JobSpec], *, now: float | None = None
+    ) -> list[int]:
+        """Queue new jobs for a recorded event; KeyError if there is none (see SQLiteStore)."""
+        at = _clock(now)
+        async with self._lock:
+            event = self._events.get(event_id)
+            if event is None:
+                raise KeyError(f"no event {event_id} in the store")
+            if jobs:
+                self._events[event_id] = replace(event, status=EventStatus.ACCEPTED)
+            return list(self._add_jobs(event, jobs, at))
+
+    async def counts(self) -> dict[str, int]:
+        """Jobs per :class:`JobStatus` value (zeros included) plus ``events`` and ``ignored``."""
+        counts = {status.value: 0 for status in JobStatus}
+        for job in self._jobs.values():
+            counts[job.status.value] += 1
+        counts["events"] = len(self._events)
+        counts["ignored"] = sum(e.status is EventStatus.IGNORED for e in self._events.values())
+        return counts

@@ -1,0 +1,398 @@
+"""Workers: turn queued jobs into ticket effects, once each.
+
+A :class:`Worker` claims jobs from the store in batches, fetches the session reports the
+batch needs in as few appliance calls as possible (``lsids=``, 100 per call), then
+processes the jobs concurrently. For each job:
+
+1. the report must be complete (an end time): otherwise the job waits, with growing
+   delays, up to ``report_wait_seconds`` from its arrival, and only then counts as failed;
+2. the ticket comes from the ledger (an earlier job found or created it) or from the
+   association rules (find by reference, or create, or skip);
+3. each effect (the session report, each survey) is written only if the idempotency
+   ledger does not hold it yet, and recorded there right after. Connectors upsert by the
+   effect's key, so a crash between the write and the ledger entry repeats the write
+   without a second effect.
+
+Failures: a retryable error of an event type the integration retries is re-queued with
+exponential backoff and full jitter (at least the peer's ``Retry-After``) until
+``retry_limit`` retries are spent; anything else becomes a dead letter at once. Every
+attempt is recorded with its outcome and error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from rsbridge.appliance.client import ApplianceClient
+from rsbridge.appliance.events import END, SURVEY_EVENTS
+from rsbridge.appliance.report_model import SupportSession
+from rsbridge.config import Config, IntegrationConfig
+from rsbridge.connectors.base import Connector, SessionDelivery, SurveyDelivery, Ticket
+from rsbridge.engine.association import ticket_reference
+from rsbridge.engine.render import Renderer
+from rsbridge.engine.store.base import (
+    AttemptOutcome,
+    Finish,
+    Job,
+    LedgerEntry,
+    LedgerKey,
+    Store,
+)
+from rsbridge.errors import ConfigurationError, RsbridgeError, SessionNotReadyError
+
+log = logging.getLogger(__name__)
+
+TICKET_EFFECT = "ticket"
+REPORT_EFFECT = "session_report"
+
+
+@dataclass
+class Services:
+    """What workers talk to, by appliance id and by integration name."""
+
+    appliances: Mapping[str, ApplianceClient]
+    connectors: Mapping[str, Connector]
+    renderers: Mapping[str, Renderer]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What processing one job did (for logs and tests)."""
+
+    job_id: int
+    outcome: AttemptOutcome
+    note: str | None = None
+
+
+class _Skip(Exception):  # noqa: N818 (a control-flow signal, not an error)
+    """The session has no ticket and the integration skips such sessions."""
+
+
+def backoff(
+    failures: int, *, base: float, cap: float, rng: random.Random, at_least: float | None = None
+) -> float:
+    """Delay before retry number ``failures + 1``: exponential, capped, with full jitter.
+
+    Full jitter (uniform between half and all of the exponential step) spreads the
+    retries of many jobs that failed together, e.g. during a peer's outage.
+    """
+    step = min(cap, base * (2.0**failures))
+    delay = rng.uniform(step / 2, step)
+    return max(delay, at_least or 0.0)
+
+
+class Worker:
+    """Claims and processes jobs until stopped."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        services: Services,
+        *,
+        owner: str | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.services = services
+        self.owner = owner or f"worker-{uuid.uuid4().hex[:12]}"
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._engine = config.engine
+        self._inflight: set[asyncio.Task[Outcome]] = set()
+        self._slots = asyncio.Semaphore(self._engine.workers)
+        self.appliance_calls = 0
+        """Report fetches made (each may cover up to 100 sessions)."""
+        self.processed = 0
+
+    # --- running ----------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, *, poll_interval: float = 0.2) -> None:
+        """Claim and process jobs until ``stop`` is set, then shut down gracefully.
+
+        Graceful: no new claims; in-flight jobs get ``shutdown_grace_seconds`` to finish;
+        what is still running then is cancelled and released back to the queue.
+        """
+        try:
+            while not stop.is_set():
+                claimed = 0
+                if len(self._inflight) < self._engine.workers:
+                    claimed = await self._claim_and_start()
+                if claimed == 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), poll_interval)
+                else:
+                    await asyncio.sleep(0)
+        finally:
+            await self._shutdown()
+
+    async def run_until_idle(self, *, max_wait: float = 30.0) -> list[Outcome]:
+        """Process jobs until none is runnable and none is in flight (tests, ``pull``).
+
+        Jobs waiting for a later ``run_after`` are waited for, up to ``max_wait`` seconds
+        overall; returns every outcome.
+        """
+        outcomes: list[Outcome] = []
+        deadline = time.monotonic() + max_wait
+        while True:
+            claimed = await self._claim_and_start()
+            if self._inflight:
+                done, _ = await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+                self._inflight -= done
+                outcomes += [task.result() for task in done]
+                continue
+            if claimed:
+                continue
+            counts = await self.store.counts()
+            if counts.get("queued", 0) == 0 or time.monotonic() > deadline:
+                return outcomes
+            await asyncio.sleep(0.05)
+
+    async def _shutdown(self) -> None:
+        if self._inflight:
+            _, pending = await asyncio.wait(
+                self._inflight, timeout=self._engine.shutdown_grace_seconds
+            )
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            self._inflight.clear()
+        released = await self.store.release(self.owner)
+        if released:
+            log.info("released %d unfinished jobs at shutdown", released)
+
+    async def _claim_and_start(self) -> int:
+        jobs = await self.store.claim(
+            self.owner,
+            limit=self._engine.report_batch_size,
+            lease=self._engine.lease_seconds,
+            now=self._clock(),
+        )
+        if not jobs:
+            return 0
+        reports = await self._fetch_reports(jobs)
+        for job in jobs:
+            task = asyncio.create_task(
+                self._guarded(job, reports.get((job.appliance_id, job.lsid or "")))
+            )
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight_done)
+        return len(jobs)
+
+    def _inflight_done(self, task: asyncio.Task[Outcome]) -> None:
+        # run() does not await tasks one by one; forgetting them here keeps the set small.
+        # run_until_idle() removes them itself before this fires, hence discard().
+        if not task.cancelled() and task.exception() is None:
+            self.processed += 1
+        self._inflight.discard(task)
+
+    # --- reports ----------------------------------------------------------------
+
+    async def _fetch_reports(
+        self, jobs: Iterable[Job]
+    ) -> dict[tuple[str, str], SupportSession | RsbridgeError]:
+        """One batched SupportSession fetch per appliance for the jobs that need a report."""
+        wanted: dict[str, set[str]] = {}
+        for job in jobs:
+            if job.lsid and (job.event_type == END or job.event_type in SURVEY_EVENTS):
+                wanted.setdefault(job.appliance_id, set()).add(job.lsid)
+        found: dict[tuple[str, str], SupportSession | RsbridgeError] = {}
+        for appliance_id, lsids in wanted.items():
+            client = self.services.appliances.get(appliance_id)
+            if client is None:
+                error = ConfigurationError(f"appliance {appliance_id} is not configured")
+                found.update({(appliance_id, lsid): error for lsid in lsids})
+                continue
+            try:
+                before = client.requests_sent
+                async for session in client.support_sessions(lsids=sorted(lsids)):
+                    found[(appliance_id, session.lsid)] = session
+                self.appliance_calls += client.requests_sent - before
+            except RsbridgeError as exc:
+                log.warning("report fetch from appliance %s failed: %s", appliance_id, exc.message)
+                for lsid in lsids:
+                    found.setdefault((appliance_id, lsid), exc)
+        return found
+
+    # --- one job ----------------------------------------------------------------
+
+    async def _guarded(self, job: Job, report: SupportSession | RsbridgeError | None) -> Outcome:
+        async with self._slots:
+            started = self._clock()
+            finish = await self._attempt(job, report)
+            if not await self.store.finish(
+                job.id, self.owner, finish, started_at=started, now=self._clock()
+            ):
+                log.warning("job %d: lease lost before it finished; another worker has it", job.id)
+            return Outcome(job.id, finish.outcome, finish.error)
+
+    async def _attempt(self, job: Job, report: SupportSession | RsbridgeError | None) -> Finish:
+        try:
+            if isinstance(report, RsbridgeError):
+                raise report
+            note = await self.process(job, report)
+            return Finish(AttemptOutcome.DONE, error=note)
+        except _Skip as skip:
+            log.info("job %d: %s", job.id, skip)
+            return Finish(AttemptOutcome.DONE, error=f"skipped: {skip}")
+        except SessionNotReadyError as exc:
+            age = self._clock() - job.created_at
+            if age < self._engine.report_wait_seconds:
+                delay = min(60.0, max(1.0, age / 2)) * self._rng.uniform(0.8, 1.0)
+                return Finish(
+                    AttemptOutcome.WAIT, run_after=self._clock() + delay, error=exc.message
+                )
+            return await self._failure(job, exc)
+        except RsbridgeError as exc:
+            return await self._failure(job, exc)
+        except Exception as exc:
+            # A bug, not a peer's failure: park it where an operator sees it and can retry
+            # it after the fix, rather than spinning on it.
+            log.exception("job %d: unexpected error", job.id)
+            return Finish(
+                AttemptOutcome.DEAD, error=f"unexpected error: {type(exc).__name__}: {exc}"
+            )
+
+    async def _failure(self, job: Job, exc: RsbridgeError) -> Finish:
+        integration = self.config.integration(job.integration)
+        retry_types: list[str] = []
+        if integration is not None:
+            event = await self.store.get_event(job.event_id)
+            polled = event is not None and event.source in ("poll", "pull")
+            retry_types = (
+                integration.retry_polling_events if polled else integration.retry_outbound_events
+            )
+        limit = integration.retry_limit if integration else 0
+        if exc.retryable and job.event_type in retry_types and job.attempts < limit:
+            delay = backoff(
+                job.attempts,
+                base=self._engine.backoff_base_seconds,
+                cap=self._engine.backoff_max_seconds,
+                rng=self._rng,
+                at_least=getattr(exc, "retry_after", None),
+            )
+            log.warning(
+                "job %d failed (retry %d of %d in %.1fs): %s",
+                job.id,
+                job.attempts + 1,
+                limit,
+                delay,
+                exc.message,
+            )
+            return Finish(AttemptOutcome.RETRY, run_after=self._clock() + delay, error=exc.message)
+        why = "permanent error" if not exc.retryable else "retries exhausted or not retried"
+        log.error("job %d is a dead letter (%s): %s", job.id, why, exc.message)
+        return Finish(AttemptOutcome.DEAD, error=exc.message)
+
+    async def process(self, job: Job, session: SupportSession | None) -> str | None:
+        """Apply one job's effects; raises to fail, returns a note (or None) when done."""
+        integration = self.config.integration(job.integration)
+        if integration is None or integration.disabled:
+            raise ConfigurationError(
+                f"integration {job.integration} is not configured or is disabled"
+            )
+        if job.lsid is None or not (job.event_type == END or job.event_type in SURVEY_EVENTS):
+            return f"nothing to do for {job.event_type}"
+        if session is None or session.end_time is None:
+            raise SessionNotReadyError(
+                f"the appliance has no complete report for session {job.lsid} yet"
+            )
+        connector = self.services.connectors[integration.name]
+        if job.event_type in SURVEY_EVENTS and self._imports_end(integration):
+            end_key = self._key(job, END, REPORT_EFFECT)
+            if await self.store.ledger_get(end_key) is None and not await self._ticketless(job):
+                raise SessionNotReadyError(
+                    f"session {job.lsid} is not imported yet; the survey waits for it"
+                )
+        ticket = await self._ticket(job, integration, connector, session)
+        renderer = self.services.renderers[integration.name]
+        if job.event_type == END:
+            key = self._key(job, END, REPORT_EFFECT)
+            if await self.store.ledger_get(key) is not None:
+                return "already delivered"
+            delivery = SessionDelivery(
+                str(key), job.appliance_id, integration.name, session, renderer.render(session)
+            )
+            result = await connector.write_session_report(ticket, delivery)
+            await self._record(key, ticket, result.ref, result.detail)
+            return None
+        kind: Literal["customer", "rep"] = (
+            "customer" if SURVEY_EVENTS[job.event_type] == "customer" else "rep"
+        )
+        surveys = session.customer_surveys if kind == "customer" else session.rep_surveys
+        if not surveys:
+            raise SessionNotReadyError(f"the report of session {job.lsid} has no {kind} survey yet")
+        written = 0
+        for index, survey in enumerate(surveys):
+            key = self._key(job, job.event_type, f"survey:{kind}:{index}")
+            if await self.store.ledger_get(key) is not None:
+                continue
+            rendered = renderer.render_survey(session, kind, survey)
+            result = await connector.write_survey(
+                ticket,
+                SurveyDelivery(
+                    str(key), job.appliance_id, integration.name, kind, survey, session, rendered
+                ),
+            )
+            await self._record(key, ticket, result.ref, result.detail)
+            written += 1
+        return None if written else "already delivered"
+
+    @staticmethod
+    def _imports_end(integration: IntegrationConfig) -> bool:
+        return END in integration.outbound_events or END in integration.polling_events
+
+    async def _ticketless(self, job: Job) -> bool:
+        """Whether the session-end job of this session already ended without a ticket."""
+        return await self.store.ledger_get(self._key(job, TICKET_EFFECT, "none")) is not None
+
+    def _key(self, job: Job, event: str, effect: str) -> LedgerKey:
+        return LedgerKey(job.appliance_id, job.lsid or "", event, job.integration, effect)
+
+    async def _record(
+        self, key: LedgerKey, ticket: Ticket, ref: str, detail: Mapping[str, str]
+    ) -> None:
+        await self.store.ledger_put(LedgerEntry(key, ticket.id, ref, self._clock(), dict(detail)))
+
+    async def _ticket(
+        self,
+        job: Job,
+        integration: IntegrationConfig,
+        connector: Connector,
+        session: SupportSession,
+    ) -> Ticket:
+        """The session's ticket: remembered in the ledger, found, created, or skipped."""
+        key = self._key(job, TICKET_EFFECT, TICKET_EFFECT)
+        known = await self.store.ledger_get(key)
+        if known is not None:
+            return Ticket(known.ticket_id, known.detail.get("number"), known.detail.get("url"))
+        reference = ticket_reference(session, integration.association)
+        if reference is not None:
+            ticket = await connector.find_ticket(reference)
+        elif integration.association.on_unmatched == "create":
+            ticket = await connector.create_ticket(
+                session, integration.association.create_fields, key=str(key)
+            )
+        else:
+            await self.store.ledger_put(
+                LedgerEntry(self._key(job, TICKET_EFFECT, "none"), "", "", self._clock())
+            )
+            raise _Skip(
+                f"session {job.lsid} names no ticket and the integration skips such sessions"
+            )
+        detail = {k: v for k, v in (("number", ticket.number), ("url", ticket.url)) if v}
+        entry = await self.store.ledger_put(
+            LedgerEntry(key, ticket.id, ticket.id, self._clock(), detail)
+        )
+        # Another worker may have recorded the ticket first: theirs is the one to use.
+        return Ticket(entry.ticket_id, entry.detail.get("number"), entry.detail.get("url"))

@@ -1,0 +1,438 @@
+"""The engine's commands: ``serve``, ``check``, ``pull``, ``render`` and ``events``.
+
+Registered on the main app by :mod:`rsbridge.cli`. Reference: docs/cli.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from rsbridge.config import Config, load_config
+from rsbridge.engine.store.base import EventFilter, EventStatus, JobFilter, JobStatus, Store
+from rsbridge.errors import RsbridgeError
+
+T = TypeVar("T")
+
+ConfigOption = Annotated[
+    Path,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="RSBRIDGE_CONFIG",
+        help="The configuration file (TOML).",
+        dir_okay=False,
+    ),
+]
+DEFAULT_CONFIG = Path("rsbridge.toml")
+
+events_app = typer.Typer(help="The event log, jobs and dead letters.", no_args_is_help=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code=1)
+
+
+def _config(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except RsbridgeError as exc:
+        raise _fail(exc.message) from None
+
+
+def _run(action: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return asyncio.run(action())  # type: ignore[arg-type]
+    except RsbridgeError as exc:
+        raise _fail(exc.message) from None
+
+
+async def _with_store(config: Config, action: Callable[[Store], Awaitable[T]]) -> T:
+    from rsbridge.engine.store import open_store
+
+    store = open_store(str(config.engine.store))
+    await store.open()
+    try:
+        return await action(store)
+    finally:
+        await store.close()
+
+
+def serve(
+    config: ConfigOption = DEFAULT_CONFIG,
+    host: Annotated[
+        str | None, typer.Option(help="Listen address (default: engine.listen_host).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Listen port (default: engine.listen_port).")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="Logging level.")] = "info",
+) -> None:
+    """Run intake, workers and pollers in one process, with GET /health."""
+    import uvicorn
+
+    from rsbridge.engine.runtime import Engine
+
+    settings = _config(config)
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    engine = Engine(settings)
+    uvicorn.run(
+        engine.asgi_app(),
+        host=host or settings.engine.listen_host,
+        port=settings.engine.listen_port if port is None else port,
+        log_level=log_level,
+        timeout_graceful_shutdown=int(settings.engine.shutdown_grace_seconds) + 5,
+        # The intake believes X-Forwarded-For only from engine.trusted_proxies.
+        proxy_headers=False,
+    )
+
+
+def check(
+    config: ConfigOption = DEFAULT_CONFIG,
+    integration: Annotated[str | None, typer.Option(help="Check only this integration.")] = None,
+) -> None:
+    """Validate the configuration and test every appliance and integration connection."""
+    from rsbridge.engine.check import run_checks
+
+    settings = _config(config)
+    console = Console(highlight=False)
+    console.print(f"[green]ok[/]  configuration {config}")
+    verdicts = _run(lambda: run_checks(settings, only=integration))
+    for verdict in verdicts:
+        mark = "[green]ok[/]  " if verdict.ok else "[red]FAIL[/]"
+        console.print(f"{mark} {verdict.target}: {verdict.summary}")
+    if not all(v.ok for v in verdicts):
+        raise typer.Exit(code=1)
+
+
+def _parse_since(text: str) -> float:
+    """``2026-11-20``, an ISO date-time, or a span like ``36h`` / ``3d`` ago."""
+    now = datetime.now(UTC).timestamp()
+    units = {"m": 60, "h": 3600, "d": 86400}
+    if text[:-1].isdigit() and text[-1:] in units:
+        return now - int(text[:-1]) * units[text[-1]]
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter("use a date, an ISO date-time, or 30m / 12h / 3d") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def pull(
+    config: ConfigOption = DEFAULT_CONFIG,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Backfill from this time (2026-11-01, an ISO time, or 12h / 3d ago)."),
+    ] = None,
+    integration: Annotated[str | None, typer.Option(help="Only this integration.")] = None,
+    work: Annotated[bool, typer.Option(help="Also process what was queued, until done.")] = True,
+) -> None:
+    """Pull ended sessions now (the vendor's "Pull Support Sessions") and queue them."""
+    from rsbridge.engine.runtime import Engine
+
+    settings = _config(config)
+    start = _parse_since(since) if since else None
+    console = Console(highlight=False)
+
+    async def go() -> None:
+        async with Engine(settings) as engine:
+            pollers = [p for p in engine.pollers if integration in (None, p.integration.name)]
+            if not pollers:
+                raise _fail(
+                    "no enabled polling integration"
+                    + (f" named {integration}" if integration else "")
+                )
+            for poller in pollers:
+                if start is None:
+                    result = await poller.poll()
+                else:
+                    total = max(1, round(datetime.now(UTC).timestamp() - start))
+                    with Progress(console=console, transient=True) as progress:
+                        bar = progress.add_task(f"{poller.integration.name}", total=total)
+                        result = await poller.pull(
+                            start, None, on_chunk=partial(progress.advance, bar)
+                        )
+                console.print(
+                    f"{result.integration}: {result.sessions} sessions listed, {result.queued} new "
+                    f"events queued ({result.appliance_calls} appliance calls)"
+                )
+            if work and engine.worker is not None:
+                outcomes = await engine.worker.run_until_idle(
+                    max_wait=settings.engine.report_wait_seconds
+                )
+                counts: dict[str, int] = {}
+                for outcome in outcomes:
+                    counts[outcome.outcome] = counts.get(outcome.outcome, 0) + 1
+                console.print(
+                    "processed: "
+                    + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing")
+                )
+
+    _run(go)
+
+
+def render(
+    lsid: Annotated[
+        str | None, typer.Option(help="Fetch this session's report from the appliance.")
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(help="A saved SupportSession report (XML).", exists=True, dir_okay=False),
+    ] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    integration: Annotated[
+        str | None, typer.Option(help="Use this integration's templates and filters.")
+    ] = None,
+    part: Annotated[
+        str | None, typer.Option(help="Render one part (chat, notes, system_info, ...).")
+    ] = None,
+    html: Annotated[
+        bool, typer.Option("--html", help="Print the HTML form instead of text.")
+    ] = False,
+) -> None:
+    """Preview the rendered report of a session, as a connector would receive it."""
+    from rsbridge.appliance.report_parser import iter_sessions
+    from rsbridge.engine.render import Renderer
+
+    if (lsid is None) == (file is None):
+        raise _fail("give exactly one of --lsid or --file")
+    # A saved file renders with the default templates and needs no configuration.
+    settings = _config(config) if (lsid is not None or integration is not None) else None
+    chosen = None
+    if settings is not None and integration is not None:
+        chosen = settings.integration(integration)
+        if chosen is None:
+            raise _fail(f"no integration named {integration}")
+    renderer = Renderer(
+        chosen.templates if chosen else None,
+        import_events=chosen.import_events if chosen else None,
+    )
+
+    async def fetch() -> list[object]:
+        from rsbridge.engine.appliances import make_appliance_client
+
+        assert settings is not None and lsid is not None
+        appliance_id = (
+            chosen.appliance
+            if chosen
+            else settings.appliances[0].id
+            if settings.appliances
+            else None
+        )
+        appliance = settings.appliance(appliance_id) if appliance_id else None
+        if appliance is None:
+            raise _fail("the configuration has no appliance to fetch from")
+        async with make_appliance_client(appliance) as client:
+            return [s async for s in client.support_sessions(lsid=lsid)]
+
+    try:
+        sessions = list(iter_sessions(file)) if file is not None else _run(fetch)
+        if not sessions:
+            raise _fail(f"the appliance has no report for session {lsid}")
+        for session in sessions:
+            report = renderer.render(session)  # type: ignore[arg-type]
+            chosen_part = report.full if part is None else report.parts.get(part)
+            if chosen_part is None:
+                raise _fail(f"no part {part!r}; parts: {', '.join(sorted(report.parts))}")
+            typer.echo(chosen_part.html if html else chosen_part.text)
+    except RsbridgeError as exc:
+        raise _fail(exc.message) from None
+
+
+# --- events ------------------------------------------------------------------------
+
+
+def _when(ts: float | None) -> str:
+    return "-" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@events_app.command("list")
+def events_list(
+    config: ConfigOption = DEFAULT_CONFIG,
+    status: Annotated[
+        str | None, typer.Option(help="Job status: queued, running, done, dead.")
+    ] = None,
+    ignored: Annotated[bool, typer.Option(help="List events recorded as ignored instead.")] = False,
+    lsid: Annotated[str | None, typer.Option(help="Only this session.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many rows.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """List jobs (newest first), e.g. the dead letters with --status dead."""
+    settings = _config(config)
+    if status is not None and status not in {s.value for s in JobStatus}:
+        raise _fail(f"unknown status {status!r}; use {', '.join(s.value for s in JobStatus)}")
+    console = Console(highlight=False)
+
+    async def go(store: Store) -> None:
+        if ignored:
+            events = await store.list_events(
+                EventFilter(status=EventStatus.IGNORED, lsid=lsid, limit=limit)
+            )
+            for e in events:
+                row = {
+                    "event": e.id,
+                    "received": _when(e.received_at),
+                    "type": e.event_type,
+                    "lsid": e.lsid,
+                }
+                console.print(
+                    json.dumps(row)
+                    if as_json
+                    else f"{e.id:>7}  {_when(e.received_at)}  {e.event_type}  {e.lsid or '-'}"
+                )
+            return
+        jobs = await store.list_jobs(
+            JobFilter(status=JobStatus(status) if status else None, lsid=lsid, limit=limit)
+        )
+        if as_json:
+            for j in jobs:
+                console.print(
+                    json.dumps(
+                        {
+                            "job": j.id,
+                            "event": j.event_id,
+                            "integration": j.integration,
+                            "type": j.event_type,
+                            "lsid": j.lsid,
+                            "status": j.status.value,
+                            "attempts": j.attempts,
+                            "error": j.last_error,
+                        }
+                    )
+                )
+            return
+        table = Table(
+            "job",
+            "event",
+            "integration",
+            "type",
+            "lsid",
+            "status",
+            "attempts",
+            "updated",
+            "last error",
+        )
+        for j in jobs:
+            table.add_row(
+                str(j.id),
+                str(j.event_id),
+                j.integration,
+                j.event_type,
+                j.lsid or "-",
+                j.status.value,
+                str(j.attempts),
+                _when(j.updated_at),
+                (j.last_error or "")[:80],
+            )
+        console.print(table)
+
+    _run(lambda: _with_store(settings, go))
+
+
+@events_app.command("show")
+def events_show(
+    job: Annotated[int, typer.Argument(help="Job id (from events list).")],
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Show a job, its event's variables, every attempt, and the effects of its session."""
+    settings = _config(config)
+    console = Console(highlight=False)
+
+    async def go(store: Store) -> None:
+        found = await store.get_job(job)
+        if found is None:
+            raise _fail(f"no job {job}")
+        event = await store.get_event(found.event_id)
+        console.print(
+            f"job {found.id}: {found.event_type} for {found.integration}, "
+            f"status {found.status.value}, {found.attempts} failed attempts"
+        )
+        if event is not None:
+            console.print(
+                f"event {event.id}: from {event.source} at {_when(event.received_at)}, "
+                f"appliance {event.appliance_id}, delivered {event.deliveries}x"
+            )
+            for name, value in event.form:
+                console.print(f"    {name} = {value}")
+        for attempt in await store.attempts(found.id):
+            console.print(
+                f"  attempt {attempt.number} {_when(attempt.finished_at)} "
+                f"{attempt.outcome.value}: {attempt.error or ''}"
+            )
+        if found.lsid:
+            for entry in await store.ledger_for_session(found.appliance_id, found.lsid):
+                if entry.key.integration == found.integration:
+                    console.print(
+                        f"  effect {entry.key.effect}: "
+                        f"ticket {entry.ticket_id or '-'} ref {entry.ref or '-'}"
+                    )
+
+    _run(lambda: _with_store(settings, go))
+
+
+@events_app.command("retry")
+def events_retry(
+    jobs: Annotated[list[int], typer.Argument(help="Dead job ids to re-queue.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Re-queue dead letters now (their attempt count starts again)."""
+    settings = _config(config)
+
+    async def go(store: Store) -> list[int]:
+        return [j for j in jobs if not await store.retry_job(j)]
+
+    refused = _run(lambda: _with_store(settings, go))
+    if refused:
+        raise _fail(f"not dead letters (or unknown): {', '.join(map(str, refused))}")
+    typer.echo(f"re-queued {len(jobs)} job(s)")
+
+
+@events_app.command("replay")
+def events_replay(
+    event: Annotated[int, typer.Argument(help="Event id to process again.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Queue a recorded event again for the integrations that process it.
+
+    Effects already in the ledger are not repeated: a replay completes what is missing.
+    """
+    from rsbridge.engine.intake import job_specs
+
+    settings = _config(config)
+
+    async def go(store: Store) -> list[int]:
+        found = await store.get_event(event)
+        if found is None:
+            raise _fail(f"no event {event}")
+        specs = job_specs(
+            settings, found.appliance_id, found.event_type, polled=found.source in ("poll", "pull")
+        )
+        if not specs:
+            raise _fail(f"no enabled integration processes {found.event_type}")
+        return await store.replay_event(event, specs)
+
+    created = _run(lambda: _with_store(settings, go))
+    typer.echo(f"queued job(s) {', '.join(map(str, created))}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the engine commands to the main ``rsbridge`` app."""
+    app.command()(serve)
+    app.command()(check)
+    app.command()(pull)
+    app.command()(render)
+    app.add_typer(events_app, name="events")

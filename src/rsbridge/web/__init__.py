@@ -1,0 +1,1 @@
+"""The engine's HTTP face: intake routes and the health endpoint."""

@@ -1,0 +1,90 @@
+"""Fixtures for engine tests: a simulated appliance on loopback and engine configs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rsbridge.config import Config, parse_config
+from rsbridge.engine.store.base import Store
+from rsbridge.sim.appliance.server import create_app
+from rsbridge.sim.appliance.state import SimApplianceState
+from rsbridge.sim.serve import serve_in_thread
+
+
+@dataclass
+class SimAppliance:
+    """A running simulated appliance and the credentials of its full-access account."""
+
+    state: SimApplianceState
+    host: str
+    client_id: str
+    client_secret: str
+
+
+@pytest.fixture
+def sim() -> Iterator[SimAppliance]:
+    state = SimApplianceState.default(seed=3)
+    account = state.accounts[0]
+    with serve_in_thread(create_app(state, rate_per_second=1000, rate_per_hour=10**6)) as url:
+        yield SimAppliance(
+            state, url.removeprefix("http://"), account.client_id, account.client_secret
+        )
+
+
+def engine_config(
+    tmp_path: Path,
+    sim: SimAppliance | None,
+    *,
+    integrations: list[dict[str, Any]] | None = None,
+    engine: dict[str, Any] | None = None,
+    appliance: dict[str, Any] | None = None,
+) -> Config:
+    """A configuration with one appliance (the simulator) and a jsonl integration."""
+    data: dict[str, Any] = {
+        "engine": {
+            "store": str(tmp_path / "engine.db"),
+            "backoff_base_seconds": 0.05,
+            "backoff_max_seconds": 0.2,
+            **(engine or {}),
+        },
+        "appliances": [
+            {
+                "id": "default",
+                "host": sim.host if sim else "127.0.0.1:9",
+                "client_id": sim.client_id if sim else "id",
+                "client_secret": sim.client_secret if sim else "secret",
+                "use_plain_http": True,
+                **(appliance or {}),
+            }
+        ],
+        "integrations": integrations
+        if integrations is not None
+        else [
+            {
+                "name": "audit",
+                "connector": "jsonl",
+                "association": {"on_unmatched": "create"},
+                "settings": {"path": str(tmp_path / "deliveries.jsonl"), "fsync": False},
+            }
+        ],
+    }
+    return parse_config(data)
+
+
+async def drained(store: Store, *, limit: float = 30.0) -> dict[str, int]:
+    """Wait until no job is queued or running; returns the final counts."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while True:
+        counts = await store.counts()
+        if counts.get("queued", 0) == 0 and counts.get("running", 0) == 0:
+            return counts
+        if loop.time() > deadline:
+            raise AssertionError(f"jobs did not drain: {counts}")
+        await asyncio.sleep(0.05)

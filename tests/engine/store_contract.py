@@ -1,0 +1,625 @@
+"""The contract every :class:`~rsbridge.engine.store.base.Store` backend must keep.
+
+A backend's test module subclasses :class:`StoreContract` and implements
+:meth:`StoreContract.make_store`; pytest then runs every test below against it. Time
+is driven through the ``now`` parameters (from :data:`T0`), never slept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from rsbridge.engine.store.base import (
+    RANK_SESSION_END,
+    RANK_SURVEY,
+    AttemptOutcome,
+    EventFilter,
+    EventStatus,
+    Finish,
+    IncomingEvent,
+    Job,
+    JobFilter,
+    JobSpec,
+    JobStatus,
+    LedgerEntry,
+    LedgerKey,
+    Store,
+)
+
+T0 = 1_700_000_000.0
+END = "support_conference_end"
+SURVEY = "support_conference_customer_exit_survey_completed"
+
+
+def event(
+    dedup_key: str,
+    *,
+    lsid: str | None = "L1",
+    event_type: str = END,
+    appliance_id: str = "a1",
+    form: tuple[tuple[str, str], ...] = (),
+) -> IncomingEvent:
+    """An outbound event; by default the end of session L1 on appliance a1."""
+    return IncomingEvent(
+        appliance_id=appliance_id,
+        event_type=event_type,
+        source="outbound",
+        dedup_key=dedup_key,
+        lsid=lsid,
+        form=form,
+    )
+
+
+def ledger_entry(effect: str, *, lsid: str = "L1", created_at: float = T0) -> LedgerEntry:
+    return LedgerEntry(
+        key=LedgerKey("a1", lsid, END, "sn", effect),
+        ticket_id="INC001",
+        ref=f"note-{effect}",
+        created_at=created_at,
+        detail={"table": "incident"},
+    )
+
+
+def ids(jobs: list[Job]) -> list[int]:
+    return [job.id for job in jobs]
+
+
+DONE = Finish(AttemptOutcome.DONE)
+
+
+class StoreContract:
+    """Tests of the :class:`Store` docstrings; subclasses provide :meth:`make_store`."""
+
+    def make_store(self, tmp_path: Path) -> Store:
+        """A new, not yet opened, empty store of the backend under test."""
+        raise NotImplementedError
+
+    @pytest.fixture
+    async def store(self, tmp_path: Path) -> AsyncIterator[Store]:
+        store = self.make_store(tmp_path)
+        await store.open()
+        try:
+            yield store
+        finally:
+            await store.close()
+
+    async def _one(
+        self,
+        store: Store,
+        key: str,
+        spec: JobSpec,
+        *,
+        lsid: str | None = "L1",
+        event_type: str = END,
+        appliance_id: str = "a1",
+    ) -> int:
+        """Record an event with one job at T0; the job's id."""
+        incoming = event(key, lsid=lsid, event_type=event_type, appliance_id=appliance_id)
+        result = await store.record_event(incoming, [spec], now=T0)
+        (job_id,) = result.job_ids
+        return job_id
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    async def test_close_is_idempotent(self, tmp_path: Path) -> None:
+        store = self.make_store(tmp_path)
+        await store.open()
+        await store.record_event(event("k"), [JobSpec("sn")], now=T0)
+        await store.close()
+        await store.close()
+
+    # --- record_event ----------------------------------------------------------------
+
+    async def test_record_event_stores_event_and_jobs(self, store: Store) -> None:
+        form = (("lsid", "L1"), ("type", END), ("z", "last"), ("a", "first-letter"))
+        incoming = IncomingEvent(
+            appliance_id="a1",
+            event_type=END,
+            source="outbound",
+            dedup_key="k1",
+            lsid="L1",
+            external_key="INC42",
+            timestamp=1_699_999_999,
+            form=form,
+        )
+        result = await store.record_event(
+            incoming, [JobSpec("sn"), JobSpec("audit", RANK_SURVEY)], now=T0
+        )
+        assert not result.duplicate
+        assert len(result.job_ids) == 2
+
+        stored = await store.get_event(result.event_id)
+        assert stored is not None
+        assert stored.id == result.event_id
+        assert stored.received_at == T0
+        assert (stored.appliance_id, stored.event_type, stored.source) == ("a1", END, "outbound")
+        assert (stored.dedup_key, stored.lsid, stored.external_key) == ("k1", "L1", "INC42")
+        assert stored.timestamp == 1_699_999_999
+        assert stored.status is EventStatus.ACCEPTED
+        assert stored.deliveries == 1
+        assert stored.form == form  # order kept
+
+        sn = await store.get_job(result.job_ids[0])
+        assert sn is not None
+        assert (sn.event_id, sn.integration, sn.rank) == (result.event_id, "sn", RANK_SESSION_END)
+        assert (sn.appliance_id, sn.event_type, sn.lsid) == ("a1", END, "L1")
+        assert sn.status is JobStatus.QUEUED
+        assert sn.attempts == 0
+        assert sn.run_after == sn.created_at == sn.updated_at == T0
+        assert (sn.last_error, sn.lease_owner, sn.lease_until) == (None, None, None)
+        audit = await store.get_job(result.job_ids[1])
+        assert audit is not None and (audit.integration, audit.rank) == ("audit", RANK_SURVEY)
+
+    async def test_duplicate_counts_delivery_and_queues_nothing(self, store: Store) -> None:
+        first = await store.record_event(event("k1"), [JobSpec("sn")], now=T0)
+        again = await store.record_event(event("k1"), [JobSpec("sn")], now=T0 + 5)
+        third = await store.record_event(event("k1"), [JobSpec("other")], now=T0 + 9)
+        assert again.duplicate and third.duplicate
+        assert again.event_id == third.event_id == first.event_id
+        assert again.job_ids == third.job_ids == ()
+        stored = await store.get_event(first.event_id)
+        assert stored is not None
+        assert stored.deliveries == 3
+        assert stored.received_at == T0  # the first delivery's
+        assert ids(await store.list_jobs(JobFilter())) == list(first.job_ids)
+        assert (await store.counts())["events"] == 1
+
+    async def test_event_without_jobs_is_ignored(self, store: Store) -> None:
+        owner_changed = event("k1", event_type="support_conference_owner_changed")
+        result = await store.record_event(owner_changed, [], now=T0)
+        assert not result.duplicate and result.job_ids == ()
+        stored = await store.get_event(result.event_id)
+        assert stored is not None and stored.status is EventStatus.IGNORED
+        assert await store.list_jobs(JobFilter()) == []
+        assert await store.claim("w", limit=10, lease=30, now=T0) == []
+        counts = await store.counts()
+        assert (counts["events"], counts["ignored"]) == (1, 1)
+
+    async def test_concurrent_records_all_land(self, store: Store) -> None:
+        results = await asyncio.gather(
+            *(
+                store.record_event(event(f"k{i}", lsid=f"L{i}"), [JobSpec("sn")], now=T0)
+                for i in range(50)
+            )
+        )
+        assert len({r.event_id for r in results}) == 50
+        assert len({r.job_ids[0] for r in results}) == 50
+        for i, result in enumerate(results):
+            stored = await store.get_event(result.event_id)
+            assert stored is not None and stored.dedup_key == f"k{i}"
+        assert (await store.counts())["queued"] == 50
+
+    # --- claim -----------------------------------------------------------------------
+
+    async def test_claim_leases_oldest_first_up_to_limit(self, store: Store) -> None:
+        job_ids = [await self._one(store, f"k{i}", JobSpec("sn"), lsid=f"L{i}") for i in range(5)]
+        claimed = await store.claim("w1", limit=3, lease=30, now=T0 + 1)
+        assert ids(claimed) == job_ids[:3]
+        for job in claimed:
+            assert job.status is JobStatus.RUNNING
+            assert (job.lease_owner, job.lease_until) == ("w1", T0 + 31)
+            stored = await store.get_job(job.id)
+            assert stored is not None
+            assert (stored.status, stored.lease_owner, stored.lease_until) == (
+                JobStatus.RUNNING,
+                "w1",
+                T0 + 31,
+            )
+        rest = await store.claim("w2", limit=10, lease=30, now=T0 + 1)
+        assert ids(rest) == job_ids[3:]
+        assert await store.claim("w3", limit=10, lease=30, now=T0 + 2) == []
+
+    async def test_claim_with_zero_limit_claims_nothing(self, store: Store) -> None:
+        await self._one(store, "k", JobSpec("sn"))
+        assert await store.claim("w", limit=0, lease=30, now=T0) == []
+        assert len(await store.claim("w", limit=1, lease=30, now=T0)) == 1
+
+    async def test_session_end_before_survey_recorded_earlier(self, store: Store) -> None:
+        # The survey event arrives first, but its job (rank 1) waits for the end (rank 0).
+        survey = await self._one(store, "s", JobSpec("sn", RANK_SURVEY), event_type=SURVEY)
+        end = await self._one(store, "e", JobSpec("sn", RANK_SESSION_END))
+        assert survey < end
+        assert ids(await store.claim("w", limit=10, lease=30, now=T0)) == [end]
+        # While the end runs, the survey is still not runnable.
+        assert await store.claim("w", limit=10, lease=30, now=T0) == []
+        assert await store.finish(end, "w", DONE, started_at=T0, now=T0 + 1)
+        assert ids(await store.claim("w", limit=10, lease=30, now=T0 + 1)) == [survey]
+
+    async def test_survey_runs_after_end_is_dead(self, store: Store) -> None:
+        survey = await self._one(store, "s", JobSpec("sn", RANK_SURVEY), event_type=SURVEY)
+        end = await self._one(store, "e", JobSpec("sn", RANK_SESSION_END))
+        assert ids(await store.claim("w", limit=10, lease=30, now=T0)) == [end]
+        dead = Finish(AttemptOutcome.DEAD, error="ticket not found")
+        assert await store.finish(end, "w", dead, started_at=T0, now=T0 + 1)
+        assert ids(await store.claim("w", limit=10, lease=30, now=T0 + 1)) == [survey]
+
+    async def test_waiting_job_keeps_blocking_its_session(self, store: Store) -> None:
+        end = await self._one(store, "e", JobSpec("sn", RANK_SESSION_END))
+        survey = await self._one(store, "s", JobSpec("sn", RANK_SURVEY), event_type=SURVEY)
+        await store.claim("w", limit=10, lease=30, now=T0)
+        wait = Finish(AttemptOutcome.WAIT, run_after=T0 + 60, error="no end time yet")
+        assert await store.finish(end, "w", wait, started_at=T0, now=T0 + 1)
+        # The end is queued (not runnable before T0 + 60) and still first of its session.
+        assert await store.claim("w", limit=10, lease=30, now=T0 + 2) == []
+        assert ids(await store.claim("w", limit=10, lease=30, now=T0 + 60)) == [end]
+        assert await store.finish(end, "w", DONE, started_at=T0 + 60, now=T0 + 61)
+        assert ids(await store.claim("w", limit=10, lease=30, now=T0 + 61)) == [survey]
+
+    async def test_same_rank_in_a_session_runs_in_id_order(self, store: Store) -> None:
+        first = await self._one(store, "s1", JobSpec("sn", RANK_SURVEY), event_type=SURVEY)
+        second = await self._one(store, "s2", JobSpec("sn", RANK_SURVEY), event_type=SURVEY)
+        assert ids(await store.claim("w", limit=10, lease=30, now=T0)) == [first]
+        assert await store.finish(first, "w", DONE, started_at=T0, now=T0)
+        assert ids(await store.claim("w", limit=10, lease=30, now=T0)) == [second]
+
+    async def test_ordering_is_per_integration_and_appliance(self, store: Store) -> None:
+        survey = await store.record_event(
+            event("s", event_type=SURVEY),
+            [JobSpec("sn", RANK_SURVEY), JobSpec("audit", RANK_SURVEY)],
+            now=T0,
+        )
+        end = await store.record_event(event("e"), [JobSpec("sn")], now=T0)
+        other_appliance = await self._one(
+            store, "s2", JobSpec("sn", RANK_SURVEY), event_type=SURVEY, appliance_id="a2"
+        )
+        claimed = ids(await store.claim("w", limit=10, lease=30, now=T0))
+        # audit has no end job for L1; a2's L1 is another session.
+        assert claimed == sorted([survey.job_ids[1], end.job_ids[0], other_appliance])
+
+    async def test_independent_sessions_are_claimed_together(self, store: Store) -> None:
+        jobs = []
+        for n in range(3):
+            jobs.append(await self._one(store, f"e{n}", JobSpec("sn"), lsid=f"L{n}"))
+            await self._one(store, f"s{n}", JobSpec("sn", RANK_SURVEY), lsid=f"L{n}")
+        assert ids(await store.claim("w", limit=10, lease=30, now=T0)) == jobs
+
+    async def test_jobs_without_session_are_not_ordered(self, store: Store) -> None:
+        first = await self._one(store, "x1", JobSpec("sn", RANK_SURVEY), lsid=None)
+        second = await self._one(store, "x2", JobSpec("sn", RANK_SESSION_END), lsid=None)
+        assert ids(await store.claim("w", limit=10, lease=30, now=T0)) == [first, second]
+
+    async def test_concurrent_claims_are_disjoint(self, store: Store) -> None:
+        for i in range(40):
+            await self._one(store, f"k{i}", JobSpec("sn"), lsid=f"L{i}")
+        batches = await asyncio.gather(
+            *(store.claim(f"w{n}", limit=7, lease=30, now=T0) for n in range(8))
+        )
+        claimed = [job.id for batch in batches for job in batch]
+        assert len(claimed) == len(set(claimed)) == 40
+
+    async def test_run_after_is_respected(self, store: Store) -> None:
+        job = await self._one(store, "k", JobSpec("sn"))
+        await store.claim("w", limit=1, lease=30, now=T0)
+        retry = Finish(AttemptOutcome.RETRY, run_after=T0 + 100, error="503")
+        assert await store.finish(job, "w", retry, started_at=T0, now=T0 + 1)
+        assert await store.claim("w", limit=1, lease=30, now=T0 + 99.9) == []
+        assert ids(await store.claim("w", limit=1, lease=30, now=T0 + 100)) == [job]
+
+    async def test_expired_lease_is_reclaimed_with_an_expired_attempt(self, store: Store) -> None:
+        job = await self._one(store, "k", JobSpec("sn"))
+        await store.claim("dead-worker", limit=1, lease=30, now=T0)
+        assert await store.claim("w2", limit=1, lease=30, now=T0 + 29) == []
+        (again,) = await store.claim("w2", limit=1, lease=30, now=T0 + 30)
+        assert again.id == job
+        assert (again.lease_owner, again.lease_until, again.attempts) == ("w2", T0 + 60, 0)
+        (attempt,) = await store.attempts(job)
+        assert attempt.outcome is AttemptOutcome.EXPIRED
+        assert (attempt.job_id, attempt.number, attempt.owner) == (job, 1, "dead-worker")
+        assert attempt.started_at == T0
+        assert attempt.finished_at == T0 + 30
+
+    async def test_extend_lease_keeps_the_job(self, store: Store) -> None:
+        job = await self._one(store, "k", JobSpec("sn"))
+        await store.claim("w1", limit=1, lease=30, now=T0)
+        await store.extend_lease([job], "w1", 30, now=T0 + 25)
+        await store.extend_lease([job], "intruder", 1000, now=T0 + 25)  # not its job
+        stored = await store.get_job(job)
+        assert stored is not None and stored.lease_until == T0 + 55
+        assert await store.claim("w2", limit=1, lease=30, now=T0 + 54) == []
+        assert await store.finish(job, "w1", DONE, started_at=T0, now=T0 + 54)
+
+    # --- finish ----------------------------------------------------------------------
+
+    async def test_finish_done_records_the_attempt(self, store: Store) -> None:
+        job = await self._one(store, "k", JobSpec("sn"))
+        await store.claim("w", limit=1, lease=30, now=T0)
+        assert await store.finish(job, "w", DONE, started_at=T0 + 1, now=T0 + 2)
+        stored = await store.get_job(job)
+        assert stored is not None
+        assert stored.status is JobStatus.DONE
+        assert (stored.attempts, stored.lease_owner, stored.lease_until) == (0, None, None)
+        assert stored.updated_at == T0 + 2
+        (attempt,) = await store.attempts(job)
+        assert (attempt.number, attempt.owner, attempt.outcome) == (1, "w", AttemptOutcome.DONE)
+        assert (attempt.started_at, attempt.finished_at, attempt.error) == (T0 + 1, T0 + 2, None)
+        # Final: not claimable, not finishable again.
+        assert await store.claim("w", limit=1, lease=30, now=T0 + 1000) == []
+        assert not await store.finish(job, "w", DONE, started_at=T0, now=T0 + 3)
+
+    async def test_finish_by_non_owner_changes_nothing(self, store: Store) -> None:
+        job = await self._one(store, "k", JobSpec("sn"))
+        await store.claim("w1", limit=1, lease=30, now=T0)
+        await store.claim("w2", limit=1, lease=30, now=T0 + 31)  # w1's lease expired
+        assert not await store.finish(job, "w1", DONE, started_at=T0, now=T0 + 32)
+        assert not await store.finish(job, "nobody", DONE, started_at=T0, now=T0 + 32)
+        stored = await store.get_job(job)
+        assert stored is not None
+        assert (stored.status, stored.lease_owner) == (JobStatus.RUNNING, "w2")
+        assert [a.outcome for a in await store.attempts(job)] == [AttemptOutcome.EXPIRED]
+        assert await store.finish(job, "w2", DONE, started_at=T0 + 31, now=T0 + 33)
+
+    async def test_finish_of_unclaimed_or_unknown_job_is_false(self, store: Store) -> None:
+        job = await self._one(store, "k", JobSpec("sn"))
+        assert not await store.finish(job, "w", DONE, started_at=T0, now=T0)
+        assert not await store.finish(job + 1000, "w", DONE, started_at=T0, now=T0)
+        assert await store.attempts(job) == []
+
+    async def test_finish_as_expired_is_refused(self, store: Store) -> None:
+        job = await self._one(store, "k", JobSpec("sn"))
+        await store.claim("w", limit=1, lease=30, now=T0)
+        with pytest.raises(ValueError, match="expired"):
+            await store.finish(job, "w", Finish(AttemptOutcome.EXPIRED), started_at=T0, now=T0)
+
+    async def test_retries_count_attempts(self, store: Store) -> None:
+        job = await self._one(store, "k", JobSpec("sn"))
+        for n in range(1, 4):
+            now = T0 + 10 * n
+            await store.claim("w", limit=1, lease=30, now=now)
+            retry = Finish(AttemptOutcome.RETRY, run_after=now + 5, error=f"503 #{n}")
+            assert await store.finish(job, "w", retry, started_at=now, now=now + 1)
+            stored = await store.get_job(job)
+            assert stored is not None
+            assert (stored.status, stored.attempts) == (JobStatus.QUEUED, n)
+            assert (stored.last_error, stored.run_after) == (f"503 #{n}", now + 5)
+            assert stored.lease_owner is None
+        attempts = await store.attempts(job)
+        assert [a.number for a in attempts] == [1, 2, 3]
+        assert [a.error for a in attempts] == ["503 #1", "503 #2", "503 #3"]
+        assert {a.outcome for a in attempts} == {AttemptOutcome.RETRY}
+
+    async def test_retry_without_run_after_is_runnable_now(self, store: Store) -> None:
+        job = await self._one(store, "k", JobSpec("sn"))
+        await store.claim("w", limit=1, lease=30, now=T0)
+        assert await store.finish(
+            job, "w", Finish(AttemptOutcome.RETRY, error="x"), started_at=T0, now=T0 + 1
+        )
+        assert ids(await store.claim("w", limit=1, lease=30, now=T0 + 1)) == [job]
+
+    async def test_wait_and_release_do_not_count(self, store: Store) -> None:
+        job = await self._one(store, "k", JobSpec("sn"))
+        await store.claim("w", limit=1, lease=30, now=T0)
+        wait = Finish(AttemptOutcome.WAIT, run_after=T0 + 5, error="no end time yet")
+        assert await store.finish(job, "w", wait, started_at=T0, now=T0 + 1)
+        await store.claim("w", limit=1, lease=30, now=T0 + 5)
+        released = Finish(AttemptOutcome.RELEASED)
+        assert await store.finish(job, "w", released, started_at=T0 + 5, now=T0 + 6)
+        stored = await store.get_job(job)
+        assert stored is not None
+        assert (stored.status, stored.attempts, stored.run_after) == (JobStatus.QUEUED, 0, T0 + 6)
+        outcomes = [a.outcome for a in await store.attempts(job)]
+        assert outcomes == [AttemptOutcome.WAIT, AttemptOutcome.RELEASED]
+
+    async def test_dead_is_final_and_counts(self, store: Store) -> None:
+        job = await self._one(store, "k", JobSpec("sn"))
+        await store.claim("w", limit=1, lease=30, now=T0)
+        dead = Finish(AttemptOutcome.DEAD, error="400 bad request")
+        assert await store.finish(job, "w", dead, started_at=T0, now=T0 + 1)
+        stored = await store.get_job(job)
+        assert stored is not None
+        assert (stored.status, stored.attempts) == (JobStatus.DEAD, 1)
+        assert stored.last_error == "400 bad request"
+        assert await store.claim("w", limit=1, lease=30, now=T0 + 10_000) == []
+
+    async def test_release_gives_back_only_the_owners_jobs(self, store: Store) -> None:
+        mine = [await self._one(store, f"k{i}", JobSpec("sn"), lsid=f"L{i}") for i in range(3)]
+        theirs = await self._one(store, "t", JobSpec("sn"), lsid="LT")
+        await store.claim("me", limit=3, lease=30, now=T0)
+        await store.claim("them", limit=1, lease=30, now=T0)
+        assert await store.finish(mine[0], "me", DONE, started_at=T0, now=T0 + 1)
+        assert await store.release("me", now=T0 + 2) == 2
+        assert await store.release("me", now=T0 + 3) == 0
+        for job_id in mine[1:]:
+            stored = await store.get_job(job_id)
+            assert stored is not None
+            assert (stored.status, stored.lease_owner, stored.attempts) == (
+                JobStatus.QUEUED,
+                None,
+                0,
+            )
+            (attempt,) = await store.attempts(job_id)
+            assert (attempt.outcome, attempt.owner) == (AttemptOutcome.RELEASED, "me")
+            assert (attempt.started_at, attempt.finished_at) == (T0, T0 + 2)
+        other = await store.get_job(theirs)
+        assert other is not None and other.lease_owner == "them"
+        assert ids(await store.claim("next", limit=10, lease=30, now=T0 + 2)) == mine[1:]
+
+    # --- ledger ----------------------------------------------------------------------
+
+    async def test_ledger_put_then_get(self, store: Store) -> None:
+        entry = ledger_entry("session_report")
+        assert await store.ledger_get(entry.key) is None
+        assert await store.ledger_put(entry) == entry
+        assert await store.ledger_get(entry.key) == entry
+        other = LedgerKey("a1", "L1", END, "sn", "survey:customer:0")
+        assert await store.ledger_get(other) is None
+
+    async def test_ledger_put_keeps_the_first_entry(self, store: Store) -> None:
+        first = ledger_entry("session_report")
+        later = LedgerEntry(first.key, "INC999", "other-note", T0 + 50, {"x": "y"})
+        assert await store.ledger_put(first) == first
+        assert await store.ledger_put(later) == first
+        assert await store.ledger_get(first.key) == first
+
+    async def test_concurrent_ledger_puts_agree_on_one_winner(self, store: Store) -> None:
+        key = LedgerKey("a1", "L1", END, "sn", "ticket")
+        entries = [LedgerEntry(key, f"INC{n}", f"r{n}", T0 + n) for n in range(10)]
+        results = await asyncio.gather(*(store.ledger_put(e) for e in entries))
+        assert all(result == results[0] for result in results)
+        assert results[0] in entries
+        assert await store.ledger_get(key) == results[0]
+
+    async def test_ledger_for_session(self, store: Store) -> None:
+        late = ledger_entry("survey:customer:0", created_at=T0 + 20)
+        early = ledger_entry("session_report", created_at=T0 + 10)
+        elsewhere = ledger_entry("session_report", lsid="L2", created_at=T0)
+        other_appliance = LedgerEntry(
+            LedgerKey("a2", "L1", END, "sn", "session_report"), "INC7", "n", T0
+        )
+        for entry in (late, early, elsewhere, other_appliance):
+            await store.ledger_put(entry)
+        assert await store.ledger_for_session("a1", "L1") == [early, late]
+        assert await store.ledger_for_session("a1", "L2") == [elsewhere]
+        assert await store.ledger_for_session("a1", "nope") == []
+
+    # --- watermarks ------------------------------------------------------------------
+
+    async def test_watermarks(self, store: Store) -> None:
+        assert await store.get_watermark("a1:poll") is None
+        await store.set_watermark("a1:poll", T0)
+        await store.set_watermark("a2:poll", T0 + 1)
+        await store.set_watermark("a1:poll", T0 + 60.5)
+        assert await store.get_watermark("a1:poll") == T0 + 60.5
+        assert await store.get_watermark("a2:poll") == T0 + 1
+
+    # --- operations ------------------------------------------------------------------
+
+    async def test_get_unknown_is_none(self, store: Store) -> None:
+        assert await store.get_event(12345) is None
+        assert await store.get_job(12345) is None
+        assert await store.attempts(12345) == []
+
+    async def test_list_events_filters_and_pages(self, store: Store) -> None:
+        recorded = []
+        for i in range(7):
+            result = await store.record_event(
+                event(
+                    f"k{i}",
+                    lsid=f"L{i % 2}",
+                    appliance_id="a2" if i == 6 else "a1",
+                    event_type=SURVEY if i % 3 == 0 else END,
+                ),
+                [] if i == 5 else [JobSpec("sn")],
+                now=T0 + i,
+            )
+            recorded.append(result.event_id)
+
+        async def select(selection: EventFilter) -> list[int]:
+            return [e.id for e in await store.list_events(selection)]
+
+        newest_first = recorded[::-1]
+        assert await select(EventFilter()) == newest_first
+        assert await select(EventFilter(limit=3)) == newest_first[:3]
+        page2 = await select(EventFilter(limit=3, before_id=newest_first[2]))
+        assert page2 == newest_first[3:6]
+        assert await select(EventFilter(lsid="L1")) == [recorded[5], recorded[3], recorded[1]]
+        assert await select(EventFilter(appliance_id="a2")) == [recorded[6]]
+        surveys = [recorded[6], recorded[3], recorded[0]]
+        assert await select(EventFilter(event_type=SURVEY)) == surveys
+        assert await select(EventFilter(status=EventStatus.IGNORED)) == [recorded[5]]
+        assert await select(EventFilter(lsid="L0", event_type=SURVEY, appliance_id="a1")) == [
+            recorded[0]
+        ]
+        assert await select(EventFilter(limit=0)) == []
+
+    async def test_list_jobs_filters(self, store: Store) -> None:
+        first = await store.record_event(
+            event("k1"), [JobSpec("sn"), JobSpec("audit", RANK_SURVEY)], now=T0
+        )
+        second = await store.record_event(event("k2", lsid="L2"), [JobSpec("sn")], now=T0)
+        sn1, audit1 = first.job_ids
+        (sn2,) = second.job_ids
+        await store.claim("w", limit=1, lease=30, now=T0)
+        assert await store.finish(sn1, "w", DONE, started_at=T0, now=T0)
+
+        async def select(selection: JobFilter) -> list[int]:
+            return ids(await store.list_jobs(selection))
+
+        assert await select(JobFilter()) == [sn2, audit1, sn1]
+        assert await select(JobFilter(limit=2)) == [sn2, audit1]
+        assert await select(JobFilter(status=JobStatus.DONE)) == [sn1]
+        assert await select(JobFilter(status=JobStatus.QUEUED)) == [sn2, audit1]
+        assert await select(JobFilter(integration="sn")) == [sn2, sn1]
+        assert await select(JobFilter(event_id=first.event_id)) == [audit1, sn1]
+        assert await select(JobFilter(lsid="L2")) == [sn2]
+        assert await select(JobFilter(lsid="L1", integration="audit")) == [audit1]
+        assert await select(JobFilter(status=JobStatus.DEAD)) == []
+
+    async def test_retry_job_only_for_dead_jobs(self, store: Store) -> None:
+        job = await self._one(store, "k", JobSpec("sn"))
+        assert not await store.retry_job(job, now=T0)  # queued
+        await store.claim("w", limit=1, lease=30, now=T0)
+        assert not await store.retry_job(job, now=T0)  # running
+        for _ in range(2):
+            retry = Finish(AttemptOutcome.RETRY, run_after=T0, error="503")
+            assert await store.finish(job, "w", retry, started_at=T0, now=T0)
+            await store.claim("w", limit=1, lease=30, now=T0)
+        dead = Finish(AttemptOutcome.DEAD, error="retries exhausted")
+        assert await store.finish(job, "w", dead, started_at=T0, now=T0 + 1)
+        assert await store.retry_job(job, now=T0 + 500)
+        stored = await store.get_job(job)
+        assert stored is not None
+        assert (stored.status, stored.attempts, stored.run_after) == (JobStatus.QUEUED, 0, T0 + 500)
+        assert not await store.retry_job(job, now=T0 + 500)  # queued again
+        assert not await store.retry_job(job + 1000, now=T0)  # unknown
+        assert await store.claim("w", limit=1, lease=30, now=T0 + 499) == []
+        assert ids(await store.claim("w", limit=1, lease=30, now=T0 + 500)) == [job]
+        assert len(await store.attempts(job)) == 3  # history kept
+
+    async def test_replay_event_queues_new_jobs(self, store: Store) -> None:
+        first = await store.record_event(event("k1"), [JobSpec("sn")], now=T0)
+        await store.claim("w", limit=1, lease=30, now=T0)
+        assert await store.finish(first.job_ids[0], "w", DONE, started_at=T0, now=T0)
+        replayed = await store.replay_event(
+            first.event_id, [JobSpec("sn"), JobSpec("audit", RANK_SURVEY)], now=T0 + 10
+        )
+        assert len(replayed) == 2 and first.job_ids[0] not in replayed
+        for job_id in replayed:
+            job = await store.get_job(job_id)
+            assert job is not None
+            assert (job.event_id, job.lsid, job.appliance_id, job.event_type) == (
+                first.event_id,
+                "L1",
+                "a1",
+                END,
+            )
+            assert (job.status, job.run_after, job.created_at) == (
+                JobStatus.QUEUED,
+                T0 + 10,
+                T0 + 10,
+            )
+        assert sorted(ids(await store.claim("w", limit=10, lease=30, now=T0 + 10))) == replayed
+        stored = await store.get_event(first.event_id)
+        assert stored is not None and stored.deliveries == 1
+
+    async def test_replay_of_ignored_event_accepts_it(self, store: Store) -> None:
+        ignored = await store.record_event(event("k1"), [], now=T0)
+        assert len(await store.replay_event(ignored.event_id, [JobSpec("sn")], now=T0)) == 1
+        stored = await store.get_event(ignored.event_id)
+        assert stored is not None and stored.status is EventStatus.ACCEPTED
+
+    async def test_replay_of_unknown_event_raises(self, store: Store) -> None:
+        with pytest.raises(KeyError):
+            await store.replay_event(4242, [JobSpec("sn")], now=T0)
+
+    async def test_counts(self, store: Store) -> None:
+        empty = await store.counts()
+        assert empty == {"queued": 0, "running": 0, "done": 0, "dead": 0, "events": 0, "ignored": 0}
+        jobs = [await self._one(store, f"k{i}", JobSpec("sn"), lsid=f"L{i}") for i in range(4)]
+        await store.record_event(event("ign"), [], now=T0)
+        await store.record_event(event("k0"), [JobSpec("sn")], now=T0)  # duplicate
+        await store.claim("w", limit=3, lease=30, now=T0)
+        assert await store.finish(jobs[0], "w", DONE, started_at=T0, now=T0)
+        dead = Finish(AttemptOutcome.DEAD, error="x")
+        assert await store.finish(jobs[1], "w", dead, started_at=T0, now=T0)
+        assert await store.counts() == {
+            "queued": 1,
+            "running": 1,
+            "done": 1,
+            "dead": 1,
+            "events": 5,
+            "ignored": 1,
+        }

@@ -1,0 +1,253 @@
+"""Outbound-event intake over real HTTP: authentication, durability, parking, refusals."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from rsbridge.engine.intake import MALFORMED_EVENT, Intake, client_address
+from rsbridge.engine.store.base import (
+    EventFilter,
+    EventStatus,
+    IncomingEvent,
+    JobFilter,
+    JobSpec,
+    RecordResult,
+)
+from rsbridge.engine.store.memory import MemoryStore
+from rsbridge.web.app import create_app
+from rsbridge.web.serve import serving
+
+from .conftest import engine_config
+
+TOKEN = "tok-7f3a9c-very-secret"
+END_FORM = [
+    ("event", "support_conference_end"),
+    ("version", "3"),
+    ("timestamp", "1763700000"),
+    ("appliance_id", "abc123"),
+    ("lsid", "5f1e0c5b7a2a4c8e9d0f1a2b3c4d5e6f"),
+    ("external_key", "INC0010001"),
+]
+
+
+class Harness:
+    def __init__(self, url: str, store: MemoryStore) -> None:
+        self.url = url
+        self.store = store
+        self.http = httpx.AsyncClient(base_url=url)
+
+    async def post(
+        self,
+        form: Sequence[tuple[str, str]] | bytes,
+        *,
+        path: str = "/ERSPost?appliance=default",
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        body = form if isinstance(form, bytes) else urlencode(list(form)).encode()
+        return await self.http.post(
+            path,
+            content=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded", **(headers or {})},
+        )
+
+
+@asynccontextmanager
+async def _harness(tmp_path: Path, **appliance: Any) -> AsyncIterator[Harness]:
+    engine = appliance.pop("engine", None)
+    config = engine_config(tmp_path, None, appliance=appliance, engine=engine)
+    store = MemoryStore()
+    await store.open()
+    async with serving(create_app(Intake(config, store), store)) as url:
+        harness = Harness(url, store)
+        yield harness
+        await harness.http.aclose()
+
+
+@pytest.fixture
+async def intake(tmp_path: Path) -> AsyncIterator[Harness]:
+    async with _harness(tmp_path, outbound_event_token=TOKEN) as h:
+        yield h
+
+
+async def test_an_event_is_recorded_with_its_job_before_200(intake: Harness) -> None:
+    response = await intake.post([*END_FORM, ("outbound_event_token", TOKEN)])
+    assert response.status_code == 200, response.text
+    [event] = await intake.store.list_events(EventFilter())
+    assert event.status is EventStatus.ACCEPTED
+    assert event.lsid == "5f1e0c5b7a2a4c8e9d0f1a2b3c4d5e6f"
+    assert event.external_key == "INC0010001"
+    assert event.timestamp == 1763700000
+    # The token authenticates the delivery but is not kept with the event.
+    assert "outbound_event_token" not in dict(event.form)
+    [job] = await intake.store.list_jobs(JobFilter())
+    assert (job.integration, job.event_type, job.event_id) == ("audit", event.event_type, event.id)
+
+
+async def test_the_token_may_come_in_the_query_string(intake: Harness) -> None:
+    response = await intake.post(
+        END_FORM, path=f"/ERSPost?appliance=default&outbound_event_token={TOKEN}"
+    )
+    assert response.status_code == 200
+
+
+async def test_our_own_path_is_equivalent(intake: Harness) -> None:
+    response = await intake.post(END_FORM, path=f"/events/default?outbound_event_token={TOKEN}")
+    assert response.status_code == 200
+    assert len(await intake.store.list_jobs(JobFilter())) == 1
+
+
+async def test_a_duplicate_delivery_is_acknowledged_once_recorded(intake: Harness) -> None:
+    form = [*END_FORM, ("outbound_event_token", TOKEN)]
+    assert (await intake.post(form)).status_code == 200
+    again = await intake.post(form)
+    assert again.status_code == 200 and again.text == "duplicate"
+    [event] = await intake.store.list_events(EventFilter())
+    assert event.deliveries == 2
+    assert len(await intake.store.list_jobs(JobFilter())) == 1
+
+
+@pytest.mark.parametrize(
+    ("form", "status"),
+    [
+        (END_FORM, 401),
+        ([*END_FORM, ("outbound_event_token", "wrong")], 401),
+        ([*END_FORM, ("outbound_event_token", TOKEN[:-1])], 401),
+    ],
+)
+async def test_missing_or_wrong_tokens_are_refused(
+    intake: Harness, form: list[tuple[str, str]], status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    response = await intake.post(form)
+    assert response.status_code == status
+    assert await intake.store.list_events(EventFilter()) == []
+    assert "token" in caplog.text
+    assert TOKEN not in caplog.text and TOKEN not in response.text
+
+
+async def test_an_unknown_appliance_is_refused(intake: Harness) -> None:
+    response = await intake.post(
+        [*END_FORM, ("outbound_event_token", TOKEN)], path="/ERSPost?appliance=other"
+    )
+    assert response.status_code == 404
+    assert "other" in response.text
+
+
+async def test_without_an_appliance_parameter_the_id_is_default(intake: Harness) -> None:
+    response = await intake.post([*END_FORM, ("outbound_event_token", TOKEN)], path="/ERSPost")
+    assert response.status_code == 200
+
+
+async def test_addresses_outside_the_accepted_networks_are_refused(tmp_path: Path) -> None:
+    async with _harness(tmp_path, accepted_addresses=["10.0.0.0/8"]) as h:
+        response = await h.post(END_FORM)
+        assert response.status_code == 403
+        # A forwarded-for header from an untrusted peer changes nothing.
+        spoofed = await h.post(END_FORM, headers={"X-Forwarded-For": "10.1.2.3"})
+        assert spoofed.status_code == 403
+
+
+async def test_forwarded_addresses_are_believed_from_trusted_proxies_only(tmp_path: Path) -> None:
+    async with _harness(
+        tmp_path,
+        accepted_addresses=["203.0.113.0/24"],
+        engine={"trusted_proxies": ["127.0.0.1"]},
+    ) as h:
+        ok = await h.post(END_FORM, headers={"X-Forwarded-For": "203.0.113.9"})
+        assert ok.status_code == 200
+        refused = await h.post(END_FORM, headers={"X-Forwarded-For": "198.51.100.1"})
+        assert refused.status_code == 403
+
+
+def test_the_forwarded_chain_is_walked_from_our_side() -> None:
+    import ipaddress
+
+    trusted = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("192.0.2.0/24")]
+    # client spoofs 10.0.0.1 in front of its real address 198.51.100.7
+    got = client_address("127.0.0.1", "10.0.0.1, 198.51.100.7, 192.0.2.10", trusted)
+    assert str(got) == "198.51.100.7"
+    assert client_address("127.0.0.1", "not-an-ip", trusted) is None
+    assert str(client_address("::ffff:127.0.0.1", None, [])) == "127.0.0.1"
+
+
+async def test_an_oversized_body_is_refused_with_413(tmp_path: Path) -> None:
+    async with _harness(tmp_path, engine={"max_event_bytes": 1024}) as h:
+        response = await h.post([*END_FORM, ("padding", "x" * 2000)])
+        assert response.status_code == 413
+        assert await h.store.list_events(EventFilter()) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\xff\xfe not utf-8",
+        b"event=support_conference_end&event=support_conference_end&lsid=a",
+        b"version=3&lsid=abc",
+        b"event=support_conference_end&version=3",  # no lsid
+        b"%%%=&&",
+    ],
+)
+async def test_malformed_forms_are_parked_not_refused(tmp_path: Path, body: bytes) -> None:
+    # Refusing would block the appliance's queue behind an event that can never pass.
+    async with _harness(tmp_path) as h:
+        response = await h.post(body)
+        assert response.status_code == 200
+        assert response.text.startswith("recorded as malformed")
+        [event] = await h.store.list_events(EventFilter())
+        assert event.event_type == MALFORMED_EVENT
+        assert event.status is EventStatus.IGNORED
+        assert dict(event.form)["body"] == body.decode("utf-8", errors="replace")
+        assert await h.store.list_jobs(JobFilter()) == []
+
+
+@pytest.mark.parametrize(
+    "event", ["support_conference_begin", "support_conference_member_added", "made_up_event"]
+)
+async def test_events_nobody_processes_are_acknowledged_as_ignored(
+    tmp_path: Path, event: str
+) -> None:
+    async with _harness(tmp_path) as h:
+        form = [("event", event), *END_FORM[1:]]
+        response = await h.post(form)
+        assert (response.status_code, response.text) == (200, "ignored")
+        [stored] = await h.store.list_events(EventFilter())
+        assert stored.status is EventStatus.IGNORED and stored.event_type == event
+        assert await h.store.list_jobs(JobFilter()) == []
+
+
+class _BrokenStore(MemoryStore):
+    async def record_event(
+        self, event: IncomingEvent, jobs: Sequence[JobSpec], *, now: float | None = None
+    ) -> RecordResult:
+        raise OSError("disk full")
+
+
+async def test_a_store_failure_answers_503_so_the_appliance_retries(tmp_path: Path) -> None:
+    config = engine_config(tmp_path, None)
+    store = _BrokenStore()
+    await store.open()
+    async with (
+        serving(create_app(Intake(config, store), store)) as url,
+        httpx.AsyncClient() as http,
+    ):
+        response = await http.post(
+            f"{url}/ERSPost",
+            content=urlencode(END_FORM),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    assert response.status_code == 503
+
+
+async def test_health_reports_job_counts(intake: Harness) -> None:
+    await intake.post([*END_FORM, ("outbound_event_token", TOKEN)])
+    response = await intake.http.get("/health")
+    assert response.status_code == 200
+    assert response.json()["jobs"]["queued"] == 1
