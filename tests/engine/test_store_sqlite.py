@@ -264,6 +264,31 @@ async def test_a_failing_operation_does_not_fail_its_group(tmp_path: Path) -> No
         await store.close()
 
 
+async def test_a_lost_transaction_fails_the_whole_group(tmp_path: Path) -> None:
+    """When SQLite itself rolls back (disk full, I/O error), no caller is told "done"."""
+    store = await opened(tmp_path / "store.db")
+
+    def disk_full(conn: sqlite3.Connection) -> None:
+        conn.execute("ROLLBACK")  # what SQLite does on SQLITE_FULL
+        raise sqlite3.OperationalError("database or disk is full")
+
+    try:
+        async with WriterGate(store):
+            before = asyncio.ensure_future(store.record_event(event("k1"), [JobSpec("sn")]))
+            failing = asyncio.ensure_future(store._write(disk_full))
+            after = asyncio.ensure_future(store.record_event(event("k2"), [JobSpec("sn")]))
+            await asyncio.sleep(0)
+        for task in (before, failing, after):
+            with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+                await task
+        assert (await store.counts())["events"] == 0
+        # The writer carries on with the next group.
+        await store.record_event(event("k3"), [JobSpec("sn")])
+        assert (await store.counts())["events"] == 1
+    finally:
+        await store.close()
+
+
 async def test_a_write_cancelled_before_its_turn_is_not_done(tmp_path: Path) -> None:
     store = await opened(tmp_path / "store.db")
     try:

@@ -444,10 +444,6 @@ _Item = tuple[_Op, "cf.Future[Any]"]
 _STOP: Final = object()
 
 
-class _GroupAbortedError(Exception):
-    """SQLite rolled back the whole group's transaction (disk full, I/O error...)."""
-
-
 class SQLiteStore:
     """The store in one SQLite file (WAL mode), for one host and several processes.
 
@@ -611,7 +607,9 @@ class SQLiteStore:
                     value = op(conn)
                 except Exception as exc:
                     if not conn.in_transaction:
-                        raise _GroupAbortedError(str(exc)) from exc
+                        # SQLite rolled back the whole transaction (disk full, I/O
+                        # error): the group's earlier operations are lost with it.
+                        raise
                     conn.execute(ROLLBACK_SAVEPOINT)
                     conn.execute(RELEASE_SAVEPOINT)
                     outcomes.append((future, False, exc))

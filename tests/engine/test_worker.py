@@ -1,0 +1,279 @@
+"""Workers against failing peers: retries with backoff, dead letters, ordering, waiting,
+graceful shutdown, template errors. Real HTTP to the simulated appliance and webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rsbridge.appliance.events import CUSTOMER_SURVEY, END
+from rsbridge.appliance.report_model import SupportSession
+from rsbridge.config import Config
+from rsbridge.engine.intake import job_specs
+from rsbridge.engine.runtime import Engine
+from rsbridge.engine.store.base import (
+    AttemptOutcome,
+    IncomingEvent,
+    JobFilter,
+    JobStatus,
+)
+from rsbridge.engine.store.memory import MemoryStore
+from rsbridge.engine.worker import backoff
+from rsbridge.sim.appliance.scenarios import SessionGenerator
+from rsbridge.sim.serve import serve_in_thread
+from rsbridge.sim.webhook import WebhookReceiverState, create_app
+
+from .conftest import SimAppliance, engine_config
+
+
+@dataclasses.dataclass
+class Hook:
+    state: WebhookReceiverState
+    url: str
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    state = WebhookReceiverState()
+    with serve_in_thread(create_app(state)) as url:
+        yield Hook(state, f"{url}/hook")
+
+
+def _config(tmp_path: Path, sim: SimAppliance, url: str, **integration: Any) -> Config:
+    settings = {"url": url, "max_attempts": 1, "timeout": 0.5, **integration.pop("settings", {})}
+    return engine_config(
+        tmp_path,
+        sim,
+        integrations=[
+            {
+                "name": "hook",
+                "connector": "webhook",
+                "association": {"on_unmatched": "create"},
+                "settings": settings,
+                **integration,
+            }
+        ],
+    )
+
+
+def _session(sim: SimAppliance, seed: int = 1) -> SupportSession:
+    session = next(
+        s for s in SessionGenerator(seed).sessions(20) if s.customer_surveys and s.rep_surveys
+    )
+    sim.state.add_report(session)
+    return session
+
+
+async def _record(engine: Engine, config: Config, session: SupportSession, event: str) -> int:
+    result = await engine.store.record_event(
+        IncomingEvent("default", event, "outbound", f"{event}/{session.lsid}", lsid=session.lsid),
+        job_specs(config, "default", event, polled=False),
+    )
+    return result.event_id
+
+
+async def _engine(config: Config) -> Engine:
+    engine = Engine(config, store=MemoryStore())
+    await engine.open()
+    return engine
+
+
+async def _attempts(engine: Engine) -> list[AttemptOutcome]:
+    [job] = await engine.store.list_jobs(JobFilter())
+    return [a.outcome for a in await engine.store.attempts(job.id)]
+
+
+async def test_429_then_success_is_retried_and_delivered_once(
+    tmp_path: Path, sim: SimAppliance, hook: Hook
+) -> None:
+    config = _config(tmp_path, sim, hook.url)
+    session = _session(sim)
+    hook.state.fail_next(429, 2, retry_after=0.05)
+    engine = await _engine(config)
+    try:
+        await _record(engine, config, session, END)
+        assert engine.worker is not None
+        await engine.worker.run_until_idle()
+        assert await _attempts(engine) == ["retry", "retry", "done"]
+        [job] = await engine.store.list_jobs(JobFilter())
+        assert job.status is JobStatus.DONE and job.attempts == 2
+    finally:
+        await engine.aclose()
+    assert len(hook.state.of_kind("session_report")) == 1
+
+
+@pytest.mark.parametrize("fault", ["500", "timeout"])
+async def test_retries_stop_at_the_limit_and_the_job_is_a_dead_letter(
+    tmp_path: Path, sim: SimAppliance, hook: Hook, fault: str
+) -> None:
+    config = _config(tmp_path, sim, hook.url, retry_limit=2)
+    session = _session(sim)
+    if fault == "500":
+        hook.state.fail_next(500, 100)
+    else:
+        hook.state.slow_next(2.0, 100)
+    engine = await _engine(config)
+    try:
+        await _record(engine, config, session, END)
+        assert engine.worker is not None
+        await engine.worker.run_until_idle()
+        assert await _attempts(engine) == ["retry", "retry", "dead"]
+        [job] = await engine.store.list_jobs(JobFilter())
+        assert job.status is JobStatus.DEAD and job.last_error
+        # The dead letter is not lost: once the peer is back, a retry delivers it.
+        hook.state.clear_faults()
+        assert await engine.store.retry_job(job.id)
+        await engine.worker.run_until_idle()
+        assert (await engine.store.get_job(job.id)).status is JobStatus.DONE  # type: ignore[union-attr]
+    finally:
+        await engine.aclose()
+    assert len(hook.state.of_kind("session_report")) == 1
+
+
+async def test_a_permanent_error_is_not_retried(
+    tmp_path: Path, sim: SimAppliance, hook: Hook
+) -> None:
+    config = _config(tmp_path, sim, hook.url)
+    session = _session(sim)
+    hook.state.fail_next(400, 5)
+    engine = await _engine(config)
+    try:
+        await _record(engine, config, session, END)
+        assert engine.worker is not None
+        await engine.worker.run_until_idle()
+        assert await _attempts(engine) == ["dead"]
+        [attempt] = await engine.store.attempts((await engine.store.list_jobs(JobFilter()))[0].id)
+        assert "400" in (attempt.error or "")
+    finally:
+        await engine.aclose()
+
+
+async def test_event_types_not_configured_for_retry_go_to_dead_letters(
+    tmp_path: Path, sim: SimAppliance, hook: Hook
+) -> None:
+    config = _config(tmp_path, sim, hook.url, retry_outbound_events=[CUSTOMER_SURVEY])
+    session = _session(sim)
+    hook.state.fail_next(503, 5)
+    engine = await _engine(config)
+    try:
+        await _record(engine, config, session, END)
+        assert engine.worker is not None
+        await engine.worker.run_until_idle()
+        assert await _attempts(engine) == ["dead"]
+    finally:
+        await engine.aclose()
+
+
+async def test_an_unreachable_appliance_is_retried(tmp_path: Path, hook: Hook) -> None:
+    config = _config(tmp_path, None, hook.url, retry_limit=1)  # appliance on a closed port
+    engine = await _engine(config)
+    try:
+        await engine.store.record_event(
+            IncomingEvent("default", END, "outbound", "k", lsid="abc"),
+            job_specs(config, "default", END, polled=False),
+        )
+        assert engine.worker is not None
+        await engine.worker.run_until_idle()
+        outcomes = await _attempts(engine)
+        assert outcomes == ["retry", "dead"]
+    finally:
+        await engine.aclose()
+
+
+async def test_a_survey_that_arrives_first_is_applied_after_its_session(
+    tmp_path: Path, sim: SimAppliance, hook: Hook
+) -> None:
+    config = _config(tmp_path, sim, hook.url)
+    session = _session(sim)
+    engine = await _engine(config)
+    try:
+        await _record(engine, config, session, CUSTOMER_SURVEY)
+        await _record(engine, config, session, END)
+        assert engine.worker is not None
+        await engine.worker.run_until_idle()
+    finally:
+        await engine.aclose()
+    kinds = [d.kind for d in hook.state.received if d.kind != "ticket"]
+    assert kinds == ["session_report"] + ["survey"] * len(session.customer_surveys)
+
+
+async def test_a_survey_waits_while_its_session_is_not_imported(
+    tmp_path: Path, sim: SimAppliance, hook: Hook
+) -> None:
+    # The survey event came first and the session end is still in the appliance's queue.
+    config = _config(tmp_path, sim, hook.url)
+    session = _session(sim)
+    engine = await _engine(config)
+    try:
+        await _record(engine, config, session, CUSTOMER_SURVEY)
+        assert engine.worker is not None
+        outcomes = await engine.worker.run_until_idle(max_wait=0.5)
+        assert outcomes and all(o.outcome == "wait" for o in outcomes)
+        assert hook.state.of_kind("survey") == []
+        await _record(engine, config, session, END)
+        await engine.worker.run_until_idle(max_wait=10)
+    finally:
+        await engine.aclose()
+    assert len(hook.state.of_kind("survey")) == len(session.customer_surveys)
+
+
+async def test_a_template_error_parks_the_job_with_file_and_line(
+    tmp_path: Path, sim: SimAppliance, hook: Hook
+) -> None:
+    templates = tmp_path / "tpl"
+    templates.mkdir()
+    (templates / "chat.txt").write_text("ok\n{{ session.no_such_thing.deeper }}\n")
+    config = _config(tmp_path, sim, hook.url, templates=str(templates))
+    session = _session(sim)
+    engine = await _engine(config)
+    try:
+        await _record(engine, config, session, END)
+        assert engine.worker is not None
+        await engine.worker.run_until_idle()
+        [job] = await engine.store.list_jobs(JobFilter())
+        assert job.status is JobStatus.DEAD
+        assert "chat.txt" in (job.last_error or "") and "line 2" in (job.last_error or "")
+    finally:
+        await engine.aclose()
+    assert hook.state.of_kind("session_report") == []
+
+
+async def test_graceful_shutdown_releases_what_it_cannot_finish(
+    tmp_path: Path, sim: SimAppliance, hook: Hook
+) -> None:
+    config = _config(tmp_path, sim, hook.url, settings={"timeout": 10.0}).model_copy()
+    config = config.model_copy(
+        update={"engine": config.engine.model_copy(update={"shutdown_grace_seconds": 0.2})}
+    )
+    session = _session(sim)
+    hook.state.slow_next(3.0, 1)
+    engine = await _engine(config)
+    try:
+        await _record(engine, config, session, END)
+        engine.start()
+        for _ in range(100):
+            if hook.state.requests:
+                break
+            await asyncio.sleep(0.05)
+        await engine.stop()
+        [job] = await engine.store.list_jobs(JobFilter())
+        assert job.status is JobStatus.QUEUED and job.attempts == 0
+        assert await _attempts(engine) == ["released"]
+    finally:
+        await engine.aclose()
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
+    import random
+
+    rng = random.Random(1)
+    delays = [backoff(n, base=1.0, cap=30.0, rng=rng) for n in range(8)]
+    for n, delay in enumerate(delays):
+        step = min(30.0, 2.0**n)
+        assert step / 2 <= delay <= step
+    assert backoff(0, base=1.0, cap=30.0, rng=rng, at_least=12.0) == 12.0
