@@ -16,6 +16,7 @@ from rsbridge.engine.intake import job_specs
 from rsbridge.engine.runtime import Engine
 from rsbridge.engine.store.base import JobFilter, JobStatus
 from rsbridge.sim.appliance.emitter import (
+    CUSTOMER_SURVEY,
     END,
     OutboundEventEmitter,
     Recipient,
@@ -189,3 +190,39 @@ async def test_sessions_without_a_ticket_are_skipped_or_get_one(
         assert kinds == Counter()
     else:
         assert kinds["ticket"] == 1 and kinds["session_report"] == 1
+
+
+async def test_a_late_customer_survey_is_picked_up_by_a_later_poll(
+    tmp_path: Path, sim: SimAppliance
+) -> None:
+    config = engine_config(
+        tmp_path,
+        sim,
+        integrations=[
+            {
+                "name": "audit",
+                "connector": "jsonl",
+                "outbound_events": [],
+                "polling_events": [END, CUSTOMER_SURVEY],
+                "association": {"on_unmatched": "create"},
+                "settings": {"path": str(tmp_path / "deliveries.jsonl"), "fsync": False},
+            }
+        ],
+    )
+    full = _recent(next(s for s in SessionGenerator(6).sessions(30) if s.customer_surveys))
+    sim.state.add_report(dataclasses.replace(full, customer_surveys=[]))
+    async with Engine(config) as engine:
+        assert engine.worker is not None
+        [poller] = engine.pollers
+        first = await poller.poll()
+        assert (first.queued, first.surveys) == (1, 0)
+        await engine.worker.run_until_idle()
+        # The customer submits the survey after the poll that imported the session.
+        sim.state.add_report(full)
+        second = await poller.poll()
+        assert second.surveys == 1
+        await engine.worker.run_until_idle()
+        assert (await poller.poll()).queued == 0
+    kinds = Counter(d["kind"] for d in read_deliveries(tmp_path / "deliveries.jsonl"))
+    assert kinds["session_report"] == 1
+    assert kinds["survey"] == len(full.customer_surveys)
