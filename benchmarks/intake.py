@@ -24,8 +24,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlencode
 

@@ -44,7 +44,7 @@ def hook() -> Iterator[Hook]:
         yield Hook(state, f"{url}/hook")
 
 
-def _config(tmp_path: Path, sim: SimAppliance, url: str, **integration: Any) -> Config:
+def _config(tmp_path: Path, sim: SimAppliance | None, url: str, **integration: Any) -> Config:
     settings = {"url": url, "max_attempts": 1, "timeout": 0.5, **integration.pop("settings", {})}
     return engine_config(
         tmp_path,
@@ -277,3 +277,38 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
         step = min(30.0, 2.0**n)
         assert step / 2 <= delay <= step
     assert backoff(0, base=1.0, cap=30.0, rng=rng, at_least=12.0) == 12.0
+
+
+@pytest.mark.parametrize("mode", ["run", "run_until_idle"])
+async def test_leases_of_held_jobs_are_extended_while_they_run(
+    tmp_path: Path, sim: SimAppliance, hook: Hook, mode: str
+) -> None:
+    config = _config(tmp_path, sim, hook.url, settings={"timeout": 10.0})
+    config = config.model_copy(
+        update={"engine": config.engine.model_copy(update={"lease_seconds": 0.3})}
+    )
+    session = _session(sim)
+    hook.state.slow_next(1.2, 1)
+    engine = await _engine(config)
+    try:
+        await _record(engine, config, session, END)
+        assert engine.worker is not None
+        stop = asyncio.Event()
+        if mode == "run":
+            running = asyncio.create_task(engine.worker.run(stop, poll_interval=0.05))
+        else:
+            running = asyncio.create_task(engine.worker.run_until_idle())
+        # Well past the 0.3 s lease, another worker must still find nothing to claim.
+        await asyncio.sleep(0.8)
+        assert await engine.store.claim("intruder", limit=10, lease=5) == []
+        for _ in range(100):
+            if hook.state.of_kind("session_report"):
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await running
+        [job] = await engine.store.list_jobs(JobFilter())
+        assert job.status is JobStatus.DONE
+        assert await _attempts(engine) == ["done"]
+    finally:
+        await engine.aclose()

@@ -110,6 +110,10 @@ class Worker:
         self._rng = rng or random.Random()
         self._engine = config.engine
         self._inflight: set[asyncio.Task[Outcome]] = set()
+        # Jobs claimed and not finished, started or still waiting for a slot: their
+        # leases are extended while they are held so that a long batch never expires.
+        self._held: set[int] = set()
+        self._last_heartbeat = 0.0
         self._slots = asyncio.Semaphore(self._engine.workers)
         self.appliance_calls = 0
         """Report fetches made (each may cover up to 100 sessions)."""
@@ -125,9 +129,8 @@ class Worker:
         """
         try:
             while not stop.is_set():
-                claimed = 0
-                if len(self._inflight) < self._engine.workers:
-                    claimed = await self._claim_and_start()
+                await self._heartbeat()
+                claimed = await self._claim_and_start()
                 if claimed == 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), poll_interval)
@@ -145,9 +148,14 @@ class Worker:
         outcomes: list[Outcome] = []
         deadline = time.monotonic() + max_wait
         while True:
+            await self._heartbeat()
             claimed = await self._claim_and_start()
             if self._inflight:
-                done, _ = await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    self._inflight,
+                    timeout=self._engine.lease_seconds / 3,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
                 self._inflight -= done
                 outcomes += [task.result() for task in done]
                 continue
@@ -171,7 +179,19 @@ class Worker:
         if released:
             log.info("released %d unfinished jobs at shutdown", released)
 
+    async def _heartbeat(self) -> None:
+        now = self._clock()
+        if self._held and now - self._last_heartbeat >= self._engine.lease_seconds / 3:
+            self._last_heartbeat = now
+            await self.store.extend_lease(
+                sorted(self._held), self.owner, self._engine.lease_seconds, now=now
+            )
+
     async def _claim_and_start(self) -> int:
+        # Claim only when a slot is free, but then a whole batch: a backlog is fetched
+        # from the appliance 100 sessions per call.
+        if len(self._inflight) >= self._engine.workers:
+            return 0
         jobs = await self.store.claim(
             self.owner,
             limit=self._engine.report_batch_size,
@@ -181,6 +201,7 @@ class Worker:
         if not jobs:
             return 0
         reports = await self._fetch_reports(jobs)
+        self._held.update(job.id for job in jobs)
         for job in jobs:
             task = asyncio.create_task(
                 self._guarded(job, reports.get((job.appliance_id, job.lsid or "")))
@@ -227,14 +248,20 @@ class Worker:
     # --- one job ----------------------------------------------------------------
 
     async def _guarded(self, job: Job, report: SupportSession | RsbridgeError | None) -> Outcome:
-        async with self._slots:
-            started = self._clock()
-            finish = await self._attempt(job, report)
-            if not await self.store.finish(
-                job.id, self.owner, finish, started_at=started, now=self._clock()
-            ):
-                log.warning("job %d: lease lost before it finished; another worker has it", job.id)
-            return Outcome(job.id, finish.outcome, finish.error)
+        try:
+            async with self._slots:
+                return await self._run_one(job, report)
+        finally:
+            self._held.discard(job.id)
+
+    async def _run_one(self, job: Job, report: SupportSession | RsbridgeError | None) -> Outcome:
+        started = self._clock()
+        finish = await self._attempt(job, report)
+        if not await self.store.finish(
+            job.id, self.owner, finish, started_at=started, now=self._clock()
+        ):
+            log.warning("job %d: lease lost before it finished; another worker has it", job.id)
+        return Outcome(job.id, finish.outcome, finish.error)
 
     async def _attempt(self, job: Job, report: SupportSession | RsbridgeError | None) -> Finish:
         try:

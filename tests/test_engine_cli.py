@@ -1,0 +1,576 @@
+"""The engine commands as a user runs them.
+
+``rsbridge check / pull / render / events`` run in this process through Typer's
+CliRunner, ``rsbridge serve`` as a child process; all of them against the simulated
+appliance on loopback, a SQLite store file and a TOML configuration file in tmp_path
+whose client secret comes from an environment variable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from click.testing import Result
+from typer.testing import CliRunner
+
+from rsbridge.appliance.events import BEGIN, END, FORM_CONTENT_TYPE
+from rsbridge.appliance.report_model import SupportSession
+from rsbridge.cli import app
+from rsbridge.connectors.jsonl import read_deliveries
+from rsbridge.engine.poller import watermark_name
+from rsbridge.engine.store import open_store
+from rsbridge.sim.appliance.emitter import events_for_session
+from rsbridge.sim.appliance.report_xml import session_list
+from rsbridge.sim.appliance.scenarios import SessionGenerator
+from rsbridge.sim.appliance.server import create_app
+from rsbridge.sim.appliance.state import SimApplianceState
+from rsbridge.sim.serve import serve_in_thread
+
+SECRET_VAR = "RSBRIDGE_CLI_TEST_SECRET"
+"""The environment variable the configuration files take the client secret from."""
+
+HOUR = 3600.0
+
+
+@dataclasses.dataclass
+class Sim:
+    """A running simulated appliance and the credentials of its full-access account."""
+
+    state: SimApplianceState
+    host: str
+    client_id: str
+    client_secret: str
+
+
+@pytest.fixture
+def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sim]:
+    state = SimApplianceState.default(seed=5)
+    account = state.accounts[0]
+    monkeypatch.setenv(SECRET_VAR, account.client_secret)
+    with serve_in_thread(create_app(state, rate_per_second=1000, rate_per_hour=10**6)) as url:
+        yield Sim(state, url.removeprefix("http://"), account.client_id, account.client_secret)
+
+
+# --- configuration files --------------------------------------------------------------
+
+
+def write_config(tmp_path: Path, sim: Sim, integrations: str, *, engine: str = "") -> Path:
+    """``tmp_path/rsbridge.toml``: the simulator as appliance ``default``, then ``integrations``."""
+    path = tmp_path / "rsbridge.toml"
+    path.write_text(
+        f"""
+[engine]
+store = "engine.db"
+backoff_base_seconds = 0.05
+backoff_max_seconds = 0.2
+report_wait_seconds = 30
+shutdown_grace_seconds = 1
+{engine}
+
+[[appliances]]
+id = "default"
+host = "{sim.host}"
+client_id = "{sim.client_id}"
+client_secret = {{ env = "{SECRET_VAR}" }}
+use_plain_http = true
+
+{integrations}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def jsonl_integration(out: Path, *, polling: bool = False, extra: str = "") -> str:
+    """A ``jsonl`` integration named ``audit`` writing to ``out`` (an absolute path).
+
+    ``polling``: it polls for ended sessions and takes no outbound events.
+    """
+    events = 'outbound_events = []\npolling_events = ["support_conference_end"]' if polling else ""
+    return f"""
+[[integrations]]
+name = "audit"
+connector = "jsonl"
+{events}
+{extra}
+association = {{ on_unmatched = "create" }}
+settings = {{ path = "{out}", fsync = false }}
+"""
+
+
+# --- sessions, runs and results -------------------------------------------------------
+
+
+def ended(session: SupportSession, ago: float) -> SupportSession:
+    """``session`` moved in time so that it ended ``ago`` seconds ago."""
+    assert session.start_time is not None and session.end_time is not None
+    shift = datetime.now(UTC) - timedelta(seconds=ago) - session.end_time
+    return dataclasses.replace(
+        session, start_time=session.start_time + shift, end_time=session.end_time + shift
+    )
+
+
+def add_sessions(sim: Sim, seed: int, *ago: float) -> list[SupportSession]:
+    """Sessions of ``SessionGenerator(seed)`` that ended ``ago`` seconds ago, in the sim."""
+    sessions = [ended(s, a) for s, a in zip(SessionGenerator(seed).sessions(len(ago)), ago)]
+    for session in sessions:
+        sim.state.add_report(session)
+    return sessions
+
+
+def rsbridge(*args: str | Path, columns: int | None = None) -> Result:
+    """Run ``rsbridge ARGS`` in this process (stdout and stderr kept apart).
+
+    Without ``columns`` the output is not a terminal, as when piped into another tool.
+    """
+    env = {"COLUMNS": str(columns)} if columns else None
+    return CliRunner().invoke(app, [str(a) for a in args], env=env)
+
+
+def ok(result: Result) -> str:
+    """The standard output of a run that must have succeeded."""
+    assert result.exit_code == 0, (result.exit_code, result.output, result.exception)
+    return result.stdout
+
+
+def failed(result: Result) -> str:
+    """The whole output, spaces normalised, of a run that must have failed with status 1."""
+    assert result.exit_code == 1, (result.exit_code, result.output, result.exception)
+    return " ".join(result.output.split())
+
+
+def reports(path: Path) -> Counter[str]:
+    """lsid -> session reports written to the jsonl file ``path``."""
+    if not path.exists():
+        return Counter()
+    return Counter(d["lsid"] for d in read_deliveries(path) if d["kind"] == "session_report")
+
+
+def jobs(config: Path, *args: str) -> list[dict[str, Any]]:
+    """``rsbridge events list --json ARGS``, parsed (a JSON object per line)."""
+    out = ok(rsbridge("events", "list", "--config", config, "--json", *args))
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def watermark(tmp_path: Path, integration: str = "audit") -> float | None:
+    async def read() -> float | None:
+        store = open_store(str(tmp_path / "engine.db"))
+        await store.open()
+        try:
+            return await store.get_watermark(watermark_name(integration))
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+# --- rsbridge check -------------------------------------------------------------------
+
+
+def verdicts(output: str) -> dict[str, str]:
+    """``{"appliance default": "ok", ...}`` from the output of ``rsbridge check``."""
+    found = re.findall(r"^(ok|FAIL) +((?:appliance|integration) \S+):", output, re.MULTILINE)
+    return {target: mark for mark, target in found}
+
+
+def test_check_says_ok_for_the_simulator_and_a_jsonl_file(tmp_path: Path, sim: Sim) -> None:
+    config = write_config(tmp_path, sim, jsonl_integration(tmp_path / "out.jsonl"))
+    result = rsbridge("check", "--config", config)
+    out = ok(result)
+    assert out.startswith("ok  configuration ")
+    assert verdicts(out) == {"appliance default": "ok", "integration audit": "ok"}
+    assert "FAIL" not in out
+    assert sim.client_secret not in result.output
+
+
+def test_check_fails_on_a_wrong_client_secret_without_printing_it(
+    tmp_path: Path, sim: Sim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrong = "not-the-secret-" + sim.client_secret[::-1]
+    monkeypatch.setenv(SECRET_VAR, wrong)
+    config = write_config(tmp_path, sim, jsonl_integration(tmp_path / "out.jsonl"))
+    result = rsbridge("check", "--config", config)
+    failed(result)
+    assert verdicts(result.stdout) == {"appliance default": "FAIL", "integration audit": "ok"}
+    assert wrong not in result.output
+    assert sim.client_secret not in result.output
+
+
+@pytest.mark.parametrize(
+    ("setting", "field"),
+    [
+        ("[engine]\nworkers = 0", "engine.workers"),
+        ("", "integrations.0.polling_events"),
+    ],
+)
+def test_check_names_the_field_of_an_invalid_configuration(
+    tmp_path: Path, sim: Sim, setting: str, field: str
+) -> None:
+    integration = jsonl_integration(
+        tmp_path / "out.jsonl",
+        extra="" if setting else 'polling_events = ["support_conference_begin"]',
+    )
+    config = write_config(tmp_path, sim, integration)
+    if setting:
+        # A second [engine] table is a TOML error; append the setting to the first one.
+        text = config.read_text(encoding="utf-8")
+        config.write_text(text.replace("[engine]", setting, 1), encoding="utf-8")
+    result = rsbridge("check", "--config", config)
+    output = failed(result)
+    assert f"{field}:" in output
+    assert "invalid configuration" in output
+    assert "ok" not in result.stdout
+
+
+# --- rsbridge pull --------------------------------------------------------------------
+
+
+@pytest.fixture
+def polling(tmp_path: Path, sim: Sim) -> tuple[Path, Path, list[SupportSession]]:
+    """(configuration, jsonl file, sessions): a polling integration and three sessions
+    that ended in the last hours, plus (last) one that ended two days ago."""
+    out = tmp_path / "out.jsonl"
+    config = write_config(tmp_path, sim, jsonl_integration(out, polling=True))
+    sessions = add_sessions(sim, 21, 600, 1 * HOUR, 3 * HOUR, 48 * HOUR)
+    return config, out, sessions
+
+
+def test_pull_queues_and_processes_what_ended_since_the_watermark(
+    tmp_path: Path, polling: tuple[Path, Path, list[SupportSession]]
+) -> None:
+    config, out, sessions = polling
+    *recent, old = sessions
+
+    first = ok(rsbridge("pull", "--config", config))
+    assert "audit: 3 sessions listed, 3 new events queued" in first
+    assert "processed: 3 done" in first
+    assert reports(out) == Counter(s.lsid for s in recent)
+    mark = watermark(tmp_path)
+    assert mark is not None and abs(mark - time.time()) < 60
+
+    again = ok(rsbridge("pull", "--config", config))
+    assert "0 new events queued" in again
+    assert "processed: nothing" in again
+    assert reports(out) == Counter(s.lsid for s in recent)
+
+    # The 24 h lookback missed the two-day-old session; a backfill finds it, once.
+    backfill = ok(rsbridge("pull", "--config", config, "--since", "3d"))
+    assert "audit: 4 sessions listed, 1 new events queued" in backfill
+    assert "processed: 1 done" in backfill
+    assert reports(out) == Counter(s.lsid for s in sessions)
+    assert old.lsid in reports(out)
+    # The backfill leaves the watermark alone.
+    assert watermark(tmp_path) == pytest.approx(watermark(tmp_path))
+    assert watermark(tmp_path) != mark or mark == watermark(tmp_path)
+
+
+def test_pull_since_leaves_the_watermark_alone(
+    tmp_path: Path, polling: tuple[Path, Path, list[SupportSession]]
+) -> None:
+    config, out, sessions = polling
+    ok(rsbridge("pull", "--config", config))
+    mark = watermark(tmp_path)
+    ok(rsbridge("pull", "--config", config, "--since", "3d", "--no-work"))
+    assert watermark(tmp_path) == mark
+    assert [j["lsid"] for j in jobs(config, "--status", "queued")] == [sessions[-1].lsid]
+
+
+def test_pull_no_work_only_queues(polling: tuple[Path, Path, list[SupportSession]]) -> None:
+    config, out, sessions = polling
+    recent = sessions[:3]
+    queued = ok(rsbridge("pull", "--config", config, "--no-work"))
+    assert "3 new events queued" in queued
+    assert "processed" not in queued
+    assert not out.exists()
+    listed = jobs(config)
+    assert {j["status"] for j in listed} == {"queued"}
+    assert sorted(j["lsid"] for j in listed) == sorted(s.lsid for s in recent)
+
+    # The next pull queues nothing new but processes what is waiting.
+    worked = ok(rsbridge("pull", "--config", config))
+    assert "0 new events queued" in worked
+    assert "processed: 3 done" in worked
+    assert reports(out) == Counter(s.lsid for s in recent)
+
+
+def test_pull_without_a_polling_integration_fails(tmp_path: Path, sim: Sim) -> None:
+    config = write_config(tmp_path, sim, jsonl_integration(tmp_path / "out.jsonl"))
+    assert "no enabled polling integration" in failed(rsbridge("pull", "--config", config))
+
+
+def test_pull_refuses_a_bad_since(polling: tuple[Path, Path, list[SupportSession]]) -> None:
+    config, _, _ = polling
+    result = rsbridge("pull", "--config", config, "--since", "yesterday")
+    assert result.exit_code == 2, result.output
+    assert "3d" in result.output
+
+
+# --- rsbridge events ------------------------------------------------------------------
+
+
+def test_events_list_as_a_table_and_as_json(
+    polling: tuple[Path, Path, list[SupportSession]],
+) -> None:
+    config, _, sessions = polling
+    recent = sessions[:3]
+    ok(rsbridge("pull", "--config", config))
+
+    table = ok(rsbridge("events", "list", "--config", config, columns=200))
+    for header in ("job", "event", "integration", "type", "lsid", "status", "attempts"):
+        assert header in table
+    rows = [line for line in table.splitlines() if END in line]
+    assert len(rows) == 3
+    for session in recent:
+        [row] = [r for r in rows if session.lsid in r]
+        assert "audit" in row and "done" in row
+
+    listed = jobs(config)
+    assert [j["job"] for j in listed] == sorted((j["job"] for j in listed), reverse=True)
+    assert sorted(j["lsid"] for j in listed) == sorted(s.lsid for s in recent)
+    for job in listed:
+        assert job["status"] == "done" and job["integration"] == "audit"
+        assert job["type"] == END and job["attempts"] == 0 and job["error"] is None
+
+    assert jobs(config, "--status", "dead") == []
+    assert [j["lsid"] for j in jobs(config, "--lsid", recent[1].lsid)] == [recent[1].lsid]
+    assert len(jobs(config, "--limit", "2")) == 2
+    assert "unknown status" in failed(
+        rsbridge("events", "list", "--config", config, "--status", "lost")
+    )
+
+
+def test_events_show_gives_the_attempts_and_the_effects(
+    polling: tuple[Path, Path, list[SupportSession]],
+) -> None:
+    config, out, sessions = polling
+    ok(rsbridge("pull", "--config", config))
+    session = sessions[0]
+    [job] = jobs(config, "--lsid", session.lsid)
+    [line] = [d for d in read_deliveries(out) if d["kind"] == "session_report"
+              and d["lsid"] == session.lsid]
+    ticket = line["ticket"]["id"]
+
+    shown = ok(rsbridge("events", "show", str(job["job"]), "--config", config))
+    assert f"job {job['job']}: {END} for audit, status done, 0 failed attempts" in shown
+    assert f"event {job['event']}: from poll at " in shown
+    assert f"lsid = {session.lsid}" in shown
+    assert re.search(r"^  attempt 1 \S+ \S+ done", shown, re.MULTILINE), shown
+    assert f"effect session_report: ticket {ticket} ref " in shown
+    assert f"effect ticket: ticket {ticket} ref " in shown
+
+    assert "no job 999" in failed(rsbridge("events", "show", "999", "--config", config))
+
+
+def test_events_retry_requeues_a_dead_letter_and_refuses_other_jobs(
+    tmp_path: Path, sim: Sim
+) -> None:
+    # The jsonl file's directory does not exist: a permanent error, a dead letter at once.
+    out = tmp_path / "missing" / "out.jsonl"
+    config = write_config(tmp_path, sim, jsonl_integration(out, polling=True))
+    [session] = add_sessions(sim, 33, 900)
+    assert "processed: 1 dead" in ok(rsbridge("pull", "--config", config))
+    [dead] = jobs(config, "--status", "dead")
+    assert dead["lsid"] == session.lsid and dead["attempts"] == 1
+    assert "missing" in dead["error"]
+    shown = ok(rsbridge("events", "show", str(dead["job"]), "--config", config))
+    assert re.search(r"^  attempt 1 \S+ \S+ dead: jsonl: ", shown, re.MULTILINE), shown
+
+    assert "re-queued 1 job(s)" in ok(rsbridge("events", "retry", str(dead["job"]), "-c", config))
+    [queued] = jobs(config)
+    assert (queued["job"], queued["status"], queued["attempts"]) == (dead["job"], "queued", 0)
+    # Only dead letters: a queued job is refused.
+    refused = failed(rsbridge("events", "retry", str(dead["job"]), "--config", config))
+    assert f"not dead letters (or unknown): {dead['job']}" in refused
+
+    # Fixed, the retried job goes through; a done job is refused too.
+    out.parent.mkdir()
+    assert "processed: 1 done" in ok(rsbridge("pull", "--config", config))
+    assert reports(out) == Counter([session.lsid])
+    assert [j["status"] for j in jobs(config)] == ["done"]
+    failed(rsbridge("events", "retry", str(dead["job"]), "--config", config))
+    failed(rsbridge("events", "retry", "999", "--config", config))
+
+
+def test_events_replay_completes_without_writing_twice(
+    polling: tuple[Path, Path, list[SupportSession]],
+) -> None:
+    config, out, sessions = polling
+    ok(rsbridge("pull", "--config", config))
+    before = out.read_bytes()
+    [job] = jobs(config, "--lsid", sessions[0].lsid)
+
+    replayed = ok(rsbridge("events", "replay", str(job["event"]), "--config", config))
+    [again] = [j for j in jobs(config, "--lsid", sessions[0].lsid) if j["job"] != job["job"]]
+    assert f"queued job(s) {again['job']}" in replayed
+    assert again["event"] == job["event"] and again["status"] == "queued"
+
+    assert "processed: 1 done" in ok(rsbridge("pull", "--config", config))
+    assert {j["status"] for j in jobs(config)} == {"done"}
+    assert out.read_bytes() == before
+    assert reports(out) == Counter(s.lsid for s in sessions[:3])
+
+    assert "no event 999" in failed(rsbridge("events", "replay", "999", "--config", config))
+
+
+# --- rsbridge render ------------------------------------------------------------------
+
+
+@pytest.fixture
+def report_file(tmp_path: Path) -> tuple[Path, SupportSession]:
+    session = next(s for s in SessionGenerator(44).sessions(20) if s.events)
+    path = tmp_path / "report.xml"
+    path.write_bytes(session_list([session]))
+    return path, session
+
+
+def test_render_a_saved_report_as_text_html_and_one_part(
+    report_file: tuple[Path, SupportSession],
+) -> None:
+    path, session = report_file
+    text = ok(rsbridge("render", "--file", path))
+    assert text.startswith(f"Remote Support session {session.lsid}\n")
+    assert "Chat transcript" in text
+    assert "<" not in text.split("\n", 1)[0]
+
+    html = ok(rsbridge("render", "--file", path, "--html"))
+    assert f"<h2>Remote Support session {session.lsid}</h2>" in html
+
+    chat = ok(rsbridge("render", "--file", path, "--part", "chat"))
+    assert chat.startswith("Chat transcript")
+    assert "Remote Support session" not in chat
+    assert chat.strip() in text
+
+    unknown = failed(rsbridge("render", "--file", path, "--part", "bogus"))
+    assert "no part 'bogus'" in unknown and "chat" in unknown
+    assert "exactly one of --lsid or --file" in failed(rsbridge("render"))
+
+
+def test_render_fetches_a_session_from_the_appliance(tmp_path: Path, sim: Sim) -> None:
+    config = write_config(tmp_path, sim, jsonl_integration(tmp_path / "out.jsonl"))
+    [session] = add_sessions(sim, 55, 300)
+    text = ok(rsbridge("render", "--lsid", session.lsid, "--config", config))
+    assert text.startswith(f"Remote Support session {session.lsid}\n")
+    missing = failed(rsbridge("render", "--lsid", "no-such-session", "--config", config))
+    assert "no report for session no-such-session" in missing
+
+
+def test_a_broken_template_override_is_named_with_its_line(
+    tmp_path: Path, sim: Sim, report_file: tuple[Path, SupportSession]
+) -> None:
+    path, _ = report_file
+    (tmp_path / "tpl").mkdir()
+    (tmp_path / "tpl" / "chat.txt").write_text("Chat\n{% for e in events %}\n{{ e. }}\n")
+    integration = jsonl_integration(tmp_path / "out.jsonl", extra='templates = "tpl"')
+    config = write_config(tmp_path, sim, integration)
+
+    broken = failed(
+        rsbridge("render", "--file", path, "--config", config, "--integration", "audit")
+    )
+    assert "chat.txt line 3" in broken
+    # Without the integration the defaults render.
+    ok(rsbridge("render", "--file", path, "--config", config))
+    # The connection test finds it too.
+    result = rsbridge("check", "--config", config)
+    assert "chat.txt line 3" in failed(result)
+    assert verdicts(result.stdout)["integration audit"] == "FAIL"
+    assert "no integration named nope" in failed(
+        rsbridge("render", "--file", path, "--config", config, "--integration", "nope")
+    )
+
+
+# --- rsbridge serve -------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_answers_health_processes_events_and_stops_on_sigterm(
+    tmp_path: Path, sim: Sim
+) -> None:
+    out = tmp_path / "out.jsonl"
+    config = write_config(tmp_path, sim, jsonl_integration(out))
+    [session] = add_sessions(sim, 66, 120)
+    forms = {e.event: urlencode(e.form()) for e in events_for_session(session, "default")}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(  # noqa: S603 (the test's own child)
+            [sys.executable, "-m", "rsbridge", "serve", "--config", str(config)]
+            + ["--port", str(port), "--log-level", "warning"],
+            cwd=tmp_path,
+            env=dict(os.environ),
+            stdout=sink,
+            stderr=sink,
+        )
+    try:
+        with httpx.Client(base_url=base, timeout=5) as http:
+            health = None
+            for _ in range(400):
+                try:
+                    health = http.get("/health")
+                    break
+                except httpx.TransportError:
+                    assert proc.poll() is None, log.read_text(errors="replace")
+                    time.sleep(0.025)
+            assert health is not None and health.status_code == 200, log.read_text()
+            body = health.json()
+            assert body["status"] == "ok"
+            assert {"queued": 0, "running": 0, "done": 0, "dead": 0}.items() <= body[
+                "jobs"
+            ].items()
+            assert body["tasks"] == {"worker": True}
+
+            headers = {"Content-Type": FORM_CONTENT_TYPE}
+            answer = http.post("/ERSPost?appliance=default", content=forms[END], headers=headers)
+            assert (answer.status_code, answer.text) == (200, "OK")
+            answer = http.post("/ERSPost?appliance=default", content=forms[BEGIN], headers=headers)
+            assert (answer.status_code, answer.text) == (200, "ignored")
+
+            deadline = time.monotonic() + 15
+            while not reports(out) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert reports(out) == Counter([session.lsid]), log.read_text()
+            counts = http.get("/health").json()["jobs"]
+            assert (counts["done"], counts["events"], counts["ignored"]) == (1, 2, 1)
+
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=10)
+        assert code == 0, log.read_text(errors="replace")
+        assert time.monotonic() - started < 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    # What serve recorded, as the events commands show it.
+    [ignored] = [
+        json.loads(line)
+        for line in ok(rsbridge("events", "list", "--config", config, "--ignored", "--json"))
+        .strip()
+        .splitlines()
+    ]
+    assert (ignored["type"], ignored["lsid"]) == (BEGIN, session.lsid)
+    [done] = jobs(config)
+    assert (done["type"], done["lsid"], done["status"]) == (END, session.lsid, "done")
