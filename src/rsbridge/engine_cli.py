@@ -8,20 +8,27 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
+import threading
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 
 from rsbridge.config import Config, load_config
 from rsbridge.engine.store.base import EventFilter, EventStatus, JobFilter, JobStatus, Store
 from rsbridge.errors import RsbridgeError
+
+if TYPE_CHECKING:
+    import uvicorn
 
 T = TypeVar("T")
 
@@ -41,7 +48,11 @@ events_app = typer.Typer(help="The event log, jobs and dead letters.", no_args_i
 
 
 def _fail(message: str) -> typer.Exit:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    # Messages quote what users and peers wrote: escaped, or "[...]" would be taken for
+    # Rich markup (dropped, or a MarkupError for "[/...]"). Not wrapped: paths stay whole.
+    Console(stderr=True).print(
+        f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True
+    )
     return typer.Exit(code=1)
 
 
@@ -78,27 +89,62 @@ def serve(
     port: Annotated[
         int | None, typer.Option(help="Listen port (default: engine.listen_port).")
     ] = None,
-    log_level: Annotated[str, typer.Option(help="Logging level.")] = "info",
+    log_level: Annotated[
+        str, typer.Option(help="Logging level: debug, info, warning or error.")
+    ] = "info",
 ) -> None:
     """Run intake, workers and pollers in one process, with GET /health."""
     import uvicorn
 
     from rsbridge.engine.runtime import Engine
 
+    level = log_level.lower()
+    if level not in _LOG_LEVELS:
+        raise typer.BadParameter(
+            f"{log_level!r} is not one of {', '.join(_LOG_LEVELS)}", param_hint="--log-level"
+        )
     settings = _config(config)
     logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     engine = Engine(settings)
-    uvicorn.run(
-        engine.asgi_app(),
-        host=host or settings.engine.listen_host,
-        port=settings.engine.listen_port if port is None else port,
-        log_level=log_level,
-        timeout_graceful_shutdown=int(settings.engine.shutdown_grace_seconds) + 5,
-        # The intake believes X-Forwarded-For only from engine.trusted_proxies.
-        proxy_headers=False,
+    server = uvicorn.Server(
+        uvicorn.Config(
+            engine.asgi_app(),
+            host=host or settings.engine.listen_host,
+            port=settings.engine.listen_port if port is None else port,
+            log_level=level,
+            timeout_graceful_shutdown=int(settings.engine.shutdown_grace_seconds) + 5,
+            # The intake believes X-Forwarded-For only from engine.trusted_proxies.
+            proxy_headers=False,
+        )
     )
+    _stop_on_signals(server)
+    server.run()
+    if not server.started:
+        raise _fail("the server did not start (see the log above)")
+
+
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _stop_on_signals(server: uvicorn.Server) -> None:
+    """Make SIGTERM and SIGINT stop ``server`` (a uvicorn.Server) gracefully, exit status 0.
+
+    While it serves, uvicorn takes both signals over, shuts down gracefully, then raises
+    the signal again for the handler it found: with Python's default SIGTERM action, that
+    killed the process after the graceful stop (exit status -15, "killed by SIGTERM").
+    This handler is the one it finds, so the stop ends normally; a signal that arrives
+    before uvicorn took over stops the server as soon as it has started.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread
+
+    def stop(signum: int, frame: object) -> None:
+        server.should_exit = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
 
 
 def check(
@@ -110,11 +156,11 @@ def check(
 
     settings = _config(config)
     console = Console(highlight=False)
-    console.print(f"[green]ok[/]  configuration {config}")
+    console.print(f"[green]ok[/]  configuration {escape(str(config))}")
     verdicts = _run(lambda: run_checks(settings, only=integration))
     for verdict in verdicts:
         mark = "[green]ok[/]  " if verdict.ok else "[red]FAIL[/]"
-        console.print(f"{mark} {verdict.target}: {verdict.summary}")
+        console.print(f"{mark} {escape(verdict.target)}: {escape(verdict.summary)}")
     if not all(v.ok for v in verdicts):
         raise typer.Exit(code=1)
 
@@ -217,10 +263,6 @@ def render(
         chosen = settings.integration(integration)
         if chosen is None:
             raise _fail(f"no integration named {integration}")
-    renderer = Renderer(
-        chosen.templates if chosen else None,
-        import_events=chosen.import_events if chosen else None,
-    )
 
     async def fetch() -> list[object]:
         from rsbridge.engine.appliances import make_appliance_client
@@ -240,9 +282,18 @@ def render(
             return [s async for s in client.support_sessions(lsid=lsid)]
 
     try:
+        # Inside the try: a missing template directory is a TemplateError too.
+        renderer = Renderer(
+            chosen.templates if chosen else None,
+            import_events=chosen.import_events if chosen else None,
+        )
         sessions = list(iter_sessions(file)) if file is not None else _run(fetch)
         if not sessions:
-            raise _fail(f"the appliance has no report for session {lsid}")
+            raise _fail(
+                f"{file} holds no session report"
+                if file is not None
+                else f"the appliance has no report for session {lsid}"
+            )
         for session in sessions:
             report = renderer.render(session)  # type: ignore[arg-type]
             chosen_part = report.full if part is None else report.parts.get(part)
@@ -289,7 +340,9 @@ def events_list(
                     "type": e.event_type,
                     "lsid": e.lsid,
                 }
-                console.print(
+                # Plain echo: Rich would wrap a long line (breaking the JSON) and read
+                # "[...]" in the event's values as markup.
+                typer.echo(
                     json.dumps(row)
                     if as_json
                     else f"{e.id:>7}  {_when(e.received_at)}  {e.event_type}  {e.lsid or '-'}"
@@ -300,7 +353,7 @@ def events_list(
         )
         if as_json:
             for j in jobs:
-                console.print(
+                typer.echo(
                     json.dumps(
                         {
                             "job": j.id,
@@ -327,16 +380,22 @@ def events_list(
             "last error",
         )
         for j in jobs:
+            # Text cells: an error or an lsid is shown as is, never read as Rich markup.
             table.add_row(
-                str(j.id),
-                str(j.event_id),
-                j.integration,
-                j.event_type,
-                j.lsid or "-",
-                j.status.value,
-                str(j.attempts),
-                _when(j.updated_at),
-                (j.last_error or "")[:80],
+                *map(
+                    Text,
+                    (
+                        str(j.id),
+                        str(j.event_id),
+                        j.integration,
+                        j.event_type,
+                        j.lsid or "-",
+                        j.status.value,
+                        str(j.attempts),
+                        _when(j.updated_at),
+                        (j.last_error or "")[:80],
+                    ),
+                )
             )
         console.print(table)
 
@@ -350,33 +409,34 @@ def events_show(
 ) -> None:
     """Show a job, its event's variables, every attempt, and the effects of its session."""
     settings = _config(config)
-    console = Console(highlight=False)
+    # Plain echo, not Rich: the event's variables are what the appliance sent, and "[...]"
+    # in them must not be read as markup (dropped, or a MarkupError for "[/...]").
 
     async def go(store: Store) -> None:
         found = await store.get_job(job)
         if found is None:
             raise _fail(f"no job {job}")
         event = await store.get_event(found.event_id)
-        console.print(
+        typer.echo(
             f"job {found.id}: {found.event_type} for {found.integration}, "
             f"status {found.status.value}, {found.attempts} failed attempts"
         )
         if event is not None:
-            console.print(
+            typer.echo(
                 f"event {event.id}: from {event.source} at {_when(event.received_at)}, "
                 f"appliance {event.appliance_id}, delivered {event.deliveries}x"
             )
             for name, value in event.form:
-                console.print(f"    {name} = {value}")
+                typer.echo(f"    {name} = {value}")
         for attempt in await store.attempts(found.id):
-            console.print(
+            typer.echo(
                 f"  attempt {attempt.number} {_when(attempt.finished_at)} "
                 f"{attempt.outcome.value}: {attempt.error or ''}"
             )
         if found.lsid:
             for entry in await store.ledger_for_session(found.appliance_id, found.lsid):
                 if entry.key.integration == found.integration:
-                    console.print(
+                    typer.echo(
                         f"  effect {entry.key.effect}: "
                         f"ticket {entry.ticket_id or '-'} ref {entry.ref or '-'}"
                     )
@@ -396,9 +456,12 @@ def events_retry(
         return [j for j in jobs if not await store.retry_job(j)]
 
     refused = _run(lambda: _with_store(settings, go))
+    requeued = len(jobs) - len(refused)
+    # Said even when some are refused: those that were dead are queued again all the same.
+    if requeued or not refused:
+        typer.echo(f"re-queued {requeued} job(s)")
     if refused:
         raise _fail(f"not dead letters (or unknown): {', '.join(map(str, refused))}")
-    typer.echo(f"re-queued {len(jobs)} job(s)")
 
 
 @events_app.command("replay")

@@ -21,7 +21,6 @@ import asyncio
 import functools
 import re
 import typing
-from collections.abc import AsyncIterator
 from typing import ClassVar, Literal
 
 import pytest
@@ -126,9 +125,8 @@ class ConnectorContract:
     """A reference ``find_ticket`` must not find (None: the test is skipped)."""
 
     @pytest.fixture
-    async def connector(self) -> AsyncIterator[Connector]:
+    async def connector(self) -> Connector:
         pytest.fail("a ConnectorContract subclass must provide the `connector` fixture")
-        yield  # pragma: no cover
 
     def valid_settings(self) -> dict[str, object]:
         """Raw settings (as from the configuration file) that validate."""

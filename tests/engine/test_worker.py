@@ -294,10 +294,11 @@ async def test_leases_of_held_jobs_are_extended_while_they_run(
         await _record(engine, config, session, END)
         assert engine.worker is not None
         stop = asyncio.Event()
-        if mode == "run":
-            running = asyncio.create_task(engine.worker.run(stop, poll_interval=0.05))
-        else:
-            running = asyncio.create_task(engine.worker.run_until_idle())
+        running: asyncio.Task[Any] = asyncio.create_task(
+            engine.worker.run(stop, poll_interval=0.05)
+            if mode == "run"
+            else engine.worker.run_until_idle()
+        )
         # Well past the 0.3 s lease, another worker must still find nothing to claim.
         await asyncio.sleep(0.8)
         assert await engine.store.claim("intruder", limit=10, lease=5) == []

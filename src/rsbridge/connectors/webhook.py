@@ -378,7 +378,9 @@ class WebhookConnector(Connector):
         request = self.http.build_request(
             method, url, content=content, headers=headers, timeout=self._options.timeout
         )
-        response = await self.http.send(request, stream=True)
+        # Never follow redirects, even on a shared client that would: a 303 turns the POST
+        # into a GET and drops the body, a cross-host one would carry the bearer token along.
+        response = await self.http.send(request, stream=True, follow_redirects=False)
         try:
             raw = bytearray()
             async for chunk in response.aiter_bytes():

@@ -118,6 +118,9 @@ class Worker:
         self.appliance_calls = 0
         """Report fetches made (each may cover up to 100 sessions)."""
         self.processed = 0
+        self.outcomes: list[Outcome] = []
+        """Outcomes of the last :meth:`run_until_idle` (a long :meth:`run` keeps none)."""
+        self._collect = False
 
     # --- running ----------------------------------------------------------------
 
@@ -145,25 +148,25 @@ class Worker:
         Jobs waiting for a later ``run_after`` are waited for, up to ``max_wait`` seconds
         overall; returns every outcome.
         """
-        outcomes: list[Outcome] = []
+        self.outcomes = []
+        self._collect = True
         deadline = time.monotonic() + max_wait
         while True:
             await self._heartbeat()
             claimed = await self._claim_and_start()
             if self._inflight:
-                done, _ = await asyncio.wait(
-                    self._inflight,
+                await asyncio.wait(
+                    set(self._inflight),
                     timeout=self._engine.lease_seconds / 3,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
-                self._inflight -= done
-                outcomes += [task.result() for task in done]
                 continue
             if claimed:
                 continue
             counts = await self.store.counts()
             if counts.get("queued", 0) == 0 or time.monotonic() > deadline:
-                return outcomes
+                self._collect = False
+                return list(self.outcomes)
             await asyncio.sleep(0.05)
 
     async def _shutdown(self) -> None:
@@ -211,10 +214,11 @@ class Worker:
         return len(jobs)
 
     def _inflight_done(self, task: asyncio.Task[Outcome]) -> None:
-        # run() does not await tasks one by one; forgetting them here keeps the set small.
-        # run_until_idle() removes them itself before this fires, hence discard().
+        # Every finished task is collected here, whatever the loop was awaiting then.
         if not task.cancelled() and task.exception() is None:
             self.processed += 1
+            if self._collect:
+                self.outcomes.append(task.result())
         self._inflight.discard(task)
 
     # --- reports ----------------------------------------------------------------

@@ -1,0 +1,762 @@
+"""End to end: session end to ticket updated, steady and in a backlog, vs a naive script.
+
+    python3 dev.py bench pipeline [--rate 10] [--duration 20] [--backlog 10000]
+                                  [--baseline-sample 400] [--workers 8] [--quick]
+
+The peers run in a child process of their own (so that they do not share a core with
+the system under test): the simulated appliance (``rsbridge.sim.appliance``) behind a
+middleware that holds every request ``--peer-latency`` seconds (20 ms) and with the
+documented rate limits (20 requests/s, 15,000/h per API account), the simulated
+webhook receiver (``rsbridge.sim.webhook``) with the same ``delay``, and the
+appliance's outbound-event sender (``OutboundEventEmitter``). A fresh child serves each
+of the four measurements below, so each starts with empty rate-limit windows.
+
+What is measured, in this process:
+
+* **rsbridge**: an :class:`~rsbridge.engine.runtime.Engine` on the SQLite store
+  (synchronous=FULL, as shipped) with one ``webhook`` integration that imports session
+  ends (``outbound_events = [support_conference_end]``), its intake served on loopback,
+  ``--workers`` workers.
+* **baseline**: what a simple integration script does. Its intake answers 200 at once
+  and, per session-end event, fetches that one session (``SupportSession`` by ``lsid``),
+  parses it, renders it with the same :class:`~rsbridge.engine.render.Renderer` and
+  POSTs it to the same receiver, with nothing stored. It uses rsbridge's own appliance
+  client (token cache, client-side rate limiting) and webhook connector, so that the
+  difference measured is the pipeline (durable queue, batched fetches), not the HTTP
+  code. It runs up to ``--workers`` imports at once, the concurrency of the engine's
+  workers: the same resources on both sides.
+
+1. **Steady state**: sessions end at ``--rate`` per second for ``--duration`` seconds.
+   At each end moment the child stores the session's report in the simulated appliance
+   and queues its end event for the pipeline's intake. Latency is the receiver's
+   ``received_at`` of the session report minus the moment the end event was queued
+   (the first, cold session included). Only end events are sent and imported: exit
+   surveys would add deliveries to rsbridge that the naive script has no equivalent
+   for.
+2. **Backlog**: ``--backlog`` ended sessions are in the appliance and their end events
+   are recorded in the store before the workers start, directly with
+   ``store.record_event`` and the intake's ``job_specs`` (what the intake route does
+   after parsing, without HTTP: faster to set up, and not what is measured). Then the
+   workers start; figures: time to drain (to the last report received), sessions per
+   second, appliance calls per imported session and peak RSS growth of this process.
+   The baseline imports the first ``--baseline-sample`` sessions of an identical
+   backlog (the appliance's rate limit makes the whole one take minutes); its time for
+   the whole backlog is projected from its measured rate.
+
+Appliance calls are counted by the client (``requests_sent`` plus tokens issued), so
+token requests count too; the appliance's own count of the requests it received is
+printed as a cross-check. Printed as ratios rsbridge / baseline, measured in the same
+invocation. Targets (shared/DESIGN.md): session end to ticket updated under 1 s median
+when the peers answer in 20 ms; under 0.2 appliance calls per imported session during
+a backlog.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rsbridge.appliance.client import ApplianceClient
+from rsbridge.appliance.events import END
+from rsbridge.appliance.report_model import SupportSession
+from rsbridge.config import Config, parse_config
+from rsbridge.connectors.base import SessionDelivery, Ticket
+from rsbridge.connectors.webhook import WebhookConnector
+from rsbridge.engine.appliances import make_appliance_client
+from rsbridge.engine.intake import job_specs
+from rsbridge.engine.render import Renderer
+from rsbridge.engine.runtime import Engine
+from rsbridge.engine.store.base import IncomingEvent
+from rsbridge.sim.appliance.emitter import OutboundEventEmitter, Recipient, events_for_session
+from rsbridge.sim.appliance.scenarios import SessionGenerator
+from rsbridge.sim.appliance.server import create_app as appliance_app
+from rsbridge.sim.appliance.state import SimApplianceState
+from rsbridge.sim.webhook import WebhookReceiverState
+from rsbridge.sim.webhook import create_app as webhook_app
+from rsbridge.web.app import create_app as intake_app
+from rsbridge.web.serve import serving
+
+log = logging.getLogger("benchmarks.pipeline")
+
+INTEGRATION = "bench"
+NAIVE = "naive"
+APPLIANCE_ID = "default"
+INTAKE_PATH = f"/ERSPost?appliance={APPLIANCE_ID}"
+RECORD_CHUNK = 500  # events recorded at once: enough for the store's group commit
+
+
+# --- the peers process ------------------------------------------------------------------
+
+
+def _with_latency(app: ASGIApp, seconds: float, statuses: Counter[str]) -> ASGIApp:
+    """``app`` answering every HTTP request ``seconds`` late; counts answers by path/status."""
+
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        await asyncio.sleep(seconds)
+        path = str(scope["path"])
+
+        async def counting(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                statuses[f"{path} {message['status']}"] += 1
+            await send(message)
+
+        await app(scope, receive, counting)
+
+    return slow
+
+
+def _slim_bodies(app: ASGIApp) -> ASGIApp:
+    """``app`` receiving JSON bodies cut down to what the benchmark reads.
+
+    The receiver stores every body; 10,000 session reports of ~55 KB each would fill
+    the peers process and slow it with garbage collection, which is not what is being
+    measured. The whole body is still read and parsed, as a real receiver would.
+    """
+
+    async def slim(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            more = bool(message.get("more_body", False))
+        body = b"".join(chunks)
+        try:
+            record = json.loads(body)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            keep = ("kind", "key", "ticket", "lsid")
+            body = json.dumps({k: record[k] for k in keep if k in record}).encode()
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await app({**scope, "headers": headers}, replay, send)
+
+    return slim
+
+
+def _with_key(session: SupportSession, number: int) -> SupportSession:
+    """The session with an external key, so that both pipelines find its ticket at once."""
+    if session.external_key:
+        return session
+    return dataclasses.replace(session, external_key=f"INC{number:07d}")
+
+
+class _PeersControl:
+    """The child's side: drives the simulators on the parent's requests."""
+
+    def __init__(self, appliance: SimApplianceState, receiver: WebhookReceiverState) -> None:
+        self.appliance = appliance
+        self.receiver = receiver
+        self.statuses: Counter[str] = Counter()
+        self.queued_at: dict[str, float] = {}
+        self.emitter: OutboundEventEmitter | None = None
+        self.recipient: Recipient | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def app(self) -> Starlette:
+        async def steady(request: Request) -> Response:
+            args = await request.json()
+            task = asyncio.create_task(
+                self._steady(str(args["intake"]), int(args["count"]), float(args["rate"]))
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return JSONResponse({"ok": True})
+
+        async def backlog(request: Request) -> Response:
+            args = await request.json()
+            return JSONResponse({"sessions": self._backlog(int(args["count"]), int(args["seed"]))})
+
+        async def progress(request: Request) -> Response:
+            reports = self.receiver.of_kind("session_report")
+            last = max((r.received_at for r in reports), default=None)
+            return JSONResponse({"reports": len(reports), "last": last})
+
+        async def results(request: Request) -> Response:
+            recipient = self.recipient
+            return JSONResponse(
+                {
+                    "queued_at": self.queued_at,
+                    "received": [
+                        [r.body.get("lsid"), r.received_at]
+                        for r in self.receiver.of_kind("session_report")
+                    ],
+                    "repeats": sum(self.receiver.repeats.values()),
+                    "statuses": dict(self.statuses),
+                    "dropped": recipient.dropped if recipient else 0,
+                }
+            )
+
+        return Starlette(
+            routes=[
+                Route("/steady", steady, methods=["POST"]),
+                Route("/backlog", backlog, methods=["POST"]),
+                Route("/progress", progress),
+                Route("/results", results),
+            ]
+        )
+
+    def _backlog(self, count: int, seed: int) -> list[list[str]]:
+        """Store ``count`` ended sessions (long past); their lsids and external keys."""
+        out = []
+        for number, generated in enumerate(SessionGenerator(seed).sessions(count)):
+            session = _with_key(generated, number)
+            self.appliance.add_report(session)
+            out.append([session.lsid, session.external_key or ""])
+        return out
+
+    async def _steady(self, intake: str, count: int, rate: float) -> None:
+        """End ``count`` sessions at ``rate`` per second, queueing each one's end event."""
+        sessions = [_with_key(s, n) for n, s in enumerate(SessionGenerator(11).sessions(count))]
+        self.recipient = Recipient(intake, retry_interval=0.05, events={END})
+        self.emitter = OutboundEventEmitter([self.recipient])
+        self.emitter.start()
+        loop = asyncio.get_running_loop()
+        first = loop.time() + 0.2
+        for n, session in enumerate(sessions):
+            await asyncio.sleep(max(0.0, first + n / rate - loop.time()))
+            assert session.start_time is not None and session.end_time is not None
+            # Moved in time so that it ends now (whole seconds, as reports carry them).
+            shift = timedelta(seconds=int(time.time()) - session.end_time.timestamp())
+            ended = dataclasses.replace(
+                session, start_time=session.start_time + shift, end_time=session.end_time + shift
+            )
+            self.appliance.add_report(ended)
+            [event] = [
+                e for e in events_for_session(ended, self.appliance.appliance_id) if e.event == END
+            ]
+            self.queued_at[ended.lsid] = time.time()
+            self.emitter.enqueue(event)
+
+
+async def _run_peers(latency: float, per_second: int, per_hour: int) -> None:
+    """Child process: serve the peers; print their addresses as one JSON line."""
+    appliance = SimApplianceState.default(seed=3)
+    receiver = WebhookReceiverState(delay=latency)
+    control = _PeersControl(appliance, receiver)
+    sim = appliance_app(appliance, rate_per_second=per_second, rate_per_hour=per_hour)
+    account = appliance.accounts[0]
+    async with (
+        serving(_with_latency(sim, latency, control.statuses)) as appliance_url,
+        serving(_slim_bodies(webhook_app(receiver))) as webhook_url,
+        serving(control.app()) as control_url,
+    ):
+        print(
+            json.dumps(
+                {
+                    "appliance": appliance_url.removeprefix("http://"),
+                    "webhook": f"{webhook_url}/hook",
+                    "control": control_url,
+                    "client_id": account.client_id,
+                    "client_secret": account.client_secret,
+                }
+            ),
+            flush=True,
+        )
+        await asyncio.Event().wait()  # until the parent terminates this process
+
+
+# --- the parent's view of the peers ---------------------------------------------------
+
+
+class Peers:
+    """A peers child process for one measurement (``with Peers(...) as peers``)."""
+
+    def __init__(self, latency: float, per_second: int, per_hour: int) -> None:
+        self._argv = [
+            sys.executable,
+            __file__,
+            "--serve-peers",
+            "--peer-latency",
+            str(latency),
+            "--rate-per-second",
+            str(per_second),
+            "--rate-per-hour",
+            str(per_hour),
+        ]
+        self._child: subprocess.Popen[str] | None = None
+        self.info: dict[str, str] = {}
+
+    def __enter__(self) -> Peers:
+        self._child = subprocess.Popen(  # noqa: S603 (this script, as a child)
+            self._argv, stdout=subprocess.PIPE, text=True
+        )
+        assert self._child.stdout is not None
+        line = self._child.stdout.readline()
+        if not line:
+            self._child.wait()
+            raise SystemExit("the peers process did not start")
+        self.info = json.loads(line)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._child is not None:
+            self._child.terminate()
+            self._child.wait()
+
+    async def call(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        """GET (or POST ``body`` to) a control route; its JSON answer."""
+        async with httpx.AsyncClient(base_url=self.info["control"], timeout=120) as http:
+            if body is None:
+                response = await http.get(path)
+            else:
+                response = await http.post(path, json=body)
+        response.raise_for_status()
+        return response.json()
+
+    async def wait_reports(self, count: int, *, limit: float) -> dict[str, Any]:
+        """Wait until the receiver holds ``count`` session reports (at most ``limit`` s)."""
+        deadline = time.monotonic() + limit
+        while True:
+            progress: dict[str, Any] = await self.call("/progress")
+            if progress["reports"] >= count or time.monotonic() > deadline:
+                return progress
+            await asyncio.sleep(0.2)
+
+    def appliance_requests(self, statuses: dict[str, int]) -> tuple[int, int]:
+        """Requests the appliance received, and how many it answered 429."""
+        return sum(statuses.values()), sum(n for k, n in statuses.items() if k.endswith(" 429"))
+
+
+def _config(workdir: Path, peers: Peers, workers: int) -> Config:
+    return parse_config(
+        {
+            "engine": {"store": str(workdir / "engine.db"), "workers": workers},
+            "appliances": [
+                {
+                    "id": APPLIANCE_ID,
+                    "host": peers.info["appliance"],
+                    "client_id": peers.info["client_id"],
+                    "client_secret": peers.info["client_secret"],
+                    "use_plain_http": True,
+                }
+            ],
+            "integrations": [
+                {
+                    "name": INTEGRATION,
+                    "connector": "webhook",
+                    "outbound_events": [END],
+                    # Every session has an external key; "create" only guards the run.
+                    "association": {"on_unmatched": "create"},
+                    "settings": {"url": peers.info["webhook"]},
+                }
+            ],
+        }
+    )
+
+
+def _client_calls(client: ApplianceClient) -> int:
+    return client.requests_sent + client.tokens.tokens_issued
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process so far, every thread (the store's writer too)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# --- the baseline ------------------------------------------------------------------------
+
+
+class NaivePipeline:
+    """A simple integration script: per session end, fetch, parse, render, POST; no store."""
+
+    def __init__(self, config: Config, concurrency: int) -> None:
+        self.client = make_appliance_client(config.appliances[0])
+        self.connector = WebhookConnector(config.integrations[0].connector_settings())
+        self.renderer = Renderer()
+        self.failures = 0
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        await self.connector.aclose()
+
+    async def import_session(self, lsid: str) -> None:
+        """One SupportSession fetch by lsid, then the report POSTed to the ticket."""
+        async with self._slots:
+            try:
+                session = None
+                async for found in self.client.support_sessions(lsid=lsid):
+                    session = found
+                if session is None or session.end_time is None:
+                    raise RuntimeError(f"no complete report for {lsid}")
+                key = f"{APPLIANCE_ID}/{lsid}/{END}/{NAIVE}/session_report"
+                delivery = SessionDelivery(
+                    key, APPLIANCE_ID, NAIVE, session, self.renderer.render(session)
+                )
+                ticket = Ticket(session.external_key or lsid)
+                await self.connector.write_session_report(ticket, delivery)
+            except Exception:
+                self.failures += 1
+                log.exception("baseline: session %s failed", lsid)
+
+    def intake(self) -> Starlette:
+        """Answers every event 200 at once and imports each session end in the background."""
+
+        async def receive(request: Request) -> Response:
+            form = dict(parse_qsl((await request.body()).decode()))
+            lsid = form.get("lsid")
+            if form.get("event") == END and lsid:
+                task = asyncio.create_task(self.import_session(lsid))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            return PlainTextResponse("OK")
+
+        return Starlette(routes=[Route("/ERSPost", receive, methods=["POST"])])
+
+
+# --- measurements ------------------------------------------------------------------------
+
+
+@dataclass
+class Steady:
+    sessions: int
+    delivered: int
+    p50_ms: float
+    p90_ms: float
+    max_ms: float
+    calls: int
+    appliance_saw: int
+    throttled: int
+
+    @property
+    def calls_per_session(self) -> float:
+        return self.calls / max(1, self.delivered)
+
+
+@dataclass
+class Backlog:
+    sessions: int
+    """Sessions imported (the baseline's sample)."""
+    seconds: float
+    calls: int
+    appliance_saw: int
+    throttled: int
+    cpu_seconds: float
+    rss_mb: float | None = None
+    report_calls: int | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.sessions / self.seconds
+
+    @property
+    def calls_per_session(self) -> float:
+        return self.calls / max(1, self.sessions)
+
+    @property
+    def cpu_ms_per_session(self) -> float:
+        return self.cpu_seconds * 1000 / max(1, self.sessions)
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _steady_results(peers: Peers, count: int, calls: int) -> Steady:
+    results: dict[str, Any] = await peers.call("/results")
+    queued: dict[str, float] = results["queued_at"]
+    latencies = [at - queued[lsid] for lsid, at in results["received"] if lsid in queued]
+    if len(latencies) < count:
+        print(f"  warning: {count - len(latencies)} of {count} sessions were not delivered")
+    if results["dropped"]:
+        print(f"  warning: the appliance dropped {results['dropped']} events")
+    saw, throttled = peers.appliance_requests(results["statuses"])
+    return Steady(
+        count,
+        len(latencies),
+        statistics.median(latencies) * 1000,
+        _percentile(latencies, 0.9) * 1000,
+        max(latencies) * 1000,
+        calls,
+        saw,
+        throttled,
+    )
+
+
+async def steady_rsbridge(peers: Peers, args: argparse.Namespace, workdir: Path) -> Steady:
+    count = round(args.rate * args.duration)
+    config = _config(workdir, peers, args.workers)
+    async with (
+        Engine(config) as engine,
+        serving(intake_app(engine.intake, engine.store)) as url,
+    ):
+        engine.start()
+        await peers.call(
+            "/steady", {"intake": f"{url}{INTAKE_PATH}", "count": count, "rate": args.rate}
+        )
+        await peers.wait_reports(count, limit=args.duration + 60)
+        calls = _client_calls(engine.appliances[APPLIANCE_ID])
+    return await _steady_results(peers, count, calls)
+
+
+async def steady_baseline(peers: Peers, args: argparse.Namespace, workdir: Path) -> Steady:
+    count = round(args.rate * args.duration)
+    naive = NaivePipeline(_config(workdir, peers, args.workers), args.workers)
+    try:
+        async with serving(naive.intake()) as url:
+            await peers.call(
+                "/steady", {"intake": f"{url}{INTAKE_PATH}", "count": count, "rate": args.rate}
+            )
+            await peers.wait_reports(count, limit=args.duration + 60)
+    finally:
+        await naive.aclose()
+    return await _steady_results(peers, count, _client_calls(naive.client))
+
+
+async def _record_backlog(engine: Engine, sessions: list[list[str]]) -> None:
+    """Record an end event per session, as the intake would after parsing it."""
+    specs = job_specs(engine.config, APPLIANCE_ID, END, polled=False)
+    events = [
+        IncomingEvent(
+            APPLIANCE_ID,
+            END,
+            "outbound",
+            f"bench-backlog-{lsid}",
+            lsid=lsid,
+            external_key=external_key or None,
+            form=(("event", END), ("lsid", lsid), ("external_key", external_key)),
+        )
+        for lsid, external_key in sessions
+    ]
+    for i in range(0, len(events), RECORD_CHUNK):
+        chunk = events[i : i + RECORD_CHUNK]
+        await asyncio.gather(*(engine.store.record_event(e, specs) for e in chunk))
+
+
+async def _drained(engine: Engine, *, limit: float) -> dict[str, int]:
+    deadline = time.monotonic() + limit
+    while True:
+        counts = await engine.store.counts()
+        if counts.get("queued", 0) + counts.get("running", 0) == 0:
+            return counts
+        if time.monotonic() > deadline:
+            print(f"  warning: not drained after {limit:.0f} s: {counts}")
+            return counts
+        await asyncio.sleep(0.1)
+
+
+async def backlog_rsbridge(peers: Peers, args: argparse.Namespace, workdir: Path) -> Backlog:
+    sessions: list[list[str]] = (
+        await peers.call("/backlog", {"count": args.backlog, "seed": args.seed})
+    )["sessions"]
+    async with Engine(_config(workdir, peers, args.workers)) as engine:
+        started = time.perf_counter()
+        await _record_backlog(engine, sessions)
+        took = time.perf_counter() - started
+        print(f"  {len(sessions)} end events recorded in {took:.1f} s (store.record_event)")
+        rss_before, cpu_before = _peak_rss_mb(), _cpu_seconds()
+        start = time.time()
+        engine.start()
+        counts = await _drained(engine, limit=max(600.0, args.backlog / 10))
+        rss, cpu = _peak_rss_mb() - rss_before, _cpu_seconds() - cpu_before
+        assert engine.worker is not None
+        report_calls = engine.worker.appliance_calls
+        calls = _client_calls(engine.appliances[APPLIANCE_ID])
+    if counts.get("dead", 0):
+        print(f"  warning: {counts['dead']} jobs are dead letters")
+    progress = await peers.call("/progress")
+    results = await peers.call("/results")
+    saw, throttled = peers.appliance_requests(results["statuses"])
+    if progress["reports"] != len(sessions) or results["repeats"]:
+        print(
+            f"  warning: {progress['reports']} reports received for {len(sessions)} "
+            f"sessions ({results['repeats']} repeats)"
+        )
+    return Backlog(
+        progress["reports"], progress["last"] - start, calls, saw, throttled, cpu, rss, report_calls
+    )
+
+
+async def backlog_baseline(peers: Peers, args: argparse.Namespace, workdir: Path) -> Backlog:
+    # The same backlog in the appliance (so that each call costs it the same), of
+    # which the baseline imports a sample.
+    sessions: list[list[str]] = (
+        await peers.call("/backlog", {"count": args.backlog, "seed": args.seed})
+    )["sessions"]
+    sample = [lsid for lsid, _key in sessions[: args.baseline_sample]]
+    naive = NaivePipeline(_config(workdir, peers, args.workers), args.workers)
+    try:
+        start, cpu_before = time.time(), _cpu_seconds()
+        await asyncio.gather(*(naive.import_session(lsid) for lsid in sample))
+        cpu = _cpu_seconds() - cpu_before
+    finally:
+        await naive.aclose()
+    progress = await peers.call("/progress")
+    results = await peers.call("/results")
+    saw, throttled = peers.appliance_requests(results["statuses"])
+    if naive.failures:
+        print(f"  warning: {naive.failures} baseline imports failed")
+    calls = _client_calls(naive.client)
+    return Backlog(progress["reports"], progress["last"] - start, calls, saw, throttled, cpu)
+
+
+# --- report ------------------------------------------------------------------------------
+
+
+def _row(label: str, base: float | None, ours: float, fmt: str = "12.1f") -> str:
+    base_text = "-" if base is None else format(base, fmt)
+    ratio = "" if base is None or base == 0 else f"{ours / base:8.2f}x"
+    return f"{label:36}{base_text:>12}{format(ours, fmt):>12}{ratio:>9}"
+
+
+def _report(
+    args: argparse.Namespace,
+    steady: tuple[Steady, Steady],
+    backlog: tuple[Backlog, Backlog],
+) -> None:
+    base_s, ours_s = steady
+    base_b, ours_b = backlog
+    print()
+    print(
+        f"peers answer in {args.peer_latency * 1000:.0f} ms; appliance limits "
+        f"{args.rate_per_second}/s, {args.rate_per_hour}/h; rsbridge: {args.workers} workers, "
+        f"baseline: {args.workers} imports at once"
+    )
+    print(
+        f"steady state: {args.rate:g} sessions/s for {args.duration:g} s "
+        f"({ours_s.sessions} sessions)"
+    )
+    print(f"{'':36}{'baseline':>12}{'rsbridge':>12}{'ratio':>9}")
+    print(_row("session end -> ticket p50 (ms)", base_s.p50_ms, ours_s.p50_ms))
+    print(_row("session end -> ticket p90 (ms)", base_s.p90_ms, ours_s.p90_ms))
+    print(_row("session end -> ticket max (ms)", base_s.max_ms, ours_s.max_ms))
+    print(
+        _row(
+            "appliance calls / session",
+            base_s.calls_per_session,
+            ours_s.calls_per_session,
+            "12.3f",
+        )
+    )
+    projected = args.backlog / base_b.rate
+    print(
+        f"backlog: {args.backlog} sessions queued before the workers start "
+        f"(baseline: {base_b.sessions} of them, time for all projected from its rate)"
+    )
+    print(f"{'':36}{'baseline':>12}{'rsbridge':>12}{'ratio':>9}")
+    print(_row(f"time to drain {args.backlog} (s)", projected, ours_b.seconds))
+    print(_row("sessions/s", base_b.rate, ours_b.rate))
+    print(
+        _row(
+            "appliance calls / session", base_b.calls_per_session, ours_b.calls_per_session, "12.4f"
+        )
+    )
+    cpu = (base_b.cpu_ms_per_session, ours_b.cpu_ms_per_session)
+    print(_row("CPU ms / session (this process)", *cpu))
+    print(_row("peak RSS growth (MB)", None, ours_b.rss_mb or 0.0))
+    print(
+        f"appliance requests received (429 answers): steady {base_s.appliance_saw} "
+        f"({base_s.throttled}) vs {ours_s.appliance_saw} ({ours_s.throttled}); "
+        f"backlog {base_b.appliance_saw} ({base_b.throttled}) vs "
+        f"{ours_b.appliance_saw} ({ours_b.throttled}); rsbridge report fetches in the "
+        f"backlog: {ours_b.report_calls}"
+    )
+    latency_met = ours_s.p50_ms < 1000
+    calls_met = ours_b.calls_per_session < 0.2
+    print(
+        f"targets: median < 1 s -> {'met' if latency_met else 'NOT met'} "
+        f"({ours_s.p50_ms:.0f} ms); appliance calls / session in a backlog < 0.2 -> "
+        f"{'met' if calls_met else 'NOT met'} ({ours_b.calls_per_session:.4f})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, help="steady state: sessions ending per second")
+    parser.add_argument("--duration", type=float, help="steady state: seconds")
+    parser.add_argument("--backlog", type=int, help="sessions in the backlog")
+    parser.add_argument("--baseline-sample", type=int, help="backlog sessions the baseline imports")
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--peer-latency", type=float, default=0.02)
+    parser.add_argument("--rate-per-second", type=int, default=20)
+    parser.add_argument("--rate-per-hour", type=int, default=15000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="a smaller run (about 30 s)")
+    parser.add_argument("--serve-peers", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_peers:
+        asyncio.run(_run_peers(args.peer_latency, args.rate_per_second, args.rate_per_hour))
+        return
+    defaults = (
+        {"rate": 10.0, "duration": 5.0, "backlog": 1000, "baseline_sample": 100}
+        if args.quick
+        else {"rate": 10.0, "duration": 20.0, "backlog": 10000, "baseline_sample": 400}
+    )
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    logging.basicConfig(level=logging.WARNING, format="  %(levelname)s %(name)s: %(message)s")
+
+    def phase(title: str, measure: Any) -> Any:
+        print(title, flush=True)
+        with (
+            tempfile.TemporaryDirectory() as workdir,
+            Peers(args.peer_latency, args.rate_per_second, args.rate_per_hour) as peers,
+        ):
+            return asyncio.run(measure(peers, args, Path(workdir)))
+
+    # The rsbridge backlog first: peak RSS is a high-water mark of this process.
+    ours_b = phase("backlog, rsbridge ...", backlog_rsbridge)
+    base_b = phase("backlog, baseline ...", backlog_baseline)
+    ours_s = phase("steady state, rsbridge ...", steady_rsbridge)
+    base_s = phase("steady state, baseline ...", steady_baseline)
+    _report(args, (base_s, ours_s), (base_b, ours_b))
+
+
+if __name__ == "__main__":
+    main()
