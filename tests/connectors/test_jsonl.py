@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -209,6 +210,23 @@ async def test_a_changed_file_is_read_again(make: Factory) -> None:
     # ``first`` sees the size change and re-reads: n2 is known, n3 gets line 3.
     assert (await first.write_note(TICKET, note_delivery("n2"))).ref == "line 2"
     assert (await first.write_note(TICKET, note_delivery("n3"))).ref == "line 3"
+
+
+async def test_two_connectors_sharing_a_file_keep_correct_line_numbers(make: Factory) -> None:
+    # Two integrations configured with one path, writing at the same time.
+    first, second = make(), make()
+    results = await asyncio.gather(
+        *(
+            (first if i % 2 else second).write_note(TICKET, note_delivery(f"n{i}"))
+            for i in range(20)
+        )
+    )
+    keys = [json.loads(line)["key"] for line in lines(first.path)]
+    assert sorted(keys) == sorted(f"n{i}" for i in range(20))
+    for i, result in enumerate(results):
+        assert keys[int(result.ref.removeprefix("line ")) - 1] == f"n{i}"
+    # Each sees the other's keys.
+    assert await first.write_note(TICKET, note_delivery("n0")) == results[0]
 
 
 # --- crash recovery -----------------------------------------------------------------------

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rsbridge.appliance.report_model import to_jsonable
 from rsbridge.connectors.base import Connector, Ticket
-from rsbridge.connectors.webhook import WebhookConnector, retry_after_seconds
+from rsbridge.connectors.webhook import WebhookConnector, idempotency_header, retry_after_seconds
 from rsbridge.errors import (
     ConfigurationError,
     ConnectorAuthError,
@@ -362,3 +362,20 @@ def test_retry_after_values() -> None:
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds(None) is None
     assert retry_after_seconds("nan") is None
+
+
+async def test_a_key_that_is_no_header_value_is_percent_encoded(
+    make: Factory, state: WebhookReceiverState
+) -> None:
+    key = "appliance/lsid/Session End/intégration ü/report\n"
+    assert idempotency_header("a1/b2/support_conference_end/hook/report") == (
+        "a1/b2/support_conference_end/hook/report"
+    )
+    connector = make()
+    first = await connector.write_note(TICKET, note_delivery(key))
+    again = await connector.write_note(TICKET, note_delivery(key))
+    assert first.ref == again.ref
+    [received] = state.received
+    assert received.headers["idempotency-key"] == idempotency_header(key)
+    assert received.headers["idempotency-key"].isascii()
+    assert received.body["key"] == key

@@ -12,10 +12,11 @@ Each write appends one line (see docs/connectors.md for the record shape)::
 Upserts on an append-only file: the connector indexes the (kind, key) pairs already
 in the file, scanning it once on first use, and a write whose pair is there returns
 the earlier :class:`~rsbridge.connectors.base.WriteResult` without appending. The
-index is rebuilt if the file is replaced, truncated or removed behind the connector's
-back (it compares the file's device, inode and size before each write), but one file
-must have one writer: two processes appending to the same file do not see each
-other's keys.
+index follows changes behind the connector's back (it compares the file's device, inode
+and size before each write): lines appended by another connector of the process (two
+integrations with one path) are read, a replaced or truncated file is read again. One
+file must have one writer process, though: two processes appending to the same file
+do not see each other's keys.
 
 Crash safety: a line goes out in one ``write()`` of the whole line and its newline on
 a descriptor opened with ``O_APPEND``, then ``fsync`` (setting ``fsync``). A process
@@ -244,6 +245,22 @@ def _identity(st: os.stat_result) -> tuple[int, int, int]:
     return (st.st_dev, st.st_ino, st.st_size)
 
 
+def _grew(before: tuple[int, int, int], now: tuple[int, int, int]) -> bool:
+    """Whether ``now`` is the same file as ``before``, only longer."""
+    return before[:2] == now[:2] and now[2] > before[2]
+
+
+# One lock per file for every connector of the process, so that two integrations
+# configured with the same path never interleave their index checks and appends.
+_FILE_LOCKS: dict[str, threading.Lock] = {}
+_FILE_LOCKS_GUARD = threading.Lock()
+
+
+def _file_lock(path: Path) -> threading.Lock:
+    with _FILE_LOCKS_GUARD:
+        return _FILE_LOCKS.setdefault(os.path.realpath(path), threading.Lock())
+
+
 def _os_error(path: Path, action: str, exc: OSError) -> ConnectorError:
     message = f"jsonl: cannot {action} {path}: {exc.strerror or exc}"
     if isinstance(exc, _PERMANENT_OS_ERRORS):
@@ -307,10 +324,11 @@ class JsonlConnector(Connector):
         super().__init__(config, http=http)
         self._options = _options(config)
         self._index: _Index | None = None
-        # The asyncio lock keeps waiting writers off the thread pool; the thread lock keeps
-        # file and index consistent even when a cancelled caller leaves its thread running.
+        # The asyncio lock keeps waiting writers off the thread pool; the file lock keeps
+        # file and index consistent even when a cancelled caller leaves its thread running,
+        # and across connectors of this process that share the file.
         self._lock = asyncio.Lock()
-        self._thread_lock = threading.Lock()
+        self._file_lock = _file_lock(self._options.path)
 
     @classmethod
     def validate_settings(
@@ -368,7 +386,10 @@ class JsonlConnector(Connector):
             return ticket_record(session, fields, key=key, ticket=ticket)
 
         entry = await self._upsert("ticket", key, make)
-        assert entry.ticket_id is not None  # ticket lines always index their id
+        if entry.ticket_id is None:  # only a hand-edited line can lack it
+            raise ConnectorPermanentError(
+                f"jsonl: {self.path} line {entry.line}: ticket record without a ticket id"
+            )
         return Ticket(id=entry.ticket_id)
 
     async def write_session_report(self, ticket: Ticket, delivery: SessionDelivery) -> WriteResult:
@@ -413,7 +434,7 @@ class JsonlConnector(Connector):
         key: str,
         make: Callable[[_Index], dict[str, Any]],
     ) -> _Entry:
-        with self._thread_lock:
+        with self._file_lock:
             index = self._current_index()
             existing = index.entries.get((kind, key))
             if existing is not None:
@@ -432,27 +453,37 @@ class JsonlConnector(Connector):
             return entry
 
     def _current_index(self) -> _Index:
-        """The index, (re)built from the file when it is new or the file has changed."""
+        """The index, brought up to date with the file first if the file has changed."""
         try:
             st: os.stat_result | None = self.path.stat()
         except FileNotFoundError:
             st = None
         except OSError as exc:
             raise _os_error(self.path, "read", exc) from exc
+        current = None if st is None else _identity(st)
         index = self._index
-        if index is not None and index.identity == (None if st is None else _identity(st)):
+        if index is not None and index.identity == current:
             return index
-        if index is not None:
-            log.warning("%s changed outside this connector; re-reading it", self.path)
-        self._index = index = self._load() if st is not None else _Index()
+        self._index = None  # until it is consistent with the file again
+        if current is None:
+            index = _Index()
+        elif index is not None and index.identity is not None and _grew(index.identity, current):
+            # Another connector in this process appends to the same file (two integrations
+            # with one path): read only what it added.
+            self._load(index, offset=index.identity[2])
+        else:
+            if index is not None and index.identity is not None:
+                log.warning("%s was replaced or truncated; re-reading it", self.path)
+            index = self._load(_Index(), offset=0)
+        self._index = index
         return index
 
-    def _load(self) -> _Index:
+    def _load(self, index: _Index, *, offset: int) -> _Index:
+        """Add the lines from byte ``offset`` on to ``index`` (a torn last line is cut)."""
         path = self.path
-        index = _Index()
         try:
             with open(path, "r+b") as f:
-                offset = 0
+                f.seek(offset)
                 for raw in f:
                     if not raw.endswith(b"\n"):
                         self._repair_tail(f, raw, offset, index)

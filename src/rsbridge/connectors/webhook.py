@@ -32,6 +32,8 @@ import hashlib
 import json
 import math
 import random
+import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -68,13 +70,19 @@ from rsbridge.errors import (
     TicketNotFoundError,
 )
 
-__all__ = ["RETRYABLE_STATUSES", "WebhookConnector", "retry_after_seconds"]
+__all__ = [
+    "RETRYABLE_STATUSES",
+    "WebhookConnector",
+    "idempotency_header",
+    "retry_after_seconds",
+]
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 """Statuses (besides every 5xx) after which the same request may succeed later."""
 _BODY_LIMIT = 64 * 1024  # bytes of a response read: enough for {"id": ...}, bounded otherwise
 _EXCERPT_CHARS = 300
 _USER_AGENT = f"rsbridge/{__version__}"
+_HEADER_SAFE = re.compile(r"[!-~]+")
 
 
 def _display_url(url: httpx.URL) -> str:
@@ -117,6 +125,14 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
+
+
+def idempotency_header(key: str) -> str:
+    """The ``Idempotency-Key`` header value for ``key``: the key itself if it is visible
+    ASCII, else the key percent-encoded (header values cannot carry the rest)."""
+    if _HEADER_SAFE.fullmatch(key):
+        return key
+    return urllib.parse.quote(key, safe="")
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +332,7 @@ class WebhookConnector(Connector):
             headers["Content-Type"] = "application/json"
             content = json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
         if key:
-            headers["Idempotency-Key"] = key
+            headers["Idempotency-Key"] = idempotency_header(key)
         if options.secret is not None:
             headers["Authorization"] = f"Bearer {options.secret.get_secret_value()}"
         where = f"webhook {_display_url(url)}: {what}" + (f" {key}" if key else "")

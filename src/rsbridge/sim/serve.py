@@ -21,7 +21,10 @@ def serve_in_thread(
     ``port=0`` picks a free ephemeral port. The context waits until the server
     accepts connections and stops it (and the thread) on exit.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP given explicitly: asyncio sets TCP_NODELAY on accepted connections only
+    # when the listening socket says it is TCP; without it each keep-alive answer waits
+    # ~40 ms for the peer's delayed ACK (Nagle).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     # server_header=False: simulators set their own Server header (the appliance says Apache).

@@ -23,7 +23,10 @@ async def serving(
 
     ``port=0`` picks a free port. The app's lifespan runs at start and at exit.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP given explicitly: asyncio sets TCP_NODELAY on accepted connections only
+    # when the listening socket says it is TCP; without it each keep-alive answer waits
+    # ~40 ms for the peer's delayed ACK (Nagle).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     # proxy_headers=False: the intake decides itself which proxies to believe.
