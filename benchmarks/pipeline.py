@@ -667,7 +667,7 @@ def _row(label: str, base: float | None, ours: float, fmt: str = "12.1f") -> str
     """A table row: baseline, rsbridge and their ratio (rsbridge / baseline)."""
     base_text = "-" if base is None else format(base, fmt)
     ratio = "" if base is None or base == 0 else f"{ours / base:8.2f}x"
-    return f"{label:36}{base_text:>12}{format(ours, fmt):>12}{ratio:>9}"
+    return f"{label:36}{base_text:>12}{format(ours, fmt):>12}{ratio:>9}".rstrip()
 
 
 def _report(
