@@ -14,6 +14,7 @@ from rich.table import Table
 from rsbridge import __version__
 from rsbridge.appliance.report_model import EventType, SupportSession, to_jsonable
 from rsbridge.appliance.report_parser import ReportLimits, iter_sessions
+from rsbridge.console import fail
 from rsbridge.engine_cli import register as register_engine_commands
 from rsbridge.errors import RsbridgeError
 
@@ -34,12 +35,6 @@ def _sim_app() -> typer.Typer:
 
 app.add_typer(_sim_app(), name="sim", help="Run simulated peers (the appliance, ...).")
 register_engine_commands(app)
-
-
-def fail(message: str) -> typer.Exit:
-    """Print an error the way every command does and return the exit to raise."""
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code=1)
 
 
 @app.command()

@@ -144,7 +144,7 @@ async def _run(
                     emitter.enqueue(event)
             await emitter.run_until_idle()
         console.print(f"{recipient.sent} outbound events acknowledged by the intake")
-        counts = await _drain(engine)
+        counts = await engine.wait_idle()
         calls = engine.worker.appliance_calls if engine.worker else 0
     jsonl = read_deliveries(Path(config.integrations[0].connector_settings().path))  # type: ignore[attr-defined]
     result = DemoResult(
@@ -156,16 +156,6 @@ async def _run(
         f"{result.dead} dead letters"
     )
     return result
-
-
-async def _drain(engine: Engine, limit: float = 60.0) -> dict[str, int]:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while True:
-        counts = await engine.store.counts()
-        if counts.get("queued", 0) + counts.get("running", 0) == 0 or loop.time() > deadline:
-            return counts
-        await asyncio.sleep(0.05)
 
 
 def _table(result: DemoResult) -> Table:

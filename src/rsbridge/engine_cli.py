@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rsbridge.config import Config, load_config
+from rsbridge.console import fail
 from rsbridge.engine.store.base import EventFilter, EventStatus, JobFilter, JobStatus, Store
 from rsbridge.errors import RsbridgeError
 
@@ -47,27 +48,18 @@ DEFAULT_CONFIG = Path("rsbridge.toml")
 events_app = typer.Typer(help="The event log, jobs and dead letters.", no_args_is_help=True)
 
 
-def _fail(message: str) -> typer.Exit:
-    # Messages quote what users and peers wrote: escaped, or "[...]" would be taken for
-    # Rich markup (dropped, or a MarkupError for "[/...]"). Not wrapped: paths stay whole.
-    Console(stderr=True).print(
-        f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True
-    )
-    return typer.Exit(code=1)
-
-
 def _config(path: Path) -> Config:
     try:
         return load_config(path)
     except RsbridgeError as exc:
-        raise _fail(exc.message) from None
+        raise fail(exc.message) from None
 
 
 def _run(action: Callable[[], Awaitable[T]]) -> T:
     try:
         return asyncio.run(action())  # type: ignore[arg-type]
     except RsbridgeError as exc:
-        raise _fail(exc.message) from None
+        raise fail(exc.message) from None
 
 
 async def _with_store(config: Config, action: Callable[[Store], Awaitable[T]]) -> T:
@@ -122,7 +114,7 @@ def serve(
     _stop_on_signals(server)
     server.run()
     if not server.started:
-        raise _fail("the server did not start (see the log above)")
+        raise fail("the server did not start (see the log above)")
 
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -198,7 +190,7 @@ def pull(
         async with Engine(settings) as engine:
             pollers = [p for p in engine.pollers if integration in (None, p.integration.name)]
             if not pollers:
-                raise _fail(
+                raise fail(
                     "no enabled polling integration"
                     + (f" named {integration}" if integration else "")
                 )
@@ -255,14 +247,14 @@ def render(
     from rsbridge.engine.render import Renderer
 
     if (lsid is None) == (file is None):
-        raise _fail("give exactly one of --lsid or --file")
+        raise fail("give exactly one of --lsid or --file")
     # A saved file renders with the default templates and needs no configuration.
     settings = _config(config) if (lsid is not None or integration is not None) else None
     chosen = None
     if settings is not None and integration is not None:
         chosen = settings.integration(integration)
         if chosen is None:
-            raise _fail(f"no integration named {integration}")
+            raise fail(f"no integration named {integration}")
 
     async def fetch() -> list[object]:
         from rsbridge.engine.appliances import make_appliance_client
@@ -277,7 +269,7 @@ def render(
         )
         appliance = settings.appliance(appliance_id) if appliance_id else None
         if appliance is None:
-            raise _fail("the configuration has no appliance to fetch from")
+            raise fail("the configuration has no appliance to fetch from")
         async with make_appliance_client(appliance) as client:
             return [s async for s in client.support_sessions(lsid=lsid)]
 
@@ -289,7 +281,7 @@ def render(
         )
         sessions = list(iter_sessions(file)) if file is not None else _run(fetch)
         if not sessions:
-            raise _fail(
+            raise fail(
                 f"{file} holds no session report"
                 if file is not None
                 else f"the appliance has no report for session {lsid}"
@@ -298,10 +290,10 @@ def render(
             report = renderer.render(session)  # type: ignore[arg-type]
             chosen_part = report.full if part is None else report.parts.get(part)
             if chosen_part is None:
-                raise _fail(f"no part {part!r}; parts: {', '.join(sorted(report.parts))}")
+                raise fail(f"no part {part!r}; parts: {', '.join(sorted(report.parts))}")
             typer.echo(chosen_part.html if html else chosen_part.text)
     except RsbridgeError as exc:
-        raise _fail(exc.message) from None
+        raise fail(exc.message) from None
 
 
 # --- events ------------------------------------------------------------------------
@@ -325,7 +317,7 @@ def events_list(
     """List jobs (newest first), e.g. the dead letters with --status dead."""
     settings = _config(config)
     if status is not None and status not in {s.value for s in JobStatus}:
-        raise _fail(f"unknown status {status!r}; use {', '.join(s.value for s in JobStatus)}")
+        raise fail(f"unknown status {status!r}; use {', '.join(s.value for s in JobStatus)}")
     console = Console(highlight=False)
 
     async def go(store: Store) -> None:
@@ -415,7 +407,7 @@ def events_show(
     async def go(store: Store) -> None:
         found = await store.get_job(job)
         if found is None:
-            raise _fail(f"no job {job}")
+            raise fail(f"no job {job}")
         event = await store.get_event(found.event_id)
         typer.echo(
             f"job {found.id}: {found.event_type} for {found.integration}, "
@@ -461,7 +453,7 @@ def events_retry(
     if requeued or not refused:
         typer.echo(f"re-queued {requeued} job(s)")
     if refused:
-        raise _fail(f"not dead letters (or unknown): {', '.join(map(str, refused))}")
+        raise fail(f"not dead letters (or unknown): {', '.join(map(str, refused))}")
 
 
 @events_app.command("replay")
@@ -480,12 +472,12 @@ def events_replay(
     async def go(store: Store) -> list[int]:
         found = await store.get_event(event)
         if found is None:
-            raise _fail(f"no event {event}")
+            raise fail(f"no event {event}")
         specs = job_specs(
             settings, found.appliance_id, found.event_type, polled=found.source in ("poll", "pull")
         )
         if not specs:
-            raise _fail(f"no enabled integration processes {found.event_type}")
+            raise fail(f"no enabled integration processes {found.event_type}")
         return await store.replay_event(event, specs)
 
     created = _run(lambda: _with_store(settings, go))

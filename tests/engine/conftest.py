@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 
 from rsbridge.config import Config, parse_config
-from rsbridge.engine.store.base import Store
+from rsbridge.engine.runtime import Engine
 from rsbridge.sim.appliance.server import create_app
 from rsbridge.sim.appliance.state import SimApplianceState
 from rsbridge.sim.serve import serve_in_thread
@@ -77,14 +76,9 @@ def engine_config(
     return parse_config(data)
 
 
-async def drained(store: Store, *, limit: float = 30.0) -> dict[str, int]:
-    """Wait until no job is queued or running; returns the final counts."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while True:
-        counts = await store.counts()
-        if counts.get("queued", 0) == 0 and counts.get("running", 0) == 0:
-            return counts
-        if loop.time() > deadline:
-            raise AssertionError(f"jobs did not drain: {counts}")
-        await asyncio.sleep(0.05)
+async def drained(engine: Engine, *, limit: float = 30.0) -> dict[str, int]:
+    """Wait until no job is queued or running; fails the test if that takes too long."""
+    counts = await engine.wait_idle(limit)
+    if counts.get("queued", 0) + counts.get("running", 0):
+        raise AssertionError(f"jobs did not drain: {counts}")
+    return counts

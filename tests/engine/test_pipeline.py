@@ -65,7 +65,7 @@ async def test_every_session_and_survey_is_delivered_once(
         engine.start()
         # Every event twice: the appliance re-sends what it did not see acknowledged.
         await _emit(url, sessions, twice=True)
-        counts = await drained(engine.store)
+        counts = await drained(engine)
     assert counts.get("dead", 0) == 0
     delivered = _deliveries(tmp_path / "deliveries.jsonl")
     assert all(n == 1 for n in delivered.values()), delivered
@@ -85,7 +85,7 @@ async def test_a_replay_and_a_restart_add_no_second_effect(
     async with Engine(config) as engine, serving(create_app(engine.intake, engine.store)) as url:
         engine.start()
         await _emit(url, sessions)
-        await drained(engine.store)
+        await drained(engine)
     before = _deliveries(tmp_path / "deliveries.jsonl")
     # A new engine on the same store: replay every event.
     async with Engine(config) as engine:
@@ -111,7 +111,7 @@ async def test_an_end_event_waits_for_the_report_to_be_complete(
     async with Engine(config) as engine, serving(create_app(engine.intake, engine.store)) as url:
         engine.start()
         await _emit(url, [session])
-        await drained(engine.store)
+        await drained(engine)
         [end_job] = [
             j
             for j in await engine.store.list_jobs(JobFilter(lsid=session.lsid))
@@ -182,7 +182,7 @@ async def test_sessions_without_a_ticket_are_skipped_or_get_one(
     async with Engine(config) as engine, serving(create_app(engine.intake, engine.store)) as url:
         engine.start()
         await _emit(url, [session])
-        await drained(engine.store)
+        await drained(engine)
         jobs = await engine.store.list_jobs(JobFilter(limit=10))
     assert all(j.status is JobStatus.DONE for j in jobs)
     kinds = Counter(d["kind"] for d in read_deliveries(tmp_path / "deliveries.jsonl"))

@@ -13,6 +13,7 @@ import pytest
 
 from rsbridge.appliance.events import CUSTOMER_SURVEY, END
 from rsbridge.appliance.report_model import SupportSession
+from rsbridge.backoff import backoff
 from rsbridge.config import Config
 from rsbridge.engine.intake import job_specs
 from rsbridge.engine.runtime import Engine
@@ -23,7 +24,6 @@ from rsbridge.engine.store.base import (
     JobStatus,
 )
 from rsbridge.engine.store.memory import MemoryStore
-from rsbridge.engine.worker import backoff
 from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.sim.serve import serve_in_thread
 from rsbridge.sim.webhook import WebhookReceiverState, create_app

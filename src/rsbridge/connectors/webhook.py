@@ -31,7 +31,6 @@ import email.utils
 import hashlib
 import json
 import math
-import random
 import re
 import urllib.parse
 from collections.abc import Mapping
@@ -44,6 +43,7 @@ from pydantic import SecretStr
 
 from rsbridge import __version__
 from rsbridge.appliance.report_model import SupportSession
+from rsbridge.backoff import backoff
 from rsbridge.connectors.base import (
     CheckResult,
     Connector,
@@ -384,7 +384,8 @@ class WebhookConnector(Connector):
                     f"{where}: {failure}, asked to retry after {hint:g} s",
                     retry_after=hint,
                 )
-            await asyncio.sleep(hint if hint is not None else self._backoff(attempt))
+            delay = backoff(attempt - 1, base=options.backoff_seconds, cap=options.max_retry_wait)
+            await asyncio.sleep(hint if hint is not None else delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _send(
@@ -406,11 +407,6 @@ class WebhookConnector(Connector):
             return response, bytes(raw[:_BODY_LIMIT])
         finally:
             await response.aclose()
-
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with jitter, capped by ``max_retry_wait``."""
-        base = self._options.backoff_seconds * 2 ** (attempt - 1)
-        return min(random.uniform(base / 2, base), self._options.max_retry_wait)
 
     def _error(
         self, cls: type[ConnectorError], message: str, *, retry_after: float | None = None

@@ -132,6 +132,19 @@ class Engine:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), interval)
 
+    async def wait_idle(self, limit: float = 60.0) -> dict[str, int]:
+        """Wait (at most ``limit`` seconds) until no job is queued or running; job counts.
+
+        For the demo and tests, with :meth:`start` running the workers.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        while True:
+            counts = await self.store.counts()
+            if counts.get("queued", 0) + counts.get("running", 0) == 0 or loop.time() > deadline:
+                return counts
+            await asyncio.sleep(0.05)
+
     def health(self) -> dict[str, Any]:
         """Extra health fields: whether background tasks are alive."""
         alive = {t.get_name(): not t.done() for t in self._tasks}

@@ -34,6 +34,7 @@ from typing import Literal
 from rsbridge.appliance.client import ApplianceClient
 from rsbridge.appliance.events import END, SURVEY_EVENTS
 from rsbridge.appliance.report_model import SupportSession
+from rsbridge.backoff import backoff
 from rsbridge.config import Config, IntegrationConfig
 from rsbridge.connectors.base import Connector, SessionDelivery, SurveyDelivery, Ticket
 from rsbridge.engine.association import ticket_reference
@@ -74,19 +75,6 @@ class Outcome:
 
 class _Skip(Exception):  # noqa: N818 (a control-flow signal, not an error)
     """The session has no ticket and the integration skips such sessions."""
-
-
-def backoff(
-    failures: int, *, base: float, cap: float, rng: random.Random, at_least: float | None = None
-) -> float:
-    """Delay before retry number ``failures + 1``: exponential, capped, with full jitter.
-
-    Full jitter (uniform between half and all of the exponential step) spreads the
-    retries of many jobs that failed together, e.g. during a peer's outage.
-    """
-    step = min(cap, base * (2.0**failures))
-    delay = rng.uniform(step / 2, step)
-    return max(delay, at_least or 0.0)
 
 
 class Worker:
