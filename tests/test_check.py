@@ -74,10 +74,12 @@ class ProbeConnector(Connector):
     ) -> Ticket:
         raise NotImplementedError
 
-    async def write_session_report(self, ticket: Ticket, delivery: SessionDelivery) -> WriteResult:
+    async def write_session_report(
+        self, ticket: Ticket | None, delivery: SessionDelivery
+    ) -> WriteResult:
         raise NotImplementedError
 
-    async def write_survey(self, ticket: Ticket, delivery: SurveyDelivery) -> WriteResult:
+    async def write_survey(self, ticket: Ticket | None, delivery: SurveyDelivery) -> WriteResult:
         raise NotImplementedError
 
     async def write_note(self, ticket: Ticket, note: NoteDelivery) -> WriteResult:

@@ -66,10 +66,12 @@ class DummyConnector(Connector):
     ) -> Ticket:
         raise NotImplementedError
 
-    async def write_session_report(self, ticket: Ticket, delivery: SessionDelivery) -> WriteResult:
+    async def write_session_report(
+        self, ticket: Ticket | None, delivery: SessionDelivery
+    ) -> WriteResult:
         raise NotImplementedError
 
-    async def write_survey(self, ticket: Ticket, delivery: SurveyDelivery) -> WriteResult:
+    async def write_survey(self, ticket: Ticket | None, delivery: SurveyDelivery) -> WriteResult:
         raise NotImplementedError
 
     async def write_note(self, ticket: Ticket, note: NoteDelivery) -> WriteResult:
@@ -202,7 +204,7 @@ def test_integration_defaults(tmp_path: Path) -> None:
     assert item.import_events is None
     assert item.templates is None
     assert item.association == AssociationConfig()
-    assert item.association.ticket_from == ["external_key"]
+    assert item.association.ticket_from is None  # the connector's default applies
     assert item.association.on_unmatched == "skip"
     assert item.association.create_fields == {}
     settings = item.connector_settings()
@@ -260,7 +262,7 @@ def test_a_full_file(tmp_path: Path) -> None:
     item = config.integrations[0]
     assert item.polling is True
     assert item.association.on_unmatched == "create"
-    assert item.association.ticket_from[0] == "custom:ticket_id"
+    assert (item.association.ticket_from or [])[0] == "custom:ticket_id"
     assert item.import_events == ["Chat Message", "Session Note Added"]
     assert config.active_integrations("eu") == [item]
     assert config.active_integrations("default") == []

@@ -37,6 +37,24 @@ app.add_typer(_sim_app(), name="sim", help="Run simulated peers (the appliance, 
 register_engine_commands(app)
 
 
+def _actions_app() -> typer.Typer:
+    from rsbridge.actions_cli import actions_app
+
+    return actions_app
+
+
+app.add_typer(_actions_app(), name="actions")
+
+
+def _servicenow_app() -> typer.Typer:
+    from rsbridge.servicenow_cli import servicenow_app
+
+    return servicenow_app
+
+
+app.add_typer(_servicenow_app(), name="servicenow")
+
+
 @app.command()
 def version() -> None:
     """Print the rsbridge version."""

@@ -192,14 +192,20 @@ def _is_loopback(host: str) -> bool:
 class AssociationConfig(_Model):
     """``[integrations.association]``: how a session finds its ticket."""
 
-    ticket_from: list[str] = Field(default_factory=lambda: ["external_key"])
-    on_unmatched: Literal["skip", "create"] = "skip"
+    ticket_from: list[str] | None = None
+    """Where to look, in order; None: the connector's default (``external_key`` for most)."""
+    on_unmatched: Literal["skip", "create", "import"] = "skip"
     create_fields: dict[str, str] = Field(default_factory=dict)
+    create_on_join: bool = False
+    create_for_portals: list[str] = Field(default_factory=list)
+    create_requires_custom_fields: list[str] = Field(default_factory=list)
+    create_attended: bool = True
+    create_unattended: bool = False
 
     @field_validator("ticket_from")
     @classmethod
-    def _sources(cls, value: list[str]) -> list[str]:
-        for source in value:
+    def _sources(cls, value: list[str] | None) -> list[str] | None:
+        for source in value or ():
             kind, _, arg = source.partition(":")
             if kind == "external_key" and not arg:
                 continue
@@ -213,6 +219,145 @@ class AssociationConfig(_Model):
 
 _EVENT_TYPES = {e.value for e in EventType}
 _POLLING_EVENTS = (END, CUSTOMER_SURVEY)
+
+
+# --- technician and customer actions (docs/actions.md) -----------------------------
+
+_QUEUE_SPEC = re.compile(r"^(rep|team):(.+)$")
+MIN_TOKEN_CHARS = 16
+"""Shortest bearer token or link secret accepted: guessing must be hopeless."""
+
+
+class IntegrationActionsConfig(_Model):
+    """``[integrations.actions]``: technician and customer actions for one integration."""
+
+    session_key_source: Literal["command_api", "rep_console", "web_console"] = "command_api"
+    assignment: Literal["technician", "assigned_user", "assigned_team", "general", "queue"] = (
+        "technician"
+    )
+    queue: str | None = None
+    key_ttl_seconds: int | None = Field(None, ge=60, le=7 * 86400)
+    log_session_key: bool = True
+    email_key: bool = False
+    log_customer_initiated: bool = True
+    self_service_enabled: bool = False
+    self_service_issues: list[str] = Field(default_factory=list)
+    session_start_type: Literal["chat", "full"] = "chat"
+    public_portal_hostname: str | None = None
+    company_site_name: str | None = None
+    jump_console: Literal["rep", "web"] = "rep"
+    jump_output: Literal["url", "brcs"] = "url"
+    jumpoint: str | None = None
+
+    @field_validator("queue")
+    @classmethod
+    def _queue(cls, value: str | None) -> str | None:
+        if value is not None and not _QUEUE_SPEC.match(value):
+            raise ValueError(f"{value!r}: use rep:<appliance username> or team:<support team name>")
+        return value
+
+    @field_validator("public_portal_hostname")
+    @classmethod
+    def _portal(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_host(value, ConfigurationError, "public_portal_hostname")
+        return value
+
+    @field_validator("company_site_name")
+    @classmethod
+    def _site(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", value):
+            raise ValueError("only letters, digits, '-' and '_' (it becomes a file extension)")
+        return value
+
+    @model_validator(mode="after")
+    def _queue_mode(self) -> IntegrationActionsConfig:
+        if self.assignment == "queue" and self.queue is None:
+            raise ValueError('assignment = "queue" needs queue = "rep:<name>" or "team:<name>"')
+        return self
+
+
+class ActionsConfig(_Model):
+    """``[actions]``: the HTTP actions API (session keys, Jump, get support now, links)."""
+
+    enabled: bool = False
+    tokens: list[SecretStr] = Field(default_factory=list)
+    public_url: str | None = None
+    link_secret: SecretStr | None = None
+
+    @field_validator("tokens")
+    @classmethod
+    def _tokens(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for index, token in enumerate(value):
+            if len(token.get_secret_value()) < MIN_TOKEN_CHARS:
+                raise ValueError(f"token {index} is shorter than {MIN_TOKEN_CHARS} characters")
+        return value
+
+    @field_validator("link_secret")
+    @classmethod
+    def _link_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_TOKEN_CHARS:
+            raise ValueError(f"must be at least {MIN_TOKEN_CHARS} characters")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", value):
+            raise ValueError("an http:// or https:// URL without query or fragment")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _usable(self) -> ActionsConfig:
+        if self.enabled and not self.tokens:
+            raise ValueError("enabled = true needs at least one bearer token in tokens")
+        return self
+
+
+class SmtpConfig(_Model):
+    """``[smtp]``: the mail server session keys are e-mailed through."""
+
+    host: str
+    port: int | None = Field(None, ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    from_address: str
+    timeout_seconds: float = Field(30.0, gt=0, le=600)
+    ca_file: Path | None = None
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        bad = not value or re.search(r"[\s/@\[\]]", value)
+        if not bad and ":" in value:  # only an IPv6 address may hold a colon
+            try:
+                ipaddress.IPv6Address(value)
+            except ValueError:
+                bad = True
+        if bad:
+            raise ValueError("a host name or address only (the port goes in port)")
+        return value
+
+    @field_validator("from_address")
+    @classmethod
+    def _from(cls, value: str) -> str:
+        if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", value):
+            raise ValueError("an e-mail address such as rsbridge@example.com")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials(self) -> SmtpConfig:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("give both username and password, or neither")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        """``port``, or the usual one for ``security`` (25, 587 or 465)."""
+        return self.port or {"none": 25, "starttls": 587, "tls": 465}[self.security]
 
 
 class IntegrationConfig(_Model):
@@ -232,6 +377,7 @@ class IntegrationConfig(_Model):
     import_events: list[str] | None = None
     templates: Path | None = None
     association: AssociationConfig = Field(default_factory=AssociationConfig)
+    actions: IntegrationActionsConfig = Field(default_factory=IntegrationActionsConfig)
     settings: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name")
@@ -312,6 +458,8 @@ class Config(_Model):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     appliances: list[ApplianceConfig] = Field(default_factory=list)
     integrations: list[IntegrationConfig] = Field(default_factory=list)
+    actions: ActionsConfig = Field(default_factory=ActionsConfig)
+    smtp: SmtpConfig | None = None
 
     @model_validator(mode="after")
     def _references(self) -> Config:
@@ -327,6 +475,15 @@ class Config(_Model):
                     f"integration {integration.name}: no appliance with id "
                     f"{integration.appliance!r} (known: {', '.join(ids) or 'none'})"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _mail_needs_smtp(self) -> Config:
+        wanting = [i.name for i in self.integrations if i.actions.email_key]
+        if wanting and self.smtp is None:
+            raise ValueError(
+                f"integration {', '.join(wanting)}: actions.email_key needs an [smtp] section"
+            )
         return self
 
     def appliance(self, appliance_id: str) -> ApplianceConfig | None:
@@ -375,6 +532,7 @@ def _prepare(data: Mapping[str, Any], base: Path | None) -> dict[str, Any]:
                             _anchor_file(appliance[key], base), where=f"appliances[{index}].{key}"
                         )
             out["appliances"].append(appliance)
+    _prepare_action_secrets(out, base)
     integrations = out.get("integrations")
     if isinstance(integrations, list):
         out["integrations"] = []
@@ -385,6 +543,29 @@ def _prepare(data: Mapping[str, Any], base: Path | None) -> dict[str, Any]:
                 integration = {**integration, "settings": anchored}
             out["integrations"].append(integration)
     return out
+
+
+def _prepare_action_secrets(out: dict[str, Any], base: Path | None) -> None:
+    """Resolve the secrets of ``[actions]`` and ``[smtp]`` in ``out`` (copying what changes)."""
+    actions = out.get("actions")
+    if isinstance(actions, Mapping):
+        actions = dict(actions)
+        if isinstance(actions.get("tokens"), list):
+            actions["tokens"] = [
+                resolve_secret(_anchor_file(token, base), where=f"actions.tokens[{index}]")
+                for index, token in enumerate(actions["tokens"])
+            ]
+        if "link_secret" in actions:
+            actions["link_secret"] = resolve_secret(
+                _anchor_file(actions["link_secret"], base), where="actions.link_secret"
+            )
+        out["actions"] = actions
+    smtp = out.get("smtp")
+    if isinstance(smtp, Mapping) and "password" in smtp:
+        out["smtp"] = {
+            **smtp,
+            "password": resolve_secret(_anchor_file(smtp["password"], base), where="smtp.password"),
+        }
 
 
 def _format_errors(exc: ValidationError) -> str:
@@ -415,7 +596,10 @@ def _anchor_paths(config: Config, base: Path) -> Config:
         i.model_copy(update={"templates": base / i.templates}) if i.templates else i
         for i in config.integrations
     ]
-    return config.model_copy(update={"engine": engine, "integrations": integrations})
+    smtp = config.smtp
+    if smtp is not None and smtp.ca_file is not None:
+        smtp = smtp.model_copy(update={"ca_file": base / smtp.ca_file})
+    return config.model_copy(update={"engine": engine, "integrations": integrations, "smtp": smtp})
 
 
 def load_config(path: Path) -> Config:

@@ -109,6 +109,9 @@ def serve(
             timeout_graceful_shutdown=int(settings.engine.shutdown_grace_seconds) + 5,
             # The intake believes X-Forwarded-For only from engine.trusted_proxies.
             proxy_headers=False,
+            # uvicorn's access log prints query strings, where the appliance puts its
+            # outbound_event_token and rep-console links their token: secrets stay out.
+            access_log=False,
         )
     )
     _stop_on_signals(server)

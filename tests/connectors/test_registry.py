@@ -23,6 +23,7 @@ from rsbridge.connectors.base import (
 )
 from rsbridge.connectors.jsonl import JsonlConnector
 from rsbridge.connectors.registry import BUILTIN, ENTRY_POINT_GROUP, available, connector_class
+from rsbridge.connectors.servicenow import ServiceNowConnector
 from rsbridge.connectors.webhook import WebhookConnector
 from rsbridge.errors import ConfigurationError
 
@@ -46,10 +47,12 @@ class ThirdPartyConnector(Connector):
     ) -> Ticket:
         return Ticket(key)
 
-    async def write_session_report(self, ticket: Ticket, delivery: SessionDelivery) -> WriteResult:
+    async def write_session_report(
+        self, ticket: Ticket | None, delivery: SessionDelivery
+    ) -> WriteResult:
         return WriteResult(delivery.key)
 
-    async def write_survey(self, ticket: Ticket, delivery: SurveyDelivery) -> WriteResult:
+    async def write_survey(self, ticket: Ticket | None, delivery: SurveyDelivery) -> WriteResult:
         return WriteResult(delivery.key)
 
     async def write_note(self, ticket: Ticket, note: NoteDelivery) -> WriteResult:
@@ -76,7 +79,8 @@ def extra_entry_points(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 def test_builtins_are_found() -> None:
     assert connector_class("jsonl") is JsonlConnector
     assert connector_class("webhook") is WebhookConnector
-    assert {"jsonl", "webhook"} <= set(available())
+    assert connector_class("servicenow") is ServiceNowConnector
+    assert {"jsonl", "servicenow", "webhook"} <= set(available())
 
 
 def test_builtins_are_declared_as_entry_points() -> None:
@@ -85,9 +89,9 @@ def test_builtins_are_declared_as_entry_points() -> None:
 
 
 def test_an_unknown_name_lists_the_available_ones() -> None:
-    with pytest.raises(ConfigurationError, match=r"unknown connector 'servicenow'") as caught:
-        connector_class("servicenow")
-    assert "available: jsonl, webhook" in str(caught.value)
+    with pytest.raises(ConfigurationError, match=r"unknown connector 'nosuch'") as caught:
+        connector_class("nosuch")
+    assert "available: jsonl, servicenow, webhook" in str(caught.value)
 
 
 def test_without_installed_metadata_builtins_still_load(extra_entry_points: dict[str, str]) -> None:
@@ -98,7 +102,9 @@ def test_without_installed_metadata_builtins_still_load(extra_entry_points: dict
 def test_a_third_party_entry_point(extra_entry_points: dict[str, str]) -> None:
     extra_entry_points["thirdparty"] = f"{__name__}:ThirdPartyConnector"
     assert connector_class("thirdparty") is ThirdPartyConnector
-    with pytest.raises(ConfigurationError, match="available: jsonl, thirdparty, webhook"):
+    with pytest.raises(
+        ConfigurationError, match="available: jsonl, servicenow, thirdparty, webhook"
+    ):
         connector_class("other")
 
 
@@ -117,7 +123,7 @@ def test_an_entry_point_that_is_not_a_connector(extra_entry_points: dict[str, st
 CONNECTORS_DOC = (PYPROJECT.parent / "docs" / "connectors.md").read_text()
 
 
-@pytest.mark.parametrize("cls", [JsonlConnector, WebhookConnector])
+@pytest.mark.parametrize("cls", [JsonlConnector, WebhookConnector, ServiceNowConnector])
 def test_builtin_settings_are_documented(cls: type[Connector]) -> None:
     """docs/connectors.md has a row per setting whose type, default and help match the code."""
     section = CONNECTORS_DOC.split(f"## `{cls.name}`: {cls.title}\n", 1)[1].split("\n## ", 1)[0]

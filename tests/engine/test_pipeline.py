@@ -161,8 +161,8 @@ async def test_polling_queues_ended_sessions_from_the_watermark(
     assert sorted(k.split("/")[1] for k in delivered) == sorted(s.lsid for s in fresh)
 
 
-@pytest.mark.parametrize("unmatched", ["skip", "create"])
-async def test_sessions_without_a_ticket_are_skipped_or_get_one(
+@pytest.mark.parametrize("unmatched", ["skip", "create", "import"])
+async def test_sessions_without_a_ticket_are_skipped_get_one_or_import_alone(
     tmp_path: Path, sim: SimAppliance, unmatched: str
 ) -> None:
     config = engine_config(
@@ -185,11 +185,17 @@ async def test_sessions_without_a_ticket_are_skipped_or_get_one(
         await drained(engine)
         jobs = await engine.store.list_jobs(JobFilter(limit=10))
     assert all(j.status is JobStatus.DONE for j in jobs)
-    kinds = Counter(d["kind"] for d in read_deliveries(tmp_path / "deliveries.jsonl"))
+    records = read_deliveries(tmp_path / "deliveries.jsonl")
+    kinds = Counter(d["kind"] for d in records)
     if unmatched == "skip":
         assert kinds == Counter()
-    else:
+        assert all("matches no ticket" in (j.last_error or "") for j in jobs)
+    elif unmatched == "create":
         assert kinds["ticket"] == 1 and kinds["session_report"] == 1
+    else:
+        # Imported without a ticket: the report (and its surveys) all the same.
+        assert kinds["ticket"] == 0 and kinds["session_report"] == 1
+        assert all(r["ticket"] is None for r in records)
 
 
 async def test_a_late_customer_survey_is_picked_up_by_a_later_poll(

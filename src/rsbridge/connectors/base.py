@@ -30,7 +30,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model
 
 from rsbridge.appliance.report_model import ExitSurvey, SupportSession
-from rsbridge.errors import ConfigurationError
+from rsbridge.errors import ConfigurationError, ConnectorPermanentError
 
 SettingType = Literal["str", "int", "float", "bool", "url", "list"]
 
@@ -70,6 +70,48 @@ class Ticket:
     number: str | None = None
     """The human number (INC0010001, 00001026, ...), when the system has one."""
     url: str | None = None
+    kind: str | None = None
+    """The record type, where the system has several (ServiceNow: the table)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigurationItem:
+    """A configuration item (a computer) a technician can Jump to."""
+
+    id: str
+    name: str
+    """The name a Jump Client search string matches (usually the host name)."""
+    host: str | None = None
+    """A host name or address to push to or connect to, when the system knows one."""
+
+
+@dataclass(frozen=True, slots=True)
+class TicketContext:
+    """What technician and customer actions need to know of a ticket."""
+
+    ticket: Ticket
+    state: str | None = None
+    closed: bool = False
+    """The ticket is in a state the integration considers closed: no new session keys."""
+    assigned_rep: str | None = None
+    """The appliance username of the user the ticket is assigned to, when mapped."""
+    assigned_team: str | None = None
+    """The name of the group the ticket is assigned to."""
+    caller_name: str | None = None
+    caller_email: str | None = None
+    configuration_item: ConfigurationItem | None = None
+    session_attributes: Mapping[str, str] = field(default_factory=dict)
+    """Custom session attributes that associate a session with this ticket (code name to
+    value; ``external_key`` included), stamped on keys and start URLs made for it."""
+
+
+@dataclass(frozen=True, slots=True)
+class CustomLink:
+    """A rep-console custom link an administrator adds on the appliance."""
+
+    name: str
+    url: str
+    """May contain the appliance's macros, e.g. ``%SESSION.CUSTOM.SNOW_TASK_ID%``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +201,8 @@ class Connector(abc.ABC):
     title: ClassVar[str]
     """Human name, for messages and docs."""
     settings: ClassVar[Sequence[Setting]] = ()
+    default_ticket_from: ClassVar[tuple[str, ...]] = ("external_key",)
+    """Association sources used when the integration does not set ``ticket_from``."""
 
     def __init__(self, config: ConnectorSettings, *, http: httpx.AsyncClient | None = None):
         self.config = config
@@ -219,13 +263,48 @@ class Connector(abc.ABC):
         """Create a ticket for a session that has none; ``key`` makes it once-only."""
 
     @abc.abstractmethod
-    async def write_session_report(self, ticket: Ticket, delivery: SessionDelivery) -> WriteResult:
-        """Write (upsert by ``delivery.key``) a session report into ``ticket``."""
+    async def write_session_report(
+        self, ticket: Ticket | None, delivery: SessionDelivery
+    ) -> WriteResult:
+        """Write (upsert by ``delivery.key``) a session report into ``ticket``.
+
+        ``ticket`` is None for a session imported unassociated (``on_unmatched =
+        "import"``): the report is stored without a ticket, where the system allows it.
+        """
 
     @abc.abstractmethod
-    async def write_survey(self, ticket: Ticket, delivery: SurveyDelivery) -> WriteResult:
-        """Write (upsert by ``delivery.key``) an exit survey into ``ticket``."""
+    async def write_survey(self, ticket: Ticket | None, delivery: SurveyDelivery) -> WriteResult:
+        """Write (upsert by ``delivery.key``) an exit survey into ``ticket`` (None: the
+        session was imported unassociated)."""
 
     @abc.abstractmethod
     async def write_note(self, ticket: Ticket, note: NoteDelivery) -> WriteResult:
         """Add (upsert by ``note.key``) a note to ``ticket``."""
+
+    # --- optional: live sessions and actions ----------------------------------------
+    # Connectors that support technician and customer actions override these; the
+    # defaults say clearly that this connector does not.
+
+    def live_session_attributes(self, ticket: Ticket) -> dict[str, str]:
+        """Custom attributes to write back to a live session that now has ``ticket``.
+
+        The default sets the external key to the ticket's number (or id), which the
+        default association (``external_key``) reads at the end of the session.
+        """
+        return {"external_key": ticket.number or ticket.id}
+
+    async def ticket_context(self, reference: str) -> TicketContext:
+        """The ticket ``reference`` names, with what actions need to know of it."""
+        raise ConnectorPermanentError(f"the {self.title} connector does not support actions")
+
+    async def rep_username(self, user: str) -> str | None:
+        """The appliance username mapped to ``user`` of the ticketing system, or None."""
+        raise ConnectorPermanentError(f"the {self.title} connector does not map users")
+
+    async def find_configuration_item(self, reference: str) -> ConfigurationItem:
+        """The configuration item ``reference`` names (id or name)."""
+        raise ConnectorPermanentError(f"the {self.title} connector has no configuration items")
+
+    def custom_links(self, actions_url: str | None) -> list[CustomLink]:
+        """Rep-console custom links for this system (``actions_url``: rsbridge's own)."""
+        return []

@@ -113,7 +113,7 @@ def _record(kind: str, key: str, ticket: Ticket | None) -> dict[str, Any]:
 
 
 def session_report_record(
-    ticket: Ticket, delivery: SessionDelivery, *, include_session: bool
+    ticket: Ticket | None, delivery: SessionDelivery, *, include_session: bool
 ) -> dict[str, Any]:
     """The record of a session report: the rendered report, its parts, the session."""
     record = _record("session_report", delivery.key, ticket)
@@ -133,7 +133,7 @@ def session_report_record(
     return record
 
 
-def survey_record(ticket: Ticket, delivery: SurveyDelivery) -> dict[str, Any]:
+def survey_record(ticket: Ticket | None, delivery: SurveyDelivery) -> dict[str, Any]:
     """The record of an exit survey: ``survey`` holds its kind, gsnumber and answers."""
     record = _record("survey", delivery.key, ticket)
     record.update(
@@ -392,7 +392,9 @@ class JsonlConnector(Connector):
             )
         return Ticket(id=entry.ticket_id)
 
-    async def write_session_report(self, ticket: Ticket, delivery: SessionDelivery) -> WriteResult:
+    async def write_session_report(
+        self, ticket: Ticket | None, delivery: SessionDelivery
+    ) -> WriteResult:
         """Append a ``session_report`` line, unless one with this key is in the file."""
         include = self._options.include_session
         return await self._write(
@@ -401,7 +403,7 @@ class JsonlConnector(Connector):
             lambda: session_report_record(ticket, delivery, include_session=include),
         )
 
-    async def write_survey(self, ticket: Ticket, delivery: SurveyDelivery) -> WriteResult:
+    async def write_survey(self, ticket: Ticket | None, delivery: SurveyDelivery) -> WriteResult:
         """Append a ``survey`` line, unless one with this key is in the file."""
         return await self._write("survey", delivery.key, lambda: survey_record(ticket, delivery))
 

@@ -25,6 +25,7 @@ ENTRY_POINT_GROUP = "rsbridge.connectors"
 BUILTIN: dict[str, str] = {
     "jsonl": "rsbridge.connectors.jsonl:JsonlConnector",
     "webhook": "rsbridge.connectors.webhook:WebhookConnector",
+    "servicenow": "rsbridge.connectors.servicenow:ServiceNowConnector",
 }
 
 

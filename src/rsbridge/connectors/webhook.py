@@ -286,14 +286,16 @@ class WebhookConnector(Connector):
             id=ticket_id, number=_answer_str(answer, "number"), url=_answer_str(answer, "url")
         )
 
-    async def write_session_report(self, ticket: Ticket, delivery: SessionDelivery) -> WriteResult:
+    async def write_session_report(
+        self, ticket: Ticket | None, delivery: SessionDelivery
+    ) -> WriteResult:
         """POST a ``session_report`` record for ``ticket``."""
         record = session_report_record(
             ticket, delivery, include_session=self._options.include_session
         )
         return await self._write(record, delivery.key, ticket)
 
-    async def write_survey(self, ticket: Ticket, delivery: SurveyDelivery) -> WriteResult:
+    async def write_survey(self, ticket: Ticket | None, delivery: SurveyDelivery) -> WriteResult:
         """POST a ``survey`` record for ``ticket``."""
         return await self._write(survey_record(ticket, delivery), delivery.key, ticket)
 
@@ -303,7 +305,7 @@ class WebhookConnector(Connector):
 
     # --- HTTP ------------------------------------------------------------------------------
 
-    async def _write(self, record: dict[str, Any], key: str, ticket: Ticket) -> WriteResult:
+    async def _write(self, record: dict[str, Any], key: str, ticket: Ticket | None) -> WriteResult:
         response, answer = await self._request(
             "POST", self._options.url, record, key=key, ticket=ticket, what=record["kind"]
         )

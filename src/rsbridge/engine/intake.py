@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from rsbridge.appliance.events import (
     END,
+    MEMBER_ADDED,
     SURVEY_EVENTS,
     OutboundForm,
     OutboundFormError,
@@ -34,6 +35,7 @@ from rsbridge.appliance.events import (
 )
 from rsbridge.config import ApplianceConfig, Config, IPNetwork
 from rsbridge.engine.store.base import (
+    RANK_LIVE,
     RANK_SESSION_END,
     RANK_SURVEY,
     IncomingEvent,
@@ -64,7 +66,17 @@ class IntakeResult:
 
 
 def job_specs(config: Config, appliance_id: str, event_type: str, *, polled: bool) -> list[JobSpec]:
-    """The jobs an event of ``event_type`` gets: one per integration that processes it."""
+    """The jobs an event of ``event_type`` gets: one per integration that processes it.
+
+    "Someone joins a support session" is processed by integrations that auto-create on
+    join; its job ranks before the session's end so that the import finds the ticket.
+    """
+    if event_type == MEMBER_ADDED:
+        return [
+            JobSpec(integration.name, RANK_LIVE)
+            for integration in config.active_integrations(appliance_id)
+            if integration.association.create_on_join and not polled
+        ]
     rank = RANK_SURVEY if event_type in SURVEY_EVENTS else RANK_SESSION_END
     return [
         JobSpec(integration.name, rank)

@@ -15,6 +15,7 @@ docs/templates.md lists the variables and filters templates receive.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import re
@@ -373,6 +374,12 @@ class Renderer:
         return names
 
     # --- internals ----------------------------------------------------------------------
+
+    def imported_session(self, session: SupportSession) -> SupportSession:
+        """``session`` with only the events of ``import_events`` (itself if all are kept)."""
+        if self._import_events is None:
+            return session
+        return dataclasses.replace(session, events=[e for e in session.events if self._imported(e)])
 
     def _imported(self, event: SessionEvent) -> bool:
         return (

@@ -16,6 +16,8 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from rsbridge.actions.mail import Mailer
+from rsbridge.actions.service import ActionService
 from rsbridge.appliance.client import ApplianceClient
 from rsbridge.config import Config
 from rsbridge.connectors.base import Connector
@@ -28,6 +30,7 @@ from rsbridge.engine.store import open_store
 from rsbridge.engine.store.base import Store
 from rsbridge.engine.worker import Services, Worker
 from rsbridge.errors import RsbridgeError
+from rsbridge.web.actions import action_routes
 from rsbridge.web.app import create_app
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,7 @@ class Engine:
         self.intake = Intake(config, self.store)
         self.worker: Worker | None = None
         self.pollers: list[Poller] = []
+        self.actions: ActionService | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
 
@@ -86,6 +90,14 @@ class Engine:
             for i in self.config.active_integrations()
             if i.polling
         ]
+        smtp = self.config.smtp
+        self.actions = ActionService(
+            self.config,
+            self.store,
+            self.appliances,
+            self.connectors,
+            mailer=Mailer(smtp) if smtp is not None else None,
+        )
 
     def start(self) -> None:
         """Run the workers and pollers in the background (until :meth:`stop`)."""
@@ -151,7 +163,8 @@ class Engine:
         return {"tasks": alive}
 
     def asgi_app(self) -> Starlette:
-        """The intake/health app whose lifespan opens, runs and closes this engine."""
+        """The intake/health app (and actions API, when enabled) whose lifespan opens, runs
+        and closes this engine."""
 
         @contextlib.asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -162,4 +175,13 @@ class Engine:
             finally:
                 await self.aclose()
 
-        return create_app(self.intake, self.store, lifespan=lifespan, health_extra=self.health)
+        routes = (
+            action_routes(self.config, lambda: self.actions) if self.config.actions.enabled else []
+        )
+        return create_app(
+            self.intake,
+            self.store,
+            lifespan=lifespan,
+            health_extra=self.health,
+            extra_routes=routes,
+        )

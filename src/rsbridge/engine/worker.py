@@ -32,12 +32,19 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rsbridge.appliance.client import ApplianceClient
-from rsbridge.appliance.events import END, SURVEY_EVENTS
+from rsbridge.appliance.events import END, MEMBER_ADDED, SURVEY_EVENTS
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.backoff import backoff
 from rsbridge.config import Config, IntegrationConfig
 from rsbridge.connectors.base import Connector, SessionDelivery, SurveyDelivery, Ticket
-from rsbridge.engine.association import ticket_reference
+from rsbridge.engine.association import (
+    TICKET_EFFECT,
+    ledger_ticket,
+    resolve_ticket,
+    ticket_detail,
+    ticket_key,
+)
+from rsbridge.engine.autocreate import create_for_live_session, join_filter_refusal
 from rsbridge.engine.render import Renderer
 from rsbridge.engine.store.base import (
     AttemptOutcome,
@@ -51,7 +58,6 @@ from rsbridge.errors import ConfigurationError, RsbridgeError, SessionNotReadyEr
 
 log = logging.getLogger(__name__)
 
-TICKET_EFFECT = "ticket"
 REPORT_EFFECT = "session_report"
 
 
@@ -71,6 +77,10 @@ class Outcome:
     job_id: int
     outcome: AttemptOutcome
     note: str | None = None
+
+
+_REPORT_EVENTS = frozenset({END, MEMBER_ADDED, *SURVEY_EVENTS})
+"""Events whose processing needs the session's report (live, for a join)."""
 
 
 class _Skip(Exception):  # noqa: N818 (a control-flow signal, not an error)
@@ -217,7 +227,7 @@ class Worker:
         """One batched SupportSession fetch per appliance for the jobs that need a report."""
         wanted: dict[str, set[str]] = {}
         for job in jobs:
-            if job.lsid and (job.event_type == END or job.event_type in SURVEY_EVENTS):
+            if job.lsid and job.event_type in _REPORT_EVENTS:
                 wanted.setdefault(job.appliance_id, set()).add(job.lsid)
         found: dict[tuple[str, str], SupportSession | RsbridgeError] = {}
         for appliance_id, lsids in wanted.items():
@@ -320,8 +330,10 @@ class Worker:
             raise ConfigurationError(
                 f"integration {job.integration} is not configured or is disabled"
             )
-        if job.lsid is None or not (job.event_type == END or job.event_type in SURVEY_EVENTS):
+        if job.lsid is None or job.event_type not in _REPORT_EVENTS:
             return f"nothing to do for {job.event_type}"
+        if job.event_type == MEMBER_ADDED:
+            return await self._on_join(job, integration, session)
         if session is None or session.end_time is None:
             raise SessionNotReadyError(
                 f"the appliance has no complete report for session {job.lsid} yet"
@@ -340,7 +352,11 @@ class Worker:
             if await self.store.ledger_get(key) is not None:
                 return "already delivered"
             delivery = SessionDelivery(
-                str(key), job.appliance_id, integration.name, session, renderer.render(session)
+                str(key),
+                job.appliance_id,
+                integration.name,
+                renderer.imported_session(session),
+                renderer.render(session),
             )
             result = await connector.write_session_report(ticket, delivery)
             await self._record(key, ticket, result.ref, result.detail)
@@ -379,9 +395,37 @@ class Worker:
         return LedgerKey(job.appliance_id, job.lsid or "", event, job.integration, effect)
 
     async def _record(
-        self, key: LedgerKey, ticket: Ticket, ref: str, detail: Mapping[str, str]
+        self, key: LedgerKey, ticket: Ticket | None, ref: str, detail: Mapping[str, str]
     ) -> None:
-        await self.store.ledger_put(LedgerEntry(key, ticket.id, ref, self._clock(), dict(detail)))
+        ticket_id = ticket.id if ticket is not None else ""
+        await self.store.ledger_put(LedgerEntry(key, ticket_id, ref, self._clock(), dict(detail)))
+
+    async def _on_join(
+        self, job: Job, integration: IntegrationConfig, session: SupportSession | None
+    ) -> str | None:
+        """Someone joined a live session: auto-create its ticket when the rules say so."""
+        rules = integration.association
+        if not rules.create_on_join:
+            return "auto-create on join is off"
+        if session is None:
+            raise SessionNotReadyError(f"the appliance has no report of session {job.lsid} yet")
+        if await self.store.ledger_get(ticket_key(job.appliance_id, session.lsid, job.integration)):
+            return "the session has its ticket already"
+        refusal = join_filter_refusal(session, rules)
+        if refusal is not None:
+            raise _Skip(f"no ticket created for session {job.lsid}: {refusal}")
+        ticket = await create_for_live_session(
+            config=self.config,
+            store=self.store,
+            integration=integration,
+            connector=self.services.connectors[integration.name],
+            appliance=self.services.appliances[job.appliance_id],
+            lsid=session.lsid,
+            appliance_id=job.appliance_id,
+            now=self._clock(),
+            session=session,
+        )
+        return f"ticket {ticket.number or ticket.id}"
 
     async def _ticket(
         self,
@@ -389,29 +433,37 @@ class Worker:
         integration: IntegrationConfig,
         connector: Connector,
         session: SupportSession,
-    ) -> Ticket:
-        """The session's ticket: remembered in the ledger, found, created, or skipped."""
+    ) -> Ticket | None:
+        """The session's ticket: remembered in the ledger, found, created, or none.
+
+        None means the session is imported unassociated (``on_unmatched = "import"``);
+        a skipped session raises :class:`_Skip`.
+        """
         key = self._key(job, TICKET_EFFECT, TICKET_EFFECT)
         known = await self.store.ledger_get(key)
         if known is not None:
-            return Ticket(known.ticket_id, known.detail.get("number"), known.detail.get("url"))
-        reference = ticket_reference(session, integration.association)
-        if reference is not None:
-            ticket = await connector.find_ticket(reference)
-        elif integration.association.on_unmatched == "create":
-            ticket = await connector.create_ticket(
-                session, integration.association.create_fields, key=str(key)
+            return ledger_ticket(known)
+        rules = integration.association
+        resolution = await resolve_ticket(session, rules, connector)
+        ticket = resolution.ticket
+        if ticket is None and rules.on_unmatched == "create":
+            ticket = await connector.create_ticket(session, rules.create_fields, key=str(key))
+        elif ticket is None and rules.on_unmatched == "import":
+            log.info("session %s is imported without a ticket (%s)", job.lsid, resolution.why())
+            entry = await self.store.ledger_put(
+                LedgerEntry(key, "", "", self._clock(), {"unassociated": resolution.why()})
             )
-        else:
+            return ledger_ticket(entry)
+        elif ticket is None:
             await self.store.ledger_put(
                 LedgerEntry(self._key(job, TICKET_EFFECT, "none"), "", "", self._clock())
             )
             raise _Skip(
-                f"session {job.lsid} names no ticket and the integration skips such sessions"
+                f"session {job.lsid} matches no ticket and the integration skips such "
+                f"sessions ({resolution.why()})"
             )
-        detail = {k: v for k, v in (("number", ticket.number), ("url", ticket.url)) if v}
         entry = await self.store.ledger_put(
-            LedgerEntry(key, ticket.id, ticket.id, self._clock(), detail)
+            LedgerEntry(key, ticket.id, ticket.id, self._clock(), ticket_detail(ticket))
         )
         # Another worker may have recorded the ticket first: theirs is the one to use.
-        return Ticket(entry.ticket_id, entry.detail.get("number"), entry.detail.get("url"))
+        return ledger_ticket(entry)

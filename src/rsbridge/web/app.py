@@ -6,6 +6,8 @@ Routes:
   existing outbound-event recipient keeps working (no ``appliance`` means ``default``);
 * ``POST /events/<appliance id>``: the same, on a path of our own;
 * ``GET /health``: ``200`` with counts when the store answers, ``503`` otherwise.
+* ``/actions/...``: the actions API (:mod:`rsbridge.web.actions`), when ``[actions]`` is
+  enabled; the engine passes its routes as ``extra_routes``.
 
 Both intake routes accept the token as ``?outbound_event_token=...`` (the vendor's form)
 or as a form variable.
@@ -13,13 +15,13 @@ or as a form variable.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import Lifespan
 
 from rsbridge.engine.intake import TOKEN_VARIABLE, Intake
@@ -51,8 +53,9 @@ def create_app(
     *,
     lifespan: Lifespan[Starlette] | None = None,
     health_extra: Callable[[], Mapping[str, Any]] | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
-    """The engine's ASGI app over ``intake`` and ``store``."""
+    """The engine's ASGI app over ``intake`` and ``store`` (plus ``extra_routes``)."""
     limit = intake.config.engine.max_event_bytes
 
     async def receive(request: Request, appliance_id: str) -> Response:
@@ -91,6 +94,7 @@ def create_app(
             Route("/ERSPost", ers_post, methods=["POST"]),
             Route("/events/{appliance_id}", own_path, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
+            *extra_routes,
         ],
         lifespan=lifespan,
     )

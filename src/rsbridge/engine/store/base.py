@@ -65,6 +65,8 @@ class AttemptOutcome(enum.StrEnum):
     """The worker's lease ran out (it died or hung); recorded when the job is reclaimed."""
 
 
+RANK_LIVE = -1
+"""Jobs of a live session (auto-create on join): before everything else of the session."""
 RANK_SESSION_END = 0
 RANK_SURVEY = 1
 

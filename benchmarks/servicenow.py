@@ -1,0 +1,462 @@
+"""ServiceNow session import: calls per session and throughput vs a call-per-part importer.
+
+    python3 dev.py bench servicenow [--sessions 200] [--workers 8] [--latency 0.02]
+                                    [--seed 7] [--quick]
+
+The peer is the simulated ServiceNow instance (``rsbridge.sim.servicenow``), seeded with
+the demo data (``seed_demo``) and rsbridge's session tables (imported from
+``unload_xml(Schema.build())``, as an administrator would), answering every request
+``--latency`` seconds (20 ms) late (``state.latency``). It runs in a child process of
+its own, so that it does not share a core with the code under test, and reports back
+what it received and what its tables hold. A fresh child serves each side, so both
+start from the same empty session tables.
+
+The sessions: ``--sessions`` sessions from ``SessionGenerator(--seed)``, each started
+from a key naming one of the seeded incidents (``INC0010001`` ... in turn), generated
+once before either side runs (not timed) and imported by both sides. Each side imports
+up to ``--workers`` sessions at once (the engine's worker count), and renders each one
+with :class:`~rsbridge.engine.render.Renderer` inside the timed part.
+
+* **rsbridge**: :class:`~rsbridge.connectors.servicenow.ServiceNowConnector` (Basic auth,
+  default settings) doing what the engine's worker does for a session end:
+  ``find_ticket(session.external_key)``, then ``write_session_report`` with a
+  :class:`~rsbridge.connectors.base.SessionDelivery` keyed as the worker keys it. The
+  connector reads the session row (is it there already?), looks the reps up in
+  ``sys_user`` and writes every row and journal entry in one Batch API call.
+* **baseline**: a naive importer over plain httpx with Basic auth, each part with its
+  own call, one after the other: a query for the incident by number, a ``sys_user``
+  query for the reps (so that the rep rows reference the same users), one POST per
+  row (the session row, then each rep, customer, team, event, custom attribute and
+  recording row) and one PATCH of the incident per journal entry (chat transcript,
+  session notes, session end). The rows come from the connector's own builders
+  (``records.session_values``, ``child_rows``, ``to_record``, the same ``Schema``) and
+  the journal texts from the connector, so that both sides write the same data; the
+  session row is POSTed with ``import_state = complete``, the value rsbridge's row
+  ends with.
+
+Figures: ServiceNow calls per imported session, counted by the instance (a Batch API
+call counts once; its sub-requests are printed too), sessions per second and the total
+time of the import run (from creating the client to closing it after the last session),
+and CPU time per session of this process and of the instance's; printed as ratios
+rsbridge / baseline, measured in the same invocation. As a cross-check, not an
+assertion: the calls the clients counted, and that both sides left the same number of
+session rows, event rows, session-table rows and journal entries, with the same content
+(a digest of every session-table row, without its ``sys_`` fields but its sys_id, and
+of the journal entries).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import resource
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from rsbridge.appliance.events import END
+from rsbridge.appliance.report_model import SupportSession
+from rsbridge.connectors.base import SessionDelivery
+from rsbridge.connectors.servicenow import ServiceNowConnector
+from rsbridge.connectors.servicenow.records import Row, child_rows, session_values, to_record
+from rsbridge.connectors.servicenow.schema import DEFAULT_TABLES, Schema, unload_xml
+from rsbridge.engine.render import Renderer
+from rsbridge.engine.store.base import LedgerKey
+from rsbridge.engine.worker import REPORT_EFFECT
+from rsbridge.sim.appliance.scenarios import SessionGenerator
+from rsbridge.sim.servicenow import SimServiceNowState, create_app, seed_demo
+from rsbridge.web.serve import serving
+
+APPLIANCE_ID = "default"
+INTEGRATION = "servicenow"
+SEED = 1  # the instance's seed
+JOURNAL_MARK = "(Remote Support session "  # the last line of every journal entry rsbridge writes
+
+
+# --- the instance process ----------------------------------------------------------------
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _tables_summary(state: SimServiceNowState) -> dict[str, Any]:
+    """Rows per session table, journal entries from imports, and a digest of the rows."""
+    schema = Schema.build()
+    rows: dict[str, int] = {}
+    digest = hashlib.sha256()
+    for table in DEFAULT_TABLES:
+        records = state.query(schema.table(table.logical))
+        rows[table.logical] = len(records)
+        for record in sorted(records, key=lambda r: r["sys_id"]):
+            kept = {k: v for k, v in record.items() if k == "sys_id" or not k.startswith("sys_")}
+            digest.update(json.dumps(kept, sort_keys=True).encode())
+    journal = [
+        e["value"]
+        for e in state.query("sys_journal_field", "element=work_notes")
+        if JOURNAL_MARK in e["value"]
+    ]
+    for text in sorted(journal):
+        digest.update(text.encode())
+    return {"rows": rows, "journal": len(journal), "digest": digest.hexdigest()}
+
+
+async def _serve_instance(latency: float) -> None:
+    """Child process: serve a seeded instance; print its address as one JSON line."""
+    state = SimServiceNowState(seed=SEED)
+    demo = seed_demo(state)
+    state.import_unload_xml(unload_xml(Schema.build()))
+    state.latency = latency
+    cpu_start = _cpu_seconds()
+
+    async def results(request: Request) -> Response:
+        with state.lock:
+            logged = list(state.requests)
+        calls = Counter(r.method for r in logged)
+        subs = Counter(s.method for r in logged for s in r.sub_requests)
+        # A 404 to a read is an answer ("not there yet": rsbridge reads the session row
+        # before writing it), not a failure.
+        answers = [*logged, *(s for r in logged for s in r.sub_requests)]
+        ok = [200 <= r.status < 300 or (r.method, r.status) == ("GET", 404) for r in answers]
+        failed = ok.count(False)
+        return JSONResponse(
+            {
+                "calls": len(logged),
+                "by_method": dict(calls),
+                "sub_requests": dict(subs),
+                "failed": failed,
+                "cpu_seconds": _cpu_seconds() - cpu_start,
+                **_tables_summary(state),
+            }
+        )
+
+    control = Starlette(routes=[Route("/results", results)])
+    user, password = demo.integration
+    async with serving(create_app(state)) as url, serving(control) as control_url:
+        print(
+            json.dumps(
+                {
+                    "url": url,
+                    "control": control_url,
+                    "username": user,
+                    "password": password,
+                }
+            ),
+            flush=True,
+        )
+        await asyncio.Event().wait()  # until the parent terminates this process
+
+
+class Instance:
+    """A simulated instance in a child process (``with Instance(latency) as sn``)."""
+
+    def __init__(self, latency: float) -> None:
+        self._argv = [sys.executable, __file__, "--serve-instance", "--latency", str(latency)]
+        self._child: subprocess.Popen[str] | None = None
+        self.info: dict[str, Any] = {}
+
+    def __enter__(self) -> Instance:
+        self._child = subprocess.Popen(  # noqa: S603 (this script, as a child)
+            self._argv, stdout=subprocess.PIPE, text=True
+        )
+        assert self._child.stdout is not None
+        line = self._child.stdout.readline()
+        if not line:
+            self._child.wait()
+            raise SystemExit("the instance process did not start")
+        self.info = json.loads(line)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._child is not None:
+            self._child.terminate()
+            self._child.wait()
+
+    def results(self) -> dict[str, Any]:
+        """What the instance received and holds (see ``_serve_instance``)."""
+        response = httpx.get(f"{self.info['control']}/results", timeout=120)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+
+# --- the two importers -------------------------------------------------------------------
+
+
+def _delivery(session: SupportSession, renderer: Renderer) -> SessionDelivery:
+    """The delivery the engine's worker builds for a session end."""
+    key = LedgerKey(APPLIANCE_ID, session.lsid, END, INTEGRATION, REPORT_EFFECT)
+    return SessionDelivery(str(key), APPLIANCE_ID, INTEGRATION, session, renderer.render(session))
+
+
+def _settings(info: dict[str, Any]) -> Any:
+    return ServiceNowConnector.validate_settings(
+        {"instance_url": info["url"], "username": info["username"], "password": info["password"]}
+    )
+
+
+async def import_rsbridge(
+    info: dict[str, Any], sessions: Sequence[SupportSession], workers: int
+) -> int:
+    """Import ``sessions`` with the connector; the calls its client counted."""
+    connector = ServiceNowConnector(_settings(info))
+    renderer = Renderer()
+    slots = asyncio.Semaphore(workers)
+
+    async def one(session: SupportSession) -> None:
+        async with slots:
+            ticket = await connector.find_ticket(session.external_key or "")
+            await connector.write_session_report(ticket, _delivery(session, renderer))
+
+    try:
+        await asyncio.gather(*(one(s) for s in sessions))
+    finally:
+        await connector.aclose()
+    return connector.client.calls
+
+
+class NaiveImporter:
+    """One call per part: the incident, the reps' users, each row, each journal entry."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.http = httpx.AsyncClient(
+            base_url=info["url"],
+            auth=httpx.BasicAuth(info["username"], info["password"]),
+            headers={"Accept": "application/json"},
+            timeout=30,
+        )
+        # Only to lay the data out as rsbridge does (schema, sys_ids, journal texts); it
+        # sends nothing.
+        self.layout = ServiceNowConnector(_settings(info), http=self.http)
+        self.schema = Schema.build()
+        self.renderer = Renderer()
+        self.calls = 0
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        self.calls += 1
+        response = await self.http.request(method, path, **kwargs)
+        response.raise_for_status()
+        return response.json()["result"]
+
+    async def import_session(self, session: SupportSession) -> None:
+        delivery = _delivery(session, self.renderer)
+        number = session.external_key or ""
+        [incident] = await self._call(
+            "GET",
+            "/api/now/table/incident",
+            params={"sysparm_query": f"number={number}", "sysparm_fields": "sys_id,number"},
+        )
+        names = sorted({r.username for r in session.representatives if r.username})
+        rep_users: dict[str, str] = {}
+        if names:
+            users = await self._call(
+                "GET",
+                "/api/now/table/sys_user",
+                params={
+                    "sysparm_query": f"user_nameIN{','.join(names)}",
+                    "sysparm_fields": "sys_id,user_name",
+                },
+            )
+            rep_users = {u["user_name"]: u["sys_id"] for u in users}
+        session_id = self.layout.session_sys_id(APPLIANCE_ID, INTEGRATION, session.lsid)
+        values = {
+            **session_values(session, APPLIANCE_ID),
+            "task": incident["sys_id"],
+            "import_state": "complete",
+        }
+        primary = next((r for r in session.representatives if r.primary), None)
+        if primary is not None and primary.username in rep_users:
+            values["primary_rep_user"] = rep_users[primary.username]
+        rows = [
+            Row("session", session_id, values),
+            *child_rows(session, delivery.key, session_id, rep_users),
+        ]
+        for row in rows:
+            await self._call(
+                "POST",
+                f"/api/now/table/{self.schema.table(row.table)}",
+                json=to_record(self.schema, row),
+            )
+        for text in self.layout._journal_entries(delivery):
+            await self._call(
+                "PATCH", f"/api/now/table/incident/{incident['sys_id']}", json={"work_notes": text}
+            )
+
+
+async def import_baseline(
+    info: dict[str, Any], sessions: Sequence[SupportSession], workers: int
+) -> int:
+    """Import ``sessions`` the naive way; the calls it sent."""
+    naive = NaiveImporter(info)
+    slots = asyncio.Semaphore(workers)
+
+    async def one(session: SupportSession) -> None:
+        async with slots:
+            await naive.import_session(session)
+
+    try:
+        await asyncio.gather(*(one(s) for s in sessions))
+    finally:
+        await naive.aclose()
+    return naive.calls
+
+
+# --- measurements ------------------------------------------------------------------------
+
+
+@dataclass
+class Side:
+    """One importer's figures; ``peer`` is what the instance reported."""
+
+    sessions: int
+    seconds: float
+    cpu_seconds: float
+    client_calls: int
+    peer: dict[str, Any]
+
+    @property
+    def calls(self) -> int:
+        return int(self.peer["calls"])
+
+    @property
+    def calls_per_session(self) -> float:
+        return self.calls / self.sessions
+
+    @property
+    def rate(self) -> float:
+        return self.sessions / self.seconds
+
+    @property
+    def cpu_ms_per_session(self) -> float:
+        return self.cpu_seconds * 1000 / self.sessions
+
+    @property
+    def sub_requests(self) -> int:
+        return sum(int(n) for n in self.peer["sub_requests"].values())
+
+
+def measure(importer: Any, sessions: Sequence[SupportSession], args: argparse.Namespace) -> Side:
+    with Instance(args.latency) as instance:
+        cpu_before = _cpu_seconds()
+        started = time.perf_counter()
+        client_calls = asyncio.run(importer(instance.info, sessions, args.workers))
+        seconds = time.perf_counter() - started
+        cpu = _cpu_seconds() - cpu_before
+        peer = instance.results()
+    if peer["failed"]:
+        print(f"  warning: the instance answered {peer['failed']} requests with an error")
+    return Side(len(sessions), seconds, cpu, client_calls, peer)
+
+
+def _incidents() -> list[str]:
+    """The seeded incidents' numbers (the same in every instance: seeded state)."""
+    return sorted(k for k in seed_demo(SimServiceNowState(seed=SEED)).ids if k.startswith("INC"))
+
+
+# --- report ------------------------------------------------------------------------------
+
+
+def _row(label: str, base: float, ours: float, fmt: str = "12.1f") -> str:
+    """A table row: baseline, rsbridge and their ratio (rsbridge / baseline)."""
+    ratio = f"{ours / base:8.2f}x" if base else ""
+    return f"{label:32}{format(base, fmt):>12}{format(ours, fmt):>12}{ratio:>9}".rstrip()
+
+
+def _report(args: argparse.Namespace, base: Side, ours: Side) -> None:
+    print()
+    print(
+        f"{ours.sessions} sessions; the instance answers in {args.latency * 1000:.0f} ms; "
+        f"{args.workers} sessions at once on both sides"
+    )
+    print(f"{'':32}{'baseline':>12}{'rsbridge':>12}{'ratio':>9}")
+    print(
+        _row("ServiceNow calls / session", base.calls_per_session, ours.calls_per_session, "12.2f")
+    )
+    print(_row("sessions/s", base.rate, ours.rate, "12.2f"))
+    print(_row(f"time for {ours.sessions} sessions (s)", base.seconds, ours.seconds, "12.2f"))
+    print(_row("CPU ms / session (this process)", base.cpu_ms_per_session, ours.cpu_ms_per_session))
+    print(
+        _row(
+            "instance CPU ms / session",
+            base.peer["cpu_seconds"] * 1000 / base.sessions,
+            ours.peer["cpu_seconds"] * 1000 / ours.sessions,
+        )
+    )
+    print(
+        f"calls by method (instance): baseline {base.peer['by_method']}; "
+        f"rsbridge {ours.peer['by_method']}, batch sub-requests {ours.peer['sub_requests']}"
+    )
+    print(
+        f"calls counted by the clients: baseline {base.client_calls}, rsbridge {ours.client_calls} "
+        f"(instance: {base.calls}, {ours.calls})"
+    )
+    same = True
+    for what, b, o in (
+        ("session rows", base.peer["rows"]["session"], ours.peer["rows"]["session"]),
+        ("event rows", base.peer["rows"]["event"], ours.peer["rows"]["event"]),
+        (
+            "all session-table rows",
+            sum(base.peer["rows"].values()),
+            sum(ours.peer["rows"].values()),
+        ),
+        ("journal entries", base.peer["journal"], ours.peer["journal"]),
+    ):
+        same &= b == o
+        verdict = "same" if b == o else "DIFFERENT"
+        print(f"cross-check: {what}: baseline {b}, rsbridge {o} -> {verdict}")
+    content = base.peer["digest"] == ours.peer["digest"]
+    print(f"cross-check: row and journal content -> {'same' if content else 'DIFFERENT'}")
+    if not (same and content):
+        print("  warning: the two sides did not write the same data")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, help="sessions to import (200; --quick: 20)")
+    parser.add_argument("--workers", type=int, default=8, help="sessions imported at once")
+    parser.add_argument("--latency", type=float, default=0.02, help="seconds per answer")
+    parser.add_argument("--seed", type=int, default=7, help="session generator seed")
+    parser.add_argument("--quick", action="store_true", help="a smoke run (20 sessions)")
+    parser.add_argument("--serve-instance", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_instance:
+        asyncio.run(_serve_instance(args.latency))
+        return
+    if args.sessions is None:
+        args.sessions = 20 if args.quick else 200
+    incidents = _incidents()
+    generator = SessionGenerator(args.seed)
+    sessions = [
+        generator.session_from_key(incidents[n % len(incidents)], {}) for n in range(args.sessions)
+    ]
+    print("rsbridge ...", flush=True)
+    ours = measure(import_rsbridge, sessions, args)
+    print("baseline ...", flush=True)
+    base = measure(import_baseline, sessions, args)
+    _report(args, base, ours)
+
+
+if __name__ == "__main__":
+    main()

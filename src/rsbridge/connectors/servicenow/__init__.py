@@ -1,0 +1,5 @@
+"""ServiceNow: the connector, its REST client and its session tables."""
+
+from rsbridge.connectors.servicenow.connector import ServiceNowConnector
+
+__all__ = ["ServiceNowConnector"]

@@ -1,0 +1,471 @@
+"""A small ServiceNow REST client: Table, Attachment and Batch APIs over httpx.
+
+Written here rather than taken from a library (pysnc, pysnow): the surface we use is
+small, the libraries are synchronous or unmaintained, and owning the client means the
+simulator sees exactly what we send (reference: itsm-apis.md §1.7).
+
+Authentication is Basic, or OAuth (password grant with refresh token, or client
+credentials) at ``/oauth_token.do``. A token is refreshed before it expires, and a 401
+on a call is answered once by a fresh login and a retry. Errors become the connector
+error tree: 401 → ConnectorAuthError; 403, 400, 404 → permanent; 429, 5xx, timeouts,
+unreachable, the HTML page of a hibernating instance → retryable (with the instance's
+``Retry-After``). The password and client secret never appear in a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+import httpx
+from pydantic import SecretStr
+
+from rsbridge import __version__
+from rsbridge.connectors.webhook import retry_after_seconds
+from rsbridge.errors import (
+    ConnectorAuthError,
+    ConnectorError,
+    ConnectorPermanentError,
+    ConnectorRetryableError,
+    TicketNotFoundError,
+)
+
+AuthMode = Literal["basic", "oauth_password", "oauth_client_credentials"]
+Record = dict[str, Any]
+
+_USER_AGENT = f"rsbridge/{__version__}"
+_TOKEN_MARGIN = 60.0  # seconds before expiry at which a token is renewed
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What the client logs in with; secrets stay SecretStr until sent."""
+
+    mode: AuthMode
+    username: str | None = None
+    password: SecretStr | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+
+    def secrets(self) -> list[str]:
+        """The secret values, to scrub from any message."""
+        return [s.get_secret_value() for s in (self.password, self.client_secret) if s]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRequest:
+    """One sub-request of a Batch API call."""
+
+    id: str
+    method: str
+    path: str
+    """``/api/now/table/...`` with its query string."""
+    body: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """The answer to one sub-request."""
+
+    id: str
+    status: int
+    body: Any
+
+
+class ServiceNowClient:
+    """Calls one instance as one user; share it between tasks."""
+
+    def __init__(
+        self, base_url: str, credentials: Credentials, http: httpx.AsyncClient, *, timeout: float
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.host = httpx.URL(self.base_url).host
+        self.credentials = credentials
+        self.http = http
+        self.timeout = timeout
+        self.calls = 0
+        """HTTP requests sent (token requests included), for tests and benchmarks."""
+        self._token: str | None = None
+        self._refresh: str | None = None
+        self._expires = 0.0
+        self._login_lock = asyncio.Lock()
+
+    # --- authentication -----------------------------------------------------------
+
+    async def _auth_header(self) -> dict[str, str]:
+        creds = self.credentials
+        if creds.mode == "basic":
+            raw = f"{creds.username or ''}:{_secret(creds.password)}".encode()
+            return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+        if self._token is None or time.monotonic() > self._expires - _TOKEN_MARGIN:
+            await self._login(force=False)
+        return {"Authorization": f"Bearer {self._token}"}
+
+    async def _login(self, *, force: bool) -> None:
+        stale = self._token
+        async with self._login_lock:
+            if self._token is not None and self._token != stale and not force:
+                return  # another task logged in while we waited
+            if not force and self._token is not None and time.monotonic() < self._expires:
+                return
+            creds = self.credentials
+            form: dict[str, str] = {
+                "client_id": creds.client_id or "",
+                "client_secret": _secret(creds.client_secret),
+            }
+            if self._refresh is not None:
+                try:
+                    await self._token_request(
+                        {**form, "grant_type": "refresh_token", "refresh_token": self._refresh}
+                    )
+                    return
+                except ConnectorAuthError:
+                    self._refresh = None  # expired or revoked: log in again
+            if creds.mode == "oauth_password":
+                form.update(
+                    grant_type="password",
+                    username=creds.username or "",
+                    password=_secret(creds.password),
+                )
+            else:
+                form["grant_type"] = "client_credentials"
+            await self._token_request(form)
+
+    async def _token_request(self, form: Mapping[str, str]) -> None:
+        url = f"{self.base_url}/oauth_token.do"
+        response = await self._send(
+            "POST",
+            url,
+            content=urlencode(form).encode(),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Accept": "application/json",
+            },
+        )
+        body = _json(response)
+        if response.status_code != 200 or not isinstance(body, dict) or "access_token" not in body:
+            detail = ""
+            if isinstance(body, dict):
+                detail = str(body.get("error_description") or body.get("error") or "")
+            raise self._scrub(
+                ConnectorAuthError(
+                    f"ServiceNow {self.host}: the OAuth token request was refused "
+                    f"(HTTP {response.status_code}{': ' + detail if detail else ''}); check "
+                    "client_id, client_secret and the user's credentials"
+                )
+            )
+        self._token = str(body["access_token"])
+        self._refresh = str(body["refresh_token"]) if body.get("refresh_token") else None
+        self._expires = time.monotonic() + float(body.get("expires_in") or 1800)
+
+    # --- transport ----------------------------------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        self.calls += 1
+        try:
+            return await self.http.request(
+                method,
+                url,
+                content=content,
+                params=params,
+                headers={"User-Agent": _USER_AGENT, **(headers or {})},
+                timeout=self.timeout,
+                follow_redirects=False,
+            )
+        except httpx.TimeoutException:
+            raise ConnectorRetryableError(
+                f"ServiceNow {self.host}: no answer within {self.timeout:g} s"
+            ) from None
+        except httpx.UnsupportedProtocol:
+            raise ConnectorPermanentError(
+                f"ServiceNow {self.host}: instance_url must be http:// or https://"
+            ) from None
+        except httpx.ProxyError as exc:
+            raise ConnectorRetryableError(
+                f"ServiceNow {self.host}: the proxy refused or failed ({exc})"
+            ) from None
+        except httpx.TransportError as exc:
+            raise ConnectorRetryableError(
+                f"ServiceNow {self.host} could not be reached ({type(exc).__name__}: {exc})"
+            ) from None
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        content: bytes | None = None,
+        content_type: str | None = None,
+        what: str,
+    ) -> httpx.Response:
+        """Send one API call (logging in again once on 401); a 2xx response or raise."""
+        headers = {"Accept": "application/json"}
+        if json_body is not None:
+            content = json.dumps(json_body, ensure_ascii=False).encode()
+            content_type = "application/json"
+        if content_type:
+            headers["Content-Type"] = content_type
+        url = f"{self.base_url}{path}"
+        for attempt in (1, 2):
+            response = await self._send(
+                method,
+                url,
+                content=content,
+                params=params,
+                headers={**headers, **await self._auth_header()},
+            )
+            if response.status_code == 401 and self.credentials.mode != "basic" and attempt == 1:
+                await self._login(force=True)
+                continue
+            break
+        self._raise_for(response, what)
+        return response
+
+    def _raise_for(self, response: httpx.Response, what: str) -> None:
+        status = response.status_code
+        where = f"ServiceNow {self.host}: {what}"
+        if 200 <= status < 300:
+            if status != 204 and "json" not in response.headers.get("content-type", ""):
+                # A hibernating developer instance answers its wake-up page with 200.
+                raise ConnectorRetryableError(
+                    f"{where}: the instance answered with a web page, not JSON (is it "
+                    "hibernating or behind a login page?)"
+                )
+            return
+        message = _envelope(response)
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        error: ConnectorError
+        if status == 401:
+            error = ConnectorAuthError(
+                f"{where}: not authenticated ({message}); check the username and password "
+                "or the OAuth client"
+            )
+        elif status == 403:
+            error = ConnectorPermanentError(
+                f"{where}: access refused ({message}); give the integration user the roles "
+                "for this table"
+            )
+        elif status == 404:
+            error = TicketNotFoundError(f"{where}: not found ({message})")
+        elif status == 429:
+            error = ConnectorRetryableError(
+                f"{where}: rate limited by the instance ({message})", retry_after=retry_after
+            )
+        elif status >= 500 or status in (408, 425):
+            error = ConnectorRetryableError(
+                f"{where}: HTTP {status} ({message})", retry_after=retry_after
+            )
+        else:
+            error = ConnectorPermanentError(f"{where}: refused with HTTP {status} ({message})")
+        raise self._scrub(error)
+
+    def _scrub(self, error: ConnectorError) -> ConnectorError:
+        message = error.message
+        for secret in self.credentials.secrets():
+            if secret:
+                message = message.replace(secret, "***")
+        if message != error.message:
+            return type(error)(message, retry_after=error.retry_after)
+        return error
+
+    # --- Table API ----------------------------------------------------------------
+
+    async def query(
+        self,
+        table: str,
+        query: str,
+        *,
+        fields: Sequence[str] = (),
+        limit: int | None = None,
+        display_value: bool = False,
+    ) -> list[Record]:
+        """Records of ``table`` matching the encoded ``query``."""
+        params = {
+            "sysparm_query": query,
+            "sysparm_exclude_reference_link": "true",
+            "sysparm_suppress_pagination_header": "true",
+            "sysparm_no_count": "true",
+        }
+        if fields:
+            params["sysparm_fields"] = ",".join(fields)
+        if limit is not None:
+            params["sysparm_limit"] = str(limit)
+        if display_value:
+            params["sysparm_display_value"] = "true"
+        response = await self.request(
+            "GET", f"/api/now/table/{table}", params=params, what=f"query {table}"
+        )
+        result = _json(response).get("result") if isinstance(_json(response), dict) else None
+        if not isinstance(result, list):
+            raise ConnectorPermanentError(
+                f"ServiceNow {self.host}: query {table} answered without a result list"
+            )
+        return [r for r in result if isinstance(r, dict)]
+
+    async def get(self, table: str, sys_id: str, *, fields: Sequence[str] = ()) -> Record | None:
+        """One record by sys_id, or None."""
+        params = {"sysparm_exclude_reference_link": "true"}
+        if fields:
+            params["sysparm_fields"] = ",".join(fields)
+        try:
+            response = await self.request(
+                "GET", f"/api/now/table/{table}/{sys_id}", params=params, what=f"read {table}"
+            )
+        except TicketNotFoundError:
+            return None
+        return _result(response)
+
+    async def insert(self, table: str, record: Mapping[str, Any]) -> Record:
+        """Create a record; the new record as the instance returns it."""
+        response = await self.request(
+            "POST",
+            f"/api/now/table/{table}",
+            json_body=dict(record),
+            params={"sysparm_exclude_reference_link": "true"},
+            what=f"create {table} record",
+        )
+        return _result(response)
+
+    async def update(self, table: str, sys_id: str, record: Mapping[str, Any]) -> Record:
+        """PATCH a record (journal fields append a journal entry)."""
+        response = await self.request(
+            "PATCH",
+            f"/api/now/table/{table}/{sys_id}",
+            json_body=dict(record),
+            params={"sysparm_exclude_reference_link": "true"},
+            what=f"update {table} record",
+        )
+        return _result(response)
+
+    async def attach(
+        self, table: str, sys_id: str, file_name: str, content_type: str, data: bytes
+    ) -> Record:
+        """Upload a file to a record (Attachment API, raw body)."""
+        response = await self.request(
+            "POST",
+            "/api/now/attachment/file",
+            params={"table_name": table, "table_sys_id": sys_id, "file_name": file_name},
+            content=data,
+            content_type=content_type,
+            what=f"attach {file_name}",
+        )
+        return _result(response)
+
+    async def query_attachments(self, table: str, sys_id: str, file_name: str) -> list[Record]:
+        """Attachments of a record with ``file_name``."""
+        response = await self.request(
+            "GET",
+            "/api/now/attachment",
+            params={
+                "sysparm_query": f"table_name={table}^table_sys_id={sys_id}^file_name={file_name}"
+            },
+            what=f"list attachments of {table}",
+        )
+        body = _json(response)
+        result = body.get("result") if isinstance(body, dict) else None
+        return [r for r in result if isinstance(r, dict)] if isinstance(result, list) else []
+
+    async def batch(self, requests: Sequence[BatchRequest], *, what: str) -> list[BatchResult]:
+        """Send sub-requests in one Batch API call; their answers in request order."""
+        rest_requests = [
+            {
+                "id": r.id,
+                "method": r.method,
+                "url": r.path,
+                "headers": [
+                    {"name": "Content-Type", "value": "application/json"},
+                    {"name": "Accept", "value": "application/json"},
+                ],
+                **(
+                    {"body": base64.b64encode(json.dumps(r.body).encode()).decode()}
+                    if r.body is not None
+                    else {}
+                ),
+            }
+            for r in requests
+        ]
+        response = await self.request(
+            "POST",
+            "/api/now/v1/batch",
+            json_body={
+                "batch_request_id": requests[0].id if requests else "0",
+                "rest_requests": rest_requests,
+            },
+            what=what,
+        )
+        body = _json(response)
+        served = body.get("serviced_requests") if isinstance(body, dict) else None
+        if not isinstance(served, list):
+            raise ConnectorPermanentError(f"ServiceNow {self.host}: {what}: no batch answer")
+        by_id: dict[str, BatchResult] = {}
+        for item in served:
+            if not isinstance(item, dict):
+                continue
+            raw = item.get("body")
+            decoded: Any = None
+            if isinstance(raw, str) and raw:
+                try:
+                    decoded = json.loads(base64.b64decode(raw))
+                except ValueError:
+                    decoded = None
+            by_id[str(item.get("id"))] = BatchResult(
+                str(item.get("id")), int(item.get("status_code") or 0), decoded
+            )
+        missing = [r.id for r in requests if r.id not in by_id]
+        if missing:
+            raise ConnectorRetryableError(
+                f"ServiceNow {self.host}: {what}: {len(missing)} sub-requests were not served"
+            )
+        return [by_id[r.id] for r in requests]
+
+
+def _secret(value: SecretStr | None) -> str:
+    return value.get_secret_value() if value is not None else ""
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _result(response: httpx.Response) -> Record:
+    body = _json(response)
+    result = body.get("result") if isinstance(body, dict) else None
+    if isinstance(result, list):  # one record per write, but be lenient on reads
+        result = result[0] if result else None
+    if not isinstance(result, dict):
+        raise ConnectorPermanentError(
+            f"ServiceNow {response.url.host}: answer without a result record "
+            f"(HTTP {response.status_code})"
+        )
+    return result
+
+
+def _envelope(response: httpx.Response) -> str:
+    """The error envelope's message and detail, or an excerpt of the body."""
+    body = _json(response)
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        error = body["error"]
+        message = str(error.get("message") or "").strip()
+        detail = str(error.get("detail") or "").strip()
+        return f"{message}: {detail}" if detail and detail != message else message or "error"
+    text = response.text.strip().replace("\n", " ")
+    return (text[:200] + "...") if len(text) > 200 else text or f"HTTP {response.status_code}"

@@ -1,0 +1,154 @@
+"""Auto-create: a ticket for a live session that has none, written back to the session.
+
+Two triggers share this code: the appliance's "someone joins a support session" event
+(``association.create_on_join``, with the portal, custom-field and attended /
+unattended filters) and the rep-console auto-create link of the actions API (on demand,
+no filters). Either way:
+
+1. a ticket already remembered for the session in the ledger, or one its association
+   sources name, is used as it is: nothing is created twice;
+2. otherwise the connector creates one (its ``create_ticket`` is once-only by the ledger
+   key), and the ledger remembers it as the session's ticket, so the end-of-session import
+   lands on it even if step 3 fails;
+3. the connector's :meth:`~rsbridge.connectors.base.Connector.live_session_attributes`
+   (ServiceNow: ``snow_task_id``) are written to the live session with
+   ``set_session_attributes``, once (a ledger entry of its own).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from rsbridge.appliance.client import ApplianceClient
+from rsbridge.appliance.report_model import SupportSession
+from rsbridge.config import AssociationConfig, Config, IntegrationConfig
+from rsbridge.connectors.base import Connector, Ticket
+from rsbridge.engine.association import (
+    TICKET_EFFECT,
+    ledger_ticket,
+    resolve_ticket,
+    ticket_detail,
+    ticket_key,
+)
+from rsbridge.engine.store.base import LedgerEntry, LedgerKey, Store
+from rsbridge.errors import SessionNotFoundError, SessionNotReadyError
+
+log = logging.getLogger(__name__)
+
+WRITEBACK_EFFECT = "session_attributes"
+
+
+def join_filter_refusal(session: SupportSession, rules: AssociationConfig) -> str | None:
+    """Why the join-event filters exclude ``session`` from auto-create, or None.
+
+    A session started from a Jump Item (it has a Jumpoint or a Jump Group) counts as
+    unattended; any other as attended.
+    """
+    if rules.create_for_portals:
+        site = session.public_site
+        names = {n.casefold() for n in rules.create_for_portals}
+        if site is None or not ({site.name.casefold(), (site.id or "").casefold()} & names):
+            return f"its portal {site.name if site else '(none)'!r} is not in create_for_portals"
+    missing = [c for c in rules.create_requires_custom_fields if not (session.custom(c) or "")]
+    if missing:
+        return f"required custom fields are empty: {', '.join(missing)}"
+    unattended = session.jumpoint is not None or session.jump_group is not None
+    if unattended and not rules.create_unattended:
+        return "it is unattended and create_unattended is off"
+    if not unattended and not rules.create_attended:
+        return "it is attended and create_attended is off"
+    return None
+
+
+async def live_session(appliance: ApplianceClient, lsid: str) -> SupportSession:
+    """The appliance's report of a session in progress (or ended)."""
+    async for session in appliance.support_sessions(lsids=[lsid]):
+        if session.lsid == lsid:
+            return session
+    raise SessionNotReadyError(f"the appliance has no report of session {lsid} yet")
+
+
+async def create_for_live_session(
+    *,
+    config: Config,
+    store: Store,
+    integration: IntegrationConfig,
+    connector: Connector,
+    appliance: ApplianceClient,
+    lsid: str,
+    appliance_id: str,
+    now: float | None = None,
+    session: SupportSession | None = None,
+) -> Ticket:
+    """The session's ticket: remembered, associated, or created now; written back.
+
+    ``session`` is the live report when the caller has it already (the worker fetches
+    reports in batches); otherwise it is fetched. ``config`` is accepted for callers
+    that resolve the rest from it and kept for symmetry with the worker.
+    """
+    del config  # the integration carries what this needs
+    clock = now if now is not None else time.time()
+    key = ticket_key(appliance_id, lsid, integration.name)
+    known = await store.ledger_get(key)
+    remembered = ledger_ticket(known) if known is not None else None
+    if remembered is not None:
+        ticket = remembered
+    else:
+        if session is None:
+            session = await live_session(appliance, lsid)
+        resolution = await resolve_ticket(session, integration.association, connector)
+        ticket = resolution.ticket or await connector.create_ticket(
+            session, integration.association.create_fields, key=str(key)
+        )
+        detail = ticket_detail(ticket)
+        if resolution.ticket is None:
+            detail["created"] = "on_join_or_link"
+            log.info(
+                "session %s: created %s for integration %s",
+                lsid,
+                ticket.number or ticket.id,
+                integration.name,
+            )
+        entry = await store.ledger_put(LedgerEntry(key, ticket.id, ticket.id, clock, detail))
+        ticket = ledger_ticket(entry) or ticket
+        if resolution.ticket is not None:
+            # The session already names its ticket: nothing to write back.
+            await _record_writeback(store, appliance_id, lsid, integration.name, ticket, clock)
+            return ticket
+    await _write_back(
+        store, appliance, connector, appliance_id, lsid, integration.name, ticket, clock
+    )
+    return ticket
+
+
+async def _write_back(
+    store: Store,
+    appliance: ApplianceClient,
+    connector: Connector,
+    appliance_id: str,
+    lsid: str,
+    integration: str,
+    ticket: Ticket,
+    now: float,
+) -> None:
+    key = LedgerKey(appliance_id, lsid, TICKET_EFFECT, integration, WRITEBACK_EFFECT)
+    if await store.ledger_get(key) is not None:
+        return
+    attributes = dict(connector.live_session_attributes(ticket))
+    external_key = attributes.pop("external_key", None)
+    try:
+        await appliance.set_session_attributes(lsid, attributes, external_key=external_key)
+    except SessionNotFoundError:
+        # The session ended before we got here: the ledger still sends its import to
+        # the ticket, so there is nothing to retry.
+        log.info("session %s ended before its new ticket could be written back", lsid)
+    written = sorted([*attributes, *(["external_key"] if external_key is not None else [])])
+    await store.ledger_put(LedgerEntry(key, ticket.id, ",".join(written), now))
+
+
+async def _record_writeback(
+    store: Store, appliance_id: str, lsid: str, integration: str, ticket: Ticket, now: float
+) -> None:
+    key = LedgerKey(appliance_id, lsid, TICKET_EFFECT, integration, WRITEBACK_EFFECT)
+    await store.ledger_put(LedgerEntry(key, ticket.id, "", now, {"reason": "associated"}))

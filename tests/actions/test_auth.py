@@ -1,0 +1,128 @@
+"""Authentication of the actions API, and no secret in any answer or log line."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.actions.conftest import (
+    LINK_SECRET,
+    OTHER_TOKEN,
+    SMTP_PASSWORD,
+    TOKEN,
+    Mailbox,
+    Server,
+    Sim,
+    config_data,
+    engine_server,
+    integration,
+    smtp_server,
+)
+
+PATHS = [
+    ("POST", "/actions/session-key"),
+    ("POST", "/actions/jump"),
+    ("POST", "/actions/support-now"),
+    ("GET", "/actions/issues"),
+    ("GET", "/actions/links"),
+    ("GET", "/actions/auto-create"),
+]
+
+
+BAD_HEADERS = [None, "Bearer", f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}", f"Basic {TOKEN}", TOKEN]
+
+
+@pytest.mark.parametrize(("method", "path"), PATHS)
+def test_missing_or_wrong_tokens_are_401(server: Server, method: str, path: str) -> None:
+    for header in BAD_HEADERS:
+        headers = {} if header is None else {"Authorization": header}
+        with httpx.Client() as anonymous:
+            answer = anonymous.request(
+                method,
+                f"{server.url}{path}",
+                params={"integration": "desk", "lsid": "0" * 32},
+                json={"integration": "desk", "ticket": "INC0010001"},
+                headers=headers,
+            )
+        assert answer.status_code == 401, header
+        assert answer.json() == {
+            "error": "unauthorized",
+            "message": "missing or wrong bearer token",
+        }
+        assert answer.headers["www-authenticate"].startswith("Bearer")
+    assert server.state.session_keys == {}
+
+
+def test_every_configured_token_works(server: Server) -> None:
+    for token in (TOKEN, OTHER_TOKEN):
+        answer = server.get(
+            "/actions/issues",
+            params={"integration": "desk"},
+            headers={"Authorization": f"bearer {token}"},
+        )
+        assert answer.status_code == 200
+
+
+def test_the_routes_do_not_exist_when_actions_are_disabled(
+    tmp_path: Path, sim: Sim, mailbox: Mailbox
+) -> None:
+    data = config_data(tmp_path, sim, mailbox, integrations=[integration("desk")])
+    data["actions"]["enabled"] = False
+    with engine_server(data, sim, mailbox) as server:
+        assert server.get("/actions/issues", params={"integration": "desk"}).status_code == 404
+        assert server.get("/health").status_code == 200
+
+
+def test_no_secret_in_any_answer_or_log(
+    tmp_path: Path, sim: Sim, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with smtp_server(auth_require_tls=False, authenticator=_refuse) as box:
+        data = config_data(
+            tmp_path,
+            sim,
+            box,
+            integrations=[integration("desk", email_key=True)],
+            smtp={"username": "rsbridge", "password": SMTP_PASSWORD},
+        )
+        with engine_server(data, sim, box) as server:
+            exercise(server)
+            with httpx.Client() as anonymous:
+                anonymous.get(
+                    f"{server.url}/actions/issues",
+                    params={"integration": "desk"},
+                    headers={"Authorization": f"Bearer {LINK_SECRET}"},
+                )
+            answers = list(server.answers)
+    assert len(answers) >= 8
+    email = next(a for a in answers if '"email"' in a)
+    assert "refused the login of 'rsbridge'" in email
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "refused" in logged
+    for secret in (TOKEN, OTHER_TOKEN, LINK_SECRET, SMTP_PASSWORD, sim.client_secret):
+        for text in [*answers, logged]:
+            assert secret not in text
+
+
+def _refuse(*args: object) -> object:
+    from aiosmtpd.smtp import AuthResult
+
+    return AuthResult(success=False, handled=False)
+
+
+def exercise(server: Server) -> None:
+    """A bit of every route, successes and failures."""
+    server.post(
+        "/actions/session-key",
+        {"integration": "desk", "ticket": "INC0010001", "assignment": "general"},
+    )
+    server.post("/actions/session-key", {"integration": "desk", "ticket": "INC0010001"})
+    server.post("/actions/session-key", {"integration": "nope", "ticket": "INC0010001"})
+    server.post("/actions/jump", {"integration": "desk", "ticket": "INC0010001"})
+    server.post("/actions/support-now", {"integration": "desk", "ticket": "INC0010001"})
+    server.get("/actions/issues", params={"integration": "desk"})
+    server.get("/actions/links", params={"integration": "desk"})
+    server.get("/actions/auto-create", params={"integration": "desk", "lsid": "f" * 32})

@@ -1,0 +1,538 @@
+"""The ServiceNow connector against the simulated instance, over real HTTP on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from rsbridge.appliance.report_model import CustomAttribute, ExitSurvey, SurveyAnswer
+from rsbridge.connectors.base import Connector, Ticket
+from rsbridge.connectors.servicenow import ServiceNowConnector
+from rsbridge.connectors.servicenow.records import stable_id
+from rsbridge.connectors.servicenow.schema import Schema, unload_xml
+from rsbridge.errors import (
+    ConfigurationError,
+    ConnectorAuthError,
+    ConnectorPermanentError,
+    ConnectorRetryableError,
+    TicketNotFoundError,
+)
+from rsbridge.sim.serve import serve_in_thread
+from rsbridge.sim.servicenow import DemoSeed, SimServiceNowState, create_app, seed_demo
+
+from .contract import (
+    APPLIANCE_ID,
+    INTEGRATION,
+    ConnectorContract,
+    sample_session,
+    session_delivery,
+    survey_delivery,
+)
+
+
+class SwappableApp:
+    """One server for the module; each test plugs in a freshly seeded instance."""
+
+    def __init__(self) -> None:
+        self.app: ASGIApp = Starlette()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[SwappableApp, str]]:
+    swappable = SwappableApp()
+    with serve_in_thread(swappable) as url:
+        yield swappable, url
+
+
+@dataclasses.dataclass
+class Instance:
+    state: SimServiceNowState
+    demo: DemoSeed
+    url: str
+
+
+def seeded_instance(url: str) -> tuple[SimServiceNowState, DemoSeed]:
+    """The demo data plus rsbridge's tables, imported from the XML the CLI prints."""
+    state = SimServiceNowState(seed=5, instance_url=url)
+    demo = seed_demo(state)
+    state.import_unload_xml(unload_xml(Schema.build()))
+    return state, demo
+
+
+@pytest.fixture
+def sn(server: tuple[SwappableApp, str]) -> Instance:
+    state, demo = seeded_instance(server[1])
+    server[0].app = create_app(state)
+    return Instance(state, demo, server[1])
+
+
+Factory = Callable[..., ServiceNowConnector]
+
+
+@pytest.fixture
+async def make(sn: Instance) -> AsyncIterator[Factory]:
+    made: list[ServiceNowConnector] = []
+
+    def factory(**settings: Any) -> ServiceNowConnector:
+        user, password = sn.demo.integration
+        raw = {"instance_url": sn.url, "username": user, "password": password, **settings}
+        connector = ServiceNowConnector(ServiceNowConnector.validate_settings(raw))
+        made.append(connector)
+        return connector
+
+    yield factory
+    for connector in made:
+        await connector.aclose()
+
+
+def rows(sn: Instance, table: str, query: str = "") -> list[dict[str, str]]:
+    return sn.state.query(table, query)
+
+
+def session_row_id(lsid: str) -> str:
+    return stable_id(APPLIANCE_ID, INTEGRATION, lsid, "session")
+
+
+class TestContract(ConnectorContract):
+    connector_class = ServiceNowConnector
+    known_ticket_ref = "INC0010001"
+    unknown_ticket_ref = "INC0099999"
+
+    @pytest.fixture
+    async def connector(self, sn: Instance, make: Factory) -> Connector:
+        self.sn = sn
+        return make()
+
+    def valid_settings(self) -> dict[str, object]:
+        return {"instance_url": "https://acme.example.com", "username": "u", "password": "p"}
+
+    def effects(self, key: str) -> int:
+        state = self.sn.state
+        if key.startswith("ticket-"):
+            return len(state.query("incident", f"sys_id={stable_id(key, 'ticket')}"))
+        if "session_report" in key or key == "concurrent":
+            lsid = sample_session().lsid
+            sessions = state.query("u_rs_session", f"u_lsid={lsid}")
+            ends = [
+                e
+                for e in state.query("sys_journal_field", "element=work_notes")
+                if "session end)" in e["value"] and lsid in e["value"]
+            ]
+            assert len(ends) == len(sessions), "one session-end note per session row"
+            return len(sessions)
+        if "survey" in key:
+            ids = {stable_id(key, "survey", "0", str(i)) for i in range(2)}
+            answers = [r for r in state.query("u_rs_session_survey") if r["sys_id"] in ids]
+            return len({r["u_survey"] for r in answers})
+        marker = f"rsbridge ref {stable_id(key)[:16]}"
+        return sum(marker in e["value"] for e in state.query("sys_journal_field"))
+
+
+# --- finding tickets ------------------------------------------------------------------
+
+
+async def test_tickets_are_found_by_sys_id_and_by_number(sn: Instance, make: Factory) -> None:
+    connector = make()
+    by_number = await connector.find_ticket("inc0010001")
+    assert by_number.id == sn.demo.ids["INC0010001"]
+    assert by_number.kind == "incident"
+    assert by_number.url == f"{sn.url}/nav_to.do?uri=incident.do?sys_id={by_number.id}"
+    assert await connector.find_ticket(by_number.id) == by_number
+    change = next(n for n in sn.demo.ids if n.startswith("CHG"))
+    assert (await connector.find_ticket(change)).kind == "change_request"
+
+
+async def test_more_prefixes_by_configuration(sn: Instance, make: Factory) -> None:
+    call = next(n for n in sn.demo.ids if n.startswith("CALL"))
+    with pytest.raises(TicketNotFoundError, match="known prefix"):
+        await make().find_ticket(call)
+    connector = make(number_prefixes=["INC=incident", "CALL=new_call"])
+    assert (await connector.find_ticket(call)).kind == "new_call"
+
+
+async def test_unknown_references_are_not_found(make: Factory) -> None:
+    connector = make()
+    for reference in ("0" * 32, "INC0099999", "hello"):
+        with pytest.raises(TicketNotFoundError):
+            await connector.find_ticket(reference)
+
+
+# --- session import -----------------------------------------------------------------
+
+
+async def test_a_session_becomes_records_and_journal_entries(sn: Instance, make: Factory) -> None:
+    connector = make()
+    ticket = await connector.find_ticket("INC0010001")
+    session = sample_session()
+    before = len(sn.state.requests)
+    result = await connector.write_session_report(ticket, session_delivery("k1"))
+    calls = len(sn.state.requests) - before
+    session_id = session_row_id(session.lsid)
+    assert result.ref == session_id
+    (row,) = rows(sn, "u_rs_session")
+    assert row["sys_id"] == session_id
+    assert row["u_task"] == ticket.id
+    assert row["u_lsid"] == session.lsid and row["u_import_state"] == "complete"
+    assert len(rows(sn, "u_rs_session_event", f"u_session={session_id}")) == len(session.events)
+    assert len(rows(sn, "u_rs_session_rep")) == len(session.representatives)
+    assert len(rows(sn, "u_rs_session_customer")) == len(session.customers)
+    attrs = rows(sn, "u_rs_session_attribute")
+    assert {a["u_code_name"] for a in attrs} == {a.code_name for a in session.custom_attributes}
+    notes = sn.state.journal(ticket.id, "work_notes")
+    texts = [n["value"] for n in notes]
+    assert any(t.startswith("Chat transcript") for t in texts)
+    assert any("Remote Support session ended." in t for t in texts)
+    # One read (is the session there?), one user lookup, one batch.
+    assert calls <= 3, [r.path for r in sn.state.requests[before:]]
+
+
+async def test_a_replay_changes_nothing(sn: Instance, make: Factory) -> None:
+    connector = make()
+    ticket = await connector.find_ticket("INC0010001")
+    await connector.write_session_report(ticket, session_delivery("k1"))
+    snapshot = {t: len(rows(sn, t)) for t in ("u_rs_session", "u_rs_session_event")}
+    notes = len(sn.state.journal(ticket.id))
+    again = await make().write_session_report(ticket, session_delivery("k1"))
+    assert again.detail.get("already") == "complete"
+    assert {t: len(rows(sn, t)) for t in snapshot} == snapshot
+    assert len(sn.state.journal(ticket.id)) == notes
+
+
+async def test_an_interrupted_import_is_completed_without_doubles(
+    sn: Instance, make: Factory
+) -> None:
+    connector = make(batch_size=10)
+    ticket = await connector.find_ticket("INC0010001")
+    session = sample_session()
+    # The second batch call fails: the first one's rows (and the session row) are in.
+    sn.state.fail_next(0)
+    original = connector.client.batch
+    calls = 0
+
+    async def flaky(requests: Any, *, what: str) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ConnectorRetryableError("the instance went away")
+        return await original(requests, what=what)
+
+    connector.client.batch = flaky  # type: ignore[method-assign]
+    with pytest.raises(ConnectorRetryableError):
+        await connector.write_session_report(ticket, session_delivery("k1"))
+    (row,) = rows(sn, "u_rs_session")
+    assert row["u_import_state"] == "importing"
+    connector.client.batch = original  # type: ignore[method-assign]
+    await connector.write_session_report(ticket, session_delivery("k1"))
+    (row,) = rows(sn, "u_rs_session")
+    assert row["u_import_state"] == "complete"
+    assert len(rows(sn, "u_rs_session_event")) == len(session.events)
+    values = [n["value"] for n in sn.state.journal(ticket.id, "work_notes")]
+    assert len(values) == len(set(values)), "no journal entry twice"
+
+
+async def test_related_records_come_from_custom_attributes(sn: Instance, make: Factory) -> None:
+    connector = make()
+    ci_name = next(n for n in sn.demo.ids if n.startswith(("ws-", "srv-")))
+    interaction = next(n for n in sn.demo.ids if n.startswith("IMS"))
+    session = dataclasses.replace(
+        sample_session(),
+        custom_attributes=[
+            CustomAttribute("snow_cmdb_ci_id", "CI", ci_name),
+            CustomAttribute("snow_interaction_id", "Interaction", sn.demo.ids[interaction]),
+        ],
+    )
+    ticket = await connector.find_ticket("INC0010001")
+    await connector.write_session_report(ticket, session_delivery("k1", session=session))
+    (row,) = rows(sn, "u_rs_session")
+    assert row["u_configuration_item"] == sn.demo.ids[ci_name]
+    assert row["u_interaction"] == sn.demo.ids[interaction]
+    assert row["u_task"] == ticket.id
+
+
+async def test_the_primary_rep_is_associated_with_their_user(sn: Instance, make: Factory) -> None:
+    session = sample_session()
+    rep = next(r for r in session.representatives if r.primary)
+    assert rep.username is not None
+    user = sn.state.query("sys_user", f"user_name={rep.username}")
+    if not user:
+        sn.state.insert("sys_user", {"user_name": rep.username, "name": "Rep"})
+        user = sn.state.query("sys_user", f"user_name={rep.username}")
+    ticket = await make().find_ticket("INC0010001")
+    await make().write_session_report(ticket, session_delivery("k1"))
+    (row,) = rows(sn, "u_rs_session")
+    assert row["u_primary_rep_user"] == user[0]["sys_id"]
+    (row2,) = rows(sn, "u_rs_session")
+    assert row2["sys_id"] == session_row_id(session.lsid)
+
+
+async def test_unassociated_sessions_are_imported_without_journal(
+    sn: Instance, make: Factory
+) -> None:
+    before = len(sn.state.query("sys_journal_field"))
+    await make().write_session_report(None, session_delivery("k1"))
+    (row,) = rows(sn, "u_rs_session")
+    assert row["u_task"] == ""
+    assert len(sn.state.query("sys_journal_field")) == before
+
+
+async def test_switches_and_renames(sn: Instance, make: Factory) -> None:
+    sn.state.import_unload_xml(
+        unload_xml(Schema.build(["session=u_acme_session"], ["session.lsid=u_session_id"]))
+    )
+    connector = make(
+        tables=["session=u_acme_session"],
+        fields=["session.lsid=u_session_id"],
+        log_chat_transcript=False,
+        log_session_end=False,
+        journal_field="comments",
+        attach_report=True,
+    )
+    ticket = await connector.find_ticket("INC0010001")
+    await connector.write_session_report(ticket, session_delivery("k1"))
+    (row,) = rows(sn, "u_acme_session")
+    assert row["u_session_id"] == sample_session().lsid
+    assert rows(sn, "u_rs_session") == []
+    journal = sn.state.journal(ticket.id)
+    assert all(e["element"] == "comments" for e in journal if "Remote Support" in e["value"])
+    assert not any("Chat transcript" in e["value"] for e in journal)
+    (attachment,) = sn.state.query("sys_attachment", f"table_sys_id={ticket.id}")
+    assert attachment["file_name"] == f"remote-support-session-{sample_session().lsid}.html"
+    # Attached once only.
+    await make(
+        tables=["session=u_acme_session"], fields=["session.lsid=u_session_id"], attach_report=True
+    ).write_session_report(ticket, session_delivery("k1"))
+    assert len(sn.state.query("sys_attachment", f"table_sys_id={ticket.id}")) == 1
+
+
+def test_bad_renames_and_mappings_are_configuration_errors() -> None:
+    base = {"instance_url": "https://x.example.com", "username": "u", "password": "p"}
+    for extra, needle in (
+        ({"tables": ["nosuch=u_x"]}, "tables"),
+        ({"fields": ["session.nosuch=u_x"]}, "fields"),
+        ({"create_dynamic_fields": ["caller_id=shoe_size"]}, "shoe_size"),
+        ({"create_lookup_fields": ["assigned_to=sys_user"]}, "create_lookup_fields"),
+        ({"survey_state_rules": ["sometimes"]}, "survey_state_rules"),
+        ({"auth": "oauth_password"}, "client_id"),
+    ):
+        with pytest.raises(ConfigurationError, match=needle):
+            ServiceNowConnector(ServiceNowConnector.validate_settings({**base, **extra}))
+
+
+# --- surveys ---------------------------------------------------------------------------
+
+
+async def test_surveys_add_answers_and_can_move_the_task(sn: Instance, make: Factory) -> None:
+    connector = make(survey_state_rules=["customer:rating=5 -> 6"], log_surveys=True)
+    ticket = await connector.find_ticket("INC0010001")
+    await connector.write_session_report(ticket, session_delivery("k1"))
+    await connector.write_survey(ticket, survey_delivery("s:survey:customer:0"))
+    answers = rows(sn, "u_rs_session_survey")
+    assert {(a["u_question"], a["u_answer"]) for a in answers} == {
+        ("rating", "5"),
+        ("comments", "Quick fix"),
+    }
+    assert all(a["u_session"] == session_row_id(sample_session().lsid) for a in answers)
+    assert sn.state.get("incident", ticket.id)["state"] == "6"  # type: ignore[index]
+    assert any("customer survey" in e["value"] for e in sn.state.journal(ticket.id))
+    await connector.write_survey(ticket, survey_delivery("s:survey:customer:0"))
+    assert len(rows(sn, "u_rs_session_survey")) == 2
+
+
+async def test_a_survey_without_an_imported_session_gets_a_session_row(
+    sn: Instance, make: Factory
+) -> None:
+    connector = make()
+    ticket = await connector.find_ticket("INC0010001")
+    await connector.write_survey(ticket, survey_delivery("s:survey:rep:0", "rep"))
+    (row,) = rows(sn, "u_rs_session")
+    assert row["u_import_state"] == "survey_only"
+    assert row["u_task"] == ticket.id
+
+
+# --- auth and failures ---------------------------------------------------------------
+
+
+async def test_oauth_password_refreshes_and_logs_in_again(sn: Instance, make: Factory) -> None:
+    client_id, client_secret = sn.demo.oauth_client
+    connector = make(auth="oauth_password", client_id=client_id, client_secret=client_secret)
+    await connector.find_ticket("INC0010001")
+    sn.state.expire_tokens()  # the access token dies: a 401, then a refresh
+    await connector.find_ticket("INC0010001")
+    sn.state.expire_tokens(refresh=True)  # both die: a new password login
+    await connector.find_ticket("INC0010001")
+    grants = [r for r in sn.state.requests if r.path == "/oauth_token.do"]
+    assert len(grants) >= 3
+
+
+async def test_oauth_client_credentials(sn: Instance, make: Factory) -> None:
+    client_id, client_secret = sn.demo.oauth_client
+    connector = make(
+        auth="oauth_client_credentials",
+        client_id=client_id,
+        client_secret=client_secret,
+        username=None,
+        password=None,
+    )
+    assert (await connector.find_ticket("INC0010001")).number == "INC0010001"
+
+
+async def test_bad_credentials_are_an_auth_error_without_the_secret(make: Factory) -> None:
+    with pytest.raises(ConnectorAuthError) as caught:
+        await make(password="Wrong-Secret-123").find_ticket("INC0010001")
+    assert "Wrong-Secret-123" not in str(caught.value)
+    with pytest.raises(ConnectorAuthError) as caught:
+        await make(
+            auth="oauth_password", client_id="x", client_secret="Client-Secret-456"
+        ).find_ticket("INC0010001")
+    assert "Client-Secret-456" not in str(caught.value)
+
+
+async def test_missing_roles_are_permanent_and_say_so(sn: Instance, make: Factory) -> None:
+    user, password = sn.demo.viewer
+    connector = make(username=user, password=password)
+    ticket = await connector.find_ticket("INC0010001")
+    with pytest.raises(ConnectorPermanentError, match="roles"):
+        await connector.write_session_report(ticket, session_delivery("k1"))
+
+
+async def test_429_and_5xx_are_retryable_with_retry_after(sn: Instance, make: Factory) -> None:
+    connector = make()
+    sn.state.fail_next(1, status=429, retry_after=7)
+    with pytest.raises(ConnectorRetryableError) as caught:
+        await connector.find_ticket("INC0010001")
+    assert caught.value.retry_after == 7
+    sn.state.fail_next(1, status=503)
+    with pytest.raises(ConnectorRetryableError):
+        await connector.find_ticket("INC0010001")
+    assert (await connector.find_ticket("INC0010001")).number == "INC0010001"
+
+
+async def test_down_and_hibernating_instances_are_retryable(sn: Instance, make: Factory) -> None:
+    connector = make()
+    sn.state.down = True
+    with pytest.raises(ConnectorRetryableError):
+        await connector.find_ticket("INC0010001")
+    sn.state.down = False
+    sn.state.hibernating = True
+    with pytest.raises(ConnectorRetryableError, match="hibernating"):
+        await connector.find_ticket("INC0010001")
+
+
+async def test_an_unreachable_instance_is_retryable(make: Factory) -> None:
+    connector = make(instance_url="http://127.0.0.1:9", timeout_seconds=2.0)
+    with pytest.raises(ConnectorRetryableError, match="could not be reached"):
+        await connector.find_ticket("INC0010001")
+
+
+async def test_check_names_missing_tables(sn: Instance, make: Factory) -> None:
+    assert "user rsbridge" in (await make().check()).summary
+    with pytest.raises(ConnectorPermanentError, match="Import the table definition"):
+        await make(tables=["session=u_not_imported"]).check()
+
+
+# --- auto-create and actions' lookups ---------------------------------------------------
+
+
+async def test_create_ticket_with_all_four_mappings(sn: Instance, make: Factory) -> None:
+    caller = next(n for n in sn.demo.ids if "." in n and n in ("abel.tuter", "beth.anglin"))
+    connector = make(
+        create_table="incident",
+        create_dynamic_fields=["description=customer_details"],
+        create_lookup_fields=["assignment_group=sys_user_group.name=Service Desk"],
+        create_dynamic_lookup_fields=["caller_id=sys_user.user_name=custom:customer_username"],
+    )
+    session = dataclasses.replace(
+        sample_session(),
+        custom_attributes=[CustomAttribute("customer_username", "User", caller)],
+    )
+    ticket = await connector.create_ticket(session, {"category": "inquiry"}, key="t1")
+    record = sn.state.get("incident", ticket.id)
+    assert record is not None
+    assert ticket.number and ticket.number.startswith("INC")
+    assert record["category"] == "inquiry"
+    assert record["caller_id"] == sn.demo.ids[caller]
+    assert record["assignment_group"] == sn.demo.ids["Service Desk"]
+    assert connector.live_session_attributes(ticket) == {"snow_task_id": ticket.id}
+    with pytest.raises(ConnectorPermanentError, match="no sys_user_group record"):
+        await make(
+            create_lookup_fields=["assignment_group=sys_user_group.name=Nobody"]
+        ).create_ticket(session, {}, key="t2")
+
+
+async def test_other_record_types_write_back_their_own_attribute(make: Factory) -> None:
+    connector = make(create_table="interaction")
+    ticket = await connector.create_ticket(sample_session(), {}, key="t1")
+    assert ticket.kind == "interaction"
+    assert connector.live_session_attributes(ticket) == {"snow_interaction_id": ticket.id}
+
+
+async def test_ticket_context_for_actions(sn: Instance, make: Factory) -> None:
+    connector = make()
+    context = await connector.ticket_context("INC0010001")
+    record = sn.state.get("incident", context.ticket.id)
+    assert record is not None
+    assert context.state == record["state"]
+    assert context.closed is False
+    if record["assigned_to"]:
+        assert (
+            context.assigned_rep
+            == sn.state.get("sys_user", record["assigned_to"])[  # type: ignore[index]
+                "user_name"
+            ]
+        )
+    assert context.session_attributes["snow_task_id"] == context.ticket.id
+    assert context.session_attributes["external_key"] == "INC0010001"
+    closed = [n for n in sn.demo.ids if n.startswith("INC")]
+    states = {n: (sn.state.get("incident", sn.demo.ids[n]) or {}).get("state") for n in closed}
+    resolved = next(n for n, s in states.items() if s in ("6", "7"))
+    assert (await connector.ticket_context(resolved)).closed is True
+
+
+async def test_rep_usernames_and_configuration_items(sn: Instance, make: Factory) -> None:
+    connector = make()
+    assert await connector.rep_username("jsmith") == "jsmith"
+    assert await connector.rep_username(sn.demo.ids["jsmith"]) == "jsmith"
+    assert await connector.rep_username("nobody.here") is None
+    ci_name = next(n for n in sn.demo.ids if n.startswith(("ws-", "srv-")))
+    ci = await connector.find_configuration_item(ci_name)
+    assert ci.id == sn.demo.ids[ci_name] and ci.name == ci_name
+    with pytest.raises(TicketNotFoundError):
+        await connector.find_configuration_item("no-such-host")
+    links = connector.custom_links(None)
+    assert any("%SESSION.CUSTOM.SNOW_TASK_ID%" in link.url for link in links)
+
+
+async def test_notes_are_written_once(sn: Instance, make: Factory) -> None:
+    from rsbridge.connectors.base import NoteDelivery
+
+    connector = make()
+    ticket = await connector.find_ticket("INC0010001")
+    first = await connector.write_note(ticket, NoteDelivery("n1", "Session key 1234567"))
+    again = await connector.write_note(ticket, NoteDelivery("n1", "Session key 1234567"))
+    assert again.detail.get("already") == "written"
+    assert first.ref
+    notes = [e for e in sn.state.journal(ticket.id) if "Session key 1234567" in e["value"]]
+    assert len(notes) == 1
+
+
+async def test_concurrent_imports_of_one_session(sn: Instance, make: Factory) -> None:
+    connector = make()
+    ticket = Ticket(sn.demo.ids["INC0010001"], "INC0010001", kind="incident")
+    await asyncio.gather(
+        *(connector.write_session_report(ticket, session_delivery("k1")) for _ in range(3))
+    )
+    assert len(rows(sn, "u_rs_session")) == 1
+
+
+def test_the_survey_delivery_has_answers() -> None:
+    survey = ExitSurvey(1, [SurveyAnswer("q", "a")])
+    assert survey.answer("q") == "a"

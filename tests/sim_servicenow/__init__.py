@@ -1,0 +1,1 @@
+"""Tests of the simulated ServiceNow instance (rsbridge.sim.servicenow)."""
