@@ -1,54 +1,80 @@
-"""``rsbridge demo``: the full pipeline on the embedded defaults, in a few seconds.
+"""``rsbridge demo``: the whole story on simulated peers, in a few seconds.
 
-1. start the simulated appliance and a simulated webhook receiver on loopback ports;
-2. start the engine (SQLite store in a temporary directory, intake on a free port,
-   workers) with two integrations: ``audit`` (jsonl file) and ``webhook`` (JSON POST);
-3. generate session keys through the real client (Command API), each carrying a ticket
-   number as external key and custom attribute, as a ticketing system would;
-4. let simulated customers run sessions from those keys; the appliance's outbound events
-   (begin, members, end, surveys) are POSTed to the intake as the appliance does;
-5. wait until the workers have fetched the reports (batched), rendered them and
-   delivered them, then print what arrived where and the appliance calls it took.
+1. start the simulated appliance, a simulated ServiceNow instance (demo data, with
+   rsbridge's session tables imported from ``rsbridge servicenow tables``) and a simulated
+   webhook receiver on loopback ports;
+2. start the engine (SQLite store in a temporary directory, intake and actions API on a
+   free port, workers) with three integrations: ``servicenow`` (auto-create on join),
+   ``audit`` (a jsonl file) and ``webhook`` (JSON POST);
+3. technicians generate session keys from open incidents through the actions API (a work
+   note is logged on each incident); a closed incident is refused;
+4. customers use the keys; other sessions start without a ticket and get an incident
+   created as the representative joins, written back to the live session;
+5. the sessions end; the appliance's outbound events (begin, members, end, surveys) are
+   POSTed to the intake as the appliance does, every one of them twice;
+6. when the workers are done, print what arrived where: each session once on its
+   incident (session record, journal entries, survey answers), in the file and at the
+   webhook, and the appliance calls it took.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import secrets
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
-from rsbridge.appliance.client import ApplianceClient
-from rsbridge.appliance.command import Queue
+from rsbridge.appliance.events import MEMBER_ADDED
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.config import Config, parse_config
 from rsbridge.connectors.jsonl import read_deliveries
+from rsbridge.connectors.servicenow.schema import Schema, unload_xml
 from rsbridge.engine.runtime import Engine
 from rsbridge.sim.appliance.emitter import OutboundEventEmitter, Recipient, events_for_session
 from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.sim.appliance.server import create_app
 from rsbridge.sim.appliance.state import SimApplianceState
 from rsbridge.sim.serve import serve_in_thread
+from rsbridge.sim.servicenow import DemoSeed, SimServiceNowState, seed_demo
+from rsbridge.sim.servicenow import create_app as create_servicenow_app
 from rsbridge.sim.webhook import WebhookReceiverState
 from rsbridge.sim.webhook import create_app as create_webhook_app
-from rsbridge.web.app import create_app as create_engine_app
 from rsbridge.web.serve import serving
+
+OPEN_INCIDENTS = ("INC0010001", "INC0010002", "INC0010003")
+CLOSED_INCIDENT = "INC0010005"
+
+
+@dataclasses.dataclass
+class DemoSession:
+    """One session of the demo: how it got its incident."""
+
+    session: SupportSession
+    incident: str | None
+    """The incident number its key was generated from, None for an auto-created one."""
 
 
 @dataclasses.dataclass
 class DemoResult:
     """What the demo delivered (for its test)."""
 
-    sessions: list[SupportSession]
+    sessions: list[DemoSession]
+    snow: SimServiceNowState
+    snow_ids: dict[str, str]
     jsonl: list[dict[str, Any]]
     webhook: list[dict[str, Any]]
     appliance_calls: int
     dead: int
+    refused: str
+    """The actions API's answer for the closed incident."""
 
 
 def run_demo(*, sessions: int, seed: int, console: Console) -> DemoResult:
@@ -56,22 +82,45 @@ def run_demo(*, sessions: int, seed: int, console: Console) -> DemoResult:
     if sessions < 1:
         raise ValueError("the demo needs at least one session")
     state = SimApplianceState.default(seed=seed)
+    snow = SimServiceNowState(seed=seed)
+    demo = seed_demo(snow)
+    snow.import_unload_xml(unload_xml(Schema.build()))
     receiver = WebhookReceiverState()
     with (
         serve_in_thread(create_app(state)) as appliance_url,
+        serve_in_thread(create_servicenow_app(snow)) as snow_url,
         serve_in_thread(create_webhook_app(receiver)) as webhook_url,
         tempfile.TemporaryDirectory(prefix="rsbridge-demo-") as workdir,
     ):
         console.print(f"[bold]Simulated appliance[/] on {appliance_url}")
+        console.print(f"[bold]Simulated ServiceNow[/] on {snow_url}")
         console.print(f"[bold]Simulated webhook receiver[/] on {webhook_url}/hook")
+        token = secrets.token_urlsafe(24)
         config = _config(
-            Path(workdir), state, appliance_url.removeprefix("http://"), f"{webhook_url}/hook"
+            Path(workdir),
+            state,
+            appliance_url.removeprefix("http://"),
+            snow_url,
+            demo,
+            f"{webhook_url}/hook",
+            token,
         )
-        return asyncio.run(_run(config, state, receiver, sessions, seed, console))
+        return asyncio.run(
+            _run(config, state, snow, demo, receiver, sessions, seed, token, console)
+        )
 
 
-def _config(workdir: Path, state: SimApplianceState, host: str, hook: str) -> Config:
+def _config(
+    workdir: Path,
+    state: SimApplianceState,
+    host: str,
+    snow_url: str,
+    demo: DemoSeed,
+    hook: str,
+    token: str,
+) -> Config:
     account = state.accounts[0]
+    user, password = demo.integration
     return parse_config(
         {
             "engine": {"store": str(workdir / "rsbridge.db")},
@@ -84,7 +133,20 @@ def _config(workdir: Path, state: SimApplianceState, host: str, hook: str) -> Co
                     "use_plain_http": True,
                 }
             ],
+            "actions": {"enabled": True, "tokens": [token], "public_url": "http://127.0.0.1"},
             "integrations": [
+                {
+                    "name": "servicenow",
+                    "connector": "servicenow",
+                    "association": {"create_on_join": True},
+                    "actions": {"assignment": "technician", "log_session_key": True},
+                    "settings": {
+                        "instance_url": snow_url,
+                        "username": user,
+                        "password": password,
+                        "create_dynamic_fields": ["description=customer_details"],
+                    },
+                },
                 {
                     "name": "audit",
                     "connector": "jsonl",
@@ -99,78 +161,150 @@ def _config(workdir: Path, state: SimApplianceState, host: str, hook: str) -> Co
 async def _run(
     config: Config,
     state: SimApplianceState,
+    snow: SimServiceNowState,
+    demo: DemoSeed,
     receiver: WebhookReceiverState,
     count: int,
     seed: int,
+    token: str,
     console: Console,
 ) -> DemoResult:
     generator = SessionGenerator(seed)
-    appliance = config.appliances[0]
-    finished: list[SupportSession] = []
+    finished: list[DemoSession] = []
     async with (
         Engine(config) as engine,
-        serving(create_engine_app(engine.intake, engine.store)) as intake_url,
+        serving(engine.asgi_app()) as url,
+        httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http,
     ):
         engine.start()
-        console.print(
-            f"[bold]Engine[/] intake on {intake_url}/ERSPost, store {config.engine.store}"
+        console.print(f"[bold]Engine[/] intake {url}/ERSPost, actions {url}/actions/...")
+        refused = await http.post(
+            f"{url}/actions/session-key",
+            json={"integration": "servicenow", "ticket": CLOSED_INCIDENT, "user": "jsmith"},
         )
-        async with ApplianceClient(
-            appliance.host,
-            appliance.client_id,
-            appliance.client_secret.get_secret_value(),
-            scheme="http",
-        ) as client:
-            info = await client.verify()
-            console.print(f"appliance API {info.api_version}: credentials and permissions OK")
-            for n in range(1, count + 1):
-                ticket = f"INC{10000 + n:07d}"
-                key = await client.generate_session_key(
-                    queue_id=Queue.GENERAL,
-                    ttl=1800,
-                    external_key=ticket,
-                    custom_attributes={"ticket_id": ticket},
-                )
-                lsid = state.start_session(key.short_key)
-                report = generator.session_from_key(ticket, {"ticket_id": ticket})
-                finished.append(
-                    state.complete_session(lsid, dataclasses.replace(report, lsid=lsid))
-                )
-        console.print(f"{count} sessions run from generated keys; the appliance sends their events")
-        recipient = Recipient(f"{intake_url}/ERSPost?appliance=default", retry_interval=0.2)
+        console.print(f"session key for closed {CLOSED_INCIDENT}: {refused.json()['message']}")
+        for n in range(count):
+            if n % 3 == 2:
+                finished.append(await _auto_created(url, engine, state, generator, console))
+            else:
+                incident = OPEN_INCIDENTS[(n - n // 3) % len(OPEN_INCIDENTS)]
+                finished.append(await _keyed(url, http, state, generator, incident, console))
+        recipient = Recipient(f"{url}/ERSPost?appliance=default", retry_interval=0.2)
         async with OutboundEventEmitter([recipient]) as emitter:
-            for session in finished:
-                for event in events_for_session(session, state.appliance_id):
+            for item in finished:
+                for event in events_for_session(item.session, state.appliance_id) * 2:
                     emitter.enqueue(event)
             await emitter.run_until_idle()
-        console.print(f"{recipient.sent} outbound events acknowledged by the intake")
+        console.print(
+            f"{len(finished)} sessions ended; {recipient.sent} outbound events (each sent "
+            "twice) acknowledged by the intake"
+        )
         counts = await engine.wait_idle()
         calls = engine.worker.appliance_calls if engine.worker else 0
-    jsonl = read_deliveries(Path(config.integrations[0].connector_settings().path))  # type: ignore[attr-defined]
+    jsonl = read_deliveries(Path(config.integrations[1].connector_settings().path))  # type: ignore[attr-defined]
     result = DemoResult(
-        finished, jsonl, [r.body for r in receiver.received], calls, counts.get("dead", 0)
+        finished,
+        snow,
+        demo.ids,
+        jsonl,
+        [r.body for r in receiver.received],
+        calls,
+        counts.get("dead", 0),
+        str(refused.json().get("message", "")),
     )
     console.print(_table(result))
     console.print(
-        f"{len(finished)} sessions: {result.appliance_calls} report fetch call(s), "
-        f"{result.dead} dead letters"
+        f"{len(finished)} sessions: {result.appliance_calls} report fetch call(s) to the "
+        f"appliance, {result.dead} dead letters"
     )
     return result
 
 
+async def _keyed(
+    url: str,
+    http: httpx.AsyncClient,
+    state: SimApplianceState,
+    generator: SessionGenerator,
+    incident: str,
+    console: Console,
+) -> DemoSession:
+    """A technician generates a key from ``incident``; a customer uses it; it ends."""
+    answer = await http.post(
+        f"{url}/actions/session-key",
+        json={"integration": "servicenow", "ticket": incident, "user": "jsmith"},
+    )
+    body = answer.json()
+    if answer.status_code != 200:
+        raise RuntimeError(f"the actions API refused a key for {incident}: {body}")
+    custom = dict(state.session_keys[body["short_key"]].custom)
+    console.print(f"session key {body['short_key']} generated from {incident}")
+    lsid = state.start_session(body["short_key"])
+    external_key = custom.pop("external_key", None)
+    report = generator.session_from_key(external_key, custom)
+    session = state.complete_session(lsid, dataclasses.replace(report, lsid=lsid))
+    return DemoSession(session, incident)
+
+
+async def _auto_created(
+    url: str,
+    engine: Engine,
+    state: SimApplianceState,
+    generator: SessionGenerator,
+    console: Console,
+) -> DemoSession:
+    """A session without a ticket: the rep joins, an incident is created and written back."""
+    key = state.generate_session_key(queue_id="general")
+    lsid = state.start_session(key.short_key)
+    form = {
+        "event": MEMBER_ADDED,
+        "version": "1",
+        "timestamp": str(int(time.time())),
+        "appliance_id": state.appliance_id,
+        "lsid": lsid,
+        "type": "representative",
+        "username": "jsmith",
+    }
+    async with httpx.AsyncClient() as appliance_side:
+        answer = await appliance_side.post(f"{url}/ERSPost?appliance=default", data=form)
+        answer.raise_for_status()
+    await engine.wait_idle()
+    custom = dict(state.active_sessions[lsid].custom)
+    console.print(
+        f"session {lsid[:8]} had no ticket: incident created on join, "
+        f"snow_task_id={custom.get('snow_task_id', '(none)')} written back"
+    )
+    report = generator.session_from_key(None, custom)
+    session = state.complete_session(lsid, dataclasses.replace(report, lsid=lsid))
+    return DemoSession(session, None)
+
+
 def _table(result: DemoResult) -> Table:
     table = Table(title="What arrived")
-    for column in ("lsid", "ticket", "audit (jsonl)", "webhook"):
+    for column in ("lsid", "incident", "ServiceNow", "audit (jsonl)", "webhook"):
         table.add_column(column)
     jsonl = Counter((d.get("lsid") or d["key"].split("/")[1], d["kind"]) for d in result.jsonl)
     hooks = Counter((d.get("lsid"), d.get("kind")) for d in result.webhook)
+    numbers = {sys_id: number for number, sys_id in result.snow_ids.items()}
 
     def describe(counts: Counter[tuple[Any, Any]], lsid: str) -> str:
-        parts = [f"{n} {kind}" for (who, kind), n in sorted(counts.items(), key=str) if who == lsid]
+        parts = [
+            f"{n} {kind.replace('session_report', 'report')}"
+            for (who, kind), n in sorted(counts.items(), key=str)
+            if who == lsid
+        ]
         return ", ".join(parts) or "-"
 
-    for s in result.sessions:
-        table.add_row(
-            s.lsid[:8], s.external_key or "-", describe(jsonl, s.lsid), describe(hooks, s.lsid)
+    for item in result.sessions:
+        lsid = item.session.lsid
+        rows = result.snow.query("u_rs_session", f"u_lsid={lsid}")
+        task = rows[0]["u_task"] if rows else ""
+        number = numbers.get(task) or next(
+            (r["number"] for r in result.snow.query("incident", f"sys_id={task}")), "-"
         )
+        if item.incident is None:
+            number += " (created)"
+        notes = sum(lsid in e["value"] for e in result.snow.journal(task)) if task else 0
+        answers = len(result.snow.query("u_rs_session_survey", f"u_session={rows[0]['sys_id']}"))
+        snow = f"{len(rows)} record, {notes} notes, {answers} answers"
+        table.add_row(lsid[:8], number, snow, describe(jsonl, lsid), describe(hooks, lsid))
     return table
