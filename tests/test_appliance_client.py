@@ -64,7 +64,7 @@ from rsbridge.sim.appliance import report_xml
 from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.sim.appliance.server import COMMAND_NS, create_app
 from rsbridge.sim.appliance.state import ApiAccount, SimApplianceState
-from rsbridge.sim.serve import serve_in_thread
+from rsbridge.sim.serve import SwappableApp, serve_in_thread
 
 NOW = 1_700_100_000.0  # 2023-11-16T02:00:00Z
 REPORTING_NS = report_xml.REPORTING_NS
@@ -92,16 +92,6 @@ class FakeClock:
         """A limiter sleep that moves time instead of waiting."""
         self.sleeps.append(seconds)
         self.now += seconds
-
-
-class SwappableApp:
-    """One server for the module; each test plugs in the app it needs."""
-
-    def __init__(self) -> None:
-        self.app: ASGIApp = Starlette()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
 
 
 Server = tuple[SwappableApp, str]

@@ -10,8 +10,6 @@ from typing import Any
 import httpx
 import pytest
 from lxml import etree
-from starlette.applications import Starlette
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rsbridge.appliance.report_model import (
     EventType,
@@ -23,7 +21,7 @@ from rsbridge.appliance.report_model import (
 )
 from rsbridge.sim.appliance.server import COMMAND_NS, create_app
 from rsbridge.sim.appliance.state import ApiAccount, SimApplianceState, SimRep
-from rsbridge.sim.serve import serve_in_thread
+from rsbridge.sim.serve import SwappableApp, serve_in_thread
 
 REPORTING_NS = "http://www.bomgar.com/namespaces/API/reporting"
 DECL = '<?xml version="1.0" encoding="UTF-8"?>\n\n'
@@ -49,16 +47,6 @@ def clock() -> FakeClock:
 @pytest.fixture
 def state(clock: FakeClock) -> SimApplianceState:
     return SimApplianceState.default(seed=7, now=clock.now)
-
-
-class SwappableApp:
-    """One server for the module (starting one per test is slow); each test plugs in its app."""
-
-    def __init__(self) -> None:
-        self.app: ASGIApp = Starlette()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
 
 
 @pytest.fixture(scope="module")

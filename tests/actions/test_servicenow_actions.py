@@ -17,31 +17,18 @@ import httpx
 import pytest
 
 from rsbridge.config import parse_config
-from rsbridge.connectors.servicenow.schema import Schema, unload_xml
 from rsbridge.engine.runtime import Engine
 from rsbridge.sim.appliance.emitter import OutboundEventEmitter, Recipient, events_for_session
-from rsbridge.sim.serve import serve_in_thread
-from rsbridge.sim.servicenow import DemoSeed, SimServiceNowState, seed_demo
-from rsbridge.sim.servicenow import create_app as create_servicenow_app
 from rsbridge.web.serve import serving
 from tests.actions.conftest import LINK_SECRET, TOKEN, Mailbox, Sim, config_data
 from tests.engine.conftest import drained
-
-
-@dataclass
-class Snow:
-    state: SimServiceNowState
-    demo: DemoSeed
-    url: str
+from tests.servicenow_helpers import Snow, running_instance
 
 
 @pytest.fixture
 def snow() -> Iterator[Snow]:
-    state = SimServiceNowState(seed=13)
-    demo = seed_demo(state)
-    state.import_unload_xml(unload_xml(Schema.build()))
-    with serve_in_thread(create_servicenow_app(state)) as url:
-        yield Snow(state, demo, url)
+    with running_instance(13) as running:
+        yield running
 
 
 @dataclass

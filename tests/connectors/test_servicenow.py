@@ -8,8 +8,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
-from starlette.applications import Starlette
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rsbridge.appliance.report_model import CustomAttribute, ExitSurvey, SurveyAnswer
 from rsbridge.connectors.base import Connector, Ticket
@@ -23,8 +21,9 @@ from rsbridge.errors import (
     ConnectorRetryableError,
     TicketNotFoundError,
 )
-from rsbridge.sim.serve import serve_in_thread
-from rsbridge.sim.servicenow import DemoSeed, SimServiceNowState, create_app, seed_demo
+from rsbridge.sim.serve import SwappableApp, serve_in_thread
+from rsbridge.sim.servicenow import DemoSeed, SimServiceNowState, create_app
+from tests.servicenow_helpers import seeded_state
 
 from .contract import (
     APPLIANCE_ID,
@@ -34,16 +33,6 @@ from .contract import (
     session_delivery,
     survey_delivery,
 )
-
-
-class SwappableApp:
-    """One server for the module; each test plugs in a freshly seeded instance."""
-
-    def __init__(self) -> None:
-        self.app: ASGIApp = Starlette()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
 
 
 @pytest.fixture(scope="module")
@@ -60,17 +49,9 @@ class Instance:
     url: str
 
 
-def seeded_instance(url: str) -> tuple[SimServiceNowState, DemoSeed]:
-    """The demo data plus rsbridge's tables, imported from the XML the CLI prints."""
-    state = SimServiceNowState(seed=5, instance_url=url)
-    demo = seed_demo(state)
-    state.import_unload_xml(unload_xml(Schema.build()))
-    return state, demo
-
-
 @pytest.fixture
 def sn(server: tuple[SwappableApp, str]) -> Instance:
-    state, demo = seeded_instance(server[1])
+    state, demo = seeded_state(5, server[1])
     server[0].app = create_app(state)
     return Instance(state, demo, server[1])
 

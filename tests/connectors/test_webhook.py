@@ -9,8 +9,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from starlette.applications import Starlette
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rsbridge.appliance.report_model import to_jsonable
 from rsbridge.connectors.base import Connector, Ticket
@@ -23,7 +21,7 @@ from rsbridge.errors import (
     ConnectorRetryableError,
     TicketNotFoundError,
 )
-from rsbridge.sim.serve import serve_in_thread
+from rsbridge.sim.serve import SwappableApp, serve_in_thread
 from rsbridge.sim.webhook import WebhookReceiverState, create_app
 
 from .contract import (
@@ -39,16 +37,6 @@ from .contract import (
 SECRET = "hook-Secret-7c1e0b"
 TICKET = Ticket(id="INC0010001")
 FAST = {"backoff_seconds": 0.001, "timeout": 2.0}  # keeps retry tests quick
-
-
-class SwappableApp:
-    """One server for the module (starting one per test is slow); each test plugs in its app."""
-
-    def __init__(self) -> None:
-        self.app: ASGIApp = Starlette()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
 
 
 @pytest.fixture(scope="module")

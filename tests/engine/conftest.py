@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from rsbridge.appliance.report_model import SupportSession
 from rsbridge.config import Config, parse_config
 from rsbridge.engine.runtime import Engine
+from rsbridge.sim.appliance.emitter import OutboundEventEmitter, Recipient, events_for_session
 from rsbridge.sim.appliance.server import create_app
 from rsbridge.sim.appliance.state import SimApplianceState
 from rsbridge.sim.serve import serve_in_thread
@@ -82,3 +84,18 @@ async def drained(engine: Engine, *, limit: float = 30.0) -> dict[str, int]:
     if counts.get("queued", 0) + counts.get("running", 0):
         raise AssertionError(f"jobs did not drain: {counts}")
     return counts
+
+
+async def emit(url: str, sessions: list[SupportSession], *, twice: bool = False) -> Recipient:
+    """Send the appliance's outbound events of ``sessions`` to the intake at ``url``
+    (each twice with ``twice``), as the appliance does; none may be dropped."""
+    recipient = Recipient(f"{url}/ERSPost?appliance=default", retry_interval=0.05)
+    async with OutboundEventEmitter([recipient]) as emitter:
+        for session in sessions:
+            for event in events_for_session(session, "abc"):
+                emitter.enqueue(event)
+                if twice:
+                    emitter.enqueue(event)
+        await emitter.run_until_idle()
+    assert recipient.dropped == 0
+    return recipient

@@ -18,15 +18,12 @@ from rsbridge.engine.store.base import JobFilter, JobStatus
 from rsbridge.sim.appliance.emitter import (
     CUSTOMER_SURVEY,
     END,
-    OutboundEventEmitter,
-    Recipient,
-    events_for_session,
 )
 from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.web.app import create_app
 from rsbridge.web.serve import serving
 
-from .conftest import SimAppliance, drained, engine_config
+from .conftest import SimAppliance, drained, emit, engine_config
 
 
 def _recent(session: SupportSession, ended_ago: float = 60.0) -> SupportSession:
@@ -42,18 +39,6 @@ def _deliveries(path: Path) -> Counter[str]:
     return Counter(d["key"] for d in read_deliveries(path) if d["kind"] != "ticket")
 
 
-async def _emit(url: str, sessions: list[SupportSession], *, twice: bool = False) -> None:
-    recipient = Recipient(f"{url}/ERSPost?appliance=default", retry_interval=0.05)
-    async with OutboundEventEmitter([recipient]) as emitter:
-        for session in sessions:
-            for event in events_for_session(session, "abc"):
-                emitter.enqueue(event)
-                if twice:
-                    emitter.enqueue(event)
-        await emitter.run_until_idle()
-    assert recipient.dropped == 0
-
-
 async def test_every_session_and_survey_is_delivered_once(
     tmp_path: Path, sim: SimAppliance
 ) -> None:
@@ -64,7 +49,7 @@ async def test_every_session_and_survey_is_delivered_once(
     async with Engine(config) as engine, serving(create_app(engine.intake, engine.store)) as url:
         engine.start()
         # Every event twice: the appliance re-sends what it did not see acknowledged.
-        await _emit(url, sessions, twice=True)
+        await emit(url, sessions, twice=True)
         counts = await drained(engine)
     assert counts.get("dead", 0) == 0
     delivered = _deliveries(tmp_path / "deliveries.jsonl")
@@ -84,7 +69,7 @@ async def test_a_replay_and_a_restart_add_no_second_effect(
         sim.state.add_report(session)
     async with Engine(config) as engine, serving(create_app(engine.intake, engine.store)) as url:
         engine.start()
-        await _emit(url, sessions)
+        await emit(url, sessions)
         await drained(engine)
     before = _deliveries(tmp_path / "deliveries.jsonl")
     # A new engine on the same store: replay every event.
@@ -110,7 +95,7 @@ async def test_an_end_event_waits_for_the_report_to_be_complete(
     sim.state.add_report(session, report_delay=1.5)
     async with Engine(config) as engine, serving(create_app(engine.intake, engine.store)) as url:
         engine.start()
-        await _emit(url, [session])
+        await emit(url, [session])
         await drained(engine)
         [end_job] = [
             j
@@ -181,7 +166,7 @@ async def test_sessions_without_a_ticket_are_skipped_get_one_or_import_alone(
     sim.state.add_report(session)
     async with Engine(config) as engine, serving(create_app(engine.intake, engine.store)) as url:
         engine.start()
-        await _emit(url, [session])
+        await emit(url, [session])
         await drained(engine)
         jobs = await engine.store.list_jobs(JobFilter(limit=10))
     assert all(j.status is JobStatus.DONE for j in jobs)

@@ -17,41 +17,23 @@ from typing import Any
 import pytest
 
 from rsbridge.appliance.report_model import SupportSession
-from rsbridge.connectors.servicenow.schema import Schema, unload_xml
 from rsbridge.engine.runtime import Engine
 from rsbridge.engine.store.base import JobFilter, JobStatus
-from rsbridge.sim.appliance.emitter import (
-    OutboundEventEmitter,
-    Recipient,
-    events_for_session,
-)
 from rsbridge.sim.appliance.scenarios import SessionGenerator
-from rsbridge.sim.serve import serve_in_thread
-from rsbridge.sim.servicenow import DemoSeed, SimServiceNowState, seed_demo
-from rsbridge.sim.servicenow import create_app as create_servicenow_app
 from rsbridge.web.app import create_app
 from rsbridge.web.serve import serving
+from tests.servicenow_helpers import Snow, running_instance
 
-from .conftest import SimAppliance, drained, engine_config
-
-
-@dataclasses.dataclass
-class Instance:
-    state: SimServiceNowState
-    demo: DemoSeed
-    url: str
+from .conftest import SimAppliance, drained, emit, engine_config
 
 
 @pytest.fixture
-def snow() -> Iterator[Instance]:
-    state = SimServiceNowState(seed=11)
-    demo = seed_demo(state)
-    state.import_unload_xml(unload_xml(Schema.build()))
-    with serve_in_thread(create_servicenow_app(state)) as url:
-        yield Instance(state, demo, url)
+def snow() -> Iterator[Snow]:
+    with running_instance(11) as running:
+        yield running
 
 
-def _config(tmp_path: Path, sim: SimAppliance, snow: Instance, **extra: Any) -> Any:
+def _config(tmp_path: Path, sim: SimAppliance, snow: Snow, **extra: Any) -> Any:
     user, password = snow.demo.integration
     association = extra.pop("association", {})
     settings = extra.pop("settings", {})
@@ -76,7 +58,7 @@ def _config(tmp_path: Path, sim: SimAppliance, snow: Instance, **extra: Any) -> 
     )
 
 
-def _sessions(snow: Instance, count: int, seed: int = 21) -> list[SupportSession]:
+def _sessions(snow: Snow, count: int, seed: int = 21) -> list[SupportSession]:
     """Ended sessions, each with an incident's number as external key."""
     numbers = sorted(n for n in snow.demo.ids if n.startswith("INC"))
     generator = SessionGenerator(seed)
@@ -94,20 +76,8 @@ def _sessions(snow: Instance, count: int, seed: int = 21) -> list[SupportSession
     return made
 
 
-async def _emit(url: str, sessions: list[SupportSession], *, twice: bool = False) -> Recipient:
-    recipient = Recipient(f"{url}/ERSPost?appliance=default", retry_interval=0.05)
-    async with OutboundEventEmitter([recipient]) as emitter:
-        for session in sessions:
-            for event in events_for_session(session, "abc"):
-                emitter.enqueue(event)
-                if twice:
-                    emitter.enqueue(event)
-        await emitter.run_until_idle()
-    return recipient
-
-
 async def test_sessions_land_once_on_their_incidents_with_duplicate_events(
-    tmp_path: Path, sim: SimAppliance, snow: Instance
+    tmp_path: Path, sim: SimAppliance, snow: Snow
 ) -> None:
     sessions = _sessions(snow, 4)
     for session in sessions:
@@ -115,7 +85,7 @@ async def test_sessions_land_once_on_their_incidents_with_duplicate_events(
     config = _config(tmp_path, sim, snow)
     async with Engine(config) as engine, serving(create_app(engine.intake, engine.store)) as url:
         engine.start()
-        recipient = await _emit(url, sessions, twice=True)
+        recipient = await emit(url, sessions, twice=True)
         await drained(engine)
         jobs = await engine.store.list_jobs(JobFilter(limit=100))
     assert recipient.dropped == 0
@@ -137,7 +107,7 @@ async def test_sessions_land_once_on_their_incidents_with_duplicate_events(
 
 
 async def test_an_instance_down_for_a_while_loses_nothing_and_never_blocks_the_appliance(
-    tmp_path: Path, sim: SimAppliance, snow: Instance
+    tmp_path: Path, sim: SimAppliance, snow: Snow
 ) -> None:
     sessions = _sessions(snow, 5, seed=22)
     for session in sessions:
@@ -146,7 +116,7 @@ async def test_an_instance_down_for_a_while_loses_nothing_and_never_blocks_the_a
     snow.state.down = True
     async with Engine(config) as engine, serving(create_app(engine.intake, engine.store)) as url:
         engine.start()
-        recipient = await _emit(url, sessions)
+        recipient = await emit(url, sessions)
         # Every event was acknowledged while the instance was down: nothing queued behind.
         assert recipient.dropped == 0 and recipient.queued == 0
         # The workers tried, failed and re-queued with backoff.
@@ -166,7 +136,7 @@ async def test_an_instance_down_for_a_while_loses_nothing_and_never_blocks_the_a
 
 
 async def test_429_with_retry_after_is_waited_for(
-    tmp_path: Path, sim: SimAppliance, snow: Instance
+    tmp_path: Path, sim: SimAppliance, snow: Snow
 ) -> None:
     sessions = _sessions(snow, 1, seed=23)
     sim.state.add_report(sessions[0])
@@ -174,7 +144,7 @@ async def test_429_with_retry_after_is_waited_for(
     snow.state.fail_next(2, status=429, retry_after=1)
     async with Engine(config) as engine, serving(create_app(engine.intake, engine.store)) as url:
         engine.start()
-        await _emit(url, sessions)
+        await emit(url, sessions)
         await drained(engine)
         jobs = await engine.store.list_jobs(JobFilter(limit=10))
         end = next(j for j in jobs if j.event_type.endswith("_end"))
@@ -186,7 +156,7 @@ async def test_429_with_retry_after_is_waited_for(
 
 
 async def test_sessions_without_a_task_are_imported_alone_when_configured(
-    tmp_path: Path, sim: SimAppliance, snow: Instance
+    tmp_path: Path, sim: SimAppliance, snow: Snow
 ) -> None:
     session = _sessions(snow, 1, seed=24)[0]
     session = dataclasses.replace(session, external_key=None, custom_attributes=[])
@@ -194,21 +164,21 @@ async def test_sessions_without_a_task_are_imported_alone_when_configured(
     config = _config(tmp_path, sim, snow, association={"on_unmatched": "import"})
     async with Engine(config) as engine, serving(create_app(engine.intake, engine.store)) as url:
         engine.start()
-        await _emit(url, [session])
+        await emit(url, [session])
         await drained(engine)
     (row,) = snow.state.query("u_rs_session")
     assert row["u_task"] == ""
 
 
 async def test_events_to_import_filter_the_event_rows(
-    tmp_path: Path, sim: SimAppliance, snow: Instance
+    tmp_path: Path, sim: SimAppliance, snow: Snow
 ) -> None:
     session = _sessions(snow, 1, seed=25)[0]
     sim.state.add_report(session)
     config = _config(tmp_path, sim, snow, import_events=["Chat Message"])
     async with Engine(config) as engine, serving(create_app(engine.intake, engine.store)) as url:
         engine.start()
-        await _emit(url, [session])
+        await emit(url, [session])
         await drained(engine)
     types = {r["u_event_type"] for r in snow.state.query("u_rs_session_event")}
     chats = [e for e in session.events if e.event_type == "Chat Message"]
@@ -217,7 +187,7 @@ async def test_events_to_import_filter_the_event_rows(
 
 
 async def test_auto_create_on_join_writes_the_incident_back_to_the_session(
-    tmp_path: Path, sim: SimAppliance, snow: Instance
+    tmp_path: Path, sim: SimAppliance, snow: Snow
 ) -> None:
     config = _config(tmp_path, sim, snow, association={"create_on_join": True})
     key = sim.state.generate_session_key(queue_id="general")
@@ -239,7 +209,7 @@ async def test_auto_create_on_join_writes_the_incident_back_to_the_session(
         assert len(created) == 1
         assert sim.state.active_sessions[lsid].custom["snow_task_id"] == created[0]["sys_id"]
         report = sim.state.complete_session(lsid)
-        await _emit(url, [report])
+        await emit(url, [report])
         await drained(engine)
     (row,) = snow.state.query("u_rs_session")
     assert row["u_task"] == created[0]["sys_id"]

@@ -8,10 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rsbridge.sim.serve import serve_in_thread
+from rsbridge.sim.serve import SwappableApp, serve_in_thread
 from rsbridge.sim.servicenow import DemoSeed, SimServiceNowState, create_app, seed_demo
 
 NOW = 1_736_935_200.0  # 2025-01-15 10:00:00 UTC
@@ -26,16 +24,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class SwappableApp:
-    """Starting a server per test is slow; tests swap the app behind one server."""
-
-    def __init__(self) -> None:
-        self.app: ASGIApp = Starlette()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
 
 
 @pytest.fixture(scope="session")

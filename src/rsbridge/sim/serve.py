@@ -9,7 +9,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+
+class SwappableApp:
+    """An ASGI app whose inner app can be replaced while it is served.
+
+    Starting a server costs tens of milliseconds; test modules serve one of these once
+    and plug a fresh simulator into ``app`` for each test.
+    """
+
+    def __init__(self) -> None:
+        self.app: ASGIApp = Starlette()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 @contextmanager
