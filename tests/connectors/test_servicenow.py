@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from rsbridge.appliance.report_model import CustomAttribute, ExitSurvey, SurveyAnswer
-from rsbridge.connectors.base import Connector, Ticket
+from rsbridge.connectors.base import Connector, NoteDelivery, Ticket
 from rsbridge.connectors.servicenow import ServiceNowConnector
 from rsbridge.connectors.servicenow.records import stable_id
 from rsbridge.connectors.servicenow.schema import Schema, unload_xml
@@ -172,8 +172,8 @@ async def test_a_session_becomes_records_and_journal_entries(sn: Instance, make:
     texts = [n["value"] for n in notes]
     assert any(t.startswith("Chat transcript") for t in texts)
     assert any("Remote Support session ended." in t for t in texts)
-    # One read (is the session there?), one user lookup, one batch.
-    assert calls <= 3, [r.path for r in sn.state.requests[before:]]
+    # One read (is the session there?), one user lookup, one batch, "complete".
+    assert calls <= 4, [r.path for r in sn.state.requests[before:]]
 
 
 async def test_a_replay_changes_nothing(sn: Instance, make: Factory) -> None:
@@ -493,8 +493,6 @@ async def test_rep_usernames_and_configuration_items(sn: Instance, make: Factory
 
 
 async def test_notes_are_written_once(sn: Instance, make: Factory) -> None:
-    from rsbridge.connectors.base import NoteDelivery
-
     connector = make()
     ticket = await connector.find_ticket("INC0010001")
     first = await connector.write_note(ticket, NoteDelivery("n1", "Session key 1234567"))
@@ -517,3 +515,91 @@ async def test_concurrent_imports_of_one_session(sn: Instance, make: Factory) ->
 def test_the_survey_delivery_has_answers() -> None:
     survey = ExitSurvey(1, [SurveyAnswer("q", "a")])
     assert survey.answer("q") == "a"
+
+
+# --- failures part-way (found in review) ------------------------------------------------
+
+
+async def test_a_refused_part_is_written_by_the_retry_after_the_fix(
+    sn: Instance, make: Factory
+) -> None:
+    """The Batch API serves every sub-request even after one failed: the session must not
+    be marked complete then, so that a retry after the fix writes what was refused."""
+    sn.state.set_table_acl("u_rs_session_event", ["itil"], ["admin"])
+    connector = make()
+    ticket = await connector.find_ticket("INC0010001")
+    with pytest.raises(ConnectorPermanentError, match="roles"):
+        await connector.write_session_report(ticket, session_delivery("k1"))
+    (row,) = rows(sn, "u_rs_session")
+    assert row["u_import_state"] == "importing"
+    sn.state.set_table_acl("u_rs_session_event", ["itil"], ["itil"])
+    await connector.write_session_report(ticket, session_delivery("k1"))
+    assert len(rows(sn, "u_rs_session_event")) == len(sample_session().events)
+    assert rows(sn, "u_rs_session")[0]["u_import_state"] == "complete"
+    values = [e["value"] for e in sn.state.journal(ticket.id, "work_notes")]
+    assert len(values) == len(set(values))
+
+
+async def test_a_failed_attachment_is_attached_by_the_retry(sn: Instance, make: Factory) -> None:
+    connector = make(attach_report=True)
+    ticket = await connector.find_ticket("INC0010001")
+    original = connector.client.attach
+
+    async def down(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectorRetryableError("no answer")
+
+    connector.client.attach = down  # type: ignore[method-assign]
+    with pytest.raises(ConnectorRetryableError):
+        await connector.write_session_report(ticket, session_delivery("k1"))
+    connector.client.attach = original  # type: ignore[method-assign]
+    await connector.write_session_report(ticket, session_delivery("k1"))
+    assert len(sn.state.query("sys_attachment", f"table_sys_id={ticket.id}")) == 1
+
+
+async def test_without_session_records_journal_entries_are_still_once(
+    sn: Instance, make: Factory
+) -> None:
+    sn.state.journal_rows_admin_only = True  # the journal table is hidden, as ACLs often do
+    connector = make(write_session_records=False)
+    ticket = await connector.find_ticket("INC0010001")
+    before = len(sn.state.journal(ticket.id))
+    await connector.write_session_report(ticket, session_delivery("k1"))
+    written = len(sn.state.journal(ticket.id)) - before
+    assert written == 2  # chat transcript, session end
+    await connector.write_session_report(ticket, session_delivery("k1"))
+    assert len(sn.state.journal(ticket.id)) - before == written
+    await connector.write_note(ticket, NoteDelivery("n1", "Key 7654321"))
+    await connector.write_note(ticket, NoteDelivery("n1", "Key 7654321"))
+    assert sum("Key 7654321" in e["value"] for e in sn.state.journal(ticket.id)) == 1
+
+
+async def test_survey_effects_are_checked_one_by_one(sn: Instance, make: Factory) -> None:
+    ticket = await make().find_ticket("INC0010001")
+    await make().write_survey(ticket, survey_delivery("s:survey:customer:0"))
+    # The answers are in; the note and the state change were not (say, a cut batch).
+    connector = make(log_surveys=True, survey_state_rules=["customer:rating=5 -> 2"])
+    await connector.write_survey(ticket, survey_delivery("s:survey:customer:0"))
+    assert sn.state.get("incident", ticket.id)["state"] == "2"  # type: ignore[index]
+    notes = [e for e in sn.state.journal(ticket.id) if "customer survey 0" in e["value"]]
+    assert len(notes) == 1
+    again = await connector.write_survey(ticket, survey_delivery("s:survey:customer:0"))
+    assert again.detail.get("already") == "complete"
+    assert len([e for e in sn.state.journal(ticket.id) if "customer survey 0" in e["value"]]) == 1
+
+
+async def test_a_token_endpoint_outage_is_retryable(sn: Instance, make: Factory) -> None:
+    client_id, client_secret = sn.demo.oauth_client
+    connector = make(auth="oauth_password", client_id=client_id, client_secret=client_secret)
+    sn.state.fail_next(1, status=503)
+    with pytest.raises(ConnectorRetryableError, match="token endpoint"):
+        await connector.find_ticket("INC0010001")
+    assert (await connector.find_ticket("INC0010001")).number == "INC0010001"
+
+
+async def test_closed_states_can_name_a_record_type(sn: Instance, make: Factory) -> None:
+    change = next(n for n in sn.demo.ids if n.startswith("CHG"))
+    connector = make()
+    sn.state.update("change_request", sn.demo.ids[change], {"state": "3"})
+    assert (await connector.ticket_context(change)).closed is True
+    sn.state.update("change_request", sn.demo.ids[change], {"state": "-1"})
+    assert (await connector.ticket_context(change)).closed is False

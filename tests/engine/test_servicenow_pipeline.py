@@ -190,6 +190,7 @@ async def test_auto_create_on_join_writes_the_incident_back_to_the_session(
     tmp_path: Path, sim: SimAppliance, snow: Snow
 ) -> None:
     config = _config(tmp_path, sim, snow, association={"create_on_join": True})
+    snow.state.fail_next(1, status=503)  # the instance hiccups as the rep joins: retried
     key = sim.state.generate_session_key(queue_id="general")
     lsid = sim.state.start_session(key.short_key)
     form = {"event": "support_conference_member_added", "version": "1", "lsid": lsid}
@@ -198,7 +199,7 @@ async def test_auto_create_on_join_writes_the_incident_back_to_the_session(
         import httpx
 
         async with httpx.AsyncClient() as client:
-            for who in ("representative", "customer"):
+            for who in ("representative",):  # one join: its retry must create the ticket
                 answer = await client.post(
                     f"{url}/ERSPost?appliance=default",
                     data={**form, "type": who, "timestamp": str(int(time.time()))},

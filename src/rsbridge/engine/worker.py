@@ -301,6 +301,10 @@ class Worker:
             retry_types = (
                 integration.retry_polling_events if polled else integration.retry_outbound_events
             )
+            if integration.association.create_on_join:
+                # A join is only processed for auto-create; while the session is live a
+                # passing failure is worth retrying (the end would otherwise find no ticket).
+                retry_types = [*retry_types, MEMBER_ADDED]
         limit = integration.retry_limit if integration else 0
         if exc.retryable and job.event_type in retry_types and job.attempts < limit:
             delay = backoff(

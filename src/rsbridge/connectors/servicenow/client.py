@@ -107,12 +107,17 @@ class ServiceNowClient:
             await self._login(force=False)
         return {"Authorization": f"Bearer {self._token}"}
 
-    async def _login(self, *, force: bool) -> None:
-        stale = self._token
+    async def _login(self, *, force: bool, stale: str | None = None) -> None:
+        """Get a token. ``stale``: the token a 401 refused; if another task has
+        replaced it meanwhile, that one is used instead of logging in again."""
         async with self._login_lock:
-            if self._token is not None and self._token != stale and not force:
+            if force and self._token is not None and self._token != stale:
                 return  # another task logged in while we waited
-            if not force and self._token is not None and time.monotonic() < self._expires:
+            if (
+                not force
+                and self._token is not None
+                and (time.monotonic() < self._expires - _TOKEN_MARGIN)
+            ):
                 return
             creds = self.credentials
             form: dict[str, str] = {
@@ -126,7 +131,7 @@ class ServiceNowClient:
                     )
                     return
                 except ConnectorAuthError:
-                    self._refresh = None  # expired or revoked: log in again
+                    self._refresh = None  # expired or revoked (not a passing failure)
             if creds.mode == "oauth_password":
                 form.update(
                     grant_type="password",
@@ -149,7 +154,15 @@ class ServiceNowClient:
             },
         )
         body = _json(response)
-        if response.status_code != 200 or not isinstance(body, dict) or "access_token" not in body:
+        status = response.status_code
+        if status == 429 or status >= 500 or (status == 200 and not isinstance(body, dict)):
+            # Maintenance, rate limits, a hibernation page: passing, not a refusal.
+            raise ConnectorRetryableError(
+                f"ServiceNow {self.host}: the OAuth token endpoint is not answering "
+                f"(HTTP {status}{', not JSON' if status == 200 else ''}); will retry",
+                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+            )
+        if status != 200 or not isinstance(body, dict) or "access_token" not in body:
             detail = ""
             if isinstance(body, dict):
                 detail = str(body.get("error_description") or body.get("error") or "")
@@ -223,15 +236,13 @@ class ServiceNowClient:
             headers["Content-Type"] = content_type
         url = f"{self.base_url}{path}"
         for attempt in (1, 2):
+            auth = await self._auth_header()
+            token = self._token
             response = await self._send(
-                method,
-                url,
-                content=content,
-                params=params,
-                headers={**headers, **await self._auth_header()},
+                method, url, content=content, params=params, headers={**headers, **auth}
             )
             if response.status_code == 401 and self.credentials.mode != "basic" and attempt == 1:
-                await self._login(force=True)
+                await self._login(force=True, stale=token)
                 continue
             break
         self._raise_for(response, what)
@@ -318,11 +329,21 @@ class ServiceNowClient:
             )
         return [r for r in result if isinstance(r, dict)]
 
-    async def get(self, table: str, sys_id: str, *, fields: Sequence[str] = ()) -> Record | None:
-        """One record by sys_id, or None."""
+    async def get(
+        self,
+        table: str,
+        sys_id: str,
+        *,
+        fields: Sequence[str] = (),
+        display_value: str | None = None,
+    ) -> Record | None:
+        """One record by sys_id, or None. ``display_value="all"`` gives every field as
+        ``{"display_value", "value"}`` (journal fields then hold their whole stream)."""
         params = {"sysparm_exclude_reference_link": "true"}
         if fields:
             params["sysparm_fields"] = ",".join(fields)
+        if display_value:
+            params["sysparm_display_value"] = display_value
         try:
             response = await self.request(
                 "GET", f"/api/now/table/{table}/{sys_id}", params=params, what=f"read {table}"

@@ -1,7 +1,7 @@
 """The ServiceNow connector: sessions into structured records and journal entries.
 
-What a session import writes (all in one Batch API call for a usual session, after one
-read that tells whether the session is there already):
+What a session import writes (one read that tells whether the session is there already,
+one Batch API call for a usual session, one call that marks it complete):
 
 * a row of the session table related to the task (the ticket), the configuration item,
   the call and the interaction it belongs to, with the primary representative's
@@ -14,9 +14,12 @@ read that tells whether the session is there already):
 
 Idempotency: every row has a sys_id derived from the session (see ``records``). The
 session row is inserted first with ``import_state = importing`` and set to ``complete``
-last; a complete row means "nothing to do", an incomplete one (a batch cut short)
-makes the next attempt insert only the rows that are missing and skip the journal
-entries that are present (each ends with a line naming the session).
+by a call of its own once everything else succeeded (the Batch API serves every
+sub-request even after one failed); a complete row means "nothing to do", an
+incomplete one makes the next attempt insert only the rows that are missing and skip
+the journal entries that are present. Journal entries end with a line naming the
+session and part (notes: a reference to their key), looked for in the task's journal
+stream read with display values, since ``sys_journal_field`` is often hidden by ACLs.
 """
 
 from __future__ import annotations
@@ -174,8 +177,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "closed_states",
         "list",
-        "Task states in which no session key is generated.",
-        default=["6", "7", "8"],
+        "Task states in which no session key is generated: a state for every record type, "
+        "or `<table>=<state>` for one.",
+        default=["6", "7", "8", "change_request=3", "change_request=4", "problem=107"],
     ),
     Setting(
         "create_table",
@@ -543,22 +547,20 @@ class ServiceNowConnector(Connector):
             requests += [self._insert(row) for row in rows]
         if ticket is not None and ticket_table is not None:
             notes = self._journal_entries(delivery)
-            if recovering and notes:
-                notes = await self._unwritten_notes(ticket.id, session.lsid, notes)
+            # Without a session row to say how far an import got, the journal itself says
+            # which entries are there (after a crash, or a lost answer).
+            if notes and (recovering or not self._c.write_session_records):
+                stream, _ = await self._journal_and_state(ticket_table, ticket.id)
+                notes = [n for n in notes if _footer(n) not in stream]
             requests += [self._journal(ticket_table, ticket.id, text) for text in notes]
-        if self._c.write_session_records:
-            requests.append(
-                BatchRequest(
-                    "complete",
-                    "PATCH",
-                    f"/api/now/table/{table}/{session_id}",
-                    {state_col: "complete"},
-                )
-            )
         await self._run_batches(requests, what=f"import session {session.lsid}")
         if self._c.attach_report:
             target = (ticket_table, ticket.id) if ticket and ticket_table else (table, session_id)
             await self._attach_report(target, delivery)
+        if self._c.write_session_records:
+            # Only once everything above succeeded: the Batch API serves every sub-request
+            # even after one failed, so "complete" cannot ride in the same batch.
+            await self.client.update(table, session_id, {state_col: "complete"})
         return WriteResult(session_id, detail)
 
     async def _references(
@@ -632,14 +634,22 @@ class ServiceNowConnector(Connector):
             entries.append(_end_notice(session) + footer.format("session end"))
         return entries
 
-    async def _unwritten_notes(self, task_id: str, lsid: str, notes: list[str]) -> list[str]:
-        found = await self.client.query(
-            "sys_journal_field",
-            f"element_id={task_id}^element={self.options.journal_field}^valueLIKE{lsid}",
-            fields=("value",),
+    async def _journal_and_state(self, table: str, sys_id: str) -> tuple[str, str]:
+        """The task's journal stream (as its form shows it) and its state value.
+
+        Read through the task itself with display values: ``sys_journal_field`` has
+        row-level ACLs that often hide it from integration users (reference §1.3).
+        """
+        field_name = self.options.journal_field
+        record = await self.client.get(
+            table, sys_id, fields=(field_name, "state"), display_value="all"
         )
-        written = {str(r.get("value", "")).strip() for r in found}
-        return [n for n in notes if n.strip() not in written]
+        if record is None:
+            raise TicketNotFoundError(f"ServiceNow has no {table} with sys_id {sys_id}")
+        journal, state = record.get(field_name), record.get("state")
+        stream = journal.get("display_value") if isinstance(journal, dict) else journal
+        value = state.get("value") if isinstance(state, dict) else state
+        return str(stream or ""), str(value or "")
 
     def _insert(self, row: Row) -> BatchRequest:
         return BatchRequest(
@@ -696,41 +706,52 @@ class ServiceNowConnector(Connector):
         rows = survey_rows(delivery.key, session_id, delivery.kind, index, delivery.survey)
         requests: list[BatchRequest] = []
         ticket_table = await self._ticket_table(ticket) if ticket is not None else None
+        written = True
         if self._c.write_session_records:
             missing = await self._missing(rows) if rows else []
-            if not missing and rows:
-                return WriteResult(session_id, {"already": "complete"})
-            table = self.schema.table("session")
-            if await self.client.get(table, session_id, fields=("sys_id",)) is None:
-                refs = await self._references(session, ticket, ticket_table)
-                values = {
-                    **session_values(session, delivery.appliance_id),
-                    **refs,
-                    "import_state": "survey_only",
-                }
-                requests.append(self._insert(Row("session", session_id, values)))
-            requests += [self._insert(row) for row in missing]
+            written = not missing
+            if missing:
+                table = self.schema.table("session")
+                if await self.client.get(table, session_id, fields=("sys_id",)) is None:
+                    refs = await self._references(session, ticket, ticket_table)
+                    values = {
+                        **session_values(session, delivery.appliance_id),
+                        **refs,
+                        "import_state": "survey_only",
+                    }
+                    requests.append(self._insert(Row("session", session_id, values)))
+                requests += [self._insert(row) for row in missing]
         if ticket is not None and ticket_table is not None:
+            # Each effect is checked on its own: a batch cut short may have written the
+            # answers but not the note or the state (or the other way round).
+            text = ""
             if self._c.log_surveys and delivery.rendered.text.strip():
                 text = delivery.rendered.text.strip() + (
-                    f"\n\n(Remote Support session {session.lsid}: {delivery.kind} survey)"
+                    f"\n\n(Remote Support session {session.lsid}: {delivery.kind} survey {index})"
                 )
-                requests.append(self._journal(ticket_table, ticket.id, text))
             state = self._survey_state(delivery)
-            if state is not None:
-                requests.append(
-                    BatchRequest(
-                        "state",
-                        "PATCH",
-                        f"/api/now/table/{ticket_table}/{ticket.id}",
-                        {"state": state},
+            if text or state is not None:
+                stream, current = await self._journal_and_state(ticket_table, ticket.id)
+                if text and _footer(text) not in stream:
+                    requests.append(self._journal(ticket_table, ticket.id, text))
+                    written = False
+                if state is not None and current != state:
+                    requests.append(
+                        BatchRequest(
+                            "state",
+                            "PATCH",
+                            f"/api/now/table/{ticket_table}/{ticket.id}",
+                            {"state": state},
+                        )
                     )
-                )
         if requests:
             await self._run_batches(
                 requests, what=f"import {delivery.kind} survey of {session.lsid}"
             )
-        return WriteResult(session_id, {"answers": str(len(rows))})
+        detail = {"answers": str(len(rows))}
+        if written and not requests:
+            detail["already"] = "complete"
+        return WriteResult(session_id, detail)
 
     def _survey_state(self, delivery: SurveyDelivery) -> str | None:
         for rule in self.options.state_rules:
@@ -746,15 +767,10 @@ class ServiceNowConnector(Connector):
     async def write_note(self, ticket: Ticket, note: NoteDelivery) -> WriteResult:
         """A journal entry, once per ``note.key`` (its last line carries a reference)."""
         marker = f"rsbridge ref {stable_id(note.key)[:16]}"
-        found = await self.client.query(
-            "sys_journal_field",
-            f"element_id={ticket.id}^element={self.options.journal_field}^valueLIKE{marker}",
-            fields=("sys_id",),
-            limit=1,
-        )
-        if found:
-            return WriteResult(marker, {"already": "written"})
         table = await self._ticket_table(ticket)
+        stream, _ = await self._journal_and_state(table, ticket.id)
+        if marker in stream:
+            return WriteResult(marker, {"already": "written"})
         await self.client.update(
             table, ticket.id, {self.options.journal_field: f"{note.text}\n\n({marker})"}
         )
@@ -784,7 +800,10 @@ class ServiceNowConnector(Connector):
         table = ticket.kind or "task"
         record = await self.client.get(table, ticket.id) or {}
         state = str(record.get("state") or "") or None
-        closed = state is not None and state in {str(s) for s in self._c.closed_states}
+        closed_states = {str(s) for s in self._c.closed_states}
+        closed = state is not None and (
+            state in closed_states or f"{table}={state}" in closed_states
+        )
         assigned_rep = None
         if record.get("assigned_to"):
             user = await self.client.get("sys_user", str(record["assigned_to"]))
@@ -879,6 +898,11 @@ class ServiceNowConnector(Connector):
 def _q(value: str) -> str:
     """A value safe inside an encoded query: ``^`` would start a new condition."""
     return value.replace("^", "")
+
+
+def _footer(note: str) -> str:
+    """The last line of a journal entry we wrote: it names the session and the part."""
+    return note.rsplit("\n", 1)[-1]
 
 
 def _survey_index(key: str) -> int:
