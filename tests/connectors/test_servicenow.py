@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import http.server
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
+import httpx
 import pytest
 
 from rsbridge.appliance.report_model import CustomAttribute, ExitSurvey, SurveyAnswer
@@ -603,3 +606,49 @@ async def test_closed_states_can_name_a_record_type(sn: Instance, make: Factory)
     assert (await connector.ticket_context(change)).closed is True
     sn.state.update("change_request", sn.demo.ids[change], {"state": "-1"})
     assert (await connector.ticket_context(change)).closed is False
+
+
+class _ForwardProxy(http.server.BaseHTTPRequestHandler):
+    """A plain HTTP forward proxy: absolute-form requests relayed, each one recorded."""
+
+    seen: ClassVar[list[str]] = []
+
+    def _relay(self) -> None:
+        self.seen.append(f"{self.command} {self.path}")
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+        with httpx.Client() as client:
+            answer = client.request(self.command, self.path, headers=headers, content=body)
+        self.send_response(answer.status_code)
+        for key, value in answer.headers.items():
+            if key.lower() not in _HOP | {"content-length", "content-encoding"}:
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(answer.content)))
+        self.end_headers()
+        self.wfile.write(answer.content)
+
+    do_GET = do_POST = do_PATCH = _relay  # noqa: N815 (http.server's handler names)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+_HOP = {"connection", "proxy-connection", "keep-alive", "transfer-encoding", "proxy-authorization"}
+
+
+async def test_calls_go_through_the_configured_proxy(sn: Instance, make: Factory) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ForwardProxy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        proxy = f"http://127.0.0.1:{server.server_address[1]}"
+        connector = make(proxy=proxy)
+        ticket = await connector.find_ticket("INC0010001")
+        await connector.write_session_report(ticket, session_delivery("k1"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert any("/api/now/table/incident" in line for line in _ForwardProxy.seen)
+    assert any("/api/now/v1/batch" in line for line in _ForwardProxy.seen)
+    assert len(rows(sn, "u_rs_session")) == 1
