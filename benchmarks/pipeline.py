@@ -60,8 +60,6 @@ import json
 import logging
 import resource
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -69,7 +67,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -80,6 +77,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from childproc import ChildPeer
 from rsbridge.appliance.client import ApplianceClient
 from rsbridge.appliance.events import END
 from rsbridge.appliance.report_model import SupportSession
@@ -301,45 +299,23 @@ async def _run_peers(latency: float, per_second: int, per_hour: int) -> None:
 # --- the parent's view of the peers ---------------------------------------------------
 
 
-class Peers:
+class Peers(ChildPeer):
     """A peers child process for one measurement (``with Peers(...) as peers``)."""
 
     def __init__(self, latency: float, per_second: int, per_hour: int) -> None:
-        self._argv = [
-            sys.executable,
-            __file__,
-            "--serve-peers",
-            "--peer-latency",
-            str(latency),
-            "--rate-per-second",
-            str(per_second),
-            "--rate-per-hour",
-            str(per_hour),
-        ]
-        self._child: subprocess.Popen[str] | None = None
-        self.info: dict[str, str] = {}
-
-    def __enter__(self) -> Peers:
-        self._child = subprocess.Popen(  # noqa: S603 (this script, as a child)
-            self._argv, stdout=subprocess.PIPE, text=True
+        super().__init__(
+            [
+                __file__,
+                "--serve-peers",
+                "--peer-latency",
+                str(latency),
+                "--rate-per-second",
+                str(per_second),
+                "--rate-per-hour",
+                str(per_hour),
+            ],
+            "peers",
         )
-        assert self._child.stdout is not None
-        line = self._child.stdout.readline()
-        if not line:
-            self._child.wait()
-            raise SystemExit("the peers process did not start")
-        self.info = json.loads(line)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._child is not None:
-            self._child.terminate()
-            self._child.wait()
 
     async def call(self, path: str, body: dict[str, Any] | None = None) -> Any:
         """GET (or POST ``body`` to) a control route; its JSON answer."""

@@ -52,13 +52,10 @@ import asyncio
 import hashlib
 import json
 import resource
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -67,6 +64,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from childproc import ChildPeer
 from rsbridge.appliance.events import END
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.connectors.base import SessionDelivery
@@ -161,35 +159,11 @@ async def _serve_instance(latency: float) -> None:
         await asyncio.Event().wait()  # until the parent terminates this process
 
 
-class Instance:
+class Instance(ChildPeer):
     """A simulated instance in a child process (``with Instance(latency) as sn``)."""
 
     def __init__(self, latency: float) -> None:
-        self._argv = [sys.executable, __file__, "--serve-instance", "--latency", str(latency)]
-        self._child: subprocess.Popen[str] | None = None
-        self.info: dict[str, Any] = {}
-
-    def __enter__(self) -> Instance:
-        self._child = subprocess.Popen(  # noqa: S603 (this script, as a child)
-            self._argv, stdout=subprocess.PIPE, text=True
-        )
-        assert self._child.stdout is not None
-        line = self._child.stdout.readline()
-        if not line:
-            self._child.wait()
-            raise SystemExit("the instance process did not start")
-        self.info = json.loads(line)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._child is not None:
-            self._child.terminate()
-            self._child.wait()
+        super().__init__([__file__, "--serve-instance", "--latency", str(latency)], "instance")
 
     def results(self) -> dict[str, Any]:
         """What the instance received and holds (see ``_serve_instance``)."""

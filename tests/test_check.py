@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
 from rsbridge.appliance.client import ApplianceClient
-from rsbridge.appliance.report_model import SupportSession
 from rsbridge.config import ApplianceConfig, Config, parse_config
 from rsbridge.connectors import registry
 from rsbridge.connectors.base import (
     CheckResult,
-    Connector,
-    NoteDelivery,
-    SessionDelivery,
     Setting,
-    SurveyDelivery,
-    Ticket,
-    WriteResult,
 )
 from rsbridge.engine import check as check_module
 from rsbridge.engine.appliances import make_appliance_client
@@ -31,12 +24,13 @@ from rsbridge.errors import ConfigurationError, ConnectorAuthError
 from rsbridge.sim.appliance.server import create_app
 from rsbridge.sim.appliance.state import SimApplianceState
 from rsbridge.sim.serve import serve_in_thread
+from tests.stub_connectors import CheckOnlyConnector
 
 #: Distinctive, so that a leak anywhere is found by a plain substring search.
 SECRET = "Zq7-xyzzy-SECRET-value-4711"
 
 
-class ProbeConnector(Connector):
+class ProbeConnector(CheckOnlyConnector):
     """A connector whose check does what its ``behaviour`` setting says."""
 
     name = "probe"
@@ -65,25 +59,6 @@ class ProbeConnector(Connector):
     async def aclose(self) -> None:
         type(self).closed += 1
         await super().aclose()
-
-    async def find_ticket(self, reference: str) -> Ticket:
-        raise NotImplementedError
-
-    async def create_ticket(
-        self, session: SupportSession, fields: Mapping[str, str], *, key: str
-    ) -> Ticket:
-        raise NotImplementedError
-
-    async def write_session_report(
-        self, ticket: Ticket | None, delivery: SessionDelivery
-    ) -> WriteResult:
-        raise NotImplementedError
-
-    async def write_survey(self, ticket: Ticket | None, delivery: SurveyDelivery) -> WriteResult:
-        raise NotImplementedError
-
-    async def write_note(self, ticket: Ticket, note: NoteDelivery) -> WriteResult:
-        raise NotImplementedError
 
 
 @pytest.fixture(autouse=True)

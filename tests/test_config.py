@@ -13,7 +13,6 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from rsbridge.appliance.events import CUSTOMER_SURVEY, END, IMPORTABLE_EVENTS, REP_SURVEY
-from rsbridge.appliance.report_model import SupportSession
 from rsbridge.config import (
     ApplianceConfig,
     AssociationConfig,
@@ -27,15 +26,10 @@ from rsbridge.config import (
 from rsbridge.connectors import registry
 from rsbridge.connectors.base import (
     CheckResult,
-    Connector,
-    NoteDelivery,
-    SessionDelivery,
     Setting,
-    SurveyDelivery,
-    Ticket,
-    WriteResult,
 )
 from rsbridge.errors import ConfigurationError
+from tests.stub_connectors import CheckOnlyConnector
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SECRET = "Zq7-xyzzy-SECRET-value-4711"
 
 
-class DummyConnector(Connector):
+class DummyConnector(CheckOnlyConnector):
     """A connector with one setting of each kind, registered for these tests only."""
 
     name = "dummy"
@@ -57,25 +51,6 @@ class DummyConnector(Connector):
 
     async def check(self) -> CheckResult:
         return CheckResult("dummy reached")
-
-    async def find_ticket(self, reference: str) -> Ticket:
-        raise NotImplementedError
-
-    async def create_ticket(
-        self, session: SupportSession, fields: Mapping[str, str], *, key: str
-    ) -> Ticket:
-        raise NotImplementedError
-
-    async def write_session_report(
-        self, ticket: Ticket | None, delivery: SessionDelivery
-    ) -> WriteResult:
-        raise NotImplementedError
-
-    async def write_survey(self, ticket: Ticket | None, delivery: SurveyDelivery) -> WriteResult:
-        raise NotImplementedError
-
-    async def write_note(self, ticket: Ticket, note: NoteDelivery) -> WriteResult:
-        raise NotImplementedError
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -27,8 +27,8 @@ def _schema(config_path: Path | None, integration: str | None) -> Schema:
         raise typer.BadParameter(
             f"name one ServiceNow integration with --integration (found: {names or 'none'})"
         )
-    settings = candidates[0].settings
-    return Schema.build(settings.get("tables", []), settings.get("fields", []))
+    settings: Any = candidates[0].connector_settings()  # validated, as the engine sees them
+    return Schema.build(settings.tables, settings.fields)
 
 
 @servicenow_app.command()

@@ -70,6 +70,7 @@ from rsbridge.connectors.base import (
     Ticket,
     TicketContext,
 )
+from rsbridge.engine.autocreate import create_for_live_session
 from rsbridge.engine.store.base import LedgerEntry, LedgerKey, Store
 from rsbridge.errors import (
     ApplianceCommandError,
@@ -726,14 +727,11 @@ class ActionService:
         self, integration: str, lsid: str, username: str | None = None
     ) -> AutoCreateResult:
         """The ticket of live session ``lsid``: remembered, associated or created, written back."""
-        from rsbridge.engine.autocreate import create_for_live_session
-
         parts = self._parts(integration)
         if not _LSID.match(lsid):
             raise _invalid(f"{lsid[:70]!r} is not a session id (lsid)")
         try:
             ticket = await create_for_live_session(
-                config=self.config,
                 store=self.store,
                 integration=parts.integration,
                 connector=parts.connector,

@@ -22,7 +22,7 @@ import time
 
 from rsbridge.appliance.client import ApplianceClient
 from rsbridge.appliance.report_model import SupportSession
-from rsbridge.config import AssociationConfig, Config, IntegrationConfig
+from rsbridge.config import AssociationConfig, IntegrationConfig
 from rsbridge.connectors.base import Connector, Ticket
 from rsbridge.engine.association import (
     TICKET_EFFECT,
@@ -37,6 +37,8 @@ from rsbridge.errors import SessionNotFoundError, SessionNotReadyError
 log = logging.getLogger(__name__)
 
 WRITEBACK_EFFECT = "session_attributes"
+CREATED = "created"
+"""Ledger detail of a ticket this module created (it is written back to the session)."""
 
 
 def join_filter_refusal(session: SupportSession, rules: AssociationConfig) -> str | None:
@@ -71,7 +73,6 @@ async def live_session(appliance: ApplianceClient, lsid: str) -> SupportSession:
 
 async def create_for_live_session(
     *,
-    config: Config,
     store: Store,
     integration: IntegrationConfig,
     connector: Connector,
@@ -84,26 +85,24 @@ async def create_for_live_session(
     """The session's ticket: remembered, associated, or created now; written back.
 
     ``session`` is the live report when the caller has it already (the worker fetches
-    reports in batches); otherwise it is fetched. ``config`` is accepted for callers
-    that resolve the rest from it and kept for symmetry with the worker.
+    reports in batches); otherwise it is fetched.
     """
-    del config  # the integration carries what this needs
     clock = now if now is not None else time.time()
     key = ticket_key(appliance_id, lsid, integration.name)
-    known = await store.ledger_get(key)
-    remembered = ledger_ticket(known) if known is not None else None
-    if remembered is not None:
-        ticket = remembered
-    else:
+    entry = await store.ledger_get(key)
+    ticket = ledger_ticket(entry) if entry is not None else None
+    created = entry is not None and CREATED in entry.detail
+    if ticket is None:
         if session is None:
             session = await live_session(appliance, lsid)
         resolution = await resolve_ticket(session, integration.association, connector)
         ticket = resolution.ticket or await connector.create_ticket(
             session, integration.association.create_fields, key=str(key)
         )
+        created = resolution.ticket is None
         detail = ticket_detail(ticket)
-        if resolution.ticket is None:
-            detail["created"] = "on_join_or_link"
+        if created:
+            detail[CREATED] = "on_join_or_link"
             log.info(
                 "session %s: created %s for integration %s",
                 lsid,
@@ -111,14 +110,15 @@ async def create_for_live_session(
                 integration.name,
             )
         entry = await store.ledger_put(LedgerEntry(key, ticket.id, ticket.id, clock, detail))
-        ticket = ledger_ticket(entry) or ticket
-        if resolution.ticket is not None:
-            # The session already names its ticket: nothing to write back.
-            await _record_writeback(store, appliance_id, lsid, integration.name, ticket, clock)
-            return ticket
-    await _write_back(
-        store, appliance, connector, appliance_id, lsid, integration.name, ticket, clock
-    )
+        # Another worker may have recorded the session's ticket first: theirs is the one.
+        recorded = ledger_ticket(entry)
+        if recorded is not None and recorded.id != ticket.id:
+            ticket, created = recorded, CREATED in entry.detail
+    # Only a ticket made here is new to the session; one it named already needs nothing.
+    if created:
+        await _write_back(
+            store, appliance, connector, appliance_id, lsid, integration.name, ticket, clock
+        )
     return ticket
 
 
@@ -145,10 +145,3 @@ async def _write_back(
         log.info("session %s ended before its new ticket could be written back", lsid)
     written = sorted([*attributes, *(["external_key"] if external_key is not None else [])])
     await store.ledger_put(LedgerEntry(key, ticket.id, ",".join(written), now))
-
-
-async def _record_writeback(
-    store: Store, appliance_id: str, lsid: str, integration: str, ticket: Ticket, now: float
-) -> None:
-    key = LedgerKey(appliance_id, lsid, TICKET_EFFECT, integration, WRITEBACK_EFFECT)
-    await store.ledger_put(LedgerEntry(key, ticket.id, "", now, {"reason": "associated"}))

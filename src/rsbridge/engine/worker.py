@@ -419,7 +419,6 @@ class Worker:
         if refusal is not None:
             raise _Skip(f"no ticket created for session {job.lsid}: {refusal}")
         ticket = await create_for_live_session(
-            config=self.config,
             store=self.store,
             integration=integration,
             connector=self.services.connectors[integration.name],

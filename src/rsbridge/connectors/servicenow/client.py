@@ -322,12 +322,12 @@ class ServiceNowClient:
         response = await self.request(
             "GET", f"/api/now/table/{table}", params=params, what=f"query {table}"
         )
-        result = _json(response).get("result") if isinstance(_json(response), dict) else None
-        if not isinstance(result, list):
+        records = _result_list(response)
+        if records is None:
             raise ConnectorPermanentError(
                 f"ServiceNow {self.host}: query {table} answered without a result list"
             )
-        return [r for r in result if isinstance(r, dict)]
+        return records
 
     async def get(
         self,
@@ -398,9 +398,7 @@ class ServiceNowClient:
             },
             what=f"list attachments of {table}",
         )
-        body = _json(response)
-        result = body.get("result") if isinstance(body, dict) else None
-        return [r for r in result if isinstance(r, dict)] if isinstance(result, list) else []
+        return _result_list(response) or []
 
     async def batch(self, requests: Sequence[BatchRequest], *, what: str) -> list[BatchResult]:
         """Send sub-requests in one Batch API call; their answers in request order."""
@@ -465,6 +463,13 @@ def _json(response: httpx.Response) -> Any:
         return response.json()
     except ValueError:
         return None
+
+
+def _result_list(response: httpx.Response) -> list[Record] | None:
+    """The records of a list answer (``{"result": [...]}``), or None if it is not one."""
+    body = _json(response)
+    result = body.get("result") if isinstance(body, dict) else None
+    return [r for r in result if isinstance(r, dict)] if isinstance(result, list) else None
 
 
 def _result(response: httpx.Response) -> Record:

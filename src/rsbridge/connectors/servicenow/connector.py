@@ -507,13 +507,12 @@ class ServiceNowConnector(Connector):
             delivery.appliance_id, delivery.integration, delivery.session.lsid
         )
         async with self._lock(session_id):
-            return await self._write_session_report(ticket, delivery)
+            return await self._write_session_report(ticket, delivery, session_id)
 
     async def _write_session_report(
-        self, ticket: Ticket | None, delivery: SessionDelivery
+        self, ticket: Ticket | None, delivery: SessionDelivery, session_id: str
     ) -> WriteResult:
         session = delivery.session
-        session_id = self.session_sys_id(delivery.appliance_id, delivery.integration, session.lsid)
         table = self.schema.table("session")
         detail = {"session_table": table}
         state_col = self.schema.col("session", "import_state")
@@ -527,22 +526,20 @@ class ServiceNowConnector(Connector):
 
         requests: list[BatchRequest] = []
         if self._c.write_session_records:
-            refs = await self._references(session, ticket, ticket_table)
             rep_users = await self._rep_users(session)
-            values = {
-                **session_values(session, delivery.appliance_id),
-                **refs,
-                "import_state": "importing",
-            }
-            primary = session.primary_rep
-            rep = next((r for r in session.representatives if r.primary), None)
-            username = rep.username if rep else None
-            if primary is not None and username and username in rep_users:
-                values["primary_rep_user"] = rep_users[username]
             rows = list(child_rows(session, delivery.key, session_id, rep_users))
             if recovering:
                 rows = await self._missing(rows)
             else:
+                values = {
+                    **session_values(session, delivery.appliance_id),
+                    **await self._references(session, ticket, ticket_table),
+                    "import_state": "importing",
+                }
+                rep = next((r for r in session.representatives if r.primary), None)
+                user = rep_users.get(rep.username or "") if rep else None
+                if user:
+                    values["primary_rep_user"] = user
                 requests.append(self._insert(Row("session", session_id, values)))
             requests += [self._insert(row) for row in rows]
         if ticket is not None and ticket_table is not None:
@@ -697,19 +694,18 @@ class ServiceNowConnector(Connector):
             delivery.appliance_id, delivery.integration, delivery.session.lsid
         )
         async with self._lock(session_id):
-            return await self._write_survey(ticket, delivery)
+            return await self._write_survey(ticket, delivery, session_id)
 
-    async def _write_survey(self, ticket: Ticket | None, delivery: SurveyDelivery) -> WriteResult:
+    async def _write_survey(
+        self, ticket: Ticket | None, delivery: SurveyDelivery, session_id: str
+    ) -> WriteResult:
         session = delivery.session
-        session_id = self.session_sys_id(delivery.appliance_id, delivery.integration, session.lsid)
         index = _survey_index(delivery.key)
         rows = survey_rows(delivery.key, session_id, delivery.kind, index, delivery.survey)
         requests: list[BatchRequest] = []
         ticket_table = await self._ticket_table(ticket) if ticket is not None else None
-        written = True
         if self._c.write_session_records:
             missing = await self._missing(rows) if rows else []
-            written = not missing
             if missing:
                 table = self.schema.table("session")
                 if await self.client.get(table, session_id, fields=("sys_id",)) is None:
@@ -734,7 +730,6 @@ class ServiceNowConnector(Connector):
                 stream, current = await self._journal_and_state(ticket_table, ticket.id)
                 if text and _footer(text) not in stream:
                     requests.append(self._journal(ticket_table, ticket.id, text))
-                    written = False
                 if state is not None and current != state:
                     requests.append(
                         BatchRequest(
@@ -749,7 +744,7 @@ class ServiceNowConnector(Connector):
                 requests, what=f"import {delivery.kind} survey of {session.lsid}"
             )
         detail = {"answers": str(len(rows))}
-        if written and not requests:
+        if not requests:
             detail["already"] = "complete"
         return WriteResult(session_id, detail)
 
