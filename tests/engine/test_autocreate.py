@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rsbridge.appliance.events import END, MEMBER_ADDED
 from rsbridge.appliance.report_model import NamedRef, SupportSession
@@ -18,6 +20,9 @@ from rsbridge.engine.autocreate import join_filter_refusal
 from rsbridge.engine.runtime import Engine
 from rsbridge.engine.store.base import JobFilter
 from rsbridge.errors import TicketNotFoundError
+from rsbridge.sim.appliance.server import create_app as create_sim_app
+from rsbridge.sim.appliance.state import SimApplianceState
+from rsbridge.sim.serve import serve_in_thread
 from rsbridge.web.app import create_app
 from rsbridge.web.serve import serving
 
@@ -128,3 +133,59 @@ async def test_a_reference_that_names_nothing_falls_through_to_the_next(tmp_path
     assert missing.ticket is None
     assert "external_key 'INC9': no ticket INC9" in missing.why()
     await connector.aclose()
+
+
+class _RefuseOnce:
+    """The appliance answers the first ``set_session_attributes`` with a 503."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.refused = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # Commands come as a query or a form body: read the body, then replay it.
+        messages: list[Message] = []
+        body = b""
+        while True:
+            message = await receive()
+            messages.append(message)
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        wanted = b"set_session_attributes"
+        if not self.refused and (wanted in scope.get("query_string", b"") or wanted in body):
+            self.refused += 1
+            await PlainTextResponse("busy", status_code=503)(scope, receive, send)
+            return
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def test_a_failed_write_back_is_done_by_the_retry(tmp_path: Path) -> None:
+    state = SimApplianceState.default(seed=3)
+    account = state.accounts[0]
+    app = _RefuseOnce(create_sim_app(state, rate_per_second=1000, rate_per_hour=10**6))
+    with serve_in_thread(app) as sim_url:
+        sim = SimAppliance(
+            state, sim_url.removeprefix("http://"), account.client_id, account.client_secret
+        )
+        config = engine_config(tmp_path, sim, integrations=[_integration(tmp_path)])
+        key = state.generate_session_key(queue_id="general")
+        lsid = state.start_session(key.short_key)
+        async with (
+            Engine(config) as engine,
+            serving(create_app(engine.intake, engine.store)) as url,
+        ):
+            engine.start()
+            await _post(url, MEMBER_ADDED, lsid, type="representative")
+            await drained(engine)
+    assert app.refused == 1
+    assert state.active_sessions[lsid].custom.get("external_key") == "JSONL-1"
+    records = read_deliveries(tmp_path / "deliveries.jsonl")
+    assert [r["kind"] for r in records] == ["ticket"]

@@ -413,11 +413,14 @@ class Worker:
             return "auto-create on join is off"
         if session is None:
             raise SessionNotReadyError(f"the appliance has no report of session {job.lsid} yet")
-        if await self.store.ledger_get(ticket_key(job.appliance_id, session.lsid, job.integration)):
-            return "the session has its ticket already"
-        refusal = join_filter_refusal(session, rules)
-        if refusal is not None:
-            raise _Skip(f"no ticket created for session {job.lsid}: {refusal}")
+        known = await self.store.ledger_get(
+            ticket_key(job.appliance_id, session.lsid, job.integration)
+        )
+        if known is None or not known.ticket_id:
+            refusal = join_filter_refusal(session, rules)
+            if refusal is not None:
+                raise _Skip(f"no ticket created for session {job.lsid}: {refusal}")
+        # With a ticket known already this only finishes a write-back that failed before.
         ticket = await create_for_live_session(
             store=self.store,
             integration=integration,
