@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.sim.appliance.server import create_app
 from rsbridge.sim.appliance.state import SimApplianceState
 from rsbridge.sim.serve import serve_in_thread
+from tests.conftest import free_port
 
 SECRET_VAR = "RSBRIDGE_CLI_TEST_SECRET"
 """The environment variable the configuration files take the client secret from."""
@@ -538,12 +538,6 @@ def test_a_broken_template_override_is_named_with_its_line(
 # --- rsbridge serve -------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_serve_answers_health_processes_events_and_stops_on_sigterm(
     tmp_path: Path, sim: Sim
 ) -> None:
@@ -631,3 +625,22 @@ def test_serve_refuses_an_unknown_log_level(tmp_path: Path, sim: Sim) -> None:
     result = rsbridge("serve", "--config", config, "--log-level", "verbose")
     assert result.exit_code == 2, result.output
     assert "verbose" in result.output
+
+
+def test_serve_and_check_report_a_missing_ca_file_before_anything_starts(
+    tmp_path: Path, sim: Sim
+) -> None:
+    config = write_config(tmp_path, sim, jsonl_integration(tmp_path / "out.jsonl"))
+    text = config.read_text().replace(
+        "use_plain_http = true", 'use_plain_http = true\nca_file = "ca.pem"'
+    )
+    config.write_text(text)
+    expected = f"the CA file '{tmp_path / 'ca.pem'}' does not exist"
+
+    served = failed(rsbridge("serve", "--config", config, "--port", "1"))
+    assert f"appliance default: {expected}" in served
+    assert "Traceback" not in served
+
+    checked = failed(rsbridge("check", "--config", config))
+    assert f"FAIL appliance default: {expected}" in checked
+    assert verdicts(rsbridge("check", "--config", config).stdout)["integration audit"] == "ok"

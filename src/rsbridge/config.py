@@ -134,6 +134,7 @@ class ApplianceConfig(_Model):
     client_secret: SecretStr
     locale: str = "en-us"
     allow_invalid_certificates: bool = False
+    ca_file: Path | None = None
     use_plain_http: bool = False
     outbound_event_token: SecretStr | None = None
     accepted_addresses: Networks = Field(default_factory=lambda: _networks("ALL"))  # type: ignore[arg-type]
@@ -592,14 +593,39 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Co
 
 def _anchor_paths(config: Config, base: Path) -> Config:
     engine = config.engine.model_copy(update={"store": base / config.engine.store})
-    integrations = [
-        i.model_copy(update={"templates": base / i.templates}) if i.templates else i
-        for i in config.integrations
+    integrations = [_anchor_integration(i, base) for i in config.integrations]
+    appliances = [
+        a.model_copy(update={"ca_file": base / a.ca_file}) if a.ca_file else a
+        for a in config.appliances
     ]
     smtp = config.smtp
     if smtp is not None and smtp.ca_file is not None:
         smtp = smtp.model_copy(update={"ca_file": base / smtp.ca_file})
-    return config.model_copy(update={"engine": engine, "integrations": integrations, "smtp": smtp})
+    return config.model_copy(
+        update={
+            "engine": engine,
+            "appliances": appliances,
+            "integrations": integrations,
+            "smtp": smtp,
+        }
+    )
+
+
+def _anchor_integration(integration: IntegrationConfig, base: Path) -> IntegrationConfig:
+    """Templates and the connector's ``path`` settings made relative to ``base``."""
+    update: dict[str, Any] = {}
+    if integration.templates:
+        update["templates"] = base / integration.templates
+    # parse_config validated the settings already, so the connector class loads.
+    paths = {s.name for s in connector_class(integration.connector).settings if s.type == "path"}
+    anchored = {
+        key: str(base / value)
+        for key, value in integration.settings.items()
+        if key in paths and isinstance(value, str) and value and not Path(value).is_absolute()
+    }
+    if anchored:
+        update["settings"] = {**integration.settings, **anchored}
+    return integration.model_copy(update=update) if update else integration
 
 
 def load_config(path: Path) -> Config:

@@ -100,6 +100,10 @@ def serve(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     engine = Engine(settings)
+    try:
+        engine.build()
+    except RsbridgeError as exc:
+        raise fail(exc.message) from None
     server = uvicorn.Server(
         uvicorn.Config(
             engine.asgi_app(),

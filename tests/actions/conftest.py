@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,6 +32,7 @@ from rsbridge.sim.appliance.server import create_app
 from rsbridge.sim.appliance.state import SimApplianceState
 from rsbridge.sim.serve import serve_in_thread
 from tests.actions.connector import NAME, TABLES, Table
+from tests.conftest import free_port
 
 TOKEN = "actions-test-token-3f9a2c41d8e7"
 OTHER_TOKEN = "actions-second-token-77b1e0c9a4"
@@ -50,12 +50,6 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> None:
         return [entry] if group == registry.ENTRY_POINT_GROUP else []
 
     monkeypatch.setattr(registry, "entry_points", entry_points)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

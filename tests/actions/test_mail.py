@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 import ssl
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +12,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from rsbridge.actions.mail import Mailer
 from rsbridge.actions.problems import ActionError, MailError
 from rsbridge.config import SmtpConfig
-from tests.actions.conftest import SMTP_PASSWORD, Mailbox, free_port, smtp_server
+from tests.actions.conftest import SMTP_PASSWORD, Mailbox, smtp_server
+from tests.conftest import free_port
 
 
 def mailer(box: Mailbox, **options: Any) -> Mailer:
@@ -37,26 +36,6 @@ def only_rsbridge(
         SMTP_PASSWORD.encode(),
     )
     return AuthResult(success=ok, handled=False)
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (made with the openssl command)."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("the openssl command is needed to make a test certificate")
-    where = tmp_path_factory.mktemp("tls")
-    cert, key = where / "cert.pem", where / "key.pem"
-    subprocess.run(  # noqa: S603 (fixed arguments)
-        [
-            openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-            "-keyout", str(key), "-out", str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
 
 
 def server_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:

@@ -17,9 +17,9 @@ from tests.actions.conftest import (
     Sim,
     config_data,
     engine_server,
-    free_port,
     integration,
 )
+from tests.conftest import free_port
 
 
 def test_technician_mode_maps_the_user_and_stamps_the_ticket(server: Server) -> None:

@@ -13,6 +13,7 @@ as an exception from :mod:`rsbridge.errors` with a retryable/permanent flag.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -103,7 +104,7 @@ class ApplianceClient:
         client_secret: str,
         *,
         scheme: Literal["https", "http"] = "https",
-        verify: bool | str = True,
+        verify: bool | ssl.SSLContext = True,
         timeout: float = 30.0,
         rate_limits: RateLimits = DEFAULT_RATE_LIMITS,
         max_rate_limit_wait: float = 60.0,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import ssl
 
 import httpx
 
@@ -12,6 +11,7 @@ from rsbridge.errors import (
     ApplianceError,
     ApplianceHostError,
 )
+from rsbridge.tls import certificate_failure, certificate_reason
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
@@ -34,10 +34,12 @@ def map_transport_error(exc: httpx.HTTPError, url: str) -> ApplianceError:
             f"the appliance host {host!r} does not resolve; check the host name in the "
             "configuration"
         )
-    if any(isinstance(c, ssl.SSLCertVerificationError) for c in chain):
+    bad_certificate = certificate_failure(exc)
+    if bad_certificate is not None:
         return ApplianceConnectionError(
-            f"TLS certificate of {host!r} could not be verified ({exc}); install the CA "
-            "certificate or, for a test appliance only, allow invalid certificates",
+            f"the TLS certificate of the appliance {host!r} could not be verified "
+            f"({certificate_reason(bad_certificate)}); for a private CA set ca_file to its "
+            "PEM file (allow_invalid_certificates is for a test appliance only)",
             retryable=False,
         )
     if isinstance(exc, httpx.TimeoutException):

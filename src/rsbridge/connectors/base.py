@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, c
 from rsbridge.appliance.report_model import ExitSurvey, SupportSession
 from rsbridge.errors import ConfigurationError, ConnectorPermanentError
 
-SettingType = Literal["str", "int", "float", "bool", "url", "list"]
+SettingType = Literal["str", "int", "float", "bool", "url", "path", "list"]
 
 _PYTHON_TYPES: dict[str, Any] = {
     "str": str,
@@ -40,6 +40,7 @@ _PYTHON_TYPES: dict[str, Any] = {
     "float": float,
     "bool": bool,
     "url": str,
+    "path": str,  # a relative path is made relative to the configuration file's directory
     "list": list[str],
 }
 

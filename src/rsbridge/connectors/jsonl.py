@@ -299,7 +299,7 @@ class JsonlConnector(Connector):
     settings: ClassVar[tuple[Setting, ...]] = (
         Setting(
             "path",
-            "str",
+            "path",
             required=True,
             help="The file to append to; it is created (mode 0600) on the first write. "
             "Its directory must exist.",

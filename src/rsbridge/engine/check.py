@@ -100,7 +100,8 @@ async def _check_appliance(appliance: ApplianceConfig, *, tested: bool) -> Check
         )
 
     ok, summary = await _attempt(verify)
-    return CheckVerdict(target, ok, summary)
+    # Errors raised outside a check (rsbridge serve) name the appliance; the line does here.
+    return CheckVerdict(target, ok, summary.removeprefix(f"{target}: "))
 
 
 async def _check_integration(integration: IntegrationConfig) -> CheckVerdict:

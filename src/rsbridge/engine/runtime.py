@@ -58,6 +58,7 @@ class Engine:
         self.actions: ActionService | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
+        self._built = False
 
     async def __aenter__(self) -> Engine:
         await self.open()
@@ -66,9 +67,16 @@ class Engine:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def open(self) -> None:
-        """Open the store and build every client, connector and renderer."""
-        await self.store.open()
+    def build(self) -> None:
+        """Build every appliance client, connector and renderer; no I/O.
+
+        A configuration mistake that only these reveal (a CA file that does not load, a
+        connector setting it refuses) raises :class:`ConfigurationError` here, so
+        ``rsbridge serve`` can report it before the server starts. :meth:`open` calls it
+        when it has not run yet.
+        """
+        if self._built:
+            return
         used = {i.appliance for i in self.config.active_integrations()}
         if self._given_appliances is not None:
             self.appliances = dict(self._given_appliances)
@@ -82,6 +90,12 @@ class Engine:
             self.renderers[integration.name] = Renderer(
                 integration.templates, import_events=integration.import_events
             )
+        self._built = True
+
+    async def open(self) -> None:
+        """Open the store and build (see :meth:`build`) everything the engine runs."""
+        await self.store.open()
+        self.build()
         self.worker = Worker(
             self.config, self.store, Services(self.appliances, self.connectors, self.renderers)
         )

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
@@ -29,12 +30,18 @@ class SwappableApp:
 
 @contextmanager
 def serve_in_thread(
-    app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *, startup_timeout: float = 10.0
+    app: ASGIApp,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    startup_timeout: float = 10.0,
+    tls: tuple[Path, Path] | None = None,
 ) -> Iterator[str]:
     """Serve ``app`` with uvicorn in a daemon thread; yields the base URL ``http://host:port``.
 
-    ``port=0`` picks a free ephemeral port. The context waits until the server
-    accepts connections and stops it (and the thread) on exit.
+    ``port=0`` picks a free ephemeral port. ``tls`` (certificate and key PEM files)
+    serves HTTPS instead, and the URL starts with ``https://``. The context waits until
+    the server accepts connections and stops it (and the thread) on exit.
     """
     # IPPROTO_TCP given explicitly: asyncio sets TCP_NODELAY on accepted connections only
     # when the listening socket says it is TCP; without it each keep-alive answer waits
@@ -43,7 +50,14 @@ def serve_in_thread(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     # server_header=False: simulators set their own Server header (the appliance says Apache).
-    config = uvicorn.Config(app, log_level="warning", server_header=False)
+    certfile, keyfile = (str(tls[0]), str(tls[1])) if tls else (None, None)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        server_header=False,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="sim-server"
@@ -55,7 +69,7 @@ def serve_in_thread(
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"simulator server on {host}:{port} did not start")
             time.sleep(0.01)
-        yield f"http://{host}:{sock.getsockname()[1]}"
+        yield f"{'https' if tls else 'http'}://{host}:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
         thread.join(timeout=startup_timeout)

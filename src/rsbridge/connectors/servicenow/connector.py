@@ -71,6 +71,7 @@ from rsbridge.errors import (
     ConnectorRetryableError,
     TicketNotFoundError,
 )
+from rsbridge.tls import tls_verification
 
 _SYS_ID = re.compile(r"[0-9a-f]{32}")
 _NUMBER = re.compile(r"([A-Za-z]+)(\d+)")
@@ -124,7 +125,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("client_secret", "str", "OAuth client secret.", secret=True),
     Setting("proxy", "url", "HTTP(S) proxy for calls to the instance (the MID-server role)."),
     Setting("verify_tls", "bool", "Verify the instance's TLS certificate.", default=True),
-    Setting("ca_bundle", "str", "A CA bundle file to verify the instance (private CAs)."),
+    Setting(
+        "ca_file",
+        "path",
+        "A PEM file of the CA certificates to trust instead of the public ones (private CA).",
+    ),
     Setting("timeout_seconds", "float", "Timeout of each call.", default=30.0),
     Setting("batch_size", "int", "Sub-requests per Batch API call.", default=100),
     Setting(
@@ -363,7 +368,9 @@ class ServiceNowConnector(Connector):
         c: Any = config
         own = http is None
         if http is None:
-            verify: bool | str = c.ca_bundle or bool(c.verify_tls)
+            verify = tls_verification(
+                verify=bool(c.verify_tls), ca_file=c.ca_file, where="servicenow settings"
+            )
             http = httpx.AsyncClient(
                 proxy=c.proxy or None, verify=verify, timeout=c.timeout_seconds
             )

@@ -1,0 +1,64 @@
+"""How rsbridge verifies the TLS certificates of its peers (appliance, ticketing systems).
+
+One place decides what httpx gets as ``verify``: the public CAs by default, a private
+CA's PEM file when one is configured (an appliance or instance behind an internal CA is
+common), or no verification when the configuration explicitly allows it for a test peer.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+from rsbridge.errors import ConfigurationError
+
+
+def tls_verification(
+    *, verify: bool, ca_file: str | Path | None, where: str
+) -> ssl.SSLContext | bool:
+    """The httpx ``verify`` value: ``True``, ``False`` or a context trusting ``ca_file``.
+
+    ``where`` names the configuration section in errors. A CA file that cannot be read
+    or holds no PEM certificate raises :class:`ConfigurationError` now, not as a
+    confusing TLS failure on the first request; turning verification off while naming a
+    CA file is refused as contradictory.
+    """
+    if ca_file is None or str(ca_file) == "":
+        return verify
+    if not verify:
+        raise ConfigurationError(
+            f"{where}: a CA file is set but certificate verification is turned off; "
+            "remove one of the two settings"
+        )
+    try:
+        # cafile replaces the default trust store: only certificates issued by this CA
+        # (or the certificates themselves, if self-signed) are accepted.
+        return ssl.create_default_context(cafile=str(ca_file))
+    except FileNotFoundError:
+        raise ConfigurationError(f"{where}: the CA file {str(ca_file)!r} does not exist") from None
+    except ssl.SSLError:  # an OSError too: caught first
+        raise ConfigurationError(
+            f"{where}: the CA file {str(ca_file)!r} holds no PEM certificate "
+            "(expected -----BEGIN CERTIFICATE----- blocks)"
+        ) from None
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{where}: cannot read the CA file {str(ca_file)!r}: {exc.strerror}"
+        ) from None
+
+
+def certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification error behind ``exc`` (httpx wraps it), if any."""
+    current: BaseException | None = exc
+    for _ in range(10):  # a bounded walk: exception chains can loop
+        if current is None:
+            return None
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def certificate_reason(error: ssl.SSLCertVerificationError) -> str:
+    """OpenSSL's short reason (``self-signed certificate``, ``Hostname mismatch ...``)."""
+    return str(error.verify_message or error.reason or error).rstrip(".")
