@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from rsbridge.cli import app
 from rsbridge.config import ApplianceConfig, load_config
 from rsbridge.connectors.servicenow import ServiceNowConnector
+from rsbridge.connectors.webhook import WebhookConnector
 from rsbridge.engine.appliances import make_appliance_client
 from rsbridge.errors import (
     ApplianceConnectionError,
@@ -32,6 +33,8 @@ from rsbridge.sim.appliance.server import create_app as appliance_app
 from rsbridge.sim.appliance.state import SimApplianceState
 from rsbridge.sim.serve import serve_in_thread
 from rsbridge.sim.servicenow import create_app as servicenow_app
+from rsbridge.sim.webhook import WebhookReceiverState
+from rsbridge.sim.webhook import create_app as webhook_app
 from rsbridge.tls import tls_verification
 from tests.conftest import free_port
 from tests.servicenow_helpers import Snow, seeded_state
@@ -248,6 +251,42 @@ def test_path_settings_are_relative_to_the_configuration_file(tmp_path: Path) ->
     files, snow = load_config(path).integrations
     assert files.connector_settings().path == str(tmp_path / "out" / "deliveries.jsonl")  # type: ignore[attr-defined]
     assert snow.connector_settings().ca_file == str(tmp_path / "ca.pem")  # type: ignore[attr-defined]
+
+
+# --- webhook -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def https_receiver(certificate: Certificate) -> Iterator[str]:
+    with serve_in_thread(webhook_app(WebhookReceiverState()), tls=certificate) as url:
+        yield url + "/deliveries"
+
+
+def webhook(url: str, **settings: Any) -> WebhookConnector:
+    raw = {"url": url, "max_attempts": 3, "backoff_seconds": 0.01, **settings}
+    return WebhookConnector(WebhookConnector.validate_settings(raw))
+
+
+async def test_webhook_certificate_from_an_unknown_ca_is_a_permanent_error(
+    https_receiver: str,
+) -> None:
+    connector = webhook(https_receiver)
+    try:
+        with pytest.raises(ConnectorPermanentError, match=r"\(self-signed certificate\)"):
+            await connector.check()
+    finally:
+        await connector.aclose()
+
+
+async def test_webhook_ca_file_and_verify_tls(
+    https_receiver: str, certificate: Certificate
+) -> None:
+    for settings in ({"ca_file": str(certificate[0])}, {"verify_tls": False}):
+        connector = webhook(https_receiver, **settings)
+        try:
+            assert (await connector.check()).summary
+        finally:
+            await connector.aclose()
 
 
 # --- the simulators' command line ----------------------------------------------------

@@ -69,6 +69,7 @@ from rsbridge.errors import (
     ConnectorRetryableError,
     TicketNotFoundError,
 )
+from rsbridge.tls import certificate_failure, certificate_reason, tls_verification
 
 __all__ = [
     "RETRYABLE_STATUSES",
@@ -232,10 +233,25 @@ class WebhookConnector(Connector):
             help="Include the whole session model as JSON (`session`) in session report "
             "bodies, not only the rendered text and HTML.",
         ),
+        Setting("verify_tls", "bool", default=True, help="Verify the receiver's TLS certificate."),
+        Setting(
+            "ca_file",
+            "path",
+            help="A PEM file of the CA certificates to trust instead of the public ones "
+            "(private CA).",
+        ),
     )
 
     def __init__(self, config: ConnectorSettings, *, http: httpx.AsyncClient | None = None):
+        own = http is None
+        if http is None:
+            c: Any = config
+            verify = tls_verification(
+                verify=bool(c.verify_tls), ca_file=c.ca_file, where="webhook settings"
+            )
+            http = httpx.AsyncClient(verify=verify, timeout=30.0)
         super().__init__(config, http=http)
+        self._own_http = own
         self._options = _options(config)
         self._target = _display_url(self._options.url)
 
@@ -349,6 +365,14 @@ class WebhookConnector(Connector):
             except httpx.UnsupportedProtocol:
                 raise self._error(ConnectorPermanentError, f"{where}: unsupported URL") from None
             except httpx.TransportError as exc:
+                bad_certificate = certificate_failure(exc)
+                if bad_certificate is not None:  # retrying cannot help until a setting changes
+                    raise self._error(
+                        ConnectorPermanentError,
+                        f"{where}: the TLS certificate could not be verified "
+                        f"({certificate_reason(bad_certificate)}); for a private CA set "
+                        "ca_file to its PEM file",
+                    ) from None
                 failure = f"could not be reached ({type(exc).__name__}: {exc})"
             else:
                 status = response.status_code
