@@ -84,28 +84,20 @@ def worker(kind: str, path: Path) -> dict[str, float]:
 
 
 def _lxml_floor(path: Path, *, touch: bool) -> int:
-    """Pull-parse ``path`` as the report parser does; optionally visit every element."""
-    from rsbridge.appliance.report_parser import CHUNK_SIZE
-    from rsbridge.appliance.xml import Element, safe_pull_parser
+    """Run the report parser's own machinery on ``path`` with a build step that builds nothing.
 
-    parser = safe_pull_parser(("{*}session",))
-    count = 0
+    ``touch``: the build step visits every element of the session instead.
+    """
+    from rsbridge.appliance.report_parser import ReportKind, iter_report
+    from rsbridge.appliance.xml import Element
+
+    def visit(session: Element) -> None:
+        if touch:
+            for node in session.iter():
+                node.text, node.get("name")  # the access itself is the cost measured
+
     with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK_SIZE):
-            parser.feed(chunk)
-            for _event, el in parser.read_events():
-                if not isinstance(el, Element):  # only "end" events are requested
-                    continue
-                if touch:
-                    for node in el.iter():
-                        node.text, node.get("name")  # the access itself is the cost measured
-                count += 1
-                el.clear()
-                parent = el.getparent()
-                while parent is not None and el.getprevious() is not None:
-                    del parent[0]
-    parser.close()
-    return count
+        return sum(1 for _ in iter_report(fh, ReportKind("session_list", "session", visit)))
 
 
 def measure(kind: str, path: Path, repeat: int) -> dict[str, float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from rsbridge.connectors.servicenow.schema import Schema, unload_xml
 from rsbridge.sim.serve import serve_in_thread
@@ -29,8 +30,8 @@ def seeded_state(seed: int, url: str | None = None) -> tuple[SimServiceNowState,
 
 
 @contextmanager
-def running_instance(seed: int) -> Iterator[Snow]:
-    """A seeded instance served on a loopback port for the duration of the block."""
+def running_instance(seed: int, *, tls: tuple[Path, Path] | None = None) -> Iterator[Snow]:
+    """A seeded instance served on a loopback port (HTTPS with ``tls``) for the block."""
     state, demo = seeded_state(seed)
-    with serve_in_thread(create_app(state)) as url:
+    with serve_in_thread(create_app(state), tls=tls) as url:
         yield Snow(state, demo, url)

@@ -32,12 +32,11 @@ from rsbridge.errors import (
 from rsbridge.sim.appliance.server import create_app as appliance_app
 from rsbridge.sim.appliance.state import SimApplianceState
 from rsbridge.sim.serve import serve_in_thread
-from rsbridge.sim.servicenow import create_app as servicenow_app
 from rsbridge.sim.webhook import WebhookReceiverState
 from rsbridge.sim.webhook import create_app as webhook_app
 from rsbridge.tls import tls_verification
 from tests.conftest import free_port
-from tests.servicenow_helpers import Snow, seeded_state
+from tests.servicenow_helpers import Snow, running_instance
 
 Certificate = tuple[Path, Path]
 
@@ -186,9 +185,8 @@ def test_appliance_ca_file_is_relative_to_the_configuration_file(tmp_path: Path)
 
 @pytest.fixture(scope="module")
 def https_instance(certificate: Certificate) -> Iterator[Snow]:
-    state, demo = seeded_state(11)
-    with serve_in_thread(servicenow_app(state), tls=certificate) as url:
-        yield Snow(state, demo, url)
+    with running_instance(11, tls=certificate) as instance:
+        yield instance
 
 
 def servicenow(instance: Snow, **settings: Any) -> ServiceNowConnector:

@@ -417,19 +417,26 @@ class IntegrationConfig(_Model):
 
     @field_validator("settings")
     @classmethod
-    def _hide_secrets(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+    def _declared_settings(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         # A secret setting written inline would otherwise sit in this plain dict and show
-        # in repr() and dumps; wrap it. An unknown connector is reported later, with the
-        # integration's name, by connector_settings().
+        # in repr() and dumps; wrap it. A relative "path" setting is anchored to the
+        # configuration file's directory (parse_config's base_dir context). An unknown
+        # connector is reported later, with the integration's name, by connector_settings().
         try:
             declared = connector_class(str(info.data["connector"])).settings
         except (KeyError, ImportError, ConfigurationError):
             return value
         secret = {s.name for s in declared if s.secret}
-        return {
-            key: SecretStr(item) if key in secret and isinstance(item, str) else item
-            for key, item in value.items()
-        }
+        paths = {s.name for s in declared if s.type == "path"}
+        base: Path | None = (info.context or {}).get("base_dir")
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if key in secret and isinstance(item, str):
+                item = SecretStr(item)
+            elif key in paths and base is not None and isinstance(item, str) and item:
+                item = str(base / item)  # an absolute item stays as it is
+            out[key] = item
+        return out
 
     @property
     def polling(self) -> bool:
@@ -581,7 +588,7 @@ def _format_errors(exc: ValidationError) -> str:
 def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Config:
     """Validate a configuration mapping; relative paths resolve against ``base_dir``."""
     try:
-        config = Config.model_validate(_prepare(data, base_dir))
+        config = Config.model_validate(_prepare(data, base_dir), context={"base_dir": base_dir})
     except ValidationError as exc:
         raise ConfigurationError("invalid configuration:\n" + _format_errors(exc)) from None
     for integration in config.integrations:
@@ -593,7 +600,10 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Co
 
 def _anchor_paths(config: Config, base: Path) -> Config:
     engine = config.engine.model_copy(update={"store": base / config.engine.store})
-    integrations = [_anchor_integration(i, base) for i in config.integrations]
+    integrations = [
+        i.model_copy(update={"templates": base / i.templates}) if i.templates else i
+        for i in config.integrations
+    ]
     appliances = [
         a.model_copy(update={"ca_file": base / a.ca_file}) if a.ca_file else a
         for a in config.appliances
@@ -609,23 +619,6 @@ def _anchor_paths(config: Config, base: Path) -> Config:
             "smtp": smtp,
         }
     )
-
-
-def _anchor_integration(integration: IntegrationConfig, base: Path) -> IntegrationConfig:
-    """Templates and the connector's ``path`` settings made relative to ``base``."""
-    update: dict[str, Any] = {}
-    if integration.templates:
-        update["templates"] = base / integration.templates
-    # parse_config validated the settings already, so the connector class loads.
-    paths = {s.name for s in connector_class(integration.connector).settings if s.type == "path"}
-    anchored = {
-        key: str(base / value)
-        for key, value in integration.settings.items()
-        if key in paths and isinstance(value, str) and value and not Path(value).is_absolute()
-    }
-    if anchored:
-        update["settings"] = {**integration.settings, **anchored}
-    return integration.model_copy(update=update) if update else integration
 
 
 def load_config(path: Path) -> Config:

@@ -194,3 +194,17 @@ class SessionNotReadyError(RsbridgeError):
     """The appliance has no complete report for the session yet (no end time)."""
 
     retryable = True
+
+
+def exception_chain(exc: BaseException, limit: int = 10) -> list[BaseException]:
+    """``exc`` and its causes (``__cause__``, else ``__context__``), outermost first.
+
+    httpx wraps the socket and ssl errors that tell a wrong host from a bad certificate;
+    this finds them. Bounded, because a chain can loop.
+    """
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < limit:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain

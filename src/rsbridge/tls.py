@@ -10,7 +10,7 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-from rsbridge.errors import ConfigurationError
+from rsbridge.errors import ConfigurationError, exception_chain
 
 
 def tls_verification(
@@ -47,18 +47,14 @@ def tls_verification(
         ) from None
 
 
-def certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
-    """The certificate verification error behind ``exc`` (httpx wraps it), if any."""
-    current: BaseException | None = exc
-    for _ in range(10):  # a bounded walk: exception chains can loop
-        if current is None:
-            return None
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return current
-        current = current.__cause__ or current.__context__
+def certificate_problem(exc: BaseException) -> str | None:
+    """What to say when a certificate failure lies behind ``exc`` (httpx wraps it), else None.
+
+    The phrase follows "the TLS certificate ...": OpenSSL's short reason
+    (``self-signed certificate``, ``Hostname mismatch ...``) and the setting that fixes it.
+    """
+    for cause in exception_chain(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            reason = str(cause.verify_message or cause.reason or cause).rstrip(".")
+            return f"could not be verified ({reason}); for a private CA set ca_file to its PEM file"
     return None
-
-
-def certificate_reason(error: ssl.SSLCertVerificationError) -> str:
-    """OpenSSL's short reason (``self-signed certificate``, ``Hostname mismatch ...``)."""
-    return str(error.verify_message or error.reason or error).rstrip(".")

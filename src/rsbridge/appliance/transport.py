@@ -10,22 +10,14 @@ from rsbridge.errors import (
     ApplianceConnectionError,
     ApplianceError,
     ApplianceHostError,
+    exception_chain,
 )
-from rsbridge.tls import certificate_failure, certificate_reason
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and len(chain) < 10:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
+from rsbridge.tls import certificate_problem
 
 
 def map_transport_error(exc: httpx.HTTPError, url: str) -> ApplianceError:
     """Classify a failed request: unknown host and TLS are permanent, the rest retryable."""
-    chain = _causes(exc)
+    chain = exception_chain(exc)
     host = httpx.URL(url).host
     if any(isinstance(c, socket.gaierror) for c in chain) or "Name or service not known" in str(
         exc
@@ -34,12 +26,11 @@ def map_transport_error(exc: httpx.HTTPError, url: str) -> ApplianceError:
             f"the appliance host {host!r} does not resolve; check the host name in the "
             "configuration"
         )
-    bad_certificate = certificate_failure(exc)
-    if bad_certificate is not None:
+    problem = certificate_problem(exc)
+    if problem is not None:
         return ApplianceConnectionError(
-            f"the TLS certificate of the appliance {host!r} could not be verified "
-            f"({certificate_reason(bad_certificate)}); for a private CA set ca_file to its "
-            "PEM file (allow_invalid_certificates is for a test appliance only)",
+            f"the TLS certificate of the appliance {host!r} {problem} "
+            "(allow_invalid_certificates is for a test appliance only)",
             retryable=False,
         )
     if isinstance(exc, httpx.TimeoutException):

@@ -69,7 +69,7 @@ from rsbridge.errors import (
     ConnectorRetryableError,
     TicketNotFoundError,
 )
-from rsbridge.tls import certificate_failure, certificate_reason, tls_verification
+from rsbridge.tls import certificate_problem, tls_verification
 
 __all__ = [
     "RETRYABLE_STATUSES",
@@ -365,13 +365,12 @@ class WebhookConnector(Connector):
             except httpx.UnsupportedProtocol:
                 raise self._error(ConnectorPermanentError, f"{where}: unsupported URL") from None
             except httpx.TransportError as exc:
-                bad_certificate = certificate_failure(exc)
-                if bad_certificate is not None:  # retrying cannot help until a setting changes
+                problem = certificate_problem(exc)
+                if problem is not None:  # retrying cannot help until a setting changes
                     raise self._error(
                         ConnectorPermanentError,
-                        f"{where}: the TLS certificate could not be verified "
-                        f"({certificate_reason(bad_certificate)}); for a private CA set "
-                        "ca_file to its PEM file",
+                        f"{where}: the TLS certificate {problem} "
+                        "(verify_tls = false is for a test receiver only)",
                     ) from None
                 failure = f"could not be reached ({type(exc).__name__}: {exc})"
             else:

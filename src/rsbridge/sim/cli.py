@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -33,27 +33,12 @@ TlsKey = Annotated[
 ]
 
 
-def _serve(app: Any, host: str, port: int, cert: Path | None, key: Path | None) -> None:
-    """Run ``app`` with uvicorn in the foreground, over TLS when a certificate is given."""
-    import uvicorn
-
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level="warning",
-        server_header=False,
-        ssl_certfile=str(cert) if cert else None,
-        ssl_keyfile=str(key) if key else None,
-    )
-
-
-def _scheme(cert: Path | None, key: Path | None) -> str:
-    """``https`` or ``http``; exits with a clear error when only half of the pair is given."""
+def _tls_pair(cert: Path | None, key: Path | None) -> tuple[Path, Path] | None:
+    """The certificate and key to serve HTTPS with; exits clearly when only one is given."""
     if (cert is None) != (key is None):
         typer.echo("error: --tls-cert and --tls-key go together", err=True)
         raise typer.Exit(2)
-    return "https" if cert else "http"
+    return (cert, key) if cert and key else None
 
 
 @sim_app.command()
@@ -66,18 +51,19 @@ def appliance(
     tls_key: TlsKey = None,
 ) -> None:
     """Serve a simulated Remote Support appliance (OAuth, Command and Reporting APIs)."""
+    import uvicorn
+
     from rsbridge.sim.appliance.server import create_app
     from rsbridge.sim.appliance.state import SimApplianceState
+    from rsbridge.sim.serve import server_options
 
-    scheme = _scheme(tls_cert, tls_key)
+    tls = _tls_pair(tls_cert, tls_key)
     state = SimApplianceState.default(seed=seed, sessions=sessions)
     account = state.accounts[0]
-    typer.echo(
-        f"Simulated appliance: {scheme}://{host}:{port}",
-    )
+    typer.echo(f"Simulated appliance: {'https' if tls else 'http'}://{host}:{port}")
     typer.echo(f"API client id:       {account.client_id}")
     typer.echo(f"API client secret:   {account.client_secret}")
-    _serve(create_app(state), host, port, tls_cert, tls_key)
+    uvicorn.run(create_app(state), host=host, port=port, **server_options(tls))
 
 
 @sim_app.command()
@@ -105,11 +91,14 @@ def servicenow(
     tls_key: TlsKey = None,
 ) -> None:
     """Serve a simulated ServiceNow instance (OAuth, Table, Attachment and Batch APIs)."""
+    import uvicorn
+
+    from rsbridge.sim.serve import server_options
     from rsbridge.sim.servicenow import SimServiceNowState, create_app, seed_demo
     from rsbridge.sim.servicenow.seed import seed_accounts
     from rsbridge.sim.servicenow.unload import UnloadError
 
-    scheme = _scheme(tls_cert, tls_key)
+    tls = _tls_pair(tls_cert, tls_key)
     state = SimServiceNowState()
     demo = seed_demo(state) if seed else seed_accounts(state)
     for path in imports or []:
@@ -123,9 +112,9 @@ def servicenow(
             f"Imported {path.name}: {len(summary.tables)} tables, {summary.columns} columns, "
             f"{summary.records} records{skipped}"
         )
-    typer.echo(f"Simulated ServiceNow: {scheme}://{host}:{port}")
+    typer.echo(f"Simulated ServiceNow: {'https' if tls else 'http'}://{host}:{port}")
     typer.echo(f"Admin:               {demo.admin[0]} / {demo.admin[1]}")
     typer.echo(f"Integration user:    {demo.integration[0]} / {demo.integration[1]}")
     typer.echo(f"Read-only user:      {demo.viewer[0]} / {demo.viewer[1]}")
     typer.echo(f"OAuth client:        {demo.oauth_client[0]} / {demo.oauth_client[1]}")
-    _serve(create_app(state), host, port, tls_cert, tls_key)
+    uvicorn.run(create_app(state), host=host, port=port, **server_options(tls))

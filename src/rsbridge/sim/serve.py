@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -26,6 +27,17 @@ class SwappableApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
+
+
+def server_options(tls: tuple[Path, Path] | None = None) -> dict[str, Any]:
+    """The uvicorn options every simulator is served with; ``tls``: certificate and key."""
+    return {
+        "log_level": "warning",
+        # Simulators set their own Server header (the appliance says Apache).
+        "server_header": False,
+        "ssl_certfile": str(tls[0]) if tls else None,
+        "ssl_keyfile": str(tls[1]) if tls else None,
+    }
 
 
 @contextmanager
@@ -49,16 +61,7 @@ def serve_in_thread(
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    # server_header=False: simulators set their own Server header (the appliance says Apache).
-    certfile, keyfile = (str(tls[0]), str(tls[1])) if tls else (None, None)
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        server_header=False,
-        ssl_certfile=certfile,
-        ssl_keyfile=keyfile,
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn.Config(app, **server_options(tls)))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="sim-server"
     )

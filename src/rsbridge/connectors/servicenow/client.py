@@ -35,7 +35,7 @@ from rsbridge.errors import (
     ConnectorRetryableError,
     TicketNotFoundError,
 )
-from rsbridge.tls import certificate_failure, certificate_reason
+from rsbridge.tls import certificate_problem
 
 AuthMode = Literal["basic", "oauth_password", "oauth_client_credentials"]
 Record = dict[str, Any]
@@ -213,13 +213,12 @@ class ServiceNowClient:
                 f"ServiceNow {self.host}: the proxy refused or failed ({exc})"
             ) from None
         except httpx.TransportError as exc:
-            bad_certificate = certificate_failure(exc)
-            if bad_certificate is not None:
+            problem = certificate_problem(exc)
+            if problem is not None:
                 # Retrying cannot help until the certificate or the settings change.
                 raise ConnectorPermanentError(
-                    f"ServiceNow {self.host}: the TLS certificate could not be verified "
-                    f"({certificate_reason(bad_certificate)}); for a private CA set ca_file "
-                    "to its PEM file (verify_tls = false is for a test instance only)"
+                    f"ServiceNow {self.host}: the TLS certificate {problem} "
+                    "(verify_tls = false is for a test instance only)"
                 ) from None
             raise ConnectorRetryableError(
                 f"ServiceNow {self.host} could not be reached ({type(exc).__name__}: {exc})"
