@@ -5,9 +5,36 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
+
+from rsbridge.appliance.report_model import CustomAttribute, SupportSession
+from rsbridge.engine.signing import SIGNATURE_ATTRIBUTE, Signer
+
+SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
+"""The ``[signing] secret`` of test configurations."""
+
+
+def signature(attributes: Mapping[str, str], appliance_id: str = "default") -> str:
+    """The ``rsb_sig`` value rsbridge puts beside ``attributes`` under the test secret."""
+    return Signer(SecretStr(SIGNING_SECRET)).sign(appliance_id, attributes)
+
+
+def sign_session(session: SupportSession, appliance_id: str = "default") -> SupportSession:
+    """``session`` with an ``rsb_sig`` over its external key and custom attributes, as a
+    session started from a key rsbridge issued carries (returns the same object)."""
+    values = {a.code_name: a.value for a in session.custom_attributes}
+    if session.external_key:
+        values["external_key"] = session.external_key
+    signed = signature(values, appliance_id)
+    session.custom_attributes = [
+        *(a for a in session.custom_attributes if a.code_name != SIGNATURE_ATTRIBUTE),
+        CustomAttribute(SIGNATURE_ATTRIBUTE, "rsbridge signature", signed),
+    ]
+    return session
 
 
 def free_port() -> int:

@@ -18,7 +18,7 @@ from rsbridge.connectors.base import (
 class CheckOnlyConnector(Connector):
     """Every ticket method raises NotImplementedError; subclasses set ``check()``."""
 
-    async def find_ticket(self, reference: str) -> Ticket:
+    async def find_ticket(self, reference: str, *, source: str = "external_key") -> Ticket:
         raise NotImplementedError
 
     async def create_ticket(

@@ -14,6 +14,7 @@ from rsbridge.config import (
     Config,
     EngineConfig,
     IntegrationConfig,
+    SigningConfig,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +27,7 @@ MODELS: list[type[BaseModel]] = [
     ApplianceConfig,
     IntegrationConfig,
     AssociationConfig,
+    SigningConfig,
 ]
 
 
@@ -50,7 +52,7 @@ def test_the_check_notices_a_missing_field() -> None:
 
 
 @pytest.mark.parametrize(
-    "model", [EngineConfig, ApplianceConfig, IntegrationConfig, AssociationConfig]
+    "model", [EngineConfig, ApplianceConfig, IntegrationConfig, AssociationConfig, SigningConfig]
 )
 def test_every_field_has_a_table_row(model: type[BaseModel]) -> None:
     # A row starts with the field's name; mentions in prose alone do not count.

@@ -21,6 +21,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -202,6 +203,11 @@ class AssociationConfig(_Model):
     create_requires_custom_fields: list[str] = Field(default_factory=list)
     create_attended: bool = True
     create_unattended: bool = False
+    trust: Literal["signed", "rep", "any"] = "rep"
+    """Which references may choose a ticket (docs/security.md): ``signed`` only what
+    rsbridge signed, ``rep`` that and what a representative set, ``any`` everything."""
+    unsigned_grace_until: datetime | None = None
+    """Migration: sessions that started before this moment may use unsigned references."""
 
     @field_validator("ticket_from")
     @classmethod
@@ -217,6 +223,23 @@ class AssociationConfig(_Model):
             )
         return value
 
+    @field_validator("unsigned_grace_until")
+    @classmethod
+    def _grace(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("give a time zone, e.g. 2026-12-01T00:00:00Z")
+        if value - datetime.now(UTC) > MAX_UNSIGNED_GRACE:
+            raise ValueError(
+                f"at most {MAX_UNSIGNED_GRACE.days} days ahead: the grace is for sessions "
+                "started before signing was turned on, not a way to turn trust off"
+            )
+        return value
+
+
+MAX_UNSIGNED_GRACE = timedelta(days=31)
+"""How far ahead ``association.unsigned_grace_until`` may lie."""
 
 _EVENT_TYPES = {e.value for e in EventType}
 _POLLING_EVENTS = (END, CUSTOMER_SURVEY)
@@ -276,6 +299,24 @@ class IntegrationActionsConfig(_Model):
         if self.assignment == "queue" and self.queue is None:
             raise ValueError('assignment = "queue" needs queue = "rep:<name>" or "team:<name>"')
         return self
+
+
+class SigningConfig(_Model):
+    """``[signing]``: the secret that signs the references rsbridge puts on sessions."""
+
+    secret: SecretStr
+    previous_secrets: list[SecretStr] = Field(default_factory=list)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < MIN_SIGNING_SECRET_CHARS:
+            raise ValueError(f"must be at least {MIN_SIGNING_SECRET_CHARS} characters")
+        return value
+
+
+MIN_SIGNING_SECRET_CHARS = 32
+"""Shortest signing secret accepted (e.g. ``openssl rand -hex 32`` gives 64)."""
 
 
 class ActionsConfig(_Model):
@@ -468,6 +509,7 @@ class Config(_Model):
     integrations: list[IntegrationConfig] = Field(default_factory=list)
     actions: ActionsConfig = Field(default_factory=ActionsConfig)
     smtp: SmtpConfig | None = None
+    signing: SigningConfig | None = None
 
     @model_validator(mode="after")
     def _references(self) -> Config:
@@ -491,6 +533,19 @@ class Config(_Model):
         if wanting and self.smtp is None:
             raise ValueError(
                 f"integration {', '.join(wanting)}: actions.email_key needs an [smtp] section"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _actions_need_signing(self) -> Config:
+        # Keys, Jump and Get Support Now put references on sessions; unsigned, the
+        # association of every integration that does not trust "any" refuses them.
+        strict = [i.name for i in self.integrations if i.association.trust != "any"]
+        if self.actions.enabled and self.signing is None and strict:
+            raise ValueError(
+                "actions.enabled needs a [signing] secret: the references that keys, Jump "
+                "and Get Support Now put on sessions would be unsigned, and integration "
+                f"{', '.join(strict)} (association.trust) would refuse them"
             )
         return self
 
@@ -554,7 +609,8 @@ def _prepare(data: Mapping[str, Any], base: Path | None) -> dict[str, Any]:
 
 
 def _prepare_action_secrets(out: dict[str, Any], base: Path | None) -> None:
-    """Resolve the secrets of ``[actions]`` and ``[smtp]`` in ``out`` (copying what changes)."""
+    """Resolve the secrets of ``[actions]``, ``[signing]`` and ``[smtp]`` in ``out``
+    (copying what changes)."""
     actions = out.get("actions")
     if isinstance(actions, Mapping):
         actions = dict(actions)
@@ -568,6 +624,19 @@ def _prepare_action_secrets(out: dict[str, Any], base: Path | None) -> None:
                 _anchor_file(actions["link_secret"], base), where="actions.link_secret"
             )
         out["actions"] = actions
+    signing = out.get("signing")
+    if isinstance(signing, Mapping):
+        signing = dict(signing)
+        if "secret" in signing:
+            signing["secret"] = resolve_secret(
+                _anchor_file(signing["secret"], base), where="signing.secret"
+            )
+        if isinstance(signing.get("previous_secrets"), list):
+            signing["previous_secrets"] = [
+                resolve_secret(_anchor_file(item, base), where=f"signing.previous_secrets[{i}]")
+                for i, item in enumerate(signing["previous_secrets"])
+            ]
+        out["signing"] = signing
     smtp = out.get("smtp")
     if isinstance(smtp, Mapping) and "password" in smtp:
         out["smtp"] = {

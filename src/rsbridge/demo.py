@@ -134,6 +134,9 @@ def _config(
                 }
             ],
             "actions": {"enabled": True, "tokens": [token], "public_url": "http://127.0.0.1"},
+            # Keys and write-backs are signed: the association trusts them, not a value
+            # a customer typed into a start URL.
+            "signing": {"secret": secrets.token_hex(32)},
             "integrations": [
                 {
                     "name": "servicenow",

@@ -32,7 +32,7 @@ from rsbridge.sim.appliance.server import create_app
 from rsbridge.sim.appliance.state import SimApplianceState
 from rsbridge.sim.serve import serve_in_thread
 from tests.actions.connector import NAME, TABLES, Table
-from tests.conftest import free_port
+from tests.conftest import SIGNING_SECRET, free_port
 
 TOKEN = "actions-test-token-3f9a2c41d8e7"
 OTHER_TOKEN = "actions-second-token-77b1e0c9a4"
@@ -205,6 +205,7 @@ def config_data(
             "link_secret": LINK_SECRET,
             **(actions or {}),
         },
+        "signing": {"secret": SIGNING_SECRET},
     }
     if mailbox is not None:
         data["smtp"] = {

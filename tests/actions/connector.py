@@ -77,7 +77,7 @@ class ActionTestConnector(Connector):
     async def check(self) -> CheckResult:
         return CheckResult("in-memory table")
 
-    async def find_ticket(self, reference: str) -> Ticket:
+    async def find_ticket(self, reference: str, *, source: str = "external_key") -> Ticket:
         context = self.table.tickets.get(reference)
         if context is None:
             raise TicketNotFoundError(f"no ticket {reference!r}")

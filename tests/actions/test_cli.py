@@ -13,8 +13,10 @@ from typer.testing import CliRunner, Result
 from rsbridge.cli import app
 from tests.actions.conftest import TOKEN, Mailbox, Sim, new_table, sim_server, smtp_server
 from tests.actions.connector import Table
+from tests.conftest import SIGNING_SECRET
 
 SECRET_VAR = "RSBRIDGE_ACTIONS_CLI_SECRET"
+SIGNING_VAR = "RSBRIDGE_ACTIONS_CLI_SIGNING"
 
 
 @pytest.fixture
@@ -23,6 +25,7 @@ def setup(
 ) -> Iterator[tuple[Path, Sim, Mailbox, Table]]:
     with sim_server() as sim, smtp_server() as box:
         monkeypatch.setenv(SECRET_VAR, sim.client_secret)
+        monkeypatch.setenv(SIGNING_VAR, SIGNING_SECRET)
         path = tmp_path / "rsbridge.toml"
         path.write_text(
             f"""
@@ -40,6 +43,9 @@ enabled = true
 tokens = ["{TOKEN}"]
 public_url = "https://rsbridge.example.com"
 link_secret = "cli-link-secret-0123456789"
+
+[signing]
+secret = {{ env = "{SIGNING_VAR}" }}
 
 [smtp]
 host = "127.0.0.1"

@@ -7,10 +7,12 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from tests.actions.conftest import Server
+from tests.conftest import signature
 
 ATTRIBUTES = {
     "session.custom.external_key": "INC0010001",
     "session.custom.snow_task_id": "sys-inc1",
+    "session.custom.rsb_sig": signature({"external_key": "INC0010001", "snow_task_id": "sys-inc1"}),
 }
 
 

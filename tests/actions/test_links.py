@@ -17,6 +17,7 @@ from tests.actions.conftest import (
     engine_server,
     integration,
 )
+from tests.conftest import signature
 
 
 def live_session(server: Server, custom: dict[str, str] | None = None) -> str:
@@ -96,12 +97,28 @@ def test_auto_create_answers_json_when_asked(server: Server) -> None:
 
 def test_auto_create_uses_the_ticket_the_session_already_names(server: Server) -> None:
     lsid = live_session(server)
-    server.state.set_session_attributes(lsid, [("external_key", "INC0010001")])
+    signed = signature({"external_key": "INC0010001"})
+    server.state.set_session_attributes(lsid, [("external_key", "INC0010001"), ("rsb_sig", signed)])
     answer = server.get(
         "/actions/auto-create", params={"integration": "desk", "lsid": lsid, "format": "json"}
     )
     assert answer.json()["ticket"]["id"] == "sys-inc1"
     assert server.table.created == {}
+
+
+def test_auto_create_ignores_a_ticket_a_customer_named(server: Server) -> None:
+    # An unsigned external key (a start-session URL) does not choose the ticket: the
+    # session gets a new one of its own, written back signed.
+    lsid = live_session(server)
+    server.state.set_session_attributes(lsid, [("external_key", "INC0010001")])
+    answer = server.get(
+        "/actions/auto-create", params={"integration": "desk", "lsid": lsid, "format": "json"}
+    )
+    ticket = answer.json()["ticket"]
+    assert ticket["id"] != "sys-inc1"
+    assert [t.id for t in server.table.created.values()] == [ticket["id"]]
+    custom = {code: value for code, _, value in server.state.session_attributes(lsid)}
+    assert custom["rsb_sig"] == signature({"external_key": ticket["number"] or ticket["id"]})
 
 
 def test_auto_create_refusals(server: Server) -> None:

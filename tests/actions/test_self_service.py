@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlsplit
 
 from tests.actions.conftest import Server
+from tests.conftest import signature
 
 
 def test_issues_are_loaded_from_the_appliance(server: Server) -> None:
@@ -59,6 +60,9 @@ def test_support_now_chat_url_is_associated_with_the_ticket(server: Server) -> N
         "customer.details": "VPN drops every hour",
         "session.custom.external_key": "INC0010001",
         "session.custom.snow_task_id": "sys-inc1",
+        "session.custom.rsb_sig": signature(
+            {"external_key": "INC0010001", "snow_task_id": "sys-inc1"}
+        ),
     }
     assert body["issue"]["team"] == "Network"
     assert body["note"]["written"] is True

@@ -19,7 +19,7 @@ from tests.actions.conftest import (
     engine_server,
     integration,
 )
-from tests.conftest import free_port
+from tests.conftest import free_port, signature
 
 
 def test_technician_mode_maps_the_user_and_stamps_the_ticket(server: Server) -> None:
@@ -42,7 +42,8 @@ def test_technician_mode_maps_the_user_and_stamps_the_ticket(server: Server) -> 
     assert answer.headers["cache-control"] == "no-store"
     key = server.state.session_keys[body["short_key"]]
     # The end-of-session import finds the ticket through these.
-    assert key.custom == {"external_key": "INC0010001", "snow_task_id": "sys-inc1"}
+    stamped = {"external_key": "INC0010001", "snow_task_id": "sys-inc1"}
+    assert key.custom == {**stamped, "rsb_sig": signature(stamped)}
     assert (key.queue, key.queue_id) == ("rep", "2")
 
 
@@ -253,6 +254,9 @@ def test_rep_console_source_gives_a_console_url_and_brcs(server: Server) -> None
         "action": "generate_session_key",
         "session.custom.external_key": "INC0010001",
         "session.custom.snow_task_id": "sys-inc1",
+        "session.custom.rsb_sig": signature(
+            {"external_key": "INC0010001", "snow_task_id": "sys-inc1"}
+        ),
     }
     brcs = body["brcs"]
     assert brcs["extension"] == "brcs-examplecorp"  # the appliance's company name

@@ -27,6 +27,8 @@ import pytest
 
 from rsbridge.appliance.report_model import ExitSurvey, SupportSession, SurveyAnswer
 from rsbridge.connectors.base import (
+    UNTRUSTED,
+    Association,
     CheckResult,
     Connector,
     ConnectorSettings,
@@ -66,6 +68,7 @@ def session_delivery(
     session: SupportSession | None = None,
     text: str = "Session report\nline two",
     html: str = "<p>Session report</p><p>line two</p>",
+    association: Association = UNTRUSTED,
 ) -> SessionDelivery:
     """A session report delivery with a full rendering and one part."""
     return SessionDelivery(
@@ -77,10 +80,13 @@ def session_delivery(
             full=RenderedPart(text, html),
             parts={"chat": RenderedPart("Chat transcript", "<p>Chat transcript</p>")},
         ),
+        association=association,
     )
 
 
-def survey_delivery(key: str, kind: Literal["customer", "rep"] = "customer") -> SurveyDelivery:
+def survey_delivery(
+    key: str, kind: Literal["customer", "rep"] = "customer", association: Association = UNTRUSTED
+) -> SurveyDelivery:
     """A customer (or rep) exit survey delivery."""
     survey = ExitSurvey(7, [SurveyAnswer("rating", "5"), SurveyAnswer("comments", "Quick fix")])
     return SurveyDelivery(
@@ -91,6 +97,7 @@ def survey_delivery(key: str, kind: Literal["customer", "rep"] = "customer") -> 
         survey=survey,
         session=sample_session(),
         rendered=RenderedPart("Rating: 5\nComments: Quick fix", "<p>Rating: 5</p>"),
+        association=association,
     )
 
 

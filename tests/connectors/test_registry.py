@@ -39,7 +39,7 @@ class ThirdPartyConnector(Connector):
     async def check(self) -> CheckResult:
         return CheckResult("ok")
 
-    async def find_ticket(self, reference: str) -> Ticket:
+    async def find_ticket(self, reference: str, *, source: str = "external_key") -> Ticket:
         return Ticket(reference)
 
     async def create_ticket(

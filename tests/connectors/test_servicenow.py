@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from rsbridge.appliance.report_model import CustomAttribute, ExitSurvey, SurveyAnswer
-from rsbridge.connectors.base import Connector, NoteDelivery, Ticket
+from rsbridge.connectors.base import Association, Connector, NoteDelivery, Ticket
 from rsbridge.connectors.servicenow import ServiceNowConnector
 from rsbridge.connectors.servicenow.records import stable_id
 from rsbridge.connectors.servicenow.schema import Schema, unload_xml
@@ -36,6 +36,9 @@ from .contract import (
     session_delivery,
     survey_delivery,
 )
+
+TRUSTED = Association("custom:snow_task_id", True)
+"""A ticket named by a signed reference."""
 
 
 @pytest.fixture(scope="module")
@@ -235,11 +238,66 @@ async def test_related_records_come_from_custom_attributes(sn: Instance, make: F
         ],
     )
     ticket = await connector.find_ticket("INC0010001")
-    await connector.write_session_report(ticket, session_delivery("k1", session=session))
+    accepted = Association(
+        "external_key",
+        True,
+        {
+            "custom:snow_cmdb_ci_id": ci_name,
+            "custom:snow_interaction_id": sn.demo.ids[interaction],
+        },
+    )
+    delivery = session_delivery("k1", session=session, association=accepted)
+    await connector.write_session_report(ticket, delivery)
     (row,) = rows(sn, "u_rs_session")
     assert row["u_configuration_item"] == sn.demo.ids[ci_name]
     assert row["u_interaction"] == sn.demo.ids[interaction]
     assert row["u_task"] == ticket.id
+
+
+async def test_references_the_engine_did_not_accept_are_not_followed(
+    sn: Instance, make: Factory
+) -> None:
+    # The session carries the values, but the association accepted none of them.
+    connector = make()
+    ci_name = next(n for n in sn.demo.ids if n.startswith(("ws-", "srv-")))
+    call = next(n for n in sn.demo.ids if n.startswith("CALL"))
+    session = dataclasses.replace(
+        sample_session(),
+        custom_attributes=[
+            CustomAttribute("snow_cmdb_ci_id", "CI", ci_name),
+            CustomAttribute("snow_call_id", "Call", sn.demo.ids[call]),
+        ],
+    )
+    ticket = await connector.find_ticket("INC0010001")
+    await connector.write_session_report(ticket, session_delivery("k1", session=session))
+    (row,) = rows(sn, "u_rs_session")
+    assert not row["u_configuration_item"]
+    assert not row["u_call"]
+
+
+async def test_a_bare_sys_id_of_another_table_is_never_stored(sn: Instance, make: Factory) -> None:
+    # snow_call_id = the admin's sys_user id once gave u_call = admin.
+    admin = sn.state.query("sys_user", "user_name=admin")[0]["sys_id"]
+    accepted = Association("external_key", True, {"custom:snow_call_id": admin})
+    connector = make()
+    ticket = await connector.find_ticket("INC0010001")
+    await connector.write_session_report(ticket, session_delivery("k1", association=accepted))
+    (row,) = rows(sn, "u_rs_session")
+    assert not row["u_call"]
+
+
+async def test_a_reference_must_name_a_record_of_its_kind(sn: Instance, make: Factory) -> None:
+    connector = make(number_prefixes=["INC=incident", "CALL=new_call", "IMS=interaction"])
+    incident = sn.demo.ids["INC0010001"]
+    call = next(n for n in sn.demo.ids if n.startswith("CALL"))
+    with pytest.raises(TicketNotFoundError, match="no new_call with sys_id"):
+        await connector.find_ticket(incident, source="custom:snow_call_id")
+    with pytest.raises(TicketNotFoundError, match="must name a new_call, not a incident"):
+        await connector.find_ticket("INC0010001", source="custom:snow_call_id")
+    with pytest.raises(TicketNotFoundError, match="no interaction"):
+        await connector.find_ticket(sn.demo.ids[call], source="custom:snow_interaction_id")
+    assert (await connector.find_ticket(call, source="custom:snow_call_id")).kind == "new_call"
+    assert (await connector.find_ticket(incident, source="custom:snow_task_id")).id == incident
 
 
 async def test_the_primary_rep_is_associated_with_their_user(sn: Instance, make: Factory) -> None:
@@ -281,7 +339,7 @@ async def test_switches_and_renames(sn: Instance, make: Factory) -> None:
         attach_report=True,
     )
     ticket = await connector.find_ticket("INC0010001")
-    await connector.write_session_report(ticket, session_delivery("k1"))
+    await connector.write_session_report(ticket, session_delivery("k1", association=TRUSTED))
     (row,) = rows(sn, "u_acme_session")
     assert row["u_session_id"] == sample_session().lsid
     assert rows(sn, "u_rs_session") == []
@@ -317,8 +375,10 @@ def test_bad_renames_and_mappings_are_configuration_errors() -> None:
 async def test_surveys_add_answers_and_can_move_the_task(sn: Instance, make: Factory) -> None:
     connector = make(survey_state_rules=["customer:rating=5 -> 6"], log_surveys=True)
     ticket = await connector.find_ticket("INC0010001")
-    await connector.write_session_report(ticket, session_delivery("k1"))
-    await connector.write_survey(ticket, survey_delivery("s:survey:customer:0"))
+    await connector.write_session_report(ticket, session_delivery("k1", association=TRUSTED))
+    await connector.write_survey(
+        ticket, survey_delivery("s:survey:customer:0", association=TRUSTED)
+    )
     answers = rows(sn, "u_rs_session_survey")
     assert {(a["u_question"], a["u_answer"]) for a in answers} == {
         ("rating", "5"),
@@ -329,6 +389,32 @@ async def test_surveys_add_answers_and_can_move_the_task(sn: Instance, make: Fac
     assert any("customer survey" in e["value"] for e in sn.state.journal(ticket.id))
     await connector.write_survey(ticket, survey_delivery("s:survey:customer:0"))
     assert len(rows(sn, "u_rs_session_survey")) == 2
+
+
+async def test_an_untrusted_ticket_gets_no_state_change_and_no_comments(
+    sn: Instance, make: Factory
+) -> None:
+    # A ticket named by a reference a customer could have set (trust = "any"): the
+    # session lands, but only as work notes, and survey rules never move the ticket.
+    connector = make(
+        survey_state_rules=["customer:rating=5 -> 6"], log_surveys=True, journal_field="comments"
+    )
+    ticket = await connector.find_ticket("INC0010001")
+    state_before = sn.state.get("incident", ticket.id)["state"]  # type: ignore[index]
+    untrusted = Association("custom:snow_task_id", False)
+    await connector.write_session_report(ticket, session_delivery("k1", association=untrusted))
+    await connector.write_survey(
+        ticket, survey_delivery("s:survey:customer:0", association=untrusted)
+    )
+    assert sn.state.get("incident", ticket.id)["state"] == state_before  # type: ignore[index]
+    ours = [e for e in sn.state.journal(ticket.id) if "Remote Support session" in e["value"]]
+    assert ours and {e["element"] for e in ours} == {"work_notes"}
+    # Replays find their entries in the work notes: nothing is written twice.
+    await connector.write_survey(
+        ticket, survey_delivery("s:survey:customer:0", association=untrusted)
+    )
+    again = [e for e in sn.state.journal(ticket.id) if "Remote Support session" in e["value"]]
+    assert len(again) == len(ours)
 
 
 async def test_a_survey_without_an_imported_session_gets_a_session_row(

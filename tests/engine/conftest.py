@@ -16,6 +16,7 @@ from rsbridge.sim.appliance.emitter import OutboundEventEmitter, Recipient, even
 from rsbridge.sim.appliance.server import create_app
 from rsbridge.sim.appliance.state import SimApplianceState
 from rsbridge.sim.serve import serve_in_thread
+from tests.conftest import SIGNING_SECRET
 
 
 @dataclass
@@ -74,6 +75,7 @@ def engine_config(
                 "settings": {"path": str(tmp_path / "deliveries.jsonl"), "fsync": False},
             }
         ],
+        "signing": {"secret": SIGNING_SECRET},
     }
     return parse_config(data)
 

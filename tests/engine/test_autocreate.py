@@ -15,7 +15,7 @@ from rsbridge.appliance.report_model import NamedRef, SupportSession
 from rsbridge.config import AssociationConfig
 from rsbridge.connectors.base import Connector, Ticket
 from rsbridge.connectors.jsonl import JsonlConnector, read_deliveries
-from rsbridge.engine.association import resolve_ticket
+from rsbridge.engine.association import judge_session, resolve_ticket
 from rsbridge.engine.autocreate import join_filter_refusal
 from rsbridge.engine.runtime import Engine
 from rsbridge.engine.store.base import JobFilter
@@ -113,7 +113,7 @@ def test_join_filters() -> None:
 class _Only(JsonlConnector):
     """jsonl, but only the ticket numbered ``INC1`` exists."""
 
-    async def find_ticket(self, reference: str) -> Ticket:
+    async def find_ticket(self, reference: str, *, source: str = "external_key") -> Ticket:
         if reference != "INC1":
             raise TicketNotFoundError(f"no ticket {reference}")
         return Ticket("id-1", "INC1")
@@ -125,11 +125,13 @@ async def test_a_reference_that_names_nothing_falls_through_to_the_next(tmp_path
     )
     session = SupportSession("c" * 32, external_key="INC1")
     session.custom_attributes = []
-    rules = AssociationConfig(ticket_from=["custom:snow_task_id", "external_key"])
-    found = await resolve_ticket(session, rules, connector)
+    rules = AssociationConfig(ticket_from=["custom:snow_task_id", "external_key"], trust="any")
+    found = await resolve_ticket(
+        session, rules, connector, judge_session(session, rules, "a", None)
+    )
     assert found.ticket == Ticket("id-1", "INC1")
     stale = SupportSession("d" * 32, external_key="INC9")
-    missing = await resolve_ticket(stale, rules, connector)
+    missing = await resolve_ticket(stale, rules, connector, judge_session(stale, rules, "a", None))
     assert missing.ticket is None
     assert "external_key 'INC9': no ticket INC9" in missing.why()
     await connector.aclose()

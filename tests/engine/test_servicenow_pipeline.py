@@ -22,6 +22,7 @@ from rsbridge.engine.store.base import JobFilter, JobStatus
 from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.web.app import create_app
 from rsbridge.web.serve import serving
+from tests.conftest import sign_session
 from tests.servicenow_helpers import Snow, running_instance
 
 from .conftest import SimAppliance, drained, emit, engine_config
@@ -68,11 +69,10 @@ def _sessions(snow: Snow, count: int, seed: int = 21) -> list[SupportSession]:
         session = generator.session_from_key(number, {})
         assert session.start_time is not None and session.end_time is not None
         shift = datetime.now(UTC) - timedelta(seconds=60) - session.end_time
-        made.append(
-            dataclasses.replace(
-                session, start_time=session.start_time + shift, end_time=session.end_time + shift
-            )
+        moved = dataclasses.replace(
+            session, start_time=session.start_time + shift, end_time=session.end_time + shift
         )
+        made.append(sign_session(moved))  # the key was made by rsbridge: signed
     return made
 
 

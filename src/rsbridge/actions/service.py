@@ -38,7 +38,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from rsbridge.actions.mail import Mailer, check_address
@@ -71,6 +71,7 @@ from rsbridge.connectors.base import (
     TicketContext,
 )
 from rsbridge.engine.autocreate import create_for_live_session
+from rsbridge.engine.signing import signer_for
 from rsbridge.engine.store.base import LedgerEntry, LedgerKey, Store
 from rsbridge.errors import (
     ApplianceCommandError,
@@ -149,6 +150,7 @@ class ActionService:
         self.connectors = connectors
         self.mailer = mailer
         self.clock = clock
+        self._signer = signer_for(config.signing)
         self._site_names: dict[str, str] = {}
 
     # --- lookups ------------------------------------------------------------------
@@ -174,6 +176,11 @@ class ActionService:
                 status=409,
                 code="ticket_closed",
             )
+        if self._signer is not None:
+            # Every key, Jump and start URL stamps these on the session: signed, they
+            # let the association tell them from values a customer typed in a URL.
+            attributes = self._signer.signed(parts.appliance_config.id, context.session_attributes)
+            context = replace(context, session_attributes=attributes)
         return context
 
     async def _site_name(self, parts: _Parts) -> str:
@@ -738,6 +745,7 @@ class ActionService:
                 appliance=parts.appliance,
                 lsid=lsid,
                 appliance_id=parts.appliance_config.id,
+                signer=self._signer,
                 now=self.clock(),
             )
         except SessionNotReadyError:

@@ -22,6 +22,7 @@ inherit the shared contract suite in ``tests/connectors/contract.py``.
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -30,7 +31,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model
 
 from rsbridge.appliance.report_model import ExitSurvey, SupportSession
-from rsbridge.errors import ConfigurationError, ConnectorPermanentError
+from rsbridge.errors import ConfigurationError, ConnectorPermanentError, TicketNotFoundError
 
 SettingType = Literal["str", "int", "float", "bool", "url", "path", "list"]
 
@@ -134,6 +135,37 @@ class RenderedReport:
 
 
 @dataclass(frozen=True, slots=True)
+class Association:
+    """How a delivery's ticket was chosen, and which session references may be used.
+
+    Every custom attribute and the external key can be set by a customer through a
+    public start-session URL; the engine decides, per the integration's
+    ``association.trust``, which of them count (docs/security.md). The default is the
+    safe one: nothing trusted, no references.
+    """
+
+    source: str = ""
+    """Where the ticket came from: a reference source (``custom:snow_task_id``,
+    ``external_key``, ``rep_survey:task_number``), ``created`` or empty (no ticket)."""
+    trusted: bool = False
+    """The ticket was named by a reference rsbridge signed or a representative set, or
+    rsbridge created it. Only then may a delivery apply what a customer must not be able
+    to trigger on someone else's ticket: state changes, customer-visible comments,
+    caller lookups."""
+    references: Mapping[str, str] = field(default_factory=dict)
+    """Accepted references by source (``external_key``, ``custom:<code_name>``): the
+    only session values a connector may follow to other records (a call, a CI)."""
+
+    def custom(self, code_name: str) -> str | None:
+        """The accepted value of custom attribute ``code_name``, or None."""
+        return self.references.get(f"custom:{code_name}")
+
+
+UNTRUSTED = Association()
+"""No ticket reference trusted, no session reference accepted."""
+
+
+@dataclass(frozen=True, slots=True)
 class SessionDelivery:
     """A session report to write into a ticket. ``key`` is its idempotency key."""
 
@@ -142,6 +174,7 @@ class SessionDelivery:
     integration: str
     session: SupportSession
     report: RenderedReport
+    association: Association = UNTRUSTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +188,7 @@ class SurveyDelivery:
     survey: ExitSurvey
     session: SupportSession
     rendered: RenderedPart
+    association: Association = UNTRUSTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +214,29 @@ class CheckResult:
 
     summary: str
     """One line saying what was reached, e.g. ``"instance dev1234, user rsbridge"``."""
+
+
+VIRTUAL_TICKET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/#@+-]{0,127}")
+"""What a connector without tickets of its own (jsonl, webhook) accepts as a ticket id:
+letters, digits and a few separators, at most 128 characters: no spaces, line breaks or
+markup, since the value comes from the session and lands in files and HTTP bodies."""
+
+
+def virtual_ticket(reference: str, connector: str) -> Ticket:
+    """The ticket a connector with virtual tickets makes of ``reference``.
+
+    TicketNotFoundError (the association tries its next source) for an empty or
+    unsafe reference.
+    """
+    ref = reference.strip()
+    if not ref:
+        raise TicketNotFoundError(f"{connector}: empty ticket reference")
+    if not VIRTUAL_TICKET_ID.fullmatch(ref):
+        raise TicketNotFoundError(
+            f"{connector}: {ref[:40]!r} is not a ticket id (letters, digits and . _ : / # @ + -,"
+            " at most 128 characters)"
+        )
+    return Ticket(id=ref)
 
 
 class ConnectorSettings(BaseModel):
@@ -254,8 +311,15 @@ class Connector(abc.ABC):
         """The connection test: reach the system, authenticate, check permissions."""
 
     @abc.abstractmethod
-    async def find_ticket(self, reference: str) -> Ticket:
-        """The ticket whose id or number is ``reference``; TicketNotFoundError if none."""
+    async def find_ticket(self, reference: str, *, source: str = "external_key") -> Ticket:
+        """The ticket whose id or number is ``reference``; TicketNotFoundError if none.
+
+        ``source`` says where the reference came from (``external_key``,
+        ``custom:<code_name>``, ``rep_survey:<question>``): a source that names a kind of
+        record (ServiceNow's ``snow_call_id`` is a call) must find a record of that
+        kind, else TicketNotFoundError says so. ``reference`` is customer data: it is a
+        value to look up, never a query, a path or markup.
+        """
 
     @abc.abstractmethod
     async def create_ticket(

@@ -58,13 +58,13 @@ from rsbridge.connectors.base import (
     SurveyDelivery,
     Ticket,
     WriteResult,
+    virtual_ticket,
 )
 from rsbridge.errors import (
     ConfigurationError,
     ConnectorError,
     ConnectorPermanentError,
     ConnectorRetryableError,
-    TicketNotFoundError,
 )
 
 __all__ = [
@@ -370,11 +370,9 @@ class JsonlConnector(Connector):
             )
         return CheckResult(f"{path} (will be created), directory writable")
 
-    async def find_ticket(self, reference: str) -> Ticket:
-        """Tickets are virtual: any non-empty reference is a ticket with that id."""
-        if not reference.strip():
-            raise TicketNotFoundError("jsonl: empty ticket reference")
-        return Ticket(id=reference.strip())
+    async def find_ticket(self, reference: str, *, source: str = "external_key") -> Ticket:
+        """Tickets are virtual: a reference that is a plain id is a ticket with that id."""
+        return virtual_ticket(reference, "jsonl")
 
     async def create_ticket(
         self, session: SupportSession, fields: Mapping[str, str], *, key: str

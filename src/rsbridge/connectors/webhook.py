@@ -54,6 +54,7 @@ from rsbridge.connectors.base import (
     SurveyDelivery,
     Ticket,
     WriteResult,
+    virtual_ticket,
 )
 from rsbridge.connectors.jsonl import (
     note_record,
@@ -280,11 +281,9 @@ class WebhookConnector(Connector):
             response, _body = await self._request("POST", url, body, what="check")
         return CheckResult(f"{_display_url(url)} answered HTTP {response.status_code}")
 
-    async def find_ticket(self, reference: str) -> Ticket:
-        """Tickets are virtual: any non-empty reference is a ticket with that id."""
-        if not reference.strip():
-            raise TicketNotFoundError("webhook: empty ticket reference")
-        return Ticket(id=reference.strip())
+    async def find_ticket(self, reference: str, *, source: str = "external_key") -> Ticket:
+        """Tickets are virtual: a reference that is a plain id is a ticket with that id."""
+        return virtual_ticket(reference, "webhook")
 
     async def create_ticket(
         self, session: SupportSession, fields: Mapping[str, str], *, key: str

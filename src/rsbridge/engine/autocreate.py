@@ -25,12 +25,15 @@ from rsbridge.appliance.report_model import SupportSession
 from rsbridge.config import AssociationConfig, IntegrationConfig
 from rsbridge.connectors.base import Connector, Ticket
 from rsbridge.engine.association import (
+    CREATED_SOURCE,
     TICKET_EFFECT,
+    judge_session,
     ledger_ticket,
     resolve_ticket,
     ticket_detail,
     ticket_key,
 )
+from rsbridge.engine.signing import Signer
 from rsbridge.engine.store.base import LedgerEntry, LedgerKey, Store
 from rsbridge.errors import SessionNotFoundError, SessionNotReadyError
 
@@ -79,13 +82,15 @@ async def create_for_live_session(
     appliance: ApplianceClient,
     lsid: str,
     appliance_id: str,
+    signer: Signer | None,
     now: float | None = None,
     session: SupportSession | None = None,
 ) -> Ticket:
     """The session's ticket: remembered, associated, or created now; written back.
 
     ``session`` is the live report when the caller has it already (the worker fetches
-    reports in batches); otherwise it is fetched.
+    reports in batches); otherwise it is fetched. Association follows the integration's
+    trust policy; the write-back is signed by ``signer`` (when signing is configured).
     """
     clock = now if now is not None else time.time()
     key = ticket_key(appliance_id, lsid, integration.name)
@@ -95,12 +100,18 @@ async def create_for_live_session(
     if ticket is None:
         if session is None:
             session = await live_session(appliance, lsid)
-        resolution = await resolve_ticket(session, integration.association, connector)
+        rules = integration.association
+        trust = judge_session(session, rules, appliance_id, signer)
+        resolution = await resolve_ticket(session, rules, connector, trust)
         ticket = resolution.ticket or await connector.create_ticket(
-            session, integration.association.create_fields, key=str(key)
+            session, rules.create_fields, key=str(key)
         )
         created = resolution.ticket is None
-        detail = ticket_detail(ticket)
+        detail = (
+            ticket_detail(ticket, CREATED_SOURCE, trusted=True)
+            if created
+            else ticket_detail(ticket, resolution.source, trusted=resolution.trusted)
+        )
         if created:
             detail[CREATED] = "on_join_or_link"
             log.info(
@@ -117,7 +128,7 @@ async def create_for_live_session(
     # Only a ticket made here is new to the session; one it named already needs nothing.
     if created:
         await _write_back(
-            store, appliance, connector, appliance_id, lsid, integration.name, ticket, clock
+            store, appliance, connector, signer, appliance_id, lsid, integration.name, ticket, clock
         )
     return ticket
 
@@ -126,6 +137,7 @@ async def _write_back(
     store: Store,
     appliance: ApplianceClient,
     connector: Connector,
+    signer: Signer | None,
     appliance_id: str,
     lsid: str,
     integration: str,
@@ -136,6 +148,8 @@ async def _write_back(
     if await store.ledger_get(key) is not None:
         return
     attributes = dict(connector.live_session_attributes(ticket))
+    if signer is not None:
+        attributes = signer.signed(appliance_id, attributes)
     external_key = attributes.pop("external_key", None)
     try:
         await appliance.set_session_attributes(lsid, attributes, external_key=external_key)

@@ -36,9 +36,19 @@ from rsbridge.appliance.events import END, MEMBER_ADDED, SURVEY_EVENTS
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.backoff import backoff
 from rsbridge.config import Config, IntegrationConfig
-from rsbridge.connectors.base import Connector, SessionDelivery, SurveyDelivery, Ticket
+from rsbridge.connectors.base import (
+    Association,
+    Connector,
+    SessionDelivery,
+    SurveyDelivery,
+    Ticket,
+)
 from rsbridge.engine.association import (
+    CREATED_SOURCE,
     TICKET_EFFECT,
+    accepted_references,
+    judge_session,
+    ledger_association,
     ledger_ticket,
     resolve_ticket,
     ticket_detail,
@@ -46,6 +56,7 @@ from rsbridge.engine.association import (
 )
 from rsbridge.engine.autocreate import create_for_live_session, join_filter_refusal
 from rsbridge.engine.render import Renderer
+from rsbridge.engine.signing import signer_for
 from rsbridge.engine.store.base import (
     AttemptOutcome,
     Finish,
@@ -107,6 +118,7 @@ class Worker:
         self._clock = clock
         self._rng = rng or random.Random()
         self._engine = config.engine
+        self._signer = signer_for(config.signing)
         self._inflight: set[asyncio.Task[Outcome]] = set()
         # Jobs claimed and not finished, started or still waiting for a slot: their
         # leases are extended while they are held so that a long batch never expires.
@@ -349,7 +361,7 @@ class Worker:
                 raise SessionNotReadyError(
                     f"session {job.lsid} is not imported yet; the survey waits for it"
                 )
-        ticket = await self._ticket(job, integration, connector, session)
+        ticket, association = await self._ticket(job, integration, connector, session)
         renderer = self.services.renderers[integration.name]
         if job.event_type == END:
             key = self._key(job, END, REPORT_EFFECT)
@@ -361,6 +373,7 @@ class Worker:
                 integration.name,
                 renderer.imported_session(session),
                 renderer.render(session),
+                association,
             )
             result = await connector.write_session_report(ticket, delivery)
             await self._record(key, ticket, result.ref, result.detail)
@@ -380,7 +393,14 @@ class Worker:
             result = await connector.write_survey(
                 ticket,
                 SurveyDelivery(
-                    str(key), job.appliance_id, integration.name, kind, survey, session, rendered
+                    str(key),
+                    job.appliance_id,
+                    integration.name,
+                    kind,
+                    survey,
+                    session,
+                    rendered,
+                    association,
                 ),
             )
             await self._record(key, ticket, result.ref, result.detail)
@@ -428,6 +448,7 @@ class Worker:
             appliance=self.services.appliances[job.appliance_id],
             lsid=session.lsid,
             appliance_id=job.appliance_id,
+            signer=self._signer,
             now=self._clock(),
             session=session,
         )
@@ -439,27 +460,32 @@ class Worker:
         integration: IntegrationConfig,
         connector: Connector,
         session: SupportSession,
-    ) -> Ticket | None:
+    ) -> tuple[Ticket | None, Association]:
         """The session's ticket: remembered in the ledger, found, created, or none.
 
         None means the session is imported unassociated (``on_unmatched = "import"``);
-        a skipped session raises :class:`_Skip`.
+        a skipped session raises :class:`_Skip`. The association says how far the
+        ticket and the session's references are trusted (docs/security.md).
         """
+        rules = integration.association
+        trust = judge_session(session, rules, job.appliance_id, self._signer)
+        accepted = accepted_references(session, rules, trust)
         key = self._key(job, TICKET_EFFECT, TICKET_EFFECT)
         known = await self.store.ledger_get(key)
         if known is not None:
-            return ledger_ticket(known)
-        rules = integration.association
-        resolution = await resolve_ticket(session, rules, connector)
+            return ledger_ticket(known), ledger_association(known, accepted)
+        resolution = await resolve_ticket(session, rules, connector, trust)
         ticket = resolution.ticket
+        source, trusted = resolution.source, resolution.trusted
         if ticket is None and rules.on_unmatched == "create":
             ticket = await connector.create_ticket(session, rules.create_fields, key=str(key))
+            source, trusted = CREATED_SOURCE, True
         elif ticket is None and rules.on_unmatched == "import":
             log.info("session %s is imported without a ticket (%s)", job.lsid, resolution.why())
             entry = await self.store.ledger_put(
                 LedgerEntry(key, "", "", self._clock(), {"unassociated": resolution.why()})
             )
-            return ledger_ticket(entry)
+            return ledger_ticket(entry), ledger_association(entry, accepted)
         elif ticket is None:
             await self.store.ledger_put(
                 LedgerEntry(self._key(job, TICKET_EFFECT, "none"), "", "", self._clock())
@@ -468,8 +494,11 @@ class Worker:
                 f"session {job.lsid} matches no ticket and the integration skips such "
                 f"sessions ({resolution.why()})"
             )
+        elif resolution.tried:
+            log.info("session %s: %s before %s matched", job.lsid, resolution.why(), source)
+        detail = ticket_detail(ticket, source, trusted=trusted)
         entry = await self.store.ledger_put(
-            LedgerEntry(key, ticket.id, ticket.id, self._clock(), ticket_detail(ticket))
+            LedgerEntry(key, ticket.id, ticket.id, self._clock(), detail)
         )
         # Another worker may have recorded the ticket first: theirs is the one to use.
-        return ledger_ticket(entry)
+        return ledger_ticket(entry), ledger_association(entry, accepted)

@@ -35,6 +35,7 @@ import httpx
 
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.connectors.base import (
+    Association,
     CheckResult,
     ConfigurationItem,
     Connector,
@@ -74,6 +75,8 @@ from rsbridge.errors import (
 from rsbridge.tls import tls_verification
 
 _SYS_ID = re.compile(r"[0-9a-f]{32}")
+# Association sources that name one kind of record (the vendor's related lists).
+_SOURCE_TABLES = {"custom:snow_call_id": "new_call", "custom:snow_interaction_id": "interaction"}
 _NUMBER = re.compile(r"([A-Za-z]+)(\d+)")
 
 RECORD_TYPES = ("new_call", "incident", "change_request", "sc_request", "problem", "interaction")
@@ -416,16 +419,22 @@ class ServiceNowConnector(Connector):
             kind=kind,
         )
 
-    async def find_ticket(self, reference: str) -> Ticket:
+    async def find_ticket(self, reference: str, *, source: str = "external_key") -> Ticket:
         """A task (incident, change, request, problem, call, interaction...) by sys_id
-        or by record number with a configured prefix."""
+        or by record number with a configured prefix.
+
+        ``custom:snow_call_id`` must name a call and ``custom:snow_interaction_id`` an
+        interaction (the vendor's related lists): a reference to another kind of record
+        from those attributes is refused, as a customer could have typed it.
+        """
         ref = reference.strip()
         fields = ("sys_id", "number", "sys_class_name")
+        wanted = _SOURCE_TABLES.get(source, "task")
         if _SYS_ID.fullmatch(ref):
-            record = await self.client.get("task", ref, fields=fields)
+            record = await self.client.get(wanted, ref, fields=fields)
             if record is None:
-                raise TicketNotFoundError(f"ServiceNow has no task with sys_id {ref}")
-            return self._ticket(record, "task")
+                raise TicketNotFoundError(f"ServiceNow has no {wanted} with sys_id {ref}")
+            return self._ticket(record, wanted)
         match = _NUMBER.fullmatch(ref)
         table = self.options.prefixes.get(match.group(1).upper()) if match else None
         if table is None:
@@ -434,6 +443,8 @@ class ServiceNowConnector(Connector):
                 f"{ref!r} is neither a sys_id nor a record number with a known prefix "
                 f"({known}; add more with the number_prefixes setting)"
             )
+        if wanted != "task" and table != wanted:
+            raise TicketNotFoundError(f"{source} must name a {wanted}, not a {table} ({ref!r})")
         found = await self.client.query(table, f"number={ref.upper()}", fields=fields, limit=1)
         if not found:
             raise TicketNotFoundError(f"ServiceNow has no {table} numbered {ref.upper()}")
@@ -540,7 +551,7 @@ class ServiceNowConnector(Connector):
             else:
                 values = {
                     **session_values(session, delivery.appliance_id),
-                    **await self._references(session, ticket, ticket_table),
+                    **await self._references(delivery.association, ticket, ticket_table),
                     "import_state": "importing",
                 }
                 rep = next((r for r in session.representatives if r.primary), None)
@@ -550,13 +561,14 @@ class ServiceNowConnector(Connector):
                 requests.append(self._insert(Row("session", session_id, values)))
             requests += [self._insert(row) for row in rows]
         if ticket is not None and ticket_table is not None:
+            journal = self._journal_field(delivery.association)
             notes = self._journal_entries(delivery)
             # Without a session row to say how far an import got, the journal itself says
             # which entries are there (after a crash, or a lost answer).
             if notes and (recovering or not self._c.write_session_records):
-                stream, _ = await self._journal_and_state(ticket_table, ticket.id)
+                stream, _ = await self._journal_and_state(ticket_table, ticket.id, journal)
                 notes = [n for n in notes if _footer(n) not in stream]
-            requests += [self._journal(ticket_table, ticket.id, text) for text in notes]
+            requests += [self._journal(ticket_table, ticket.id, text, journal) for text in notes]
         await self._run_batches(requests, what=f"import session {session.lsid}")
         if self._c.attach_report:
             target = (ticket_table, ticket.id) if ticket and ticket_table else (table, session_id)
@@ -568,8 +580,14 @@ class ServiceNowConnector(Connector):
         return WriteResult(session_id, detail)
 
     async def _references(
-        self, session: SupportSession, ticket: Ticket | None, ticket_table: str | None
+        self, association: Association, ticket: Ticket | None, ticket_table: str | None
     ) -> dict[str, str]:
+        """The session row's task, call, interaction and CI references.
+
+        Only the references the engine accepted count (a customer's unsigned value must
+        not relate the session to someone else's record), and each must name a record
+        of its table: a sys_id is looked up too, never stored unchecked.
+        """
         refs: dict[str, str] = {}
         if ticket is not None:
             slot = {"new_call": "call", "interaction": "interaction"}.get(
@@ -581,12 +599,12 @@ class ServiceNowConnector(Connector):
             ("snow_interaction_id", "interaction", "interaction"),
             ("snow_task_id", "task", "task"),
         ):
-            value = (session.custom(code) or "").strip()
+            value = association.custom(code) or ""
             if value and slot not in refs:
                 found = await self._record_id(table, value, "number")
                 if found:
                     refs[slot] = found
-        ci = (session.custom("snow_cmdb_ci_id") or "").strip()
+        ci = association.custom("snow_cmdb_ci_id") or ""
         if ci:
             found = await self._record_id("cmdb_ci", ci, "name")
             if found:
@@ -594,9 +612,9 @@ class ServiceNowConnector(Connector):
         return refs
 
     async def _record_id(self, table: str, value: str, by: str) -> str | None:
-        if _SYS_ID.fullmatch(value):
-            return value
-        found = await self.client.query(table, f"{by}={_q(value)}", fields=("sys_id",), limit=1)
+        """The sys_id of the ``table`` record whose sys_id or ``by`` is ``value``."""
+        column = "sys_id" if _SYS_ID.fullmatch(value) else by
+        found = await self.client.query(table, f"{column}={_q(value)}", fields=("sys_id",), limit=1)
         return str(found[0]["sys_id"]) if found else None
 
     async def _rep_users(self, session: SupportSession) -> dict[str, str]:
@@ -638,13 +656,20 @@ class ServiceNowConnector(Connector):
             entries.append(_end_notice(session) + footer.format("session end"))
         return entries
 
-    async def _journal_and_state(self, table: str, sys_id: str) -> tuple[str, str]:
+    def _journal_field(self, association: Association) -> str:
+        """``journal_field``, except on a ticket an untrusted reference chose: there a
+        session's text goes to work notes, never customer-visible comments."""
+        return self.options.journal_field if association.trusted else "work_notes"
+
+    async def _journal_and_state(
+        self, table: str, sys_id: str, field_name: str | None = None
+    ) -> tuple[str, str]:
         """The task's journal stream (as its form shows it) and its state value.
 
         Read through the task itself with display values: ``sys_journal_field`` has
         row-level ACLs that often hide it from integration users (reference §1.3).
         """
-        field_name = self.options.journal_field
+        field_name = field_name or self.options.journal_field
         record = await self.client.get(
             table, sys_id, fields=(field_name, "state"), display_value="all"
         )
@@ -663,12 +688,12 @@ class ServiceNowConnector(Connector):
             to_record(self.schema, row),
         )
 
-    def _journal(self, table: str, sys_id: str, text: str) -> BatchRequest:
+    def _journal(self, table: str, sys_id: str, text: str, field_name: str) -> BatchRequest:
         return BatchRequest(
             f"journal-{stable_id(text)[:12]}",
             "PATCH",
             f"/api/now/table/{table}/{sys_id}",
-            {self.options.journal_field: text},
+            {field_name: text},
         )
 
     async def _run_batches(self, requests: list[BatchRequest], *, what: str) -> None:
@@ -716,7 +741,7 @@ class ServiceNowConnector(Connector):
             if missing:
                 table = self.schema.table("session")
                 if await self.client.get(table, session_id, fields=("sys_id",)) is None:
-                    refs = await self._references(session, ticket, ticket_table)
+                    refs = await self._references(delivery.association, ticket, ticket_table)
                     values = {
                         **session_values(session, delivery.appliance_id),
                         **refs,
@@ -732,11 +757,13 @@ class ServiceNowConnector(Connector):
                 text = delivery.rendered.text.strip() + (
                     f"\n\n(Remote Support session {session.lsid}: {delivery.kind} survey {index})"
                 )
-            state = self._survey_state(delivery)
+            # A state change only through a reference a customer cannot have chosen.
+            state = self._survey_state(delivery) if delivery.association.trusted else None
             if text or state is not None:
-                stream, current = await self._journal_and_state(ticket_table, ticket.id)
+                journal = self._journal_field(delivery.association)
+                stream, current = await self._journal_and_state(ticket_table, ticket.id, journal)
                 if text and _footer(text) not in stream:
-                    requests.append(self._journal(ticket_table, ticket.id, text))
+                    requests.append(self._journal(ticket_table, ticket.id, text, journal))
                 if state is not None and current != state:
                     requests.append(
                         BatchRequest(

@@ -643,6 +643,7 @@ class SimApplianceState:
                 "snow_call_id": "ServiceNow Call",
                 "snow_interaction_id": "ServiceNow Interaction",
                 "ticket_id": "Ticket",
+                "rsb_sig": "rsbridge signature",
             },
         )
         state.accounts = [

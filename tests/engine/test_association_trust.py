@@ -1,0 +1,388 @@
+"""A customer never chooses the ticket: signed, representative-set and refused references.
+
+Each attack of the security review is replayed end to end (outbound events into the
+intake, reports from the simulated appliance, records in the simulated ServiceNow over
+real HTTP) and shown refused; the legitimate paths (a key rsbridge signed, an external
+key a representative typed, the rep survey, auto-create) still land.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from rsbridge.appliance.report_model import (
+    Actor,
+    CustomAttribute,
+    EventType,
+    ExitSurvey,
+    SessionEvent,
+    SupportSession,
+    SurveyAnswer,
+)
+from rsbridge.config import AssociationConfig, Config, parse_config
+from rsbridge.connectors.registry import connector_class
+from rsbridge.engine.association import judge_session, rep_set_external_key
+from rsbridge.engine.runtime import Engine
+from rsbridge.engine.signing import Signer
+from rsbridge.engine.store.base import JobFilter, JobStatus
+from rsbridge.errors import ConfigurationError, TicketNotFoundError
+from rsbridge.sim.appliance.scenarios import SessionGenerator
+from rsbridge.web.app import create_app
+from rsbridge.web.serve import serving
+from tests.conftest import SIGNING_SECRET, sign_session, signature
+from tests.servicenow_helpers import Snow, running_instance
+
+from .conftest import SimAppliance, drained, emit, engine_config
+
+VICTIM = "INC0010003"
+
+
+@pytest.fixture
+def snow() -> Iterator[Snow]:
+    with running_instance(12) as running:
+        yield running
+
+
+def _session(
+    seed: int,
+    *,
+    external_key: str | None = None,
+    custom: dict[str, str] | None = None,
+    rating: str | None = None,
+) -> SupportSession:
+    """An ended session started from a URL carrying these values, with no External Key
+    event (nobody changed the key in the console) and an optional customer survey."""
+    session = SessionGenerator(seed).session_from_key(external_key, custom or {})
+    assert session.start_time is not None and session.end_time is not None
+    shift = datetime.now(UTC) - timedelta(seconds=60) - session.end_time
+    session = dataclasses.replace(
+        session, start_time=session.start_time + shift, end_time=session.end_time + shift
+    )
+    session.events = [e for e in session.events if e.event_type != EventType.EXTERNAL_KEY]
+    session.rep_surveys = []
+    session.customer_surveys = (
+        [ExitSurvey(1, [SurveyAnswer("rating", rating)])] if rating is not None else []
+    )
+    return session
+
+
+def _typed_by_rep(session: SupportSession, value: str) -> SupportSession:
+    """``session`` whose representative typed ``value`` as its external key in the console."""
+    assert session.end_time is not None
+    session.external_key = value
+    rep = Actor("representative", "Rep", 2)
+    event = SessionEvent(
+        session.end_time - timedelta(seconds=30),
+        EventType.EXTERNAL_KEY,
+        performed_by=rep,
+        data={"external_key": value},
+    )
+    session.events = [*session.events, event]
+    return session
+
+
+def _config(tmp_path: Path, sim: SimAppliance, snow: Snow, **association: Any) -> Config:
+    user, password = snow.demo.integration
+    return engine_config(
+        tmp_path,
+        sim,
+        integrations=[
+            {
+                "name": "servicenow",
+                "connector": "servicenow",
+                "association": association,
+                "settings": {
+                    "instance_url": snow.url,
+                    "username": user,
+                    "password": password,
+                    "journal_field": "comments",
+                    "log_surveys": True,
+                    "survey_state_rules": ["customer:rating=5 -> 6"],
+                },
+            }
+        ],
+    )
+
+
+async def _run(config: Config, sim: SimAppliance, sessions: list[SupportSession]) -> list[str]:
+    """Deliver ``sessions`` through the engine; the jobs' notes."""
+    for session in sessions:
+        sim.state.add_report(session)
+    async with Engine(config) as engine, serving(create_app(engine.intake, engine.store)) as url:
+        engine.start()
+        await emit(url, sessions)
+        await drained(engine)
+        jobs = await engine.store.list_jobs(JobFilter(limit=100))
+    assert all(j.status is JobStatus.DONE for j in jobs), [j.last_error for j in jobs]
+    return [j.last_error or "" for j in jobs]
+
+
+def _ours(snow: Snow, number: str, lsid: str) -> list[dict[str, Any]]:
+    """The journal entries a session left on the record numbered ``number``."""
+    return [e for e in snow.state.journal(snow.demo.ids[number]) if lsid in e["value"]]
+
+
+def _state(snow: Snow, number: str) -> str:
+    record = snow.state.get("incident", snow.demo.ids[number])
+    assert record is not None
+    return str(record["state"])
+
+
+# --- the attacks ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"custom": {"snow_task_id": VICTIM}},
+        {"custom": {"snow_task_id": "<victim sys_id>"}},
+        {"external_key": VICTIM},
+    ],
+    ids=["task-number", "task-sys-id", "external-key"],
+)
+async def test_a_customer_set_reference_does_not_choose_the_ticket(
+    tmp_path: Path, sim: SimAppliance, snow: Snow, values: dict[str, Any]
+) -> None:
+    # The reproduced attack: a start URL naming someone else's incident, with comments as
+    # journal field and a survey rule that would resolve it.
+    custom = {
+        k: v.replace("<victim sys_id>", snow.demo.ids[VICTIM])
+        for k, v in values.get("custom", {}).items()
+    }
+    session = _session(1, external_key=values.get("external_key"), custom=custom, rating="5")
+    state = _state(snow, VICTIM)
+    notes = await _run(_config(tmp_path, sim, snow), sim, [session])
+    assert _ours(snow, VICTIM, session.lsid) == []
+    assert _state(snow, VICTIM) == state
+    assert snow.state.query("u_rs_session") == []
+    assert any(
+        "refused: neither signed by rsbridge nor set by a representative" in n for n in notes
+    )
+
+
+async def test_an_unmatched_attack_gets_a_ticket_of_its_own_when_the_rules_create(
+    tmp_path: Path, sim: SimAppliance, snow: Snow
+) -> None:
+    session = _session(2, custom={"snow_task_id": VICTIM}, rating="5")
+    config = _config(tmp_path, sim, snow, on_unmatched="create")
+    await _run(config, sim, [session])
+    assert _ours(snow, VICTIM, session.lsid) == []
+    (row,) = snow.state.query("u_rs_session")
+    assert row["u_task"] and row["u_task"] != snow.demo.ids[VICTIM]
+
+
+async def test_trust_any_lands_but_never_changes_state_nor_comments(
+    tmp_path: Path, sim: SimAppliance, snow: Snow
+) -> None:
+    # The vendor's behaviour, chosen knowingly: the session lands on the named incident,
+    # but as work notes only, and the survey rule does not move it.
+    session = _session(3, custom={"snow_task_id": VICTIM}, rating="5")
+    state = _state(snow, VICTIM)
+    await _run(_config(tmp_path, sim, snow, trust="any"), sim, [session])
+    entries = _ours(snow, VICTIM, session.lsid)
+    assert entries and {e["element"] for e in entries} == {"work_notes"}
+    assert _state(snow, VICTIM) == state
+
+
+async def test_a_call_reference_must_name_a_call(
+    tmp_path: Path, sim: SimAppliance, snow: Snow
+) -> None:
+    # snow_call_id = the admin's sys_user id once gave u_call = admin.
+    admin = snow.state.query("sys_user", "user_name=admin")[0]["sys_id"]
+    session = _session(4, custom={"snow_call_id": admin})
+    notes = await _run(_config(tmp_path, sim, snow, trust="any"), sim, [session])
+    assert snow.state.query("u_rs_session") == []
+    assert any(f"ServiceNow has no new_call with sys_id {admin}" in n for n in notes)
+
+
+async def test_a_signature_does_not_cover_a_value_changed_later(
+    tmp_path: Path, sim: SimAppliance, snow: Snow
+) -> None:
+    # A customer copies their own signed start URL and changes the task.
+    session = sign_session(_session(5, custom={"snow_task_id": "INC0010001"}))
+    session.custom_attributes = [
+        CustomAttribute(
+            a.code_name, a.display_name, VICTIM if a.code_name == "snow_task_id" else a.value
+        )
+        for a in session.custom_attributes
+    ]
+    await _run(_config(tmp_path, sim, snow), sim, [session])
+    assert _ours(snow, VICTIM, session.lsid) == []
+    assert _ours(snow, "INC0010001", session.lsid) == []
+
+
+# --- the legitimate paths -----------------------------------------------------------
+
+
+async def test_signed_rep_typed_and_rep_survey_references_land(
+    tmp_path: Path, sim: SimAppliance, snow: Snow
+) -> None:
+    signed = sign_session(_session(6, custom={"snow_task_id": "INC0010001"}, rating="5"))
+    typed = _typed_by_rep(_session(7), "INC0010002")
+    surveyed = _session(8)
+    surveyed.rep_surveys = [ExitSurvey(2, [SurveyAnswer("task_number", "INC0010004")])]
+    state = _state(snow, "INC0010001")
+    assert state != "6"
+    await _run(_config(tmp_path, sim, snow), sim, [signed, typed, surveyed])
+    assert {e["element"] for e in _ours(snow, "INC0010001", signed.lsid)} == {"comments"}
+    assert _state(snow, "INC0010001") == "6"  # the survey rule applied: trusted
+    assert _ours(snow, "INC0010002", typed.lsid)
+    assert _ours(snow, "INC0010004", surveyed.lsid)
+
+
+async def test_trust_signed_refuses_what_a_representative_typed(
+    tmp_path: Path, sim: SimAppliance, snow: Snow
+) -> None:
+    typed = _typed_by_rep(_session(9), "INC0010002")
+    notes = await _run(_config(tmp_path, sim, snow, trust="signed"), sim, [typed])
+    assert _ours(snow, "INC0010002", typed.lsid) == []
+    assert any("refused: not signed by rsbridge" in n for n in notes)
+
+
+async def test_the_grace_period_admits_unsigned_keys_of_sessions_started_before_it(
+    tmp_path: Path, sim: SimAppliance, snow: Snow
+) -> None:
+    old = _session(10, custom={"snow_task_id": "INC0010001"}, rating="5")
+    new = _session(11, custom={"snow_task_id": "INC0010002"})
+    assert old.start_time is not None and new.start_time is not None
+    new = dataclasses.replace(new, start_time=datetime.now(UTC) - timedelta(seconds=30))
+    cutoff = (old.start_time + timedelta(seconds=1)).isoformat()
+    assert new.start_time is not None and new.start_time.isoformat() > cutoff
+    state = _state(snow, "INC0010001")
+    await _run(_config(tmp_path, sim, snow, unsigned_grace_until=cutoff), sim, [old, new])
+    # Admitted, but untrusted: work notes, no state change.
+    assert {e["element"] for e in _ours(snow, "INC0010001", old.lsid)} == {"work_notes"}
+    assert _state(snow, "INC0010001") == state
+    assert _ours(snow, "INC0010002", new.lsid) == []
+
+
+async def test_auto_create_on_join_writes_back_a_signed_reference(
+    tmp_path: Path, sim: SimAppliance, snow: Snow
+) -> None:
+    # A live session with no ticket: the join creates one and writes it back signed, so
+    # that a later association (another integration, a replay) trusts it.
+    key = sim.state.generate_session_key(queue_id="general")
+    lsid = sim.state.start_session(key.short_key)
+    form = {"event": "support_conference_member_added", "version": "1", "lsid": lsid}
+    config = _config(tmp_path, sim, snow, create_on_join=True)
+    async with Engine(config) as engine, serving(create_app(engine.intake, engine.store)) as url:
+        engine.start()
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(
+                f"{url}/ERSPost?appliance=default",
+                data={**form, "type": "representative", "timestamp": str(int(time.time()))},
+            )
+            assert answer.status_code == 200
+        await drained(engine)
+        attributes = sim.state.active_sessions[lsid].custom
+        task = attributes["snow_task_id"]
+        assert attributes["rsb_sig"] == signature({"snow_task_id": task})
+        # The end lands on the created ticket, trusted (comments, as configured).
+        report = sim.state.complete_session(lsid)
+        await emit(url, [report])
+        await drained(engine)
+    (row,) = snow.state.query("u_rs_session")
+    assert row["u_task"] == task
+    ours = [e for e in snow.state.journal(task) if lsid in e["value"]]
+    assert ours and {e["element"] for e in ours} == {"comments"}
+
+
+# --- the pieces ----------------------------------------------------------------------
+
+
+def test_signatures_verify_per_attribute_and_across_a_rotation() -> None:
+    old, new = SecretStr("o" * 32), SecretStr("n" * 32)
+    values = {"external_key": "INC1", "snow_task_id": "abc"}
+    signed = Signer(old).sign("app1", values)
+    assert Signer(old).verified("app1", signed, values) == {"external_key", "snow_task_id"}
+    # One value changed: the other still verifies.
+    changed = {**values, "snow_task_id": "other"}
+    assert Signer(old).verified("app1", signed, changed) == {"external_key"}
+    # Another appliance, another secret: nothing.
+    assert Signer(old).verified("app2", signed, values) == frozenset()
+    assert Signer(new).verified("app1", signed, values) == frozenset()
+    # After a rotation the previous secret still verifies.
+    assert Signer(new, [old]).verified("app1", signed, values) == set(values)
+    for junk in ("", "v2;external_key:" + "A" * 22, "v1;external_key:short", "x" * 2000, None):
+        assert Signer(old).verified("app1", junk, values) == frozenset()
+
+
+def test_only_the_last_external_key_change_by_a_representative_counts() -> None:
+    session = _session(12, external_key="INC1")
+    assert not rep_set_external_key(session)
+    assert rep_set_external_key(_typed_by_rep(_session(13), "INC2"))
+    # A representative typed one value, something else is there now.
+    changed = _typed_by_rep(_session(14), "INC2")
+    changed.external_key = "INC3"
+    assert not rep_set_external_key(changed)
+    # A customer's (or system's) change after the representative's wins.
+    later = _typed_by_rep(_session(15), "INC2")
+    assert later.end_time is not None
+    later.events.append(
+        SessionEvent(
+            later.end_time - timedelta(seconds=5),
+            EventType.EXTERNAL_KEY,
+            performed_by=Actor("customer", "Mallory", 1),
+        )
+    )
+    assert not rep_set_external_key(later)
+
+
+def test_the_origin_of_each_source() -> None:
+    session = sign_session(_session(16, custom={"snow_task_id": "INC1", "ticket_id": "X"}))
+    session.custom_attributes.append(CustomAttribute("late", "Late", "added by a customer"))
+    signer = Signer(SecretStr(SIGNING_SECRET))
+    trust = judge_session(session, AssociationConfig(), "default", signer)
+    assert trust.origin("custom:snow_task_id") == "signed"
+    assert trust.origin("custom:late") == "customer"
+    assert trust.origin("rep_survey:task_number") == "representative"
+    assert (
+        judge_session(session, AssociationConfig(), "other", signer).origin("custom:snow_task_id")
+        == "customer"
+    )
+
+
+def test_grace_is_time_bounded_and_actions_need_a_secret() -> None:
+    with pytest.raises(ValueError, match="at most 31 days ahead"):
+        AssociationConfig(unsigned_grace_until=datetime.now(UTC) + timedelta(days=60))
+    with pytest.raises(ValueError, match="time zone"):
+        AssociationConfig(unsigned_grace_until=datetime(2026, 1, 1))
+    data: dict[str, Any] = {
+        "appliances": [{"host": "127.0.0.1:9", "client_id": "i", "client_secret": "s"}],
+        "actions": {"enabled": True, "tokens": ["t" * 20]},
+        "integrations": [{"name": "audit", "connector": "jsonl", "settings": {"path": "x"}}],
+    }
+    with pytest.raises(ConfigurationError, match=r"needs a \[signing\] secret"):
+        parse_config(data)
+    parse_config({**data, "signing": {"secret": "s" * 32}})
+    trusting = [{**data["integrations"][0], "association": {"trust": "any"}}]
+    parse_config({**data, "integrations": trusting})
+    with pytest.raises(ConfigurationError, match="at least 32 characters"):
+        parse_config({**data, "signing": {"secret": "short"}})
+
+
+@pytest.mark.parametrize("connector", ["jsonl", "webhook"])
+async def test_virtual_tickets_are_plain_ids(tmp_path: Path, connector: str) -> None:
+    cls = connector_class(connector)
+    settings = (
+        {"path": str(tmp_path / "x.jsonl")}
+        if connector == "jsonl"
+        else {"url": "http://127.0.0.1:9/"}
+    )
+    instance = cls(cls.validate_settings(settings))
+    try:
+        assert (await instance.find_ticket(" CASE-1026 ")).id == "CASE-1026"
+        for bad in ("a\r\nX-Injected: 1", "<script>alert(1)</script>", "x" * 200, "a b"):
+            with pytest.raises(TicketNotFoundError, match="not a ticket id"):
+                await instance.find_ticket(bad)
+    finally:
+        await instance.aclose()
