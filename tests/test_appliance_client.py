@@ -322,6 +322,7 @@ ALL_FIELDS = {
     "snow_call_id": "",
     "snow_interaction_id": "",
     "ticket_id": "",
+    "rsb_sig": "",
 }
 
 

@@ -542,6 +542,7 @@ def attributes_doc(values: dict[str, str]) -> str:
         "snow_call_id": "ServiceNow Call",
         "snow_interaction_id": "ServiceNow Interaction",
         "ticket_id": "Ticket",
+        "rsb_sig": "rsbridge signature",
     }
     lines = "".join(
         f'\t<custom_attribute display_name="{name}" code_name="{code}">{values.get(code, "")}'
