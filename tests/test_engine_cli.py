@@ -207,6 +207,24 @@ def test_check_says_ok_for_the_simulator_and_a_jsonl_file(tmp_path: Path, sim: S
     assert sim.client_secret not in result.output
 
 
+def test_check_warns_of_an_intake_open_to_anyone(tmp_path: Path, sim: Sim) -> None:
+    config = write_config(tmp_path, sim, jsonl_integration(tmp_path / "out.jsonl"))
+    out = ok(rsbridge("check", "--config", config))
+    assert re.search(r"^warn appliance default: no outbound_event_token and", out, re.M)
+    assert "accepted_addresses is ALL" in " ".join(out.split())
+    assert verdicts(out) == {"appliance default": "ok", "integration audit": "ok"}
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace(
+            "use_plain_http = true", 'use_plain_http = true\noutbound_event_token = "tk1"'
+        ),
+        encoding="utf-8",
+    )
+    out = ok(rsbridge("check", "--config", config))
+    assert not re.search(r"^warn ", out, re.MULTILINE)
+    assert "tk1" not in out
+
+
 def test_check_fails_on_a_wrong_client_secret_without_printing_it(
     tmp_path: Path, sim: Sim, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -42,12 +42,12 @@ from rsbridge.appliance.report_model import EventType
 from rsbridge.connectors.base import ConnectorSettings
 from rsbridge.connectors.registry import connector_class
 from rsbridge.errors import ConfigurationError
+from rsbridge.tls import is_loopback_host
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _ID = re.compile(r"^[A-Za-z0-9._]+$")
 _NAME = re.compile(r"^[A-Za-z0-9._-]+$")
-_LOOPBACK_NAMES = {"localhost"}
 
 
 def resolve_secret(value: object, *, where: str) -> object:
@@ -182,12 +182,7 @@ class ApplianceConfig(_Model):
 def _is_loopback(host: str) -> bool:
     # ``host`` passed check_host: ``name``, ``name:port``, ``[v6]`` or ``[v6]:port``.
     name = host[1:].partition("]")[0] if host.startswith("[") else host.partition(":")[0]
-    if name.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(name)
 
 
 class AssociationConfig(_Model):
