@@ -101,6 +101,10 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
+MIN_LEDGER_RETENTION_DAYS = 30.0
+"""Shortest ledger retention accepted: it must outlive the appliance's resend window."""
+
+
 class EngineConfig(_Model):
     """``[engine]``: the process itself."""
 
@@ -117,11 +121,30 @@ class EngineConfig(_Model):
     backoff_base_seconds: float = Field(5.0, gt=0)
     backoff_max_seconds: float = Field(900.0, gt=0)
     poll_lookback_hours: float = Field(24.0, gt=0)
+    # Retention (rsbridge.engine.retention; docs/configuration.md#retention).
+    retention_days: float = Field(30.0, gt=0)
+    dead_letter_retention_days: float | None = Field(None, gt=0)
+    ledger_retention_days: float | None = Field(None, ge=MIN_LEDGER_RETENTION_DAYS)
+    prune_interval_seconds: float = Field(3600.0, ge=0)
 
     @model_validator(mode="after")
     def _backoff(self) -> EngineConfig:
         if self.backoff_max_seconds < self.backoff_base_seconds:
             raise ValueError("backoff_max_seconds must be at least backoff_base_seconds")
+        return self
+
+    @model_validator(mode="after")
+    def _retention(self) -> EngineConfig:
+        dead = self.dead_letter_retention_days
+        if dead is not None and dead < self.retention_days:
+            raise ValueError("dead_letter_retention_days must be at least retention_days")
+        ledger = self.ledger_retention_days
+        if ledger is not None and ledger < max(self.retention_days, dead or 0):
+            # The ledger makes a re-sent or replayed event harmless: it must outlive them.
+            raise ValueError(
+                "ledger_retention_days must be at least retention_days and "
+                "dead_letter_retention_days"
+            )
         return self
 
 
