@@ -654,7 +654,7 @@ def test_serve_answers_health_processes_events_and_stops_on_sigterm(
             body = health.json()
             assert body["status"] == "ok"
             assert {"queued": 0, "running": 0, "done": 0, "dead": 0}.items() <= body["jobs"].items()
-            assert body["tasks"] == {"worker": True}
+            assert body["tasks"] == {"worker": True, "pruner": True}
 
             headers = {"Content-Type": FORM_CONTENT_TYPE}
             answer = http.post("/ERSPost?appliance=default", content=forms[END], headers=headers)
