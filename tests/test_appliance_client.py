@@ -1216,6 +1216,15 @@ async def test_broken_command_endpoint(
     assert client.requests_sent == 1
 
 
+async def test_a_web_page_instead_of_the_api_names_host_and_port(
+    server: Server, http: httpx.AsyncClient
+) -> None:
+    host = plug(server, fake_appliance(command=answer(HTML, 200, "text/html")))
+    with pytest.raises(ApplianceResponseError) as caught:
+        await fake_client(host, http).check_health()
+    assert f"is {host} a BeyondTrust appliance?" in caught.value.message
+
+
 async def test_unexpected_root_for_an_action(server: Server, http: httpx.AsyncClient) -> None:
     client = fake_client(
         plug(server, fake_appliance(command=answer(cmd_doc("session_key", "")))), http
@@ -1471,7 +1480,7 @@ async def test_connection_refused_is_retryable() -> None:
             await client.check_health()
     err = caught.value
     assert type(err) is ApplianceConnectionError and err.retryable is True
-    assert "could not connect to the appliance '127.0.0.1'" in err.message
+    assert f"could not connect to the appliance '127.0.0.1:{port}'" in err.message
     assert_clean(err, FAKE_SECRET)
 
 

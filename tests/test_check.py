@@ -158,8 +158,8 @@ async def test_unreachable_port() -> None:
         "appliance default"
     ]
     assert not verdict.ok
-    assert "could not connect" in verdict.summary
-    assert "127.0.0.1" in verdict.summary
+    # The host as configured, port included: 127.0.0.1 alone names another appliance.
+    assert f"could not connect to the appliance '{host}'" in verdict.summary
     assert SECRET not in verdict.summary
 
 
@@ -178,7 +178,8 @@ async def test_several_appliances_are_checked_independently(
 
 async def test_appliance_without_enabled_integration_is_not_tested() -> None:
     config = config_for(
-        [appliance(f"127.0.0.1:{free_port()}", "abc", SECRET)], [probe(disabled=True)]
+        [appliance(f"127.0.0.1:{free_port()}", "abc", SECRET, outbound_event_token="t0ken")],
+        [probe(disabled=True)],
     )
     verdicts = await run_checks(config)
     assert verdicts == [
@@ -188,6 +189,94 @@ async def test_appliance_without_enabled_integration_is_not_tested() -> None:
         CheckVerdict("integration tickets", True, "disabled; not tested", True),
     ]
     assert ProbeConnector.checks == []
+
+
+OPEN_INTAKE = "no outbound_event_token and accepted_addresses is ALL"
+
+
+@pytest.mark.parametrize(
+    ("extra", "warned"),
+    [
+        ({}, True),
+        ({"accepted_addresses": "ALL"}, True),
+        ({"accepted_addresses": ["0.0.0.0/0"]}, True),
+        ({"accepted_addresses": ["192.0.2.10", "::/0"]}, True),
+        ({"outbound_event_token": "t0ken-t0ken"}, False),
+        ({"accepted_addresses": ["192.0.2.10", "198.51.100.0/28"]}, False),
+        ({"outbound_event_token": "t0ken-t0ken", "accepted_addresses": "ALL"}, False),
+    ],
+)
+async def test_an_intake_open_to_anyone_is_warned(
+    sim: tuple[SimApplianceState, str], extra: dict[str, Any], warned: bool
+) -> None:
+    verdict = by_target(await run_checks(config_for([good(sim, **extra)])))["appliance default"]
+    assert verdict.ok  # a warning, not a failure
+    assert any(OPEN_INTAKE in w for w in verdict.warnings) is warned
+    if not warned:
+        assert verdict.warnings == ()
+
+
+async def test_an_open_intake_is_warned_for_an_unused_appliance_too() -> None:
+    # Its events are still received and stored (as ignored).
+    config = config_for([appliance("127.0.0.1:9", "abc", SECRET)], [probe(disabled=True)])
+    verdict = by_target(await run_checks(config))["appliance default"]
+    assert verdict.skipped
+    assert any(OPEN_INTAKE in w for w in verdict.warnings)
+
+
+class UrlProbeConnector(CheckOnlyConnector):
+    """A connector with a URL setting whose check reaches nothing."""
+
+    name = "urlprobe"
+    title = "URL probe"
+    settings: ClassVar[list[Setting]] = [Setting("endpoint", "url", required=True)]
+
+    async def check(self) -> CheckResult:
+        return CheckResult("fine")
+
+
+@pytest.mark.parametrize(
+    ("settings", "warned"),
+    [
+        ({"endpoint": "http://tickets.example.com:8080/api", "allow_plain_http": True}, True),
+        ({"endpoint": "https://tickets.example.com/api"}, False),
+        ({"endpoint": "https://tickets.example.com/api", "allow_plain_http": True}, False),
+        ({"endpoint": "http://127.0.0.1:8080/api"}, False),
+    ],
+)
+async def test_an_allowed_plain_http_url_is_warned(
+    sim: tuple[SimApplianceState, str],
+    monkeypatch: pytest.MonkeyPatch,
+    settings: dict[str, Any],
+    warned: bool,
+) -> None:
+    monkeypatch.setitem(registry.BUILTIN, "urlprobe", f"{__name__}:UrlProbeConnector")
+    integration = {"name": "tickets", "connector": "urlprobe", "settings": settings}
+    verdict = by_target(await run_checks(config_for([good(sim)], [integration])))[
+        "integration tickets"
+    ]
+    assert verdict.ok
+    expected = (
+        "settings.endpoint is plain http:// to tickets.example.com:8080 (allowed by "
+        "allow_plain_http): credentials and session reports cross the network in clear text"
+    )
+    assert verdict.warnings == ((expected,) if warned else ())
+
+
+def test_a_plain_http_url_is_refused_without_allow_plain_http(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(registry.BUILTIN, "urlprobe", f"{__name__}:UrlProbeConnector")
+    integration = {
+        "name": "tickets",
+        "connector": "urlprobe",
+        "settings": {"endpoint": "http://tickets.example.com/api"},
+    }
+    with pytest.raises(ConfigurationError) as caught:
+        config_for([appliance("127.0.0.1:9", "abc", SECRET)], [integration])
+    assert "integration tickets: settings (urlprobe): endpoint: plain http:// to" in str(
+        caught.value
+    )
 
 
 # --- connectors ------------------------------------------------------------------------

@@ -188,6 +188,7 @@ def test_integration_defaults(tmp_path: Path) -> None:
         "token": None,
         "retries": 3,
         "mode": "fast",
+        "allow_plain_http": False,  # every connector with a url setting has it
     }
 
 

@@ -34,6 +34,7 @@ from rsbridge.cli import app
 from rsbridge.connectors.jsonl import read_deliveries
 from rsbridge.engine.poller import watermark_name
 from rsbridge.engine.store import open_store
+from rsbridge.engine.store.base import AttemptOutcome, Finish, IncomingEvent, JobSpec
 from rsbridge.sim.appliance.emitter import events_for_session
 from rsbridge.sim.appliance.report_xml import session_list
 from rsbridge.sim.appliance.scenarios import SessionGenerator
@@ -205,6 +206,24 @@ def test_check_says_ok_for_the_simulator_and_a_jsonl_file(tmp_path: Path, sim: S
     assert verdicts(out) == {"appliance default": "ok", "integration audit": "ok"}
     assert "FAIL" not in out
     assert sim.client_secret not in result.output
+
+
+def test_check_warns_of_an_intake_open_to_anyone(tmp_path: Path, sim: Sim) -> None:
+    config = write_config(tmp_path, sim, jsonl_integration(tmp_path / "out.jsonl"))
+    out = ok(rsbridge("check", "--config", config))
+    assert re.search(r"^warn appliance default: no outbound_event_token and", out, re.M)
+    assert "accepted_addresses is ALL" in " ".join(out.split())
+    assert verdicts(out) == {"appliance default": "ok", "integration audit": "ok"}
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace(
+            "use_plain_http = true", 'use_plain_http = true\noutbound_event_token = "tk1"'
+        ),
+        encoding="utf-8",
+    )
+    out = ok(rsbridge("check", "--config", config))
+    assert not re.search(r"^warn ", out, re.MULTILINE)
+    assert "tk1" not in out
 
 
 def test_check_fails_on_a_wrong_client_secret_without_printing_it(
@@ -462,6 +481,64 @@ def test_events_replay_completes_without_writing_twice(
     assert "no event 999" in failed(rsbridge("events", "replay", "999", "--config", config))
 
 
+def seed_store(path: Path, *finished: tuple[str, float, str]) -> None:
+    """Events (key, days ago, "done" / "dead" / "ignored") finished when received."""
+
+    async def seed() -> None:
+        store = open_store(str(path))
+        await store.open()
+        try:
+            for key, days_ago, outcome in finished:
+                at = time.time() - days_ago * 86400
+                incoming = IncomingEvent("default", END, "outbound", key, lsid=f"L-{key}")
+                specs = [] if outcome == "ignored" else [JobSpec("audit")]
+                result = await store.record_event(incoming, specs, now=at)
+                for job_id in result.job_ids:
+                    assert await store.claim("seed", limit=1, lease=30, now=at)
+                    finish = Finish(AttemptOutcome(outcome), error="x")
+                    assert await store.finish(job_id, "seed", finish, started_at=at, now=at)
+        finally:
+            await store.close()
+
+    asyncio.run(seed())
+
+
+def test_events_prune_removes_finished_events_past_their_age(tmp_path: Path, sim: Sim) -> None:
+    config = write_config(tmp_path, sim, jsonl_integration(tmp_path / "out.jsonl"))
+    seed_store(
+        tmp_path / "engine.db",
+        ("old-done", 40, "done"),
+        ("old-ignored", 31, "ignored"),
+        ("old-dead", 40, "dead"),
+        ("new-done", 2, "done"),
+        ("new-dead", 2, "dead"),
+    )
+    dry = ok(rsbridge("events", "prune", "--config", config, "--dry-run"))
+    assert "finished events older than 30 days; dead letters kept; ledger entries kept" in dry
+    assert "would remove 2 events, 1 jobs, 1 attempts, 0 ledger entries" in dry
+    assert len(jobs(config)) == 4  # nothing removed
+
+    removed = ok(rsbridge("events", "prune", "--config", config))
+    assert "removed 2 events, 1 jobs, 1 attempts, 0 ledger entries" in removed
+    assert sorted(j["status"] for j in jobs(config)) == ["dead", "dead", "done"]
+
+    # Cleaning up dead letters: given their own age, on the command line.
+    removed = ok(rsbridge("events", "prune", "-c", config, "--dead-older-than", "7d"))
+    assert "dead letters older than 7 days" in removed
+    assert "removed 1 events, 1 jobs, 1 attempts" in removed
+    removed = ok(rsbridge("events", "prune", "-c", config, "--older-than", "36h"))
+    assert "finished events older than 1.5 days" in removed
+    assert "removed 1 events" in removed
+    assert [j["status"] for j in jobs(config)] == ["dead"]
+
+
+def test_events_prune_refuses_an_unreadable_age(tmp_path: Path, sim: Sim) -> None:
+    config = write_config(tmp_path, sim, jsonl_integration(tmp_path / "out.jsonl"))
+    result = rsbridge("events", "prune", "-c", config, "--older-than", "30")
+    assert result.exit_code == 2
+    assert "use an age like 30d, 12h or 90m" in " ".join(result.output.split())
+
+
 # --- rsbridge render ------------------------------------------------------------------
 
 
@@ -577,7 +654,7 @@ def test_serve_answers_health_processes_events_and_stops_on_sigterm(
             body = health.json()
             assert body["status"] == "ok"
             assert {"queued": 0, "running": 0, "done": 0, "dead": 0}.items() <= body["jobs"].items()
-            assert body["tasks"] == {"worker": True}
+            assert body["tasks"] == {"worker": True, "pruner": True}
 
             headers = {"Content-Type": FORM_CONTENT_TYPE}
             answer = http.post("/ERSPost?appliance=default", content=forms[END], headers=headers)

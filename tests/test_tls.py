@@ -121,7 +121,9 @@ async def test_appliance_certificate_from_an_unknown_ca_is_refused_permanently(
             await client.verify()
     error = caught.value
     assert error.retryable is False
-    assert "TLS certificate of the appliance '127.0.0.1' could not be verified" in error.message
+    assert f"TLS certificate of the appliance {appliance_host!r} could not be verified" in (
+        error.message
+    )
     assert "self-signed certificate" in error.message
     assert "set ca_file" in error.message
     assert config.client_secret.get_secret_value() not in error.message

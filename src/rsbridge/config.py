@@ -43,12 +43,12 @@ from rsbridge.appliance.report_model import EventType
 from rsbridge.connectors.base import ConnectorSettings
 from rsbridge.connectors.registry import connector_class
 from rsbridge.errors import ConfigurationError
+from rsbridge.tls import is_loopback_host
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _ID = re.compile(r"^[A-Za-z0-9._]+$")
 _NAME = re.compile(r"^[A-Za-z0-9._-]+$")
-_LOOPBACK_NAMES = {"localhost"}
 
 
 def resolve_secret(value: object, *, where: str) -> object:
@@ -102,6 +102,10 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
+MIN_LEDGER_RETENTION_DAYS = 30.0
+"""Shortest ledger retention accepted: it must outlive the appliance's resend window."""
+
+
 class EngineConfig(_Model):
     """``[engine]``: the process itself."""
 
@@ -118,11 +122,30 @@ class EngineConfig(_Model):
     backoff_base_seconds: float = Field(5.0, gt=0)
     backoff_max_seconds: float = Field(900.0, gt=0)
     poll_lookback_hours: float = Field(24.0, gt=0)
+    # Retention (rsbridge.engine.retention; docs/configuration.md#retention).
+    retention_days: float = Field(30.0, gt=0)
+    dead_letter_retention_days: float | None = Field(None, gt=0)
+    ledger_retention_days: float | None = Field(None, ge=MIN_LEDGER_RETENTION_DAYS)
+    prune_interval_seconds: float = Field(3600.0, ge=0)
 
     @model_validator(mode="after")
     def _backoff(self) -> EngineConfig:
         if self.backoff_max_seconds < self.backoff_base_seconds:
             raise ValueError("backoff_max_seconds must be at least backoff_base_seconds")
+        return self
+
+    @model_validator(mode="after")
+    def _retention(self) -> EngineConfig:
+        dead = self.dead_letter_retention_days
+        if dead is not None and dead < self.retention_days:
+            raise ValueError("dead_letter_retention_days must be at least retention_days")
+        ledger = self.ledger_retention_days
+        if ledger is not None and ledger < max(self.retention_days, dead or 0):
+            # The ledger makes a re-sent or replayed event harmless: it must outlive them.
+            raise ValueError(
+                "ledger_retention_days must be at least retention_days and "
+                "dead_letter_retention_days"
+            )
         return self
 
 
@@ -183,12 +206,7 @@ class ApplianceConfig(_Model):
 def _is_loopback(host: str) -> bool:
     # ``host`` passed check_host: ``name``, ``name:port``, ``[v6]`` or ``[v6]:port``.
     name = host[1:].partition("]")[0] if host.startswith("[") else host.partition(":")[0]
-    if name.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(name)
 
 
 class AssociationConfig(_Model):

@@ -25,7 +25,14 @@ from rich.text import Text
 
 from rsbridge.config import Config, load_config
 from rsbridge.console import fail
-from rsbridge.engine.store.base import EventFilter, EventStatus, JobFilter, JobStatus, Store
+from rsbridge.engine.store.base import (
+    EventFilter,
+    EventStatus,
+    JobFilter,
+    JobStatus,
+    PruneCounts,
+    Store,
+)
 from rsbridge.errors import RsbridgeError
 
 if TYPE_CHECKING:
@@ -160,6 +167,8 @@ def check(
     for verdict in verdicts:
         mark = "[green]ok[/]  " if verdict.ok else "[red]FAIL[/]"
         console.print(f"{mark} {escape(verdict.target)}: {escape(verdict.summary)}")
+        for warning in verdict.warnings:
+            console.print(f"[yellow]warn[/] {escape(verdict.target)}: {escape(warning)}")
     if not all(v.ok for v in verdicts):
         raise typer.Exit(code=1)
 
@@ -489,6 +498,78 @@ def events_replay(
 
     created = _run(lambda: _with_store(settings, go))
     typer.echo(f"queued job(s) {', '.join(map(str, created))}")
+
+
+_AGE_UNITS = {"m": 60, "h": 3600, "d": 86400}
+
+
+def _parse_age(text: str, option: str) -> float:
+    """``30d``, ``12h`` or ``90m`` in seconds."""
+    if text[:-1].isdigit() and text[-1:] in _AGE_UNITS:
+        return int(text[:-1]) * _AGE_UNITS[text[-1]]
+    raise typer.BadParameter(f"{text!r}: use an age like 30d, 12h or 90m", param_hint=option)
+
+
+def _older(now: float, cutoff: float) -> str:
+    age = now - cutoff
+    units = (("days", 86400), ("hours", 3600))
+    unit, size = next(((u, n) for u, n in units if age >= n), ("minutes", 60))
+    return f"older than {age / size:.4g} {unit}"
+
+
+@events_app.command("prune")
+def events_prune(
+    config: ConfigOption = DEFAULT_CONFIG,
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            help="Remove finished events older than this (30d, 12h, 90m); "
+            "default: engine.retention_days."
+        ),
+    ] = None,
+    dead_older_than: Annotated[
+        str | None,
+        typer.Option(
+            help="Also remove dead letters older than this; "
+            "default: engine.dead_letter_retention_days (unset: keep them)."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what would be removed.")
+    ] = False,
+) -> None:
+    """Remove finished events (with their jobs and attempts) older than the retention.
+
+    Events with a queued or running job are never removed; the idempotency ledger only
+    per engine.ledger_retention_days, and never while an event of the session is stored.
+    """
+    from rsbridge.engine.retention import prune, retention_policy
+
+    settings = _config(config)
+    engine = settings.engine
+    finished = _parse_age(older_than, "--older-than") if older_than else None
+    dead = _parse_age(dead_older_than, "--dead-older-than") if dead_older_than else None
+    now = datetime.now(UTC).timestamp()
+    policy = retention_policy(engine, now=now, older_than=finished, dead_older_than=dead)
+    dead_rule = "kept" if policy.dead_before is None else _older(now, policy.dead_before)
+    ledger_rule = (
+        "kept"
+        if policy.ledger_before is None
+        else f"of sessions with no event left, {_older(now, policy.ledger_before)}"
+    )
+    typer.echo(
+        f"finished events {_older(now, policy.finished_before)}; "
+        f"dead letters {dead_rule}; ledger entries {ledger_rule}"
+    )
+
+    async def go(store: Store) -> PruneCounts:
+        return await (store.count_prunable(policy) if dry_run else prune(store, policy))
+
+    counts = _run(lambda: _with_store(settings, go))
+    typer.echo(
+        f"{'would remove' if dry_run else 'removed'} {counts.events} events, {counts.jobs} jobs, "
+        f"{counts.attempts} attempts, {counts.ledger} ledger entries"
+    )
 
 
 def register(app: typer.Typer) -> None:

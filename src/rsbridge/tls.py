@@ -7,10 +7,13 @@ common), or no verification when the configuration explicitly allows it for a te
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
 from pathlib import Path
 
 from rsbridge.errors import ConfigurationError, exception_chain
+
+_LOOPBACK_NAMES = frozenset({"localhost"})
 
 
 def tls_verification(
@@ -58,3 +61,16 @@ def certificate_problem(exc: BaseException) -> str | None:
             reason = str(cause.verify_message or cause.reason or cause).rstrip(".")
             return f"could not be verified ({reason}); for a private CA set ca_file to its PEM file"
     return None
+
+
+def is_loopback_host(name: str) -> bool:
+    """Whether ``name`` (a host name or IP address, IPv6 without brackets) is this machine.
+
+    Plain ``http://`` is acceptable only there: nothing sent can be read on the way.
+    """
+    if name.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

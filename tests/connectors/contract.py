@@ -194,6 +194,30 @@ class ConnectorContract:
             with pytest.raises(ConfigurationError, match=rf"\b{setting.name}\b"):
                 self.connector_class.validate_settings(raw)
 
+    def test_plain_http_urls_need_allow_plain_http(self) -> None:
+        # Session reports and credentials must not cross the network in clear text by
+        # accident: http:// is refused for every URL setting unless the host is loopback
+        # or the integration says allow_plain_http = true.
+        cls = self.connector_class
+        guarded = [s.name for s in cls.settings if s.type == "url" and not s.plain_http_ok]
+        if not guarded:
+            pytest.skip("no url settings")
+        for name in guarded:
+            raw = {**self.valid_settings(), name: "http://user:pw@tickets.example.com:8080/a?t=1"}
+            with pytest.raises(ConfigurationError) as caught:
+                cls.validate_settings(raw)
+            message = str(caught.value)
+            assert f"{name}: plain http:// to tickets.example.com:8080" in message
+            assert "allow_plain_http = true" in message
+            assert "pw" not in message and "t=1" not in message
+            allowed = cls.validate_settings({**raw, "allow_plain_http": True})
+            assert cls.plain_http_urls(allowed) == [(name, "tickets.example.com:8080")]
+            for loopback in ("http://127.0.0.1:8080/x", "http://LOCALHOST/x", "http://[::1]:9/"):
+                cls.validate_settings({**self.valid_settings(), name: loopback})
+        assert (
+            cls.validate_settings(self.valid_settings()).model_dump()["allow_plain_http"] is False
+        )
+
     async def test_secrets_are_never_shown(self) -> None:
         secrets = [s.name for s in self.connector_class.settings if s.secret]
         if not secrets:

@@ -140,6 +140,31 @@ async def test_one_line_per_record_whatever_the_text(make: Factory) -> None:
     assert read_deliveries(connector.path)[0]["text"] == awkward
 
 
+async def test_every_line_reader_sees_one_record_per_line(make: Factory) -> None:
+    # str.splitlines (and JavaScript, and some log shippers) also end a line at U+2028,
+    # U+2029 and U+0085, which JSON leaves raw: they must be escaped in the file.
+    connector = make()
+    separators = "a\u2028b\u2029c\x85d\x1ce\x0bf\x0cg"
+    await connector.write_note(TICKET, note_delivery("seps", separators))
+    await connector.write_session_report(
+        TICKET, session_delivery("report\u2028key", text=separators, html=separators)
+    )
+    await connector.write_note(TICKET, note_delivery("plain"))
+    text = connector.path.read_text(encoding="utf-8")
+    for raw in ("\u2028", "\u2029", "\x85"):
+        assert raw not in text
+    records = [json.loads(line) for line in text.splitlines()]
+    assert [r["key"] for r in records] == ["seps", "report\u2028key", "plain"]
+    assert records[0]["text"] == separators
+    assert records[1]["text"] == records[1]["html"] == separators
+    assert records == read_deliveries(connector.path)
+    # A new instance indexes the keys (escaped in the file) as they are.
+    again = make()
+    result = await again.write_note(TICKET, note_delivery("seps", "other text"))
+    assert result.ref == "line 1"
+    assert len(text.splitlines()) == len(connector.path.read_text(encoding="utf-8").splitlines())
+
+
 async def test_refs_are_line_numbers(make: Factory) -> None:
     connector = make()
     refs = [(await connector.write_note(TICKET, note_delivery(f"n{i}"))).ref for i in range(3)]

@@ -355,6 +355,15 @@ async def test_switches_and_renames(sn: Instance, make: Factory) -> None:
     assert len(sn.state.query("sys_attachment", f"table_sys_id={ticket.id}")) == 1
 
 
+def test_an_http_proxy_needs_no_allow_plain_http() -> None:
+    # Calls to the instance tunnel through an http:// proxy with TLS (CONNECT).
+    base = {"instance_url": "https://x.example.com", "username": "u", "password": "p"}
+    config = ServiceNowConnector.validate_settings({**base, "proxy": "http://proxy.corp:3128"})
+    assert ServiceNowConnector.plain_http_urls(config) == []
+    with pytest.raises(ConfigurationError, match=r"instance_url: plain http:// to x\.example\.com"):
+        ServiceNowConnector.validate_settings({**base, "instance_url": "http://x.example.com"})
+
+
 def test_bad_renames_and_mappings_are_configuration_errors() -> None:
     base = {"instance_url": "https://x.example.com", "username": "u", "password": "p"}
     for extra, needle in (

@@ -27,6 +27,8 @@ from rsbridge.engine.store.base import (
     JobStatus,
     LedgerEntry,
     LedgerKey,
+    PruneCounts,
+    RetentionPolicy,
     Store,
 )
 
@@ -623,3 +625,177 @@ class StoreContract:
             "events": 5,
             "ignored": 1,
         }
+
+    # --- retention -------------------------------------------------------------------
+
+    async def _finished(
+        self,
+        store: Store,
+        key: str,
+        *,
+        at: float,
+        outcomes: tuple[AttemptOutcome, ...] = (AttemptOutcome.DONE,),
+        lsid: str | None = "L1",
+        appliance_id: str = "a1",
+    ) -> int:
+        """An event received at ``at`` whose jobs (one per outcome) finished at ``at + 1``."""
+        specs = [JobSpec(f"i{n}") for n in range(len(outcomes))]
+        incoming = event(key, lsid=lsid, appliance_id=appliance_id)
+        result = await store.record_event(incoming, specs, now=at)
+        claimed = await store.claim("w", limit=len(specs), lease=30, now=at)
+        assert sorted(ids(claimed)) == sorted(result.job_ids)
+        for job_id, outcome in zip(result.job_ids, outcomes, strict=True):
+            finish = Finish(outcome, error=None if outcome is AttemptOutcome.DONE else "x")
+            assert await store.finish(job_id, "w", finish, started_at=at, now=at + 1)
+        return result.event_id
+
+    async def _prune_all(self, store: Store, policy: RetentionPolicy) -> PruneCounts:
+        total = PruneCounts()
+        while step := await store.prune(policy, limit=1000):
+            total += step
+        return total
+
+    async def test_prune_removes_finished_events_with_jobs_and_attempts(self, store: Store) -> None:
+        two_jobs = await self._finished(
+            store, "k1", at=T0, outcomes=(AttemptOutcome.DONE, AttemptOutcome.DONE)
+        )
+        jobs = ids(await store.list_jobs(JobFilter(event_id=two_jobs)))
+        ignored = (await store.record_event(event("k2"), [], now=T0 + 5)).event_id
+        recent = await self._finished(store, "k3", at=T0 + 100)
+        counts = await self._prune_all(store, RetentionPolicy(finished_before=T0 + 50))
+        assert counts == PruneCounts(events=2, jobs=2, attempts=2, ledger=0)
+        assert await store.get_event(two_jobs) is None
+        assert await store.get_event(ignored) is None
+        for job_id in jobs:
+            assert await store.get_job(job_id) is None
+            assert await store.attempts(job_id) == []
+        assert await store.get_event(recent) is not None
+        assert (await store.counts())["events"] == 1
+        assert (await store.counts())["ignored"] == 0
+
+    async def test_prune_never_removes_an_unfinished_event(self, store: Store) -> None:
+        queued = await self._one(store, "q", JobSpec("sn"), lsid="LQ")
+        running = await self._one(store, "r", JobSpec("sn"), lsid="LR")
+        waiting = await self._one(store, "w", JobSpec("sn"), lsid="LW")
+        await store.claim("w", limit=10, lease=30, now=T0)
+        await store.release("w", now=T0)  # all queued again
+        await store.claim("w", limit=1, lease=30, now=T0)  # q is running
+        await store.claim("w2", limit=2, lease=30, now=T0)  # r and w running
+        retry = Finish(AttemptOutcome.RETRY, run_after=T0 + 10**6, error="503")
+        assert await store.finish(waiting, "w2", retry, started_at=T0, now=T0 + 1)
+        # Half done: one of its two jobs still queued.
+        half = await store.record_event(event("h", lsid="LH"), [JobSpec("a"), JobSpec("b")], now=T0)
+        [a, b] = half.job_ids
+        await store.claim("w3", limit=10, lease=30, now=T0 + 2)
+        assert await store.finish(a, "w3", DONE, started_at=T0, now=T0 + 2)
+        await store.release("w3", now=T0 + 2)
+        policy = RetentionPolicy(finished_before=T0 + 10**7, dead_before=T0 + 10**7)
+        assert await store.count_prunable(policy) == PruneCounts()
+        assert await store.prune(policy, limit=100) == PruneCounts()
+        for job_id in (queued, running, waiting, a, b):
+            assert await store.get_job(job_id) is not None
+        assert (await store.counts())["events"] == 4
+
+    async def test_prune_counts_age_from_the_last_finish(self, store: Store) -> None:
+        # Received long ago, finished (after retries) only recently: kept until the
+        # retention has passed since it finished.
+        job = await self._one(store, "k", JobSpec("sn"))
+        await store.claim("w", limit=1, lease=30, now=T0 + 999)
+        assert await store.finish(job, "w", DONE, started_at=T0 + 999, now=T0 + 1000)
+        assert await store.prune(RetentionPolicy(T0 + 1000), limit=10) == PruneCounts()
+        assert (await store.prune(RetentionPolicy(T0 + 1000.5), limit=10)).events == 1
+
+    async def test_dead_letters_are_kept_unless_given_their_own_age(self, store: Store) -> None:
+        dead = await self._finished(store, "d", at=T0, outcomes=(AttemptOutcome.DEAD,))
+        mixed = await self._finished(
+            store, "m", at=T0, outcomes=(AttemptOutcome.DONE, AttemptOutcome.DEAD), lsid="L2"
+        )
+        late = T0 + 10**6
+        assert await store.prune(RetentionPolicy(late), limit=10) == PruneCounts()
+        assert await store.prune(RetentionPolicy(late, dead_before=T0 + 1), limit=10) == (
+            PruneCounts()
+        )
+        counts = await store.prune(RetentionPolicy(late, dead_before=T0 + 1.5), limit=10)
+        assert counts == PruneCounts(events=2, jobs=3, attempts=3)
+        assert await store.get_event(dead) is None and await store.get_event(mixed) is None
+
+    async def test_a_retried_dead_letter_is_not_pruned(self, store: Store) -> None:
+        kept = await self._finished(store, "d", at=T0, outcomes=(AttemptOutcome.DEAD,))
+        [job] = await store.list_jobs(JobFilter(event_id=kept))
+        assert await store.retry_job(job.id, now=T0 + 2)
+        policy = RetentionPolicy(T0 + 10**6, dead_before=T0 + 10**6)
+        assert await store.prune(policy, limit=10) == PruneCounts()
+        assert await store.get_job(job.id) is not None
+
+    async def test_prune_takes_bounded_steps_oldest_first(self, store: Store) -> None:
+        events = [
+            await self._finished(store, f"k{n}", at=T0 + 10 * n, lsid=f"L{n}") for n in range(5)
+        ]
+        policy = RetentionPolicy(T0 + 1000)
+        assert (await store.prune(policy, limit=2)).events == 2
+        assert [await store.get_event(e) is None for e in events] == [
+            True,
+            True,
+            False,
+            False,
+            False,
+        ]
+        assert (await store.prune(policy, limit=2)).events == 2
+        assert (await store.prune(policy, limit=2)).events == 1
+        assert await store.prune(policy, limit=2) == PruneCounts()
+
+    async def test_a_pruned_delivery_is_recorded_again_with_a_new_id(self, store: Store) -> None:
+        first = await self._finished(store, "k", at=T0)
+        later = await self._finished(store, "other", at=T0 + 1, lsid="L9")
+        assert (await store.prune(RetentionPolicy(T0 + 1.5), limit=10)).events == 1
+        again = await store.record_event(event("k"), [JobSpec("sn")], now=T0 + 50)
+        # Recorded as new (the ledger keeps its effects once-only); ids are never reused.
+        assert not again.duplicate and len(again.job_ids) == 1
+        assert again.event_id > later > first
+        assert min(again.job_ids) > max(ids(await store.list_jobs(JobFilter(event_id=later))))
+
+    async def test_the_ledger_is_kept_unless_asked(self, store: Store) -> None:
+        await self._finished(store, "k", at=T0)
+        entry = await store.ledger_put(ledger_entry("session_report", created_at=T0))
+        assert (await self._prune_all(store, RetentionPolicy(T0 + 10**6))).ledger == 0
+        assert await store.ledger_get(entry.key) == entry
+
+    async def test_a_sessions_ledger_goes_whole_and_after_its_events(self, store: Store) -> None:
+        # L1: an event still queued. L2: finished. L3: no event ever (an action's key).
+        await self._finished(store, "done", at=T0, lsid="L2")
+        await self._one(store, "q", JobSpec("sn"))
+        for lsid in ("L1", "L2", "L3"):
+            await store.ledger_put(ledger_entry("ticket", lsid=lsid, created_at=T0))
+            await store.ledger_put(ledger_entry("session_report", lsid=lsid, created_at=T0 + 100))
+        # The same lsid on another appliance is another session.
+        await store.ledger_put(
+            LedgerEntry(LedgerKey("a2", "L3", END, "sn", "ticket"), "INC9", "r", T0 + 500)
+        )
+        # L2's event goes, but not every entry of a session is old enough: no entry goes.
+        policy = RetentionPolicy(T0 + 10**6, ledger_before=T0 + 100)
+        assert await self._prune_all(store, policy) == PruneCounts(1, 1, 1, ledger=0)
+        assert await store.ledger_for_session("a1", "L2") != []
+        policy = RetentionPolicy(T0 + 10**6, ledger_before=T0 + 200)
+        assert await self._prune_all(store, policy) == PruneCounts(ledger=4)
+        assert await store.ledger_for_session("a1", "L2") == []
+        assert await store.ledger_for_session("a1", "L3") == []
+        assert len(await store.ledger_for_session("a1", "L1")) == 2  # its event is stored
+        assert len(await store.ledger_for_session("a2", "L3")) == 1
+
+    async def test_count_prunable_counts_what_prune_removes_and_removes_nothing(
+        self, store: Store
+    ) -> None:
+        await self._finished(store, "a", at=T0, lsid="L1")
+        await self._finished(store, "b", at=T0, outcomes=(AttemptOutcome.DEAD,), lsid="L2")
+        await self._finished(store, "c", at=T0 + 10**6, lsid="L3")
+        await self._one(store, "q", JobSpec("sn"), lsid="L4")
+        await store.record_event(event("i", lsid="L5"), [], now=T0)
+        for lsid in ("L1", "L2", "L3", "L4", "L5", "L6"):
+            await store.ledger_put(ledger_entry("ticket", lsid=lsid, created_at=T0))
+        policy = RetentionPolicy(T0 + 10, ledger_before=T0 + 10)
+        expected = PruneCounts(events=2, jobs=1, attempts=1, ledger=3)  # L1, L5, L6
+        before = await store.counts()
+        assert await store.count_prunable(policy) == expected
+        assert await store.counts() == before
+        assert len(await store.ledger_for_session("a1", "L1")) == 1
+        assert await self._prune_all(store, policy) == expected

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,8 @@ from rsbridge.web.app import create_app
 from rsbridge.web.serve import serving
 
 from .conftest import SimAppliance, drained, emit, engine_config
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _recent(session: SupportSession, ended_ago: float = 60.0) -> SupportSession:
@@ -217,3 +220,26 @@ async def test_a_late_customer_survey_is_picked_up_by_a_later_poll(
     kinds = Counter(d["kind"] for d in read_deliveries(tmp_path / "deliveries.jsonl"))
     assert kinds["session_report"] == 1
     assert kinds["survey"] == len(full.customer_surveys)
+
+
+async def test_the_example_archive_keeps_every_session_and_survey(
+    tmp_path: Path, sim: SimAppliance
+) -> None:
+    # examples/rsbridge.toml says its jsonl "archive" keeps every session report and
+    # survey: also those of sessions that name no ticket (no external key).
+    example = tomllib.loads((ROOT / "examples" / "rsbridge.toml").read_text(encoding="utf-8"))
+    [archive] = [i for i in example["integrations"] if i["name"] == "archive"]
+    archive["settings"] = {**archive["settings"], "path": str(tmp_path / "archive.jsonl")}
+    config = engine_config(tmp_path, sim, integrations=[archive])
+    with_surveys = (s for s in SessionGenerator(12).sessions(40) if s.customer_surveys)
+    session = _recent(dataclasses.replace(next(with_surveys), external_key=None))
+    sim.state.add_report(session)
+    async with Engine(config) as engine, serving(create_app(engine.intake, engine.store)) as url:
+        engine.start()
+        await emit(url, [session])
+        await drained(engine)
+    records = read_deliveries(tmp_path / "archive.jsonl")
+    kinds = Counter(r["kind"] for r in records)
+    assert kinds["session_report"] == 1
+    assert kinds["survey"] == len(session.customer_surveys) + len(session.rep_surveys)
+    assert all(r["ticket"] is None and r["lsid"] == session.lsid for r in records)

@@ -25,6 +25,7 @@ from rsbridge.engine.store.base import (
     JobSpec,
     LedgerEntry,
     LedgerKey,
+    RetentionPolicy,
     Store,
 )
 from rsbridge.engine.store.sqlite import SQLiteStore, load_migrations
@@ -148,6 +149,35 @@ async def test_migrations_are_versioned(tmp_path: Path) -> None:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
         assert {"events", "jobs", "attempts", "ledger", "watermarks"} <= tables
         assert {"jobs_unfinished", "jobs_session_order"} <= tables
+    conn.close()
+
+
+async def test_a_version_1_database_is_upgraded_for_retention(tmp_path: Path) -> None:
+    # A store written before retention existed: schema 1 only, with events in it.
+    path = tmp_path / "store.db"
+    [initial] = [m for m in load_migrations() if m.version == 1]
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL)"
+        )
+        for statement in initial.statements():
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_migrations VALUES (1, 0)")
+        conn.execute(
+            "INSERT INTO events (received_at, appliance_id, event_type, source, dedup_key,"
+            " status) VALUES (?, 'a1', 'x', 'outbound', 'old', 'ignored')",
+            (T0,),
+        )
+    conn.close()
+    store = await opened(path)
+    try:
+        assert (await store.prune(RetentionPolicy(T0 + 1), limit=10)).events == 1
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        assert {"events_by_received", "ledger_by_created"} <= names
     conn.close()
 
 

@@ -442,8 +442,9 @@ def _raise_for_status(status: int, what: str, url: str) -> None:
 def _check_xml(response: httpx.Response, what: str) -> None:
     ctype = response.headers.get("content-type", "")
     if "xml" not in ctype:
+        netloc = response.url.netloc.decode("ascii")  # host:port, as configured
         raise ApplianceResponseError(
-            f"{what}: expected XML, got {ctype or 'no content type'}; is {response.url.host} "
+            f"{what}: expected XML, got {ctype or 'no content type'}; is {netloc} "
             "a BeyondTrust appliance?",
             retryable=False,
         )

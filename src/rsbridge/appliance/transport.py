@@ -18,14 +18,17 @@ from rsbridge.tls import certificate_problem
 def map_transport_error(exc: httpx.HTTPError, url: str) -> ApplianceError:
     """Classify a failed request: unknown host and TLS are permanent, the rest retryable."""
     chain = exception_chain(exc)
-    host = httpx.URL(url).host
+    parsed = httpx.URL(url)
     if any(isinstance(c, socket.gaierror) for c in chain) or "Name or service not known" in str(
         exc
     ):
         return ApplianceHostError(
-            f"the appliance host {host!r} does not resolve; check the host name in the "
+            f"the appliance host {parsed.host!r} does not resolve; check the host name in the "
             "configuration"
         )
+    # The rest name host:port as configured: two appliances (or a simulator) may share
+    # an address and differ by port only. netloc holds no user info.
+    host = parsed.netloc.decode("ascii")
     problem = certificate_problem(exc)
     if problem is not None:
         return ApplianceConnectionError(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import abc
 import re
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -32,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, c
 
 from rsbridge.appliance.report_model import ExitSurvey, SupportSession
 from rsbridge.errors import ConfigurationError, ConnectorPermanentError, TicketNotFoundError
+from rsbridge.tls import is_loopback_host
 
 SettingType = Literal["str", "int", "float", "bool", "url", "path", "list"]
 
@@ -61,6 +63,14 @@ class Setting:
     default: Any = None
     secret: bool = False
     choices: tuple[str, ...] = ()
+    plain_http_ok: bool = False
+    """For a ``url`` setting: ``http://`` carries nothing in clear text here (an HTTP
+    proxy, which tunnels TLS with CONNECT), so it needs no ``allow_plain_http``."""
+
+
+ALLOW_PLAIN_HTTP = "allow_plain_http"
+"""The setting every connector with a ``url`` setting gets: ``true`` accepts plain
+``http://`` URLs to hosts other than loopback."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,8 +279,18 @@ class Connector(abc.ABC):
 
     @classmethod
     def settings_model(cls) -> type[ConnectorSettings]:
-        """The pydantic model of this connector's settings, built from ``settings``."""
+        """The pydantic model of this connector's settings, built from ``settings``.
+
+        A connector with a ``url`` setting also gets ``allow_plain_http`` (a bool, false
+        by default), unless it declares a setting of that name itself.
+        """
         fields: dict[str, Any] = {}
+        declared = {s.name for s in cls.settings}
+        if ALLOW_PLAIN_HTTP not in declared and any(s.type == "url" for s in cls.settings):
+            fields[ALLOW_PLAIN_HTTP] = (
+                bool,
+                Field(default=False, description="Accept plain http:// URLs to other hosts."),
+            )
         for setting in cls.settings:
             python_type: Any = SecretStr if setting.secret else _PYTHON_TYPES[setting.type]
             if setting.choices:
@@ -290,16 +310,51 @@ class Connector(abc.ABC):
     ) -> ConnectorSettings:
         """Validate ``raw`` against ``settings``; a ConfigurationError names each bad field.
 
+        A ``url`` setting must be ``https://`` unless its host is loopback, the setting
+        is ``plain_http_ok`` or ``allow_plain_http`` is true: over plain HTTP the
+        credentials and every session report would cross the network in clear text.
         Secret values are never echoed back in the message.
         """
         try:
-            return cls.settings_model().model_validate(dict(raw))
+            config = cls.settings_model().model_validate(dict(raw))
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in err['loc']) or '(settings)'}: {err['msg']}"
                 for err in exc.errors(include_input=False)
             )
             raise ConfigurationError(f"{where} ({cls.name}): {problems}") from None
+        plain = cls.plain_http_urls(config)
+        if plain and not getattr(config, ALLOW_PLAIN_HTTP, False):
+            problems = "; ".join(f"{name}: plain http:// to {host}" for name, host in plain)
+            raise ConfigurationError(
+                f"{where} ({cls.name}): {problems} would send credentials and session data "
+                f"in clear text; use https://, or set {ALLOW_PLAIN_HTTP} = true for a "
+                "network you trust (http:// to a loopback address is always accepted)"
+            )
+        return config
+
+    @classmethod
+    def plain_http_urls(cls, config: ConnectorSettings) -> list[tuple[str, str]]:
+        """``(setting, host)`` for each ``url`` setting that is ``http://`` to a host
+        other than loopback (settings marked ``plain_http_ok`` left out).
+
+        The host is shown without user info, path or query, which may hold credentials.
+        """
+        found: list[tuple[str, str]] = []
+        for setting in cls.settings:
+            value = getattr(config, setting.name, None)
+            if setting.type != "url" or setting.plain_http_ok or not isinstance(value, str):
+                continue
+            try:
+                parts = urllib.parse.urlsplit(value.strip())
+                host = parts.hostname or ""
+                port = parts.port
+            except ValueError:
+                continue  # not a URL at all: the connector's own checks say so
+            if host and parts.scheme.lower() == "http" and not is_loopback_host(host):
+                shown = f"[{host}]" if ":" in host else host
+                found.append((setting.name, shown if port is None else f"{shown}:{port}"))
+        return found
 
     async def aclose(self) -> None:
         """Close what this instance owns (its HTTP client if it made one)."""

@@ -163,11 +163,20 @@ def ticket_record(
     return record
 
 
+# Line ends that JSON leaves raw but some line readers split on (Python's str.splitlines,
+# JavaScript, log shippers): escaped, so that every reader sees one record per line. They
+# can only occur inside JSON strings, where the \uXXXX form means the same character.
+_LINE_BREAKS_JSON_KEEPS = str.maketrans(
+    {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
+)
+
+
 def _dumps(record: Mapping[str, Any]) -> bytes:
-    # ensure_ascii=False keeps the file readable; JSON escapes every control character,
-    # so the only raw newline is the line's own.
+    # ensure_ascii=False keeps the file readable; JSON escapes every control character
+    # below U+0020 and the translation the other line breaks, so the only line break in
+    # the line is its own newline.
     text = json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return text.encode("utf-8") + b"\n"
+    return text.translate(_LINE_BREAKS_JSON_KEEPS).encode("utf-8") + b"\n"
 
 
 # --- reading ---------------------------------------------------------------------------

@@ -37,13 +37,16 @@ class CheckVerdict:
     ``"integration servicenow-prod"``); ``summary`` says what was reached or, when ``ok``
     is false, what went wrong. ``skipped`` marks a target that was not tested (a disabled
     integration, an appliance no enabled integration uses); it counts as ok. A summary
-    never contains a secret.
+    or warning never contains a secret.
     """
 
     target: str
     ok: bool
     summary: str
     skipped: bool = False
+    warnings: tuple[str, ...] = ()
+    """What works but should not stay as it is (an intake open to anyone, plain HTTP);
+    warnings do not make a verdict fail."""
 
 
 async def run_checks(config: Config, *, only: str | None = None) -> list[CheckVerdict]:
@@ -62,7 +65,14 @@ async def run_checks(config: Config, *, only: str | None = None) -> list[CheckVe
     checks += [_check_integration(i) for i in integrations]
     verdicts = await asyncio.gather(*checks)
     secrets = _secret_values(config)
-    return [replace(v, summary=_redact(v.summary, secrets)) for v in verdicts]
+    return [
+        replace(
+            v,
+            summary=_redact(v.summary, secrets),
+            warnings=tuple(_redact(w, secrets) for w in v.warnings),
+        )
+        for v in verdicts
+    ]
 
 
 def _selection(
@@ -85,10 +95,30 @@ def _selection(
     return appliances, [integration] if integration is not None else []
 
 
+def _appliance_warnings(appliance: ApplianceConfig) -> tuple[str, ...]:
+    """The intake accepts this appliance's events from anyone: no token, every address.
+
+    Said of an appliance no integration uses too: its events are still received and
+    stored (as ignored), so a stranger can fill the store.
+    """
+    everyone = any(network.prefixlen == 0 for network in appliance.accepted_addresses)
+    if appliance.outbound_event_token is not None or not everyone:
+        return ()
+    return (
+        "no outbound_event_token and accepted_addresses is ALL: anyone who can reach the "
+        "intake can post outbound events for this appliance; set outbound_event_token "
+        "(and append it to the outbound event URL on the appliance), and list the "
+        "appliance's addresses in accepted_addresses",
+    )
+
+
 async def _check_appliance(appliance: ApplianceConfig, *, tested: bool) -> CheckVerdict:
     target = f"appliance {appliance.id}"
+    warnings = _appliance_warnings(appliance)
     if not tested:
-        return CheckVerdict(target, True, "not used by an enabled integration; not tested", True)
+        return CheckVerdict(
+            target, True, "not used by an enabled integration; not tested", True, warnings
+        )
 
     async def verify() -> str:
         async with make_appliance_client(appliance) as client:
@@ -101,7 +131,21 @@ async def _check_appliance(appliance: ApplianceConfig, *, tested: bool) -> Check
 
     ok, summary = await _attempt(verify)
     # Errors raised outside a check (rsbridge serve) name the appliance; the line does here.
-    return CheckVerdict(target, ok, summary.removeprefix(f"{target}: "))
+    return CheckVerdict(target, ok, summary.removeprefix(f"{target}: "), warnings=warnings)
+
+
+def _integration_warnings(integration: IntegrationConfig) -> tuple[str, ...]:
+    """Plain http:// URLs that ``allow_plain_http`` let through (refused otherwise)."""
+    try:
+        cls = connector_class(integration.connector)
+        plain = cls.plain_http_urls(integration.connector_settings())
+    except (RsbridgeError, ImportError):
+        return ()  # the connector check reports the problem
+    return tuple(
+        f"settings.{name} is plain http:// to {host} (allowed by allow_plain_http): "
+        "credentials and session reports cross the network in clear text"
+        for name, host in plain
+    )
 
 
 async def _check_integration(integration: IntegrationConfig) -> CheckVerdict:
@@ -127,7 +171,12 @@ async def _check_integration(integration: IntegrationConfig) -> CheckVerdict:
                 lambda: asyncio.to_thread(_check_templates, templates, integration.import_events)
             )
         )
-    return CheckVerdict(target, all(ok for ok, _ in results), "; ".join(s for _, s in results))
+    return CheckVerdict(
+        target,
+        all(ok for ok, _ in results),
+        "; ".join(s for _, s in results),
+        warnings=_integration_warnings(integration),
+    )
 
 
 def _check_templates(directory: Path, import_events: list[str] | None) -> str:

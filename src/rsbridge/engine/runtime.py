@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,6 +27,7 @@ from rsbridge.engine.appliances import make_appliance_client
 from rsbridge.engine.intake import Intake
 from rsbridge.engine.poller import Poller
 from rsbridge.engine.render import Renderer
+from rsbridge.engine.retention import prune, retention_policy
 from rsbridge.engine.store import open_store
 from rsbridge.engine.store.base import Store
 from rsbridge.engine.worker import Services, Worker
@@ -114,7 +116,7 @@ class Engine:
         )
 
     def start(self) -> None:
-        """Run the workers and pollers in the background (until :meth:`stop`)."""
+        """Run the workers, pollers and pruning in the background (until :meth:`stop`)."""
         if self.worker is None:
             raise RuntimeError("Engine.open() first")
         self._stop.clear()
@@ -123,6 +125,8 @@ class Engine:
             asyncio.create_task(self._poll_loop(p), name=f"poller-{p.integration.name}")
             for p in self.pollers
         ]
+        if self.config.engine.prune_interval_seconds > 0:
+            self._tasks.append(asyncio.create_task(self._prune_loop(), name="pruner"))
 
     async def stop(self) -> None:
         """Stop pollers and workers gracefully (in-flight jobs finish or are released)."""
@@ -157,6 +161,33 @@ class Engine:
                 log.exception("%s: poll failed", poller.integration.name)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), interval)
+
+    async def _prune_loop(self) -> None:
+        """Prune the store at start, then every ``prune_interval_seconds``.
+
+        Small steps (see :func:`~rsbridge.engine.retention.prune`) between which the
+        intake's writes go first; a failure is logged and tried again next time.
+        """
+        settings = self.config.engine
+        while not self._stop.is_set():
+            try:
+                policy = retention_policy(settings, now=time.time())
+                pruned = await prune(self.store, policy, stop=self._stop)
+                if pruned:
+                    log.info(
+                        "pruned %d events, %d jobs, %d attempts, %d ledger entries",
+                        pruned.events,
+                        pruned.jobs,
+                        pruned.attempts,
+                        pruned.ledger,
+                    )
+            except Exception:
+                log.exception(
+                    "pruning the store failed; trying again in %g s",
+                    settings.prune_interval_seconds,
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), settings.prune_interval_seconds)
 
     async def wait_idle(self, limit: float = 60.0) -> dict[str, int]:
         """Wait (at most ``limit`` seconds) until no job is queued or running; job counts.

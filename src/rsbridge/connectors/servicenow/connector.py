@@ -126,7 +126,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("password", "str", "Its password.", secret=True),
     Setting("client_id", "str", "OAuth client id (Application Registry)."),
     Setting("client_secret", "str", "OAuth client secret.", secret=True),
-    Setting("proxy", "url", "HTTP(S) proxy for calls to the instance (the MID-server role)."),
+    # An http:// proxy is the usual kind: calls to the instance tunnel through it with TLS.
+    Setting(
+        "proxy",
+        "url",
+        "HTTP(S) proxy for calls to the instance (the MID-server role).",
+        plain_http_ok=True,
+    ),
     Setting("verify_tls", "bool", "Verify the instance's TLS certificate.", default=True),
     Setting(
         "ca_file",

@@ -15,6 +15,10 @@ even when its event arrived first.
 Times are UNIX seconds (floats) throughout; ``now`` parameters exist so that tests can
 drive time. A claimed job carries a lease: a worker that dies (kill -9) leaves a lease
 that expires, after which another claim hands the job out again.
+
+Retention (:meth:`Store.prune`) removes what is no longer needed, never what still is:
+events whose jobs have all finished, with their jobs and attempts; and, only when asked,
+ledger entries of sessions the store holds no event of any more.
 """
 
 from __future__ import annotations
@@ -227,6 +231,49 @@ class JobFilter:
     limit: int = 50
 
 
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """What :meth:`Store.prune` may remove: cut-off times (UNIX seconds), not ages.
+
+    An event is *finished* when none of its jobs is queued or running; it finished at
+    the latest of its ``received_at`` and its jobs' ``updated_at``. A finished event
+    whose jobs all ended done (or that had none: ignored) is removed, with its jobs and
+    their attempts, when it finished before ``finished_before``. One with a dead letter
+    among its jobs only when ``dead_before`` is set and it finished before that.
+
+    The ledger entries of a session are removed, all together, when ``ledger_before`` is
+    set, every one of them was recorded before it, and the store holds no event of that
+    session (appliance and lsid) any more: a replay or a retry of a stored event always
+    finds the effects it must not repeat.
+    """
+
+    finished_before: float
+    dead_before: float | None = None
+    ledger_before: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PruneCounts:
+    """What :meth:`Store.prune` removed, or :meth:`Store.count_prunable` would."""
+
+    events: int = 0
+    jobs: int = 0
+    attempts: int = 0
+    ledger: int = 0
+    """Ledger entries (of whole sessions)."""
+
+    def __add__(self, other: PruneCounts) -> PruneCounts:
+        return PruneCounts(
+            self.events + other.events,
+            self.jobs + other.jobs,
+            self.attempts + other.attempts,
+            self.ledger + other.ledger,
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.jobs or self.attempts or self.ledger)
+
+
 class Store(Protocol):
     """The engine's durable state. Every method is safe to call concurrently."""
 
@@ -330,3 +377,17 @@ class Store(Protocol):
 
     async def counts(self) -> dict[str, int]:
         """Jobs per :class:`JobStatus` value plus ``events`` and ``ignored`` totals."""
+
+    # --- retention --------------------------------------------------------------
+
+    async def prune(self, policy: RetentionPolicy, *, limit: int) -> PruneCounts:
+        """Remove what ``policy`` allows, in one atomic step of bounded size.
+
+        At most ``limit`` events (oldest first, with their jobs and attempts) and the
+        ledger entries of at most ``limit`` sessions. Call again until it removes
+        nothing (see :func:`rsbridge.engine.retention.prune`): small steps keep the
+        writer free for the intake in between.
+        """
+
+    async def count_prunable(self, policy: RetentionPolicy) -> PruneCounts:
+        """What :meth:`prune` would remove in all, removing nothing (``--dry-run``)."""

@@ -25,7 +25,9 @@ from rsbridge.engine.store.base import (
     JobStatus,
     LedgerEntry,
     LedgerKey,
+    PruneCounts,
     RecordResult,
+    RetentionPolicy,
     StoredEvent,
 )
 
@@ -58,6 +60,9 @@ class MemoryStore:
         self._attempts: dict[int, list[Attempt]] = {}
         self._ledger: dict[LedgerKey, LedgerEntry] = {}
         self._watermarks: dict[str, float] = {}
+        # Ids are never reused, also after pruning (as AUTOINCREMENT in SQLite).
+        self._last_event_id = 0
+        self._last_job_id = 0
 
     async def open(self) -> None:
         """Nothing to connect."""
@@ -78,7 +83,8 @@ class MemoryStore:
                 stored = self._events[existing]
                 self._events[existing] = replace(stored, deliveries=stored.deliveries + 1)
                 return RecordResult(event_id=existing, duplicate=True)
-            event_id = len(self._events) + 1
+            self._last_event_id += 1
+            event_id = self._last_event_id
             self._events[event_id] = StoredEvent(
                 id=event_id,
                 received_at=at,
@@ -100,7 +106,8 @@ class MemoryStore:
     def _add_jobs(self, event: StoredEvent, jobs: Sequence[JobSpec], at: float) -> tuple[int, ...]:
         ids = []
         for spec in jobs:
-            job_id = len(self._jobs) + 1
+            self._last_job_id += 1
+            job_id = self._last_job_id
             self._jobs[job_id] = Job(
                 id=job_id,
                 event_id=event.id,
@@ -355,3 +362,76 @@ class MemoryStore:
         counts["events"] = len(self._events)
         counts["ignored"] = sum(e.status is EventStatus.IGNORED for e in self._events.values())
         return counts
+
+    # --- retention --------------------------------------------------------------
+
+    def _prunable_events(self, policy: RetentionPolicy) -> list[int]:
+        """Ids of the events ``policy`` allows to remove, oldest first."""
+        jobs_of: dict[int, list[Job]] = {}
+        for job in self._jobs.values():
+            jobs_of.setdefault(job.event_id, []).append(job)
+        found = []
+        for event in self._events.values():
+            jobs = jobs_of.get(event.id, [])
+            if any(job.status in _UNFINISHED for job in jobs):
+                continue
+            finished = max([event.received_at, *(job.updated_at for job in jobs)])
+            dead = any(job.status is JobStatus.DEAD for job in jobs)
+            cutoff = policy.dead_before if dead else policy.finished_before
+            if cutoff is not None and finished < cutoff:
+                found.append(event.id)
+        return sorted(found)
+
+    def _prunable_sessions(
+        self, policy: RetentionPolicy, leaving: set[int]
+    ) -> list[tuple[str, str]]:
+        """(appliance, lsid) of the sessions whose ledger entries ``policy`` allows to
+        remove once the events ``leaving`` are gone."""
+        if policy.ledger_before is None:
+            return []
+        newest: dict[tuple[str, str], float] = {}
+        for key, entry in self._ledger.items():
+            session = (key.appliance_id, key.lsid)
+            newest[session] = max(newest.get(session, entry.created_at), entry.created_at)
+        stored = {
+            (e.appliance_id, e.lsid)
+            for e in self._events.values()
+            if e.lsid is not None and e.id not in leaving
+        }
+        return [
+            session
+            for session, created in newest.items()
+            if created < policy.ledger_before and session not in stored
+        ]
+
+    def _ledger_of(self, sessions: set[tuple[str, str]]) -> list[LedgerKey]:
+        return [k for k in self._ledger if (k.appliance_id, k.lsid) in sessions]
+
+    async def prune(self, policy: RetentionPolicy, *, limit: int) -> PruneCounts:
+        """Remove what ``policy`` allows, at most ``limit`` events and sessions (see base)."""
+        async with self._lock:
+            events = self._prunable_events(policy)[: max(limit, 0)]
+            gone = set(events)
+            jobs = [job.id for job in self._jobs.values() if job.event_id in gone]
+            attempts = sum(len(self._attempts.get(job_id, ())) for job_id in jobs)
+            for job_id in jobs:
+                del self._jobs[job_id]
+                self._attempts.pop(job_id, None)
+                self._claimed_at.pop(job_id, None)
+            for event_id in events:
+                del self._by_dedup[self._events.pop(event_id).dedup_key]
+            # After the events: a session whose last event went just now qualifies.
+            sessions = set(self._prunable_sessions(policy, set())[: max(limit, 0)])
+            keys = self._ledger_of(sessions)
+            for key in keys:
+                del self._ledger[key]
+            return PruneCounts(len(events), len(jobs), attempts, len(keys))
+
+    async def count_prunable(self, policy: RetentionPolicy) -> PruneCounts:
+        """What :meth:`prune` would remove in all; removes nothing."""
+        async with self._lock:
+            gone = set(self._prunable_events(policy))
+            jobs = [job.id for job in self._jobs.values() if job.event_id in gone]
+            attempts = sum(len(self._attempts.get(job_id, ())) for job_id in jobs)
+            sessions = set(self._prunable_sessions(policy, gone))
+            return PruneCounts(len(gone), len(jobs), attempts, len(self._ledger_of(sessions)))

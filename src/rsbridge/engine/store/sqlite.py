@@ -49,9 +49,12 @@ from rsbridge.engine.store.base import (
     JobStatus,
     LedgerEntry,
     LedgerKey,
+    PruneCounts,
     RecordResult,
+    RetentionPolicy,
     StoredEvent,
 )
+from rsbridge.engine.store.sqlite_retention import count_prunable, prune_step
 from rsbridge.errors import ConfigurationError
 
 __all__ = ["Migration", "SQLiteStore", "WriterStats", "load_migrations"]
@@ -979,6 +982,16 @@ class SQLiteStore:
             return counts
 
         return await self._read(op)
+
+    # --- retention --------------------------------------------------------------
+
+    async def prune(self, policy: RetentionPolicy, *, limit: int) -> PruneCounts:
+        """Remove what ``policy`` allows, one bounded step (see base and sqlite_retention)."""
+        return await self._write(lambda conn: prune_step(conn, policy, limit))
+
+    async def count_prunable(self, policy: RetentionPolicy) -> PruneCounts:
+        """What :meth:`prune` would remove in all; a read, removing nothing."""
+        return await self._read(lambda conn: count_prunable(conn, policy))
 
 
 def _fail_pending(jobs: queue.SimpleQueue[_Item | object], error: Exception) -> None:
