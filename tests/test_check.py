@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,6 +25,7 @@ from rsbridge.errors import ConfigurationError, ConnectorAuthError
 from rsbridge.sim.appliance.server import create_app
 from rsbridge.sim.appliance.state import SimApplianceState
 from rsbridge.sim.serve import serve_in_thread
+from tests.conftest import SIGNING_SECRET
 from tests.stub_connectors import CheckOnlyConnector
 
 #: Distinctive, so that a leak anywhere is found by a plain substring search.
@@ -99,14 +101,18 @@ def probe(name: str = "tickets", **extra: Any) -> dict[str, Any]:
 
 
 def config_for(
-    appliances: list[dict[str, Any]], integrations: list[dict[str, Any]] | None = None
+    appliances: list[dict[str, Any]],
+    integrations: list[dict[str, Any]] | None = None,
+    *,
+    signing: bool = True,
 ) -> Config:
-    return parse_config(
-        {
-            "appliances": appliances,
-            "integrations": [probe()] if integrations is None else integrations,
-        }
-    )
+    data: dict[str, Any] = {
+        "appliances": appliances,
+        "integrations": [probe()] if integrations is None else integrations,
+    }
+    if signing:
+        data["signing"] = {"secret": SIGNING_SECRET}
+    return parse_config(data)
 
 
 def good(sim: tuple[SimApplianceState, str], **extra: Any) -> dict[str, Any]:
@@ -445,3 +451,38 @@ async def test_make_appliance_client(
     ((args, kwargs),) = made
     assert args == (settings.host, "cid", SECRET)
     assert kwargs == {"scheme": scheme, "verify": verify}
+
+
+@pytest.mark.parametrize(
+    ("association", "signing", "expected"),
+    [
+        ({}, True, []),
+        ({"trust": "signed"}, True, []),
+        ({}, False, ["no [signing] secret: custom attributes and the external key count only"]),
+        ({"trust": "any"}, True, ['association.trust = "any": a customer can send a session']),
+        (
+            {"unsigned_grace_until": "2020-01-01T00:00:00Z"},
+            True,
+            ["association.unsigned_grace_until (2020-01-01T00:00:00+00:00) has passed"],
+        ),
+        (
+            {"unsigned_grace_until": "<soon>"},
+            True,
+            ["association.unsigned_grace_until: unsigned references of sessions started before"],
+        ),
+    ],
+)
+async def test_what_the_trust_policy_lets_a_customer_do_is_warned(
+    sim: tuple[SimApplianceState, str],
+    association: dict[str, Any],
+    signing: bool,
+    expected: list[str],
+) -> None:
+    soon = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+    rules = {k: soon if v == "<soon>" else v for k, v in association.items()}
+    config = config_for([good(sim)], [{**probe(), "association": rules}], signing=signing)
+    verdict = by_target(await run_checks(config))[f"integration {probe()['name']}"]
+    assert verdict.ok
+    assert len(verdict.warnings) == len(expected)
+    for warning, start in zip(verdict.warnings, expected, strict=True):
+        assert warning.startswith(start), warning

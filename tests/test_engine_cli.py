@@ -41,7 +41,7 @@ from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.sim.appliance.server import create_app
 from rsbridge.sim.appliance.state import SimApplianceState
 from rsbridge.sim.serve import serve_in_thread
-from tests.conftest import free_port
+from tests.conftest import SIGNING_SECRET, free_port
 
 SECRET_VAR = "RSBRIDGE_CLI_TEST_SECRET"
 """The environment variable the configuration files take the client secret from."""
@@ -97,6 +97,9 @@ host = "{sim.host}"
 client_id = "{sim.client_id}"
 client_secret = {{ env = "{SECRET_VAR}" }}
 use_plain_http = true
+
+[signing]
+secret = "{SIGNING_SECRET}"
 
 {integrations}
 """,

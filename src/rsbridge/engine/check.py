@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -62,7 +63,8 @@ async def run_checks(config: Config, *, only: str | None = None) -> list[CheckVe
     checks: list[Awaitable[CheckVerdict]] = [
         _check_appliance(a, tested=only is not None or a.id in used) for a in appliances
     ]
-    checks += [_check_integration(i) for i in integrations]
+    signing = config.signing is not None
+    checks += [_check_integration(i, signing=signing) for i in integrations]
     verdicts = await asyncio.gather(*checks)
     secrets = _secret_values(config)
     return [
@@ -148,7 +150,36 @@ def _integration_warnings(integration: IntegrationConfig) -> tuple[str, ...]:
     )
 
 
-async def _check_integration(integration: IntegrationConfig) -> CheckVerdict:
+def _trust_warnings(
+    integration: IntegrationConfig, *, signing: bool, now: datetime | None = None
+) -> tuple[str, ...]:
+    """What the association's trust policy lets a customer do (docs/security.md)."""
+    rules = integration.association
+    found: list[str] = []
+    if rules.trust == "any":
+        found.append(
+            'association.trust = "any": a customer can send a session to any ticket through a '
+            "start-session URL (as work notes, without state changes)"
+        )
+    elif not signing:
+        found.append(
+            "no [signing] secret: custom attributes and the external key count only when a "
+            "representative set them; keys made by rsbridge carry no signature"
+        )
+    grace = rules.unsigned_grace_until
+    if grace is not None:
+        moment = grace.isoformat()
+        if grace <= (now or datetime.now(UTC)):
+            found.append(f"association.unsigned_grace_until ({moment}) has passed: remove it")
+        else:
+            found.append(
+                f"association.unsigned_grace_until: unsigned references of sessions started "
+                f"before {moment} are accepted"
+            )
+    return tuple(found)
+
+
+async def _check_integration(integration: IntegrationConfig, *, signing: bool) -> CheckVerdict:
     target = f"integration {integration.name}"
     if integration.disabled:
         return CheckVerdict(target, True, "disabled; not tested", True)
@@ -175,7 +206,7 @@ async def _check_integration(integration: IntegrationConfig) -> CheckVerdict:
         target,
         all(ok for ok, _ in results),
         "; ".join(s for _, s in results),
-        warnings=_integration_warnings(integration),
+        warnings=_integration_warnings(integration) + _trust_warnings(integration, signing=signing),
     )
 
 
@@ -207,6 +238,8 @@ def _secret_values(config: Config) -> list[str]:
     found: list[SecretStr | None] = []
     for appliance in config.appliances:
         found += [appliance.client_secret, appliance.outbound_event_token]
+    if config.signing is not None:
+        found += [config.signing.secret, *config.signing.previous_secrets]
     for integration in config.integrations:
         try:
             settings = integration.connector_settings()
