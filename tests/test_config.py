@@ -887,8 +887,13 @@ def test_public_models() -> None:
 def test_the_example_configuration_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("rsbridge.connectors.jsonl")
     pytest.importorskip("rsbridge.connectors.webhook")
-    for name in ("RSBRIDGE_CLIENT_SECRET", "RSBRIDGE_EVENT_TOKEN", "RSBRIDGE_WEBHOOK_SECRET"):
-        monkeypatch.setenv(name, f"{name.lower()}-value")
+    for name in (
+        "RSBRIDGE_CLIENT_SECRET",
+        "RSBRIDGE_EVENT_TOKEN",
+        "RSBRIDGE_WEBHOOK_SECRET",
+        "RSBRIDGE_SIGNING_SECRET",
+    ):
+        monkeypatch.setenv(name, f"{name.lower()}-value-long-enough-to-sign-with")
     path = ROOT / "examples" / "rsbridge.toml"
     config = load_config(path)
     (only,) = config.appliances
