@@ -208,6 +208,46 @@ async def test_malformed_forms_are_parked_not_refused(tmp_path: Path, body: byte
         assert await h.store.list_jobs(JobFilter()) == []
 
 
+_SECRET = TOKEN.encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "kept"),
+    [
+        # Authenticated by the token in the form, parked for the missing lsid.
+        (b"event=support_conference_end&outbound_event_token=" + _SECRET + b"&v=3", ["v=3"]),
+        # Authenticated by the query token; the body repeats it in every spelling that
+        # decodes to the variable, or differs from it only in case.
+        (b"event=x&event=x&outbound%5Fevent%5Ftoken=" + _SECRET + b"&a=1", ["event=x", "a=1"]),
+        (b"event=x&event=x&OUTBOUND_EVENT_TOKEN=" + _SECRET + b"&a=1", ["a=1"]),
+        (b"%%%&outbound_event_token%3D" + _SECRET + b"&b=2", ["b=2"]),
+        (b"\xff&outbound_event_token=" + _SECRET, []),
+    ],
+    ids=["form", "percent-encoded", "upper-case", "encoded-equals", "not-utf-8"],
+)
+async def test_the_token_is_stripped_from_a_parked_body(
+    intake: Harness, body: bytes, kept: list[str]
+) -> None:
+    response = await intake.post(body, path=f"/ERSPost?outbound_event_token={TOKEN}")
+    assert response.status_code == 200 and response.text.startswith("recorded as malformed")
+    [event] = await intake.store.list_events(EventFilter())
+    assert event.event_type == MALFORMED_EVENT
+    stored = dict(event.form)["body"]
+    assert TOKEN not in stored and "token" not in stored.lower()
+    for part in kept:  # everything else is kept as received
+        assert part in stored
+
+
+async def test_a_token_variable_in_another_case_is_not_kept_with_an_event(
+    intake: Harness,
+) -> None:
+    form = [*END_FORM, ("Outbound_Event_Token", TOKEN)]
+    response = await intake.post(form, path=f"/ERSPost?outbound_event_token={TOKEN}")
+    assert (response.status_code, response.text) == (200, "OK")
+    [event] = await intake.store.list_events(EventFilter())
+    assert TOKEN not in repr(event.form)
+
+
 @pytest.mark.parametrize(
     "event", ["support_conference_begin", "support_conference_member_added", "made_up_event"]
 )

@@ -24,6 +24,7 @@ import ipaddress
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import unquote_plus
 
 from rsbridge.appliance.events import (
     END,
@@ -124,6 +125,25 @@ def _within(
     return any(address.version == n.version and address in n for n in networks)
 
 
+def _is_token_variable(name: str) -> bool:
+    """Whether a form variable's (decoded) name is the token's, in any letter case."""
+    return name.strip().casefold() == TOKEN_VARIABLE
+
+
+def strip_token(body: str) -> str:
+    """``body`` (a form, well made or not) without any ``outbound_event_token`` variable.
+
+    Split as the form parser splits (on ``&``); a part is dropped when, URL-decoded, it
+    starts with the variable's name in any letter case, so that ``outbound%5Fevent...``,
+    ``OUTBOUND_EVENT_TOKEN=`` and ``outbound_event_token%3D...`` go too.
+    """
+    return "&".join(
+        part
+        for part in body.split("&")
+        if not unquote_plus(part).lstrip().casefold().startswith(TOKEN_VARIABLE)
+    )
+
+
 def _token_ok(appliance: ApplianceConfig, sent: str | None) -> bool:
     expected = appliance.outbound_event_token
     if expected is None:
@@ -219,9 +239,14 @@ class Intake:
         appliance_id: str, form: OutboundForm | None, body: bytes, problem: str | None
     ) -> IncomingEvent:
         if form is None:
-            # Kept as received (decoded leniently) so that nothing an appliance sent is lost.
-            raw = body.decode("utf-8", errors="replace")
-            digest = hashlib.sha256(appliance_id.encode() + b"\0" + body).hexdigest()
+            # Kept as received (decoded leniently) so that nothing an appliance sent is
+            # lost, except the token, which must not rest in the store.
+            # surrogateescape: bytes that are not UTF-8 survive the stripping unchanged, so
+            # that bodies differing only in them are still told apart.
+            kept = strip_token(body.decode("utf-8", errors="surrogateescape"))
+            kept_bytes = kept.encode("utf-8", errors="surrogateescape")
+            raw = kept_bytes.decode("utf-8", errors="replace")
+            digest = hashlib.sha256(appliance_id.encode() + b"\0" + kept_bytes).hexdigest()
             return IncomingEvent(
                 appliance_id,
                 MALFORMED_EVENT,
@@ -229,7 +254,7 @@ class Intake:
                 digest,
                 form=(("body", raw), ("problem", problem or "")),
             )
-        variables = tuple((k, v) for k, v in form.variables if k != TOKEN_VARIABLE)
+        variables = tuple((k, v) for k, v in form.variables if not _is_token_variable(k))
         return IncomingEvent(
             appliance_id,
             form.event,
