@@ -133,12 +133,32 @@ async def test_missing_or_wrong_tokens_are_refused(
     assert TOKEN not in caplog.text and TOKEN not in response.text
 
 
-async def test_an_unknown_appliance_is_refused(intake: Harness) -> None:
-    response = await intake.post(
-        [*END_FORM, ("outbound_event_token", TOKEN)], path="/ERSPost?appliance=other"
-    )
-    assert response.status_code == 404
-    assert "other" in response.text
+async def test_an_unknown_appliance_id_is_answered_like_a_wrong_token(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An outsider must not learn which appliance ids exist: an unknown id, a known one
+    # with a wrong or no token, and a known one from a refused address look the same.
+    caplog.set_level(logging.WARNING)
+    async with (
+        _harness(tmp_path, outbound_event_token=TOKEN) as h,
+        _harness(tmp_path, outbound_event_token=TOKEN, accepted_addresses=["10.0.0.0/8"]) as fenced,
+    ):
+        answers = [
+            await h.post([*END_FORM, ("outbound_event_token", TOKEN)], path="/ERSPost?appliance=x"),
+            await h.post([*END_FORM, ("outbound_event_token", TOKEN)], path="/events/x"),
+            await h.post([*END_FORM, ("outbound_event_token", "wrong")]),
+            await h.post(END_FORM),
+            await fenced.post([*END_FORM, ("outbound_event_token", TOKEN)]),
+        ]
+        assert await h.store.list_events(EventFilter()) == []
+    seen = {(a.status_code, a.text, a.headers.get("content-type")) for a in answers}
+    assert len(seen) == 1, seen
+    assert answers[0].status_code == 401
+    # The log says which it was, for the administrator of a misconfigured appliance.
+    assert "unknown appliance id 'x'" in caplog.text
+    assert "not accepted for appliance default" in caplog.text
+    assert "wrong outbound event token" in caplog.text
+    assert "missing outbound event token" in caplog.text
 
 
 async def test_without_an_appliance_parameter_the_id_is_default(intake: Harness) -> None:
@@ -149,10 +169,10 @@ async def test_without_an_appliance_parameter_the_id_is_default(intake: Harness)
 async def test_addresses_outside_the_accepted_networks_are_refused(tmp_path: Path) -> None:
     async with _harness(tmp_path, accepted_addresses=["10.0.0.0/8"]) as h:
         response = await h.post(END_FORM)
-        assert response.status_code == 403
+        assert response.status_code == 401
         # A forwarded-for header from an untrusted peer changes nothing.
         spoofed = await h.post(END_FORM, headers={"X-Forwarded-For": "10.1.2.3"})
-        assert spoofed.status_code == 403
+        assert spoofed.status_code == 401
 
 
 async def test_forwarded_addresses_are_believed_from_trusted_proxies_only(tmp_path: Path) -> None:
@@ -164,7 +184,7 @@ async def test_forwarded_addresses_are_believed_from_trusted_proxies_only(tmp_pa
         ok = await h.post(END_FORM, headers={"X-Forwarded-For": "203.0.113.9"})
         assert ok.status_code == 200
         refused = await h.post(END_FORM, headers={"X-Forwarded-For": "198.51.100.1"})
-        assert refused.status_code == 403
+        assert refused.status_code == 401
 
 
 def test_the_forwarded_chain_is_walked_from_our_side() -> None:

@@ -7,8 +7,9 @@ address, query token, body) and returns the status to answer. The routes live in
 The appliance holds every later event until the current one gets HTTP 200, so:
 
 * refusals (4xx) are only for requests that are not from a configured appliance: an
-  unknown appliance id (404), a refused source address (403), a missing or wrong
-  outbound event token (401), an oversized body (413);
+  unknown appliance id, a refused source address, a missing or wrong outbound event
+  token (all three one and the same 401, so that nobody learns which appliance ids
+  exist; the log says which it was), an oversized body (413);
 * an authenticated event that can never be processed (a malformed form, an event type no
   integration processes) is recorded as ignored and acknowledged, never left to block
   the appliance's queue;
@@ -54,6 +55,13 @@ MALFORMED_EVENT = "(malformed)"
 
 #: Events whose jobs need a session id to do anything.
 _NEEDS_LSID = frozenset({END, *SURVEY_EVENTS})
+
+
+REFUSED = (
+    "event refused: unknown appliance id, address not accepted, or missing or wrong "
+    "outbound event token (the engine's log says which)"
+)
+"""The one answer (with 401) to every request not from a configured appliance."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,17 +184,20 @@ class Intake:
     ) -> IntakeResult:
         """Handle one delivery; see the module docstring for the answers."""
         appliance = self.config.appliance(appliance_id)
-        if appliance is None:
-            log.warning("event refused: unknown appliance id %r (from %s)", appliance_id, peer)
-            return IntakeResult(404, f"unknown appliance id {appliance_id!r}")
         source = client_address(peer, forwarded_for, self.config.engine.trusted_proxies)
+        if appliance is None:
+            log.warning(
+                "event refused: unknown appliance id %r (from %s); the outbound-event URL must "
+                "name a configured appliance: /ERSPost?appliance=ID or /events/ID",
+                appliance_id,
+                source,
+            )
+            return IntakeResult(401, REFUSED)
         if source is None or not _within(source, appliance.accepted_addresses):
             log.warning(
                 "event refused: address %s not accepted for appliance %s", source, appliance_id
             )
-            return IntakeResult(
-                403, f"address {source} is not accepted for appliance {appliance_id}"
-            )
+            return IntakeResult(401, REFUSED)
         limit = self.config.engine.max_event_bytes
         if len(body) > limit:
             log.warning("event refused: %d bytes from %s is over the limit", len(body), source)
@@ -206,7 +217,7 @@ class Intake:
                 "missing" if token is None else "wrong",
                 source,
             )
-            return IntakeResult(401, "missing or wrong outbound event token")
+            return IntakeResult(401, REFUSED)
         if form is not None and form.event in _NEEDS_LSID and form.lsid is None:
             problem = f"{form.event} without an lsid"
             form = None
