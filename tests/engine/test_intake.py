@@ -306,8 +306,73 @@ async def test_a_store_failure_answers_503_so_the_appliance_retries(tmp_path: Pa
     assert response.status_code == 503
 
 
-async def test_health_reports_job_counts(intake: Harness) -> None:
+STATUS_TOKEN = "status-reader-token-0b7d2e"
+
+
+async def test_health_is_public_and_says_only_whether_the_engine_lives(intake: Harness) -> None:
     await intake.post([*END_FORM, ("outbound_event_token", TOKEN)])
     response = await intake.http.get("/health")
-    assert response.status_code == 200
-    assert response.json()["jobs"]["queued"] == 1
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+    assert response.headers["cache-control"] == "no-store"
+
+
+@asynccontextmanager
+async def _status_harness(tmp_path: Path, store: MemoryStore) -> AsyncIterator[httpx.AsyncClient]:
+    # Actions disabled: the status route needs the tokens only.
+    config = engine_config(tmp_path, None, actions={"tokens": [STATUS_TOKEN]})
+    app = create_app(Intake(config, store), store, background=lambda: {"worker": True})
+    async with serving(app) as url, httpx.AsyncClient(base_url=url) as http:
+        yield http
+
+
+async def test_status_gives_the_counts_to_a_bearer_of_an_actions_token(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    store = MemoryStore()
+    await store.open()
+    async with _status_harness(tmp_path, store) as http:
+        assert (await http.post("/ERSPost", content=urlencode(END_FORM))).status_code == 200
+        for headers in ({}, {"Authorization": "Bearer wrong-token-of-16-chars"}):
+            refused = await http.get("/status", headers=headers)
+            assert refused.status_code == 401
+            assert refused.headers["www-authenticate"].startswith("Bearer")
+            assert "jobs" not in refused.text
+        answer = await http.get("/status", headers={"Authorization": f"Bearer {STATUS_TOKEN}"})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["status"], body["jobs"]["queued"], body["tasks"]) == ("ok", 1, {"worker": True})
+    assert answer.headers["cache-control"] == "no-store"
+    assert "status: refused" in caplog.text and STATUS_TOKEN not in caplog.text
+
+
+class _DownStore(MemoryStore):
+    async def get_watermark(self, name: str) -> float | None:
+        raise OSError("disk gone")
+
+    async def counts(self) -> dict[str, int]:
+        raise OSError("disk gone")
+
+
+async def test_health_answers_503_without_details_when_the_store_fails(tmp_path: Path) -> None:
+    store = _DownStore()
+    await store.open()
+    async with _status_harness(tmp_path, store) as http:
+        health = await http.get("/health")
+        status = await http.get("/status", headers={"Authorization": f"Bearer {STATUS_TOKEN}"})
+    assert (health.status_code, health.json()) == (503, {"status": "unavailable"})
+    assert (status.status_code, status.json()["error"]) == (503, "OSError")
+
+
+async def test_health_answers_503_when_a_background_task_has_stopped(tmp_path: Path) -> None:
+    config = engine_config(tmp_path, None, actions={"tokens": [STATUS_TOKEN]})
+    store = MemoryStore()
+    await store.open()
+    tasks = {"worker": True, "poller-audit": False}
+    app = create_app(Intake(config, store), store, background=lambda: tasks)
+    async with serving(app) as url, httpx.AsyncClient(base_url=url) as http:
+        health = await http.get("/health")
+        status = await http.get("/status", headers={"Authorization": f"Bearer {STATUS_TOKEN}"})
+    assert (health.status_code, health.json()) == (503, {"status": "unavailable"})
+    assert status.status_code == 503
+    assert status.json()["tasks"] == tasks
