@@ -14,6 +14,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -544,7 +545,10 @@ def test_serve_answers_health_processes_events_and_stops_on_sigterm(
     out = tmp_path / "out.jsonl"
     token = "cli-test-status-token"
     config = write_config(
-        tmp_path, sim, f'{jsonl_integration(out)}\n[actions]\ntokens = ["{token}"]'
+        tmp_path,
+        sim,
+        f'{jsonl_integration(out)}\n[actions]\ntokens = ["{token}"]',
+        engine="header_timeout_seconds = 0.5",
     )
     # An external key that looks like Rich markup, to be shown as is.
     session = ended(
@@ -578,6 +582,9 @@ def test_serve_answers_health_processes_events_and_stops_on_sigterm(
                     time.sleep(0.025)
             assert health is not None and health.status_code == 200, log.read_text()
             assert health.json() == {"status": "ok"}
+            # [engine] header_timeout_seconds: a connection that sends nothing is let go.
+            with socket.create_connection(("127.0.0.1", port), timeout=15) as silent:
+                assert silent.recv(64).startswith(b"HTTP/1.1 408 ")
             authorized = {"Authorization": f"Bearer {token}"}
             body = http.get("/status", headers=authorized).json()
             assert body["status"] == "ok"

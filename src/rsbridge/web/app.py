@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Lifespan
@@ -43,6 +43,15 @@ _PROBE = "rsbridge.health"
 
 class _TooLargeError(Exception):
     pass
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # The client closed (or the listener cut off a body that did not come in time):
+    # nobody hears the answer, and it is no error of ours.
+    log.debug(
+        "%s %s: the client went away before its request was read", request.method, request.url.path
+    )
+    return Response(status_code=400)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -141,4 +150,5 @@ def create_app(
             *extra_routes,
         ],
         lifespan=lifespan,
+        exception_handlers={ClientDisconnect: _client_gone},
     )
