@@ -220,9 +220,9 @@ async def test_no_configured_secret_in_any_log_record_of_a_full_run(
     assert {j.integration for j in jobs} == {"snow", "hook-userinfo", "hook-bearer"}
     assert plain.of_kind("session_report") and bearer.of_kind("session_report")
     assert snow.state.query("u_rs_session")
-    # And it logged at every level, through httpx's request log and httpcore's debug trace.
+    # And it logged at every level: httpx's request log, httpcore's trace, uvicorn's access log.
     names = {r.name for r in logs.records}
-    assert {"httpx", "httpcore.http11", "rsbridge.engine.intake"} <= names, names
+    assert {"httpx", "httpcore.http11", "uvicorn.access", "rsbridge.engine.intake"} <= names, names
     assert any(r.levelno == logging.DEBUG for r in logs.records)
 
     secrets = {
