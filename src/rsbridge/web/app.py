@@ -1,4 +1,4 @@
-"""The ASGI application: outbound-event intake routes and a health endpoint.
+"""The ASGI application: outbound-event intake routes, health and status endpoints.
 
 Routes:
 
