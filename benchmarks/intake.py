@@ -99,9 +99,20 @@ def serve(kind: str, port: int) -> None:
     """Child process: serve the baseline or the intake until killed."""
     import uvicorn
 
+    from rsbridge.web.guard import ConnectionLimits, guarded_protocol
+
     with tempfile.TemporaryDirectory() as workdir:
         app = _bare_app() if kind == "baseline" else _intake_app(Path(workdir))
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)  # type: ignore[arg-type]
+        # The intake under the listener limits of `rsbridge serve`; the baseline without.
+        http = "h11" if kind == "baseline" else guarded_protocol(ConnectionLimits())
+        uvicorn.run(
+            app,  # type: ignore[arg-type]
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+            http=http,
+        )
 
 
 def _free_port() -> int:

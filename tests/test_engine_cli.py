@@ -14,6 +14,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -622,7 +623,13 @@ def test_serve_answers_health_processes_events_and_stops_on_sigterm(
     tmp_path: Path, sim: Sim
 ) -> None:
     out = tmp_path / "out.jsonl"
-    config = write_config(tmp_path, sim, jsonl_integration(out))
+    token = "cli-test-status-token"
+    config = write_config(
+        tmp_path,
+        sim,
+        f'{jsonl_integration(out)}\n[actions]\ntokens = ["{token}"]',
+        engine="header_timeout_seconds = 0.5",
+    )
     # An external key that looks like Rich markup, to be shown as is.
     session = ended(
         dataclasses.replace(SessionGenerator(66).session(), external_key="[/b]KEY-[bold]7"), 120
@@ -654,7 +661,12 @@ def test_serve_answers_health_processes_events_and_stops_on_sigterm(
                     assert proc.poll() is None, log.read_text(errors="replace")
                     time.sleep(0.025)
             assert health is not None and health.status_code == 200, log.read_text()
-            body = health.json()
+            assert health.json() == {"status": "ok"}
+            # [engine] header_timeout_seconds: a connection that sends nothing is let go.
+            with socket.create_connection(("127.0.0.1", port), timeout=15) as silent:
+                assert silent.recv(64).startswith(b"HTTP/1.1 408 ")
+            authorized = {"Authorization": f"Bearer {token}"}
+            body = http.get("/status", headers=authorized).json()
             assert body["status"] == "ok"
             assert {"queued": 0, "running": 0, "done": 0, "dead": 0}.items() <= body["jobs"].items()
             assert body["tasks"] == {"worker": True, "pruner": True}
@@ -671,7 +683,7 @@ def test_serve_answers_health_processes_events_and_stops_on_sigterm(
             assert reports(out) == Counter([session.lsid]), log.read_text()
             # The delivery is written before its job is marked done: wait for both.
             for _ in range(300):
-                counts = http.get("/health").json()["jobs"]
+                counts = http.get("/status", headers=authorized).json()["jobs"]
                 if counts["done"] == 1:
                     break
                 time.sleep(0.05)

@@ -96,6 +96,7 @@ def serve(
     import uvicorn
 
     from rsbridge.engine.runtime import Engine
+    from rsbridge.web.guard import ConnectionLimits, guarded_protocol
 
     level = log_level.lower()
     if level not in _LOG_LEVELS:
@@ -123,6 +124,9 @@ def serve(
             # uvicorn's access log prints query strings, where the appliance puts its
             # outbound_event_token and rep-console links their token: secrets stay out.
             access_log=False,
+            # Request head and body timeouts and the connection cap ([engine]): a client
+            # that sends slowly, or not at all, cannot hold connections open.
+            http=guarded_protocol(ConnectionLimits.of(settings.engine)),
         )
     )
     _stop_on_signals(server)

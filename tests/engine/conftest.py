@@ -46,8 +46,10 @@ def engine_config(
     integrations: list[dict[str, Any]] | None = None,
     engine: dict[str, Any] | None = None,
     appliance: dict[str, Any] | None = None,
+    actions: dict[str, Any] | None = None,
 ) -> Config:
-    """A configuration with one appliance (the simulator) and a jsonl integration."""
+    """A configuration with one appliance (the simulator) and a jsonl integration
+    (and an ``[actions]`` section when given)."""
     data: dict[str, Any] = {
         "engine": {
             "store": str(tmp_path / "engine.db"),
@@ -77,6 +79,8 @@ def engine_config(
         ],
         "signing": {"secret": SIGNING_SECRET},
     }
+    if actions is not None:
+        data["actions"] = actions
     return parse_config(data)
 
 

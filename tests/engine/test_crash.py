@@ -28,6 +28,7 @@ from .conftest import SimAppliance
 
 SESSIONS = 1000
 KILLS = 4
+STATUS_TOKEN = "crash-test-status-token"
 
 
 def _free_port() -> int:
@@ -59,6 +60,9 @@ name = "audit"
 connector = "jsonl"
 association = {{ on_unmatched = "create" }}
 settings = {{ path = "deliveries.jsonl", fsync = true }}
+
+[actions]
+tokens = ["{STATUS_TOKEN}"]
 """,
         encoding="utf-8",
     )
@@ -151,7 +155,12 @@ async def test_sigkill_loses_and_duplicates_nothing(tmp_path: Path, sim: SimAppl
         assert recipient.dropped == 0
         async with httpx.AsyncClient() as http:
             for _ in range(1200):
-                jobs = (await http.get(f"http://127.0.0.1:{serve.port}/health")).json()["jobs"]
+                jobs = (
+                    await http.get(
+                        f"http://127.0.0.1:{serve.port}/status",
+                        headers={"Authorization": f"Bearer {STATUS_TOKEN}"},
+                    )
+                ).json()["jobs"]
                 if jobs.get("queued", 0) + jobs.get("running", 0) == 0:
                     break
                 await asyncio.sleep(0.1)

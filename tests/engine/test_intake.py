@@ -133,12 +133,32 @@ async def test_missing_or_wrong_tokens_are_refused(
     assert TOKEN not in caplog.text and TOKEN not in response.text
 
 
-async def test_an_unknown_appliance_is_refused(intake: Harness) -> None:
-    response = await intake.post(
-        [*END_FORM, ("outbound_event_token", TOKEN)], path="/ERSPost?appliance=other"
-    )
-    assert response.status_code == 404
-    assert "other" in response.text
+async def test_an_unknown_appliance_id_is_answered_like_a_wrong_token(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An outsider must not learn which appliance ids exist: an unknown id, a known one
+    # with a wrong or no token, and a known one from a refused address look the same.
+    caplog.set_level(logging.WARNING)
+    async with (
+        _harness(tmp_path, outbound_event_token=TOKEN) as h,
+        _harness(tmp_path, outbound_event_token=TOKEN, accepted_addresses=["10.0.0.0/8"]) as fenced,
+    ):
+        answers = [
+            await h.post([*END_FORM, ("outbound_event_token", TOKEN)], path="/ERSPost?appliance=x"),
+            await h.post([*END_FORM, ("outbound_event_token", TOKEN)], path="/events/x"),
+            await h.post([*END_FORM, ("outbound_event_token", "wrong")]),
+            await h.post(END_FORM),
+            await fenced.post([*END_FORM, ("outbound_event_token", TOKEN)]),
+        ]
+        assert await h.store.list_events(EventFilter()) == []
+    seen = {(a.status_code, a.text, a.headers.get("content-type")) for a in answers}
+    assert len(seen) == 1, seen
+    assert answers[0].status_code == 401
+    # The log says which it was, for the administrator of a misconfigured appliance.
+    assert "unknown appliance id 'x'" in caplog.text
+    assert "not accepted for appliance default" in caplog.text
+    assert "wrong outbound event token" in caplog.text
+    assert "missing outbound event token" in caplog.text
 
 
 async def test_without_an_appliance_parameter_the_id_is_default(intake: Harness) -> None:
@@ -149,10 +169,10 @@ async def test_without_an_appliance_parameter_the_id_is_default(intake: Harness)
 async def test_addresses_outside_the_accepted_networks_are_refused(tmp_path: Path) -> None:
     async with _harness(tmp_path, accepted_addresses=["10.0.0.0/8"]) as h:
         response = await h.post(END_FORM)
-        assert response.status_code == 403
+        assert response.status_code == 401
         # A forwarded-for header from an untrusted peer changes nothing.
         spoofed = await h.post(END_FORM, headers={"X-Forwarded-For": "10.1.2.3"})
-        assert spoofed.status_code == 403
+        assert spoofed.status_code == 401
 
 
 async def test_forwarded_addresses_are_believed_from_trusted_proxies_only(tmp_path: Path) -> None:
@@ -164,7 +184,7 @@ async def test_forwarded_addresses_are_believed_from_trusted_proxies_only(tmp_pa
         ok = await h.post(END_FORM, headers={"X-Forwarded-For": "203.0.113.9"})
         assert ok.status_code == 200
         refused = await h.post(END_FORM, headers={"X-Forwarded-For": "198.51.100.1"})
-        assert refused.status_code == 403
+        assert refused.status_code == 401
 
 
 def test_the_forwarded_chain_is_walked_from_our_side() -> None:
@@ -208,6 +228,50 @@ async def test_malformed_forms_are_parked_not_refused(tmp_path: Path, body: byte
         assert await h.store.list_jobs(JobFilter()) == []
 
 
+_SECRET = TOKEN.encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "kept"),
+    [
+        # Authenticated by the token in the form, parked for the missing lsid.
+        (b"event=support_conference_end&outbound_event_token=" + _SECRET + b"&v=3", ["v=3"]),
+        # Authenticated by the query token; the body repeats it in every spelling that
+        # decodes to the variable, or differs from it only in case.
+        (b"event=x&event=x&outbound%5Fevent%5Ftoken=" + _SECRET + b"&a=1", ["event=x", "a=1"]),
+        (b"event=x&event=x&OUTBOUND_EVENT_TOKEN=" + _SECRET + b"&a=1", ["a=1"]),
+        (b"%%%&outbound_event_token%3D" + _SECRET + b"&b=2", ["b=2"]),
+        (b"outbound_event_token%3D" + _SECRET + b"&b=2", ["b=2"]),  # named by the parser
+        (b"\xff&outbound_event_token=" + _SECRET, []),
+    ],
+    ids=["form", "percent-encoded", "upper-case", "encoded-equals", "first-bad-part", "not-utf-8"],
+)
+async def test_the_token_is_stripped_from_a_parked_body(
+    intake: Harness, body: bytes, kept: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    response = await intake.post(body, path=f"/ERSPost?outbound_event_token={TOKEN}")
+    assert TOKEN not in response.text and TOKEN not in caplog.text
+    assert response.status_code == 200 and response.text.startswith("recorded as malformed")
+    [event] = await intake.store.list_events(EventFilter())
+    assert event.event_type == MALFORMED_EVENT
+    assert TOKEN not in repr(event.form)  # neither in the body nor in the problem
+    stored = dict(event.form)["body"]
+    assert "token" not in stored.lower()
+    for part in kept:  # everything else is kept as received
+        assert part in stored
+
+
+async def test_a_token_variable_in_another_case_is_not_kept_with_an_event(
+    intake: Harness,
+) -> None:
+    form = [*END_FORM, ("Outbound_Event_Token", TOKEN)]
+    response = await intake.post(form, path=f"/ERSPost?outbound_event_token={TOKEN}")
+    assert (response.status_code, response.text) == (200, "OK")
+    [event] = await intake.store.list_events(EventFilter())
+    assert TOKEN not in repr(event.form)
+
+
 @pytest.mark.parametrize(
     "event", ["support_conference_begin", "support_conference_member_added", "made_up_event"]
 )
@@ -246,8 +310,73 @@ async def test_a_store_failure_answers_503_so_the_appliance_retries(tmp_path: Pa
     assert response.status_code == 503
 
 
-async def test_health_reports_job_counts(intake: Harness) -> None:
+STATUS_TOKEN = "status-reader-token-0b7d2e"
+
+
+async def test_health_is_public_and_says_only_whether_the_engine_lives(intake: Harness) -> None:
     await intake.post([*END_FORM, ("outbound_event_token", TOKEN)])
     response = await intake.http.get("/health")
-    assert response.status_code == 200
-    assert response.json()["jobs"]["queued"] == 1
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+    assert response.headers["cache-control"] == "no-store"
+
+
+@asynccontextmanager
+async def _status_harness(tmp_path: Path, store: MemoryStore) -> AsyncIterator[httpx.AsyncClient]:
+    # Actions disabled: the status route needs the tokens only.
+    config = engine_config(tmp_path, None, actions={"tokens": [STATUS_TOKEN]})
+    app = create_app(Intake(config, store), store, background=lambda: {"worker": True})
+    async with serving(app) as url, httpx.AsyncClient(base_url=url) as http:
+        yield http
+
+
+async def test_status_gives_the_counts_to_a_bearer_of_an_actions_token(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    store = MemoryStore()
+    await store.open()
+    async with _status_harness(tmp_path, store) as http:
+        assert (await http.post("/ERSPost", content=urlencode(END_FORM))).status_code == 200
+        for headers in ({}, {"Authorization": "Bearer wrong-token-of-16-chars"}):
+            refused = await http.get("/status", headers=headers)
+            assert refused.status_code == 401
+            assert refused.headers["www-authenticate"].startswith("Bearer")
+            assert "jobs" not in refused.text
+        answer = await http.get("/status", headers={"Authorization": f"Bearer {STATUS_TOKEN}"})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["status"], body["jobs"]["queued"], body["tasks"]) == ("ok", 1, {"worker": True})
+    assert answer.headers["cache-control"] == "no-store"
+    assert "status: refused" in caplog.text and STATUS_TOKEN not in caplog.text
+
+
+class _DownStore(MemoryStore):
+    async def get_watermark(self, name: str) -> float | None:
+        raise OSError("disk gone")
+
+    async def counts(self) -> dict[str, int]:
+        raise OSError("disk gone")
+
+
+async def test_health_answers_503_without_details_when_the_store_fails(tmp_path: Path) -> None:
+    store = _DownStore()
+    await store.open()
+    async with _status_harness(tmp_path, store) as http:
+        health = await http.get("/health")
+        status = await http.get("/status", headers={"Authorization": f"Bearer {STATUS_TOKEN}"})
+    assert (health.status_code, health.json()) == (503, {"status": "unavailable"})
+    assert (status.status_code, status.json()["error"]) == (503, "OSError")
+
+
+async def test_health_answers_503_when_a_background_task_has_stopped(tmp_path: Path) -> None:
+    config = engine_config(tmp_path, None, actions={"tokens": [STATUS_TOKEN]})
+    store = MemoryStore()
+    await store.open()
+    tasks = {"worker": True, "poller-audit": False}
+    app = create_app(Intake(config, store), store, background=lambda: tasks)
+    async with serving(app) as url, httpx.AsyncClient(base_url=url) as http:
+        health = await http.get("/health")
+        status = await http.get("/status", headers={"Authorization": f"Bearer {STATUS_TOKEN}"})
+    assert (health.status_code, health.json()) == (503, {"status": "unavailable"})
+    assert status.status_code == 503
+    assert status.json()["tasks"] == tasks

@@ -232,7 +232,7 @@ async def test_serve_prunes_in_the_background(tmp_path: Path) -> None:
     async with Engine(config, store=store) as engine:
         old, new = await _old_and_new(store, datetime.now(UTC).timestamp())
         engine.start()
-        assert engine.health()["tasks"]["pruner"]
+        assert engine.background_tasks()["pruner"]
         for _ in range(400):  # at most ~20 s: does not hang
             if all([await store.get_event(e) is None for e in old]):
                 break
@@ -245,5 +245,5 @@ async def test_prune_interval_zero_turns_background_pruning_off(tmp_path: Path) 
     config = engine_config(tmp_path, None, engine={"prune_interval_seconds": 0})
     async with Engine(config) as engine:
         engine.start()
-        assert "pruner" not in engine.health()["tasks"]
-        assert engine.health()["tasks"]["worker"]
+        assert "pruner" not in engine.background_tasks()
+        assert engine.background_tasks()["worker"]

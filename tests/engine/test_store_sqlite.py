@@ -132,6 +132,28 @@ async def test_a_closed_store_can_be_opened_again(tmp_path: Path) -> None:
         await store.close()
 
 
+async def test_the_database_and_its_wal_files_are_readable_by_the_owner_only(
+    tmp_path: Path,
+) -> None:
+    # The store holds chat transcripts and customer data: like the jsonl file, owner only,
+    # whatever the umask lets other files be.
+    path = tmp_path / "store.db"
+    old = os.umask(0o022)
+    try:
+        store = await opened(path)
+    finally:
+        os.umask(old)
+    try:
+        await store.record_event(event("k1"), [JobSpec("sn")], now=T0)
+        await store.counts()  # a reader connection too
+        files = [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
+        assert all(f.exists() for f in files)
+        modes = {f.name: oct(f.stat().st_mode & 0o777) for f in files}
+        assert modes == {f.name: "0o600" for f in files}
+    finally:
+        await store.close()
+
+
 async def test_migrations_are_versioned(tmp_path: Path) -> None:
     migrations = load_migrations()
     assert [m.version for m in migrations][:1] == [1]

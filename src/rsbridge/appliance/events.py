@@ -92,7 +92,9 @@ def parse_outbound_form(body: bytes, *, max_bytes: int) -> OutboundForm:
             text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=MAX_VARIABLES
         )
     except ValueError as exc:
-        raise OutboundFormError(f"event body is not a URL-encoded form: {exc}") from None
+        # Not the parser's text: it quotes the offending part, which may hold the token.
+        reason = "too many variables" if "max" in str(exc).lower() else "a part without '='"
+        raise OutboundFormError(f"event body is not a URL-encoded form: {reason}") from None
     names = [name for name, _ in pairs]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:

@@ -7,8 +7,9 @@ address, query token, body) and returns the status to answer. The routes live in
 The appliance holds every later event until the current one gets HTTP 200, so:
 
 * refusals (4xx) are only for requests that are not from a configured appliance: an
-  unknown appliance id (404), a refused source address (403), a missing or wrong
-  outbound event token (401), an oversized body (413);
+  unknown appliance id, a refused source address, a missing or wrong outbound event
+  token (all three one and the same 401, so that nobody learns which appliance ids
+  exist; the log says which it was), an oversized body (413);
 * an authenticated event that can never be processed (a malformed form, an event type no
   integration processes) is recorded as ignored and acknowledged, never left to block
   the appliance's queue;
@@ -24,6 +25,7 @@ import ipaddress
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import unquote_plus
 
 from rsbridge.appliance.events import (
     END,
@@ -53,6 +55,13 @@ MALFORMED_EVENT = "(malformed)"
 
 #: Events whose jobs need a session id to do anything.
 _NEEDS_LSID = frozenset({END, *SURVEY_EVENTS})
+
+
+REFUSED = (
+    "event refused: unknown appliance id, address not accepted, or missing or wrong "
+    "outbound event token (the engine's log says which)"
+)
+"""The one answer (with 401) to every request not from a configured appliance."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +133,25 @@ def _within(
     return any(address.version == n.version and address in n for n in networks)
 
 
+def _is_token_variable(name: str) -> bool:
+    """Whether a form variable's (decoded) name is the token's, in any letter case."""
+    return name.strip().casefold() == TOKEN_VARIABLE
+
+
+def strip_token(body: str) -> str:
+    """``body`` (a form, well made or not) without any ``outbound_event_token`` variable.
+
+    Split as the form parser splits (on ``&``); a part is dropped when, URL-decoded, it
+    starts with the variable's name in any letter case, so that ``outbound%5Fevent...``,
+    ``OUTBOUND_EVENT_TOKEN=`` and ``outbound_event_token%3D...`` go too.
+    """
+    return "&".join(
+        part
+        for part in body.split("&")
+        if not unquote_plus(part).lstrip().casefold().startswith(TOKEN_VARIABLE)
+    )
+
+
 def _token_ok(appliance: ApplianceConfig, sent: str | None) -> bool:
     expected = appliance.outbound_event_token
     if expected is None:
@@ -156,17 +184,20 @@ class Intake:
     ) -> IntakeResult:
         """Handle one delivery; see the module docstring for the answers."""
         appliance = self.config.appliance(appliance_id)
-        if appliance is None:
-            log.warning("event refused: unknown appliance id %r (from %s)", appliance_id, peer)
-            return IntakeResult(404, f"unknown appliance id {appliance_id!r}")
         source = client_address(peer, forwarded_for, self.config.engine.trusted_proxies)
+        if appliance is None:
+            log.warning(
+                "event refused: unknown appliance id %r (from %s); the outbound-event URL must "
+                "name a configured appliance: /ERSPost?appliance=ID or /events/ID",
+                appliance_id,
+                source,
+            )
+            return IntakeResult(401, REFUSED)
         if source is None or not _within(source, appliance.accepted_addresses):
             log.warning(
                 "event refused: address %s not accepted for appliance %s", source, appliance_id
             )
-            return IntakeResult(
-                403, f"address {source} is not accepted for appliance {appliance_id}"
-            )
+            return IntakeResult(401, REFUSED)
         limit = self.config.engine.max_event_bytes
         if len(body) > limit:
             log.warning("event refused: %d bytes from %s is over the limit", len(body), source)
@@ -186,7 +217,7 @@ class Intake:
                 "missing" if token is None else "wrong",
                 source,
             )
-            return IntakeResult(401, "missing or wrong outbound event token")
+            return IntakeResult(401, REFUSED)
         if form is not None and form.event in _NEEDS_LSID and form.lsid is None:
             problem = f"{form.event} without an lsid"
             form = None
@@ -219,9 +250,14 @@ class Intake:
         appliance_id: str, form: OutboundForm | None, body: bytes, problem: str | None
     ) -> IncomingEvent:
         if form is None:
-            # Kept as received (decoded leniently) so that nothing an appliance sent is lost.
-            raw = body.decode("utf-8", errors="replace")
-            digest = hashlib.sha256(appliance_id.encode() + b"\0" + body).hexdigest()
+            # Kept as received (decoded leniently) so that nothing an appliance sent is
+            # lost, except the token, which must not rest in the store.
+            # surrogateescape: bytes that are not UTF-8 survive the stripping unchanged, so
+            # that bodies differing only in them are still told apart.
+            kept = strip_token(body.decode("utf-8", errors="surrogateescape"))
+            kept_bytes = kept.encode("utf-8", errors="surrogateescape")
+            raw = kept_bytes.decode("utf-8", errors="replace")
+            digest = hashlib.sha256(appliance_id.encode() + b"\0" + kept_bytes).hexdigest()
             return IncomingEvent(
                 appliance_id,
                 MALFORMED_EVENT,
@@ -229,7 +265,7 @@ class Intake:
                 digest,
                 form=(("body", raw), ("problem", problem or "")),
             )
-        variables = tuple((k, v) for k, v in form.variables if k != TOKEN_VARIABLE)
+        variables = tuple((k, v) for k, v in form.variables if not _is_token_variable(k))
         return IncomingEvent(
             appliance_id,
             form.event,

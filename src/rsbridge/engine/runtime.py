@@ -13,7 +13,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 from starlette.applications import Starlette
 
@@ -202,10 +201,9 @@ class Engine:
                 return counts
             await asyncio.sleep(0.05)
 
-    def health(self) -> dict[str, Any]:
-        """Extra health fields: whether background tasks are alive."""
-        alive = {t.get_name(): not t.done() for t in self._tasks}
-        return {"tasks": alive}
+    def background_tasks(self) -> dict[str, bool]:
+        """The background tasks (worker, pollers) by name, each with whether it runs."""
+        return {t.get_name(): not t.done() for t in self._tasks}
 
     def asgi_app(self) -> Starlette:
         """The intake/health app (and actions API, when enabled) whose lifespan opens, runs
@@ -227,6 +225,6 @@ class Engine:
             self.intake,
             self.store,
             lifespan=lifespan,
-            health_extra=self.health,
+            background=self.background_tasks,
             extra_routes=routes,
         )

@@ -69,6 +69,11 @@ def bearer_ok(tokens: Sequence[SecretStr], header: str | None) -> bool:
 _UNAUTHORIZED = Problem(401, "unauthorized", "missing or wrong bearer token")
 
 
+def refuse_unauthorized() -> JSONResponse:
+    """The answer to a missing or wrong bearer token: 401 with ``WWW-Authenticate``."""
+    return _answer(_UNAUTHORIZED)
+
+
 def _invalid(exc: ValidationError) -> Problem:
     problems = "; ".join(
         f"{'.'.join(str(p) for p in err['loc']) or '(body)'}: {err['msg']}"

@@ -1,11 +1,16 @@
-"""The ASGI application: outbound-event intake routes and a health endpoint.
+"""The ASGI application: outbound-event intake routes, health and status endpoints.
 
 Routes:
 
 * ``POST /ERSPost?appliance=<id>``: the vendor middleware's path, so that an appliance's
   existing outbound-event recipient keeps working (no ``appliance`` means ``default``);
 * ``POST /events/<appliance id>``: the same, on a path of our own;
-* ``GET /health``: ``200`` with counts when the store answers, ``503`` otherwise.
+* ``GET /health``: public liveness, ``200 {"status": "ok"}`` when the store answers and
+  every background task runs, ``503 {"status": "unavailable"}`` otherwise; nothing more,
+  for anyone may ask (a load balancer, a container runtime);
+* ``GET /status``: the same verdict with the details (job counts, background tasks, the
+  store's error), for a bearer of one of ``[actions] tokens`` (the actions API need not
+  be enabled); ``401`` otherwise;
 * ``/actions/...``: the actions API (:mod:`rsbridge.web.actions`), when ``[actions]`` is
   enabled; the engine passes its routes as ``extra_routes``.
 
@@ -15,21 +20,38 @@ or as a form variable.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Lifespan
 
 from rsbridge.engine.intake import TOKEN_VARIABLE, Intake
 from rsbridge.engine.store.base import Store
+from rsbridge.web.actions import bearer_ok, refuse_unauthorized
+
+log = logging.getLogger(__name__)
+
+_NO_STORE = {"Cache-Control": "no-store"}
+_PROBE = "rsbridge.health"
+"""Watermark name read by the liveness probe: one indexed row, whether it exists or not
+(counting jobs would scan tables, on a route anyone may call)."""
 
 
 class _TooLargeError(Exception):
     pass
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # The client closed (or the listener cut off a body that did not come in time):
+    # nobody hears the answer, and it is no error of ours.
+    log.debug(
+        "%s %s: the client went away before its request was read", request.method, request.url.path
+    )
+    return Response(status_code=400)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -52,11 +74,15 @@ def create_app(
     store: Store,
     *,
     lifespan: Lifespan[Starlette] | None = None,
-    health_extra: Callable[[], Mapping[str, Any]] | None = None,
+    background: Callable[[], Mapping[str, bool]] | None = None,
     extra_routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
-    """The engine's ASGI app over ``intake`` and ``store`` (plus ``extra_routes``)."""
+    """The engine's ASGI app over ``intake`` and ``store`` (plus ``extra_routes``).
+
+    ``background`` names the engine's background tasks, each with whether it still runs.
+    """
     limit = intake.config.engine.max_event_bytes
+    status_tokens = intake.config.actions.tokens
 
     async def receive(request: Request, appliance_id: str) -> Response:
         try:
@@ -79,22 +105,50 @@ def create_app(
     async def own_path(request: Request) -> Response:
         return await receive(request, request.path_params["appliance_id"])
 
+    def tasks() -> dict[str, bool]:
+        return dict(background()) if background is not None else {}
+
     async def health(request: Request) -> Response:
+        try:
+            await store.get_watermark(_PROBE)
+        except Exception:
+            live = False
+        else:
+            live = all(tasks().values())
+        return JSONResponse(
+            {"status": "ok" if live else "unavailable"},
+            status_code=200 if live else 503,
+            headers=_NO_STORE,
+        )
+
+    async def status(request: Request) -> Response:
+        if not bearer_ok(status_tokens, request.headers.get("authorization")):
+            log.warning(
+                "status: refused: missing or wrong bearer token (from %s)",
+                request.client.host if request.client else "?",
+            )
+            return refuse_unauthorized()
+        running = tasks()
         try:
             counts = await store.counts()
         except Exception as exc:
-            return JSONResponse({"status": "error", "error": type(exc).__name__}, status_code=503)
-        body: dict[str, Any] = {"status": "ok", "jobs": counts}
-        if health_extra is not None:
-            body.update(health_extra())
-        return JSONResponse(body)
+            body = {"status": "error", "error": type(exc).__name__, "tasks": running}
+            return JSONResponse(body, status_code=503, headers=_NO_STORE)
+        live = all(running.values())
+        return JSONResponse(
+            {"status": "ok" if live else "error", "jobs": counts, "tasks": running},
+            status_code=200 if live else 503,
+            headers=_NO_STORE,
+        )
 
     return Starlette(
         routes=[
             Route("/ERSPost", ers_post, methods=["POST"]),
             Route("/events/{appliance_id}", own_path, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
+            Route("/status", status, methods=["GET"]),
             *extra_routes,
         ],
         lifespan=lifespan,
+        exception_handlers={ClientDisconnect: _client_gone},
     )

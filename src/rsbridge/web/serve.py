@@ -14,14 +14,23 @@ from contextlib import asynccontextmanager
 import uvicorn
 from starlette.types import ASGIApp
 
+from rsbridge.web.guard import ConnectionLimits, guarded_protocol
+
 
 @asynccontextmanager
 async def serving(
-    app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *, startup_timeout: float = 10.0
+    app: ASGIApp,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    startup_timeout: float = 10.0,
+    limits: ConnectionLimits | None = None,
 ) -> AsyncIterator[str]:
     """Serve ``app`` until the context exits; yields ``http://host:port``.
 
-    ``port=0`` picks a free port. The app's lifespan runs at start and at exit.
+    ``port=0`` picks a free port. The app's lifespan runs at start and at exit. The
+    listener enforces ``limits`` (default: :class:`ConnectionLimits`' defaults), as
+    ``rsbridge serve`` does.
     """
     # IPPROTO_TCP given explicitly: asyncio sets TCP_NODELAY on accepted connections only
     # when the listening socket says it is TCP; without it each keep-alive answer waits
@@ -31,7 +40,13 @@ async def serving(
     sock.bind((host, port))
     # proxy_headers=False: the intake decides itself which proxies to believe.
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="auto", proxy_headers=False)
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="auto",
+            proxy_headers=False,
+            http=guarded_protocol(limits or ConnectionLimits()),
+        )
     )
     # uvicorn installs signal handlers only in run(); serve() leaves ours alone.
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -25,6 +25,7 @@ import asyncio
 import concurrent.futures as cf
 import functools
 import json
+import os
 import queue
 import sqlite3
 import threading
@@ -543,9 +544,25 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise ConfigurationError(f"cannot open the store database {self.path}: {exc}") from exc
 
+    def _create_owner_only(self) -> None:
+        """Create the database file readable by its owner only, if it does not exist.
+
+        SQLite would create it 0644 (less the umask), and gives its ``-wal`` and ``-shm``
+        files the mode of the database file: created 0600 here, all three stay private
+        (they hold chat transcripts and customer data). An existing file keeps its mode.
+        """
+        flags = os.O_RDONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        try:
+            os.close(os.open(self.path, flags, 0o600))
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot open the store database {self.path}: {exc.strerror}"
+            ) from exc
+
     def _writer_main(self, ready: cf.Future[None], jobs: queue.SimpleQueue[_Item | object]) -> None:
         conn: sqlite3.Connection | None = None
         try:
+            self._create_owner_only()
             conn = self._connect()
             try:
                 mode = conn.execute(PRAGMA_WAL).fetchone()[0]
