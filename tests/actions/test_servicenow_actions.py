@@ -65,7 +65,6 @@ async def running(tmp_path: Path, sim: Sim, mailbox: Mailbox, snow: Snow) -> Asy
         serving(engine.asgi_app()) as url,
         httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as http,
     ):
-        engine.start()
         yield Running(engine, url, http, snow, sim, mailbox)
 
 
