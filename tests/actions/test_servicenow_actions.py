@@ -114,6 +114,35 @@ async def test_closed_incidents_get_no_key(running: Running) -> None:
     assert running.sim.state.session_keys == {}
 
 
+async def test_closed_requests_and_interactions_get_no_key(running: Running) -> None:
+    snow = running.snow.state
+    request = snow.insert("sc_request", {"short_description": "new laptop"})
+    snow.update("sc_request", request["sys_id"], {"state": "3"})  # Closed Complete
+    interaction = snow.insert("interaction", {"short_description": "chat"})
+    snow.update("interaction", interaction["sys_id"], {"state": "closed_complete"})
+    for ticket in (request["number"], interaction["sys_id"]):
+        answer = await running.http.post(
+            f"{running.url}/actions/session-key",
+            json={"integration": "servicenow", "ticket": ticket, "assignment": "general"},
+        )
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["error"] == "ticket_closed"
+    assert running.sim.state.session_keys == {}
+
+
+async def test_a_ticket_whose_state_cannot_be_read_gets_no_key(running: Running) -> None:
+    running.snow.state.update("incident", running.snow.demo.ids["INC0010001"], {"state": ""})
+    answer = await running.http.post(
+        f"{running.url}/actions/session-key",
+        json={"integration": "servicenow", "ticket": "INC0010001", "user": "jsmith"},
+    )
+    assert answer.status_code == 409, answer.text
+    body = answer.json()
+    assert body["error"] == "ticket_closed"
+    assert "cannot be read" in body["message"] and "INC0010001" in body["message"]
+    assert running.sim.state.session_keys == {}
+
+
 async def test_jump_to_the_incidents_configuration_item(running: Running) -> None:
     answer = await running.http.post(
         f"{running.url}/actions/jump",

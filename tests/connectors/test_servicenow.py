@@ -608,6 +608,52 @@ async def test_closed_states_can_name_a_record_type(sn: Instance, make: Factory)
     assert (await connector.ticket_context(change)).closed is False
 
 
+@pytest.mark.parametrize(
+    ("table", "closed", "open_state"),
+    [
+        ("sc_request", ["3", "4", "7"], "2"),
+        ("sc_task", ["3", "4", "7"], "1"),
+        ("sc_req_item", ["3", "4", "7"], "2"),
+        ("new_call", ["3", "4", "7"], "2"),
+        ("interaction", ["closed_complete", "closed_abandoned"], "work_in_progress"),
+        ("incident", ["6", "7", "8"], "3"),
+        ("problem", ["106", "107"], "104"),
+    ],
+)
+async def test_closed_states_of_every_record_type(
+    sn: Instance, make: Factory, table: str, closed: list[str], open_state: str
+) -> None:
+    # The default closed_states know each type's own state values (reference section 1).
+    sys_id = sn.state.insert(table, {"short_description": "a task"})["sys_id"]
+    connector = make()
+    for state in closed:
+        sn.state.update(table, sys_id, {"state": state})
+        context = await connector.ticket_context(sys_id)
+        assert (context.state, context.closed) == (state, True), table
+    sn.state.update(table, sys_id, {"state": open_state})
+    context = await connector.ticket_context(sys_id)
+    assert (context.state, context.closed) == (open_state, False), table
+
+
+async def test_an_inactive_task_is_closed_whatever_its_state(sn: Instance, make: Factory) -> None:
+    # A table whose states closed_states does not list: ServiceNow's own "active" decides.
+    sys_id = sn.state.insert("sc_req_item", {"short_description": "x"})["sys_id"]
+    sn.state.update("sc_req_item", sys_id, {"state": "2"})
+    connector = make(closed_states=["incident=7"])
+    assert (await connector.ticket_context(sys_id)).closed is False
+    sn.state.update("sc_req_item", sys_id, {"state": "3"})  # the instance sets active=false
+    assert (await connector.ticket_context(sys_id)).closed is True
+
+
+async def test_a_state_that_cannot_be_read_counts_as_closed(sn: Instance, make: Factory) -> None:
+    # What a field ACL on "state" or an empty value looks like to the integration user.
+    incident = sn.demo.ids["INC0010001"]
+    sn.state.update("incident", incident, {"state": ""})
+    context = await make().ticket_context("INC0010001")
+    assert context.state is None
+    assert context.closed is True
+
+
 class _ForwardProxy(http.server.BaseHTTPRequestHandler):
     """A plain HTTP forward proxy: absolute-form requests relayed, each one recorded."""
 

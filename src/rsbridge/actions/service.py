@@ -166,6 +166,14 @@ class ActionService:
 
     async def _context(self, parts: _Parts, reference: str, *, purpose: str) -> TicketContext:
         context = await parts.connector.ticket_context(reference)
+        if context.closed and context.state is None:
+            raise ActionError(
+                f"the state of ticket {_label(context.ticket)} cannot be read, so it counts as "
+                f"closed: {purpose} is refused; let the integration user read the ticket's "
+                "state",
+                status=409,
+                code="ticket_closed",
+            )
         if context.closed:
             state = f" (state {context.state})" if context.state else ""
             raise ActionError(

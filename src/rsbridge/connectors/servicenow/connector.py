@@ -88,6 +88,35 @@ CALLER_FIELDS = {
 }
 """The field of each record type that names the customer (others: ``opened_by``)."""
 
+DEFAULT_CLOSED_STATES = (
+    "incident=6",
+    "incident=7",
+    "incident=8",
+    "problem=106",
+    "problem=107",
+    "change_request=3",
+    "change_request=4",
+    "sc_request=3",
+    "sc_request=4",
+    "sc_request=7",
+    "sc_req_item=3",
+    "sc_req_item=4",
+    "sc_req_item=7",
+    "sc_task=3",
+    "sc_task=4",
+    "sc_task=7",
+    "new_call=3",
+    "new_call=4",
+    "new_call=7",
+    "task=3",
+    "task=4",
+    "task=7",
+    "interaction=closed_complete",
+    "interaction=closed_abandoned",
+)
+"""Resolved, closed and cancelled states of each record type: each table has its own values
+(a catalog task's 3 is Closed Complete, an incident's 3 is On Hold; interactions use words)."""
+
 SESSION_VALUE_SOURCES = (
     "lsid",
     "external_key",
@@ -182,9 +211,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "closed_states",
         "list",
-        "Task states in which no session key is generated: a state for every record type, "
-        "or `<table>=<state>` for one.",
-        default=["6", "7", "8", "change_request=3", "change_request=4", "problem=107"],
+        "Task states in which no session key is generated: `<table>=<state>` for one record "
+        "type, or a bare state for every type. An inactive task (`active` false) and a task "
+        "whose state cannot be read count as closed too.",
+        default=list(DEFAULT_CLOSED_STATES),
     ),
     Setting(
         "create_table",
@@ -803,8 +833,13 @@ class ServiceNowConnector(Connector):
         record = await self.client.get(table, ticket.id) or {}
         state = str(record.get("state") or "") or None
         closed_states = {str(s) for s in self._c.closed_states}
-        closed = state is not None and (
-            state in closed_states or f"{table}={state}" in closed_states
+        # Fail closed: a state the integration user cannot read (a field ACL, a record
+        # hidden in its own table) must not let a key be made for a closed task.
+        closed = (
+            state is None
+            or state in closed_states
+            or f"{table}={state}" in closed_states
+            or str(record.get("active") or "") == "false"
         )
         assigned_rep = None
         if record.get("assigned_to"):
