@@ -7,16 +7,27 @@ import dataclasses
 import http.server
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import httpx
 import pytest
 
-from rsbridge.appliance.report_model import CustomAttribute, ExitSurvey, SurveyAnswer
-from rsbridge.connectors.base import Connector, NoteDelivery, Ticket
+from rsbridge.appliance.report_model import (
+    Actor,
+    CustomAttribute,
+    EventType,
+    ExitSurvey,
+    PrimaryCustomer,
+    SessionEvent,
+    SupportSession,
+    SurveyAnswer,
+)
+from rsbridge.connectors.base import Connector, NoteDelivery, RenderedPart, Ticket
 from rsbridge.connectors.servicenow import ServiceNowConnector
 from rsbridge.connectors.servicenow.records import stable_id
 from rsbridge.connectors.servicenow.schema import Schema, unload_xml
+from rsbridge.engine.render import Renderer
 from rsbridge.errors import (
     ConfigurationError,
     ConnectorAuthError,
@@ -26,6 +37,7 @@ from rsbridge.errors import (
 )
 from rsbridge.sim.serve import SwappableApp, serve_in_thread
 from rsbridge.sim.servicenow import DemoSeed, SimServiceNowState, create_app
+from rsbridge.sim.servicenow.render import activity_html
 from tests.servicenow_helpers import seeded_state
 
 from .contract import (
@@ -652,6 +664,65 @@ async def test_a_state_that_cannot_be_read_counts_as_closed(sn: Instance, make: 
     context = await make().ticket_context("INC0010001")
     assert context.state is None
     assert context.closed is True
+
+
+PAYLOAD = "[code]<img src=x onerror=alert(1)>[/code]"
+
+
+def _hostile_session() -> SupportSession:
+    """A session whose customer typed HTML in [code] tags into the chat, a note and a name."""
+    session = sample_session()
+    moment = session.start_time or datetime(2025, 1, 1, tzinfo=UTC)
+    who = Actor("customer", f"Eve {PAYLOAD}")
+    events = [
+        SessionEvent(moment, EventType.CHAT_MESSAGE, performed_by=who, body=f"hi {PAYLOAD}"),
+        SessionEvent(moment, EventType.SESSION_NOTE_ADDED, body=PAYLOAD.upper()),
+    ]
+    return dataclasses.replace(
+        session,
+        events=[*session.events, *events],
+        primary_customer=PrimaryCustomer(f"Eve {PAYLOAD}"),
+        custom_attributes=[CustomAttribute("customer_email", "E-mail", PAYLOAD)],
+    )
+
+
+def _no_html(sn: Instance, sys_id: str) -> str:
+    shown = activity_html(sn.state, sys_id)
+    assert "<img" not in shown.lower(), shown
+    return shown
+
+
+async def test_session_text_cannot_open_a_code_block_in_the_journal(
+    sn: Instance, make: Factory
+) -> None:
+    session = _hostile_session()
+    report = Renderer().render(session)
+    assert PAYLOAD in report.parts["chat"].text  # the templates keep what the customer typed
+    connector = make(log_surveys=True)
+    ticket = await connector.find_ticket("INC0010001")
+    delivery = dataclasses.replace(session_delivery("k1"), session=session, report=report)
+    await connector.write_session_report(ticket, delivery)
+    survey = survey_delivery("k1/survey")
+    rendered = RenderedPart(f"Comments: {PAYLOAD}", "")
+    await connector.write_survey(ticket, dataclasses.replace(survey, rendered=rendered))
+    await connector.write_note(ticket, NoteDelivery("n1", f"by {PAYLOAD}"))
+    shown = _no_html(sn, ticket.id)
+    # The text is still there for the technician to read, as text.
+    assert shown.count("onerror=alert(1)") >= 4
+    # Replays find what they wrote: nothing twice.
+    before = len(sn.state.journal(ticket.id))
+    await make().write_note(ticket, NoteDelivery("n1", f"by {PAYLOAD}"))
+    await connector.write_session_report(ticket, delivery)
+    assert len(sn.state.journal(ticket.id)) == before
+
+
+async def test_session_values_cannot_open_a_code_block_in_a_created_ticket(
+    sn: Instance, make: Factory
+) -> None:
+    connector = make(create_dynamic_fields=["work_notes=customer_email"])
+    ticket = await connector.create_ticket(_hostile_session(), {}, key="t-code")
+    assert sn.state.journal(ticket.id)
+    _no_html(sn, ticket.id)
 
 
 class _ForwardProxy(http.server.BaseHTTPRequestHandler):

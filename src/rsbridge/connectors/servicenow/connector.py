@@ -58,6 +58,7 @@ from rsbridge.connectors.servicenow.client import (
 from rsbridge.connectors.servicenow.records import (
     Row,
     child_rows,
+    journal_safe,
     session_values,
     stable_id,
     survey_rows,
@@ -495,7 +496,8 @@ class ServiceNowConnector(Connector):
         for field_name, source in self.options.dynamic.items():
             value = session_value(session, source)
             if value:
-                values[field_name] = value
+                # The field may be a journal field (work_notes, comments).
+                values[field_name] = journal_safe(value)
         for lookup in self.options.lookups:
             values[lookup.field] = await self._lookup(lookup, lookup.value)
         for lookup in self.options.dynamic_lookups:
@@ -666,7 +668,8 @@ class ServiceNowConnector(Connector):
             entries.append(parts["notes"].text.strip() + footer.format("session notes"))
         if self._c.log_session_end:
             entries.append(_end_notice(session) + footer.format("session end"))
-        return entries
+        # Before any comparison with the journal stream: what is there is the safe text.
+        return [journal_safe(entry) for entry in entries]
 
     async def _journal_and_state(self, table: str, sys_id: str) -> tuple[str, str]:
         """The task's journal stream (as its form shows it) and its state value.
@@ -759,8 +762,9 @@ class ServiceNowConnector(Connector):
             # answers but not the note or the state (or the other way round).
             text = ""
             if self._c.log_surveys and delivery.rendered.text.strip():
-                text = delivery.rendered.text.strip() + (
-                    f"\n\n(Remote Support session {session.lsid}: {delivery.kind} survey {index})"
+                text = journal_safe(
+                    delivery.rendered.text.strip()
+                    + f"\n\n(Remote Support session {session.lsid}: {delivery.kind} survey {index})"
                 )
             state = self._survey_state(delivery)
             if text or state is not None:
@@ -804,7 +808,9 @@ class ServiceNowConnector(Connector):
         if marker in stream:
             return WriteResult(marker, {"already": "written"})
         await self.client.update(
-            table, ticket.id, {self.options.journal_field: f"{note.text}\n\n({marker})"}
+            table,
+            ticket.id,
+            {self.options.journal_field: f"{journal_safe(note.text)}\n\n({marker})"},
         )
         return WriteResult(marker)
 
