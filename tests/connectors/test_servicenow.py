@@ -464,6 +464,65 @@ async def test_create_ticket_with_all_four_mappings(sn: Instance, make: Factory)
         ).create_ticket(session, {}, key="t2")
 
 
+def _with_email(email: str) -> SupportSession:
+    return dataclasses.replace(
+        sample_session(), custom_attributes=[CustomAttribute("customer_email", "E-mail", email)]
+    )
+
+
+async def test_a_dynamic_lookup_that_finds_nothing_leaves_the_field_empty(
+    sn: Instance, make: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What the customer typed is not a user of the instance: the ticket is still made.
+    connector = make(create_dynamic_lookup_fields=["caller_id=sys_user.email=customer_email"])
+    session = _with_email("nobody@elsewhere.example")
+    with caplog.at_level("INFO", logger="rsbridge.connectors.servicenow"):
+        ticket = await connector.create_ticket(session, {}, key="t-miss")
+    record = sn.state.get("incident", ticket.id)
+    assert record is not None and record["caller_id"] == ""
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "caller_id" in logged and "sys_user.email" in logged and session.lsid in logged
+    # A known address still fills it.
+    known = await connector.create_ticket(_with_email("abel.tuter@example.com"), {}, key="t-hit")
+    assert (sn.state.get("incident", known.id) or {})["caller_id"] == sn.demo.ids["abel.tuter"]
+
+
+async def test_a_dynamic_lookup_can_fall_back_to_a_static_value(
+    sn: Instance, make: Factory
+) -> None:
+    connector = make(
+        create_dynamic_lookup_fields=[
+            "caller_id=sys_user.email=customer_email|david.loo@example.com"
+        ]
+    )
+    for key, session in (
+        ("t-unknown", _with_email("nobody@elsewhere.example")),
+        ("t-empty", dataclasses.replace(sample_session(), custom_attributes=[])),
+    ):
+        ticket = await connector.create_ticket(session, {}, key=key)
+        record = sn.state.get("incident", ticket.id)
+        assert record is not None and record["caller_id"] == sn.demo.ids["david.loo"], key
+    # A fallback that names nothing is the administrator's mistake: permanent, and named.
+    broken = make(
+        create_dynamic_lookup_fields=["caller_id=sys_user.email=customer_email|ghost@example.com"]
+    )
+    with pytest.raises(ConnectorPermanentError, match="fallback"):
+        await broken.create_ticket(_with_email("nobody@elsewhere.example"), {}, key="t-ghost")
+    with pytest.raises(ConfigurationError, match="create_dynamic_lookup_fields"):
+        make(create_dynamic_lookup_fields=["caller_id=sys_user.email=customer_email|"])
+
+
+async def test_a_lookup_while_the_instance_is_down_stays_retryable(
+    sn: Instance, make: Factory
+) -> None:
+    connector = make(create_dynamic_lookup_fields=["caller_id=sys_user.email=customer_email"])
+    await connector.find_ticket("INC0010001")  # logged in
+    sn.state.fail_next(5, status=503)
+    with pytest.raises(ConnectorRetryableError):
+        await connector.create_ticket(_with_email("abel.tuter@example.com"), {}, key="t-down")
+    assert sn.state.query("incident", f"sys_id={stable_id('t-down', 'ticket')}") == []
+
+
 async def test_other_record_types_write_back_their_own_attribute(make: Factory) -> None:
     connector = make(create_table="interaction")
     ticket = await connector.create_ticket(sample_session(), {}, key="t1")

@@ -25,6 +25,7 @@ stream read with display values, since ``sys_journal_field`` is often hidden by 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import weakref
 from collections.abc import Mapping, Sequence
@@ -74,6 +75,7 @@ from rsbridge.errors import (
 )
 from rsbridge.tls import tls_verification
 
+log = logging.getLogger(__name__)
 _SYS_ID = re.compile(r"[0-9a-f]{32}")
 _NUMBER = re.compile(r"([A-Za-z]+)(\d+)")
 
@@ -234,7 +236,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "create_dynamic_lookup_fields",
         "list",
-        "Auto-create: `<field>=<table>.<column>=<session value>`.",
+        "Auto-create: `<field>=<table>.<column>=<session value>`; a fallback value after a "
+        "pipe character is looked up when the session's value finds nothing (else the field "
+        "stays empty).",
         default=[],
     ),
     Setting(
@@ -253,6 +257,8 @@ class _Lookup:
     table: str
     column: str
     value: str
+    fallback: str | None = None
+    """Dynamic lookups: the static value looked up when the session's finds nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,12 +305,21 @@ def _lookups(items: Sequence[str], setting: str, *, dynamic: bool) -> tuple[_Loo
                 f"servicenow {setting}: {field_name}={rest!r} is not "
                 "<field>=<table>.<column>=<value>"
             )
-        if dynamic and not _source_ok(value):
-            raise ConfigurationError(
-                f"servicenow {setting}: {value!r} is not a session value "
-                f"({', '.join(SESSION_VALUE_SOURCES)} or custom:<code_name>)"
-            )
-        found.append(_Lookup(field_name, table, column, value))
+        fallback = None
+        if dynamic:
+            value, bar, rest = (p.strip() for p in value.partition("|"))
+            if bar and not rest:
+                raise ConfigurationError(
+                    f"servicenow {setting}: {field_name}={rest!r} has an empty fallback "
+                    "(<field>=<table>.<column>=<session value>|<fallback value>)"
+                )
+            fallback = rest or None
+            if not _source_ok(value):
+                raise ConfigurationError(
+                    f"servicenow {setting}: {value!r} is not a session value "
+                    f"({', '.join(SESSION_VALUE_SOURCES)} or custom:<code_name>)"
+                )
+        found.append(_Lookup(field_name, table, column, value, fallback))
     return tuple(found)
 
 
@@ -501,22 +516,52 @@ class ServiceNowConnector(Connector):
         for lookup in self.options.lookups:
             values[lookup.field] = await self._lookup(lookup, lookup.value)
         for lookup in self.options.dynamic_lookups:
-            value = session_value(session, lookup.value)
-            if value:
-                values[lookup.field] = await self._lookup(lookup, value)
+            found = await self._dynamic_lookup(lookup, session)
+            if found is not None:
+                values[lookup.field] = found
         record = await self.client.insert(table, {"sys_id": sys_id, **values})
         return self._ticket(record, table)
 
-    async def _lookup(self, lookup: _Lookup, value: str) -> str:
+    async def _find(self, lookup: _Lookup, value: str) -> str | None:
         found = await self.client.query(
             lookup.table, f"{lookup.column}={_q(value)}", fields=("sys_id",), limit=1
         )
-        if not found:
+        return str(found[0]["sys_id"]) if found else None
+
+    async def _lookup(self, lookup: _Lookup, value: str, *, what: str = "") -> str:
+        """A configured value's record: not finding it is the configuration's mistake."""
+        found = await self._find(lookup, value)
+        if found is None:
             raise ConnectorPermanentError(
                 f"ServiceNow auto-create: no {lookup.table} record has {lookup.column} = "
-                f"{value!r} (mapping for {lookup.field})"
+                f"{value!r} ({what}mapping for {lookup.field})"
             )
-        return str(found[0]["sys_id"])
+        return found
+
+    async def _dynamic_lookup(self, lookup: _Lookup, session: SupportSession) -> str | None:
+        """The record a session value names; else the fallback's; else None (field empty).
+
+        The session value comes from the customer (an address typed on a portal): one
+        that names nothing must not stop the ticket, nor the import that needs it.
+        Failures of the instance itself stay retryable (the client raises them).
+        """
+        value = session_value(session, lookup.value)
+        found = await self._find(lookup, value) if value else None
+        if found is not None:
+            return found
+        if value:
+            log.warning(
+                "session %s: auto-create: the session's %s matches no %s.%s (mapping for %s); %s",
+                session.lsid,
+                lookup.value,
+                lookup.table,
+                lookup.column,
+                lookup.field,
+                "using the fallback" if lookup.fallback is not None else "field left empty",
+            )
+        if lookup.fallback is None:
+            return None
+        return await self._lookup(lookup, lookup.fallback, what="fallback of the ")
 
     def live_session_attributes(self, ticket: Ticket) -> dict[str, str]:
         """``snow_task_id`` (``snow_call_id``, ``snow_interaction_id``) = the sys_id."""
