@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from rsbridge.actions.models import JumpRequest, SessionKeyRequest, SupportNowRequest
 from rsbridge.config import (
+    ActionsClientConfig,
     ActionsConfig,
     Config,
     IntegrationActionsConfig,
@@ -28,7 +29,9 @@ def rows(doc: str) -> set[str]:
     return set(re.findall(r"^\| `([a-z_]+)` \|", doc, flags=re.MULTILINE))
 
 
-@pytest.mark.parametrize("model", [ActionsConfig, SmtpConfig, IntegrationActionsConfig])
+@pytest.mark.parametrize(
+    "model", [ActionsConfig, ActionsClientConfig, SmtpConfig, IntegrationActionsConfig]
+)
 def test_every_field_has_a_row(model: type[BaseModel]) -> None:
     assert set(model.model_fields) <= rows(CONFIGURATION)
 

@@ -1,10 +1,12 @@
 """HTTP routes of the actions API (``/actions/...``); reference: docs/actions.md.
 
-Every route answers JSON and needs ``Authorization: Bearer <token>`` with one of
-``actions.tokens``, except that ``GET /actions/auto-create`` also accepts the per-link
-``token`` of the auto-create custom link (it opens nothing else). Tokens are compared in
-constant time, as digests, and never logged or echoed. The work is done by
-:class:`~rsbridge.actions.service.ActionService`; failures are answered as
+Every route answers JSON and needs ``Authorization: Bearer <token>``: one of
+``actions.tokens`` (every route and integration) or the token of one of
+``actions.clients``, which opens the routes and integrations that client lists and, when
+it names a ``user``, acts as that technician only. ``GET /actions/auto-create`` also
+accepts the per-link ``token`` of the auto-create custom link (it opens nothing else).
+Tokens are compared in constant time, as digests, and never logged or echoed. The work
+is done by :class:`~rsbridge.actions.service.ActionService`; failures are answered as
 :func:`~rsbridge.actions.problems.describe` says.
 """
 
@@ -15,9 +17,10 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -25,7 +28,7 @@ from starlette.routing import BaseRoute, Route
 from rsbridge.actions.models import JumpRequest, SessionKeyRequest, SupportNowRequest
 from rsbridge.actions.problems import ActionError, Problem, describe
 from rsbridge.actions.service import ActionService
-from rsbridge.config import Config
+from rsbridge.config import ActionsConfig, Config
 from rsbridge.errors import RsbridgeError
 
 log = logging.getLogger(__name__)
@@ -50,19 +53,78 @@ def _digest(text: str) -> bytes:
     return hashlib.sha256(text.encode()).digest()
 
 
-def bearer_ok(tokens: Sequence[SecretStr], header: str | None) -> bool:
-    """Whether an ``Authorization`` header carries one of ``tokens`` (constant time).
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a request comes from, and what its token opens (None: everything)."""
+
+    name: str
+    integrations: frozenset[str] | None = None
+    routes: frozenset[str] | None = None
+    user: str | None = None
+
+    def integration(self, name: str) -> str:
+        """``name``, if this caller may act on that integration (else 403)."""
+        if self.integrations is not None and name not in self.integrations:
+            raise ActionError(
+                f"this token does not open integration {name[:100]!r}",
+                status=403,
+                code="forbidden",
+            )
+        return name
+
+    def as_user(self, user: str | None) -> str | None:
+        """The technician a request acts as: the bound user, or the caller's word."""
+        if self.user is None:
+            return user
+        if user is not None and user.casefold() != self.user.casefold():
+            raise ActionError(
+                f"this token acts as user {self.user!r} only, not {user[:100]!r}",
+                status=403,
+                code="user_mismatch",
+            )
+        return self.user
+
+
+@dataclass(frozen=True, slots=True)
+class _Credential:
+    digest: bytes
+    caller: Caller
+
+
+def _credentials(settings: ActionsConfig) -> list[_Credential]:
+    found = [
+        _Credential(_digest(token.get_secret_value()), Caller(f"token {index}"))
+        for index, token in enumerate(settings.tokens)
+    ]
+    found += [
+        _Credential(
+            _digest(client.token.get_secret_value()),
+            Caller(
+                client.name,
+                frozenset(client.integrations),
+                frozenset(client.routes),
+                client.user,
+            ),
+        )
+        for client in settings.clients
+    ]
+    return found
+
+
+def _bearer(credentials: Sequence[_Credential], header: str | None) -> Caller | None:
+    """The caller whose token an ``Authorization`` header carries (constant time).
 
     Every token is compared, as a SHA-256 digest, so the time taken says nothing about
     which token matched or how long they are.
     """
     scheme, _, sent = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not sent.strip():
-        return False
+        return None
     sent_digest = _digest(sent.strip())
-    matched = False
-    for token in tokens:
-        matched |= hmac.compare_digest(sent_digest, _digest(token.get_secret_value()))
+    matched: Caller | None = None
+    for credential in credentials:
+        if hmac.compare_digest(sent_digest, credential.digest):
+            matched = credential.caller
     return matched
 
 
@@ -77,7 +139,14 @@ def _invalid(exc: ValidationError) -> Problem:
     return Problem(422, "invalid_request", problems)
 
 
-async def _json_body(request: Request, model: type[_M]) -> _M:
+async def _json_body(request: Request, model: type[_M], caller: Caller) -> _M:
+    """The request's JSON body as ``model``, on an integration ``caller`` may act on."""
+    body = await _read_json(request, model)
+    caller.integration(str(getattr(body, "integration", "")))
+    return body
+
+
+async def _read_json(request: Request, model: type[_M]) -> _M:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise ActionError("request body too large", status=413, code="too_large")
@@ -95,32 +164,34 @@ async def _json_body(request: Request, model: type[_M]) -> _M:
     return model.model_validate(data)
 
 
-def _integration(request: Request) -> str:
+def _integration(request: Request, caller: Caller) -> str:
     name = request.query_params.get("integration")
     if not name:
         raise ActionError("give ?integration=<name>", status=422, code="invalid_request")
-    return name
+    return caller.integration(name)
+
+
+_Handler = Callable[[Request, ActionService, Caller], Awaitable[Response]]
 
 
 def action_routes(config: Config, service: Callable[[], ActionService | None]) -> list[BaseRoute]:
     """The ``/actions/...`` routes; ``service`` returns the engine's service once it is open."""
-    tokens = config.actions.tokens
+    credentials = _credentials(config.actions)
 
     def route(
-        handler: Callable[[Request, ActionService], Awaitable[Response]],
-        *,
-        link_token: bool = False,
+        name: str, handler: _Handler, *, link_token: bool = False
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             actions = service()
             if actions is None:
                 return _answer(Problem(503, "starting", "the engine is not ready yet"))
-            authorized = bearer_ok(tokens, request.headers.get("authorization"))
-            if not authorized and link_token:
+            caller = _bearer(credentials, request.headers.get("authorization"))
+            if caller is None and link_token:
                 sent = request.query_params.get("token")
-                name = request.query_params.get("integration") or ""
-                authorized = sent is not None and actions.check_link_token(name, sent)
-            if not authorized:
+                integration = request.query_params.get("integration") or ""
+                if sent is not None and actions.check_link_token(integration, sent):
+                    caller = Caller("auto-create link", frozenset({integration}), frozenset({name}))
+            if caller is None:
                 log.warning(
                     "actions: %s %s refused: missing or wrong token (from %s)",
                     request.method,
@@ -129,15 +200,22 @@ def action_routes(config: Config, service: Callable[[], ActionService | None]) -
                 )
                 return _answer(_UNAUTHORIZED)
             try:
-                return await handler(request, actions)
+                if caller.routes is not None and name not in caller.routes:
+                    raise ActionError(
+                        f"this token does not open {request.method} {request.url.path}",
+                        status=403,
+                        code="forbidden",
+                    )
+                return await handler(request, actions, caller)
             except ValidationError as exc:
                 return _answer(_invalid(exc))
             except RsbridgeError as exc:
                 problem = describe(exc)
                 log.warning(
-                    "actions: %s %s answered %d %s: %s",
+                    "actions: %s %s by %s answered %d %s: %s",
                     request.method,
                     request.url.path,
+                    caller.name,
                     problem.status,
                     problem.code,
                     problem.message,
@@ -149,40 +227,45 @@ def action_routes(config: Config, service: Callable[[], ActionService | None]) -
     def ok(body: dict[str, Any]) -> JSONResponse:
         return JSONResponse(body, headers=_NO_STORE)
 
-    async def session_key(request: Request, actions: ActionService) -> Response:
-        return ok(
-            (await actions.session_key(await _json_body(request, SessionKeyRequest))).to_json()
-        )
+    async def session_key(request: Request, actions: ActionService, caller: Caller) -> Response:
+        body = await _json_body(request, SessionKeyRequest, caller)
+        body = body.model_copy(update={"user": caller.as_user(body.user)})
+        return ok((await actions.session_key(body)).to_json())
 
-    async def jump(request: Request, actions: ActionService) -> Response:
-        return ok((await actions.jump(await _json_body(request, JumpRequest))).to_json())
+    async def jump(request: Request, actions: ActionService, caller: Caller) -> Response:
+        body = await _json_body(request, JumpRequest, caller)
+        return ok((await actions.jump(body)).to_json())
 
-    async def issues(request: Request, actions: ActionService) -> Response:
-        return ok((await actions.issues(_integration(request))).to_json())
+    async def issues(request: Request, actions: ActionService, caller: Caller) -> Response:
+        return ok((await actions.issues(_integration(request, caller))).to_json())
 
-    async def support_now(request: Request, actions: ActionService) -> Response:
-        body = await _json_body(request, SupportNowRequest)
+    async def support_now(request: Request, actions: ActionService, caller: Caller) -> Response:
+        body = await _json_body(request, SupportNowRequest, caller)
         return ok((await actions.support_now(body)).to_json())
 
-    async def links(request: Request, actions: ActionService) -> Response:
-        return ok(actions.links(_integration(request)).to_json())
+    async def links(request: Request, actions: ActionService, caller: Caller) -> Response:
+        return ok(actions.links(_integration(request, caller)).to_json())
 
-    async def auto_create(request: Request, actions: ActionService) -> Response:
+    async def auto_create(request: Request, actions: ActionService, caller: Caller) -> Response:
         lsid = request.query_params.get("lsid")
         if not lsid:
             raise ActionError("give ?lsid=<session id>", status=422, code="invalid_request")
         result = await actions.auto_create(
-            _integration(request), lsid, request.query_params.get("username")
+            _integration(request, caller), lsid, request.query_params.get("username")
         )
         if result.ticket.url and request.query_params.get("format") != "json":
             return RedirectResponse(result.ticket.url, status_code=303, headers=_NO_STORE)
         return ok(result.to_json())
 
     return [
-        Route("/actions/session-key", route(session_key), methods=["POST"]),
-        Route("/actions/jump", route(jump), methods=["POST"]),
-        Route("/actions/issues", route(issues), methods=["GET"]),
-        Route("/actions/support-now", route(support_now), methods=["POST"]),
-        Route("/actions/links", route(links), methods=["GET"]),
-        Route("/actions/auto-create", route(auto_create, link_token=True), methods=["GET"]),
+        Route("/actions/session-key", route("session_key", session_key), methods=["POST"]),
+        Route("/actions/jump", route("jump", jump), methods=["POST"]),
+        Route("/actions/issues", route("issues", issues), methods=["GET"]),
+        Route("/actions/support-now", route("support_now", support_now), methods=["POST"]),
+        Route("/actions/links", route("links", links), methods=["GET"]),
+        Route(
+            "/actions/auto-create",
+            route("auto_create", auto_create, link_token=True),
+            methods=["GET"],
+        ),
     ]
