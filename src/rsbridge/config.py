@@ -320,6 +320,8 @@ class ActionsConfig(_Model):
     clients: list[ActionsClientConfig] = Field(default_factory=list)
     public_url: str | None = None
     link_secret: SecretStr | None = None
+    auto_create_max_session_hours: float = Field(12.0, gt=0, le=168)
+    """The auto-create link works for sessions in progress that started at most this long ago."""
 
     @field_validator("tokens")
     @classmethod

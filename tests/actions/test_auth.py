@@ -30,6 +30,7 @@ PATHS = [
     ("GET", "/actions/issues"),
     ("GET", "/actions/links"),
     ("GET", "/actions/auto-create"),
+    ("POST", "/actions/auto-create"),
 ]
 
 
@@ -127,6 +128,7 @@ def exercise(server: Server) -> None:
     server.get("/actions/issues", params={"integration": "desk"})
     server.get("/actions/links", params={"integration": "desk"})
     server.get("/actions/auto-create", params={"integration": "desk", "lsid": "f" * 32})
+    server.post("/actions/auto-create", {"integration": "desk", "lsid": "f" * 32})
 
 
 DESK_TOKEN = "desk-keys-only-token-4c1d9e"

@@ -7,6 +7,7 @@ to the incident's CI; Get Support Now; the custom links; the auto-create link.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,7 +192,7 @@ async def test_links_and_the_auto_create_link(running: Running) -> None:
     key = state.generate_session_key(queue_id="general")
     lsid = state.start_session(key.short_key)
     async with httpx.AsyncClient() as anonymous:  # the rep console sends no bearer token
-        answer = await anonymous.get(
+        page = await anonymous.get(
             f"{running.url}/actions/auto-create",
             params={
                 "integration": "servicenow",
@@ -200,6 +201,10 @@ async def test_links_and_the_auto_create_link(running: Running) -> None:
                 "token": token,
             },
         )
+        assert page.status_code == 200, page.text
+        assert running.snow.state.query("incident", f"correlation_id=rs-{lsid}") == []
+        form = dict(re.findall(r'name="([a-z]+)" value="([^"]*)"', page.text))
+        answer = await anonymous.post(f"{running.url}/actions/auto-create", data=form)
     assert answer.status_code == 303, answer.text
     created = running.snow.state.query("incident", f"correlation_id=rs-{lsid}")
     assert len(created) == 1
