@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+from pathlib import Path
+from typing import Any
 
+import httpx
 from rich.console import Console
 
-from rsbridge.demo import CLOSED_INCIDENT, run_demo
+from rsbridge.demo import CLOSED_INCIDENT, run_demo, run_demo_async
+from rsbridge.engine.runtime import Engine
+from rsbridge.web.serve import serving
+from tests.engine.conftest import engine_config
 
 
 def test_the_demo_delivers_every_session_once_where_it_belongs() -> None:
@@ -38,3 +45,47 @@ def test_the_demo_delivers_every_session_once_where_it_belongs() -> None:
     assert sorted(d["lsid"] for d in result.webhook if d["kind"] == "session_report") == sorted(
         keyed
     )
+
+
+async def test_the_demo_runs_one_worker_and_leaves_none_behind() -> None:
+    # Every task the demo creates on this loop is recorded (a real task factory, not a
+    # mock): the engine's workers and pollers must run once and be finished at exit.
+    loop = asyncio.get_running_loop()
+    made: list[asyncio.Task[Any]] = []
+    previous = loop.get_task_factory()
+
+    def record(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, **kwargs)
+        made.append(task)
+        return task
+
+    loop.set_task_factory(record)
+    try:
+        result = await run_demo_async(
+            sessions=3, seed=5, console=Console(file=io.StringIO(), width=200)
+        )
+    finally:
+        loop.set_task_factory(previous)
+    assert result.dead == 0
+    engine_tasks = [t for t in made if t.get_name() == "worker"]
+    assert len(engine_tasks) == 1, "the engine's worker was started more than once"
+    assert all(t.done() for t in engine_tasks), "a worker was left running after the demo"
+    failed = [t for t in engine_tasks if not t.cancelled() and t.exception() is not None]
+    assert failed == []
+
+
+async def test_an_open_engine_served_by_its_app_runs_one_worker(tmp_path: Path) -> None:
+    # The demo's shape: the caller opens the engine, the app's lifespan serves it.
+    def workers() -> list[asyncio.Task[Any]]:
+        return [t for t in asyncio.all_tasks() if t.get_name() == "worker" and not t.done()]
+
+    async with Engine(engine_config(tmp_path, None)) as engine:
+        async with serving(engine.asgi_app()) as url:
+            engine.start()
+            engine.start()
+            assert len(workers()) == 1
+            async with httpx.AsyncClient() as http:
+                assert (await http.get(f"{url}/health")).status_code == 200
+        assert workers() == [], "the lifespan stops the workers it started"
+        # The engine is still the caller's: open until its block ends.
+        assert (await engine.store.counts()).get("queued", 0) == 0

@@ -340,13 +340,50 @@ MIN_SIGNING_SECRET_CHARS = 32
 """Shortest signing secret accepted (e.g. ``openssl rand -hex 32`` gives 64)."""
 
 
+ACTION_ROUTES = ("session_key", "jump", "issues", "support_now", "links", "auto_create")
+"""The actions API's routes by name, as ``[[actions.clients]] routes`` lists them."""
+
+ActionRoute = Literal["session_key", "jump", "issues", "support_now", "links", "auto_create"]
+
+
+def _long_enough(value: SecretStr) -> SecretStr:
+    if len(value.get_secret_value()) < MIN_TOKEN_CHARS:
+        raise ValueError(f"must be at least {MIN_TOKEN_CHARS} characters")
+    return value
+
+
+class ActionsClientConfig(_Model):
+    """``[[actions.clients]]``: one caller of the actions API, and what its token opens."""
+
+    name: str
+    """Names the caller in logs (never the token)."""
+    token: SecretStr
+    integrations: list[str] = Field(min_length=1)
+    routes: list[ActionRoute] = Field(min_length=1)
+    user: str | None = Field(None, min_length=1, max_length=200)
+    """Binds the token to one technician: requests act as this user and no other."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("only letters, digits, '.', '_' and '-'")
+        return value
+
+    _token = field_validator("token")(_long_enough)
+
+
 class ActionsConfig(_Model):
     """``[actions]``: the HTTP actions API (session keys, Jump, get support now, links)."""
 
     enabled: bool = False
     tokens: list[SecretStr] = Field(default_factory=list)
+    """Unscoped tokens: every route, every integration, the user on the caller's word."""
+    clients: list[ActionsClientConfig] = Field(default_factory=list)
     public_url: str | None = None
     link_secret: SecretStr | None = None
+    auto_create_max_session_hours: float = Field(12.0, gt=0, le=168)
+    """The auto-create link works for sessions in progress that started at most this long ago."""
 
     @field_validator("tokens")
     @classmethod
@@ -374,8 +411,19 @@ class ActionsConfig(_Model):
 
     @model_validator(mode="after")
     def _usable(self) -> ActionsConfig:
-        if self.enabled and not self.tokens:
-            raise ValueError("enabled = true needs at least one bearer token in tokens")
+        if self.enabled and not self.tokens and not self.clients:
+            raise ValueError("enabled = true needs at least one bearer token in tokens or clients")
+        names = [c.name for c in self.clients]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"client name used more than once: {', '.join(twice)}")
+        # One token, one caller: a shared one would open the union of two scopes.
+        seen = {t.get_secret_value() for t in self.tokens}
+        for index, client in enumerate(self.clients):
+            secret = client.token.get_secret_value()
+            if secret in seen:
+                raise ValueError(f"clients[{index}] has the token of another caller")
+            seen.add(secret)
         return self
 
 
@@ -549,6 +597,18 @@ class Config(_Model):
         return self
 
     @model_validator(mode="after")
+    def _client_integrations(self) -> Config:
+        names = {i.name for i in self.integrations}
+        for index, client in enumerate(self.actions.clients):
+            for name in client.integrations:
+                if name not in names:
+                    raise ValueError(
+                        f"actions.clients[{index}] ({client.name}): no integration named "
+                        f"{name!r} (known: {', '.join(sorted(names)) or 'none'})"
+                    )
+        return self
+
+    @model_validator(mode="after")
     def _mail_needs_smtp(self) -> Config:
         wanting = [i.name for i in self.integrations if i.actions.email_key]
         if wanting and self.smtp is None:
@@ -639,6 +699,18 @@ def _prepare_action_secrets(out: dict[str, Any], base: Path | None) -> None:
             actions["tokens"] = [
                 resolve_secret(_anchor_file(token, base), where=f"actions.tokens[{index}]")
                 for index, token in enumerate(actions["tokens"])
+            ]
+        if isinstance(actions.get("clients"), list):
+            actions["clients"] = [
+                {
+                    **client,
+                    "token": resolve_secret(
+                        _anchor_file(client["token"], base), where=f"actions.clients[{index}].token"
+                    ),
+                }
+                if isinstance(client, Mapping) and "token" in client
+                else client
+                for index, client in enumerate(actions["clients"])
             ]
         if "link_secret" in actions:
             actions["link_secret"] = resolve_secret(

@@ -79,6 +79,11 @@ class DemoResult:
 
 def run_demo(*, sessions: int, seed: int, console: Console) -> DemoResult:
     """Run the demo and print what arrived."""
+    return asyncio.run(run_demo_async(sessions=sessions, seed=seed, console=console))
+
+
+async def run_demo_async(*, sessions: int, seed: int, console: Console) -> DemoResult:
+    """:func:`run_demo` in the running event loop (the engine shares it)."""
     if sessions < 1:
         raise ValueError("the demo needs at least one session")
     state = SimApplianceState.default(seed=seed)
@@ -105,9 +110,7 @@ def run_demo(*, sessions: int, seed: int, console: Console) -> DemoResult:
             f"{webhook_url}/hook",
             token,
         )
-        return asyncio.run(
-            _run(config, state, snow, demo, receiver, sessions, seed, token, console)
-        )
+        return await _run(config, state, snow, demo, receiver, sessions, seed, token, console)
 
 
 def _config(
@@ -179,7 +182,7 @@ async def _run(
         serving(engine.asgi_app()) as url,
         httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http,
     ):
-        engine.start()
+        # The app's lifespan runs the workers (and stops them when the server stops).
         console.print(f"[bold]Engine[/] intake {url}/ERSPost, actions {url}/actions/...")
         refused = await http.post(
             f"{url}/actions/session-key",

@@ -10,6 +10,7 @@ import pytest
 from rsbridge.config import Config, load_config, parse_config
 from rsbridge.errors import ConfigurationError
 from tests.actions.conftest import integration
+from tests.conftest import SIGNING_SECRET
 
 TOKEN = "a-bearer-token-0123456789"
 
@@ -17,6 +18,7 @@ TOKEN = "a-bearer-token-0123456789"
 def parse(**sections: Any) -> Config:
     data: dict[str, Any] = {
         "appliances": [{"host": "support.example.com", "client_id": "id", "client_secret": "s"}],
+        "signing": {"secret": SIGNING_SECRET},
         **sections,
     }
     return parse_config(data)
@@ -106,3 +108,74 @@ def test_a_missing_secret_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("RSBRIDGE_NO_SUCH_VARIABLE", raising=False)
     with pytest.raises(ConfigurationError, match=r"actions.tokens\[0\]: environment variable"):
         parse(actions={"tokens": [{"env": "RSBRIDGE_NO_SUCH_VARIABLE"}]})
+
+
+CLIENT = {
+    "name": "snow-ui",
+    "token": "a-scoped-token-0123456789",
+    "integrations": ["desk"],
+    "routes": ["session_key", "jump"],
+}
+
+
+def test_clients_scope_tokens_to_integrations_routes_and_a_user(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RSBRIDGE_TEST_CLIENT_TOKEN", "client-token-from-env-0123")
+    config = parse(
+        integrations=[integration("desk"), integration("other")],
+        actions={
+            "enabled": True,
+            "clients": [
+                CLIENT,
+                {
+                    **CLIENT,
+                    "name": "abel",
+                    "token": {"env": "RSBRIDGE_TEST_CLIENT_TOKEN"},
+                    "user": "abel.admin",
+                },
+            ],
+        },
+    )
+    first, second = config.actions.clients
+    assert (first.name, first.integrations, first.routes, first.user) == (
+        "snow-ui",
+        ["desk"],
+        ["session_key", "jump"],
+        None,
+    )
+    assert second.token.get_secret_value() == "client-token-from-env-0123"
+    assert second.user == "abel.admin"
+    assert "client-token-from-env-0123" not in repr(config)
+    assert "a-scoped-token-0123456789" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("client", "needle"),
+    [
+        ({"integrations": ["nope"]}, "no integration named 'nope'"),
+        ({"integrations": []}, "integrations"),
+        ({"routes": ["delete_everything"]}, "routes"),
+        ({"routes": []}, "routes"),
+        ({"token": "short"}, "at least 16 characters"),
+        ({"name": "a b"}, "name"),
+        ({"user": ""}, "user"),
+        ({"token": TOKEN}, "clients[0] has the token of another caller"),
+    ],
+)
+def test_invalid_clients_are_reported(client: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        parse(
+            integrations=[integration("desk")],
+            actions={"tokens": [TOKEN], "clients": [{**CLIENT, **client}]},
+        )
+    assert needle in caught.value.message
+    assert TOKEN not in caught.value.message
+
+
+def test_client_names_are_unique() -> None:
+    with pytest.raises(ConfigurationError, match="client name used more than once: snow-ui"):
+        parse(
+            integrations=[integration("desk")],
+            actions={"clients": [CLIENT, {**CLIENT, "token": "another-token-0123456789"}]},
+        )

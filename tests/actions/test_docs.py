@@ -9,8 +9,14 @@ import pytest
 from pydantic import BaseModel
 from starlette.routing import Route
 
-from rsbridge.actions.models import JumpRequest, SessionKeyRequest, SupportNowRequest
+from rsbridge.actions.models import (
+    AutoCreateRequest,
+    JumpRequest,
+    SessionKeyRequest,
+    SupportNowRequest,
+)
 from rsbridge.config import (
+    ActionsClientConfig,
     ActionsConfig,
     Config,
     IntegrationActionsConfig,
@@ -28,7 +34,9 @@ def rows(doc: str) -> set[str]:
     return set(re.findall(r"^\| `([a-z_]+)` \|", doc, flags=re.MULTILINE))
 
 
-@pytest.mark.parametrize("model", [ActionsConfig, SmtpConfig, IntegrationActionsConfig])
+@pytest.mark.parametrize(
+    "model", [ActionsConfig, ActionsClientConfig, SmtpConfig, IntegrationActionsConfig]
+)
 def test_every_field_has_a_row(model: type[BaseModel]) -> None:
     assert set(model.model_fields) <= rows(CONFIGURATION)
 
@@ -41,13 +49,15 @@ def test_the_new_sections_are_in_the_top_level_tables() -> None:
 
 def test_every_route_is_documented() -> None:
     routes = action_routes(Config(), lambda: None)
-    assert len(routes) == 6
+    assert len(routes) == 7
     for route in routes:
         assert isinstance(route, Route) and route.methods is not None
         for method in route.methods - {"HEAD"}:
             assert f"## `{method} {route.path}" in ACTIONS, (method, route.path)
 
 
-@pytest.mark.parametrize("model", [SessionKeyRequest, JumpRequest, SupportNowRequest])
+@pytest.mark.parametrize(
+    "model", [SessionKeyRequest, JumpRequest, SupportNowRequest, AutoCreateRequest]
+)
 def test_every_request_field_is_documented(model: type[BaseModel]) -> None:
     assert set(model.model_fields) <= rows(ACTIONS)

@@ -7,6 +7,7 @@ to the incident's CI; Get Support Now; the custom links; the auto-create link.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,7 +66,6 @@ async def running(tmp_path: Path, sim: Sim, mailbox: Mailbox, snow: Snow) -> Asy
         serving(engine.asgi_app()) as url,
         httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as http,
     ):
-        engine.start()
         yield Running(engine, url, http, snow, sim, mailbox)
 
 
@@ -112,6 +112,35 @@ async def test_closed_incidents_get_no_key(running: Running) -> None:
     )
     assert answer.status_code == 409
     assert answer.json()["error"] == "ticket_closed"
+    assert running.sim.state.session_keys == {}
+
+
+async def test_closed_requests_and_interactions_get_no_key(running: Running) -> None:
+    snow = running.snow.state
+    request = snow.insert("sc_request", {"short_description": "new laptop"})
+    snow.update("sc_request", request["sys_id"], {"state": "3"})  # Closed Complete
+    interaction = snow.insert("interaction", {"short_description": "chat"})
+    snow.update("interaction", interaction["sys_id"], {"state": "closed_complete"})
+    for ticket in (request["number"], interaction["sys_id"]):
+        answer = await running.http.post(
+            f"{running.url}/actions/session-key",
+            json={"integration": "servicenow", "ticket": ticket, "assignment": "general"},
+        )
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["error"] == "ticket_closed"
+    assert running.sim.state.session_keys == {}
+
+
+async def test_a_ticket_whose_state_cannot_be_read_gets_no_key(running: Running) -> None:
+    running.snow.state.update("incident", running.snow.demo.ids["INC0010001"], {"state": ""})
+    answer = await running.http.post(
+        f"{running.url}/actions/session-key",
+        json={"integration": "servicenow", "ticket": "INC0010001", "user": "jsmith"},
+    )
+    assert answer.status_code == 409, answer.text
+    body = answer.json()
+    assert body["error"] == "ticket_closed"
+    assert "cannot be read" in body["message"] and "INC0010001" in body["message"]
     assert running.sim.state.session_keys == {}
 
 
@@ -163,7 +192,7 @@ async def test_links_and_the_auto_create_link(running: Running) -> None:
     key = state.generate_session_key(queue_id="general")
     lsid = state.start_session(key.short_key)
     async with httpx.AsyncClient() as anonymous:  # the rep console sends no bearer token
-        answer = await anonymous.get(
+        page = await anonymous.get(
             f"{running.url}/actions/auto-create",
             params={
                 "integration": "servicenow",
@@ -172,6 +201,10 @@ async def test_links_and_the_auto_create_link(running: Running) -> None:
                 "token": token,
             },
         )
+        assert page.status_code == 200, page.text
+        assert running.snow.state.query("incident", f"correlation_id=rs-{lsid}") == []
+        form = dict(re.findall(r'name="([a-z]+)" value="([^"]*)"', page.text))
+        answer = await anonymous.post(f"{running.url}/actions/auto-create", data=form)
     assert answer.status_code == 303, answer.text
     created = running.snow.state.query("incident", f"correlation_id=rs-{lsid}")
     assert len(created) == 1

@@ -7,16 +7,27 @@ import dataclasses
 import http.server
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import httpx
 import pytest
 
-from rsbridge.appliance.report_model import CustomAttribute, ExitSurvey, SurveyAnswer
-from rsbridge.connectors.base import Association, Connector, NoteDelivery, Ticket
+from rsbridge.appliance.report_model import (
+    Actor,
+    CustomAttribute,
+    EventType,
+    ExitSurvey,
+    PrimaryCustomer,
+    SessionEvent,
+    SupportSession,
+    SurveyAnswer,
+)
+from rsbridge.connectors.base import Association, Connector, NoteDelivery, RenderedPart, Ticket
 from rsbridge.connectors.servicenow import ServiceNowConnector
 from rsbridge.connectors.servicenow.records import stable_id
 from rsbridge.connectors.servicenow.schema import Schema, unload_xml
+from rsbridge.engine.render import Renderer
 from rsbridge.errors import (
     ConfigurationError,
     ConnectorAuthError,
@@ -26,6 +37,7 @@ from rsbridge.errors import (
 )
 from rsbridge.sim.serve import SwappableApp, serve_in_thread
 from rsbridge.sim.servicenow import DemoSeed, SimServiceNowState, create_app
+from rsbridge.sim.servicenow.render import activity_html
 from tests.servicenow_helpers import seeded_state
 
 from .contract import (
@@ -547,6 +559,65 @@ async def test_create_ticket_with_all_four_mappings(sn: Instance, make: Factory)
         ).create_ticket(session, {}, key="t2")
 
 
+def _with_email(email: str) -> SupportSession:
+    return dataclasses.replace(
+        sample_session(), custom_attributes=[CustomAttribute("customer_email", "E-mail", email)]
+    )
+
+
+async def test_a_dynamic_lookup_that_finds_nothing_leaves_the_field_empty(
+    sn: Instance, make: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What the customer typed is not a user of the instance: the ticket is still made.
+    connector = make(create_dynamic_lookup_fields=["caller_id=sys_user.email=customer_email"])
+    session = _with_email("nobody@elsewhere.example")
+    with caplog.at_level("INFO", logger="rsbridge.connectors.servicenow"):
+        ticket = await connector.create_ticket(session, {}, key="t-miss")
+    record = sn.state.get("incident", ticket.id)
+    assert record is not None and record["caller_id"] == ""
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "caller_id" in logged and "sys_user.email" in logged and session.lsid in logged
+    # A known address still fills it.
+    known = await connector.create_ticket(_with_email("abel.tuter@example.com"), {}, key="t-hit")
+    assert (sn.state.get("incident", known.id) or {})["caller_id"] == sn.demo.ids["abel.tuter"]
+
+
+async def test_a_dynamic_lookup_can_fall_back_to_a_static_value(
+    sn: Instance, make: Factory
+) -> None:
+    connector = make(
+        create_dynamic_lookup_fields=[
+            "caller_id=sys_user.email=customer_email|david.loo@example.com"
+        ]
+    )
+    for key, session in (
+        ("t-unknown", _with_email("nobody@elsewhere.example")),
+        ("t-empty", dataclasses.replace(sample_session(), custom_attributes=[])),
+    ):
+        ticket = await connector.create_ticket(session, {}, key=key)
+        record = sn.state.get("incident", ticket.id)
+        assert record is not None and record["caller_id"] == sn.demo.ids["david.loo"], key
+    # A fallback that names nothing is the administrator's mistake: permanent, and named.
+    broken = make(
+        create_dynamic_lookup_fields=["caller_id=sys_user.email=customer_email|ghost@example.com"]
+    )
+    with pytest.raises(ConnectorPermanentError, match="fallback"):
+        await broken.create_ticket(_with_email("nobody@elsewhere.example"), {}, key="t-ghost")
+    with pytest.raises(ConfigurationError, match="create_dynamic_lookup_fields"):
+        make(create_dynamic_lookup_fields=["caller_id=sys_user.email=customer_email|"])
+
+
+async def test_a_lookup_while_the_instance_is_down_stays_retryable(
+    sn: Instance, make: Factory
+) -> None:
+    connector = make(create_dynamic_lookup_fields=["caller_id=sys_user.email=customer_email"])
+    await connector.find_ticket("INC0010001")  # logged in
+    sn.state.fail_next(5, status=503)
+    with pytest.raises(ConnectorRetryableError):
+        await connector.create_ticket(_with_email("abel.tuter@example.com"), {}, key="t-down")
+    assert sn.state.query("incident", f"sys_id={stable_id('t-down', 'ticket')}") == []
+
+
 async def test_other_record_types_write_back_their_own_attribute(make: Factory) -> None:
     connector = make(create_table="interaction")
     ticket = await connector.create_ticket(sample_session(), {}, key="t1")
@@ -701,6 +772,111 @@ async def test_closed_states_can_name_a_record_type(sn: Instance, make: Factory)
     assert (await connector.ticket_context(change)).closed is True
     sn.state.update("change_request", sn.demo.ids[change], {"state": "-1"})
     assert (await connector.ticket_context(change)).closed is False
+
+
+@pytest.mark.parametrize(
+    ("table", "closed", "open_state"),
+    [
+        ("sc_request", ["3", "4", "7"], "2"),
+        ("sc_task", ["3", "4", "7"], "1"),
+        ("sc_req_item", ["3", "4", "7"], "2"),
+        ("new_call", ["3", "4", "7"], "2"),
+        ("interaction", ["closed_complete", "closed_abandoned"], "work_in_progress"),
+        ("incident", ["6", "7", "8"], "3"),
+        ("problem", ["106", "107"], "104"),
+    ],
+)
+async def test_closed_states_of_every_record_type(
+    sn: Instance, make: Factory, table: str, closed: list[str], open_state: str
+) -> None:
+    # The default closed_states know each type's own state values (reference section 1).
+    sys_id = sn.state.insert(table, {"short_description": "a task"})["sys_id"]
+    connector = make()
+    for state in closed:
+        sn.state.update(table, sys_id, {"state": state})
+        context = await connector.ticket_context(sys_id)
+        assert (context.state, context.closed) == (state, True), table
+    sn.state.update(table, sys_id, {"state": open_state})
+    context = await connector.ticket_context(sys_id)
+    assert (context.state, context.closed) == (open_state, False), table
+
+
+async def test_an_inactive_task_is_closed_whatever_its_state(sn: Instance, make: Factory) -> None:
+    # A table whose states closed_states does not list: ServiceNow's own "active" decides.
+    sys_id = sn.state.insert("sc_req_item", {"short_description": "x"})["sys_id"]
+    sn.state.update("sc_req_item", sys_id, {"state": "2"})
+    connector = make(closed_states=["incident=7"])
+    assert (await connector.ticket_context(sys_id)).closed is False
+    sn.state.update("sc_req_item", sys_id, {"state": "3"})  # the instance sets active=false
+    assert (await connector.ticket_context(sys_id)).closed is True
+
+
+async def test_a_state_that_cannot_be_read_counts_as_closed(sn: Instance, make: Factory) -> None:
+    # What a field ACL on "state" or an empty value looks like to the integration user.
+    incident = sn.demo.ids["INC0010001"]
+    sn.state.update("incident", incident, {"state": ""})
+    context = await make().ticket_context("INC0010001")
+    assert context.state is None
+    assert context.closed is True
+
+
+PAYLOAD = "[code]<img src=x onerror=alert(1)>[/code]"
+
+
+def _hostile_session() -> SupportSession:
+    """A session whose customer typed HTML in [code] tags into the chat, a note and a name."""
+    session = sample_session()
+    moment = session.start_time or datetime(2025, 1, 1, tzinfo=UTC)
+    who = Actor("customer", f"Eve {PAYLOAD}")
+    events = [
+        SessionEvent(moment, EventType.CHAT_MESSAGE, performed_by=who, body=f"hi {PAYLOAD}"),
+        SessionEvent(moment, EventType.SESSION_NOTE_ADDED, body=PAYLOAD.upper()),
+    ]
+    return dataclasses.replace(
+        session,
+        events=[*session.events, *events],
+        primary_customer=PrimaryCustomer(f"Eve {PAYLOAD}"),
+        custom_attributes=[CustomAttribute("customer_email", "E-mail", PAYLOAD)],
+    )
+
+
+def _no_html(sn: Instance, sys_id: str) -> str:
+    shown = activity_html(sn.state, sys_id)
+    assert "<img" not in shown.lower(), shown
+    return shown
+
+
+async def test_session_text_cannot_open_a_code_block_in_the_journal(
+    sn: Instance, make: Factory
+) -> None:
+    session = _hostile_session()
+    report = Renderer().render(session)
+    assert PAYLOAD in report.parts["chat"].text  # the templates keep what the customer typed
+    connector = make(log_surveys=True)
+    ticket = await connector.find_ticket("INC0010001")
+    delivery = dataclasses.replace(session_delivery("k1"), session=session, report=report)
+    await connector.write_session_report(ticket, delivery)
+    survey = survey_delivery("k1/survey")
+    rendered = RenderedPart(f"Comments: {PAYLOAD}", "")
+    await connector.write_survey(ticket, dataclasses.replace(survey, rendered=rendered))
+    await connector.write_note(ticket, NoteDelivery("n1", f"by {PAYLOAD}"))
+    shown = _no_html(sn, ticket.id)
+    # The text is still there for the technician to read, as text.
+    assert shown.count("onerror=alert(1)") >= 4
+    # Replays find what they wrote: nothing twice.
+    before = len(sn.state.journal(ticket.id))
+    await make().write_note(ticket, NoteDelivery("n1", f"by {PAYLOAD}"))
+    await connector.write_session_report(ticket, delivery)
+    assert len(sn.state.journal(ticket.id)) == before
+
+
+async def test_session_values_cannot_open_a_code_block_in_a_created_ticket(
+    sn: Instance, make: Factory
+) -> None:
+    connector = make(create_dynamic_fields=["work_notes=customer_email"])
+    ticket = await connector.create_ticket(_hostile_session(), {}, key="t-code")
+    assert sn.state.journal(ticket.id)
+    _no_html(sn, ticket.id)
 
 
 class _ForwardProxy(http.server.BaseHTTPRequestHandler):

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from rsbridge.appliance.report_model import SupportSession
+from rsbridge.appliance.report_model import CustomAttribute, SupportSession
 from rsbridge.engine.runtime import Engine
 from rsbridge.engine.store.base import JobFilter, JobStatus
 from rsbridge.sim.appliance.scenarios import SessionGenerator
@@ -215,3 +215,33 @@ async def test_auto_create_on_join_writes_the_incident_back_to_the_session(
     (row,) = snow.state.query("u_rs_session")
     assert row["u_task"] == created[0]["sys_id"]
     assert len(snow.state.query("incident", f"correlation_id=rs-{lsid}")) == 1
+
+
+async def test_an_unknown_customer_address_does_not_stop_the_import(
+    tmp_path: Path, sim: SimAppliance, snow: Snow
+) -> None:
+    # A dynamic lookup on what the customer typed finds no user: the ticket is created
+    # without a caller and the session lands on it, instead of a dead letter.
+    session = _sessions(snow, 1, seed=26)[0]
+    session = dataclasses.replace(
+        session,
+        external_key=None,
+        custom_attributes=[CustomAttribute("customer_email", "E-mail", "typo@example.invalid")],
+    )
+    sim.state.add_report(session)
+    config = _config(
+        tmp_path,
+        sim,
+        snow,
+        association={"on_unmatched": "create"},
+        settings={"create_dynamic_lookup_fields": ["caller_id=sys_user.email=customer_email"]},
+    )
+    async with Engine(config) as engine, serving(create_app(engine.intake, engine.store)) as url:
+        engine.start()
+        await emit(url, [session])
+        counts = await drained(engine)
+    assert counts.get("dead", 0) == 0
+    (incident,) = snow.state.query("incident", f"correlation_id=rs-{session.lsid}")
+    assert incident["caller_id"] == ""
+    (row,) = snow.state.query("u_rs_session")
+    assert row["u_task"] == incident["sys_id"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rsbridge.sim.servicenow.render import activity_html, entry_html
 from tests.sim_servicenow.conftest import Instance
 
 
@@ -103,3 +104,15 @@ def test_journal_rows_follow_the_parent_acl(sn: Instance) -> None:
     )
     assert "Remote session offered to the caller." in shown["work_notes"]
     assert sn.post(path, json={"value": "x"}).status_code == 403
+
+
+def test_the_activity_stream_renders_code_blocks_as_html(sn: Instance) -> None:
+    sys_id = sn.post("/api/now/table/incident", json={"short_description": "s"}).json()["result"][
+        "sys_id"
+    ]
+    text = "a <b>bold</b> claim\n[code]<i>shown as HTML</i>[/code] and [CODE]<u>this</u>[/Code]"
+    sn.patch(f"/api/now/table/incident/{sys_id}", json={"work_notes": text})
+    shown = activity_html(sn.state, sys_id, "work_notes")
+    assert "a &lt;b&gt;bold&lt;/b&gt; claim<br/><i>shown as HTML</i> and <u>this</u>" in shown
+    # An unclosed tag is text.
+    assert entry_html("[code]<i>x</i>") == "[code]&lt;i&gt;x&lt;/i&gt;"

@@ -73,6 +73,18 @@ class SupportNowRequest(_Request):
     request_id: RequestId | None = None
 
 
+class AutoCreateRequest(_Request):
+    """Make the ticket of a live session: the auto-create page's form, or a script's JSON."""
+
+    integration: Name
+    lsid: Annotated[str, Field(min_length=1, max_length=64)]
+    username: Annotated[str, Field(max_length=200)] | None = None
+    """The representative (logged; bound into the confirmation)."""
+    expires: Annotated[str, Field(pattern=r"^[0-9]{1,12}$")] | None = None
+    confirm: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    """The page's confirmation; without it the request needs a bearer token."""
+
+
 def ticket_json(ticket: Ticket) -> dict[str, str | None]:
     """A ticket in answers."""
     return {"id": ticket.id, "number": ticket.number, "url": ticket.url}
@@ -266,4 +278,31 @@ class AutoCreateResult:
             "integration": self.integration,
             "lsid": self.lsid,
             "ticket": ticket_json(self.ticket),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AutoCreateOffer:
+    """A live session the auto-create link may make a ticket for, and how to confirm it.
+
+    ``confirm`` authorises one ``POST /actions/auto-create`` for this integration, session
+    and representative until ``expires`` (UNIX seconds); None without a link secret.
+    """
+
+    integration: str
+    lsid: str
+    username: str | None
+    started: datetime | None
+    expires: int
+    confirm: str | None
+
+    def to_json(self) -> dict[str, object]:
+        """The answer body (``format=json``)."""
+        return {
+            "integration": self.integration,
+            "lsid": self.lsid,
+            "username": self.username,
+            "started": self.started.isoformat() if self.started else None,
+            "expires": self.expires,
+            "confirm": self.confirm,
         }

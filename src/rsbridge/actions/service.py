@@ -15,7 +15,9 @@ through the HTTP API (:mod:`rsbridge.web.actions`) or the CLI
   self-service user, already associated with the ticket;
 * :meth:`~ActionService.links` -- rep-console custom links, rsbridge's auto-create link
   included;
-* :meth:`~ActionService.auto_create` -- the ticket of a live session, created if needed.
+* :meth:`~ActionService.auto_create_offer` and :meth:`~ActionService.auto_create` -- the
+  auto-create link's two steps: check that the session is live and young enough and offer a
+  short-lived confirmation; then the session's ticket, created if needed.
 
 Everything the ticketing system knows comes from the integration's connector
 (:class:`~rsbridge.connectors.base.TicketContext` and friends); everything the appliance
@@ -31,8 +33,6 @@ the same idempotency key (connectors upsert by it), and sends no second e-mail.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import re
 import time
@@ -41,8 +41,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from rsbridge.actions import link
+from rsbridge.actions.link import CONFIRM_SECONDS
 from rsbridge.actions.mail import Mailer, check_address
 from rsbridge.actions.models import (
+    AutoCreateOffer,
     AutoCreateResult,
     Brcs,
     EffectOutcome,
@@ -61,6 +64,7 @@ from rsbridge.appliance import scripting
 from rsbridge.appliance.client import ApplianceClient
 from rsbridge.appliance.command import Queue, SessionKey
 from rsbridge.appliance.custom_fields import EXTERNAL_KEY
+from rsbridge.appliance.report_model import SupportSession
 from rsbridge.config import ApplianceConfig, Config, IntegrationConfig
 from rsbridge.connectors.base import (
     ConfigurationItem,
@@ -70,7 +74,7 @@ from rsbridge.connectors.base import (
     Ticket,
     TicketContext,
 )
-from rsbridge.engine.autocreate import create_for_live_session
+from rsbridge.engine.autocreate import create_for_live_session, live_session
 from rsbridge.engine.signing import signer_for
 from rsbridge.engine.store.base import LedgerEntry, LedgerKey, Store
 from rsbridge.errors import (
@@ -93,7 +97,6 @@ DEFAULT_MAIL_SUBJECT = "Remote Support Invitation"
 _LEDGER_EVENT = "action"
 _LSID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _FILE_SLUG = re.compile(r"[^A-Za-z0-9_-]+")
-_LINK_CONTEXT = b"rsbridge auto-create link\0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +171,14 @@ class ActionService:
 
     async def _context(self, parts: _Parts, reference: str, *, purpose: str) -> TicketContext:
         context = await parts.connector.ticket_context(reference)
+        if context.closed and context.state is None:
+            raise ActionError(
+                f"the state of ticket {_label(context.ticket)} cannot be read, so it counts as "
+                f"closed: {purpose} is refused; let the integration user read the ticket's "
+                "state",
+                status=409,
+                code="ticket_closed",
+            )
         if context.closed:
             state = f" (state {context.state})" if context.state else ""
             raise ActionError(
@@ -693,26 +704,31 @@ class ActionService:
     def link_token(self, integration: str) -> str | None:
         """The token of the auto-create link for ``integration``; None without link_secret.
 
-        An HMAC of the integration's name under ``actions.link_secret``: it opens the
-        auto-create route for that one integration and nothing else.
+        It opens the auto-create page of that one integration and nothing else.
         """
-        secret = self.config.actions.link_secret
-        if secret is None:
-            return None
-        return hmac.new(
-            secret.get_secret_value().encode(),
-            _LINK_CONTEXT + integration.encode(),
-            hashlib.sha256,
-        ).hexdigest()
+        return link.link_token(self.config.actions.link_secret, integration)
 
     def check_link_token(self, integration: str, token: str) -> bool:
         """Whether ``token`` is the auto-create link token of ``integration`` (constant time)."""
         expected = self.link_token(integration)
-        if expected is None:
+        return expected is not None and link.same(token, expected)
+
+    def confirm_token(
+        self, integration: str, lsid: str, username: str | None, expires: int
+    ) -> str | None:
+        """The confirmation of one auto-create, bound to the integration, the session, the
+        representative and an expiry; None without ``link_secret``."""
+        secret = self.config.actions.link_secret
+        return link.confirm_token(secret, integration, lsid, username, expires)
+
+    def check_confirm_token(
+        self, integration: str, lsid: str, username: str | None, expires: str, token: str
+    ) -> bool:
+        """Whether ``token`` confirms this auto-create and has not expired (constant time)."""
+        if not expires.isdigit() or int(expires) < self.clock():
             return False
-        return hmac.compare_digest(
-            hashlib.sha256(token.encode()).digest(), hashlib.sha256(expected.encode()).digest()
-        )
+        expected = self.confirm_token(integration, lsid, username, int(expires))
+        return expected is not None and link.same(token, expected)
 
     def links(self, integration: str) -> LinksResult:
         """The integration's rep-console custom links, then rsbridge's auto-create link."""
@@ -730,13 +746,56 @@ class ActionService:
             )
         return LinksResult(parts.integration.name, links)
 
+    async def _link_session(self, parts: _Parts, lsid: str) -> SupportSession:
+        """The live session ``lsid``: in progress and started recently enough, or refused.
+
+        The auto-create link is a fixed URL on the appliance, so its token cannot name a
+        session; what it opens is bounded here, by what the appliance says of the session.
+        """
+        if not _LSID.match(lsid):
+            raise _invalid(f"{lsid[:70]!r} is not a session id (lsid)")
+        try:
+            session = await live_session(parts.appliance, lsid)
+        except SessionNotReadyError:
+            raise ActionError(
+                f"the appliance has no session {lsid}; open the link from a session in progress",
+                status=404,
+                code="session_not_found",
+            ) from None
+        link.check_live(session, self.clock(), self.config.actions.auto_create_max_session_hours)
+        return session
+
+    async def auto_create_offer(
+        self, integration: str, lsid: str, username: str | None = None
+    ) -> AutoCreateOffer:
+        """What the auto-create link's page offers: the live session and its confirmation.
+
+        Nothing is created: the link is a GET, which browsers, mail scanners and chat
+        previews open on their own.
+        """
+        parts = self._parts(integration)
+        session = await self._link_session(parts, lsid)
+        expires = int(self.clock()) + CONFIRM_SECONDS
+        name = parts.integration.name
+        return AutoCreateOffer(
+            name,
+            lsid,
+            username,
+            session.start_time,
+            expires,
+            self.confirm_token(name, lsid, username, expires),
+        )
+
     async def auto_create(
         self, integration: str, lsid: str, username: str | None = None
     ) -> AutoCreateResult:
-        """The ticket of live session ``lsid``: remembered, associated or created, written back."""
+        """The ticket of live session ``lsid``: remembered, associated or created, written back.
+
+        Refused for a session that has ended or started more than
+        ``actions.auto_create_max_session_hours`` ago.
+        """
         parts = self._parts(integration)
-        if not _LSID.match(lsid):
-            raise _invalid(f"{lsid[:70]!r} is not a session id (lsid)")
+        session = await self._link_session(parts, lsid)
         try:
             ticket = await create_for_live_session(
                 store=self.store,
@@ -747,13 +806,8 @@ class ActionService:
                 appliance_id=parts.appliance_config.id,
                 signer=self._signer,
                 now=self.clock(),
+                session=session,
             )
-        except SessionNotReadyError:
-            raise ActionError(
-                f"the appliance has no session {lsid}; open the link from a session in progress",
-                status=404,
-                code="session_not_found",
-            ) from None
         except ClientScriptError as exc:
             raise _invalid(exc.message) from exc
         log.info(

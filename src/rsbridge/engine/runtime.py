@@ -3,7 +3,9 @@ workers and pollers, with one start / stop life cycle.
 
 ``rsbridge serve`` runs :meth:`Engine.asgi_app` under uvicorn: the app's lifespan opens
 the engine and runs the workers and pollers beside the intake routes, and stops them
-gracefully when uvicorn shuts down (SIGTERM, Ctrl-C).
+gracefully when uvicorn shuts down (SIGTERM, Ctrl-C). An engine the caller opened already
+(``async with Engine(config) as engine``) is not opened a second time by the lifespan, and
+its workers run once however many times :meth:`Engine.start` is called.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class Engine:
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
         self._built = False
+        self._opened = False
 
     async def __aenter__(self) -> Engine:
         await self.open()
@@ -94,7 +97,13 @@ class Engine:
         self._built = True
 
     async def open(self) -> None:
-        """Open the store and build (see :meth:`build`) everything the engine runs."""
+        """Open the store and build (see :meth:`build`) everything the engine runs.
+
+        Opening an open engine does nothing: a second worker over the same store would
+        be left behind by :meth:`stop`.
+        """
+        if self._opened:
+            return
         await self.store.open()
         self.build()
         self.worker = Worker(
@@ -113,11 +122,22 @@ class Engine:
             self.connectors,
             mailer=Mailer(smtp) if smtp is not None else None,
         )
+        self._opened = True
+
+    @property
+    def running(self) -> bool:
+        """Whether the workers and pollers of :meth:`start` are running."""
+        return any(not t.done() for t in self._tasks)
 
     def start(self) -> None:
-        """Run the workers, pollers and pruning in the background (until :meth:`stop`)."""
+        """Run the workers, pollers and pruning in the background (until :meth:`stop`).
+
+        Does nothing while they run already.
+        """
         if self.worker is None:
             raise RuntimeError("Engine.open() first")
+        if self.running:
+            return
         self._stop.clear()
         self._tasks = [asyncio.create_task(self.worker.run(self._stop), name="worker")]
         self._tasks += [
@@ -142,6 +162,7 @@ class Engine:
             for client in self.appliances.values():
                 await client.aclose()
         await self.store.close()
+        self._opened = False
 
     async def _poll_loop(self, poller: Poller) -> None:
         interval = poller.integration.polling_interval_seconds
@@ -207,16 +228,22 @@ class Engine:
 
     def asgi_app(self) -> Starlette:
         """The intake/health app (and actions API, when enabled) whose lifespan opens, runs
-        and closes this engine."""
+        and closes this engine; what the caller opened or started already, the caller
+        closes or stops."""
 
         @contextlib.asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            opened_here = not self._opened
             await self.open()
+            started_here = not self.running
             self.start()
             try:
                 yield
             finally:
-                await self.aclose()
+                if opened_here:
+                    await self.aclose()
+                elif started_here:
+                    await self.stop()
 
         routes = (
             action_routes(self.config, lambda: self.actions) if self.config.actions.enabled else []

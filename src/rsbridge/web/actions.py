@@ -1,10 +1,14 @@
 """HTTP routes of the actions API (``/actions/...``); reference: docs/actions.md.
 
-Every route answers JSON and needs ``Authorization: Bearer <token>`` with one of
-``actions.tokens``, except that ``GET /actions/auto-create`` also accepts the per-link
-``token`` of the auto-create custom link (it opens nothing else). Tokens are compared in
-constant time, as digests, and never logged or echoed. The work is done by
-:class:`~rsbridge.actions.service.ActionService`; failures are answered as
+Every route answers JSON and needs ``Authorization: Bearer <token>``: one of
+``actions.tokens`` (every route and integration) or the token of one of
+``actions.clients``, which opens the routes and integrations that client lists and, when
+it names a ``user``, acts as that technician only. The auto-create custom link works
+without a header, in two steps: ``GET /actions/auto-create`` with the link's per-integration
+``token`` answers a page (no effect) whose button POSTs a confirmation bound to the session,
+the representative and ten minutes; ``POST /actions/auto-create`` with it makes the ticket.
+Tokens are compared in constant time, as digests, and never logged or echoed. The work
+is done by :class:`~rsbridge.actions.service.ActionService`; failures are answered as
 :func:`~rsbridge.actions.problems.describe` says.
 """
 
@@ -12,20 +16,30 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import html
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, SecretStr, ValidationError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from rsbridge.actions.models import JumpRequest, SessionKeyRequest, SupportNowRequest
+from rsbridge.actions.models import (
+    AutoCreateOffer,
+    AutoCreateRequest,
+    JumpRequest,
+    SessionKeyRequest,
+    SupportNowRequest,
+)
 from rsbridge.actions.problems import ActionError, Problem, describe
 from rsbridge.actions.service import ActionService
-from rsbridge.config import Config
+from rsbridge.config import ActionsConfig, Config
 from rsbridge.errors import RsbridgeError
 
 log = logging.getLogger(__name__)
@@ -50,20 +64,86 @@ def _digest(text: str) -> bytes:
     return hashlib.sha256(text.encode()).digest()
 
 
-def bearer_ok(tokens: Sequence[SecretStr], header: str | None) -> bool:
-    """Whether an ``Authorization`` header carries one of ``tokens`` (constant time).
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a request comes from, and what its token opens (None: everything)."""
+
+    name: str
+    integrations: frozenset[str] | None = None
+    routes: frozenset[str] | None = None
+    user: str | None = None
+
+    def integration(self, name: str) -> str:
+        """``name``, if this caller may act on that integration (else 403)."""
+        if self.integrations is not None and name not in self.integrations:
+            raise ActionError(
+                f"this token does not open integration {name[:100]!r}",
+                status=403,
+                code="forbidden",
+            )
+        return name
+
+    def as_user(self, user: str | None) -> str | None:
+        """The technician a request acts as: the bound user, or the caller's word."""
+        if self.user is None:
+            return user
+        if user is not None and user.casefold() != self.user.casefold():
+            raise ActionError(
+                f"this token acts as user {self.user!r} only, not {user[:100]!r}",
+                status=403,
+                code="user_mismatch",
+            )
+        return self.user
+
+
+@dataclass(frozen=True, slots=True)
+class _Credential:
+    digest: bytes
+    caller: Caller
+
+
+def _credentials(settings: ActionsConfig) -> list[_Credential]:
+    found = [
+        _Credential(_digest(token.get_secret_value()), Caller(f"token {index}"))
+        for index, token in enumerate(settings.tokens)
+    ]
+    found += [
+        _Credential(
+            _digest(client.token.get_secret_value()),
+            Caller(
+                client.name,
+                frozenset(client.integrations),
+                frozenset(client.routes),
+                client.user,
+            ),
+        )
+        for client in settings.clients
+    ]
+    return found
+
+
+def _bearer(credentials: Sequence[_Credential], header: str | None) -> Caller | None:
+    """The caller whose token an ``Authorization`` header carries (constant time).
 
     Every token is compared, as a SHA-256 digest, so the time taken says nothing about
     which token matched or how long they are.
     """
     scheme, _, sent = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not sent.strip():
-        return False
+        return None
     sent_digest = _digest(sent.strip())
-    matched = False
-    for token in tokens:
-        matched |= hmac.compare_digest(sent_digest, _digest(token.get_secret_value()))
+    matched: Caller | None = None
+    for credential in credentials:
+        if hmac.compare_digest(sent_digest, credential.digest):
+            matched = credential.caller
     return matched
+
+
+def bearer_ok(tokens: Sequence[SecretStr], header: str | None) -> bool:
+    """Whether an ``Authorization`` header carries one of the unscoped ``tokens`` (the
+    ``[actions] tokens`` that also open ``GET /status``), compared in constant time."""
+    credentials = [_Credential(_digest(t.get_secret_value()), Caller("status")) for t in tokens]
+    return _bearer(credentials, header) is not None
 
 
 _UNAUTHORIZED = Problem(401, "unauthorized", "missing or wrong bearer token")
@@ -82,7 +162,14 @@ def _invalid(exc: ValidationError) -> Problem:
     return Problem(422, "invalid_request", problems)
 
 
-async def _json_body(request: Request, model: type[_M]) -> _M:
+async def _json_body(request: Request, model: type[_M], caller: Caller) -> _M:
+    """The request's JSON body as ``model``, on an integration ``caller`` may act on."""
+    body = await _read_json(request, model)
+    caller.integration(str(getattr(body, "integration", "")))
+    return body
+
+
+async def _read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise ActionError("request body too large", status=413, code="too_large")
@@ -91,6 +178,34 @@ async def _json_body(request: Request, model: type[_M]) -> _M:
         body += chunk
         if len(body) > MAX_BODY_BYTES:
             raise ActionError("request body too large", status=413, code="too_large")
+    return body
+
+
+def _is_form(request: Request) -> bool:
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    return kind == "application/x-www-form-urlencoded"
+
+
+async def _auto_create_body(request: Request) -> AutoCreateRequest:
+    """The auto-create POST: the page's form or a script's JSON (read once, then kept)."""
+    known = getattr(request.state, "auto_create", None)
+    if isinstance(known, AutoCreateRequest):
+        return known
+    if _is_form(request):
+        try:
+            text = (await _read_body(request)).decode()
+        except UnicodeDecodeError:
+            raise ActionError("the form is not UTF-8", status=400, code="invalid_json") from None
+        fields = dict(parse_qsl(text, keep_blank_values=False))
+        body = AutoCreateRequest.model_validate(fields)
+    else:
+        body = await _read_json(request, AutoCreateRequest)
+    request.state.auto_create = body
+    return body
+
+
+async def _read_json(request: Request, model: type[_M]) -> _M:
+    body = await _read_body(request)
     try:
         data = json.loads(body or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -100,49 +215,122 @@ async def _json_body(request: Request, model: type[_M]) -> _M:
     return model.model_validate(data)
 
 
-def _integration(request: Request) -> str:
+def _integration(request: Request, caller: Caller) -> str:
     name = request.query_params.get("integration")
     if not name:
         raise ActionError("give ?integration=<name>", status=422, code="invalid_request")
-    return name
+    return caller.integration(name)
+
+
+_Handler = Callable[[Request, ActionService, Caller], Awaitable[Response]]
+
+_PAGE_HEADERS = {
+    **_NO_STORE,
+    # The page's URL holds the link token: no Referer to the ticket it leads to.
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def _link_caller(integration: str, route: str) -> Caller:
+    return Caller("auto-create link", frozenset({integration}), frozenset({route}))
+
+
+async def _link_auth(request: Request, actions: ActionService, route: str) -> Caller | None:
+    """The auto-create link's caller: its token on the GET, its confirmation on the POST."""
+    if request.method == "GET":
+        sent = request.query_params.get("token")
+        integration = request.query_params.get("integration") or ""
+        if sent is not None and actions.check_link_token(integration, sent):
+            return _link_caller(integration, route)
+        return None
+    try:
+        body = await _auto_create_body(request)
+    except (ValidationError, ActionError):
+        return None  # unauthenticated: no details about the body
+    if (
+        body.confirm is not None
+        and body.expires is not None
+        and actions.check_confirm_token(
+            body.integration, body.lsid, body.username, body.expires, body.confirm
+        )
+    ):
+        return _link_caller(body.integration, route)
+    return None
+
+
+def _offer_page(offer: AutoCreateOffer) -> str:
+    """The auto-create link's page: what will happen, and the button that does it."""
+    e = html.escape
+    started = offer.started.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if offer.started else "?"
+    rep = f", representative {e(offer.username)}" if offer.username else ""
+    fields = {
+        "integration": offer.integration,
+        "lsid": offer.lsid,
+        "username": offer.username or "",
+        "expires": str(offer.expires),
+        "confirm": offer.confirm or "",
+    }
+    hidden = "".join(
+        f'<input type="hidden" name="{name}" value="{e(value)}">'
+        for name, value in fields.items()
+        if value
+    )
+    # A relative action: right behind a proxy that adds a path prefix too.
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="referrer" content="no-referrer"><title>Create a ticket</title></head>'
+        "<body><h1>Create a ticket for this session?</h1>"
+        f"<p>Session {e(offer.lsid)} (started {e(started)}), integration "
+        f"{e(offer.integration)}{rep}. If the session already has a ticket, you are taken "
+        "to it; nothing is created twice.</p>"
+        f'<form method="post" action="auto-create">{hidden}'
+        '<button type="submit">Create ticket</button></form>'
+        "<p>This page works for ten minutes.</p></body></html>"
+    )
 
 
 def action_routes(config: Config, service: Callable[[], ActionService | None]) -> list[BaseRoute]:
     """The ``/actions/...`` routes; ``service`` returns the engine's service once it is open."""
-    tokens = config.actions.tokens
+    credentials = _credentials(config.actions)
 
     def route(
-        handler: Callable[[Request, ActionService], Awaitable[Response]],
-        *,
-        link_token: bool = False,
+        name: str, handler: _Handler, *, link: bool = False
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             actions = service()
             if actions is None:
                 return _answer(Problem(503, "starting", "the engine is not ready yet"))
-            authorized = bearer_ok(tokens, request.headers.get("authorization"))
-            if not authorized and link_token:
-                sent = request.query_params.get("token")
-                name = request.query_params.get("integration") or ""
-                authorized = sent is not None and actions.check_link_token(name, sent)
-            if not authorized:
-                log.warning(
-                    "actions: %s %s refused: missing or wrong token (from %s)",
-                    request.method,
-                    request.url.path,
-                    request.client.host if request.client else "?",
-                )
-                return _answer(_UNAUTHORIZED)
+            caller = _bearer(credentials, request.headers.get("authorization"))
             try:
-                return await handler(request, actions)
+                if caller is None and link:
+                    caller = await _link_auth(request, actions, name)
+                if caller is None:
+                    log.warning(
+                        "actions: %s %s refused: missing or wrong token (from %s)",
+                        request.method,
+                        request.url.path,
+                        request.client.host if request.client else "?",
+                    )
+                    return _answer(_UNAUTHORIZED)
+                if caller.routes is not None and name not in caller.routes:
+                    raise ActionError(
+                        f"this token does not open {request.method} {request.url.path}",
+                        status=403,
+                        code="forbidden",
+                    )
+                return await handler(request, actions, caller)
             except ValidationError as exc:
                 return _answer(_invalid(exc))
             except RsbridgeError as exc:
                 problem = describe(exc)
                 log.warning(
-                    "actions: %s %s answered %d %s: %s",
+                    "actions: %s %s by %s answered %d %s: %s",
                     request.method,
                     request.url.path,
+                    caller.name if caller else "(unauthenticated)",
                     problem.status,
                     problem.code,
                     problem.message,
@@ -154,40 +342,67 @@ def action_routes(config: Config, service: Callable[[], ActionService | None]) -
     def ok(body: dict[str, Any]) -> JSONResponse:
         return JSONResponse(body, headers=_NO_STORE)
 
-    async def session_key(request: Request, actions: ActionService) -> Response:
-        return ok(
-            (await actions.session_key(await _json_body(request, SessionKeyRequest))).to_json()
-        )
+    async def session_key(request: Request, actions: ActionService, caller: Caller) -> Response:
+        body = await _json_body(request, SessionKeyRequest, caller)
+        body = body.model_copy(update={"user": caller.as_user(body.user)})
+        return ok((await actions.session_key(body)).to_json())
 
-    async def jump(request: Request, actions: ActionService) -> Response:
-        return ok((await actions.jump(await _json_body(request, JumpRequest))).to_json())
+    async def jump(request: Request, actions: ActionService, caller: Caller) -> Response:
+        body = await _json_body(request, JumpRequest, caller)
+        return ok((await actions.jump(body)).to_json())
 
-    async def issues(request: Request, actions: ActionService) -> Response:
-        return ok((await actions.issues(_integration(request))).to_json())
+    async def issues(request: Request, actions: ActionService, caller: Caller) -> Response:
+        return ok((await actions.issues(_integration(request, caller))).to_json())
 
-    async def support_now(request: Request, actions: ActionService) -> Response:
-        body = await _json_body(request, SupportNowRequest)
+    async def support_now(request: Request, actions: ActionService, caller: Caller) -> Response:
+        body = await _json_body(request, SupportNowRequest, caller)
         return ok((await actions.support_now(body)).to_json())
 
-    async def links(request: Request, actions: ActionService) -> Response:
-        return ok(actions.links(_integration(request)).to_json())
+    async def links(request: Request, actions: ActionService, caller: Caller) -> Response:
+        return ok(actions.links(_integration(request, caller)).to_json())
 
-    async def auto_create(request: Request, actions: ActionService) -> Response:
+    async def auto_create_offer(
+        request: Request, actions: ActionService, caller: Caller
+    ) -> Response:
         lsid = request.query_params.get("lsid")
         if not lsid:
             raise ActionError("give ?lsid=<session id>", status=422, code="invalid_request")
-        result = await actions.auto_create(
-            _integration(request), lsid, request.query_params.get("username")
+        username = request.query_params.get("username") or None
+        offer = await actions.auto_create_offer(
+            _integration(request, caller), lsid, username[:200] if username else None
         )
-        if result.ticket.url and request.query_params.get("format") != "json":
-            return RedirectResponse(result.ticket.url, status_code=303, headers=_NO_STORE)
+        if request.query_params.get("format") == "json":
+            return ok(offer.to_json())
+        if offer.confirm is None:
+            raise ActionError(
+                "the auto-create page needs actions.link_secret (its button is signed with "
+                "it); or POST /actions/auto-create with a bearer token",
+                status=422,
+                code="invalid_request",
+            )
+        return HTMLResponse(_offer_page(offer), headers=_PAGE_HEADERS)
+
+    async def auto_create(request: Request, actions: ActionService, caller: Caller) -> Response:
+        body = await _auto_create_body(request)
+        result = await actions.auto_create(
+            caller.integration(body.integration), body.lsid, body.username
+        )
+        if result.ticket.url and _is_form(request):
+            return RedirectResponse(result.ticket.url, status_code=303, headers=_PAGE_HEADERS)
         return ok(result.to_json())
 
     return [
-        Route("/actions/session-key", route(session_key), methods=["POST"]),
-        Route("/actions/jump", route(jump), methods=["POST"]),
-        Route("/actions/issues", route(issues), methods=["GET"]),
-        Route("/actions/support-now", route(support_now), methods=["POST"]),
-        Route("/actions/links", route(links), methods=["GET"]),
-        Route("/actions/auto-create", route(auto_create, link_token=True), methods=["GET"]),
+        Route("/actions/session-key", route("session_key", session_key), methods=["POST"]),
+        Route("/actions/jump", route("jump", jump), methods=["POST"]),
+        Route("/actions/issues", route("issues", issues), methods=["GET"]),
+        Route("/actions/support-now", route("support_now", support_now), methods=["POST"]),
+        Route("/actions/links", route("links", links), methods=["GET"]),
+        Route(
+            "/actions/auto-create",
+            route("auto_create", auto_create_offer, link=True),
+            methods=["GET"],
+        ),
+        Route(
+            "/actions/auto-create", route("auto_create", auto_create, link=True), methods=["POST"]
+        ),
     ]

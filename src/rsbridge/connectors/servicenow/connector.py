@@ -25,6 +25,7 @@ stream read with display values, since ``sys_journal_field`` is often hidden by 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import weakref
 from collections.abc import Mapping, Sequence
@@ -59,6 +60,7 @@ from rsbridge.connectors.servicenow.client import (
 from rsbridge.connectors.servicenow.records import (
     Row,
     child_rows,
+    journal_safe,
     session_values,
     stable_id,
     survey_rows,
@@ -74,6 +76,7 @@ from rsbridge.errors import (
 )
 from rsbridge.tls import tls_verification
 
+log = logging.getLogger(__name__)
 _SYS_ID = re.compile(r"[0-9a-f]{32}")
 # Association sources that name one kind of record (the vendor's related lists).
 _SOURCE_TABLES = {"custom:snow_call_id": "new_call", "custom:snow_interaction_id": "interaction"}
@@ -90,6 +93,35 @@ CALLER_FIELDS = {
     "change_request": "requested_by",
 }
 """The field of each record type that names the customer (others: ``opened_by``)."""
+
+DEFAULT_CLOSED_STATES = (
+    "incident=6",
+    "incident=7",
+    "incident=8",
+    "problem=106",
+    "problem=107",
+    "change_request=3",
+    "change_request=4",
+    "sc_request=3",
+    "sc_request=4",
+    "sc_request=7",
+    "sc_req_item=3",
+    "sc_req_item=4",
+    "sc_req_item=7",
+    "sc_task=3",
+    "sc_task=4",
+    "sc_task=7",
+    "new_call=3",
+    "new_call=4",
+    "new_call=7",
+    "task=3",
+    "task=4",
+    "task=7",
+    "interaction=closed_complete",
+    "interaction=closed_abandoned",
+)
+"""Resolved, closed and cancelled states of each record type: each table has its own values
+(a catalog task's 3 is Closed Complete, an incident's 3 is On Hold; interactions use words)."""
 
 SESSION_VALUE_SOURCES = (
     "lsid",
@@ -191,9 +223,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "closed_states",
         "list",
-        "Task states in which no session key is generated: a state for every record type, "
-        "or `<table>=<state>` for one.",
-        default=["6", "7", "8", "change_request=3", "change_request=4", "problem=107"],
+        "Task states in which no session key is generated: `<table>=<state>` for one record "
+        "type, or a bare state for every type. An inactive task (`active` false) and a task "
+        "whose state cannot be read count as closed too.",
+        default=list(DEFAULT_CLOSED_STATES),
     ),
     Setting(
         "create_table",
@@ -212,7 +245,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "create_dynamic_lookup_fields",
         "list",
-        "Auto-create: `<field>=<table>.<column>=<session value>`.",
+        "Auto-create: `<field>=<table>.<column>=<session value>`; a fallback value after a "
+        "pipe character is looked up when the session's value finds nothing (else the field "
+        "stays empty).",
         default=[],
     ),
     Setting(
@@ -231,6 +266,8 @@ class _Lookup:
     table: str
     column: str
     value: str
+    fallback: str | None = None
+    """Dynamic lookups: the static value looked up when the session's finds nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,12 +314,21 @@ def _lookups(items: Sequence[str], setting: str, *, dynamic: bool) -> tuple[_Loo
                 f"servicenow {setting}: {field_name}={rest!r} is not "
                 "<field>=<table>.<column>=<value>"
             )
-        if dynamic and not _source_ok(value):
-            raise ConfigurationError(
-                f"servicenow {setting}: {value!r} is not a session value "
-                f"({', '.join(SESSION_VALUE_SOURCES)} or custom:<code_name>)"
-            )
-        found.append(_Lookup(field_name, table, column, value))
+        fallback = None
+        if dynamic:
+            value, bar, rest = (p.strip() for p in value.partition("|"))
+            if bar and not rest:
+                raise ConfigurationError(
+                    f"servicenow {setting}: {field_name}={rest!r} has an empty fallback "
+                    "(<field>=<table>.<column>=<session value>|<fallback value>)"
+                )
+            fallback = rest or None
+            if not _source_ok(value):
+                raise ConfigurationError(
+                    f"servicenow {setting}: {value!r} is not a session value "
+                    f"({', '.join(SESSION_VALUE_SOURCES)} or custom:<code_name>)"
+                )
+        found.append(_Lookup(field_name, table, column, value, fallback))
     return tuple(found)
 
 
@@ -482,26 +528,57 @@ class ServiceNowConnector(Connector):
         for field_name, source in self.options.dynamic.items():
             value = session_value(session, source)
             if value:
-                values[field_name] = value
+                # The field may be a journal field (work_notes, comments).
+                values[field_name] = journal_safe(value)
         for lookup in self.options.lookups:
             values[lookup.field] = await self._lookup(lookup, lookup.value)
         for lookup in self.options.dynamic_lookups:
-            value = session_value(session, lookup.value)
-            if value:
-                values[lookup.field] = await self._lookup(lookup, value)
+            found = await self._dynamic_lookup(lookup, session)
+            if found is not None:
+                values[lookup.field] = found
         record = await self.client.insert(table, {"sys_id": sys_id, **values})
         return self._ticket(record, table)
 
-    async def _lookup(self, lookup: _Lookup, value: str) -> str:
+    async def _find(self, lookup: _Lookup, value: str) -> str | None:
         found = await self.client.query(
             lookup.table, f"{lookup.column}={_q(value)}", fields=("sys_id",), limit=1
         )
-        if not found:
+        return str(found[0]["sys_id"]) if found else None
+
+    async def _lookup(self, lookup: _Lookup, value: str, *, what: str = "") -> str:
+        """A configured value's record: not finding it is the configuration's mistake."""
+        found = await self._find(lookup, value)
+        if found is None:
             raise ConnectorPermanentError(
                 f"ServiceNow auto-create: no {lookup.table} record has {lookup.column} = "
-                f"{value!r} (mapping for {lookup.field})"
+                f"{value!r} ({what}mapping for {lookup.field})"
             )
-        return str(found[0]["sys_id"])
+        return found
+
+    async def _dynamic_lookup(self, lookup: _Lookup, session: SupportSession) -> str | None:
+        """The record a session value names; else the fallback's; else None (field empty).
+
+        The session value comes from the customer (an address typed on a portal): one
+        that names nothing must not stop the ticket, nor the import that needs it.
+        Failures of the instance itself stay retryable (the client raises them).
+        """
+        value = session_value(session, lookup.value)
+        found = await self._find(lookup, value) if value else None
+        if found is not None:
+            return found
+        if value:
+            log.warning(
+                "session %s: auto-create: the session's %s matches no %s.%s (mapping for %s); %s",
+                session.lsid,
+                lookup.value,
+                lookup.table,
+                lookup.column,
+                lookup.field,
+                "using the fallback" if lookup.fallback is not None else "field left empty",
+            )
+        if lookup.fallback is None:
+            return None
+        return await self._lookup(lookup, lookup.fallback, what="fallback of the ")
 
     def live_session_attributes(self, ticket: Ticket) -> dict[str, str]:
         """``snow_task_id`` (``snow_call_id``, ``snow_interaction_id``) = the sys_id."""
@@ -660,7 +737,8 @@ class ServiceNowConnector(Connector):
             entries.append(parts["notes"].text.strip() + footer.format("session notes"))
         if self._c.log_session_end:
             entries.append(_end_notice(session) + footer.format("session end"))
-        return entries
+        # Before any comparison with the journal stream: what is there is the safe text.
+        return [journal_safe(entry) for entry in entries]
 
     def _journal_field(self, association: Association) -> str:
         """``journal_field``, except on a ticket an untrusted reference chose: there a
@@ -760,8 +838,9 @@ class ServiceNowConnector(Connector):
             # answers but not the note or the state (or the other way round).
             text = ""
             if self._c.log_surveys and delivery.rendered.text.strip():
-                text = delivery.rendered.text.strip() + (
-                    f"\n\n(Remote Support session {session.lsid}: {delivery.kind} survey {index})"
+                text = journal_safe(
+                    delivery.rendered.text.strip()
+                    + f"\n\n(Remote Support session {session.lsid}: {delivery.kind} survey {index})"
                 )
             # A state change only through a reference a customer cannot have chosen.
             state = self._survey_state(delivery) if delivery.association.trusted else None
@@ -807,7 +886,9 @@ class ServiceNowConnector(Connector):
         if marker in stream:
             return WriteResult(marker, {"already": "written"})
         await self.client.update(
-            table, ticket.id, {self.options.journal_field: f"{note.text}\n\n({marker})"}
+            table,
+            ticket.id,
+            {self.options.journal_field: f"{journal_safe(note.text)}\n\n({marker})"},
         )
         return WriteResult(marker)
 
@@ -836,8 +917,13 @@ class ServiceNowConnector(Connector):
         record = await self.client.get(table, ticket.id) or {}
         state = str(record.get("state") or "") or None
         closed_states = {str(s) for s in self._c.closed_states}
-        closed = state is not None and (
-            state in closed_states or f"{table}={state}" in closed_states
+        # Fail closed: a state the integration user cannot read (a field ACL, a record
+        # hidden in its own table) must not let a key be made for a closed task.
+        closed = (
+            state is None
+            or state in closed_states
+            or f"{table}={state}" in closed_states
+            or str(record.get("active") or "") == "false"
         )
         assigned_rep = None
         if record.get("assigned_to"):

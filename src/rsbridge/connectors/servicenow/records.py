@@ -9,6 +9,7 @@ that are missing, and a replay changes nothing.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,20 @@ class Row:
 def stable_id(*parts: str) -> str:
     """A 32-hex-digit sys_id derived from ``parts``."""
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
+_CODE_TAG = re.compile(r"\[(/?code)\]", re.IGNORECASE)
+ZERO_WIDTH_SPACE = "\u200b"
+
+
+def journal_safe(text: str) -> str:
+    """``text`` that cannot open or close a ``[code]`` block in a journal field.
+
+    ServiceNow renders ``[code]...[/code]`` in work notes and comments as HTML; text
+    from a session (chat, notes, names, anything a template renders) must stay text. A
+    zero-width space after the bracket breaks the tag and reads the same.
+    """
+    return _CODE_TAG.sub(lambda tag: f"[{ZERO_WIDTH_SPACE}{tag.group(1)}]", text)
 
 
 def sn_time(value: datetime | None) -> str:

@@ -7,10 +7,15 @@ reference is ``""``). ``true``: display values, references as ``{"display_value"
 references. ``sysparm_exclude_reference_link=true`` drops the links (references become
 plain strings in the first two modes). Journal fields read ``""`` as values and show
 the whole journal as display values.
+
+:func:`activity_html` is the other way an entry is seen: as the form's activity stream
+shows it to a technician, where ``[code]...[/code]`` is HTML.
 """
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -96,3 +101,29 @@ def attachment_meta(record: Mapping[str, str], base_url: str) -> dict[str, str]:
     values = dict(record)
     values["download_link"] = f"{base_url}/api/now/attachment/{record['sys_id']}/file"
     return {name: values.get(name, "") for name in ATTACHMENT_FIELDS}
+
+
+# The instance's journal formatter: a [code]...[/code] block passes its content as HTML
+# (glide.ui.security.allow_codetag, on out of the box); the tag is case-insensitive.
+_CODE_BLOCK = re.compile(r"\[code\](.*?)\[/code\]", re.IGNORECASE | re.DOTALL)
+
+
+def entry_html(text: str) -> str:
+    """One journal entry as the activity stream renders it: escaped text with line breaks,
+    except ``[code]`` blocks, whose content is inserted as HTML."""
+    out: list[str] = []
+    position = 0
+    for block in _CODE_BLOCK.finditer(text):
+        out.append(html.escape(text[position : block.start()]).replace("\n", "<br/>"))
+        out.append(block.group(1))
+        position = block.end()
+    out.append(html.escape(text[position:]).replace("\n", "<br/>"))
+    return "".join(out)
+
+
+def activity_html(state: SimServiceNowState, element_id: str, element: str | None = None) -> str:
+    """The journal of record ``element_id`` as HTML, newest entry first (one ``<div>`` each)."""
+    return "".join(
+        f'<div class="journal-entry">{entry_html(entry["value"])}</div>'
+        for entry in state.journal(element_id, element)
+    )
