@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from rsbridge.demo import CLOSED_INCIDENT, run_demo, run_demo_async
+from rsbridge.demo import CLOSED_INCIDENT, FORGED_TARGET, run_demo, run_demo_async
 from rsbridge.engine.runtime import Engine
 from rsbridge.web.serve import serving
 from tests.engine.conftest import engine_config
@@ -45,6 +45,15 @@ def test_the_demo_delivers_every_session_once_where_it_belongs() -> None:
     assert sorted(d["lsid"] for d in result.webhook if d["kind"] == "session_report") == sorted(
         keyed
     )
+    # The customer who named someone else's incident in a start URL did not reach it: the
+    # session got an incident of its own as the representative joined.
+    assert result.forged is not None
+    forged = result.forged.lsid
+    (row,) = snow.query("u_rs_session", f"u_lsid={forged}")
+    (own,) = snow.query("incident", f"correlation_id=rs-{forged}")
+    assert row["u_task"] == own["sys_id"] != ids[FORGED_TARGET]
+    assert not any(forged in e["value"] for e in snow.journal(ids[FORGED_TARGET]))
+    assert f"snow_task_id={FORGED_TARGET} (unsigned): refused" in out.getvalue()
 
 
 async def test_the_demo_runs_one_worker_and_leaves_none_behind() -> None:

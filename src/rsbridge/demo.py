@@ -51,6 +51,8 @@ from rsbridge.web.serve import serving
 
 OPEN_INCIDENTS = ("INC0010001", "INC0010002", "INC0010003")
 CLOSED_INCIDENT = "INC0010005"
+FORGED_TARGET = "INC0010003"
+"""The incident a customer names in a start URL of their own: it must not get the session."""
 
 
 @dataclasses.dataclass
@@ -75,6 +77,8 @@ class DemoResult:
     dead: int
     refused: str
     """The actions API's answer for the closed incident."""
+    forged: SupportSession | None = None
+    """The session whose customer named :data:`FORGED_TARGET` in ``snow_task_id``."""
 
 
 def run_demo(*, sessions: int, seed: int, console: Console) -> DemoResult:
@@ -195,10 +199,11 @@ async def _run(
             else:
                 incident = OPEN_INCIDENTS[(n - n // 3) % len(OPEN_INCIDENTS)]
                 finished.append(await _keyed(url, http, state, generator, incident, console))
+        forged = _forged(state, generator)
         recipient = Recipient(f"{url}/ERSPost?appliance=default", retry_interval=0.2)
         async with OutboundEventEmitter([recipient]) as emitter:
-            for item in finished:
-                for event in events_for_session(item.session, state.appliance_id) * 2:
+            for session in [*(item.session for item in finished), forged]:
+                for event in events_for_session(session, state.appliance_id) * 2:
                     emitter.enqueue(event)
             await emitter.run_until_idle()
         console.print(
@@ -207,6 +212,10 @@ async def _run(
         )
         counts = await engine.wait_idle()
         calls = engine.worker.appliance_calls if engine.worker else 0
+        console.print(
+            f"session {forged.lsid[:8]} was started from a URL whose customer set "
+            f"snow_task_id={FORGED_TARGET} (unsigned): refused, it got an incident of its own"
+        )
     jsonl = read_deliveries(Path(config.integrations[1].connector_settings().path))  # type: ignore[attr-defined]
     result = DemoResult(
         finished,
@@ -217,6 +226,7 @@ async def _run(
         calls,
         counts.get("dead", 0),
         str(refused.json().get("message", "")),
+        forged,
     )
     console.print(_table(result))
     console.print(
@@ -282,6 +292,16 @@ async def _auto_created(
     report = generator.session_from_key(None, custom)
     session = state.complete_session(lsid, dataclasses.replace(report, lsid=lsid))
     return DemoSession(session, None)
+
+
+def _forged(state: SimApplianceState, generator: SessionGenerator) -> SupportSession:
+    """A customer starts a session from a public start URL of their own making, naming
+    someone else's incident in ``session.custom.snow_task_id``; it ends."""
+    custom = {"snow_task_id": FORGED_TARGET}
+    key = state.generate_session_key(queue_id="general", custom=custom.items())
+    lsid = state.start_session(key.short_key)
+    report = generator.session_from_key(None, custom)
+    return state.complete_session(lsid, dataclasses.replace(report, lsid=lsid))
 
 
 def _table(result: DemoResult) -> Table:

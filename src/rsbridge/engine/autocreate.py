@@ -115,10 +115,11 @@ async def create_for_live_session(
         if created:
             detail[CREATED] = "on_join_or_link"
             log.info(
-                "session %s: created %s for integration %s",
+                "session %s: created %s for integration %s (%s)",
                 lsid,
                 ticket.number or ticket.id,
                 integration.name,
+                resolution.why(),
             )
         entry = await store.ledger_put(LedgerEntry(key, ticket.id, ticket.id, clock, detail))
         # Another worker may have recorded the session's ticket first: theirs is the one.
