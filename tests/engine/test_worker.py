@@ -4,8 +4,6 @@ graceful shutdown, template errors. Real HTTP to the simulated appliance and web
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,23 +23,8 @@ from rsbridge.engine.store.base import (
 )
 from rsbridge.engine.store.memory import MemoryStore
 from rsbridge.sim.appliance.scenarios import SessionGenerator
-from rsbridge.sim.serve import serve_in_thread
-from rsbridge.sim.webhook import WebhookReceiverState, create_app
 
-from .conftest import SimAppliance, engine_config
-
-
-@dataclasses.dataclass
-class Hook:
-    state: WebhookReceiverState
-    url: str
-
-
-@pytest.fixture
-def hook() -> Iterator[Hook]:
-    state = WebhookReceiverState()
-    with serve_in_thread(create_app(state)) as url:
-        yield Hook(state, f"{url}/hook")
+from .conftest import Hook, SimAppliance, engine_config
 
 
 def _config(tmp_path: Path, sim: SimAppliance | None, url: str, **integration: Any) -> Config:
