@@ -26,6 +26,13 @@ Failures: a retryable error of an event type the integration retries is re-queue
 exponential backoff and full jitter (at least the peer's ``Retry-After``) until
 ``retry_limit`` retries are spent; anything else becomes a dead letter at once. Every
 attempt is recorded with its outcome and error.
+
+No job waits for another event that may never come. The store hands out a survey only
+after the session-end job of its session has finished (done or dead), so a survey whose
+session is not imported yet imports it itself, under the session end's ledger key: the
+appliance drops an event it could not deliver, and a session-end event that comes later
+finds the import done. The other waits are for the appliance (a report without an end
+time, a survey not in the report yet), bounded by ``report_wait_seconds``.
 """
 
 from __future__ import annotations
@@ -412,28 +419,18 @@ class Worker:
                 f"the appliance has no complete report for session {job.lsid} yet"
             )
         connector = self.services.connectors[integration.name]
-        if job.event_type in SURVEY_EVENTS and self._imports_end(integration):
-            end_key = self._key(job, END, REPORT_EFFECT)
-            if await self.store.ledger_get(end_key) is None and not await self._ticketless(job):
-                raise SessionNotReadyError(
-                    f"session {job.lsid} is not imported yet; the survey waits for it"
-                )
         ticket = await self._ticket(job, integration, connector, session)
         renderer = self.services.renderers[integration.name]
         if job.event_type == END:
-            key = self._key(job, END, REPORT_EFFECT)
-            if await self.store.ledger_get(key) is not None:
-                return "already delivered"
-            delivery = SessionDelivery(
-                str(key),
-                job.appliance_id,
-                integration.name,
-                renderer.imported_session(session),
-                renderer.render(session),
-            )
-            result = await connector.write_session_report(ticket, delivery)
-            await self._record(key, ticket, result.ref, result.detail)
-            return None
+            imported = await self._import_session(job, integration, connector, ticket, session)
+            return None if imported else "already delivered"
+        if self._imports_end(integration):
+            # The store hands a survey out only once its session's end job has finished
+            # (done or dead), or when there never was one: the appliance drops an event it
+            # could not deliver in its retry duration. Waiting for the end import could
+            # then last forever; the report is complete, so the survey brings the import
+            # along, under the end's own ledger key (a late end event finds it done).
+            await self._import_session(job, integration, connector, ticket, session)
         kind: Literal["customer", "rep"] = (
             "customer" if SURVEY_EVENTS[job.event_type] == "customer" else "rep"
         )
@@ -460,9 +457,30 @@ class Worker:
     def _imports_end(integration: IntegrationConfig) -> bool:
         return END in integration.outbound_events or END in integration.polling_events
 
-    async def _ticketless(self, job: Job) -> bool:
-        """Whether the session-end job of this session already ended without a ticket."""
-        return await self.store.ledger_get(self._key(job, TICKET_EFFECT, "none")) is not None
+    async def _import_session(
+        self,
+        job: Job,
+        integration: IntegrationConfig,
+        connector: Connector,
+        ticket: Ticket | None,
+        session: SupportSession,
+    ) -> bool:
+        """Write the session report (the session end's effect) unless the ledger holds it;
+        whether it was written now."""
+        key = self._key(job, END, REPORT_EFFECT)
+        if await self.store.ledger_get(key) is not None:
+            return False
+        renderer = self.services.renderers[integration.name]
+        delivery = SessionDelivery(
+            str(key),
+            job.appliance_id,
+            integration.name,
+            renderer.imported_session(session),
+            renderer.render(session),
+        )
+        result = await connector.write_session_report(ticket, delivery)
+        await self._record(key, ticket, result.ref, result.detail)
+        return True
 
     def _key(self, job: Job, event: str, effect: str) -> LedgerKey:
         return LedgerKey(job.appliance_id, job.lsid or "", event, job.integration, effect)
