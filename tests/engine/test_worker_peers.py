@@ -14,6 +14,7 @@ from rsbridge.appliance.events import END
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.config import Config, parse_config
 from rsbridge.engine.intake import job_specs
+from rsbridge.engine.poller import watermark_name
 from rsbridge.engine.runtime import Engine
 from rsbridge.engine.store.base import IncomingEvent, Job, JobFilter, JobStatus
 from rsbridge.engine.store.memory import MemoryStore
@@ -43,6 +44,7 @@ def _config(
     deadline: float = 60.0,
     engine: dict[str, Any] | None = None,
     retry_limit: int = 3,
+    **integration: Any,
 ) -> Config:
     """One webhook integration per appliance, named after it."""
     return parse_config(
@@ -72,6 +74,7 @@ def _config(
                     "association": {"on_unmatched": "create"},
                     "retry_limit": retry_limit,
                     "settings": {"url": hook.url, "max_attempts": 1, "timeout": 5.0},
+                    **integration,
                 }
                 for name in appliances
             ],
@@ -170,6 +173,30 @@ async def test_shutdown_does_not_wait_for_a_trickling_fetch(
         # Released unharmed: no attempt used up, ready for the next start.
         assert (job.status, job.attempts) == (JobStatus.QUEUED, 0)
         assert [a.outcome for a in await engine.store.attempts(job.id)] == ["released"]
+    finally:
+        await engine.aclose()
+
+
+async def test_shutdown_does_not_wait_for_a_poll_of_a_trickling_appliance(
+    tmp_path: Path, hook: Hook, slow: SimAppliance
+) -> None:
+    config = _config(
+        tmp_path,
+        hook,
+        {"slow": slow},
+        engine={"shutdown_grace_seconds": 0.5},
+        polling_events=[END],
+    )
+    slow.state.report_faults.trickle_seconds = 1.0  # even an empty listing takes minutes
+    engine = await _engine(config)
+    try:
+        engine.start()
+        await asyncio.sleep(0.5)  # the first poll is under way, its listing a byte at a time
+        assert engine.health()["tasks"] == {"worker": True, "poller-slow": True}
+        async with asyncio.timeout(BOUND):  # the listing would take minutes
+            await engine.stop()
+        # That poll never counted: the next start polls the same window again.
+        assert await engine.store.get_watermark(watermark_name("slow")) is None
     finally:
         await engine.aclose()
 
