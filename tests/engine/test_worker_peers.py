@@ -41,12 +41,13 @@ def _config(
     hook: Hook,
     appliances: dict[str, SimAppliance],
     *,
-    deadline: float = 60.0,
+    deadlines: dict[str, float] | None = None,
     engine: dict[str, Any] | None = None,
     retry_limit: int = 3,
     **integration: Any,
 ) -> Config:
-    """One webhook integration per appliance, named after it."""
+    """One webhook integration per appliance, named after it; call deadlines 60 s unless
+    ``deadlines`` says otherwise."""
     return parse_config(
         {
             "engine": {
@@ -62,7 +63,7 @@ def _config(
                     "client_id": sim.client_id,
                     "client_secret": sim.client_secret,
                     "use_plain_http": True,
-                    "call_deadline_seconds": deadline,
+                    "call_deadline_seconds": (deadlines or {}).get(name, 60.0),
                 }
                 for name, sim in appliances.items()
             ],
@@ -204,7 +205,8 @@ async def test_shutdown_does_not_wait_for_a_poll_of_a_trickling_appliance(
 async def test_a_fetch_past_its_deadline_fails_only_its_own_jobs(
     tmp_path: Path, hook: Hook, slow: SimAppliance, sim: SimAppliance
 ) -> None:
-    config = _config(tmp_path, hook, {"slow": slow, "healthy": sim}, deadline=0.5, retry_limit=1)
+    appliances = {"slow": slow, "healthy": sim}
+    config = _config(tmp_path, hook, appliances, deadlines={"slow": 0.5}, retry_limit=1)
     late = _sessions(slow, 1, seed=1)
     healthy = _sessions(sim, 1, seed=2)
     engine = await _engine(config)

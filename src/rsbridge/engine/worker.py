@@ -228,6 +228,9 @@ class Worker:
                 if stuck:
                     log.warning("%d jobs did not stop when cancelled; released anyway", len(stuck))
             self._inflight.clear()
+        # A task cancelled before it began never cleared its marks; run() may start again.
+        self._awaiting.clear()
+        self._held.clear()
         released = await self.store.release(self.owner)
         if released:
             log.info("released %d unfinished jobs at shutdown", released)
