@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import shutil
 import socket
 import subprocess
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -65,3 +68,77 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         capture_output=True,
     )  # fmt: skip
     return cert, key
+
+
+@dataclass(frozen=True)
+class Trickle:
+    """How a :func:`trickling_server` answers one path: ``body`` one byte every ``pause``
+    seconds after the headers, which come after ``head_delay`` seconds."""
+
+    body: bytes
+    pause: float = 0.0
+    head_delay: float = 0.0
+    content_type: str = "application/json"
+
+
+@contextlib.asynccontextmanager
+async def trickling_server(routes: Mapping[str, Trickle]) -> AsyncIterator[str]:
+    """A raw HTTP/1.1 server on loopback, in the test's event loop; yields its base URL.
+
+    A request is answered by the route whose path prefix matches it (404 if none), with
+    a Content-Length and ``Connection: close``. A peer this slow is what httpx's per-read
+    timeouts cannot catch.
+    """
+
+    handlers: set[asyncio.Task[object]] = set()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        me = asyncio.current_task()
+        if me is not None:
+            handlers.add(me)
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                (
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
+            await reader.readexactly(length)
+            path = head.split(b" ", 2)[1].decode()
+            route = max(
+                ((prefix, r) for prefix, r in routes.items() if path.startswith(prefix)),
+                key=lambda pair: len(pair[0]),
+                default=None,
+            )
+            if route is None:
+                writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                return
+            how = route[1]
+            await asyncio.sleep(how.head_delay)
+            writer.write(
+                f"HTTP/1.1 200 OK\r\nContent-Type: {how.content_type}\r\n"
+                f"Content-Length: {len(how.body)}\r\nConnection: close\r\n\r\n".encode()
+            )
+            for i in range(len(how.body)):
+                if how.pause:
+                    await writer.drain()
+                    await asyncio.sleep(how.pause)
+                writer.write(how.body[i : i + 1])
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client gave up: that is what the tests expect of it
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()
+        for handler in handlers:  # still trickling to a client that gave up
+            handler.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)

@@ -42,6 +42,7 @@ from rsbridge.appliance.report_model import (
     SurveyQuestion,
     TeamActivity,
 )
+from rsbridge.appliance.report_parser import DamagedItem
 from rsbridge.errors import (
     ApplianceAuthError,
     ApplianceCommandError,
@@ -50,6 +51,7 @@ from rsbridge.errors import (
     ApplianceHostError,
     AppliancePermissionError,
     ApplianceRateLimitedError,
+    ApplianceReportError,
     ApplianceResponseError,
     ApplianceServerError,
     ClientScriptError,
@@ -61,6 +63,7 @@ from rsbridge.errors import (
     SessionNotFoundError,
 )
 from rsbridge.sim.appliance import report_xml
+from rsbridge.sim.appliance.faults import Damage
 from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.sim.appliance.server import COMMAND_NS, create_app
 from rsbridge.sim.appliance.state import ApiAccount, SimApplianceState
@@ -561,6 +564,78 @@ async def test_support_sessions_by_lsids_are_batched_and_deduplicated(
     assert more == stored and client.requests_sent == 5
     assert [s async for s in client.support_sessions(lsids=[])] == []
     assert client.requests_sent == 5
+
+
+async def test_sessions_not_asked_for_are_skipped_and_counted(
+    client: ApplianceClient, state: SimApplianceState, stored: list[SupportSession]
+) -> None:
+    with state.lock:
+        state.report_faults.unrequested = True  # every session, whatever was asked
+    wanted = stored[3]
+    assert [s async for s in client.support_sessions(lsid=wanted.lsid)] == [wanted]
+    assert client.unrequested_items == len(stored) - 1
+    pair = [stored[1].lsid, stored[8].lsid]
+    assert [s.lsid async for s in client.support_sessions(lsids=pair)] == pair
+    assert client.unrequested_items == 2 * len(stored) - 3
+    # A time window asks for every session: nothing is unrequested there.
+    window = TimeWindow("start", date(2024, 12, 2), timedelta(days=3))
+    assert [s async for s in client.support_sessions(window=window)] == stored
+    assert client.unrequested_items == 2 * len(stored) - 3
+
+
+async def test_a_damaged_session_is_reported_and_the_others_are_read(
+    client: ApplianceClient, state: SimApplianceState, stored: list[SupportSession]
+) -> None:
+    broken = stored[2]
+    with state.lock:
+        state.report_faults.damaged[broken.lsid] = "value"  # <file_transfer_count>12abc<
+    ids = [s.lsid for s in stored]
+    damaged: list[DamagedItem] = []
+    got = [s async for s in client.support_sessions(lsids=ids, on_damaged=damaged.append)]
+    assert got == [s for s in stored if s is not broken]
+    [item] = damaged
+    assert item.key == broken.lsid and item.index == 2 and "12abc" in item.error.message
+    # Without on_damaged the damaged session fails the call, naming it.
+    before: list[SupportSession] = []
+    with pytest.raises(ApplianceReportError) as caught:
+        await drain(client.support_sessions(lsids=ids), before)
+    assert before == stored[:2]
+    assert caught.value.item == broken.lsid and caught.value.retryable is False
+
+
+@pytest.mark.parametrize("how", ["markup", "elements"])
+async def test_damage_the_parser_cannot_read_past_names_its_session(
+    client: ApplianceClient, state: SimApplianceState, stored: list[SupportSession], how: Damage
+) -> None:
+    broken = stored[4]
+    with state.lock:
+        state.report_faults.damaged[broken.lsid] = how
+    before: list[SupportSession] = []
+    with pytest.raises(ApplianceReportError) as caught:
+        await drain(client.support_sessions(lsids=[s.lsid for s in stored]), before)
+    assert before == stored[:4]
+    assert caught.value.item == broken.lsid
+    if how == "elements":  # refused before its tree is built, for good
+        assert "more than the limit of 250000 elements" in caught.value.message
+        assert caught.value.retryable is False
+
+
+async def test_a_report_trickled_byte_by_byte_fails_retryably_at_the_call_deadline(
+    host: str, state: SimApplianceState, stored: list[SupportSession]
+) -> None:
+    with state.lock:
+        state.report_faults.trickle_seconds = 0.05  # the answer would take minutes
+    account = state.accounts[0]
+    async with ApplianceClient(
+        host, account.client_id, account.client_secret, scheme="http", deadline=0.5
+    ) as client:
+        async with asyncio.timeout(20):  # generous: proves it did not wait for the peer
+            with pytest.raises(ApplianceConnectionError) as caught:
+                await drain(client.support_sessions(lsids=[s.lsid for s in stored]), [])
+    err = caught.value
+    assert err.retryable is True
+    assert "did not answer in time" in err.message and "call deadline of 0.5 s" in err.message
+    assert_clean(err, account.client_secret)
 
 
 async def test_support_sessions_by_time_window(
@@ -1324,18 +1399,18 @@ NESTED_ERROR = (
 @pytest.mark.parametrize(
     ("endpoint", "error", "retryable", "fragment", "before"),
     [
-        (answer(TRUNCATED), ApplianceResponseError, True, "malformed report XML", 2),
-        (answer(FULL_REPORT.replace(b"<lseq>", b"<lseq><<", 1)), ApplianceResponseError, True,
+        (answer(TRUNCATED), ApplianceReportError, True, "malformed report XML", 2),
+        (answer(FULL_REPORT.replace(b"<lseq>", b"<lseq><<", 1)), ApplianceReportError, True,
          "malformed report XML at line", 0),
-        (answer(f"{DECL}<other_list/>"), ApplianceResponseError, False,
+        (answer(f"{DECL}<other_list/>"), ApplianceReportError, False,
          "expected a <session_list> report, got <other_list>", 0),
-        (answer(b'<!DOCTYPE s [<!ENTITY a "x">]><session_list/>'), ApplianceResponseError,
+        (answer(b'<!DOCTYPE s [<!ENTITY a "x">]><session_list/>'), ApplianceReportError,
          False, "declares a DTD", 0),
         (answer('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE s [<!ENTITY a "x">]>'
-                "<session_list>&a;</session_list>".encode("utf-16")), ApplianceResponseError,
+                "<session_list>&a;</session_list>".encode("utf-16")), ApplianceReportError,
          True, "malformed report XML", 0),
         (answer(FULL_REPORT.replace(b'timestamp="', b'timestamp="99999', 1)),
-         ApplianceResponseError,
+         ApplianceReportError,
          False, "expected a UNIX timestamp", 0),
         (answer(NESTED_ERROR), ApplianceCommandError, False, "'Report generation failed'", 0),
         (answer(report_xml.reporting_error("Something failed")), ApplianceCommandError, False,

@@ -431,6 +431,7 @@ async def test_empty_configuration() -> None:
         ({}, "https", True),
         ({"allow_invalid_certificates": True}, "https", False),
         ({"use_plain_http": True, "host": "127.0.0.1:8080"}, "http", True),
+        ({"call_deadline_seconds": 12.5}, "https", True),
     ],
 )
 async def test_make_appliance_client(
@@ -450,7 +451,8 @@ async def test_make_appliance_client(
         assert client.base_url == f"{scheme}://{settings.host}"
     ((args, kwargs),) = made
     assert args == (settings.host, "cid", SECRET)
-    assert kwargs == {"scheme": scheme, "verify": verify}
+    deadline = extra.get("call_deadline_seconds", 300.0)
+    assert kwargs == {"scheme": scheme, "verify": verify, "deadline": deadline}
 
 
 @pytest.mark.parametrize(

@@ -13,16 +13,21 @@ from hypothesis import strategies as st
 
 from rsbridge.appliance import report_model as m
 from rsbridge.appliance.report_parser import (
+    DEFAULT_LIMITS,
     EXIT_SURVEYS,
     SESSION_LISTING,
     SUPPORT_SESSIONS,
     TEAM_ACTIVITY,
+    DamagedItem,
+    ReportKind,
     ReportLimits,
     ReportParser,
+    build_session,
     iter_report,
     iter_sessions,
     parse_endpoint,
 )
+from rsbridge.appliance.xml import Element
 from rsbridge.errors import (
     ApplianceCommandError,
     AppliancePermissionError,
@@ -358,6 +363,94 @@ def test_memory_stays_flat_as_sessions_are_streamed() -> None:
     small, large = peak(20), peak(400)
     assert small > 0 and large > 0
     assert large < small * 2  # 20x the sessions, not 20x the memory
+
+
+def _with_events(lsid: str, n: int = 3) -> m.SupportSession:
+    return _session(
+        lsid,
+        events=[
+            m.SessionEvent(T0, "File Download", filename=f"f{i}.txt", filesize=100 + i)
+            for i in range(n)
+        ],
+    )
+
+
+def test_a_session_with_an_unreadable_value_fails_alone() -> None:
+    sessions = [_with_events(f"{i:032x}") for i in range(12)]
+    xml = report_xml.session_list(sessions)
+    broken = sessions[1].lsid
+    start = xml.index(f'lsid="{broken}"'.encode())
+    at = xml.index(b"<filesize>101</filesize>", start)
+    xml = xml[:at] + b"<filesize>12abc</filesize>" + xml[at + len(b"<filesize>101</filesize>") :]
+
+    damaged: list[DamagedItem] = []
+    got = list(iter_report(_chunks(xml, [700] * 400), SUPPORT_SESSIONS, on_damaged=damaged.append))
+    assert got == [sessions[0], *sessions[2:]]  # the ten after it are delivered
+    [item] = damaged
+    assert (item.key, item.index) == (broken, 1)
+    assert "expected an integer, got '12abc'" in item.error.message
+
+    # Without on_damaged it fails the report, naming the session, after the one before it.
+    before: list[m.SupportSession] = []
+    with pytest.raises(ReportError, match="12abc") as caught:
+        before.extend(iter_report(xml, SUPPORT_SESSIONS))  # one chunk holds them all
+    assert before == sessions[:1] and caught.value.item == broken
+
+
+def test_a_session_with_too_many_elements_is_refused_before_its_tree_is_built() -> None:
+    # 2,000,000 empty elements (8 MB) in one session: as a libxml2 tree some 250 MB.
+    elements = 2_000_000
+    fed = 0
+
+    def report() -> Iterator[bytes]:
+        nonlocal fed
+        head = b'<?xml version="1.0"?>\n<session_list><session lsid="big"><session_details>'
+        block = b"<a/>" * 16_384  # 64 KiB
+        for part in (head, *[block] * (elements // 16_384)):
+            fed += len(part)
+            yield part
+        yield b"</session_details></session></session_list>"
+
+    with pytest.raises(ReportTooLargeError, match="more than the limit of 250000 elements") as e:
+        list(iter_sessions(report()))
+    assert e.value.item == "big"
+    # Refused within one piece of the limit: the tree never held much more than that.
+    assert fed <= 4 * DEFAULT_LIMITS.max_item_elements + 2 * 65536
+    with pytest.raises(ReportTooLargeError, match="limit of 1000 elements"):
+        list(iter_sessions(report(), ReportLimits(max_item_elements=1000)))
+
+
+def test_sessions_nobody_asked_for_are_skipped_unbuilt_and_counted() -> None:
+    built: list[str] = []
+
+    def build(el: Element) -> m.SupportSession:
+        session = build_session(el)
+        built.append(session.lsid)
+        return session
+
+    kind = ReportKind("session_list", "session", build, "lsid")
+    sessions = [_with_events(f"{i:032x}", 1) for i in range(300)]
+    wanted = {sessions[7].lsid, sessions[250].lsid, "not in the report"}
+    parser = ReportParser(kind, wanted=wanted)
+    got = [
+        s for chunk in _chunks(report_xml.session_list(sessions), [4096] * 10_000)
+        for s in parser.feed(chunk)
+    ] + parser.close()  # fmt: skip
+    assert got == [sessions[7], sessions[250]]
+    assert built == [sessions[7].lsid, sessions[250].lsid]  # the others were never built
+    assert (parser.items_seen, parser.items_skipped) == (300, 298)
+
+
+def test_a_syntax_error_inside_a_session_names_that_session() -> None:
+    xml = report_xml.session_list([_session("a" * 32), _session("b" * 32), _session("c" * 32)])
+    xml = xml.replace(b"<lseq>8</lseq>", b"<lseq><<8</lseq>", 2).replace(
+        b"<lseq><<8</lseq>", b"<lseq>8</lseq>", 1
+    )
+    got: list[m.SupportSession] = []
+    with pytest.raises(ReportSyntaxError) as caught:
+        got.extend(iter_sessions(_chunks(xml, [500] * 100)))
+    assert [s.lsid for s in got] == ["a" * 32]
+    assert caught.value.item == "b" * 32
 
 
 def test_encoded_body_written_for_invalid_characters() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from rsbridge.appliance.report_model import (
     SupportSession,
     SurveyAnswer,
 )
+from rsbridge.sim.appliance.faults import ELEMENTS_BLOAT, Damage
 from rsbridge.sim.appliance.server import COMMAND_NS, create_app
 from rsbridge.sim.appliance.state import ApiAccount, SimApplianceState, SimRep
 from rsbridge.sim.serve import SwappableApp, serve_in_thread
@@ -807,6 +809,71 @@ def test_report_delay_hides_the_end_time(
     given = finished("e" * 32, "2023-11-15T23:00:00")
     state.complete_session("e" * 32, given, report_delay=5, now=clock.now)
     assert sessions(base, token, lsid="e" * 32) == [("e" * 32, False)]
+
+
+def session_answer(base: str, token: str, **params: str) -> bytes:
+    r = call(base, token, api="reporting", generate_report="SupportSession", **params)
+    assert r.status_code == 200
+    return r.content
+
+
+def session_parts(answer: bytes) -> list[bytes]:
+    """The answer cut before each ``<session``: the head, then one part per session."""
+    return re.split(rb"(?=<session )", answer)
+
+
+@pytest.mark.parametrize("how", ["value", "markup", "elements"])
+def test_a_damaged_session_fault_damages_that_session_only(
+    base: str, token: str, state: SimApplianceState, reports: dict[str, str], how: Damage
+) -> None:
+    lsids = ",".join(reports[n] for n in "ABC")
+    clean = session_parts(session_answer(base, token, lsids=lsids))
+    with state.lock:
+        state.report_faults.damaged[reports["B"]] = how
+    damaged = session_parts(session_answer(base, token, lsids=lsids))
+    assert [damaged[i] for i in (0, 1, 3)] == [clean[i] for i in (0, 1, 3)]
+    b = damaged[2]
+    assert b != clean[2] and f'lsid="{reports["B"]}"'.encode() in b
+    if how == "value":
+        assert b"<file_transfer_count>12abc</file_transfer_count>" in b
+        etree.fromstring(b"".join(damaged))  # still well-formed XML
+    else:
+        if how == "markup":
+            assert b"<file_transfer_count><<" in b
+        else:
+            assert b.count(b"<padding/>") == ELEMENTS_BLOAT
+            etree.fromstring(b"".join(damaged), etree.XMLParser(huge_tree=True))
+        if how == "markup":
+            with pytest.raises(etree.XMLSyntaxError):
+                etree.fromstring(b"".join(damaged))
+
+
+def test_the_unrequested_fault_answers_every_session(
+    base: str, token: str, state: SimApplianceState, reports: dict[str, str]
+) -> None:
+    with state.lock:
+        state.report_faults.unrequested = True
+    assert [lsid for lsid, _ in sessions(base, token, lsid=reports["A"])] == [
+        reports[n] for n in "ABCD"
+    ]
+
+
+def test_the_trickle_fault_sends_one_byte_at_a_time(
+    base: str, token: str, state: SimApplianceState, reports: dict[str, str]
+) -> None:
+    normal = session_answer(base, token, lsid=reports["A"])
+    pause = 0.0005
+    with state.lock:
+        state.report_faults.trickle_seconds = pause
+    params = {"generate_report": "SupportSession", "lsid": reports["A"]}
+    headers = {"Authorization": f"Bearer {token}"}
+    began = time.monotonic()
+    with HTTP.stream("GET", f"{base}/api/reporting", params=params, headers=headers) as r:
+        assert r.headers["content-type"] == "text/xml; charset=UTF-8"
+        chunks = list(r.iter_raw())
+    # A pause before every byte: the answer cannot have come faster than that.
+    assert time.monotonic() - began >= len(normal) * pause
+    assert b"".join(chunks) == normal and len(chunks) > 1
 
 
 @pytest.mark.parametrize(

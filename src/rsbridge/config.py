@@ -165,6 +165,7 @@ class ApplianceConfig(_Model):
     use_plain_http: bool = False
     outbound_event_token: SecretStr | None = None
     accepted_addresses: Networks = Field(default_factory=lambda: _networks("ALL"))  # type: ignore[arg-type]
+    call_deadline_seconds: float = Field(300.0, gt=0)
 
     @field_validator("id")
     @classmethod

@@ -15,6 +15,7 @@ check, and never contain a secret (client secrets and bearer tokens are not pass
     │   ├── ApplianceRateLimitedError       429 / over the configured budget (retryable)
     │   ├── ApplianceServerError            5xx from the appliance (retryable)
     │   ├── ApplianceResponseError          malformed or unexpected response (retryable)
+    │   │   └── ApplianceReportError        a report could not be read; ``item``: which session
     │   └── ApplianceCommandError           ``<error>`` answered with HTTP 200 (permanent)
     │       ├── AppliancePermissionError    API account lacks a permission
     │       ├── RepresentativeNotFoundError
@@ -96,6 +97,20 @@ class ApplianceResponseError(ApplianceError):
     retryable = True
 
 
+class ApplianceReportError(ApplianceResponseError):
+    """A report the appliance answered could not be read (a :class:`ReportError` inside).
+
+    ``item`` is the key (lsid) of the session that broke it, when it is known; the other
+    sessions of the same answer are then worth fetching again without it.
+    """
+
+    def __init__(
+        self, message: str, *, retryable: bool | None = None, item: str | None = None
+    ) -> None:
+        super().__init__(message, retryable=retryable)
+        self.item = item
+
+
 class ApplianceCommandError(ApplianceError):
     """The appliance answered ``<error>text</error>`` (usually with HTTP 200)."""
 
@@ -127,6 +142,9 @@ class SessionNotFoundError(ApplianceCommandError):
 
 class ReportError(RsbridgeError):
     """A session report could not be read."""
+
+    item: str | None = None
+    """The key (lsid) of the item (session) being read when it failed, when known."""
 
 
 class ReportSyntaxError(ReportError):

@@ -38,6 +38,7 @@ from rsbridge.errors import (
 from rsbridge.sim.serve import SwappableApp, serve_in_thread
 from rsbridge.sim.servicenow import DemoSeed, SimServiceNowState, create_app
 from rsbridge.sim.servicenow.render import activity_html
+from tests.conftest import Trickle, trickling_server
 from tests.servicenow_helpers import seeded_state
 
 from .contract import (
@@ -385,6 +386,7 @@ def test_bad_renames_and_mappings_are_configuration_errors() -> None:
         ({"create_lookup_fields": ["assigned_to=sys_user"]}, "create_lookup_fields"),
         ({"survey_state_rules": ["sometimes"]}, "survey_state_rules"),
         ({"auth": "oauth_password"}, "client_id"),
+        ({"timeout_seconds": 0}, "timeout_seconds"),
     ):
         with pytest.raises(ConfigurationError, match=needle):
             ServiceNowConnector(ServiceNowConnector.validate_settings({**base, **extra}))
@@ -522,6 +524,20 @@ async def test_an_unreachable_instance_is_retryable(make: Factory) -> None:
     connector = make(instance_url="http://127.0.0.1:9", timeout_seconds=2.0)
     with pytest.raises(ConnectorRetryableError, match="could not be reached"):
         await connector.find_ticket("INC0010001")
+
+
+async def test_an_instance_that_trickles_its_answer_fails_retryably_within_the_timeout() -> None:
+    # One byte every 50 ms never trips a per-read timeout; the whole answer takes 100 s.
+    body = b'{"result": [' + b" " * 2000 + b"]}"
+    async with trickling_server({"/": Trickle(body, pause=0.05)}) as url:
+        raw = {"instance_url": url, "username": "u", "password": "p", "timeout_seconds": 0.5}
+        connector = ServiceNowConnector(ServiceNowConnector.validate_settings(raw))
+        try:
+            async with asyncio.timeout(20):  # generous: proves it did not wait for the peer
+                with pytest.raises(ConnectorRetryableError, match=r"no answer within 0\.5 s"):
+                    await connector.find_ticket("INC0010001")
+        finally:
+            await connector.aclose()
 
 
 async def test_check_names_missing_tables(sn: Instance, make: Factory) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from rsbridge.sim.appliance.emitter import OutboundEventEmitter, Recipient, even
 from rsbridge.sim.appliance.server import create_app
 from rsbridge.sim.appliance.state import SimApplianceState
 from rsbridge.sim.serve import serve_in_thread
+from rsbridge.sim.webhook import WebhookReceiverState
+from rsbridge.sim.webhook import create_app as create_webhook_app
 from tests.conftest import SIGNING_SECRET
 
 
@@ -29,14 +32,36 @@ class SimAppliance:
     client_secret: str
 
 
+@dataclass
+class Hook:
+    """A simulated webhook receiver and the URL deliveries go to."""
+
+    state: WebhookReceiverState
+    url: str
+
+
 @pytest.fixture
-def sim() -> Iterator[SimAppliance]:
-    state = SimApplianceState.default(seed=3)
+def hook() -> Iterator[Hook]:
+    state = WebhookReceiverState()
+    with serve_in_thread(create_webhook_app(state)) as url:
+        yield Hook(state, f"{url}/hook")
+
+
+@contextmanager
+def serve_sim(seed: int = 3) -> Iterator[SimAppliance]:
+    """A simulated appliance served on loopback (rate limits out of the way)."""
+    state = SimApplianceState.default(seed=seed)
     account = state.accounts[0]
     with serve_in_thread(create_app(state, rate_per_second=1000, rate_per_hour=10**6)) as url:
         yield SimAppliance(
             state, url.removeprefix("http://"), account.client_id, account.client_secret
         )
+
+
+@pytest.fixture
+def sim() -> Iterator[SimAppliance]:
+    with serve_sim() as running:
+        yield running
 
 
 def engine_config(

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rsbridge.appliance.events import CUSTOMER_SURVEY, END
-from rsbridge.appliance.report_model import SupportSession
+from rsbridge.appliance.events import CUSTOMER_SURVEY, END, MEMBER_ADDED, REP_SURVEY
+from rsbridge.appliance.report_model import ExitSurvey, SupportSession, SurveyAnswer
 from rsbridge.backoff import backoff
 from rsbridge.config import Config
 from rsbridge.engine.intake import job_specs
@@ -25,23 +24,8 @@ from rsbridge.engine.store.base import (
 )
 from rsbridge.engine.store.memory import MemoryStore
 from rsbridge.sim.appliance.scenarios import SessionGenerator
-from rsbridge.sim.serve import serve_in_thread
-from rsbridge.sim.webhook import WebhookReceiverState, create_app
 
-from .conftest import SimAppliance, engine_config
-
-
-@dataclasses.dataclass
-class Hook:
-    state: WebhookReceiverState
-    url: str
-
-
-@pytest.fixture
-def hook() -> Iterator[Hook]:
-    state = WebhookReceiverState()
-    with serve_in_thread(create_app(state)) as url:
-        yield Hook(state, f"{url}/hook")
+from .conftest import Hook, SimAppliance, engine_config
 
 
 def _config(tmp_path: Path, sim: SimAppliance | None, url: str, **integration: Any) -> Config:
@@ -202,24 +186,101 @@ async def test_a_survey_that_arrives_first_is_applied_after_its_session(
     assert kinds == ["session_report"] + ["survey"] * len(session.customer_surveys)
 
 
-async def test_a_survey_waits_while_its_session_is_not_imported(
+def _kinds(hook: Hook) -> list[str | None]:
+    return [d.kind for d in hook.state.received if d.kind != "ticket"]
+
+
+async def test_a_survey_whose_session_end_never_came_imports_the_session(
     tmp_path: Path, sim: SimAppliance, hook: Hook
 ) -> None:
-    # The survey event came first and the session end is still in the appliance's queue.
+    # The appliance dropped the session-end event (its retry duration ran out): only the
+    # survey arrives. The report holds the whole session, so nothing may wait for the end.
     config = _config(tmp_path, sim, hook.url)
     session = _session(sim)
     engine = await _engine(config)
     try:
         await _record(engine, config, session, CUSTOMER_SURVEY)
         assert engine.worker is not None
-        outcomes = await engine.worker.run_until_idle(max_wait=0.5)
-        assert outcomes and all(o.outcome == "wait" for o in outcomes)
-        assert hook.state.of_kind("survey") == []
+        outcomes = await engine.worker.run_until_idle(max_wait=5)
+        assert [o.outcome for o in outcomes] == ["done"]
+        surveys = ["survey"] * len(session.customer_surveys)
+        assert _kinds(hook) == ["session_report", *surveys]
+        # The import is recorded as the session end's: a late end event adds nothing.
         await _record(engine, config, session, END)
-        await engine.worker.run_until_idle(max_wait=10)
+        outcomes = await engine.worker.run_until_idle(max_wait=5)
+        assert [(o.outcome, o.note) for o in outcomes] == [("done", "already delivered")]
     finally:
         await engine.aclose()
-    assert len(hook.state.of_kind("survey")) == len(session.customer_surveys)
+    assert _kinds(hook) == ["session_report", *surveys]
+
+
+async def test_a_survey_after_a_dead_session_end_imports_the_session(
+    tmp_path: Path, sim: SimAppliance, hook: Hook
+) -> None:
+    config = _config(tmp_path, sim, hook.url)
+    session = _session(sim)
+    hook.state.fail_next(400)  # the end job's first call is refused for good
+    engine = await _engine(config)
+    try:
+        await _record(engine, config, session, END)
+        await _record(engine, config, session, CUSTOMER_SURVEY)
+        assert engine.worker is not None
+        await engine.worker.run_until_idle(max_wait=5)
+        jobs = {j.event_type: j for j in await engine.store.list_jobs(JobFilter())}
+        assert jobs[END].status is JobStatus.DEAD
+        assert jobs[CUSTOMER_SURVEY].status is JobStatus.DONE
+    finally:
+        await engine.aclose()
+    assert _kinds(hook) == ["session_report"] + ["survey"] * len(session.customer_surveys)
+
+
+async def test_a_rep_survey_that_names_the_ticket_brings_the_skipped_session_along(
+    tmp_path: Path, sim: SimAppliance, hook: Hook
+) -> None:
+    # Associated by the rep's exit-survey answer: at the session end the rep has not
+    # answered yet, so the end finds no ticket and is skipped. The survey names it.
+    association = {"ticket_from": ["rep_survey:task_number"], "on_unmatched": "skip"}
+    config = _config(tmp_path, sim, hook.url, association=association)
+    answered = _session(sim)
+    sim.state.add_report(dataclasses.replace(answered, rep_surveys=[]))
+    engine = await _engine(config)
+    try:
+        await _record(engine, config, answered, END)
+        assert engine.worker is not None
+        [skipped] = await engine.worker.run_until_idle(max_wait=5)
+        assert (skipped.note or "").startswith("skipped: ")
+        survey = ExitSurvey(7, [SurveyAnswer("task_number", "INC0042")])
+        sim.state.add_report(dataclasses.replace(answered, rep_surveys=[survey]))
+        await _record(engine, config, answered, REP_SURVEY)
+        await engine.worker.run_until_idle(max_wait=5)
+    finally:
+        await engine.aclose()
+    received = [d for d in hook.state.received if d.kind != "ticket"]
+    assert [d.kind for d in received] == ["session_report", "survey"]
+    assert {d.body["ticket"]["id"] for d in received} == {"INC0042"}
+
+
+async def test_a_session_end_after_a_failed_join_still_imports(
+    tmp_path: Path, sim: SimAppliance, hook: Hook
+) -> None:
+    # The join job (auto-create) ranks before the end; when it fails for good the end is
+    # handed out all the same and finds (here: creates) the ticket itself.
+    association = {"create_on_join": True, "on_unmatched": "create", "ticket_from": []}
+    config = _config(tmp_path, sim, hook.url, association=association)
+    session = _session(sim)
+    hook.state.fail_next(400)  # the join's ticket creation
+    engine = await _engine(config)
+    try:
+        await _record(engine, config, session, MEMBER_ADDED)
+        await _record(engine, config, session, END)
+        assert engine.worker is not None
+        await engine.worker.run_until_idle(max_wait=5)
+        jobs = {j.event_type: j for j in await engine.store.list_jobs(JobFilter())}
+        assert jobs[MEMBER_ADDED].status is JobStatus.DEAD
+        assert jobs[END].status is JobStatus.DONE
+    finally:
+        await engine.aclose()
+    assert _kinds(hook) == ["session_report"]
 
 
 async def test_a_template_error_parks_the_job_with_file_and_line(

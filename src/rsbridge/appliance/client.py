@@ -13,8 +13,9 @@ as an exception from :mod:`rsbridge.errors` with a retryable/permanent flag.
 
 from __future__ import annotations
 
+import logging
 import ssl
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -39,16 +40,19 @@ from rsbridge.appliance.report_parser import (
     SESSION_LISTING,
     SUPPORT_SESSIONS,
     TEAM_ACTIVITY,
+    DamagedItem,
     ReportKind,
     ReportLimits,
     ReportParser,
 )
 from rsbridge.appliance.transport import map_transport_error, retry_after
 from rsbridge.appliance.xml import Element, children, command_error, local_name, parse_document
+from rsbridge.deadline import DeadlineClient
 from rsbridge.errors import (
     ApplianceAuthError,
     AppliancePermissionError,
     ApplianceRateLimitedError,
+    ApplianceReportError,
     ApplianceResponseError,
     ApplianceServerError,
     ConfigurationError,
@@ -57,6 +61,11 @@ from rsbridge.errors import (
 )
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+#: Longest time one call may take, from the request to the last byte of its answer.
+DEFAULT_CALL_DEADLINE_SECONDS = 300.0
 
 #: Command API answers are small; a wrong host streaming a large body is cut off here.
 MAX_COMMAND_RESPONSE_BYTES = 4 * 1024 * 1024
@@ -106,6 +115,7 @@ class ApplianceClient:
         scheme: Literal["https", "http"] = "https",
         verify: bool | ssl.SSLContext = True,
         timeout: float = 30.0,
+        deadline: float = DEFAULT_CALL_DEADLINE_SECONDS,
         rate_limits: RateLimits = DEFAULT_RATE_LIMITS,
         max_rate_limit_wait: float = 60.0,
         close_connections: bool = True,
@@ -114,21 +124,26 @@ class ApplianceClient:
     ) -> None:
         """``host`` is the appliance's host name (``host:port`` allowed).
 
-        ``close_connections`` sends ``Connection: close`` as the API documentation
-        requires. ``max_rate_limit_wait`` is the longest ``Retry-After`` the client
-        sleeps through by itself; a longer one raises
+        ``timeout`` bounds each step of a call (connecting, each read); ``deadline`` the
+        whole call, answer included, so an appliance that trickles its answer cannot
+        hold a caller (see :mod:`rsbridge.deadline`). Both apply to the HTTP client made
+        here, not to one passed as ``http``. ``close_connections`` sends ``Connection:
+        close`` as the API documentation requires. ``max_rate_limit_wait`` is the
+        longest ``Retry-After`` the client sleeps through by itself; a longer one raises
         :class:`~rsbridge.errors.ApplianceRateLimitedError` for the caller to schedule.
         """
         check_host(host, ConfigurationError, "appliance host")
         self.base_url = f"{scheme}://{host}"
         self._own_http = http is None
-        self._http = http or httpx.AsyncClient(verify=verify, timeout=timeout)
+        self._http = http or DeadlineClient(deadline=deadline, verify=verify, timeout=timeout)
         self._headers = {"Connection": "close"} if close_connections else {}
         self.tokens = TokenCache(self._http, self.base_url, client_id, client_secret)
         self.limiter = SlidingWindowLimiter(rate_limits)
         self._max_wait = max_rate_limit_wait
         self._report_limits = report_limits
         self.requests_sent = 0
+        self.unrequested_items = 0
+        """Sessions (or survey records) answered without being asked for, and skipped."""
 
     async def __aenter__(self) -> Self:
         return self
@@ -222,15 +237,27 @@ class ApplianceClient:
         return root
 
     async def _report(
-        self, report: str, params: Iterable[tuple[str, str]], kind: ReportKind[T]
+        self,
+        report: str,
+        params: Iterable[tuple[str, str]],
+        kind: ReportKind[T],
+        *,
+        wanted: Collection[str] | None = None,
+        on_damaged: Callable[[DamagedItem], None] | None = None,
     ) -> AsyncIterator[T]:
-        """Run a Reporting API report and stream its items as they are parsed."""
+        """Run a Reporting API report and stream its items as they are parsed.
+
+        ``wanted``: the lsids asked for (items of other lsids are skipped unbuilt and
+        counted in :attr:`unrequested_items`); ``on_damaged`` see :meth:`support_sessions`.
+        """
         what = f"report {report}"
         async with self._send(
             "/api/reporting", [("generate_report", report), *params], what
         ) as resp:
             _check_xml(resp, what)
-            parser = ReportParser(kind, self._report_limits, what=what)
+            parser = ReportParser(
+                kind, self._report_limits, what=what, wanted=wanted, on_damaged=on_damaged
+            )
             try:
                 async for chunk in resp.aiter_bytes():
                     for item in parser.feed(chunk):
@@ -243,7 +270,19 @@ class ApplianceClient:
                 # A cut-off transfer may go through next time; an oversized, refused or
                 # nonsensical report will not.
                 retryable = isinstance(exc, ReportSyntaxError)
-                raise ApplianceResponseError(f"{what}: {exc.message}", retryable=retryable) from exc
+                raise ApplianceReportError(
+                    f"{what}: {exc.message}", retryable=retryable, item=exc.item
+                ) from exc
+            finally:
+                if parser.items_skipped:
+                    self.unrequested_items += parser.items_skipped
+                    log.warning(
+                        "%s: the appliance answered %d %s elements that were not asked for; "
+                        "they were ignored",
+                        what,
+                        parser.items_skipped,
+                        kind.item,
+                    )
 
     # --- Command API --------------------------------------------------------------
 
@@ -334,10 +373,21 @@ class ApplianceClient:
         lsid: str | None = None,
         lsids: Iterable[str] | None = None,
         window: TimeWindow | None = None,
+        on_damaged: Callable[[DamagedItem], None] | None = None,
     ) -> AsyncIterator[SupportSession]:
-        """Stream SupportSession reports for one lsid, many lsids (batched) or a window."""
-        for params in _selections(lsid, lsids, window):
-            async for session in self._report("SupportSession", params, SUPPORT_SESSIONS):
+        """Stream SupportSession reports for one lsid, many lsids (batched) or a window.
+
+        Selected by lsid, only the sessions asked for are yielded: others in the answer
+        are skipped without being built (and counted in :attr:`unrequested_items`).
+        ``on_damaged`` receives each session that is well-formed but holds a value that
+        cannot be read (a count that is not a number, ...), and the rest of the answer is
+        read on; without it such a session fails the call with
+        :class:`~rsbridge.errors.ApplianceReportError` naming its lsid (``item``).
+        """
+        for params, wanted in _selections(lsid, lsids, window):
+            async for session in self._report(
+                "SupportSession", params, SUPPORT_SESSIONS, wanted=wanted, on_damaged=on_damaged
+            ):
                 yield session
 
     async def support_session_listing(self, window: TimeWindow) -> list[SessionSummary]:
@@ -357,8 +407,8 @@ class ApplianceClient:
         """Customer (SupportCustExitSurvey) or representative (SupportRepExitSurvey) surveys."""
         report = "SupportCustExitSurvey" if kind == "customer" else "SupportRepExitSurvey"
         records: list[ExitSurveyRecord] = []
-        for params in _selections(lsid, lsids, window):
-            records += [r async for r in self._report(report, params, EXIT_SURVEYS)]
+        for params, wanted in _selections(lsid, lsids, window):
+            records += [r async for r in self._report(report, params, EXIT_SURVEYS, wanted=wanted)]
         return records
 
     async def support_team_activity(
@@ -399,19 +449,18 @@ def _rep(rep_id: int | str | None, rep_username: str | None) -> list[tuple[str, 
 
 def _selections(
     lsid: str | None, lsids: Iterable[str] | None, window: TimeWindow | None
-) -> Iterable[list[tuple[str, str]]]:
-    """One parameter list per request for the chosen selection."""
+) -> Iterable[tuple[list[tuple[str, str]], frozenset[str] | None]]:
+    """One parameter list per request for the chosen selection, with the lsids it asks
+    for (``None``: a time window, any session may come)."""
     if sum(x is not None for x in (lsid, lsids, window)) != 1:
         raise ValueError("give exactly one of lsid, lsids and window")
     if lsid is not None:
-        return [[("lsid", lsid)]]
+        return [([("lsid", lsid)], frozenset([lsid]))]
     if window is not None:
-        return [window.params()]
+        return [(window.params(), None)]
     ids = list(dict.fromkeys(lsids or ()))
-    return [
-        [("lsids", ",".join(ids[i : i + LSID_BATCH_SIZE]))]
-        for i in range(0, len(ids), LSID_BATCH_SIZE)
-    ]
+    batches = [ids[i : i + LSID_BATCH_SIZE] for i in range(0, len(ids), LSID_BATCH_SIZE)]
+    return [([("lsids", ",".join(batch))], frozenset(batch)) for batch in batches]
 
 
 def _raise_for_status(status: int, what: str, url: str) -> None:

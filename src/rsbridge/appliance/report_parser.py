@@ -8,16 +8,22 @@ memory depends on the largest session, not on the report.
 Hardening: a DTD in the prolog is refused (:class:`ReportSecurityError`), so no entity
 can be declared or expanded; nothing is fetched from the network, libxml2's size
 limits stay on,
-and :class:`ReportLimits` bounds the whole document and any one item
-(:class:`ReportTooLargeError`). Malformed XML raises :class:`ReportSyntaxError` with the
-line and column. An ``<error>`` answered by the appliance inside or instead of a report
-raises the matching :class:`~rsbridge.errors.ApplianceCommandError`.
+and :class:`ReportLimits` bounds the whole document and any one item, in bytes and in
+elements (:class:`ReportTooLargeError`). Malformed XML raises :class:`ReportSyntaxError`
+with the line and column. An ``<error>`` answered by the appliance inside or instead of a
+report raises the matching :class:`~rsbridge.errors.ApplianceCommandError`.
+
+One damaged item need not cost the others: an item that is well-formed XML but holds a
+value that cannot be read (``<filesize>12abc</filesize>``) is reported to ``on_damaged``
+and skipped, and the parser reads on. Items nobody asked for (``wanted``) are freed
+without being built, and counted. Errors raised while an item is open name its key
+(``ReportError.item``), so a caller can fetch the other items again without it.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -67,13 +73,17 @@ CHUNK_SIZE = 64 * 1024
 class ReportLimits:
     """Size limits for one report document.
 
-    ``max_item_bytes`` bounds a single session (or survey, ...) and so the parser's
-    memory; ``max_bytes`` bounds the document (``None``: no limit, streaming keeps
-    memory flat anyway).
+    ``max_item_bytes`` and ``max_item_elements`` bound a single session (or survey, ...)
+    and so the parser's memory; ``max_bytes`` bounds the document (``None``: no limit,
+    streaming keeps memory flat anyway). Elements need their own bound because libxml2
+    spends about 120 bytes on each: 60 MB of empty elements inside one session would
+    take some 2 GB as a tree, while 250,000 elements take about 30 MB (a day-long session
+    with a large system-information snapshot has some tens of thousands).
     """
 
     max_bytes: int | None = None
     max_item_bytes: int = 64 * 1024 * 1024
+    max_item_elements: int = 250_000
 
 
 DEFAULT_LIMITS = ReportLimits()
@@ -466,23 +476,40 @@ def build_team_activity(el: Element) -> TeamActivity:
 
 @dataclass(frozen=True, slots=True)
 class ReportKind(Generic[T]):
-    """Which root and item elements a report has, and how to build an item."""
+    """Which root and item elements a report has, how to build an item, and which
+    attribute of an item names it (``key``: the lsid of a session)."""
 
     root: str
     item: str
     build: Callable[[Element], T]
+    key: str | None = None
 
 
-SUPPORT_SESSIONS: ReportKind[SupportSession] = ReportKind("session_list", "session", build_session)
+SUPPORT_SESSIONS: ReportKind[SupportSession] = ReportKind(
+    "session_list", "session", build_session, "lsid"
+)
 SESSION_LISTING: ReportKind[SessionSummary] = ReportKind(
-    "session_summary_list", "session_summary", build_summary
+    "session_summary_list", "session_summary", build_summary, "lsid"
 )
 EXIT_SURVEYS: ReportKind[ExitSurveyRecord] = ReportKind(
-    "exit_survey_list", "exit_survey", build_exit_survey
+    "exit_survey_list", "exit_survey", build_exit_survey, "lsid"
 )
 TEAM_ACTIVITY: ReportKind[TeamActivity] = ReportKind(
-    "team_activity_list", "team_activity", build_team_activity
+    "team_activity_list", "team_activity", build_team_activity, "id"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class DamagedItem:
+    """An item that is well-formed XML but could not be read, and was skipped.
+
+    ``key`` is its key attribute (lsid), ``None`` if it has none; ``index`` its
+    position among the items of the document (0 for the first).
+    """
+
+    key: str | None
+    index: int
+    error: ReportError
 
 
 class ReportParser(Generic[T]):
@@ -494,40 +521,67 @@ class ReportParser(Generic[T]):
     """
 
     def __init__(
-        self, kind: ReportKind[T], limits: ReportLimits = DEFAULT_LIMITS, *, what: str = ""
+        self,
+        kind: ReportKind[T],
+        limits: ReportLimits = DEFAULT_LIMITS,
+        *,
+        what: str = "",
+        wanted: Collection[str] | None = None,
+        on_damaged: Callable[[DamagedItem], None] | None = None,
     ) -> None:
-        """``what`` names the report in error messages (e.g. ``report SupportSession``)."""
+        """``what`` names the report in error messages (e.g. ``report SupportSession``).
+
+        ``wanted``: the keys (lsids) asked for; other items are skipped unbuilt and
+        counted in :attr:`items_skipped`. ``on_damaged``: called for each item that
+        holds a value that cannot be read, which is then skipped (without it, such an
+        item raises its :class:`ReportError`).
+        """
         self._kind = kind
         self._what = what or f"report <{kind.root}>"
+        self._wanted = wanted
+        self._on_damaged = on_damaged
         # A syntax error found while feeding is raised on the next call, so that the
-        # items completed before the damage are delivered first.
+        # items completed before the damage are delivered first; so is a damaged item
+        # when there is no on_damaged to report it to.
         self._pending: etree.XMLSyntaxError | None = None
+        self._failed: ReportError | None = None
         self._limits = limits
         self._guard = PrologGuard()
-        self._parser = safe_pull_parser((f"{{*}}{kind.item}", "{*}error"))
+        self._parser = safe_pull_parser((f"{{*}}{kind.item}", "{*}error"), events=("start", "end"))
         self._total = 0
         self._since_item = 0
+        self._elements = 0
+        self._open: str | None = None
         self.items_seen = 0
+        """Items completed so far: delivered, skipped or damaged."""
+        self.items_skipped = 0
+        """Items skipped because their key was not ``wanted``."""
+        self.items_damaged = 0
+        """Items skipped because a value in them could not be read."""
 
     def feed(self, data: bytes) -> list[T]:
         """Parse ``data`` (any split is fine); return the items completed by it."""
         self._raise_pending()
-        self._total += len(data)
-        self._since_item += len(data)
-        if self._limits.max_bytes is not None and self._total > self._limits.max_bytes:
-            raise ReportTooLargeError(
-                f"report larger than the limit of {self._limits.max_bytes} bytes"
-            )
-        if self._since_item > self._limits.max_item_bytes:
-            raise ReportTooLargeError(
-                f"one <{self._kind.item}> is larger than the limit of "
-                f"{self._limits.max_item_bytes} bytes (after item #{self.items_seen})"
-            )
-        safe = self._guard.feed(data)
-        if not safe:
-            return []
-        self._feed_lxml(safe)
-        return self._collect()
+        items: list[T] = []
+        # Limits are checked before libxml2 sees the bytes, one bounded piece at a time,
+        # so an oversized item is refused before its tree is built.
+        for start in range(0, len(data), CHUNK_SIZE):
+            piece = data[start : start + CHUNK_SIZE] if len(data) > CHUNK_SIZE else data
+            try:
+                self._check_limits(piece)
+            except ReportError as exc:
+                self._failed = exc
+                break
+            safe = self._guard.feed(piece)
+            if safe:
+                self._feed_lxml(safe)
+                items += self._collect()
+            if self._pending is not None or self._failed is not None:
+                break
+        if not items:
+            self._raise_pending()
+        # Otherwise a failure is raised on the next call, after these items are delivered.
+        return items
 
     def close(self) -> list[T]:
         """Finish the document; raise if it is truncated or not the expected report."""
@@ -548,6 +602,43 @@ class ReportParser(Generic[T]):
             raise ReportError(f"expected a <{self._kind.root}> report, got <{name}>")
         return items
 
+    def _check_limits(self, piece: bytes) -> None:
+        self._total += len(piece)
+        self._since_item += len(piece)
+        # Every element has a start tag, so "<" not followed by "/" bounds their number
+        # from above (comments and CDATA only make the count stricter).
+        self._elements += piece.count(b"<") - piece.count(b"</")
+        item = f"<{self._kind.item}>"
+        if self._limits.max_bytes is not None and self._total > self._limits.max_bytes:
+            raise self._keyed(
+                ReportTooLargeError(
+                    f"report larger than the limit of {self._limits.max_bytes} bytes"
+                )
+            )
+        if self._since_item > self._limits.max_item_bytes:
+            raise self._keyed(
+                ReportTooLargeError(
+                    f"one {item} is larger than the limit of "
+                    f"{self._limits.max_item_bytes} bytes ({self._where()})"
+                )
+            )
+        if self._elements > self._limits.max_item_elements:
+            raise self._keyed(
+                ReportTooLargeError(
+                    f"one {item} has more than the limit of "
+                    f"{self._limits.max_item_elements} elements ({self._where()})"
+                )
+            )
+
+    def _where(self) -> str:
+        named = f"{self._kind.key} {self._open!r}, " if self._open is not None else ""
+        return f"{named}after item #{self.items_seen}"
+
+    def _keyed(self, error: ReportError) -> ReportError:
+        """``error`` marked with the key of the item open when it happened."""
+        error.item = self._open
+        return error
+
     def _feed_lxml(self, data: bytes) -> None:
         try:
             self._parser.feed(data)
@@ -555,22 +646,47 @@ class ReportParser(Generic[T]):
             self._pending = exc
 
     def _raise_pending(self) -> None:
+        if self._failed is not None:
+            raise self._failed
         if self._pending is not None:
             raise self._syntax_error(self._pending) from None
 
     def _collect(self) -> list[T]:
         items: list[T] = []
-        for _event, el in self._parser.read_events():
-            if not isinstance(el, etree._Element):  # only "end" events are requested
+        if self._failed is not None:
+            return items
+        key_name = self._kind.key
+        for event, el in self._parser.read_events():
+            if not isinstance(el, etree._Element):
                 continue
             if local_name(el) == "error":
+                if event != "end":
+                    continue
                 parent = el.getparent()
                 if parent is None or parent.getparent() is None:  # root or child of root
                     raise command_error(el.text or "", self._what)
                 continue
-            items.append(self._kind.build(el))
+            key = el.get(key_name) if key_name else None
+            if event == "start":
+                self._open = key
+                continue
+            index = self.items_seen
             self.items_seen += 1
+            if self._wanted is not None and key not in self._wanted:
+                self.items_skipped += 1
+            else:
+                try:
+                    items.append(self._kind.build(el))
+                except ReportError as exc:
+                    exc.item = key
+                    if self._on_damaged is None:
+                        self._failed = exc
+                        return items
+                    self.items_damaged += 1
+                    self._on_damaged(DamagedItem(key, index, exc))
+            self._open = None
             self._since_item = 0
+            self._elements = 0
             # Free what is done: the element and the siblings before it.
             el.clear()
             parent = el.getparent()
@@ -586,8 +702,8 @@ class ReportParser(Generic[T]):
             f"(after {self.items_seen} complete <{self._kind.item}> elements)"
         )
         if "huge" in detail.lower():  # libxml2's own size limits
-            return ReportTooLargeError(message)
-        return ReportSyntaxError(message, line=line, column=column)
+            return self._keyed(ReportTooLargeError(message))
+        return self._keyed(ReportSyntaxError(message, line=line, column=column))
 
 
 def iter_report(
@@ -596,12 +712,15 @@ def iter_report(
     limits: ReportLimits = DEFAULT_LIMITS,
     *,
     what: str = "",
+    wanted: Collection[str] | None = None,
+    on_damaged: Callable[[DamagedItem], None] | None = None,
 ) -> Iterator[T]:
     """Parse a report from bytes, an iterable of chunks or a binary file, one item at a time.
 
-    ``what`` names the report in error messages (default: its root element).
+    ``what`` names the report in error messages (default: its root element);
+    ``wanted`` and ``on_damaged`` as for :class:`ReportParser`.
     """
-    parser = ReportParser(kind, limits, what=what)
+    parser = ReportParser(kind, limits, what=what, wanted=wanted, on_damaged=on_damaged)
     chunks: Iterable[bytes]
     read = getattr(source, "read", None)
     if isinstance(source, bytes):

@@ -6,6 +6,7 @@ import socket
 
 import httpx
 
+from rsbridge.deadline import CallDeadlineExceeded
 from rsbridge.errors import (
     ApplianceConnectionError,
     ApplianceError,
@@ -35,6 +36,11 @@ def map_transport_error(exc: httpx.HTTPError, url: str) -> ApplianceError:
             f"the TLS certificate of the appliance {host!r} {problem} "
             "(allow_invalid_certificates is for a test appliance only)",
             retryable=False,
+        )
+    if isinstance(exc, CallDeadlineExceeded):
+        return ApplianceConnectionError(
+            f"the appliance {host!r} did not answer in time: its answer was not complete "
+            f"within the call deadline of {exc.seconds:g} s ({url})"
         )
     if isinstance(exc, httpx.TimeoutException):
         return ApplianceConnectionError(f"the appliance {host!r} did not answer in time ({url})")

@@ -52,9 +52,11 @@ def safe_parser() -> etree.XMLParser:
     return etree.XMLParser(**_SAFE)  # type: ignore[arg-type]  # stubs lag lxml's options
 
 
-def safe_pull_parser(tags: tuple[str, ...]) -> etree.XMLPullParser:
-    """A feed parser reporting the end of each element in ``tags``, same options."""
-    return etree.XMLPullParser(events=("end",), tag=tags, **_SAFE)  # type: ignore[arg-type]
+def safe_pull_parser(
+    tags: tuple[str, ...], events: tuple[str, ...] = ("end",)
+) -> etree.XMLPullParser:
+    """A feed parser reporting ``events`` of each element in ``tags``, same options."""
+    return etree.XMLPullParser(events=events, tag=tags, **_SAFE)  # type: ignore[arg-type]
 
 
 _PROLOG_LIMIT = 64 * 1024

@@ -32,6 +32,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model
 
 from rsbridge.appliance.report_model import ExitSurvey, SupportSession
+from rsbridge.deadline import DEFAULT_CALL_DEADLINE_SECONDS, DeadlineClient
 from rsbridge.errors import ConfigurationError, ConnectorPermanentError, TicketNotFoundError
 from rsbridge.tls import is_loopback_host
 
@@ -261,7 +262,9 @@ class Connector(abc.ABC):
     Subclasses set ``name``, ``title`` and ``settings`` and implement the abstract
     methods. The engine constructs one instance per integration with validated
     settings and, optionally, a shared ``httpx.AsyncClient``; :meth:`aclose` releases
-    what the instance owns.
+    what the instance owns. The client made when none is given ends every call within
+    ``call_deadline_seconds`` (see :mod:`rsbridge.deadline`); one passed in keeps its own
+    timeouts.
     """
 
     name: ClassVar[str]
@@ -271,11 +274,14 @@ class Connector(abc.ABC):
     settings: ClassVar[Sequence[Setting]] = ()
     default_ticket_from: ClassVar[tuple[str, ...]] = ("external_key",)
     """Association sources used when the integration does not set ``ticket_from``."""
+    call_deadline_seconds: ClassVar[float] = DEFAULT_CALL_DEADLINE_SECONDS
+    """Longest time one call of the default ``http`` client may take, answer included, so
+    a slow or trickling peer cannot hold a worker (each step is also bounded by 30 s)."""
 
     def __init__(self, config: ConnectorSettings, *, http: httpx.AsyncClient | None = None):
         self.config = config
         self._own_http = http is None
-        self.http = http or httpx.AsyncClient(timeout=30.0)
+        self.http = http or DeadlineClient(deadline=self.call_deadline_seconds, timeout=30.0)
 
     @classmethod
     def settings_model(cls) -> type[ConnectorSettings]:

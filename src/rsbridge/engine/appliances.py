@@ -12,7 +12,8 @@ def make_appliance_client(appliance: ApplianceConfig) -> ApplianceClient:
 
     ``use_plain_http`` selects ``http`` (the configuration allows it for loopback hosts
     only); ``ca_file`` trusts a private CA and ``allow_invalid_certificates`` turns TLS
-    verification off (both at once raise ConfigurationError). The caller owns
+    verification off (both at once raise ConfigurationError); every call ends within
+    ``call_deadline_seconds``. The caller owns
     the client and closes it (``async with`` or :meth:`ApplianceClient.aclose`); share
     one client per appliance, since the appliance keeps few live tokens per account.
     """
@@ -26,4 +27,5 @@ def make_appliance_client(appliance: ApplianceConfig) -> ApplianceClient:
             ca_file=appliance.ca_file,
             where=f"appliance {appliance.id}",
         ),
+        deadline=appliance.call_deadline_seconds,
     )

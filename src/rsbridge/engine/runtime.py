@@ -38,6 +38,10 @@ from rsbridge.web.app import create_app
 
 log = logging.getLogger(__name__)
 
+_STOP_MARGIN_SECONDS = 5.0
+"""Beyond the shutdown grace, how long stopping waits before it cancels what still runs."""
+_WORKER_TASK = "worker"
+
 
 class Engine:
     """One engine process's parts. Use ``async with Engine(config) as engine``."""
@@ -139,7 +143,7 @@ class Engine:
         if self.running:
             return
         self._stop.clear()
-        self._tasks = [asyncio.create_task(self.worker.run(self._stop), name="worker")]
+        self._tasks = [asyncio.create_task(self.worker.run(self._stop), name=_WORKER_TASK)]
         self._tasks += [
             asyncio.create_task(self._poll_loop(p), name=f"poller-{p.integration.name}")
             for p in self.pollers
@@ -148,9 +152,25 @@ class Engine:
             self._tasks.append(asyncio.create_task(self._prune_loop(), name="pruner"))
 
     async def stop(self) -> None:
-        """Stop pollers and workers gracefully (in-flight jobs finish or are released)."""
+        """Stop pollers and workers gracefully (in-flight jobs finish or are released).
+
+        Bounded: the workers stop within ``shutdown_grace_seconds`` (and a few seconds for
+        cancelled jobs to unwind); a poller still waiting for an appliance's answer by then
+        is cancelled. That loses nothing: its watermark moves only after a whole poll,
+        and the events it recorded already are on disk.
+        """
         self._stop.set()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            workers = [t for t in self._tasks if t.get_name() == _WORKER_TASK]
+            if workers:
+                limit = self.config.engine.shutdown_grace_seconds + _STOP_MARGIN_SECONDS
+                await asyncio.wait(workers, timeout=limit)
+            late = [t for t in self._tasks if not t.done()]
+            for task in late:
+                log.info("%s is still waiting for a peer at shutdown; cancelled", task.get_name())
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=_STOP_MARGIN_SECONDS)
         self._tasks = []
 
     async def aclose(self) -> None:

@@ -2,7 +2,16 @@
 
 A :class:`Worker` claims jobs from the store in batches, fetches the session reports the
 batch needs in as few appliance calls as possible (``lsids=``, 100 per call), then
-processes the jobs concurrently. For each job:
+processes the jobs concurrently.
+
+One slow or broken appliance holds only its own jobs: each appliance's fetch runs as a
+task of its own, the jobs that need it wait for it (without taking a worker slot), and
+claiming, the other appliances and the jobs that need no report go on meanwhile. Every
+appliance call ends within its deadline (``call_deadline_seconds``), which is a
+retryable failure of those jobs only. A session the report holds damaged fails alone:
+the others of the same answer are delivered (fetched again without it when the parser
+could not read past it), and sessions the appliance sent unasked are skipped and
+counted. For each job:
 
 1. the report must be complete (an end time): otherwise the job waits, with growing
    delays, up to ``report_wait_seconds`` from its arrival, and only then counts as failed;
@@ -17,6 +26,13 @@ Failures: a retryable error of an event type the integration retries is re-queue
 exponential backoff and full jitter (at least the peer's ``Retry-After``) until
 ``retry_limit`` retries are spent; anything else becomes a dead letter at once. Every
 attempt is recorded with its outcome and error.
+
+No job waits for another event that may never come. The store hands out a survey only
+after the session-end job of its session has finished (done or dead), so a survey whose
+session is not imported yet imports it itself, under the session end's ledger key: the
+appliance drops an event it could not deliver, and a session-end event that comes later
+finds the import done. The other waits are for the appliance (a report without an end
+time, a survey not in the report yet), bounded by ``report_wait_seconds``.
 """
 
 from __future__ import annotations
@@ -56,6 +72,7 @@ from rsbridge.engine.association import (
 )
 from rsbridge.engine.autocreate import create_for_live_session, join_filter_refusal
 from rsbridge.engine.render import Renderer
+from rsbridge.engine.reports import FetchResult, ReportFetch
 from rsbridge.engine.signing import signer_for
 from rsbridge.engine.store.base import (
     AttemptOutcome,
@@ -93,6 +110,20 @@ class Outcome:
 _REPORT_EVENTS = frozenset({END, MEMBER_ADDED, *SURVEY_EVENTS})
 """Events whose processing needs the session's report (live, for a join)."""
 
+_Report = FetchResult
+
+_FETCH_BATCHES = 2
+"""Claimed batches that may wait for report fetches at once. One hung appliance holds
+at most its own batch; the next one keeps the other appliances going."""
+
+_CANCEL_WAIT_SECONDS = 5.0
+"""At shutdown, how long cancelled jobs get to unwind before they are left behind (their
+jobs are released to the queue either way)."""
+
+
+def _needs_report(job: Job) -> bool:
+    return bool(job.lsid) and job.event_type in _REPORT_EVENTS
+
 
 class _Skip(Exception):  # noqa: N818 (a control-flow signal, not an error)
     """The session has no ticket and the integration skips such sessions."""
@@ -123,10 +154,18 @@ class Worker:
         # Jobs claimed and not finished, started or still waiting for a slot: their
         # leases are extended while they are held so that a long batch never expires.
         self._held: set[int] = set()
+        # Jobs whose report fetch is still running: they hold no worker slot.
+        self._awaiting: set[int] = set()
+        self._fetches: set[asyncio.Task[dict[str, _Report]]] = set()
+        # One fetch per appliance at a time: gentle on its request budget, and the call
+        # count below stays exact.
+        self._fetch_locks: dict[str, asyncio.Lock] = {}
         self._last_heartbeat = 0.0
         self._slots = asyncio.Semaphore(self._engine.workers)
         self.appliance_calls = 0
         """Report fetches made (each may cover up to 100 sessions)."""
+        self.unrequested_sessions = 0
+        """Sessions appliances answered without being asked for (ignored)."""
         self.processed = 0
         self.outcomes: list[Outcome] = []
         """Outcomes of the last :meth:`run_until_idle` (a long :meth:`run` keeps none)."""
@@ -137,8 +176,10 @@ class Worker:
     async def run(self, stop: asyncio.Event, *, poll_interval: float = 0.2) -> None:
         """Claim and process jobs until ``stop`` is set, then shut down gracefully.
 
-        Graceful: no new claims; in-flight jobs get ``shutdown_grace_seconds`` to finish;
-        what is still running then is cancelled and released back to the queue.
+        Graceful: no new claims; report fetches still running are cancelled and the jobs
+        waiting for them released at once (they have done nothing yet); jobs at work get
+        ``shutdown_grace_seconds`` to finish; what is still running then is cancelled
+        and released back to the queue.
         """
         try:
             while not stop.is_set():
@@ -164,14 +205,17 @@ class Worker:
         while True:
             await self._heartbeat()
             claimed = await self._claim_and_start()
+            if claimed:
+                # Claim on while there is room: jobs waiting for a slow appliance's
+                # fetch must not keep runnable jobs of other appliances unclaimed.
+                await asyncio.sleep(0)
+                continue
             if self._inflight:
                 await asyncio.wait(
                     set(self._inflight),
                     timeout=self._engine.lease_seconds / 3,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
-                continue
-            if claimed:
                 continue
             counts = await self.store.counts()
             if counts.get("queued", 0) == 0 or time.monotonic() > deadline:
@@ -180,14 +224,25 @@ class Worker:
             await asyncio.sleep(0.05)
 
     async def _shutdown(self) -> None:
+        # A fetch may be stuck on a trickling appliance until its deadline; its jobs have
+        # done nothing yet, so they go back to the queue now rather than after the grace.
+        for fetch in list(self._fetches):
+            fetch.cancel()
         if self._inflight:
             _, pending = await asyncio.wait(
-                self._inflight, timeout=self._engine.shutdown_grace_seconds
+                set(self._inflight), timeout=self._engine.shutdown_grace_seconds
             )
             for task in pending:
                 task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            if pending:
+                # Bounded: a task that ignores its cancellation must not hold the process.
+                _, stuck = await asyncio.wait(pending, timeout=_CANCEL_WAIT_SECONDS)
+                if stuck:
+                    log.warning("%d jobs did not stop when cancelled; released anyway", len(stuck))
             self._inflight.clear()
+        # A task cancelled before it began never cleared its marks; run() may start again.
+        self._awaiting.clear()
+        self._held.clear()
         released = await self.store.release(self.owner)
         if released:
             log.info("released %d unfinished jobs at shutdown", released)
@@ -202,23 +257,27 @@ class Worker:
 
     async def _claim_and_start(self) -> int:
         # Claim only when a slot is free, but then a whole batch: a backlog is fetched
-        # from the appliance 100 sessions per call.
-        if len(self._inflight) >= self._engine.workers:
+        # from the appliance 100 sessions per call. Jobs still waiting for their fetch
+        # take no slot (so a hung appliance does not stop claims for the others), but
+        # only _FETCH_BATCHES batches may wait at once.
+        batch = self._engine.report_batch_size
+        if (
+            len(self._inflight) - len(self._awaiting) >= self._engine.workers
+            or len(self._awaiting) >= _FETCH_BATCHES * batch
+        ):
             return 0
         jobs = await self.store.claim(
-            self.owner,
-            limit=self._engine.report_batch_size,
-            lease=self._engine.lease_seconds,
-            now=self._clock(),
+            self.owner, limit=batch, lease=self._engine.lease_seconds, now=self._clock()
         )
         if not jobs:
             return 0
-        reports = await self._fetch_reports(jobs)
         self._held.update(job.id for job in jobs)
+        fetches = self._start_fetches(jobs)
         for job in jobs:
-            task = asyncio.create_task(
-                self._guarded(job, reports.get((job.appliance_id, job.lsid or "")))
-            )
+            fetch = fetches.get(job.appliance_id) if _needs_report(job) else None
+            if fetch is not None:
+                self._awaiting.add(job.id)
+            task = asyncio.create_task(self._guarded(job, fetch))
             self._inflight.add(task)
             task.add_done_callback(self._inflight_done)
         return len(jobs)
@@ -233,42 +292,62 @@ class Worker:
 
     # --- reports ----------------------------------------------------------------
 
-    async def _fetch_reports(
-        self, jobs: Iterable[Job]
-    ) -> dict[tuple[str, str], SupportSession | RsbridgeError]:
-        """One batched SupportSession fetch per appliance for the jobs that need a report."""
+    def _start_fetches(self, jobs: Iterable[Job]) -> dict[str, asyncio.Task[dict[str, _Report]]]:
+        """One fetch task per appliance for the jobs of a batch that need a report."""
         wanted: dict[str, set[str]] = {}
         for job in jobs:
-            if job.lsid and job.event_type in _REPORT_EVENTS:
-                wanted.setdefault(job.appliance_id, set()).add(job.lsid)
-        found: dict[tuple[str, str], SupportSession | RsbridgeError] = {}
+            if _needs_report(job):
+                wanted.setdefault(job.appliance_id, set()).add(job.lsid or "")
+        fetches = {}
         for appliance_id, lsids in wanted.items():
-            client = self.services.appliances.get(appliance_id)
-            if client is None:
-                error = ConfigurationError(f"appliance {appliance_id} is not configured")
-                found.update({(appliance_id, lsid): error for lsid in lsids})
-                continue
+            task = asyncio.create_task(self._fetch(appliance_id, lsids))
+            self._fetches.add(task)
+            task.add_done_callback(self._fetches.discard)
+            fetches[appliance_id] = task
+        return fetches
+
+    async def _fetch(self, appliance_id: str, lsids: set[str]) -> dict[str, _Report]:
+        """The reports of ``lsids`` from one appliance, or per lsid why not.
+
+        Never raises (but for cancellation): the jobs waiting for it each get an answer.
+        """
+        client = self.services.appliances.get(appliance_id)
+        if client is None:
+            error = ConfigurationError(f"appliance {appliance_id} is not configured")
+            return dict.fromkeys(lsids, error)
+        found: dict[str, _Report] = {}
+        lock = self._fetch_locks.setdefault(appliance_id, asyncio.Lock())
+        async with lock:
+            calls, unasked = client.requests_sent, client.unrequested_items
             try:
-                before = client.requests_sent
-                async for session in client.support_sessions(lsids=sorted(lsids)):
-                    found[(appliance_id, session.lsid)] = session
-                self.appliance_calls += client.requests_sent - before
-            except RsbridgeError as exc:
-                log.warning("report fetch from appliance %s failed: %s", appliance_id, exc.message)
+                await ReportFetch(client, appliance_id, lsids, found).run()
+            except Exception as exc:  # a bug: fail the jobs visibly rather than hang them
+                log.exception("report fetch from appliance %s failed", appliance_id)
                 for lsid in lsids:
-                    found.setdefault((appliance_id, lsid), exc)
+                    found.setdefault(lsid, exc)
+            finally:
+                self.appliance_calls += client.requests_sent - calls
+                self.unrequested_sessions += client.unrequested_items - unasked
         return found
 
     # --- one job ----------------------------------------------------------------
 
-    async def _guarded(self, job: Job, report: SupportSession | RsbridgeError | None) -> Outcome:
+    async def _guarded(self, job: Job, fetch: asyncio.Task[dict[str, _Report]] | None) -> Outcome:
         try:
+            report: _Report = None
+            if fetch is not None:
+                try:
+                    # Shielded: one job cancelled must not cancel its batch-mates' fetch.
+                    reports = await asyncio.shield(fetch)
+                finally:
+                    self._awaiting.discard(job.id)
+                report = reports.get(job.lsid or "")
             async with self._slots:
                 return await self._run_one(job, report)
         finally:
             self._held.discard(job.id)
 
-    async def _run_one(self, job: Job, report: SupportSession | RsbridgeError | None) -> Outcome:
+    async def _run_one(self, job: Job, report: _Report) -> Outcome:
         started = self._clock()
         finish = await self._attempt(job, report)
         if not await self.store.finish(
@@ -277,9 +356,9 @@ class Worker:
             log.warning("job %d: lease lost before it finished; another worker has it", job.id)
         return Outcome(job.id, finish.outcome, finish.error)
 
-    async def _attempt(self, job: Job, report: SupportSession | RsbridgeError | None) -> Finish:
+    async def _attempt(self, job: Job, report: _Report) -> Finish:
         try:
-            if isinstance(report, RsbridgeError):
+            if isinstance(report, Exception):
                 raise report
             note = await self.process(job, report)
             return Finish(AttemptOutcome.DONE, error=note)
@@ -355,29 +434,20 @@ class Worker:
                 f"the appliance has no complete report for session {job.lsid} yet"
             )
         connector = self.services.connectors[integration.name]
-        if job.event_type in SURVEY_EVENTS and self._imports_end(integration):
-            end_key = self._key(job, END, REPORT_EFFECT)
-            if await self.store.ledger_get(end_key) is None and not await self._ticketless(job):
-                raise SessionNotReadyError(
-                    f"session {job.lsid} is not imported yet; the survey waits for it"
-                )
         ticket, association = await self._ticket(job, integration, connector, session)
         renderer = self.services.renderers[integration.name]
         if job.event_type == END:
-            key = self._key(job, END, REPORT_EFFECT)
-            if await self.store.ledger_get(key) is not None:
-                return "already delivered"
-            delivery = SessionDelivery(
-                str(key),
-                job.appliance_id,
-                integration.name,
-                renderer.imported_session(session),
-                renderer.render(session),
-                association,
+            imported = await self._import_session(
+                job, integration, connector, ticket, association, session
             )
-            result = await connector.write_session_report(ticket, delivery)
-            await self._record(key, ticket, result.ref, result.detail)
-            return None
+            return None if imported else "already delivered"
+        if self._imports_end(integration):
+            # The store hands a survey out only once its session's end job has finished
+            # (done or dead), or when there never was one: the appliance drops an event it
+            # could not deliver in its retry duration. Waiting for the end import could
+            # then last forever; the report is complete, so the survey brings the import
+            # along, under the end's own ledger key (a late end event finds it done).
+            await self._import_session(job, integration, connector, ticket, association, session)
         kind: Literal["customer", "rep"] = (
             "customer" if SURVEY_EVENTS[job.event_type] == "customer" else "rep"
         )
@@ -411,9 +481,32 @@ class Worker:
     def _imports_end(integration: IntegrationConfig) -> bool:
         return END in integration.outbound_events or END in integration.polling_events
 
-    async def _ticketless(self, job: Job) -> bool:
-        """Whether the session-end job of this session already ended without a ticket."""
-        return await self.store.ledger_get(self._key(job, TICKET_EFFECT, "none")) is not None
+    async def _import_session(
+        self,
+        job: Job,
+        integration: IntegrationConfig,
+        connector: Connector,
+        ticket: Ticket | None,
+        association: Association,
+        session: SupportSession,
+    ) -> bool:
+        """Write the session report (the session end's effect) unless the ledger holds it;
+        whether it was written now."""
+        key = self._key(job, END, REPORT_EFFECT)
+        if await self.store.ledger_get(key) is not None:
+            return False
+        renderer = self.services.renderers[integration.name]
+        delivery = SessionDelivery(
+            str(key),
+            job.appliance_id,
+            integration.name,
+            renderer.imported_session(session),
+            renderer.render(session),
+            association,
+        )
+        result = await connector.write_session_report(ticket, delivery)
+        await self._record(key, ticket, result.ref, result.detail)
+        return True
 
     def _key(self, job: Job, event: str, effect: str) -> LedgerKey:
         return LedgerKey(job.appliance_id, job.lsid or "", event, job.integration, effect)

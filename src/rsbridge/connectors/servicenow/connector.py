@@ -67,6 +67,7 @@ from rsbridge.connectors.servicenow.records import (
     to_record,
 )
 from rsbridge.connectors.servicenow.schema import Schema
+from rsbridge.deadline import DeadlineClient
 from rsbridge.errors import (
     ConfigurationError,
     ConnectorAuthError,
@@ -171,7 +172,12 @@ SETTINGS: tuple[Setting, ...] = (
         "path",
         "A PEM file of the CA certificates to trust instead of the public ones (private CA).",
     ),
-    Setting("timeout_seconds", "float", "Timeout of each call.", default=30.0),
+    Setting(
+        "timeout_seconds",
+        "float",
+        "Longest time one call may take, from the request to the last byte of the answer.",
+        default=30.0,
+    ),
     Setting("batch_size", "int", "Sub-requests per Batch API call.", default=100),
     Setting(
         "tables",
@@ -422,12 +428,19 @@ class ServiceNowConnector(Connector):
     def __init__(self, config: ConnectorSettings, *, http: httpx.AsyncClient | None = None):
         c: Any = config
         own = http is None
+        if not c.timeout_seconds > 0:
+            raise ConfigurationError("servicenow: timeout_seconds must be more than 0")
         if http is None:
             verify = tls_verification(
                 verify=bool(c.verify_tls), ca_file=c.ca_file, where="servicenow settings"
             )
-            http = httpx.AsyncClient(
-                proxy=c.proxy or None, verify=verify, timeout=c.timeout_seconds
+            # The whole call is bounded, not only each read: an instance (or a proxy) that
+            # trickles its answer would otherwise hold the job for as long as it likes.
+            http = DeadlineClient(
+                deadline=c.timeout_seconds,
+                proxy=c.proxy or None,
+                verify=verify,
+                timeout=c.timeout_seconds,
             )
         super().__init__(config, http=http)
         self._own_http = own

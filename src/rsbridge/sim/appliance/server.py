@@ -41,7 +41,7 @@ from rsbridge.appliance.report_model import (
     SurveyQuestion,
     TeamActivity,
 )
-from rsbridge.sim.appliance import report_xml
+from rsbridge.sim.appliance import faults, report_xml
 from rsbridge.sim.appliance.state import (
     PERMISSION_NAMES,
     ApiAccount,
@@ -213,15 +213,18 @@ class _Appliance:
         return await self._api(request, self._command, _command_error)
 
     async def reporting(self, request: Request) -> Response:
-        return await self._api(request, self._reporting, report_xml.reporting_error)
+        trickle = self.state.report_faults.trickle_seconds
+        return await self._api(request, self._reporting, report_xml.reporting_error, trickle)
 
     async def _api(
         self,
         request: Request,
         handler: Callable[[ApiAccount, Params], str | bytes | Iterator[bytes]],
         error: Callable[[str], str | bytes],
+        trickle: float = 0.0,
     ) -> Response:
-        """Authenticate, rate-limit and parse a request, then answer with XML."""
+        """Authenticate, rate-limit and parse a request, then answer with XML (one byte
+        at a time, ``trickle`` seconds apart, when that fault is on)."""
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         account = (
             self.state.account_for_token(token, self.clock())
@@ -251,6 +254,11 @@ class _Appliance:
             result = handler(account, params)
         except SimCommandError as exc:
             result = error(exc.message)
+        if trickle > 0:
+            whole = result.encode() if isinstance(result, str) else result
+            chunks = [whole] if isinstance(whole, bytes) else whole
+            slowly = faults.trickle(chunks, trickle)
+            return StreamingResponse(slowly, headers=headers, media_type=XML_CONTENT_TYPE)
         if isinstance(result, str | bytes):
             return Response(result, headers=headers, media_type=XML_CONTENT_TYPE)
         return StreamingResponse(result, headers=headers, media_type=XML_CONTENT_TYPE)
@@ -420,9 +428,15 @@ class _Appliance:
         if report not in ("SupportSession", "SupportSessionListing", *_SURVEY_REPORTS):
             raise SimCommandError(f"Invalid report type: '{report}'")
         selected = _session_filter(params)
+        injected = self.state.report_faults
+        if report == "SupportSession" and injected.unrequested:
+            selected = lambda s: True  # noqa: E731 (the fault: whatever was asked)
         sessions = [s for s in self.state.report_sessions(self.clock()) if selected(s)]
         if report == "SupportSession":
-            return report_xml.session_list_chunks(sessions)
+            chunks = report_xml.session_list_chunks(sessions)
+            if injected.damaged:
+                return faults.damage_sessions(chunks, dict(injected.damaged))
+            return chunks
         if report == "SupportSessionListing":
             summaries = (
                 SessionSummary(s.lsid, s.recording is not None, s.external_key) for s in sessions

@@ -35,6 +35,7 @@ from rsbridge.appliance.report_model import (
     SupportSession,
     SurveyAnswer,
 )
+from rsbridge.sim.appliance.faults import ReportFaults
 
 #: Permission names in the order ``get_api_info`` lists them (real RS 19.1 response).
 PERMISSION_NAMES = (
@@ -215,6 +216,8 @@ class SimApplianceState:
     active_sessions: dict[str, ActiveSession] = field(default_factory=dict)
     session_keys: dict[str, SessionKey] = field(default_factory=dict)
     team_events: list[tuple[int, SessionEvent]] = field(default_factory=list)
+    report_faults: ReportFaults = field(default_factory=ReportFaults)
+    """Faults the Reporting API injects (see :mod:`.faults`); none by default."""
     rng: random.Random = field(default_factory=random.Random, repr=False)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
     _tokens: dict[str, _Token] = field(default_factory=dict, init=False, repr=False)
