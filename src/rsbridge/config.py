@@ -347,6 +347,12 @@ ACTION_ROUTES = ("session_key", "jump", "issues", "support_now", "links", "auto_
 ActionRoute = Literal["session_key", "jump", "issues", "support_now", "links", "auto_create"]
 
 
+def _plain_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError("only letters, digits, '.', '_' and '-'")
+    return value
+
+
 def _long_enough(value: SecretStr) -> SecretStr:
     if len(value.get_secret_value()) < MIN_TOKEN_CHARS:
         raise ValueError(f"must be at least {MIN_TOKEN_CHARS} characters")
@@ -364,12 +370,7 @@ class ActionsClientConfig(_Model):
     user: str | None = Field(None, min_length=1, max_length=200)
     """Binds the token to one technician: requests act as this user and no other."""
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError("only letters, digits, '.', '_' and '-'")
-        return value
+    _name = field_validator("name")(_plain_name)
 
     _token = field_validator("token")(_long_enough)
 
@@ -492,12 +493,7 @@ class IntegrationConfig(_Model):
     actions: IntegrationActionsConfig = Field(default_factory=IntegrationActionsConfig)
     settings: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError("only letters, digits, '.', '_' and '-'")
-        return value
+    _name = field_validator("name")(_plain_name)
 
     @field_validator("outbound_events", "retry_outbound_events")
     @classmethod
