@@ -210,7 +210,8 @@ class ConnectorContract:
             assert f"{name}: plain http:// to tickets.example.com:8080" in message
             assert "allow_plain_http = true" in message
             assert "pw" not in message and "t=1" not in message
-            allowed = cls.validate_settings({**raw, "allow_plain_http": True})
+            plain = "http://tickets.example.com:8080/a?t=1"
+            allowed = cls.validate_settings({**raw, name: plain, "allow_plain_http": True})
             assert cls.plain_http_urls(allowed) == [(name, "tickets.example.com:8080")]
             for loopback in ("http://127.0.0.1:8080/x", "http://LOCALHOST/x", "http://[::1]:9/"):
                 cls.validate_settings({**self.valid_settings(), name: loopback})

@@ -331,6 +331,10 @@ async def test_the_secret_is_never_in_a_message(
         ({"max_attempts": 0}, "max_attempts"),
         ({"timeout": 0}, "timeout"),
         ({"backoff_seconds": -1}, "backoff_seconds"),
+        (
+            {"url": "https://user:pw@hooks.example.com/x", "secret": "s3cret-value"},
+            "Basic auth only",
+        ),
     ],
 )
 def test_bad_settings_are_refused(settings: dict[str, object], named: str) -> None:

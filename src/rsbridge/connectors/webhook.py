@@ -163,8 +163,16 @@ def _options(config: ConnectorSettings) -> _Options:
     secret = values.get("secret")
     check_url = values.get("check_url")
     include_session = values.get("include_session")
+    url = _parse_url(values.get("url"), "url")
+    if url.userinfo and isinstance(secret, SecretStr) and secret.get_secret_value():
+        # httpx turns user info into Basic auth, replacing the Bearer header: the secret
+        # would silently never be sent.
+        raise ConfigurationError(
+            "connector settings (webhook): url: has a user name and password, and secret is "
+            "set too: the receiver would get Basic auth only; use one of them"
+        )
     return _Options(
-        url=_parse_url(values.get("url"), "url"),
+        url=url,
         check_url=None if not check_url else _parse_url(check_url, "check_url"),
         timeout=number("timeout", 10.0, minimum=0.0, above=True),
         max_attempts=int(number("max_attempts", 3, minimum=1)),
