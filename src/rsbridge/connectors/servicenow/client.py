@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 import httpx
 from pydantic import SecretStr
 
-from rsbridge import __version__
+from rsbridge.connectors.transport import PeerTransport
 from rsbridge.connectors.webhook import retry_after_seconds
 from rsbridge.errors import (
     ConnectorAuthError,
@@ -35,12 +35,10 @@ from rsbridge.errors import (
     ConnectorRetryableError,
     TicketNotFoundError,
 )
-from rsbridge.tls import certificate_problem
 
 AuthMode = Literal["basic", "oauth_password", "oauth_client_credentials"]
 Record = dict[str, Any]
 
-_USER_AGENT = f"rsbridge/{__version__}"
 _TOKEN_MARGIN = 60.0  # seconds before expiry at which a token is renewed
 
 
@@ -85,13 +83,12 @@ class ServiceNowClient:
     def __init__(
         self, base_url: str, credentials: Credentials, http: httpx.AsyncClient, *, timeout: float
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.host = httpx.URL(self.base_url).host
+        self.transport = PeerTransport(
+            "ServiceNow", base_url, http, timeout=timeout, secrets=credentials.secrets
+        )
+        self.base_url = self.transport.base_url
+        self.host = self.transport.host
         self.credentials = credentials
-        self.http = http
-        self.timeout = timeout
-        self.calls = 0
-        """HTTP requests sent (token requests included), for tests and benchmarks."""
         self._token: str | None = None
         self._refresh: str | None = None
         self._expires = 0.0
@@ -180,6 +177,11 @@ class ServiceNowClient:
 
     # --- transport ----------------------------------------------------------------
 
+    @property
+    def calls(self) -> int:
+        """HTTP requests sent (token requests included), for tests and benchmarks."""
+        return self.transport.calls
+
     async def _send(
         self,
         method: str,
@@ -189,40 +191,9 @@ class ServiceNowClient:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        self.calls += 1
-        try:
-            return await self.http.request(
-                method,
-                url,
-                content=content,
-                params=params,
-                headers={"User-Agent": _USER_AGENT, **(headers or {})},
-                timeout=self.timeout,
-                follow_redirects=False,
-            )
-        except httpx.TimeoutException:
-            raise ConnectorRetryableError(
-                f"ServiceNow {self.host}: no answer within {self.timeout:g} s"
-            ) from None
-        except httpx.UnsupportedProtocol:
-            raise ConnectorPermanentError(
-                f"ServiceNow {self.host}: instance_url must be http:// or https://"
-            ) from None
-        except httpx.ProxyError as exc:
-            raise ConnectorRetryableError(
-                f"ServiceNow {self.host}: the proxy refused or failed ({exc})"
-            ) from None
-        except httpx.TransportError as exc:
-            problem = certificate_problem(exc)
-            if problem is not None:
-                # Retrying cannot help until the certificate or the settings change.
-                raise ConnectorPermanentError(
-                    f"ServiceNow {self.host}: the TLS certificate {problem} "
-                    "(verify_tls = false is for a test instance only)"
-                ) from None
-            raise ConnectorRetryableError(
-                f"ServiceNow {self.host} could not be reached ({type(exc).__name__}: {exc})"
-            ) from None
+        return await self.transport.send(
+            method, url, content=content, headers=headers, params=params
+        )
 
     async def request(
         self,
@@ -295,13 +266,7 @@ class ServiceNowClient:
         raise self._scrub(error)
 
     def _scrub(self, error: ConnectorError) -> ConnectorError:
-        message = error.message
-        for secret in self.credentials.secrets():
-            if secret:
-                message = message.replace(secret, "***")
-        if message != error.message:
-            return type(error)(message, retry_after=error.retry_after)
-        return error
+        return self.transport.scrub(error)
 
     # --- Table API ----------------------------------------------------------------
 
