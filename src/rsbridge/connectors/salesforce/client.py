@@ -499,9 +499,9 @@ def soql_quote(value: str) -> str:
 
 
 def _path_value(value: str) -> str:
-    # An external id in a URL path: every reserved character percent-encoded, so a value
-    # with "/", "?" or ".." cannot address another resource.
-    return quote(value, safe="")
+    # An external id in a URL path: every reserved character percent-encoded, and the
+    # dots too, so a value with "/", "?" or ".." cannot address another resource.
+    return quote(value, safe="").replace(".", "%2E")
 
 
 def _new_id(response: httpx.Response, where: str, sobject: str) -> str:
