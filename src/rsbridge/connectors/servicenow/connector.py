@@ -1,8 +1,24 @@
 """The ServiceNow connector class: its settings, its construction and its connection test.
 
-What it does is written in one module per job, as mixins this class combines (see the
-package docstring); this module builds the parts they share: the HTTP client, the
-ServiceNow client and its credentials, the table schema and the parsed options.
+:class:`ServiceNowConnector` is one class made of mixins, one module per job, each layer
+using the ones below it:
+
+* ``settings`` -- the declared settings, their parsing into options, the session values
+  a field mapping can name;
+* ``tickets`` -- find a ticket by sys_id or number, auto-create one, look up the records
+  a mapping or reference names; declares the parts every job shares (client, schema,
+  options), which this module builds;
+* ``writes`` -- what imports and surveys share: Batch API calls, rows already present,
+  the task's journal stream, the session row's references and lock;
+* ``session_import`` -- a session into records, journal entries and an attachment (its
+  docstring says what is written and how a replay stays once-only);
+* ``surveys`` -- exit surveys and the actions' work notes;
+* ``actions`` -- what the technician and customer actions ask: ticket context, user
+  mapping, configuration items, custom links;
+* ``connector`` (here) -- the class itself: settings, construction, connection test.
+
+Below them: ``client`` (HTTP: Table, Batch, Attachment APIs and auth), ``records`` (the
+rows of a session) and ``schema`` (table and column names).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Tickets in ServiceNow: find one by sys_id or number, create one (auto-create), look up
 the records a mapping or a reference names.
 
-:class:`TicketsMixin` is the ground floor of :class:`~rsbridge.connectors.servicenow.
-ServiceNowConnector`: it declares the parts the connector's constructor sets up (client,
-schema, parsed options), which every other job uses too.
+:class:`TicketsMixin` is the ground floor of
+:class:`~rsbridge.connectors.servicenow.connector.ServiceNowConnector`: it declares the
+parts the connector's constructor sets up (client, schema, parsed options), which every
+other job uses too.
 """
 
 from __future__ import annotations
