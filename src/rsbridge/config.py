@@ -12,12 +12,16 @@ A secret (``client_secret``, ``outbound_event_token`` and any connector setting 
 secret) is written as a string, as ``{ env = "NAME" }`` or as ``{ file = "/path" }``.
 Secrets are held as :class:`pydantic.SecretStr`, so printing a configuration or an error
 never shows them.
+
+Every section's model is importable from here. The sections of technician and customer
+actions (``[integrations.actions]``, ``[actions]``, ``[signing]``, ``[smtp]``) are written
+in :mod:`rsbridge.config_actions`; what all sections are built from (the base model,
+secrets, plain names) in :mod:`rsbridge.config_base`.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -26,9 +30,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -40,39 +42,51 @@ from pydantic import (
 from rsbridge.appliance.events import CUSTOMER_SURVEY, END, IMPORTABLE_EVENTS
 from rsbridge.appliance.host import check_host
 from rsbridge.appliance.report_model import EventType
+from rsbridge.config_actions import (
+    ACTION_ROUTES,
+    MIN_SIGNING_SECRET_CHARS,
+    MIN_TOKEN_CHARS,
+    ActionRoute,
+    ActionsClientConfig,
+    ActionsConfig,
+    IntegrationActionsConfig,
+    SigningConfig,
+    SmtpConfig,
+    prepare_action_secrets,
+)
+from rsbridge.config_base import ConfigModel, anchor_file, plain_name, resolve_secret
 from rsbridge.connectors.base import ConnectorSettings
 from rsbridge.connectors.registry import connector_class
 from rsbridge.errors import ConfigurationError
 from rsbridge.tls import is_loopback_host
 
+__all__ = [
+    "ACTION_ROUTES",
+    "MAX_UNSIGNED_GRACE",
+    "MIN_LEDGER_RETENTION_DAYS",
+    "MIN_SIGNING_SECRET_CHARS",
+    "MIN_TOKEN_CHARS",
+    "ActionRoute",
+    "ActionsClientConfig",
+    "ActionsConfig",
+    "ApplianceConfig",
+    "AssociationConfig",
+    "Config",
+    "EngineConfig",
+    "IPNetwork",
+    "IntegrationActionsConfig",
+    "IntegrationConfig",
+    "Networks",
+    "SigningConfig",
+    "SmtpConfig",
+    "load_config",
+    "parse_config",
+    "resolve_secret",
+]
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _ID = re.compile(r"^[A-Za-z0-9._]+$")
-_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
-
-
-def resolve_secret(value: object, *, where: str) -> object:
-    """Turn ``{env = "NAME"}`` / ``{file = "path"}`` into the secret's text.
-
-    Anything else is returned unchanged for the model to validate. Errors name the
-    variable or file, never a value.
-    """
-    if not isinstance(value, Mapping):
-        return value
-    if set(value) == {"env"}:
-        name = str(value["env"])
-        if name not in os.environ:
-            raise ConfigurationError(f"{where}: environment variable {name} is not set")
-        return os.environ[name]
-    if set(value) == {"file"}:
-        path = Path(str(value["file"]))
-        try:
-            return path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigurationError(
-                f"{where}: cannot read secret file {path}: {exc.strerror}"
-            ) from None
-    raise ConfigurationError(f"{where}: a secret is a string, {{ env = ... }} or {{ file = ... }}")
 
 
 def _networks(value: object) -> object:
@@ -97,16 +111,11 @@ def _networks(value: object) -> object:
 Networks = Annotated[list[IPNetwork], BeforeValidator(_networks)]
 
 
-class _Model(BaseModel):
-    # hide_input_in_errors: a ValidationError printed as is must not show a secret input.
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
-
-
 MIN_LEDGER_RETENTION_DAYS = 30.0
 """Shortest ledger retention accepted: it must outlive the appliance's resend window."""
 
 
-class EngineConfig(_Model):
+class EngineConfig(ConfigModel):
     """``[engine]``: the process itself."""
 
     store: Path = Path("rsbridge.db")
@@ -152,7 +161,7 @@ class EngineConfig(_Model):
         return self
 
 
-class ApplianceConfig(_Model):
+class ApplianceConfig(ConfigModel):
     """``[[appliances]]``: one B Series Appliance and its API account."""
 
     id: str = "default"
@@ -213,7 +222,7 @@ def _is_loopback(host: str) -> bool:
     return is_loopback_host(name)
 
 
-class AssociationConfig(_Model):
+class AssociationConfig(ConfigModel):
     """``[integrations.association]``: how a session finds its ticket."""
 
     ticket_from: list[str] | None = None
@@ -267,213 +276,7 @@ _EVENT_TYPES = {e.value for e in EventType}
 _POLLING_EVENTS = (END, CUSTOMER_SURVEY)
 
 
-# --- technician and customer actions (docs/actions.md) -----------------------------
-
-_QUEUE_SPEC = re.compile(r"^(rep|team):(.+)$")
-MIN_TOKEN_CHARS = 16
-"""Shortest bearer token or link secret accepted: guessing must be hopeless."""
-
-
-class IntegrationActionsConfig(_Model):
-    """``[integrations.actions]``: technician and customer actions for one integration."""
-
-    session_key_source: Literal["command_api", "rep_console", "web_console"] = "command_api"
-    assignment: Literal["technician", "assigned_user", "assigned_team", "general", "queue"] = (
-        "technician"
-    )
-    queue: str | None = None
-    key_ttl_seconds: int | None = Field(None, ge=60, le=7 * 86400)
-    log_session_key: bool = True
-    email_key: bool = False
-    log_customer_initiated: bool = True
-    self_service_enabled: bool = False
-    self_service_issues: list[str] = Field(default_factory=list)
-    session_start_type: Literal["chat", "full"] = "chat"
-    public_portal_hostname: str | None = None
-    company_site_name: str | None = None
-    jump_console: Literal["rep", "web"] = "rep"
-    jump_output: Literal["url", "brcs"] = "url"
-    jumpoint: str | None = None
-
-    @field_validator("queue")
-    @classmethod
-    def _queue(cls, value: str | None) -> str | None:
-        if value is not None and not _QUEUE_SPEC.match(value):
-            raise ValueError(f"{value!r}: use rep:<appliance username> or team:<support team name>")
-        return value
-
-    @field_validator("public_portal_hostname")
-    @classmethod
-    def _portal(cls, value: str | None) -> str | None:
-        if value is not None:
-            check_host(value, ConfigurationError, "public_portal_hostname")
-        return value
-
-    @field_validator("company_site_name")
-    @classmethod
-    def _site(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", value):
-            raise ValueError("only letters, digits, '-' and '_' (it becomes a file extension)")
-        return value
-
-    @model_validator(mode="after")
-    def _queue_mode(self) -> IntegrationActionsConfig:
-        if self.assignment == "queue" and self.queue is None:
-            raise ValueError('assignment = "queue" needs queue = "rep:<name>" or "team:<name>"')
-        return self
-
-
-class SigningConfig(_Model):
-    """``[signing]``: the secret that signs the references rsbridge puts on sessions."""
-
-    secret: SecretStr
-    previous_secrets: list[SecretStr] = Field(default_factory=list)
-
-    @field_validator("secret")
-    @classmethod
-    def _secret(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < MIN_SIGNING_SECRET_CHARS:
-            raise ValueError(f"must be at least {MIN_SIGNING_SECRET_CHARS} characters")
-        return value
-
-
-MIN_SIGNING_SECRET_CHARS = 32
-"""Shortest signing secret accepted (e.g. ``openssl rand -hex 32`` gives 64)."""
-
-
-ACTION_ROUTES = ("session_key", "jump", "issues", "support_now", "links", "auto_create")
-"""The actions API's routes by name, as ``[[actions.clients]] routes`` lists them."""
-
-ActionRoute = Literal["session_key", "jump", "issues", "support_now", "links", "auto_create"]
-
-
-def _plain_name(value: str) -> str:
-    if not _NAME.match(value):
-        raise ValueError("only letters, digits, '.', '_' and '-'")
-    return value
-
-
-def _long_enough(value: SecretStr) -> SecretStr:
-    if len(value.get_secret_value()) < MIN_TOKEN_CHARS:
-        raise ValueError(f"must be at least {MIN_TOKEN_CHARS} characters")
-    return value
-
-
-class ActionsClientConfig(_Model):
-    """``[[actions.clients]]``: one caller of the actions API, and what its token opens."""
-
-    name: str
-    """Names the caller in logs (never the token)."""
-    token: SecretStr
-    integrations: list[str] = Field(min_length=1)
-    routes: list[ActionRoute] = Field(min_length=1)
-    user: str | None = Field(None, min_length=1, max_length=200)
-    """Binds the token to one technician: requests act as this user and no other."""
-
-    _name = field_validator("name")(_plain_name)
-
-    _token = field_validator("token")(_long_enough)
-
-
-class ActionsConfig(_Model):
-    """``[actions]``: the HTTP actions API (session keys, Jump, get support now, links)."""
-
-    enabled: bool = False
-    tokens: list[SecretStr] = Field(default_factory=list)
-    """Unscoped tokens: every route, every integration, the user on the caller's word."""
-    clients: list[ActionsClientConfig] = Field(default_factory=list)
-    public_url: str | None = None
-    link_secret: SecretStr | None = None
-    auto_create_max_session_hours: float = Field(12.0, gt=0, le=168)
-    """The auto-create link works for sessions in progress that started at most this long ago."""
-
-    @field_validator("tokens")
-    @classmethod
-    def _tokens(cls, value: list[SecretStr]) -> list[SecretStr]:
-        for index, token in enumerate(value):
-            if len(token.get_secret_value()) < MIN_TOKEN_CHARS:
-                raise ValueError(f"token {index} is shorter than {MIN_TOKEN_CHARS} characters")
-        return value
-
-    @field_validator("link_secret")
-    @classmethod
-    def _link_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < MIN_TOKEN_CHARS:
-            raise ValueError(f"must be at least {MIN_TOKEN_CHARS} characters")
-        return value
-
-    @field_validator("public_url")
-    @classmethod
-    def _public_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", value):
-            raise ValueError("an http:// or https:// URL without query or fragment")
-        return value.rstrip("/")
-
-    @model_validator(mode="after")
-    def _usable(self) -> ActionsConfig:
-        if self.enabled and not self.tokens and not self.clients:
-            raise ValueError("enabled = true needs at least one bearer token in tokens or clients")
-        names = [c.name for c in self.clients]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise ValueError(f"client name used more than once: {', '.join(twice)}")
-        # One token, one caller: a shared one would open the union of two scopes.
-        seen = {t.get_secret_value() for t in self.tokens}
-        for index, client in enumerate(self.clients):
-            secret = client.token.get_secret_value()
-            if secret in seen:
-                raise ValueError(f"clients[{index}] has the token of another caller")
-            seen.add(secret)
-        return self
-
-
-class SmtpConfig(_Model):
-    """``[smtp]``: the mail server session keys are e-mailed through."""
-
-    host: str
-    port: int | None = Field(None, ge=1, le=65535)
-    security: Literal["none", "starttls", "tls"] = "starttls"
-    username: str | None = None
-    password: SecretStr | None = None
-    from_address: str
-    timeout_seconds: float = Field(30.0, gt=0, le=600)
-    ca_file: Path | None = None
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str) -> str:
-        bad = not value or re.search(r"[\s/@\[\]]", value)
-        if not bad and ":" in value:  # only an IPv6 address may hold a colon
-            try:
-                ipaddress.IPv6Address(value)
-            except ValueError:
-                bad = True
-        if bad:
-            raise ValueError("a host name or address only (the port goes in port)")
-        return value
-
-    @field_validator("from_address")
-    @classmethod
-    def _from(cls, value: str) -> str:
-        if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", value):
-            raise ValueError("an e-mail address such as rsbridge@example.com")
-        return value
-
-    @model_validator(mode="after")
-    def _credentials(self) -> SmtpConfig:
-        if (self.username is None) != (self.password is None):
-            raise ValueError("give both username and password, or neither")
-        return self
-
-    @property
-    def effective_port(self) -> int:
-        """``port``, or the usual one for ``security`` (25, 587 or 465)."""
-        return self.port or {"none": 25, "starttls": 587, "tls": 465}[self.security]
-
-
-class IntegrationConfig(_Model):
+class IntegrationConfig(ConfigModel):
     """``[[integrations]]``: one connector configuration fed by one appliance."""
 
     name: str
@@ -493,7 +296,7 @@ class IntegrationConfig(_Model):
     actions: IntegrationActionsConfig = Field(default_factory=IntegrationActionsConfig)
     settings: dict[str, Any] = Field(default_factory=dict)
 
-    _name = field_validator("name")(_plain_name)
+    _name = field_validator("name")(plain_name)
 
     @field_validator("outbound_events", "retry_outbound_events")
     @classmethod
@@ -567,7 +370,7 @@ class IntegrationConfig(_Model):
         return cls.validate_settings(raw, where=f"integration {self.name}: settings")
 
 
-class Config(_Model):
+class Config(ConfigModel):
     """The whole configuration file."""
 
     engine: EngineConfig = Field(default_factory=EngineConfig)
@@ -647,13 +450,6 @@ class Config(_Model):
 _SECRET_FIELDS = ("client_secret", "outbound_event_token")
 
 
-def _anchor_file(value: object, base: Path | None) -> object:
-    """``{file = "relative"}`` made relative to the configuration file's directory."""
-    if base is not None and isinstance(value, Mapping) and set(value) == {"file"}:
-        return {"file": str(base / str(value["file"]))}
-    return value
-
-
 def _prepare(data: Mapping[str, Any], base: Path | None) -> dict[str, Any]:
     """A copy of ``data`` with appliance secrets resolved and secret file paths anchored.
 
@@ -670,69 +466,20 @@ def _prepare(data: Mapping[str, Any], base: Path | None) -> dict[str, Any]:
                 for key in _SECRET_FIELDS:
                     if key in appliance:
                         appliance[key] = resolve_secret(
-                            _anchor_file(appliance[key], base), where=f"appliances[{index}].{key}"
+                            anchor_file(appliance[key], base), where=f"appliances[{index}].{key}"
                         )
             out["appliances"].append(appliance)
-    _prepare_action_secrets(out, base)
+    prepare_action_secrets(out, base)
     integrations = out.get("integrations")
     if isinstance(integrations, list):
         out["integrations"] = []
         for integration in integrations:
             settings = integration.get("settings") if isinstance(integration, Mapping) else None
             if isinstance(settings, Mapping):
-                anchored = {k: _anchor_file(v, base) for k, v in settings.items()}
+                anchored = {k: anchor_file(v, base) for k, v in settings.items()}
                 integration = {**integration, "settings": anchored}
             out["integrations"].append(integration)
     return out
-
-
-def _prepare_action_secrets(out: dict[str, Any], base: Path | None) -> None:
-    """Resolve the secrets of ``[actions]``, ``[signing]`` and ``[smtp]`` in ``out``
-    (copying what changes)."""
-    actions = out.get("actions")
-    if isinstance(actions, Mapping):
-        actions = dict(actions)
-        if isinstance(actions.get("tokens"), list):
-            actions["tokens"] = [
-                resolve_secret(_anchor_file(token, base), where=f"actions.tokens[{index}]")
-                for index, token in enumerate(actions["tokens"])
-            ]
-        if isinstance(actions.get("clients"), list):
-            actions["clients"] = [
-                {
-                    **client,
-                    "token": resolve_secret(
-                        _anchor_file(client["token"], base), where=f"actions.clients[{index}].token"
-                    ),
-                }
-                if isinstance(client, Mapping) and "token" in client
-                else client
-                for index, client in enumerate(actions["clients"])
-            ]
-        if "link_secret" in actions:
-            actions["link_secret"] = resolve_secret(
-                _anchor_file(actions["link_secret"], base), where="actions.link_secret"
-            )
-        out["actions"] = actions
-    signing = out.get("signing")
-    if isinstance(signing, Mapping):
-        signing = dict(signing)
-        if "secret" in signing:
-            signing["secret"] = resolve_secret(
-                _anchor_file(signing["secret"], base), where="signing.secret"
-            )
-        if isinstance(signing.get("previous_secrets"), list):
-            signing["previous_secrets"] = [
-                resolve_secret(_anchor_file(item, base), where=f"signing.previous_secrets[{i}]")
-                for i, item in enumerate(signing["previous_secrets"])
-            ]
-        out["signing"] = signing
-    smtp = out.get("smtp")
-    if isinstance(smtp, Mapping) and "password" in smtp:
-        out["smtp"] = {
-            **smtp,
-            "password": resolve_secret(_anchor_file(smtp["password"], base), where="smtp.password"),
-        }
 
 
 def _format_errors(exc: ValidationError) -> str:

@@ -1,0 +1,152 @@
+"""Session import: a session into structured records and journal entries.
+
+What a session import writes (one read that tells whether the session is there already,
+one Batch API call for a usual session, one call that marks it complete):
+
+* a row of the session table related to the task (the ticket), the configuration item,
+  the call and the interaction it belongs to, with the primary representative's
+  sys_user when ``auto_associate_user`` is on;
+* rows of the child tables: representatives, customers, teams, events (filtered by the
+  integration's ``import_events``), custom attributes, recordings;
+* journal entries on the task (``work_notes`` or ``comments``): the chat transcript,
+  the session notes and a session-end notice, each switchable;
+* optionally the rendered report as an attachment.
+
+Idempotency: every row has a sys_id derived from the session (see ``records``). The
+session row is inserted first with ``import_state = importing`` and set to ``complete``
+by a call of its own once everything else succeeded (the Batch API serves every
+sub-request even after one failed); a complete row means "nothing to do", an
+incomplete one makes the next attempt insert only the rows that are missing and skip
+the journal entries that are present. Journal entries end with a line naming the
+session and part (notes: a reference to their key), looked for in the task's journal
+stream read with display values, since ``sys_journal_field`` is often hidden by ACLs.
+"""
+
+from __future__ import annotations
+
+from rsbridge.appliance.report_model import SupportSession
+from rsbridge.connectors.base import SessionDelivery, Ticket, WriteResult
+from rsbridge.connectors.servicenow.client import BatchRequest
+from rsbridge.connectors.servicenow.records import (
+    Row,
+    child_rows,
+    journal_safe,
+    session_values,
+)
+from rsbridge.connectors.servicenow.writes import WritesMixin, journal_footer
+
+
+class SessionImportMixin(WritesMixin):
+    """``write_session_report``: records, journal entries and the attached report."""
+
+    async def write_session_report(
+        self, ticket: Ticket | None, delivery: SessionDelivery
+    ) -> WriteResult:
+        """Upsert the session records and journal entries (see the module docstring)."""
+        session_id = self.session_sys_id(
+            delivery.appliance_id, delivery.integration, delivery.session.lsid
+        )
+        async with self._lock(session_id):
+            return await self._write_session_report(ticket, delivery, session_id)
+
+    async def _write_session_report(
+        self, ticket: Ticket | None, delivery: SessionDelivery, session_id: str
+    ) -> WriteResult:
+        session = delivery.session
+        table = self.schema.table("session")
+        detail = {"session_table": table}
+        state_col = self.schema.col("session", "import_state")
+        existing = None
+        if self._c.write_session_records:
+            existing = await self.client.get(table, session_id, fields=("sys_id", state_col))
+            if existing is not None and existing.get(state_col) == "complete":
+                return WriteResult(session_id, {**detail, "already": "complete"})
+        recovering = existing is not None
+        ticket_table = await self._ticket_table(ticket) if ticket is not None else None
+
+        requests: list[BatchRequest] = []
+        if self._c.write_session_records:
+            rep_users = await self._rep_users(session)
+            rows = list(child_rows(session, delivery.key, session_id, rep_users))
+            if recovering:
+                rows = await self._missing(rows)
+            else:
+                values = {
+                    **session_values(session, delivery.appliance_id),
+                    **await self._references(delivery.association, ticket, ticket_table),
+                    "import_state": "importing",
+                }
+                rep = next((r for r in session.representatives if r.primary), None)
+                user = rep_users.get(rep.username or "") if rep else None
+                if user:
+                    values["primary_rep_user"] = user
+                requests.append(self._insert(Row("session", session_id, values)))
+            requests += [self._insert(row) for row in rows]
+        if ticket is not None and ticket_table is not None:
+            journal = self._journal_field(delivery.association)
+            notes = self._journal_entries(delivery)
+            # Without a session row to say how far an import got, the journal itself says
+            # which entries are there (after a crash, or a lost answer).
+            if notes and (recovering or not self._c.write_session_records):
+                stream, _ = await self._journal_and_state(ticket_table, ticket.id, journal)
+                notes = [n for n in notes if journal_footer(n) not in stream]
+            requests += [self._journal(ticket_table, ticket.id, text, journal) for text in notes]
+        await self._run_batches(requests, what=f"import session {session.lsid}")
+        if self._c.attach_report:
+            target = (ticket_table, ticket.id) if ticket and ticket_table else (table, session_id)
+            await self._attach_report(target, delivery)
+        if self._c.write_session_records:
+            # Only once everything above succeeded: the Batch API serves every sub-request
+            # even after one failed, so "complete" cannot ride in the same batch.
+            await self.client.update(table, session_id, {state_col: "complete"})
+        return WriteResult(session_id, detail)
+
+    async def _rep_users(self, session: SupportSession) -> dict[str, str]:
+        """Rep usernames to sys_user sys_ids (auto-associate user), in one query."""
+        names = sorted({r.username for r in session.representatives if r.username})
+        if not self._c.auto_associate_user or not names:
+            return {}
+        field_name = str(self._c.user_match_field)
+        found = await self.client.query(
+            "sys_user", f"{field_name}IN{','.join(names)}", fields=("sys_id", field_name)
+        )
+        return {str(r[field_name]): str(r["sys_id"]) for r in found if r.get(field_name)}
+
+    def _journal_entries(self, delivery: SessionDelivery) -> list[str]:
+        session = delivery.session
+        parts = delivery.report.parts
+        footer = f"\n\n(Remote Support session {session.lsid}: {{}})"
+        entries = []
+        if self._c.log_chat_transcript and "chat" in parts and parts["chat"].text.strip():
+            entries.append(parts["chat"].text.strip() + footer.format("chat transcript"))
+        if self._c.log_session_notes and "notes" in parts and parts["notes"].text.strip():
+            entries.append(parts["notes"].text.strip() + footer.format("session notes"))
+        if self._c.log_session_end:
+            entries.append(_end_notice(session) + footer.format("session end"))
+        # Before any comparison with the journal stream: what is there is the safe text.
+        return [journal_safe(entry) for entry in entries]
+
+    async def _attach_report(self, target: tuple[str, str], delivery: SessionDelivery) -> None:
+        table, sys_id = target
+        fmt = str(self._c.attachment_format)
+        name = f"remote-support-session-{delivery.session.lsid}.{fmt}"
+        existing = await self.client.query_attachments(table, sys_id, name)
+        if existing:
+            return
+        report = delivery.report.full
+        body = report.html if fmt == "html" else report.text
+        content_type = "text/html" if fmt == "html" else "text/plain"
+        await self.client.attach(
+            table, sys_id, name, f"{content_type}; charset=utf-8", body.encode()
+        )
+
+
+def _end_notice(session: SupportSession) -> str:
+    rep = session.primary_rep.name if session.primary_rep else "(no representative)"
+    customer = session.primary_customer.name if session.primary_customer else "(no customer)"
+    start = session.start_time.strftime("%Y-%m-%d %H:%M:%S UTC") if session.start_time else "?"
+    end = session.end_time.strftime("%Y-%m-%d %H:%M:%S UTC") if session.end_time else "?"
+    return (
+        f"Remote Support session ended.\nRepresentative: {rep}\nCustomer: {customer}\n"
+        f"Started: {start}\nEnded: {end}"
+    )
