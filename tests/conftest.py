@@ -9,6 +9,7 @@ import socket
 import subprocess
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,21 +22,44 @@ SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 """The ``[signing] secret`` of test configurations."""
 
 
-def signature(attributes: Mapping[str, str], appliance_id: str = "default") -> str:
-    """The ``rsb_sig`` value rsbridge puts beside ``attributes`` under the test secret."""
-    return Signer(SecretStr(SIGNING_SECRET)).sign(appliance_id, attributes)
+def signer_for_tests() -> Signer:
+    """The signer of test configurations (``SIGNING_SECRET``)."""
+    return Signer(SecretStr(SIGNING_SECRET))
 
 
-def sign_session(session: SupportSession, appliance_id: str = "default") -> SupportSession:
-    """``session`` with an ``rsb_sig`` over its external key and custom attributes, as a
-    session started from a key rsbridge issued carries (returns the same object)."""
+def signed_names(
+    signature: str,
+    attributes: Mapping[str, str],
+    *,
+    integration: str,
+    appliance_id: str = "default",
+    started: datetime | None = None,
+) -> frozenset[str]:
+    """The code names of ``attributes`` whose values ``signature`` vouches for, for a
+    session of ``integration`` that starts at ``started`` (default: now)."""
+    return signer_for_tests().verified(
+        appliance_id, integration, signature, attributes, started=started or datetime.now(UTC)
+    )
+
+
+def sign_session(
+    session: SupportSession, *integrations: str, appliance_id: str = "default"
+) -> SupportSession:
+    """``session`` with an ``rsb_sig`` over its external key and custom attributes for
+    ``integrations`` (default ``servicenow``), as a session started from a key rsbridge
+    issued carries (returns the same object)."""
     values = {a.code_name: a.value for a in session.custom_attributes}
     if session.external_key:
         values["external_key"] = session.external_key
-    signed = signature(values, appliance_id)
+    issued = session.start_time or datetime.now(UTC)
+    signature: str | None = None
+    for integration in integrations or ("servicenow",):
+        signature = signer_for_tests().sign(
+            appliance_id, integration, values, now=issued - timedelta(minutes=5), keep=signature
+        )
     session.custom_attributes = [
         *(a for a in session.custom_attributes if a.code_name != SIGNATURE_ATTRIBUTE),
-        CustomAttribute(SIGNATURE_ATTRIBUTE, "rsbridge signature", signed),
+        CustomAttribute(SIGNATURE_ATTRIBUTE, "rsbridge signature", signature or ""),
     ]
     return session
 

@@ -79,6 +79,8 @@ class SigningConfig(ConfigModel):
 
     secret: SecretStr
     previous_secrets: list[SecretStr] = Field(default_factory=list)
+    max_age_hours: float = Field(192.0, ge=1, le=24 * 31)
+    """A signature counts for sessions that start within this many hours of it."""
 
     @field_validator("secret")
     @classmethod

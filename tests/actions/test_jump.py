@@ -7,13 +7,10 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from tests.actions.conftest import Server
-from tests.conftest import signature
+from tests.conftest import signed_names
 
-ATTRIBUTES = {
-    "session.custom.external_key": "INC0010001",
-    "session.custom.snow_task_id": "sys-inc1",
-    "session.custom.rsb_sig": signature({"external_key": "INC0010001", "snow_task_id": "sys-inc1"}),
-}
+STAMPED = {"external_key": "INC0010001", "snow_task_id": "sys-inc1"}
+ATTRIBUTES = {f"session.custom.{code}": value for code, value in STAMPED.items()}
 
 
 def jump(server: Server, **body: object) -> dict[str, object]:
@@ -99,12 +96,10 @@ def test_each_kind_from_the_tickets_ci(
         "name": "WKS-ABEL",
         "host": "wks-abel.corp.example.com",
     }
-    assert query(result["url"]) == {
-        "type": "rep",
-        "operation": "generate",
-        **expected,
-        **ATTRIBUTES,
-    }
+    params = query(result["url"])
+    signature = params.pop("session.custom.rsb_sig")
+    assert params == {"type": "rep", "operation": "generate", **expected, **ATTRIBUTES}
+    assert signed_names(signature, STAMPED, integration="desk") == set(STAMPED)
 
 
 def test_a_named_ci_without_a_ticket(server: Server) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -24,7 +25,7 @@ from tests.actions.conftest import (
     engine_server,
     integration,
 )
-from tests.conftest import signature
+from tests.conftest import signed_names, signer_for_tests
 
 
 def live_session(server: Server, custom: dict[str, str] | None = None) -> str:
@@ -200,7 +201,8 @@ def test_scripts_use_a_bearer_token_and_json(server: Server) -> None:
 
 def test_auto_create_uses_the_ticket_the_session_already_names(server: Server) -> None:
     lsid = live_session(server)
-    signed = signature({"external_key": "INC0010001"})
+    started = datetime.fromtimestamp(server.state.active_sessions[lsid].start_time, UTC)
+    signed = signer_for_tests().sign("default", "desk", {"external_key": "INC0010001"}, now=started)
     server.state.set_session_attributes(lsid, [("external_key", "INC0010001"), ("rsb_sig", signed)])
     answer = server.post("/actions/auto-create", {"integration": "desk", "lsid": lsid})
     assert answer.json()["ticket"]["id"] == "sys-inc1"
@@ -217,7 +219,11 @@ def test_auto_create_ignores_a_ticket_a_customer_named(server: Server) -> None:
     assert ticket["id"] != "sys-inc1"
     assert [t.id for t in server.table.created.values()] == [ticket["id"]]
     custom = {code: value for code, _, value in server.state.session_attributes(lsid)}
-    assert custom["rsb_sig"] == signature({"external_key": ticket["number"] or ticket["id"]})
+    written = {"external_key": ticket["number"] or ticket["id"]}
+    started = datetime.fromtimestamp(server.state.active_sessions[lsid].start_time, UTC)
+    assert signed_names(custom["rsb_sig"], written, integration="desk", started=started) == {
+        "external_key"
+    }
 
 
 def test_auto_create_refusals(server: Server) -> None:

@@ -19,7 +19,7 @@ from tests.actions.conftest import (
     engine_server,
     integration,
 )
-from tests.conftest import free_port, signature
+from tests.conftest import free_port, signed_names
 
 
 def test_technician_mode_maps_the_user_and_stamps_the_ticket(server: Server) -> None:
@@ -43,7 +43,8 @@ def test_technician_mode_maps_the_user_and_stamps_the_ticket(server: Server) -> 
     key = server.state.session_keys[body["short_key"]]
     # The end-of-session import finds the ticket through these.
     stamped = {"external_key": "INC0010001", "snow_task_id": "sys-inc1"}
-    assert key.custom == {**stamped, "rsb_sig": signature(stamped)}
+    assert {k: v for k, v in key.custom.items() if k != "rsb_sig"} == stamped
+    assert signed_names(key.custom["rsb_sig"], stamped, integration="desk") == set(stamped)
     assert (key.queue, key.queue_id) == ("rep", "2")
 
 
@@ -248,16 +249,17 @@ def test_rep_console_source_gives_a_console_url_and_brcs(server: Server) -> None
     assert body["source"] == "rep_console" and body["short_key"] is None
     url = urlsplit(body["console_url"])
     assert url.path == "/api/client_script"
-    assert dict(parse_qsl(url.query)) == {
+    query = dict(parse_qsl(url.query))
+    signature = query.pop("session.custom.rsb_sig")
+    assert query == {
         "type": "rep",
         "operation": "generate",
         "action": "generate_session_key",
         "session.custom.external_key": "INC0010001",
         "session.custom.snow_task_id": "sys-inc1",
-        "session.custom.rsb_sig": signature(
-            {"external_key": "INC0010001", "snow_task_id": "sys-inc1"}
-        ),
     }
+    stamped = {"external_key": "INC0010001", "snow_task_id": "sys-inc1"}
+    assert signed_names(signature, stamped, integration="console") == set(stamped)
     brcs = body["brcs"]
     assert brcs["extension"] == "brcs-examplecorp"  # the appliance's company name
     assert brcs["filename"] == "session-key-INC0010001.brcs-examplecorp"

@@ -38,7 +38,7 @@ from rsbridge.errors import ConfigurationError, TicketNotFoundError
 from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.web.app import create_app
 from rsbridge.web.serve import serving
-from tests.conftest import SIGNING_SECRET, sign_session, signature
+from tests.conftest import SIGNING_SECRET, sign_session, signed_names
 from tests.servicenow_helpers import Snow, running_instance
 
 from .conftest import SimAppliance, drained, emit, engine_config
@@ -283,9 +283,15 @@ async def test_auto_create_on_join_writes_back_a_signed_reference(
             )
             assert answer.status_code == 200
         await drained(engine)
-        attributes = sim.state.active_sessions[lsid].custom
-        task = attributes["snow_task_id"]
-        assert attributes["rsb_sig"] == signature({"snow_task_id": task})
+        live = sim.state.active_sessions[lsid]
+        task = live.custom["snow_task_id"]
+        started = datetime.fromtimestamp(live.start_time, UTC)
+        assert signed_names(
+            live.custom["rsb_sig"],
+            {"snow_task_id": task},
+            integration="servicenow",
+            started=started,
+        ) == {"snow_task_id"}
         # The end lands on the created ticket, trusted (comments, as configured).
         report = sim.state.complete_session(lsid)
         await emit(url, [report])
@@ -302,18 +308,47 @@ async def test_auto_create_on_join_writes_back_a_signed_reference(
 def test_signatures_verify_per_attribute_and_across_a_rotation() -> None:
     old, new = SecretStr("o" * 32), SecretStr("n" * 32)
     values = {"external_key": "INC1", "snow_task_id": "abc"}
-    signed = Signer(old).sign("app1", values)
-    assert Signer(old).verified("app1", signed, values) == {"external_key", "snow_task_id"}
+    issued = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    start = issued + timedelta(hours=1)
+    signed = Signer(old).sign("app1", "snow", values, now=issued)
+
+    def verified(signer: Signer, *, app: str = "app1", integration: str = "snow", **kw: Any) -> Any:
+        values_now = kw.pop("values", values)
+        return signer.verified(app, integration, kw.pop("sig", signed), values_now, **kw)
+
+    assert verified(Signer(old), started=start) == {"external_key", "snow_task_id"}
     # One value changed: the other still verifies.
     changed = {**values, "snow_task_id": "other"}
-    assert Signer(old).verified("app1", signed, changed) == {"external_key"}
-    # Another appliance, another secret: nothing.
-    assert Signer(old).verified("app2", signed, values) == frozenset()
-    assert Signer(new).verified("app1", signed, values) == frozenset()
+    assert verified(Signer(old), values=changed, started=start) == {"external_key"}
+    # Another appliance, another integration, another secret: nothing.
+    assert verified(Signer(old), app="app2", started=start) == frozenset()
+    assert verified(Signer(old), integration="other-snow", started=start) == frozenset()
+    assert verified(Signer(new), started=start) == frozenset()
     # After a rotation the previous secret still verifies.
-    assert Signer(new, [old]).verified("app1", signed, values) == set(values)
-    for junk in ("", "v2;external_key:" + "A" * 22, "v1;external_key:short", "x" * 2000, None):
-        assert Signer(old).verified("app1", junk, values) == frozenset()
+    assert verified(Signer(new, [old]), started=start) == set(values)
+    # Only sessions that start within max_age of the signature (and not well before it).
+    assert verified(Signer(old), started=issued + timedelta(days=9)) == frozenset()
+    assert verified(Signer(old), started=issued - timedelta(hours=1)) == frozenset()
+    assert verified(Signer(old), started=None) == frozenset()
+    short = Signer(old, max_age=timedelta(minutes=30))
+    assert verified(short, started=start) == frozenset()
+    for junk in ("", "v1;external_key:" + "A" * 22, "v2;snow/external_key/1:short", "x" * 2000):
+        assert verified(Signer(old), sig=junk, started=start) == frozenset()
+
+
+def test_a_write_back_keeps_the_other_entries_of_a_signature() -> None:
+    signer = Signer(SecretStr("k" * 32))
+    issued = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    key = signer.sign("app", "snow", {"external_key": "INC1"}, now=issued)
+    key = signer.sign("app", "audit", {"external_key": "INC1"}, now=issued, keep=key)
+    both = signer.sign("app", "snow", {"snow_task_id": "abc"}, now=issued, keep=key)
+    values = {"external_key": "INC1", "snow_task_id": "abc"}
+    started = issued + timedelta(minutes=1)
+    assert signer.verified("app", "snow", both, values, started=started) == set(values)
+    assert signer.verified("app", "audit", both, values, started=started) == {"external_key"}
+    # Re-signing an attribute replaces this integration's entry, not another's.
+    again = signer.sign("app", "snow", {"external_key": "INC2"}, now=issued, keep=both)
+    assert again.count("snow/external_key/") == 1 and "audit/external_key/" in again
 
 
 def test_only_the_last_external_key_change_by_a_representative_counts() -> None:
@@ -341,14 +376,13 @@ def test_the_origin_of_each_source() -> None:
     session = sign_session(_session(16, custom={"snow_task_id": "INC1", "ticket_id": "X"}))
     session.custom_attributes.append(CustomAttribute("late", "Late", "added by a customer"))
     signer = Signer(SecretStr(SIGNING_SECRET))
-    trust = judge_session(session, AssociationConfig(), "default", signer)
+    trust = judge_session(session, AssociationConfig(), "default", "servicenow", signer)
     assert trust.origin("custom:snow_task_id") == "signed"
     assert trust.origin("custom:late") == "customer"
     assert trust.origin("rep_survey:task_number") == "representative"
-    assert (
-        judge_session(session, AssociationConfig(), "other", signer).origin("custom:snow_task_id")
-        == "customer"
-    )
+    for appliance, integration in (("other", "servicenow"), ("default", "audit")):
+        other = judge_session(session, AssociationConfig(), appliance, integration, signer)
+        assert other.origin("custom:snow_task_id") == "customer"
 
 
 def test_grace_is_time_bounded_and_actions_need_a_secret() -> None:

@@ -127,11 +127,13 @@ async def test_a_reference_that_names_nothing_falls_through_to_the_next(tmp_path
     session.custom_attributes = []
     rules = AssociationConfig(ticket_from=["custom:snow_task_id", "external_key"], trust="any")
     found = await resolve_ticket(
-        session, rules, connector, judge_session(session, rules, "a", None)
+        session, rules, connector, judge_session(session, rules, "a", "x", None)
     )
     assert found.ticket == Ticket("id-1", "INC1")
     stale = SupportSession("d" * 32, external_key="INC9")
-    missing = await resolve_ticket(stale, rules, connector, judge_session(stale, rules, "a", None))
+    missing = await resolve_ticket(
+        stale, rules, connector, judge_session(stale, rules, "a", "x", None)
+    )
     assert missing.ticket is None
     assert "external_key 'INC9': no ticket INC9" in missing.why()
     await connector.aclose()

@@ -169,7 +169,9 @@ async def test_no_configured_secret_in_any_log_record_of_a_full_run(
         session = dataclasses.replace(
             session, start_time=session.start_time + shift, end_time=session.end_time + shift
         )
-        sim.state.add_report(sign_session(session))  # keys rsbridge made: signed
+        sim.state.add_report(
+            sign_session(session, "snow", "hook-userinfo", "hook-bearer")
+        )  # keys rsbridge made: signed
         sessions.append(session)
     (plain, _), (bearer, _) = receivers
     bearer.fail_next(503, 1)  # a retried failure on the way

@@ -12,6 +12,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from rsbridge.actions.mail import Mailer
 from rsbridge.actions.models import Brcs, EffectOutcome
@@ -106,7 +107,12 @@ class ActionBase:
         if self._signer is not None:
             # Every key, Jump and start URL stamps these on the session: signed, they
             # let the association tell them from values a customer typed in a URL.
-            attributes = self._signer.signed(parts.appliance_config.id, context.session_attributes)
+            attributes = self._signer.signed(
+                parts.appliance_config.id,
+                parts.integration.name,
+                context.session_attributes,
+                now=datetime.fromtimestamp(self.clock(), UTC),
+            )
             context = replace(context, session_attributes=attributes)
         return context
 

@@ -161,13 +161,21 @@ class SessionTrust:
 
 
 def judge_session(
-    session: SupportSession, rules: AssociationConfig, appliance_id: str, signer: Signer | None
+    session: SupportSession,
+    rules: AssociationConfig,
+    appliance_id: str,
+    integration: str,
+    signer: Signer | None,
 ) -> SessionTrust:
     """Judge the origin of every reference of ``session`` for one integration's rules."""
     values: dict[str, str | None] = {a.code_name: a.value for a in session.custom_attributes}
     values[EXTERNAL_KEY] = session.external_key
     signature = values.get(SIGNATURE_ATTRIBUTE)
-    signed = signer.verified(appliance_id, signature, values) if signer else frozenset()
+    signed: frozenset[str] = frozenset()
+    if signer is not None:
+        signed = signer.verified(
+            appliance_id, integration, signature, values, started=session.start_time
+        )
     grace = rules.unsigned_grace_until
     start = session.start_time
     return SessionTrust(
@@ -177,11 +185,12 @@ def judge_session(
     )
 
 
-def accepted_references(
-    session: SupportSession, rules: AssociationConfig, trust: SessionTrust
-) -> dict[str, str]:
-    """The external key and custom attributes the integration's trust policy accepts."""
-    accepted = _ACCEPTED[rules.trust]
+def trusted_references(session: SupportSession, trust: SessionTrust) -> dict[str, str]:
+    """The external key and custom attributes rsbridge signed or a representative set.
+
+    Only these are followed to other records (a call, a CI): under ``trust = "any"`` or in
+    the grace period a customer's value may name the ticket, never anything more.
+    """
     candidates = [("external_key", session.external_key)] + [
         (f"custom:{a.code_name}", a.value)
         for a in session.custom_attributes
@@ -190,7 +199,7 @@ def accepted_references(
     return {
         source: value.strip()
         for source, value in candidates
-        if value and value.strip() and trust.origin(source) in accepted
+        if value and value.strip() and trust.origin(source) in _TRUSTED
     }
 
 

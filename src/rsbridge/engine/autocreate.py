@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 
 from rsbridge.appliance.client import ApplianceClient
 from rsbridge.appliance.report_model import SupportSession
@@ -33,7 +34,7 @@ from rsbridge.engine.association import (
     ticket_detail,
     ticket_key,
 )
-from rsbridge.engine.signing import Signer
+from rsbridge.engine.signing import SIGNATURE_ATTRIBUTE, Signer
 from rsbridge.engine.store.base import LedgerEntry, LedgerKey, Store
 from rsbridge.errors import SessionNotFoundError, SessionNotReadyError
 
@@ -101,7 +102,7 @@ async def create_for_live_session(
         if session is None:
             session = await live_session(appliance, lsid)
         rules = integration.association
-        trust = judge_session(session, rules, appliance_id, signer)
+        trust = judge_session(session, rules, appliance_id, integration.name, signer)
         resolution = await resolve_ticket(session, rules, connector, trust)
         ticket = resolution.ticket or await connector.create_ticket(
             session, rules.create_fields, key=str(key)
@@ -129,7 +130,16 @@ async def create_for_live_session(
     # Only a ticket made here is new to the session; one it named already needs nothing.
     if created:
         await _write_back(
-            store, appliance, connector, signer, appliance_id, lsid, integration.name, ticket, clock
+            store,
+            appliance,
+            connector,
+            signer,
+            appliance_id,
+            lsid,
+            integration.name,
+            ticket,
+            clock,
+            session,
         )
     return ticket
 
@@ -144,19 +154,30 @@ async def _write_back(
     integration: str,
     ticket: Ticket,
     now: float,
+    session: SupportSession | None,
 ) -> None:
     key = LedgerKey(appliance_id, lsid, TICKET_EFFECT, integration, WRITEBACK_EFFECT)
     if await store.ledger_get(key) is not None:
         return
     attributes = dict(connector.live_session_attributes(ticket))
-    if signer is not None:
-        attributes = signer.signed(appliance_id, attributes)
-    external_key = attributes.pop("external_key", None)
     try:
+        if signer is not None:
+            # Signed as of the session's start (the signature then counts for this
+            # session, which began before the ticket existed); the session's signature
+            # so far keeps its other entries (the key's own, another integration's).
+            live = session if session is not None else await live_session(appliance, lsid)
+            attributes = signer.signed(
+                appliance_id,
+                integration,
+                attributes,
+                now=live.start_time or datetime.fromtimestamp(now, UTC),
+                keep=live.custom(SIGNATURE_ATTRIBUTE),
+            )
+        external_key = attributes.pop("external_key", None)
         await appliance.set_session_attributes(lsid, attributes, external_key=external_key)
     except SessionNotFoundError:
         # The session ended before we got here: the ledger still sends its import to
         # the ticket, so there is nothing to retry.
         log.info("session %s ended before its new ticket could be written back", lsid)
-    written = sorted([*attributes, *(["external_key"] if external_key is not None else [])])
+    written = sorted(connector.live_session_attributes(ticket))
     await store.ledger_put(LedgerEntry(key, ticket.id, ",".join(written), now))

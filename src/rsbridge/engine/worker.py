@@ -62,13 +62,13 @@ from rsbridge.connectors.base import (
 from rsbridge.engine.association import (
     CREATED_SOURCE,
     TICKET_EFFECT,
-    accepted_references,
     judge_session,
     ledger_association,
     ledger_ticket,
     resolve_ticket,
     ticket_detail,
     ticket_key,
+    trusted_references,
 )
 from rsbridge.engine.autocreate import create_for_live_session, join_filter_refusal
 from rsbridge.engine.render import Renderer
@@ -561,12 +561,12 @@ class Worker:
         ticket and the session's references are trusted (docs/security.md).
         """
         rules = integration.association
-        trust = judge_session(session, rules, job.appliance_id, self._signer)
-        accepted = accepted_references(session, rules, trust)
+        trust = judge_session(session, rules, job.appliance_id, job.integration, self._signer)
+        references = trusted_references(session, trust)
         key = self._key(job, TICKET_EFFECT, TICKET_EFFECT)
         known = await self.store.ledger_get(key)
         if known is not None:
-            return ledger_ticket(known), ledger_association(known, accepted)
+            return ledger_ticket(known), ledger_association(known, references)
         resolution = await resolve_ticket(session, rules, connector, trust)
         ticket = resolution.ticket
         source, trusted = resolution.source, resolution.trusted
@@ -578,7 +578,7 @@ class Worker:
             entry = await self.store.ledger_put(
                 LedgerEntry(key, "", "", self._clock(), {"unassociated": resolution.why()})
             )
-            return ledger_ticket(entry), ledger_association(entry, accepted)
+            return ledger_ticket(entry), ledger_association(entry, references)
         elif ticket is None:
             await self.store.ledger_put(
                 LedgerEntry(self._key(job, TICKET_EFFECT, "none"), "", "", self._clock())
@@ -594,4 +594,4 @@ class Worker:
             LedgerEntry(key, ticket.id, ticket.id, self._clock(), detail)
         )
         # Another worker may have recorded the ticket first: theirs is the one to use.
-        return ledger_ticket(entry), ledger_association(entry, accepted)
+        return ledger_ticket(entry), ledger_association(entry, references)

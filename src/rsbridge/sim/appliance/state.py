@@ -195,6 +195,17 @@ def _now(now: float | None) -> float:
     return time.time() if now is None else now
 
 
+def _shifted(report: SupportSession, delta: timedelta) -> SupportSession:
+    """``report`` with its start, end and event times moved by ``delta``."""
+    events = [dataclasses.replace(e, timestamp=e.timestamp + delta) for e in report.events]
+    return dataclasses.replace(
+        report,
+        start_time=report.start_time + delta if report.start_time else None,
+        end_time=report.end_time + delta if report.end_time else None,
+        events=events,
+    )
+
+
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(int(ts), UTC)
 
@@ -492,6 +503,10 @@ class SimApplianceState:
                 report.end_time = _dt(now)
                 report.duration = timedelta(seconds=int(now) - int(active.start_time))
                 report.events.append(SessionEvent(_dt(now), EventType.SESSION_END))
+            elif active is not None and report.start_time is not None:
+                # A scripted report of a session that ran here: it started when the
+                # session did, as the appliance's own report would say.
+                report = _shifted(report, _dt(active.start_time) - report.start_time)
             self.add_report(report, report_delay=report_delay, now=now)
             return report
 
