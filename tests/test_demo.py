@@ -10,7 +10,12 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from rsbridge.demo import CLOSED_INCIDENT, FORGED_TARGET, run_demo, run_demo_async
+from rsbridge.connectors.servicenow.demo import (
+    CLOSED_INCIDENT,
+    FORGED_TARGET,
+    run_demo,
+    run_demo_async,
+)
 from rsbridge.engine.runtime import Engine
 from rsbridge.web.serve import serving
 from tests.engine.conftest import engine_config

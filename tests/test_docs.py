@@ -8,6 +8,7 @@ from typing import Any
 import typer.main
 
 from rsbridge.cli import app
+from rsbridge.cli.plugins import LazyCommand
 
 CLI_DOC = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
 
@@ -15,12 +16,14 @@ CLI_DOC = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
 def _leaf_commands(command: Any, path: str) -> list[tuple[str, Any]]:
     # Duck-typed: typer ships its own copy of click, so isinstance checks against the
     # click package would silently match nothing.
-    subcommands = getattr(command, "commands", None)
-    if subcommands is None:
+    if isinstance(command, LazyCommand):
+        command = command.load()  # a plugin's command: documented like the built-in ones
+    if getattr(command, "commands", None) is None:
         return [(path, command)]
+    ctx = command.context_class(command, info_name=path.rsplit(" ", 1)[-1])
     found: list[tuple[str, Any]] = []
-    for name, sub in subcommands.items():
-        found += _leaf_commands(sub, f"{path} {name}")
+    for name in command.list_commands(ctx):
+        found += _leaf_commands(command.get_command(ctx, name), f"{path} {name}")
     return found
 
 

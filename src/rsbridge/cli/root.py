@@ -1,58 +1,27 @@
-"""The ``rsbridge`` command line (Typer). Reference: docs/cli.md."""
+"""The ``rsbridge`` command line (Typer): the root app. Reference: docs/cli.md.
+
+Each command module of this package registers its commands here; connectors add theirs
+through their plugin (:mod:`rsbridge.cli.plugins`), so adding a connector edits nothing here.
+"""
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
-from typing import Annotated
-
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from rsbridge import __version__
-from rsbridge.appliance.report_model import EventType, SupportSession, to_jsonable
-from rsbridge.appliance.report_parser import ReportLimits, iter_sessions
-from rsbridge.console import fail
-from rsbridge.engine_cli import register as register_engine_commands
-from rsbridge.errors import RsbridgeError
+from rsbridge.cli import actions, demo, engine, report, sim
+from rsbridge.cli.plugins import RootGroup
 
 app = typer.Typer(
+    cls=RootGroup,
     help="rsbridge: BeyondTrust Remote Support to ticketing integration engine.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-report_app = typer.Typer(help="Inspect session reports.", no_args_is_help=True)
-app.add_typer(report_app, name="report")
-
-
-def _sim_app() -> typer.Typer:
-    from rsbridge.sim.cli import sim_app
-
-    return sim_app
-
-
-app.add_typer(_sim_app(), name="sim", help="Run simulated peers (the appliance, ...).")
-register_engine_commands(app)
-
-
-def _actions_app() -> typer.Typer:
-    from rsbridge.actions_cli import actions_app
-
-    return actions_app
-
-
-app.add_typer(_actions_app(), name="actions")
-
-
-def _servicenow_app() -> typer.Typer:
-    from rsbridge.servicenow_cli import servicenow_app
-
-    return servicenow_app
-
-
-app.add_typer(_servicenow_app(), name="servicenow")
+app.add_typer(report.report_app, name="report")
+app.add_typer(sim.sim_app, name="sim", help="Run simulated peers (the appliance, ...).")
+engine.register(app)
+app.add_typer(actions.actions_app, name="actions")
 
 
 @app.command()
@@ -61,92 +30,4 @@ def version() -> None:
     typer.echo(__version__)
 
 
-@app.command()
-def demo(
-    sessions: Annotated[int, typer.Option(min=1, help="How many simulated sessions to run.")] = 8,
-    seed: Annotated[int, typer.Option(help="Seed of the session generator.")] = 7,
-) -> None:
-    """Start a simulated appliance, run sessions, and fetch and parse their reports."""
-    from rsbridge.demo import run_demo
-
-    try:
-        run_demo(sessions=sessions, seed=seed, console=Console())
-    except RsbridgeError as exc:
-        raise fail(exc.message) from None
-
-
-@report_app.command("parse")
-def report_parse(
-    file: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, help="A saved Reporting API response.")
-    ],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the model as JSON.")] = False,
-    max_session_mb: Annotated[
-        int, typer.Option(help="Refuse a single session larger than this (MiB).")
-    ] = 64,
-) -> None:
-    """Print the model of a saved SupportSession report, one session at a time."""
-    limits = ReportLimits(max_item_bytes=max_session_mb * 1024 * 1024)
-    console = Console(highlight=False)
-    count = 0
-    try:
-        if as_json:
-            # Streamed as a JSON array so a huge report never sits in memory.
-            sys.stdout.write("[")
-            for count, session in enumerate(iter_sessions(file, limits), start=1):
-                sys.stdout.write(",\n" if count > 1 else "\n")
-                sys.stdout.write(json.dumps(to_jsonable(session), ensure_ascii=False, indent=2))
-            sys.stdout.write("\n]\n" if count else "]\n")
-            return
-        for session in iter_sessions(file, limits):
-            count += 1
-            console.print(session_table(session))
-        console.print(f"{count} session(s) in {file}")
-    except RsbridgeError as exc:
-        raise fail(f"{file}: {exc.message}") from None
-
-
-def session_table(s: SupportSession) -> Table:
-    """A one-screen summary of a session for people (``report parse``, the demo)."""
-    table = Table(title=f"session {s.lsid}", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
-    ended = s.end_time.isoformat() if s.end_time else "in progress (no end time yet)"
-    table.add_row("time", f"{s.start_time.isoformat() if s.start_time else '?'} -> {ended}")
-    table.add_row("site", s.public_site.name if s.public_site else "-")
-    table.add_row("external key", s.external_key or "-")
-    table.add_row(
-        "custom attributes",
-        ", ".join(f"{a.code_name}={a.value}" for a in s.custom_attributes) or "-",
-    )
-    table.add_row("customers", ", ".join(_customer_label(c.info, c.username) for c in s.customers))
-    table.add_row(
-        "representatives",
-        ", ".join(
-            f"{r.display_name or r.username}{' (owner)' if r.session_owner else ''}"
-            for r in s.representatives
-        ),
-    )
-    counts: dict[str, int] = {}
-    for ev in s.events:
-        counts[ev.event_type] = counts.get(ev.event_type, 0) + 1
-    chats, notes = (
-        counts.get(EventType.CHAT_MESSAGE, 0),
-        counts.get(EventType.SESSION_NOTE_ADDED, 0),
-    )
-    table.add_row("chat / notes", f"{chats} / {notes}")
-    table.add_row("events", f"{len(s.events)} ({len(counts)} types)")
-    table.add_row("files", f"{s.file_transfer_count} transferred")
-    table.add_row(
-        "surveys",
-        f"{len(s.customer_surveys)} customer, {len(s.rep_surveys)} representative",
-    )
-    if s.recording:
-        table.add_row("recording", s.recording.view_url or "-")
-    return table
-
-
-def _customer_label(info: dict[str, str], username: str | None) -> str:
-    name = info.get("name") or username or "?"
-    company = info.get("company")
-    return f"{name} ({company})" if company else name
+demo.register(app)
