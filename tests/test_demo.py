@@ -31,8 +31,8 @@ def test_the_demo_delivers_every_session_once_where_it_belongs() -> None:
     for item in result.sessions:
         lsid = item.session.lsid
         (row,) = snow.query("u_rs_session", f"u_lsid={lsid}")
-        if item.incident is not None:
-            assert row["u_task"] == ids[item.incident]
+        if item.ticket is not None:
+            assert row["u_task"] == ids[item.ticket]
         else:
             created += 1
             (incident,) = snow.query("incident", f"correlation_id=rs-{lsid}")
@@ -44,7 +44,7 @@ def test_the_demo_delivers_every_session_once_where_it_belongs() -> None:
         )
         assert len(snow.query("u_rs_session_survey", f"u_session={row['sys_id']}")) == answers
     assert created == 2
-    keyed = {i.session.lsid for i in result.sessions if i.incident is not None}
+    keyed = {i.session.lsid for i in result.sessions if i.ticket is not None}
     reports = [d for d in result.jsonl if d["kind"] == "session_report"]
     assert sorted(d["lsid"] for d in reports) == sorted(keyed)
     assert sorted(d["lsid"] for d in result.webhook if d["kind"] == "session_report") == sorted(

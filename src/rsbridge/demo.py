@@ -1,0 +1,230 @@
+"""The parts every ``rsbridge demo`` story is made of, whatever the ticketing system.
+
+A connector's story (its plugin's ``demo`` hook, e.g.
+:mod:`rsbridge.connectors.servicenow.demo`) serves its own simulator and builds its
+integration; the rest is here: the simulated appliance and webhook receiver, the shared
+configuration (the ``audit`` jsonl file and the ``webhook`` integrations beside the
+system's), sessions whose keys a technician generates from a ticket, sessions that get a
+ticket created as the representative joins, a customer's forged start URL, the outbound
+events sent twice, and the columns of what reached the file and the webhook.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+
+from rsbridge.appliance.events import MEMBER_ADDED
+from rsbridge.appliance.report_model import SupportSession
+from rsbridge.config import Config, parse_config
+from rsbridge.engine.runtime import Engine
+from rsbridge.sim.appliance.emitter import OutboundEventEmitter, Recipient, events_for_session
+from rsbridge.sim.appliance.scenarios import SessionGenerator
+from rsbridge.sim.appliance.server import create_app
+from rsbridge.sim.appliance.state import SimApplianceState
+from rsbridge.sim.serve import serve_in_thread
+from rsbridge.sim.webhook import WebhookReceiverState
+from rsbridge.sim.webhook import create_app as create_webhook_app
+
+APPLIANCE = "default"
+"""The appliance id of the demo configuration."""
+
+
+@dataclasses.dataclass
+class DemoSession:
+    """One session of a story: how it got its ticket."""
+
+    session: SupportSession
+    ticket: str | None
+    """The ticket its key was generated from, None for an auto-created one."""
+
+
+@dataclasses.dataclass
+class Stage:
+    """The peers every story shares, served on loopback for the story's duration."""
+
+    appliance: SimApplianceState
+    appliance_url: str
+    receiver: WebhookReceiverState
+    webhook_url: str
+    workdir: Path
+    token: str
+    """The actions API bearer token of the demo configuration."""
+
+    def config(self, integration: Mapping[str, Any]) -> Config:
+        """The demo configuration: ``integration`` (named like the story), then ``audit``
+        (a jsonl file) and ``webhook``; the actions API on, references signed."""
+        account = self.appliance.accounts[0]
+        return parse_config(
+            {
+                "engine": {"store": str(self.workdir / "rsbridge.db")},
+                "appliances": [
+                    {
+                        "id": APPLIANCE,
+                        "host": self.appliance_url.removeprefix("http://"),
+                        "client_id": account.client_id,
+                        "client_secret": account.client_secret,
+                        "use_plain_http": True,
+                    }
+                ],
+                "actions": {
+                    "enabled": True,
+                    "tokens": [self.token],
+                    "public_url": "http://127.0.0.1",
+                },
+                # Keys and write-backs are signed: the association trusts them, not a value
+                # a customer typed into a start URL.
+                "signing": {"secret": secrets.token_hex(32)},
+                "integrations": [
+                    dict(integration),
+                    {
+                        "name": "audit",
+                        "connector": "jsonl",
+                        "settings": {"path": str(self.jsonl_path)},
+                    },
+                    {
+                        "name": "webhook",
+                        "connector": "webhook",
+                        "settings": {"url": f"{self.webhook_url}/hook"},
+                    },
+                ],
+            }
+        )
+
+    @property
+    def jsonl_path(self) -> Path:
+        """The ``audit`` integration's file."""
+        return self.workdir / "deliveries.jsonl"
+
+
+@contextmanager
+def stage(seed: int) -> Iterator[Stage]:
+    """Serve the simulated appliance and webhook receiver; a temporary work directory."""
+    state = SimApplianceState.default(seed=seed)
+    receiver = WebhookReceiverState()
+    with (
+        serve_in_thread(create_app(state)) as appliance_url,
+        serve_in_thread(create_webhook_app(receiver)) as webhook_url,
+        tempfile.TemporaryDirectory(prefix="rsbridge-demo-") as workdir,
+    ):
+        yield Stage(
+            state, appliance_url, receiver, webhook_url, Path(workdir), secrets.token_urlsafe(24)
+        )
+
+
+async def keyed_session(
+    url: str,
+    http: httpx.AsyncClient,
+    state: SimApplianceState,
+    generator: SessionGenerator,
+    *,
+    integration: str,
+    ticket: str,
+    console: Console,
+) -> DemoSession:
+    """A technician generates a key from ``ticket``; a customer uses it; it ends."""
+    answer = await http.post(
+        f"{url}/actions/session-key",
+        json={"integration": integration, "ticket": ticket, "user": "jsmith"},
+    )
+    body = answer.json()
+    if answer.status_code != 200:
+        raise RuntimeError(f"the actions API refused a key for {ticket}: {body}")
+    custom = dict(state.session_keys[body["short_key"]].custom)
+    console.print(f"session key {body['short_key']} generated from {ticket}")
+    lsid = state.start_session(body["short_key"])
+    external_key = custom.pop("external_key", None)
+    report = generator.session_from_key(external_key, custom)
+    session = state.complete_session(lsid, dataclasses.replace(report, lsid=lsid))
+    return DemoSession(session, ticket)
+
+
+async def auto_created_session(
+    url: str,
+    engine: Engine,
+    state: SimApplianceState,
+    generator: SessionGenerator,
+    *,
+    attribute: str,
+    noun: str,
+    console: Console,
+) -> DemoSession:
+    """A session without a ticket: the rep joins, a ``noun`` is created and its reference
+    written back to the session's custom ``attribute``; it ends."""
+    key = state.generate_session_key(queue_id="general")
+    lsid = state.start_session(key.short_key)
+    form = {
+        "event": MEMBER_ADDED,
+        "version": "1",
+        "timestamp": str(int(time.time())),
+        "appliance_id": state.appliance_id,
+        "lsid": lsid,
+        "type": "representative",
+        "username": "jsmith",
+    }
+    async with httpx.AsyncClient() as appliance_side:
+        answer = await appliance_side.post(f"{url}/ERSPost?appliance={APPLIANCE}", data=form)
+        answer.raise_for_status()
+    await engine.wait_idle()
+    custom = dict(state.active_sessions[lsid].custom)
+    console.print(
+        f"session {lsid[:8]} had no ticket: {noun} created on join, "
+        f"{attribute}={custom.get(attribute, '(none)')} written back"
+    )
+    report = generator.session_from_key(None, custom)
+    session = state.complete_session(lsid, dataclasses.replace(report, lsid=lsid))
+    return DemoSession(session, None)
+
+
+def forged_session(
+    state: SimApplianceState, generator: SessionGenerator, *, attribute: str, target: str
+) -> SupportSession:
+    """A customer starts a session from a public start URL of their own making, naming
+    someone else's ticket ``target`` in the custom ``attribute``; it ends."""
+    custom = {attribute: target}
+    key = state.generate_session_key(queue_id="general", custom=custom.items())
+    lsid = state.start_session(key.short_key)
+    report = generator.session_from_key(None, custom)
+    return state.complete_session(lsid, dataclasses.replace(report, lsid=lsid))
+
+
+async def end_twice(url: str, state: SimApplianceState, sessions: list[SupportSession]) -> int:
+    """POST every session's outbound events to the intake, each twice, as the appliance
+    does (one at a time, waiting for the 200); the number acknowledged."""
+    recipient = Recipient(f"{url}/ERSPost?appliance={APPLIANCE}", retry_interval=0.2)
+    async with OutboundEventEmitter([recipient]) as emitter:
+        for session in sessions:
+            for event in events_for_session(session, state.appliance_id) * 2:
+                emitter.enqueue(event)
+        await emitter.run_until_idle()
+    return recipient.sent
+
+
+def file_counts(lines: list[dict[str, Any]]) -> Counter[tuple[Any, Any]]:
+    """The ``audit`` file's lines counted by (lsid, kind); a note names its lsid in its key."""
+    return Counter((d.get("lsid") or d["key"].split("/")[1], d["kind"]) for d in lines)
+
+
+def webhook_counts(bodies: list[dict[str, Any]]) -> Counter[tuple[Any, Any]]:
+    """The webhook receiver's bodies counted by (lsid, kind)."""
+    return Counter((d.get("lsid"), d.get("kind")) for d in bodies)
+
+
+def describe(counts: Counter[tuple[Any, Any]], lsid: str) -> str:
+    """One table cell: what reached a destination for ``lsid`` (e.g. "1 report, 1 survey")."""
+    parts = [
+        f"{n} {kind.replace('session_report', 'report')}"
+        for (who, kind), n in sorted(counts.items(), key=str)
+        if who == lsid
+    ]
+    return ", ".join(parts) or "-"
