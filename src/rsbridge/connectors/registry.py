@@ -13,16 +13,18 @@ package adds to the command line (its own commands, a simulator, a demo story)::
     mysystem = "mypackage:plugin"
 
 rsbridge's own connectors are declared the same way in its ``pyproject.toml``;
-:data:`BUILTIN` lists them as well so that a source checkout that was not installed
-still finds them.
+:data:`BUILTIN` finds them as well so that a source checkout that was not installed
+still does.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
+import rsbridge.connectors
 from rsbridge.connectors.plugin import ConnectorPlugin, Hook
 from rsbridge.errors import ConfigurationError
 
@@ -31,11 +33,22 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP = "rsbridge.connectors"
 
-BUILTIN: dict[str, str] = {
-    "jsonl": "rsbridge.connectors.jsonl:JsonlConnector",
-    "webhook": "rsbridge.connectors.webhook:WebhookConnector",
-    "servicenow": "rsbridge.connectors.servicenow:plugin",
-}
+
+def _builtin() -> dict[str, str]:
+    # Found without importing anything: every connector package (a sub-package of this one,
+    # e.g. servicenow/) declares its plugin in its __init__, so adding one edits nothing here.
+    found = {
+        "jsonl": "rsbridge.connectors.jsonl:JsonlConnector",
+        "webhook": "rsbridge.connectors.webhook:WebhookConnector",
+    }
+    for module in pkgutil.iter_modules(rsbridge.connectors.__path__):
+        if module.ispkg:
+            found[module.name] = f"rsbridge.connectors.{module.name}:plugin"
+    return found
+
+
+BUILTIN: dict[str, str] = _builtin()
+"""rsbridge's own connectors: the jsonl and webhook modules and each connector package."""
 
 
 def _import(target: str) -> object:
