@@ -74,7 +74,15 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from harness import ChildPeer, Comparison, announce, cpu_seconds, peak_rss_mb, percentile
+from harness import (
+    ChildPeer,
+    Comparison,
+    announce,
+    cpu_seconds,
+    peak_rss_mb,
+    percentile,
+    verdict,
+)
 from rsbridge.appliance.client import ApplianceClient
 from rsbridge.appliance.events import END
 from rsbridge.appliance.report_model import SupportSession
@@ -666,9 +674,9 @@ def _report(
     latency_met = ours_s.p50_ms < 1000
     calls_met = ours_b.calls_per_session < 0.2
     print(
-        f"targets: median < 1 s -> {'met' if latency_met else 'NOT met'} "
+        f"targets: median < 1 s -> {verdict(latency_met)} "
         f"({ours_s.p50_ms:.0f} ms); appliance calls / session in a backlog < 0.2 -> "
-        f"{'met' if calls_met else 'NOT met'} ({ours_b.calls_per_session:.4f})"
+        f"{verdict(calls_met)} ({ours_b.calls_per_session:.4f})"
     )
 
 

@@ -93,9 +93,14 @@ class PluginGroup(TyperGroup):
     hook_kind: ClassVar[HookKind]
     list_broken: ClassVar[bool] = False
 
+    _hooks: dict[str, Hook | ConfigurationError] | None = None
+
     def _plugin_commands(self, *, listing: bool = False) -> dict[str, LazyCommand]:
+        # Read once per invocation: help output asks for every command in turn.
+        if self._hooks is None:
+            self._hooks = hooks(self.hook_kind)
         found: dict[str, LazyCommand] = {}
-        for name, hook in hooks(self.hook_kind).items():
+        for name, hook in self._hooks.items():
             if name in self.commands:
                 continue
             if isinstance(hook, ConfigurationError):
