@@ -14,13 +14,17 @@ from typing import Any, ClassVar, Literal
 
 import typer
 import typer.main
-from typer import _click as click  # typer ships its own copy of click (typer >= 0.19)
 from typer.core import TyperCommand, TyperGroup
 
 from rsbridge.connectors.plugin import ConnectorPlugin, Hook
 from rsbridge.connectors.registry import load_hook, plugins
 from rsbridge.console import fail
 from rsbridge.errors import ConfigurationError
+
+# Click's Context and Command are typed Any here: typer >= 0.26 ships its own copy of click
+# whose module (typer._click) is private, and the click package's types would not match it.
+Command = Any
+Context = Any
 
 HookKind = Literal["commands", "simulator", "demo"]
 
@@ -41,7 +45,7 @@ def _hook(declared: ConnectorPlugin, kind: HookKind) -> Hook | None:
     return hook
 
 
-def load_command(name: str, hook: Hook, kind: HookKind) -> click.Command:
+def load_command(name: str, hook: Hook, kind: HookKind) -> Command:
     """The click command behind ``hook``; ConfigurationError when it is not one."""
     found = load_hook(hook)
     if isinstance(found, typer.Typer):
@@ -58,12 +62,12 @@ def load_command(name: str, hook: Hook, kind: HookKind) -> click.Command:
 class LazyCommand(TyperCommand):
     """Stands for a plugin's command in listings; loads it when it is run."""
 
-    def __init__(self, name: str, help_text: str, load: Callable[[], click.Command]) -> None:
+    def __init__(self, name: str, help_text: str, load: Callable[[], Command]) -> None:
         super().__init__(name=name, help=help_text, short_help=help_text)
         self._load = load
-        self._loaded: click.Command | None = None
+        self._loaded: Command | None = None
 
-    def load(self) -> click.Command:
+    def load(self) -> Command:
         """The real command (imported now); exits with the reason if the plugin is broken."""
         if self._loaded is None:
             try:
@@ -76,9 +80,9 @@ class LazyCommand(TyperCommand):
         self,
         info_name: str | None,
         args: list[str],
-        parent: click.Context | None = None,
+        parent: Context | None = None,
         **extra: Any,
-    ) -> click.Context:
+    ) -> Context:
         # The real command parses the arguments, so its options and --help apply.
         return self.load().make_context(info_name, args, parent=parent, **extra)
 
@@ -112,21 +116,21 @@ class PluginGroup(TyperGroup):
                 found[name] = LazyCommand(name, hook.help, _loader(name, hook, self.hook_kind))
         return found
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Context) -> list[str]:
         """Built-in commands in their order, then the plugins' by name."""
         return super().list_commands(ctx) + list(self._plugin_commands(listing=True))
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
         """A built-in command, or a plugin's (not imported until it runs)."""
         return super().get_command(ctx, cmd_name) or self._plugin_commands().get(cmd_name)
 
 
-def _loader(name: str, hook: Hook, kind: HookKind) -> Callable[[], click.Command]:
+def _loader(name: str, hook: Hook, kind: HookKind) -> Callable[[], Command]:
     return lambda: load_command(name, hook, kind)
 
 
-def _raiser(message: str) -> Callable[[], click.Command]:
-    def load() -> click.Command:
+def _raiser(message: str) -> Callable[[], Command]:
+    def load() -> Command:
         raise ConfigurationError(message)
 
     return load
