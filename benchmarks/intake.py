@@ -31,6 +31,8 @@ from urllib.parse import urlencode
 
 import httpx
 
+from harness import Comparison, percentile, verdict
+
 FORM = [
     ("event", "support_conference_end"),
     ("version", "3"),
@@ -206,11 +208,6 @@ async def _concurrent(port: int, path: str, count: int, senders: int, offset: in
     return count / (time.perf_counter() - started)
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def measure(kind: str, serial: int, concurrent: int, senders: int) -> dict[str, float]:
     port = _free_port()
     child = subprocess.Popen(  # noqa: S603 (this script, as a child)
@@ -226,8 +223,8 @@ def measure(kind: str, serial: int, concurrent: int, senders: int) -> dict[str, 
         child.terminate()
         child.wait()
     return {
-        "p50_ms": _percentile(latencies, 0.50) * 1000,
-        "p99_ms": _percentile(latencies, 0.99) * 1000,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
         "events_per_s": rate,
     }
 
@@ -249,16 +246,17 @@ def main() -> None:
         f"serial sender, {args.serial} events; "
         f"concurrent: {args.senders} senders, {args.concurrent} events"
     )
-    print(f"{'':24}{'baseline':>12}{'rsbridge':>12}{'ratio':>9}")
+    table = Comparison(24)
+    print(table.header())
     for key, label in (
         ("p50_ms", "ack p50 (ms)"),
         ("p99_ms", "ack p99 (ms)"),
         ("events_per_s", "events/s (concurrent)"),
     ):
-        print(f"{label:24}{base[key]:12.2f}{ours[key]:12.2f}{ours[key] / base[key]:8.2f}x")
+        print(table.row(label, base[key], ours[key], "12.2f"))
     print(
-        f"targets: p99 < 5 ms -> {'met' if ours['p99_ms'] < 5 else 'NOT met'}; "
-        f"> 2000 events/s -> {'met' if ours['events_per_s'] > 2000 else 'NOT met'}"
+        f"targets: p99 < 5 ms -> {verdict(ours['p99_ms'] < 5)}; "
+        f"> 2000 events/s -> {verdict(ours['events_per_s'] > 2000)}"
     )
 
 

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from harness import peak_rss_mb
 
 DATA = Path(__file__).resolve().parent / ".data"
 
@@ -58,17 +59,13 @@ def build_report(path: Path, megabytes: float, seed: int) -> int:
     return sessions
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
 def worker(kind: str, path: Path) -> dict[str, float]:
     """Parse ``path`` with ``kind`` in this process; report seconds and peak RSS growth."""
     import xmltodict
 
     from rsbridge.appliance.report_parser import iter_sessions
 
-    base = _rss_mb()
+    base = peak_rss_mb()
     start = time.perf_counter()
     if kind == "rsbridge":
         count = sum(1 for _ in iter_sessions(path))
@@ -80,7 +77,7 @@ def worker(kind: str, path: Path) -> dict[str, float]:
         sessions = doc["session_list"]["session"]
         count = len(sessions) if isinstance(sessions, list) else 1
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "peak_mb": _rss_mb() - base, "sessions": count}
+    return {"seconds": seconds, "peak_mb": peak_rss_mb() - base, "sessions": count}
 
 
 def _lxml_floor(path: Path, *, touch: bool) -> int:

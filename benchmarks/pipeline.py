@@ -58,26 +58,31 @@ import asyncio
 import dataclasses
 import json
 import logging
-import resource
 import statistics
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from childproc import ChildPeer
+from harness import (
+    ChildPeer,
+    Comparison,
+    announce,
+    cpu_seconds,
+    peak_rss_mb,
+    percentile,
+    verdict,
+)
 from rsbridge.appliance.client import ApplianceClient
 from rsbridge.appliance.events import END
 from rsbridge.appliance.report_model import SupportSession
@@ -281,19 +286,15 @@ async def _run_peers(latency: float, per_second: int, per_hour: int) -> None:
         serving(_slim_bodies(webhook_app(receiver))) as webhook_url,
         serving(control.app()) as control_url,
     ):
-        print(
-            json.dumps(
-                {
-                    "appliance": appliance_url.removeprefix("http://"),
-                    "webhook": f"{webhook_url}/hook",
-                    "control": control_url,
-                    "client_id": account.client_id,
-                    "client_secret": account.client_secret,
-                }
-            ),
-            flush=True,
+        await announce(
+            {
+                "appliance": appliance_url.removeprefix("http://"),
+                "webhook": f"{webhook_url}/hook",
+                "control": control_url,
+                "client_id": account.client_id,
+                "client_secret": account.client_secret,
+            }
         )
-        await asyncio.Event().wait()  # until the parent terminates this process
 
 
 # --- the parent's view of the peers ---------------------------------------------------
@@ -316,16 +317,6 @@ class Peers(ChildPeer):
             ],
             "peers",
         )
-
-    async def call(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        """GET (or POST ``body`` to) a control route; its JSON answer."""
-        async with httpx.AsyncClient(base_url=self.info["control"], timeout=120) as http:
-            if body is None:
-                response = await http.get(path)
-            else:
-                response = await http.post(path, json=body)
-        response.raise_for_status()
-        return response.json()
 
     async def wait_reports(self, count: int, *, limit: float) -> dict[str, Any]:
         """Wait until the receiver holds ``count`` session reports (at most ``limit`` s)."""
@@ -372,16 +363,6 @@ def _config(workdir: Path, peers: Peers, workers: int) -> Config:
 def _client_calls(client: ApplianceClient) -> int:
     """Appliance calls a client made: API requests and token requests."""
     return client.requests_sent + client.tokens.tokens_issued
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
-def _cpu_seconds() -> float:
-    """CPU time of this process so far, every thread (the store's writer too)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 # --- the baseline ------------------------------------------------------------------------
@@ -484,11 +465,6 @@ class Backlog:
         return self.cpu_seconds * 1000 / max(1, self.sessions)
 
 
-def _percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def _steady_results(peers: Peers, count: int, calls: int) -> Steady:
     results: dict[str, Any] = await peers.call("/results")
     queued: dict[str, float] = results["queued_at"]
@@ -504,7 +480,7 @@ async def _steady_results(peers: Peers, count: int, calls: int) -> Steady:
         count,
         len(latencies),
         statistics.median(latencies) * 1000,
-        _percentile(latencies, 0.9) * 1000,
+        percentile(latencies, 0.9) * 1000,
         max(latencies) * 1000,
         calls,
         saw,
@@ -586,11 +562,11 @@ async def backlog_rsbridge(peers: Peers, args: argparse.Namespace, workdir: Path
         await _record_backlog(engine, sessions)
         took = time.perf_counter() - started
         print(f"  {len(sessions)} end events recorded in {took:.1f} s (store.record_event)")
-        rss_before, cpu_before = _peak_rss_mb(), _cpu_seconds()
+        rss_before, cpu_before = peak_rss_mb(), cpu_seconds()
         start = time.time()
         engine.start()
         counts = await _drained(engine, limit=max(600.0, args.backlog / 10))
-        rss, cpu = _peak_rss_mb() - rss_before, _cpu_seconds() - cpu_before
+        rss, cpu = peak_rss_mb() - rss_before, cpu_seconds() - cpu_before
         assert engine.worker is not None
         report_calls = engine.worker.appliance_calls
         calls = _client_calls(engine.appliances[APPLIANCE_ID])
@@ -620,9 +596,9 @@ async def backlog_baseline(peers: Peers, args: argparse.Namespace, workdir: Path
     sample = [lsid for lsid, _key in sessions[: args.baseline_sample]]
     naive = NaivePipeline(_config(workdir, peers, args.workers), args.workers)
     try:
-        start, cpu_before = time.time(), _cpu_seconds()
+        start, cpu_before = time.time(), cpu_seconds()
         await asyncio.gather(*(naive.import_session(lsid) for lsid in sample))
-        cpu = _cpu_seconds() - cpu_before
+        cpu = cpu_seconds() - cpu_before
     finally:
         await naive.aclose()
     progress = await peers.call("/progress")
@@ -639,11 +615,8 @@ async def backlog_baseline(peers: Peers, args: argparse.Namespace, workdir: Path
 # --- report ------------------------------------------------------------------------------
 
 
-def _row(label: str, base: float | None, ours: float, fmt: str = "12.1f") -> str:
-    """A table row: baseline, rsbridge and their ratio (rsbridge / baseline)."""
-    base_text = "-" if base is None else format(base, fmt)
-    ratio = "" if base is None or base == 0 else f"{ours / base:8.2f}x"
-    return f"{label:36}{base_text:>12}{format(ours, fmt):>12}{ratio:>9}".rstrip()
+TABLE = Comparison(36)
+_row = TABLE.row
 
 
 def _report(
@@ -663,7 +636,7 @@ def _report(
         f"steady state: {args.rate:g} sessions/s for {args.duration:g} s "
         f"({ours_s.sessions} sessions)"
     )
-    print(f"{'':36}{'baseline':>12}{'rsbridge':>12}{'ratio':>9}")
+    print(TABLE.header())
     print(_row("session end -> ticket p50 (ms)", base_s.p50_ms, ours_s.p50_ms))
     print(_row("session end -> ticket p90 (ms)", base_s.p90_ms, ours_s.p90_ms))
     print(_row("session end -> ticket max (ms)", base_s.max_ms, ours_s.max_ms))
@@ -680,7 +653,7 @@ def _report(
         f"backlog: {args.backlog} sessions queued before the workers start "
         f"(baseline: {base_b.sessions} of them, time for all projected from its rate)"
     )
-    print(f"{'':36}{'baseline':>12}{'rsbridge':>12}{'ratio':>9}")
+    print(TABLE.header())
     print(_row(f"time to drain {args.backlog} (s)", projected, ours_b.seconds))
     print(_row("sessions/s", base_b.rate, ours_b.rate))
     print(
@@ -701,9 +674,9 @@ def _report(
     latency_met = ours_s.p50_ms < 1000
     calls_met = ours_b.calls_per_session < 0.2
     print(
-        f"targets: median < 1 s -> {'met' if latency_met else 'NOT met'} "
+        f"targets: median < 1 s -> {verdict(latency_met)} "
         f"({ours_s.p50_ms:.0f} ms); appliance calls / session in a backlog < 0.2 -> "
-        f"{'met' if calls_met else 'NOT met'} ({ours_b.calls_per_session:.4f})"
+        f"{verdict(calls_met)} ({ours_b.calls_per_session:.4f})"
     )
 
 

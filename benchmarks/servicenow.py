@@ -51,8 +51,6 @@ import argparse
 import asyncio
 import hashlib
 import json
-import resource
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,7 +62,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from childproc import ChildPeer
+from harness import ChildPeer, Comparison, Stopwatch, announce, cpu_seconds
 from rsbridge.appliance.events import END
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.connectors.base import SessionDelivery
@@ -85,11 +83,6 @@ JOURNAL_MARK = "(Remote Support session "  # the last line of every journal entr
 
 
 # --- the instance process ----------------------------------------------------------------
-
-
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _tables_summary(state: SimServiceNowState) -> dict[str, Any]:
@@ -119,7 +112,7 @@ async def _serve_instance(latency: float) -> None:
     demo = seed_demo(state)
     state.import_unload_xml(unload_xml(Schema.build()))
     state.latency = latency
-    cpu_start = _cpu_seconds()
+    cpu_start = cpu_seconds()
 
     async def results(request: Request) -> Response:
         with state.lock:
@@ -137,7 +130,7 @@ async def _serve_instance(latency: float) -> None:
                 "by_method": dict(calls),
                 "sub_requests": dict(subs),
                 "failed": failed,
-                "cpu_seconds": _cpu_seconds() - cpu_start,
+                "cpu_seconds": cpu_seconds() - cpu_start,
                 **_tables_summary(state),
             }
         )
@@ -145,18 +138,7 @@ async def _serve_instance(latency: float) -> None:
     control = Starlette(routes=[Route("/results", results)])
     user, password = demo.integration
     async with serving(create_app(state)) as url, serving(control) as control_url:
-        print(
-            json.dumps(
-                {
-                    "url": url,
-                    "control": control_url,
-                    "username": user,
-                    "password": password,
-                }
-            ),
-            flush=True,
-        )
-        await asyncio.Event().wait()  # until the parent terminates this process
+        await announce({"url": url, "control": control_url, "username": user, "password": password})
 
 
 class Instance(ChildPeer):
@@ -167,9 +149,7 @@ class Instance(ChildPeer):
 
     def results(self) -> dict[str, Any]:
         """What the instance received and holds (see ``_serve_instance``)."""
-        response = httpx.get(f"{self.info['control']}/results", timeout=120)
-        response.raise_for_status()
-        result: dict[str, Any] = response.json()
+        result: dict[str, Any] = self.control("/results")
         return result
 
 
@@ -333,15 +313,12 @@ class Side:
 
 def measure(importer: Any, sessions: Sequence[SupportSession], args: argparse.Namespace) -> Side:
     with Instance(args.latency) as instance:
-        cpu_before = _cpu_seconds()
-        started = time.perf_counter()
-        client_calls = asyncio.run(importer(instance.info, sessions, args.workers))
-        seconds = time.perf_counter() - started
-        cpu = _cpu_seconds() - cpu_before
+        with Stopwatch() as watch:
+            client_calls = asyncio.run(importer(instance.info, sessions, args.workers))
         peer = instance.results()
     if peer["failed"]:
         print(f"  warning: the instance answered {peer['failed']} requests with an error")
-    return Side(len(sessions), seconds, cpu, client_calls, peer)
+    return Side(len(sessions), watch.seconds, watch.cpu_seconds, client_calls, peer)
 
 
 def _incidents() -> list[str]:
@@ -352,10 +329,8 @@ def _incidents() -> list[str]:
 # --- report ------------------------------------------------------------------------------
 
 
-def _row(label: str, base: float, ours: float, fmt: str = "12.1f") -> str:
-    """A table row: baseline, rsbridge and their ratio (rsbridge / baseline)."""
-    ratio = f"{ours / base:8.2f}x" if base else ""
-    return f"{label:32}{format(base, fmt):>12}{format(ours, fmt):>12}{ratio:>9}".rstrip()
+TABLE = Comparison(32)
+_row = TABLE.row
 
 
 def _report(args: argparse.Namespace, base: Side, ours: Side) -> None:
@@ -364,7 +339,7 @@ def _report(args: argparse.Namespace, base: Side, ours: Side) -> None:
         f"{ours.sessions} sessions; the instance answers in {args.latency * 1000:.0f} ms; "
         f"{args.workers} sessions at once on both sides"
     )
-    print(f"{'':32}{'baseline':>12}{'rsbridge':>12}{'ratio':>9}")
+    print(TABLE.header())
     print(
         _row("ServiceNow calls / session", base.calls_per_session, ours.calls_per_session, "12.2f")
     )

@@ -10,7 +10,12 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from rsbridge.demo import CLOSED_INCIDENT, FORGED_TARGET, run_demo, run_demo_async
+from rsbridge.connectors.servicenow.demo import (
+    CLOSED_INCIDENT,
+    FORGED_TARGET,
+    run_demo,
+    run_demo_async,
+)
 from rsbridge.engine.runtime import Engine
 from rsbridge.web.serve import serving
 from tests.engine.conftest import engine_config
@@ -26,8 +31,8 @@ def test_the_demo_delivers_every_session_once_where_it_belongs() -> None:
     for item in result.sessions:
         lsid = item.session.lsid
         (row,) = snow.query("u_rs_session", f"u_lsid={lsid}")
-        if item.incident is not None:
-            assert row["u_task"] == ids[item.incident]
+        if item.ticket is not None:
+            assert row["u_task"] == ids[item.ticket]
         else:
             created += 1
             (incident,) = snow.query("incident", f"correlation_id=rs-{lsid}")
@@ -39,7 +44,7 @@ def test_the_demo_delivers_every_session_once_where_it_belongs() -> None:
         )
         assert len(snow.query("u_rs_session_survey", f"u_session={row['sys_id']}")) == answers
     assert created == 2
-    keyed = {i.session.lsid for i in result.sessions if i.incident is not None}
+    keyed = {i.session.lsid for i in result.sessions if i.ticket is not None}
     reports = [d for d in result.jsonl if d["kind"] == "session_report"]
     assert sorted(d["lsid"] for d in reports) == sorted(keyed)
     assert sorted(d["lsid"] for d in result.webhook if d["kind"] == "session_report") == sorted(

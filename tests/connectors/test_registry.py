@@ -91,7 +91,9 @@ def test_builtins_are_declared_as_entry_points() -> None:
 def test_an_unknown_name_lists_the_available_ones() -> None:
     with pytest.raises(ConfigurationError, match=r"unknown connector 'nosuch'") as caught:
         connector_class("nosuch")
-    assert "available: jsonl, servicenow, webhook" in str(caught.value)
+    # Every connector, built in or installed, by name (a new connector package joins the list).
+    assert f"available: {', '.join(sorted(available()))})" in str(caught.value)
+    assert {"jsonl", "servicenow", "webhook"} <= set(available())
 
 
 def test_without_installed_metadata_builtins_still_load(extra_entry_points: dict[str, str]) -> None:
@@ -102,9 +104,8 @@ def test_without_installed_metadata_builtins_still_load(extra_entry_points: dict
 def test_a_third_party_entry_point(extra_entry_points: dict[str, str]) -> None:
     extra_entry_points["thirdparty"] = f"{__name__}:ThirdPartyConnector"
     assert connector_class("thirdparty") is ThirdPartyConnector
-    with pytest.raises(
-        ConfigurationError, match="available: jsonl, servicenow, thirdparty, webhook"
-    ):
+    listed = ", ".join(sorted([*BUILTIN, "thirdparty"]))
+    with pytest.raises(ConfigurationError, match=f"available: {listed}"):
         connector_class("other")
 
 
@@ -120,13 +121,22 @@ def test_an_entry_point_that_is_not_a_connector(extra_entry_points: dict[str, st
         connector_class("nope")
 
 
-CONNECTORS_DOC = (PYPROJECT.parent / "docs" / "connectors.md").read_text()
+DOCS = PYPROJECT.parent / "docs"
 
 
-@pytest.mark.parametrize("cls", [JsonlConnector, WebhookConnector, ServiceNowConnector])
-def test_builtin_settings_are_documented(cls: type[Connector]) -> None:
-    """docs/connectors.md has a row per setting whose type, default and help match the code."""
-    section = CONNECTORS_DOC.split(f"## `{cls.name}`: {cls.title}\n", 1)[1].split("\n## ", 1)[0]
+def test_builtins_include_every_connector_package() -> None:
+    assert {"jsonl", "servicenow", "webhook"} <= set(BUILTIN)
+    assert BUILTIN["servicenow"] == "rsbridge.connectors.servicenow:plugin"
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_builtin_settings_are_documented(name: str) -> None:
+    """docs/connectors.md (or the connector's own docs/NAME.md) has a row per setting whose
+    type, default and help match the code."""
+    cls = connector_class(name)
+    own = DOCS / f"{name}.md"
+    doc = (DOCS / "connectors.md").read_text() + (own.read_text() if own.exists() else "")
+    section = doc.split(f"## `{cls.name}`: {cls.title}\n", 1)[1].split("\n## ", 1)[0]
     rows = {}
     for line in section.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]

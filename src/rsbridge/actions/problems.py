@@ -1,6 +1,6 @@
 """What goes wrong in an action, as an HTTP status, a stable code and a clear message.
 
-The HTTP API (:mod:`rsbridge.web.actions`) and the CLI (:mod:`rsbridge.actions_cli`)
+The HTTP API (:mod:`rsbridge.web.actions`) and the CLI (:mod:`rsbridge.cli.actions`)
 both report through :func:`describe`, so a failure reads the same everywhere. The
 messages follow the troubleshooting section of the vendor's ServiceNow guide: each one
 names the failure the way the guide does ("Unknown host", "Requested support

@@ -1,4 +1,4 @@
-"""The ``rsbridge`` command line (Typer). Reference: docs/cli.md."""
+"""``rsbridge report``: inspect saved session reports."""
 
 from __future__ import annotations
 
@@ -11,68 +11,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rsbridge import __version__
 from rsbridge.appliance.report_model import EventType, SupportSession, to_jsonable
 from rsbridge.appliance.report_parser import ReportLimits, iter_sessions
 from rsbridge.console import fail
-from rsbridge.engine_cli import register as register_engine_commands
 from rsbridge.errors import RsbridgeError
 
-app = typer.Typer(
-    help="rsbridge: BeyondTrust Remote Support to ticketing integration engine.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
 report_app = typer.Typer(help="Inspect session reports.", no_args_is_help=True)
-app.add_typer(report_app, name="report")
-
-
-def _sim_app() -> typer.Typer:
-    from rsbridge.sim.cli import sim_app
-
-    return sim_app
-
-
-app.add_typer(_sim_app(), name="sim", help="Run simulated peers (the appliance, ...).")
-register_engine_commands(app)
-
-
-def _actions_app() -> typer.Typer:
-    from rsbridge.actions_cli import actions_app
-
-    return actions_app
-
-
-app.add_typer(_actions_app(), name="actions")
-
-
-def _servicenow_app() -> typer.Typer:
-    from rsbridge.servicenow_cli import servicenow_app
-
-    return servicenow_app
-
-
-app.add_typer(_servicenow_app(), name="servicenow")
-
-
-@app.command()
-def version() -> None:
-    """Print the rsbridge version."""
-    typer.echo(__version__)
-
-
-@app.command()
-def demo(
-    sessions: Annotated[int, typer.Option(min=1, help="How many simulated sessions to run.")] = 8,
-    seed: Annotated[int, typer.Option(help="Seed of the session generator.")] = 7,
-) -> None:
-    """Start a simulated appliance, run sessions, and fetch and parse their reports."""
-    from rsbridge.demo import run_demo
-
-    try:
-        run_demo(sessions=sessions, seed=seed, console=Console())
-    except RsbridgeError as exc:
-        raise fail(exc.message) from None
 
 
 @report_app.command("parse")

@@ -1,6 +1,6 @@
 """The engine's commands: ``serve``, ``check``, ``pull``, ``render`` and ``events``.
 
-Registered on the main app by :mod:`rsbridge.cli`. Reference: docs/cli.md.
+Registered on the main app by :mod:`rsbridge.cli.root`. Reference: docs/cli.md.
 """
 
 from __future__ import annotations

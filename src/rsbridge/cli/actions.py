@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 
+from rsbridge.cli.engine import DEFAULT_CONFIG, ConfigOption
 from rsbridge.console import fail
-from rsbridge.engine_cli import DEFAULT_CONFIG, ConfigOption
 from rsbridge.errors import RsbridgeError
 
 if TYPE_CHECKING:

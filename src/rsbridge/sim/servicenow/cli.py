@@ -1,4 +1,8 @@
-"""``rsbridge sim``: run the simulated peers in the foreground."""
+"""``rsbridge sim servicenow``: serve the simulated instance in the foreground.
+
+Contributed to ``rsbridge sim`` by the ServiceNow connector's plugin
+(:data:`rsbridge.connectors.servicenow.plugin`).
+"""
 
 from __future__ import annotations
 
@@ -7,66 +11,9 @@ from typing import Annotated
 
 import typer
 
-sim_app = typer.Typer(
-    help="Run simulated peers (appliance, ticketing systems).", no_args_is_help=True
-)
-
-TlsCert = Annotated[
-    Path | None,
-    typer.Option(
-        "--tls-cert",
-        help="PEM certificate: serve HTTPS instead of plain HTTP (needs --tls-key).",
-        exists=True,
-        dir_okay=False,
-        readable=True,
-    ),
-]
-TlsKey = Annotated[
-    Path | None,
-    typer.Option(
-        "--tls-key",
-        help="PEM private key of --tls-cert.",
-        exists=True,
-        dir_okay=False,
-        readable=True,
-    ),
-]
+from rsbridge.sim.options import TlsCert, TlsKey, tls_pair
 
 
-def _tls_pair(cert: Path | None, key: Path | None) -> tuple[Path, Path] | None:
-    """The certificate and key to serve HTTPS with; exits clearly when only one is given."""
-    if (cert is None) != (key is None):
-        typer.echo("error: --tls-cert and --tls-key go together", err=True)
-        raise typer.Exit(2)
-    return (cert, key) if cert and key else None
-
-
-@sim_app.command()
-def appliance(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8443,
-    seed: Annotated[int, typer.Option(help="Seed for ids, secrets and generated data.")] = 0,
-    sessions: Annotated[int, typer.Option(help="Finished sessions to pre-load.")] = 0,
-    tls_cert: TlsCert = None,
-    tls_key: TlsKey = None,
-) -> None:
-    """Serve a simulated Remote Support appliance (OAuth, Command and Reporting APIs)."""
-    import uvicorn
-
-    from rsbridge.sim.appliance.server import create_app
-    from rsbridge.sim.appliance.state import SimApplianceState
-    from rsbridge.sim.serve import server_options
-
-    tls = _tls_pair(tls_cert, tls_key)
-    state = SimApplianceState.default(seed=seed, sessions=sessions)
-    account = state.accounts[0]
-    typer.echo(f"Simulated appliance: {'https' if tls else 'http'}://{host}:{port}")
-    typer.echo(f"API client id:       {account.client_id}")
-    typer.echo(f"API client secret:   {account.client_secret}")
-    uvicorn.run(create_app(state), host=host, port=port, **server_options(tls))
-
-
-@sim_app.command()
 def servicenow(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8280,
@@ -98,7 +45,7 @@ def servicenow(
     from rsbridge.sim.servicenow.seed import seed_accounts
     from rsbridge.sim.servicenow.unload import UnloadError
 
-    tls = _tls_pair(tls_cert, tls_key)
+    tls = tls_pair(tls_cert, tls_key)
     state = SimServiceNowState()
     demo = seed_demo(state) if seed else seed_accounts(state)
     for path in imports or []:

@@ -1,0 +1,33 @@
+"""The ``rsbridge`` command line (Typer): the root app. Reference: docs/cli.md.
+
+Each command module of this package registers its commands here; connectors add theirs
+through their plugin (:mod:`rsbridge.cli.plugins`), so adding a connector edits nothing here.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from rsbridge import __version__
+from rsbridge.cli import actions, demo, engine, report, sim
+from rsbridge.cli.plugins import RootGroup
+
+app = typer.Typer(
+    cls=RootGroup,
+    help="rsbridge: BeyondTrust Remote Support to ticketing integration engine.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(report.report_app, name="report")
+app.add_typer(sim.sim_app, name="sim", help="Run simulated peers (the appliance, ...).")
+engine.register(app)
+app.add_typer(actions.actions_app, name="actions")
+
+
+@app.command()
+def version() -> None:
+    """Print the rsbridge version."""
+    typer.echo(__version__)
+
+
+demo.register(app)
