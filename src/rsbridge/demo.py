@@ -85,16 +85,20 @@ class Stage:
                 # Keys and write-backs are signed: the association trusts them, not a value
                 # a customer typed into a start URL.
                 "signing": {"secret": secrets.token_hex(32)},
+                # The file and the webhook keep every session, without a ticket of their
+                # own: a signature counts for the integration it was made for only.
                 "integrations": [
                     dict(integration),
                     {
                         "name": "audit",
                         "connector": "jsonl",
+                        "association": {"on_unmatched": "import"},
                         "settings": {"path": str(self.jsonl_path)},
                     },
                     {
                         "name": "webhook",
                         "connector": "webhook",
+                        "association": {"on_unmatched": "import"},
                         "settings": {"url": f"{self.webhook_url}/hook"},
                     },
                 ],

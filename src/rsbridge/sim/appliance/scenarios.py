@@ -654,9 +654,6 @@ class _SessionBuilder:
             self.jump_start(self.customer, rep, profiles[0])
         else:
             self.attended_start(self.customer, rep)
-        if key.external_key and self.rng.random() < 0.3:
-            self.tick()
-            self.emit(EventType.EXTERNAL_KEY, by=rep, data={"external_key": key.external_key})
         self.body(profiles[1:])
         self.finish(key)
         return s
