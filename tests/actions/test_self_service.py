@@ -123,3 +123,34 @@ def test_support_now_refusals(server: Server) -> None:
         "/actions/support-now", {"integration": "portal", "ticket": "INC0010001"}
     ).json()["message"]
     assert message == "choose an issue: vpn, printing"
+
+
+def test_support_now_for_someone_elses_ticket_is_refused(server: Server) -> None:
+    # The start URL carries signed references: a requester who is not the ticket's caller
+    # must not get one (a portal passes the user it authenticated).
+    other = server.post(
+        "/actions/support-now",
+        {"integration": "portal", "ticket": "INC0010001", "requester_email": "eve@example.com"},
+    )
+    assert other.status_code == 403, other.text
+    assert other.json()["error"] == "not_your_ticket"
+    assert "session.custom" not in other.text
+    mine = server.post(
+        "/actions/support-now",
+        {
+            "integration": "portal",
+            "ticket": "INC0010001",
+            "issue": "vpn",
+            "requester_email": "Abel.Tuter@example.com",
+        },
+    )
+    assert mine.status_code == 200, mine.text
+    unknown = server.post(
+        "/actions/support-now",
+        {
+            "integration": "portal",
+            "ticket": "INC0010003",
+            "requester_email": "abel.tuter@example.com",
+        },
+    )
+    assert unknown.status_code == 403, "a ticket without a known caller e-mail is nobody's"

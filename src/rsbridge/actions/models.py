@@ -71,6 +71,9 @@ class SupportNowRequest(_Request):
     details: Annotated[str, Field(max_length=2000)] | None = None
     note: bool | None = None
     request_id: RequestId | None = None
+    requester_email: Annotated[str, Field(max_length=254)] | None = None
+    """The self-service user asking (as the portal authenticated them): the ticket's
+    caller must have this e-mail address, or the request is refused."""
 
 
 class AutoCreateRequest(_Request):

@@ -60,6 +60,15 @@ class SelfServiceActions(ActionBase):
                 code="self_service_disabled",
             )
         context = await self._context(parts, request.ticket, purpose="getting support")
+        requester = (request.requester_email or "").strip().casefold()
+        if requester and requester != (context.caller_email or "").strip().casefold():
+            # The start URL carries signed references: it goes to the ticket's caller only.
+            raise ActionError(
+                f"ticket {ticket_label(context.ticket)} is not the requester's: its caller has "
+                "another e-mail address",
+                status=403,
+                code="not_your_ticket",
+            )
         offered = (await self.issues(request.integration)).issues
         if not offered:
             raise ActionError(
