@@ -90,7 +90,13 @@ def _typed_by_rep(session: SupportSession, value: str) -> SupportSession:
     return session
 
 
-def _config(tmp_path: Path, sim: SimAppliance, snow: Snow, **association: Any) -> Config:
+def _config(
+    tmp_path: Path,
+    sim: SimAppliance,
+    snow: Snow,
+    settings: dict[str, Any] | None = None,
+    **association: Any,
+) -> Config:
     user, password = snow.demo.integration
     return engine_config(
         tmp_path,
@@ -107,6 +113,7 @@ def _config(tmp_path: Path, sim: SimAppliance, snow: Snow, **association: Any) -
                     "journal_field": "comments",
                     "log_surveys": True,
                     "survey_state_rules": ["customer:rating=5 -> 6"],
+                    **(settings or {}),
                 },
             }
         ],
@@ -191,6 +198,23 @@ async def test_trust_any_lands_but_never_changes_state_nor_comments(
     entries = _ours(snow, VICTIM, session.lsid)
     assert entries and {e["element"] for e in entries} == {"work_notes"}
     assert _state(snow, VICTIM) == state
+
+
+async def test_a_caller_the_customer_typed_gets_no_comments_and_no_state_change(
+    tmp_path: Path, sim: SimAppliance, snow: Snow
+) -> None:
+    # Auto-create looks the caller up by the e-mail address the customer typed: the
+    # customer chose that person, so the new incident gets work notes only and the
+    # customer's survey does not resolve it.
+    victim = snow.state.query("sys_user", "user_name=admin")[0]
+    session = _session(17, custom={"customer_email": victim["email"]}, rating="5")
+    lookup = {"create_dynamic_lookup_fields": ["caller_id=sys_user.email=customer_email"]}
+    await _run(_config(tmp_path, sim, snow, lookup, on_unmatched="create"), sim, [session])
+    (incident,) = snow.state.query("incident", f"correlation_id=rs-{session.lsid}")
+    assert incident["caller_id"] == victim["sys_id"]
+    ours = [e for e in snow.state.journal(incident["sys_id"]) if session.lsid in e["value"]]
+    assert ours and {e["element"] for e in ours} == {"work_notes"}
+    assert incident["state"] != "6"
 
 
 async def test_a_call_reference_must_name_a_call(

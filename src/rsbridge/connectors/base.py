@@ -411,6 +411,16 @@ class Connector(abc.ABC):
     # Connectors that support technician and customer actions override these; the
     # defaults say clearly that this connector does not.
 
+    def created_tickets_trusted(self) -> bool:
+        """Whether a ticket this connector creates for a session counts as trusted.
+
+        True by default: rsbridge made the ticket for this session. A connector whose
+        creation sets people from what the customer typed (a caller looked up by an
+        e-mail address from the portal) says False: the customer chose that person, so
+        customer-visible comments and state changes must not reach them.
+        """
+        return True
+
     def live_session_attributes(self, ticket: Ticket) -> dict[str, str]:
         """Custom attributes to write back to a live session that now has ``ticket``.
 

@@ -109,7 +109,7 @@ async def create_for_live_session(
         )
         created = resolution.ticket is None
         detail = (
-            ticket_detail(ticket, CREATED_SOURCE, trusted=True)
+            ticket_detail(ticket, CREATED_SOURCE, trusted=connector.created_tickets_trusted())
             if created
             else ticket_detail(ticket, resolution.source, trusted=resolution.trusted)
         )

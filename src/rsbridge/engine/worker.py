@@ -572,7 +572,7 @@ class Worker:
         source, trusted = resolution.source, resolution.trusted
         if ticket is None and rules.on_unmatched == "create":
             ticket = await connector.create_ticket(session, rules.create_fields, key=str(key))
-            source, trusted = CREATED_SOURCE, True
+            source, trusted = CREATED_SOURCE, connector.created_tickets_trusted()
         elif ticket is None and rules.on_unmatched == "import":
             log.info("session %s is imported without a ticket (%s)", job.lsid, resolution.why())
             entry = await self.store.ledger_put(

@@ -89,6 +89,11 @@ class TicketsMixin(Connector):
         record = await self.client.get("task", ticket.id, fields=("sys_class_name",))
         return str(record.get("sys_class_name") or "task") if record else "task"
 
+    def created_tickets_trusted(self) -> bool:
+        """Not when a dynamic lookup may set the caller (or any person) from what the
+        customer typed: the customer chose who gets the ticket's comments."""
+        return not self.options.dynamic_lookups
+
     async def create_ticket(
         self, session: SupportSession, fields: Mapping[str, str], *, key: str
     ) -> Ticket:
