@@ -215,6 +215,25 @@ class StoreContract:
         assert ids(rest) == job_ids[3:]
         assert await store.claim("w3", limit=10, lease=30, now=T0 + 2) == []
 
+    async def test_claim_leaves_excluded_appliances_for_later(self, store: Store) -> None:
+        slow = [
+            await self._one(store, f"s{i}", JobSpec("sn"), lsid=f"S{i}", appliance_id="a.slow")
+            for i in range(3)
+        ]
+        healthy = await self._one(store, "h", JobSpec("sn"), lsid="H", appliance_id="a1")
+        other = await self._one(store, "o", JobSpec("sn"), lsid="O", appliance_id="a.slower")
+        claimed = await store.claim(
+            "w", limit=2, lease=30, now=T0 + 1, exclude_appliances={"a.slow", "a.slower"}
+        )
+        assert ids(claimed) == [healthy]
+        # A name that merely contains an excluded one is not excluded.
+        assert ids(
+            await store.claim("w", limit=5, lease=30, now=T0 + 1, exclude_appliances={"a"})
+        ) == [
+            *slow,
+            other,
+        ]
+
     async def test_claim_with_zero_limit_claims_nothing(self, store: Store) -> None:
         await self._one(store, "k", JobSpec("sn"))
         assert await store.claim("w", limit=0, lease=30, now=T0) == []

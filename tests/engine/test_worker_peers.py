@@ -153,6 +153,33 @@ async def test_a_trickling_appliance_does_not_hold_the_others(
     assert _reported(hook, "slow") == []
 
 
+async def test_a_backlog_of_a_trickling_appliance_does_not_hold_the_others(
+    tmp_path: Path, hook: Hook, slow: SimAppliance, sim: SimAppliance
+) -> None:
+    # Three batches of the slow appliance are queued before one healthy session: the
+    # worker must not stop claiming once the slow appliance has a batch waiting.
+    config = _config(
+        tmp_path, hook, {"slow": slow, "healthy": sim}, engine={"report_batch_size": 5}
+    )
+    backlog = _sessions(slow, 15, seed=3)
+    [healthy] = _sessions(sim, 1, seed=4)
+    engine = await _engine(config)
+    try:
+        for session in backlog:
+            await _end(engine, "slow", session)
+        await _end(engine, "healthy", healthy)
+        engine.start()
+
+        async def delivered() -> bool:
+            return _reported(hook, "healthy") == [healthy.lsid]
+
+        await _until(delivered, "the healthy appliance's session behind the backlog")
+        waiting = [j for j in await _jobs_of(engine, "slow") if j.status is JobStatus.RUNNING]
+        assert len(waiting) == 5, "the slow appliance holds one batch, no more"
+    finally:
+        await engine.aclose()
+
+
 async def test_shutdown_does_not_wait_for_a_trickling_fetch(
     tmp_path: Path, hook: Hook, slow: SimAppliance
 ) -> None:

@@ -43,6 +43,7 @@ import logging
 import random
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -112,10 +113,6 @@ _REPORT_EVENTS = frozenset({END, MEMBER_ADDED, *SURVEY_EVENTS})
 
 _Report = FetchResult
 
-_FETCH_BATCHES = 2
-"""Claimed batches that may wait for report fetches at once. One hung appliance holds
-at most its own batch; the next one keeps the other appliances going."""
-
 _CANCEL_WAIT_SECONDS = 5.0
 """At shutdown, how long cancelled jobs get to unwind before they are left behind (their
 jobs are released to the queue either way)."""
@@ -154,8 +151,9 @@ class Worker:
         # Jobs claimed and not finished, started or still waiting for a slot: their
         # leases are extended while they are held so that a long batch never expires.
         self._held: set[int] = set()
-        # Jobs whose report fetch is still running: they hold no worker slot.
-        self._awaiting: set[int] = set()
+        # Jobs whose report fetch is still running, with their appliance: they hold no
+        # worker slot, and an appliance with a batch of them waiting gets no more claims.
+        self._awaiting: dict[int, str] = {}
         self._fetches: set[asyncio.Task[dict[str, _Report]]] = set()
         # One fetch per appliance at a time: gentle on its request budget, and the call
         # count below stays exact.
@@ -258,16 +256,18 @@ class Worker:
     async def _claim_and_start(self) -> int:
         # Claim only when a slot is free, but then a whole batch: a backlog is fetched
         # from the appliance 100 sessions per call. Jobs still waiting for their fetch
-        # take no slot (so a hung appliance does not stop claims for the others), but
-        # only _FETCH_BATCHES batches may wait at once.
+        # take no slot, and an appliance with a batch waiting already gets no more
+        # claims: a hung appliance holds one batch, never the other appliances' jobs.
         batch = self._engine.report_batch_size
-        if (
-            len(self._inflight) - len(self._awaiting) >= self._engine.workers
-            or len(self._awaiting) >= _FETCH_BATCHES * batch
-        ):
+        if len(self._inflight) - len(self._awaiting) >= self._engine.workers:
             return 0
+        waiting = Counter(self._awaiting.values())
         jobs = await self.store.claim(
-            self.owner, limit=batch, lease=self._engine.lease_seconds, now=self._clock()
+            self.owner,
+            limit=batch,
+            lease=self._engine.lease_seconds,
+            now=self._clock(),
+            exclude_appliances={a for a, n in waiting.items() if n >= batch},
         )
         if not jobs:
             return 0
@@ -276,7 +276,7 @@ class Worker:
         for job in jobs:
             fetch = fetches.get(job.appliance_id) if _needs_report(job) else None
             if fetch is not None:
-                self._awaiting.add(job.id)
+                self._awaiting[job.id] = job.appliance_id
             task = asyncio.create_task(self._guarded(job, fetch))
             self._inflight.add(task)
             task.add_done_callback(self._inflight_done)
@@ -340,7 +340,7 @@ class Worker:
                     # Shielded: one job cancelled must not cancel its batch-mates' fetch.
                     reports = await asyncio.shield(fetch)
                 finally:
-                    self._awaiting.discard(job.id)
+                    self._awaiting.pop(job.id, None)
                 report = reports.get(job.lsid or "")
             async with self._slots:
                 return await self._run_one(job, report)

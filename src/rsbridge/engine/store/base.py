@@ -24,7 +24,7 @@ ledger entries of sessions the store holds no event of any more.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -299,13 +299,21 @@ class Store(Protocol):
     # --- workers ----------------------------------------------------------------
 
     async def claim(
-        self, owner: str, *, limit: int, lease: float, now: float | None = None
+        self,
+        owner: str,
+        *,
+        limit: int,
+        lease: float,
+        now: float | None = None,
+        exclude_appliances: Collection[str] = (),
     ) -> list[Job]:
         """Hand out up to ``limit`` runnable jobs to ``owner`` for ``lease`` seconds.
 
         Runnable: queued with ``run_after <= now``, or running with an expired lease (an
         EXPIRED attempt is recorded for it), and first of its session and integration in
-        ``(rank, id)`` order among unfinished jobs. Oldest first.
+        ``(rank, id)`` order among unfinished jobs. Oldest first. Jobs of the appliances in
+        ``exclude_appliances`` are left for later (a worker whose fetch from one of them
+        is slow keeps claiming for the others).
         """
 
     async def extend_lease(

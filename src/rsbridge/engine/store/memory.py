@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 
 from rsbridge.engine.store.base import (
@@ -142,7 +142,13 @@ class MemoryStore:
         )
 
     async def claim(
-        self, owner: str, *, limit: int, lease: float, now: float | None = None
+        self,
+        owner: str,
+        *,
+        limit: int,
+        lease: float,
+        now: float | None = None,
+        exclude_appliances: Collection[str] = (),
     ) -> list[Job]:
         """Hand out up to ``limit`` runnable jobs to ``owner`` (see base)."""
         at = _clock(now)
@@ -168,7 +174,7 @@ class MemoryStore:
                 if job.lsid is not None:
                     key = (job.appliance_id, job.lsid, job.integration)
                     runnable = runnable and first[key] == (job.rank, job.id)
-                if not runnable:
+                if not runnable or job.appliance_id in exclude_appliances:
                     continue
                 if job.status is JobStatus.RUNNING:
                     assert job.lease_owner is not None

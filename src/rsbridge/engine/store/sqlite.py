@@ -30,7 +30,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -140,6 +140,7 @@ WHERE j.status IN ('queued', 'running')
           AND p.lsid = j.lsid
           AND p.integration = j.integration
           AND (p.rank < j.rank OR (p.rank = j.rank AND p.id < j.id))))
+  AND (:exclude = '' OR instr(:exclude, ',' || j.appliance_id || ',') = 0)
 ORDER BY j.id
 LIMIT :limit"""
 CLAIM_JOB: Final = """
@@ -724,7 +725,13 @@ class SQLiteStore:
     # --- workers ----------------------------------------------------------------
 
     async def claim(
-        self, owner: str, *, limit: int, lease: float, now: float | None = None
+        self,
+        owner: str,
+        *,
+        limit: int,
+        lease: float,
+        now: float | None = None,
+        exclude_appliances: Collection[str] = (),
     ) -> list[Job]:
         """Hand out up to ``limit`` runnable jobs to ``owner`` (see base).
 
@@ -736,9 +743,13 @@ class SQLiteStore:
             return []
         at = time.time() if now is None else now
         until = at + lease
+        # Appliance ids hold no comma (config: letters, digits, '.', '_'): ",a,b," is exact.
+        exclude = f",{','.join(exclude_appliances)}," if exclude_appliances else ""
 
         def op(conn: sqlite3.Connection) -> list[Job]:
-            rows = conn.execute(SELECT_CLAIMABLE, {"now": at, "limit": limit}).fetchall()
+            rows = conn.execute(
+                SELECT_CLAIMABLE, {"now": at, "limit": limit, "exclude": exclude}
+            ).fetchall()
             claimed: list[Job] = []
             for row in rows:
                 job = _job_from_row(row)
