@@ -35,6 +35,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from rsbridge.connectors.base import Setting
 from rsbridge.errors import ConfigurationError
 
 FieldType = Literal[
@@ -487,3 +488,16 @@ def _no_duplicates(names: Mapping[str, str], columns: Mapping[tuple[str, str], s
             raise ConfigurationError(
                 f"fields: {obj}.{other} and {obj}.{logical} would both be named {name!r}"
             )
+
+
+RENAME_SETTINGS: Final = (
+    Setting(
+        "objects",
+        "list",
+        "Object renames, `<object>=<API name>` (objects: session, rep, customer, team, "
+        "event, attribute, recording, survey).",
+        default=[],
+    ),
+    Setting("fields", "list", "Field renames, `<object>.<field>=<API name>`.", default=[]),
+)
+"""The connector's ``objects`` and ``fields`` settings, the input of :meth:`Schema.build`."""
