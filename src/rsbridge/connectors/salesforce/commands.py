@@ -25,6 +25,11 @@ salesforce_app = typer.Typer(help="Salesforce set-up helpers.", no_args_is_help=
 CONNECTOR = "salesforce"
 
 
+@salesforce_app.callback()
+def _group() -> None:
+    """Salesforce set-up helpers."""
+
+
 def _from_config(config_path: Path, integration: str | None) -> tuple[Schema, str | None]:
     """The integration's schema (its ``objects`` and ``fields`` renames) and rsbridge's
     public URL (``[actions] public_url``)."""
@@ -34,7 +39,7 @@ def _from_config(config_path: Path, integration: str | None) -> tuple[Schema, st
         candidates = [i for i in candidates if i.name == integration]
     if len(candidates) != 1:
         names = ", ".join(i.name for i in config.integrations if i.connector == CONNECTOR)
-        raise typer.BadParameter(
+        raise ConfigurationError(
             f"name one Salesforce integration with --integration (found: {names or 'none'})"
         )
     chosen = candidates[0]
