@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rsbridge.connectors.salesforce.schema import (
@@ -148,3 +150,13 @@ def test_the_rename_settings_are_declared_for_the_connector() -> None:
         ("objects", "list", []),
         ("fields", "list", []),
     ]
+
+
+def test_every_object_and_field_is_documented_with_its_rename_key() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "salesforce.md").read_text()
+    for obj in DEFAULT_OBJECTS:
+        assert f"`{obj.name}`" in doc
+        if not obj.standard:
+            assert f"`objects` key `{obj.logical}`" in doc
+        for fld in obj.fields:
+            assert f"| `{fld.name}` |" in doc and f"`{obj.logical}.{fld.logical}`" in doc
