@@ -4,17 +4,19 @@ What the checks compare against:
 
 * ``salesforce_data/metadata.xsd`` is transcribed from the WSDL segments that the Metadata
   API Developer Guide publishes for CustomObject, CustomField, PermissionSet,
-  RemoteSiteSetting and Layout (element names, sequence order, enumerations). Every
-  generated XML file must validate against it.
-* The same XSD accepts all 38 CustomObject, CustomField, PermissionSet, RemoteSiteSetting
-  and Layout files of a real public project, trailheadapps/dreamhouse-lwc at commit
-  9f41bff (checked by hand with the fetch tool, not in this suite: no network here), so
-  it is not stricter than what Salesforce retrieves; it needed ``displayLocationInDecimal``,
-  which the current guide's segment lacks, for that.
+  RemoteSiteSetting, Layout and ListView (element names, sequence order, enumerations).
+  Every generated XML file must validate against it.
+* The same XSD accepts all 45 CustomObject, CustomField, PermissionSet, RemoteSiteSetting,
+  Layout, ListView and CustomTab files of a real public project,
+  trailheadapps/dreamhouse-lwc at commit 9f41bff (checked by hand with the fetch tool, not
+  in this suite: no network here), so it is not stricter than what Salesforce retrieves;
+  it needed ``displayLocationInDecimal``, which the current guide's segment lacks, for that.
 * The conventions the XSD cannot see follow that project: a field file names itself in
   ``<fullName>`` and an object file does not; a custom lookup's related list is
   ``<Child>__c.<Field>__c`` with ``NAME`` and field API names as its columns
-  (``Broker__c-Broker Layout``); boolean values are ``true``/``false``; the declaration is
+  (``Broker__c-Broker Layout``); a list view names itself in ``<fullName>``; a custom
+  object's tab is ``customObject`` and a ``motif`` (``tabs/Broker__c.tab-meta.xml``);
+  booleans are ``true``/``false``; the declaration is
   ``<?xml version="1.0" encoding="UTF-8"?>``.
 """
 
@@ -74,7 +76,9 @@ def read_objects(files: dict[str, bytes]) -> dict[str, dict[str, dict[str, str |
         parts = path[len(prefix) :].split("/")
         fields = objects.setdefault(parts[0], {})
         root = _xml(content)
-        if parts[1:] == [f"{parts[0]}.object-meta.xml"]:
+        if parts[1] == "listViews":
+            assert root.tag == M + "ListView"
+        elif parts[1:] == [f"{parts[0]}.object-meta.xml"]:
             assert root.tag == M + "CustomObject"
             assert _text(root, "fullName") is None  # the directory names the object
         else:
@@ -183,6 +187,22 @@ def test_permission_sets_give_the_integration_user_write_and_technicians_read() 
     assert set(fields.values()) == {("true", "false")}
     assert {v["allowEdit"] for v in objects.values()} == {"false"}
     assert "Case" not in objects
+    root = _xml(files[f"{SOURCE_DIR}/permissionsets/RS_Support_User.permissionset-meta.xml"])
+    tabs = [(_text(e, "tab"), _text(e, "visibility")) for e in root.iter(M + "tabSettings")]
+    assert tabs == [("RS_Session__c", "Visible")]
+
+
+def test_sessions_without_a_case_have_a_tab_and_a_list_view() -> None:
+    files = package_files(Schema.build(["session=Acme_Session__c"]))
+    tab = _xml(files[f"{SOURCE_DIR}/tabs/Acme_Session__c.tab-meta.xml"])
+    assert (_text(tab, "customObject"), _text(tab, "motif")) == ("true", "Custom15: People")
+    view = _xml(files[f"{SOURCE_DIR}/objects/Acme_Session__c/listViews/All.listView-meta.xml"])
+    assert (_text(view, "fullName"), _text(view, "filterScope")) == ("All", "Everything")
+    assert [e.text for e in view.iter(M + "columns")][:3] == [
+        "NAME",
+        "Start_Time__c",
+        "Primary_Customer__c",
+    ]
 
 
 def test_the_remote_site_names_rsbridges_origin() -> None:

@@ -10,6 +10,8 @@ deploy start --source-dir force-app`` deploys (docs/salesforce.md walks through 
 * ``permissionsets/RS_Integration.permissionset-meta.xml``: what rsbridge's integration
   user needs (create, read and edit the session objects, read and edit Cases, read the
   User field) and ``RS_Support_User``: read access for technicians (the related list);
+* a tab and an "All" list view for sessions, so sessions imported without a Case
+  ("Import External Sessions") can be found too;
 * ``remoteSiteSettings/rsbridge.remoteSite-meta.xml``: rsbridge's actions URL, which Apex
   in the org (buttons, flows) may call;
 * with a Case page layout retrieved from the org (:func:`with_session_related_list`),
@@ -45,6 +47,15 @@ REMOTE_SITE: Final = "rsbridge"
 DEFAULT_ACTIONS_URL: Final = "https://rsbridge.example.com"
 CASE_LAYOUT: Final = "Case-Case Layout"
 
+TAB_MOTIF: Final = "Custom15: People"
+LIST_VIEW_COLUMNS: Final = (
+    "start_time",
+    "primary_customer",
+    "primary_rep",
+    "case",
+    "duration",
+)
+"""The session fields of the "All" list view, after the Name."""
 RELATED_LIST_COLUMNS: Final = (
     "primary_customer",
     "primary_rep",
@@ -123,6 +134,11 @@ def package_files(
             files[f"{base}/fields/{api}.field-meta.xml"] = _document(
                 _custom_field(schema, obj, fld)
             )
+    session = schema.object("session")
+    files[f"{SOURCE_DIR}/objects/{session}/listViews/All.listView-meta.xml"] = _document(
+        _list_view(schema)
+    )
+    files[f"{SOURCE_DIR}/tabs/{session}.tab-meta.xml"] = _document(_tab())
     sets = f"{SOURCE_DIR}/permissionsets"
     files[f"{sets}/{INTEGRATION_PERMISSION_SET}.permissionset-meta.xml"] = _document(
         _permission_set(schema, integration=True)
@@ -295,10 +311,32 @@ def _permission_set(schema: Schema, *, integration: bool) -> etree._Element:
         _add(item, "modifyAllRecords", "false")
         _add(item, "object", name)
         _add(item, "viewAllRecords", "false")
+    if not integration:
+        item = _add(root, "tabSettings")
+        _add(item, "tab", schema.object("session"))
+        _add(item, "visibility", "Visible")
     if integration:
         item = _add(root, "userPermissions")
         _add(item, "enabled", "true")
         _add(item, "name", "ApiEnabled")
+    return root
+
+
+def _list_view(schema: Schema) -> etree._Element:
+    root = _root("ListView")
+    _add(root, "fullName", "All")
+    _add(root, "columns", "NAME")
+    for column in LIST_VIEW_COLUMNS:
+        _add(root, "columns", schema.field("session", column))
+    _add(root, "filterScope", "Everything")
+    _add(root, "label", "All")
+    return root
+
+
+def _tab() -> etree._Element:
+    root = _root("CustomTab")
+    _add(root, "customObject", "true")
+    _add(root, "motif", TAB_MOTIF)
     return root
 
 
