@@ -33,9 +33,9 @@ from typer.testing import CliRunner
 from rsbridge.connectors import registry
 from rsbridge.connectors.base import Setting
 from rsbridge.connectors.salesforce.commands import salesforce_app
+from rsbridge.connectors.salesforce.mdxml import NS
 from rsbridge.connectors.salesforce.package import (
     API_VERSION,
-    NS,
     SOURCE_DIR,
     actions_origin,
     package_files,
@@ -375,6 +375,9 @@ def test_the_command_writes_the_package_with_the_configured_names(tmp_path: Path
     assert _text(site, "url") == "https://rsbridge.acme.test"
     layout = _xml((out / SOURCE_DIR / "layouts" / CASE_LAYOUT.name).read_bytes())
     _session_list(layout, "Acme_Session__c.Case__c")
+    # The Case buttons name the configured integration.
+    apex = (out / SOURCE_DIR / "classes/RSBridgeActions.cls").read_text()
+    assert "INTEGRATION = 'sfdc';" in apex
 
 
 @pytest.mark.usefixtures("salesforce_registered")

@@ -13,6 +13,7 @@ import typer
 from rsbridge.config import Config, load_config
 from rsbridge.connectors.salesforce.package import (
     DEFAULT_ACTIONS_URL,
+    DEFAULT_INTEGRATION,
     package_files,
     write_package,
 )
@@ -30,9 +31,9 @@ def _group() -> None:
     """Salesforce set-up helpers."""
 
 
-def _from_config(config_path: Path, integration: str | None) -> tuple[Schema, str | None]:
-    """The integration's schema (its ``objects`` and ``fields`` renames) and rsbridge's
-    public URL (``[actions] public_url``)."""
+def _from_config(config_path: Path, integration: str | None) -> tuple[Schema, str | None, str]:
+    """The integration's schema (its ``objects`` and ``fields`` renames), rsbridge's
+    public URL (``[actions] public_url``) and the integration's name."""
     config: Config = load_config(config_path)
     candidates = [i for i in config.integrations if i.connector == CONNECTOR]
     if integration is not None:
@@ -50,7 +51,8 @@ def _from_config(config_path: Path, integration: str | None) -> tuple[Schema, st
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigurationError(f"integration {chosen.name}: {key} must be a list of text")
         renames[key] = value
-    return Schema.build(renames["objects"], renames["fields"]), config.actions.public_url
+    schema = Schema.build(renames["objects"], renames["fields"])
+    return schema, config.actions.public_url, chosen.name
 
 
 @salesforce_app.command()
@@ -65,7 +67,11 @@ def package(
         ),
     ] = None,
     integration: Annotated[
-        str | None, typer.Option(help="The Salesforce integration whose names to use.")
+        str | None,
+        typer.Option(
+            help="The Salesforce integration whose names to use, and that the Case buttons "
+            "name (default: the only one, or 'salesforce' without --config)."
+        ),
     ] = None,
     actions_url: Annotated[
         str | None,
@@ -79,17 +85,23 @@ def package(
         ),
     ] = None,
 ) -> None:
-    """Write the Salesforce metadata (objects, fields, permission sets, remote site) as a
+    """Write the Salesforce metadata (objects, fields, permission sets, Case buttons) as a
     project that `sf project deploy start --source-dir force-app` deploys."""
     try:
-        schema, public_url = (
-            _from_config(config, integration) if config is not None else (Schema.build(), None)
-        )
+        if config is not None:
+            schema, public_url, name = _from_config(config, integration)
+        else:
+            schema, public_url, name = Schema.build(), None, integration or DEFAULT_INTEGRATION
         url = actions_url or public_url
         layout = None
         if case_layout is not None:
             layout = (case_layout.name, case_layout.read_bytes())
-        files = package_files(schema, actions_url=url or DEFAULT_ACTIONS_URL, case_layout=layout)
+        files = package_files(
+            schema,
+            actions_url=url or DEFAULT_ACTIONS_URL,
+            integration=name,
+            case_layout=layout,
+        )
         written = write_package(out, files)
     except RsbridgeError as exc:
         raise fail(exc.message) from None

@@ -12,8 +12,11 @@ deploy start --source-dir force-app`` deploys (docs/salesforce.md walks through 
   User field) and ``RS_Support_User``: read access for technicians (the related list);
 * a tab and an "All" list view for sessions, so sessions imported without a Case
   ("Import External Sessions") can be found too;
-* ``remoteSiteSettings/rsbridge.remoteSite-meta.xml``: rsbridge's actions URL, which Apex
-  in the org (buttons, flows) may call;
+* the Case buttons (:mod:`.components`): the Lightning web components
+  ``rsbridgeSessionKey`` and ``rsbridgeJump``, their Case quick actions and the Apex class
+  that calls rsbridge's actions API through the Named Credential ``rsbridge``;
+* ``remoteSiteSettings/rsbridge.remoteSite-meta.xml``: rsbridge's address, for Apex of your
+  own that calls it without the Named Credential;
 * with a Case page layout retrieved from the org (:func:`with_session_related_list`),
   that layout with the "Remote Support Sessions" related list added.
 
@@ -35,16 +38,22 @@ from typing import Final
 
 from lxml import etree
 
+from rsbridge.connectors.salesforce.components import (
+    APEX_CLASS,
+    NAMED_CREDENTIAL,
+    component_files,
+)
+from rsbridge.connectors.salesforce.mdxml import NS, add, document, element
 from rsbridge.connectors.salesforce.schema import DEFAULT_OBJECTS, Field, Schema, SObject
 from rsbridge.errors import ConfigurationError
 
-NS: Final = "http://soap.sforce.com/2006/04/metadata"
 API_VERSION: Final = "60.0"
 SOURCE_DIR: Final = "force-app/main/default"
 INTEGRATION_PERMISSION_SET: Final = "RS_Integration"
 SUPPORT_PERMISSION_SET: Final = "RS_Support_User"
 REMOTE_SITE: Final = "rsbridge"
 DEFAULT_ACTIONS_URL: Final = "https://rsbridge.example.com"
+DEFAULT_INTEGRATION: Final = "salesforce"
 CASE_LAYOUT: Final = "Case-Case Layout"
 
 TAB_MOTIF: Final = "Custom15: People"
@@ -104,7 +113,6 @@ _AFTER_RELATED_LISTS: Final = frozenset(
         "summaryLayout",
     }
 )
-_DECLARATION: Final = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 _URL = re.compile(r"(https?://[^/?#\s]+)(/[^?#\s]*)?")
 
 
@@ -112,13 +120,14 @@ def package_files(
     schema: Schema,
     *,
     actions_url: str = DEFAULT_ACTIONS_URL,
+    integration: str = DEFAULT_INTEGRATION,
     case_layout: tuple[str, bytes] | None = None,
 ) -> dict[str, bytes]:
     """Every file of the package, by path relative to the project directory.
 
     ``actions_url`` is rsbridge's public URL (``[actions] public_url``); ``case_layout``
     is (file name, content) of a Case layout retrieved from the org, to which the
-    related list is added.
+    related list is added; ``integration`` is the name the Case buttons send to rsbridge.
     """
     files: dict[str, bytes] = {
         "sfdx-project.json": _project_json(),
@@ -128,27 +137,26 @@ def package_files(
         name = schema.object(obj.logical)
         base = f"{SOURCE_DIR}/objects/{name}"
         if not obj.standard:
-            files[f"{base}/{name}.object-meta.xml"] = _document(_custom_object(obj))
+            files[f"{base}/{name}.object-meta.xml"] = document(_custom_object(obj))
         for fld in obj.fields:
             api = schema.field(obj.logical, fld.logical)
-            files[f"{base}/fields/{api}.field-meta.xml"] = _document(
-                _custom_field(schema, obj, fld)
-            )
+            files[f"{base}/fields/{api}.field-meta.xml"] = document(_custom_field(schema, obj, fld))
     session = schema.object("session")
-    files[f"{SOURCE_DIR}/objects/{session}/listViews/All.listView-meta.xml"] = _document(
+    files[f"{SOURCE_DIR}/objects/{session}/listViews/All.listView-meta.xml"] = document(
         _list_view(schema)
     )
-    files[f"{SOURCE_DIR}/tabs/{session}.tab-meta.xml"] = _document(_tab())
+    files[f"{SOURCE_DIR}/tabs/{session}.tab-meta.xml"] = document(_tab())
     sets = f"{SOURCE_DIR}/permissionsets"
-    files[f"{sets}/{INTEGRATION_PERMISSION_SET}.permissionset-meta.xml"] = _document(
+    files[f"{sets}/{INTEGRATION_PERMISSION_SET}.permissionset-meta.xml"] = document(
         _permission_set(schema, integration=True)
     )
-    files[f"{sets}/{SUPPORT_PERMISSION_SET}.permissionset-meta.xml"] = _document(
+    files[f"{sets}/{SUPPORT_PERMISSION_SET}.permissionset-meta.xml"] = document(
         _permission_set(schema, integration=False)
     )
-    files[f"{SOURCE_DIR}/remoteSiteSettings/{REMOTE_SITE}.remoteSite-meta.xml"] = _document(
+    files[f"{SOURCE_DIR}/remoteSiteSettings/{REMOTE_SITE}.remoteSite-meta.xml"] = document(
         _remote_site(actions_url)
     )
+    files.update(component_files(integration, source_dir=SOURCE_DIR, api_version=API_VERSION))
     if case_layout is not None:
         filename, content = case_layout
         if not filename.startswith("Case-") or not filename.endswith(".layout-meta.xml"):
@@ -187,11 +195,11 @@ def actions_origin(url: str) -> str:
 
 
 def _custom_object(obj: SObject) -> etree._Element:
-    root = _root("CustomObject")
+    root = element("CustomObject")
     detail = any(f.type == "MasterDetail" for f in obj.fields)
-    _add(root, "deploymentStatus", "Deployed")
+    add(root, "deploymentStatus", "Deployed")
     if obj.description:
-        _add(root, "description", obj.description)
+        add(root, "description", obj.description)
     for flag, value in (
         ("enableActivities", False),
         ("enableBulkApi", True),
@@ -202,18 +210,18 @@ def _custom_object(obj: SObject) -> etree._Element:
         ("enableSharing", True),
         ("enableStreamingApi", True),
     ):
-        _add(root, flag, _bool(value))
-    _add(root, "label", obj.label)
-    name_field = _add(root, "nameField")
-    _add(name_field, "displayFormat", obj.number_format)
+        add(root, flag, _bool(value))
+    add(root, "label", obj.label)
+    name_field = add(root, "nameField")
+    add(name_field, "displayFormat", obj.number_format)
     short = obj.label.removeprefix("Remote Support Session").strip() or "Session"
-    _add(name_field, "label", f"{short} Number")
-    _add(name_field, "type", "AutoNumber")
-    _add(root, "pluralLabel", obj.plural_label)
+    add(name_field, "label", f"{short} Number")
+    add(name_field, "type", "AutoNumber")
+    add(root, "pluralLabel", obj.plural_label)
     # Details share their session's access; sessions are readable by every internal user
     # and written by the integration user that owns them (docs/salesforce.md: sharing).
-    _add(root, "sharingModel", "ControlledByParent" if detail else "Read")
-    _add(root, "visibility", "Public")
+    add(root, "sharingModel", "ControlledByParent" if detail else "Read")
+    add(root, "visibility", "Public")
     return root
 
 
@@ -256,10 +264,10 @@ def _custom_field(schema: Schema, obj: SObject, fld: Field) -> etree._Element:
                 reparentableMasterDetail="false",
                 writeRequiresMasterRead="false",
             )
-    root = _root("CustomField")
+    root = element("CustomField")
     for tag in _FIELD_ORDER:
         if tag in values:
-            _add(root, tag, values[tag])
+            add(root, tag, values[tag])
     return root
 
 
@@ -267,7 +275,11 @@ def _custom_field(schema: Schema, obj: SObject, fld: Field) -> etree._Element:
 
 
 def _permission_set(schema: Schema, *, integration: bool) -> etree._Element:
-    root = _root("PermissionSet")
+    root = element("PermissionSet")
+    if not integration:  # the Case components' Apex runs as the technician
+        item = add(root, "classAccesses")
+        add(item, "apexClass", APEX_CLASS)
+        add(item, "enabled", "true")
     if integration:
         description = (
             "rsbridge's integration user: writes Remote Support sessions and their related "
@@ -280,7 +292,7 @@ def _permission_set(schema: Schema, *, integration: bool) -> etree._Element:
             "their representatives, customers, events, recordings and survey answers."
         )
         label = "rsbridge Remote Support User"
-    _add(root, "description", description)
+    add(root, "description", description)
     permissions = sorted(
         (
             (f"{schema.object(obj.logical)}.{schema.field(obj.logical, fld.logical)}", obj)
@@ -291,61 +303,61 @@ def _permission_set(schema: Schema, *, integration: bool) -> etree._Element:
         key=lambda pair: pair[0],
     )
     for name, obj in permissions:
-        item = _add(root, "fieldPermissions")
+        item = add(root, "fieldPermissions")
         # Nobody edits a username mapping through these sets: it decides whose queue a
         # session key goes to, so only administrators set it.
-        _add(item, "editable", _bool(integration and not obj.standard))
-        _add(item, "field", name)
-        _add(item, "readable", "true")
-    _add(root, "hasActivationRequired", "false")
-    _add(root, "label", label)
+        add(item, "editable", _bool(integration and not obj.standard))
+        add(item, "field", name)
+        add(item, "readable", "true")
+    add(root, "hasActivationRequired", "false")
+    add(root, "label", label)
     objects = [schema.object(o.logical) for o in DEFAULT_OBJECTS if not o.standard]
     if integration:
         objects.append("Case")
     for name in sorted(objects):
-        item = _add(root, "objectPermissions")
-        _add(item, "allowCreate", _bool(integration))
-        _add(item, "allowDelete", "false")
-        _add(item, "allowEdit", _bool(integration))
-        _add(item, "allowRead", "true")
-        _add(item, "modifyAllRecords", "false")
-        _add(item, "object", name)
-        _add(item, "viewAllRecords", "false")
+        item = add(root, "objectPermissions")
+        add(item, "allowCreate", _bool(integration))
+        add(item, "allowDelete", "false")
+        add(item, "allowEdit", _bool(integration))
+        add(item, "allowRead", "true")
+        add(item, "modifyAllRecords", "false")
+        add(item, "object", name)
+        add(item, "viewAllRecords", "false")
     if not integration:
-        item = _add(root, "tabSettings")
-        _add(item, "tab", schema.object("session"))
-        _add(item, "visibility", "Visible")
+        item = add(root, "tabSettings")
+        add(item, "tab", schema.object("session"))
+        add(item, "visibility", "Visible")
     if integration:
-        item = _add(root, "userPermissions")
-        _add(item, "enabled", "true")
-        _add(item, "name", "ApiEnabled")
+        item = add(root, "userPermissions")
+        add(item, "enabled", "true")
+        add(item, "name", "ApiEnabled")
     return root
 
 
 def _list_view(schema: Schema) -> etree._Element:
-    root = _root("ListView")
-    _add(root, "fullName", "All")
-    _add(root, "columns", "NAME")
+    root = element("ListView")
+    add(root, "fullName", "All")
+    add(root, "columns", "NAME")
     for column in LIST_VIEW_COLUMNS:
-        _add(root, "columns", schema.field("session", column))
-    _add(root, "filterScope", "Everything")
-    _add(root, "label", "All")
+        add(root, "columns", schema.field("session", column))
+    add(root, "filterScope", "Everything")
+    add(root, "label", "All")
     return root
 
 
 def _tab() -> etree._Element:
-    root = _root("CustomTab")
-    _add(root, "customObject", "true")
-    _add(root, "motif", TAB_MOTIF)
+    root = element("CustomTab")
+    add(root, "customObject", "true")
+    add(root, "motif", TAB_MOTIF)
     return root
 
 
 def _remote_site(actions_url: str) -> etree._Element:
-    root = _root("RemoteSiteSetting")
-    _add(root, "description", "rsbridge's actions API (session keys, Jump) for Apex callouts.")
-    _add(root, "disableProtocolSecurity", "false")
-    _add(root, "isActive", "true")
-    _add(root, "url", actions_origin(actions_url))
+    root = element("RemoteSiteSetting")
+    add(root, "description", "rsbridge's actions API (session keys, Jump) for Apex callouts.")
+    add(root, "disableProtocolSecurity", "false")
+    add(root, "isActive", "true")
+    add(root, "url", actions_origin(actions_url))
     return root
 
 
@@ -356,14 +368,14 @@ def session_related_list(schema: Schema) -> etree._Element:
     """The ``<relatedLists>`` item of the "Remote Support Sessions" related list: the
     vendor guide's columns, newest session first, no New button."""
     item = etree.Element(f"{{{NS}}}relatedLists")
-    _add(item, "excludeButtons", "New")
-    _add(item, "fields", "NAME")
+    add(item, "excludeButtons", "New")
+    add(item, "fields", "NAME")
     for column in RELATED_LIST_COLUMNS:
-        _add(item, "fields", schema.field("session", column))
+        add(item, "fields", schema.field("session", column))
     session = schema.object("session")
-    _add(item, "relatedList", f"{session}.{schema.field('session', 'case')}")
-    _add(item, "sortField", schema.field("session", "start_time"))
-    _add(item, "sortOrder", "Desc")
+    add(item, "relatedList", f"{session}.{schema.field('session', 'case')}")
+    add(item, "sortField", schema.field("session", "start_time"))
+    add(item, "sortOrder", "Desc")
     return item
 
 
@@ -396,7 +408,7 @@ def with_session_related_list(layout: bytes, schema: Schema) -> bytes:
             root.remove(old)
     else:
         _insert_related_list(root, item)
-    return _document(root)
+    return document(root)
 
 
 def _insert_related_list(root: etree._Element, item: etree._Element) -> None:
@@ -414,26 +426,8 @@ def _insert_related_list(root: etree._Element, item: etree._Element) -> None:
 # --- helpers ----------------------------------------------------------------------------
 
 
-def _root(tag: str) -> etree._Element:
-    return etree.Element(f"{{{NS}}}{tag}", nsmap={None: NS})  # type: ignore[dict-item]
-
-
-def _add(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
-    element = etree.SubElement(parent, f"{{{NS}}}{tag}")
-    if text is not None:
-        element.text = text
-    return element
-
-
 def _bool(value: bool) -> str:
     return "true" if value else "false"
-
-
-def _document(root: etree._Element) -> bytes:
-    """The XML file: declared as the files Salesforce itself writes, 4-space indents."""
-    etree.indent(root, space="    ")
-    body: bytes = etree.tostring(root, encoding="UTF-8")
-    return _DECLARATION + body + b"\n"
 
 
 def _project_json() -> bytes:
@@ -470,8 +464,12 @@ What is in it:
 
 {objects}
 - `User.{schema.field("user", "rep_username")}` (BeyondTrust Username)
+- a Remote Support Sessions tab with an All list view
 - permission sets `{INTEGRATION_PERMISSION_SET}` and `{SUPPORT_PERMISSION_SET}`
-- remote site `{REMOTE_SITE}` (rsbridge's actions URL)
+- the Case components `rsbridgeSessionKey` and `rsbridgeJump` (also Case quick actions) and
+  the Apex class `{APEX_CLASS}` they call rsbridge through; they need the Named Credential
+  `{NAMED_CREDENTIAL}`, which you create in Setup (docs/salesforce.md, "The Case buttons")
+- remote site `{REMOTE_SITE}` (rsbridge's address)
 {layout}
 The whole set-up is in rsbridge's docs/salesforce.md.
 """
