@@ -300,9 +300,19 @@ def test_a_file_that_is_not_a_layout_is_refused(content: bytes, message: str) ->
         with_session_related_list(content, Schema.build())
 
 
-def test_only_a_case_layout_file_is_taken() -> None:
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Account-Account Layout.layout-meta.xml",
+        "Case-Case Layout.xml",
+        "Case-../../../etc/x.layout-meta.xml",
+        "Case-a\\b.layout-meta.xml",
+    ],
+)
+def test_only_a_case_layout_file_name_is_taken(name: str) -> None:
+    layout = CASE_LAYOUT.read_bytes()
     with pytest.raises(ConfigurationError, match="not a Case page layout"):
-        package_files(Schema.build(), case_layout=("Account-Account Layout.layout-meta.xml", b""))
+        package_files(Schema.build(), case_layout=(name, layout))
 
 
 def test_write_package_writes_the_tree_and_keeps_other_files(tmp_path: Path) -> None:
