@@ -1,0 +1,157 @@
+"""Composite (references, allOrNone, 200 with per-subrequest status) and collections."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.sim_salesforce.conftest import API, Org
+
+
+def _case_then_comment(subject: str, body: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "method": "POST",
+            "url": f"{API}/sobjects/Case",
+            "referenceId": "refCase",
+            "body": {"Subject": subject},
+        },
+        {
+            "method": "POST",
+            "url": f"{API}/sobjects/CaseComment",
+            "referenceId": "refComment",
+            "body": {"ParentId": "@{refCase.id}", "CommentBody": body},
+        },
+        {
+            "method": "GET",
+            "url": f"{API}/sobjects/Case/@{{refCase.id}}?fields=CaseNumber",
+            "referenceId": "refRead",
+        },
+    ]
+
+
+def test_references_chain_subrequests(org: Org) -> None:
+    answer = org.post(
+        "/composite",
+        json={"allOrNone": True, "compositeRequest": _case_then_comment("Comp", "note")},
+    )
+    assert answer.status_code == 200
+    entries = answer.json()["compositeResponse"]
+    assert [e["referenceId"] for e in entries] == ["refCase", "refComment", "refRead"]
+    assert [e["httpStatusCode"] for e in entries] == [201, 201, 200]
+    case_id = entries[0]["body"]["id"]
+    assert entries[0]["httpHeaders"] == {"Location": f"{API}/sobjects/Case/{case_id}"}
+    comment = org.get(f"/sobjects/CaseComment/{entries[1]['body']['id']}").json()
+    assert comment["ParentId"] == case_id
+    assert entries[2]["body"]["CaseNumber"] == "00001004"
+    assert len(org.state.requests[-2].sub_requests) == 3
+
+
+def test_all_or_none_rolls_back(org: Org) -> None:
+    before = org.query("SELECT COUNT() FROM Case")["totalSize"]
+    answer = org.post(
+        "/composite",
+        json={"allOrNone": True, "compositeRequest": _case_then_comment("Gone", "x" * 4001)},
+    )
+    assert answer.status_code == 200
+    entries = answer.json()["compositeResponse"]
+    assert [e["httpStatusCode"] for e in entries] == [400, 400, 400]
+    assert entries[0]["body"][0]["errorCode"] == "PROCESSING_HALTED"
+    assert entries[1]["body"][0]["errorCode"] == "STRING_TOO_LONG"
+    assert entries[2]["body"][0]["errorCode"] == "PROCESSING_HALTED"
+    assert org.query("SELECT COUNT() FROM Case")["totalSize"] == before
+
+
+def test_without_all_or_none_successes_stay(org: Org) -> None:
+    answer = org.post(
+        "/composite",
+        json={"allOrNone": False, "compositeRequest": _case_then_comment("Kept", "x" * 4001)},
+    )
+    entries = answer.json()["compositeResponse"]
+    assert [e["httpStatusCode"] for e in entries] == [201, 400, 200]
+    assert org.query("SELECT Subject FROM Case WHERE Subject = 'Kept'")["totalSize"] == 1
+
+
+def test_unresolved_reference_fails_the_subrequest(org: Org) -> None:
+    answer = org.post(
+        "/composite",
+        json={
+            "compositeRequest": [
+                {
+                    "method": "PATCH",
+                    "url": f"{API}/sobjects/Case/@{{missing.id}}",
+                    "referenceId": "r",
+                    "body": {"Status": "Closed"},
+                }
+            ]
+        },
+    )
+    entry = answer.json()["compositeResponse"][0]
+    assert entry["httpStatusCode"] == 400
+    assert entry["body"][0]["errorCode"] == "PROCESSING_HALTED"
+
+
+def test_at_most_25_subrequests(org: Org) -> None:
+    reads = [
+        {
+            "method": "GET",
+            "url": f"{API}/sobjects/Case/{org.ids['case_vpn']}",
+            "referenceId": f"r{n}",
+        }
+        for n in range(26)
+    ]
+    too_many = org.post("/composite", json={"compositeRequest": reads})
+    assert too_many.status_code == 400
+    fine = org.post("/composite", json={"compositeRequest": reads[:25]})
+    assert fine.status_code == 200 and len(fine.json()["compositeResponse"]) == 25
+    assert org.state.api_requests >= 2  # one call each, whatever the subrequests
+
+
+def test_collections_create_update_delete(org: Org) -> None:
+    created = org.post(
+        "/composite/sobjects",
+        json={
+            "allOrNone": False,
+            "records": [
+                {"attributes": {"type": "Account"}, "Name": "One"},
+                {"attributes": {"type": "Contact"}, "FirstName": "No last name"},
+            ],
+        },
+    )
+    assert created.status_code == 200
+    first, second = created.json()
+    assert first["success"] is True and first["id"].startswith("001")
+    assert second["success"] is False
+    assert second["errors"] == [
+        {
+            "statusCode": "REQUIRED_FIELD_MISSING",
+            "message": "Required fields are missing: [LastName]",
+            "fields": ["LastName"],
+        }
+    ]
+    updated = org.patch(
+        "/composite/sobjects",
+        json={"records": [{"attributes": {"type": "Account"}, "Id": first["id"], "Name": "Uno"}]},
+    )
+    assert updated.json()[0]["success"] is True
+    fetched = org.get("/composite/sobjects/Account", params={"ids": first["id"], "fields": "Name"})
+    assert fetched.json()[0]["Name"] == "Uno"
+    deleted = org.delete("/composite/sobjects", params={"ids": first["id"]})
+    assert deleted.json() == [{"id": first["id"], "success": True, "errors": []}]
+
+
+def test_collections_all_or_none(org: Org) -> None:
+    answer = org.post(
+        "/composite/sobjects",
+        json={
+            "allOrNone": True,
+            "records": [
+                {"attributes": {"type": "Account"}, "Name": "Rolled back"},
+                {"attributes": {"type": "Account"}},
+            ],
+        },
+    )
+    first, second = answer.json()
+    assert first["success"] is False
+    assert first["errors"][0]["statusCode"] == "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    assert second["errors"][0]["statusCode"] == "REQUIRED_FIELD_MISSING"
+    assert org.query("SELECT COUNT() FROM Account WHERE Name = 'Rolled back'")["totalSize"] == 0
