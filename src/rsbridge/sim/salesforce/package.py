@@ -41,9 +41,10 @@ _TYPES = {
     "Picklist": "picklist",
     "AutoNumber": "string",
 }
+_LOOKUPS = frozenset({"Lookup", "MasterDetail"})
 _DEFAULT_LENGTHS = {"TextArea": 255, "Url": 255, "Email": 80, "Phone": 40, "Picklist": 255}
 #: Custom object key prefixes as orgs hand them out (``a0X``, ``a0Y``...).
-_FIRST_CUSTOM_PREFIX = 62 * 10 + 33
+_FIRST_CUSTOM_PREFIX = 33  # base 62 "0X"
 
 
 class PackageError(Exception):
@@ -104,8 +105,12 @@ def parse_field(path: Path) -> FieldDef:
         external_id=_flag(root, "externalId"),
         unique=_flag(root, "unique"),
         reference_to=tuple(r.text or "" for r in root.iterfind(f"{{{NS}}}referenceTo")),
-        relationship_name=f"{relationship}__r" if relationship else None,
+        # The parent relationship is the field's name with ``__r``; the file's
+        # ``relationshipName`` names the children from the parent's side.
+        relationship_name=name.removesuffix("__c") + "__r" if kind in _LOOKUPS else None,
+        child_relationship=f"{relationship}__r" if relationship else None,
         picklist_values=values,
+        restricted=(root.findtext(f"{{{NS}}}valueSet/{{{NS}}}restricted") or "") == "true",
         auto_number=kind == "AutoNumber",
         custom=True,
         precision=int(_text(root, "precision") or 0),

@@ -41,7 +41,11 @@ class FieldDef:
     unique: bool = False
     reference_to: tuple[str, ...] = ()
     relationship_name: str | None = None
+    #: Name of the relationship from the referenced object back to this one.
+    child_relationship: str | None = None
     picklist_values: tuple[str, ...] = ()
+    #: A restricted picklist refuses values outside ``picklist_values``.
+    restricted: bool = False
     default: Any = None
     auto_number: bool = False
     custom: bool = False

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import random
-import re
 import secrets
 import threading
 import time
@@ -26,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rsbridge.sim.salesforce import soql
+from rsbridge.sim.salesforce import rules, soql
 from rsbridge.sim.salesforce.errors import SalesforceError, invalid_field, not_found
 from rsbridge.sim.salesforce.ids import make_id, to18
 from rsbridge.sim.salesforce.schema import FieldDef, ObjectDef, standard_objects
@@ -157,7 +156,8 @@ class SimSalesforceState:
         self.requests: list[LoggedRequest] = []
         self.cursors: dict[str, list[Record]] = {}
         self._counters: dict[str, int] = {}
-        self._auto_numbers: dict[str, int] = {}
+        #: Last auto-number handed out per object.
+        self.auto_numbers: dict[str, int] = {}
         for definition in standard_objects():
             self.define_object(definition)
 
@@ -198,7 +198,7 @@ class SimSalesforceState:
                         {
                             "childSObject": obj.name,
                             "field": definition.name,
-                            "relationshipName": None,
+                            "relationshipName": definition.child_relationship,
                             "cascadeDelete": False,
                         }
                     )
@@ -361,7 +361,7 @@ class SimSalesforceState:
                 copy.deepcopy(self.records),
                 dict(self.blobs),
                 dict(self._counters),
-                dict(self._auto_numbers),
+                dict(self.auto_numbers),
             )
 
     def restore(self, snapshot: tuple[Any, ...]) -> None:
@@ -371,7 +371,7 @@ class SimSalesforceState:
             self.records = records
             self.blobs = blobs
             self._counters = counters
-            self._auto_numbers = auto_numbers
+            self.auto_numbers = auto_numbers
 
     def get(self, object_name: str, record_id: str) -> Record | None:
         """The live record ``record_id`` of ``object_name`` (no copy), or ``None``."""
@@ -443,11 +443,11 @@ class SimSalesforceState:
                     f"Required fields are missing: [{', '.join(missing)}]",
                     missing,
                 )
-            self._rules(definition, record, stamp, creating=True)
+            rules.apply(self, definition, record, stamp, creating=True)
             self._check(definition, record)
             self.records[definition.name][record_id] = record
             if definition.name == "ContentVersion":
-                self._content_document(record, user_id)
+                rules.content_document(self, record, user_id)
             return record
 
     def update(
@@ -478,7 +478,7 @@ class SimSalesforceState:
                 "SystemModstamp": stamp,
                 "LastModifiedById": user_id,
             }
-            self._rules(definition, changed, stamp, creating=False)
+            rules.apply(self, definition, changed, stamp, creating=False)
             self._check(definition, changed, exclude=record["Id"])
             record.update(changed)
             return record
@@ -546,49 +546,6 @@ class SimSalesforceState:
                 400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [column.name]
             )
 
-    def _rules(self, definition: ObjectDef, record: Record, stamp: str, *, creating: bool) -> None:
-        name = definition.name
-        if creating and definition.auto_number_format:
-            # Case numbers of a new org start after the sample data's (00001001).
-            number = self._auto_numbers.get(name, 1000 if name == "Case" else 0) + 1
-            self._auto_numbers[name] = number
-            record[definition.name_field] = re.sub(
-                r"\{(0+)\}",
-                lambda m: str(number).zfill(len(m.group(1))),
-                definition.auto_number_format,
-            )
-        if name in ("Contact", "User"):
-            parts = [record.get("FirstName"), record.get("LastName")]
-            record["Name"] = " ".join(p for p in parts if p)
-        if name == "Case":
-            closed = record.get("Status") == "Closed"
-            if closed and not record.get("IsClosed"):
-                record["ClosedDate"] = stamp
-            elif not closed:
-                record["ClosedDate"] = None
-            record["IsClosed"] = closed
-        blob = record.pop("__blob__", None)
-        if name == "ContentVersion" and creating:
-            data = blob if isinstance(blob, bytes) else b""
-            if blob is None:
-                raise SalesforceError(
-                    400,
-                    "REQUIRED_FIELD_MISSING",
-                    "Required fields are missing: [VersionData]",
-                    ["VersionData"],
-                )
-            path = str(record.get("PathOnClient") or "")
-            extension = path.rsplit(".", 1)[-1].lower() if "." in path else ""
-            record |= {
-                "Title": record.get("Title") or path.rsplit(".", 1)[0],
-                "FileExtension": extension or None,
-                "FileType": extension.upper() or "UNKNOWN",
-                "ContentSize": len(data),
-                "VersionNumber": "1",
-                "IsLatest": True,
-            }
-            record["__blob__"] = data
-
     def _check(self, definition: ObjectDef, record: Record, exclude: str | None = None) -> None:
         for rule in self.validation_rules:
             if rule.object_name.lower() == definition.name.lower() and rule.condition(record):
@@ -611,32 +568,3 @@ class SimSalesforceState:
                         f"with id: {other['Id']}",
                         [column.name],
                     )
-
-    def _content_document(self, version: Record, user_id: str | None) -> None:
-        blob = version.pop("__blob__", b"")
-        self.blobs[version["Id"]] = blob
-        document = self.create(
-            "ContentDocument",
-            {},
-            user_id=user_id,
-        )
-        document |= {
-            "Title": version["Title"],
-            "FileExtension": version["FileExtension"],
-            "FileType": version["FileType"],
-            "ContentSize": version["ContentSize"],
-            "LatestPublishedVersionId": version["Id"],
-        }
-        version["ContentDocumentId"] = document["Id"]
-        location = version.get("FirstPublishLocationId")
-        if location:
-            self.create(
-                "ContentDocumentLink",
-                {
-                    "ContentDocumentId": document["Id"],
-                    "LinkedEntityId": location,
-                    "ShareType": "V",
-                    "Visibility": "AllUsers",
-                },
-                user_id=user_id,
-            )

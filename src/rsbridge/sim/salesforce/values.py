@@ -60,6 +60,13 @@ def coerce(definition: FieldDef, raw: Any) -> Any:
                 f"(max length={definition.length})",
                 [definition.name],
             )
+        if kind == "picklist" and definition.restricted and text not in definition.picklist_values:
+            raise SalesforceError(
+                400,
+                "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                f"{definition.label}: bad value for restricted picklist field: {text}",
+                [definition.name],
+            )
         if kind == "email" and text and "@" not in text:
             raise SalesforceError(
                 400,
