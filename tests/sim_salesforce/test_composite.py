@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rsbridge.sim.salesforce import FieldDef
 from tests.sim_salesforce.conftest import API, Org
 
 
@@ -155,3 +156,62 @@ def test_collections_all_or_none(org: Org) -> None:
     assert first["errors"][0]["statusCode"] == "ALL_OR_NONE_OPERATION_ROLLED_BACK"
     assert second["errors"][0]["statusCode"] == "REQUIRED_FIELD_MISSING"
     assert org.query("SELECT COUNT() FROM Account WHERE Name = 'Rolled back'")["totalSize"] == 0
+
+
+def test_rollback_restores_updates_deletes_and_lookups(org: Org) -> None:
+    case = org.state.object("Case")
+    assert case is not None
+    case.add(FieldDef("RS_Session_Id__c", length=64, external_id=True, custom=True))
+    vpn, printer = org.ids["case_vpn"], org.ids["case_printer"]
+    org.patch(f"/sobjects/Case/{vpn}", json={"RS_Session_Id__c": "before"})
+    assert org.query("SELECT Id FROM Case WHERE RS_Session_Id__c = 'before'")["totalSize"] == 1
+    answer = org.post(
+        "/composite",
+        json={
+            "allOrNone": True,
+            "compositeRequest": [
+                {
+                    "method": "PATCH",
+                    "url": f"{API}/sobjects/Case/{vpn}",
+                    "referenceId": "u",
+                    "body": {"RS_Session_Id__c": "after", "Subject": "changed"},
+                },
+                {"method": "DELETE", "url": f"{API}/sobjects/Case/{printer}", "referenceId": "d"},
+                {
+                    "method": "PATCH",
+                    "url": f"{API}/sobjects/Case/RS_Session_Id__c/new",
+                    "referenceId": "n",
+                    "body": {"Subject": "upserted"},
+                },
+                {
+                    "method": "POST",
+                    "url": f"{API}/sobjects/Contact",
+                    "referenceId": "x",
+                    "body": {},
+                },
+            ],
+        },
+    )
+    statuses = [e["httpStatusCode"] for e in answer.json()["compositeResponse"]]
+    assert statuses == [400, 400, 400, 400]
+    record = org.get(f"/sobjects/Case/{vpn}").json()
+    assert (record["Subject"], record["RS_Session_Id__c"]) == ("VPN drops every hour", "before")
+    assert org.get(f"/sobjects/Case/{printer}").status_code == 200
+    for value, expected in (("before", 1), ("after", 0), ("new", 0)):
+        found = org.query(f"SELECT Id FROM Case WHERE RS_Session_Id__c = '{value}'")  # noqa: S608
+        assert found["totalSize"] == expected, value
+    # Numbers handed out inside the rolled-back transaction are handed out again.
+    again = org.patch("/sobjects/Case/RS_Session_Id__c/new", json={"Subject": "kept"})
+    assert again.status_code == 201
+    assert org.get(f"/sobjects/Case/{again.json()['id']}").json()["CaseNumber"] == "00001004"
+
+
+def test_lookups_follow_updates(org: Org) -> None:
+    acme = org.ids["acme"]
+    assert org.query("SELECT Id FROM Account WHERE Name = 'Acme Corporation'")["totalSize"] == 1
+    org.patch(f"/sobjects/Account/{acme}", json={"Name": "Acme Holdings"})
+    assert org.query("SELECT Id FROM Account WHERE Name = 'Acme Corporation'")["totalSize"] == 0
+    renamed = org.query("SELECT Id FROM Account WHERE name = 'ACME HOLDINGS' AND Type = null")
+    assert [r["Id"] for r in renamed["records"]] == [acme]
+    org.delete(f"/sobjects/Account/{acme}")
+    assert org.query("SELECT Id FROM Account WHERE Name = 'Acme Holdings'")["totalSize"] == 0

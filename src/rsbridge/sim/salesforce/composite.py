@@ -141,6 +141,8 @@ class Composite:
                     "referenceId": reference,
                 }
             )
+        if snapshot is not None and not failed:
+            self.state.release(snapshot)
         if failed and snapshot is not None:
             self.state.restore(snapshot)
             entries = [
@@ -223,6 +225,8 @@ class Composite:
                         "errors": [exc.collection_entry()],
                     }
                 )
+        if snapshot is not None and all(r["success"] for r in results):
+            self.state.release(snapshot)
         if snapshot is not None and any(not r["success"] for r in results):
             self.state.restore(snapshot)
             rolled = {

@@ -138,11 +138,10 @@ def run(
         for item in query.order:
             paths.resolve(item.field)
         _check_condition(paths, query.where)
-        rows = [
-            r
-            for r in state.all_records(root.name, deleted=include_deleted)
-            if soql.matches(query.where, r, paths.value, paths.type_of)
-        ]
+        candidates = None if include_deleted else _equality(state, root, query.where)
+        if candidates is None:
+            candidates = state.all_records(root.name, deleted=include_deleted)
+        rows = [r for r in candidates if soql.matches(query.where, r, paths.value, paths.type_of)]
         soql.sort_records(rows, query.order, paths.value, paths.type_of)
         rows = rows[query.offset :]
         if query.limit is not None:
@@ -150,6 +149,26 @@ def run(
         if query.count_only:
             return len(rows), []
         return len(rows), [_project(state, paths, query, r, version) for r in rows]
+
+
+def _equality(
+    state: SimSalesforceState, root: ObjectDef, condition: soql.Condition | None
+) -> list[Record] | None:
+    """The records an indexed ``field = value`` at the top of ``condition`` allows (or
+    ``None``: scan them all); the whole condition is still checked on each."""
+    items = (
+        condition.items
+        if isinstance(condition, soql.BoolOp) and condition.op == "AND"
+        else [condition]
+    )
+    for item in items:
+        if isinstance(item, soql.Compare) and item.op == "=" and item.value is not None:
+            path = item.field.path
+            if len(path) == 2 and path[0].lower() == root.name.lower():
+                path = path[1:]
+            if len(path) == 1 and not isinstance(item.value, soql.DateLiteral):
+                return state.find_by(root.name, path[0], item.value)
+    return None
 
 
 def _check_condition(paths: _Paths, condition: soql.Condition | None) -> None:

@@ -71,11 +71,8 @@ def content_document(state: SimSalesforceState, version: Record, user_id: str | 
     """Create the ContentDocument (and link) of a new ContentVersion; keep its bytes."""
     blob = version.pop("__blob__", b"")
     state.blobs[version["Id"]] = blob
-    document = state.create(
-        "ContentDocument",
-        {},
-        user_id=user_id,
-    )
+    document = state.create("ContentDocument", {}, user_id=user_id)
+    before = dict(document)
     document |= {
         "Title": version["Title"],
         "FileExtension": version["FileExtension"],
@@ -83,6 +80,7 @@ def content_document(state: SimSalesforceState, version: Record, user_id: str | 
         "ContentSize": version["ContentSize"],
         "LatestPublishedVersionId": version["Id"],
     }
+    state.reindex("ContentDocument", before, document)
     version["ContentDocumentId"] = document["Id"]
     location = version.get("FirstPublishLocationId")
     if location:

@@ -383,7 +383,7 @@ def _as_datetime(value: Any) -> datetime | None:
     return None
 
 
-def _key(value: Any, kind: str) -> Any:
+def comparable(value: Any, kind: str) -> Any:
     """A comparable form: case-folded text, 18-character ids, aware date-times."""
     if value is None:
         return None
@@ -445,11 +445,11 @@ def matches(condition: Condition | None, record: Any, get: Getter, type_of: Type
     if isinstance(condition, Not):
         return not matches(condition.item, record, get, type_of)
     kind = type_of(condition.field)
-    value = _key(get(record, condition.field), kind)
+    value = comparable(get(record, condition.field), kind)
     if isinstance(condition, Compare):
-        return _compare(value, condition.op, _key(condition.value, kind))
+        return _compare(value, condition.op, comparable(condition.value, kind))
     if isinstance(condition, InList):
-        found = value in {_key(v, kind) for v in condition.values if v is not None}
+        found = value in {comparable(v, kind) for v in condition.values if v is not None}
         if value is None:
             found = any(v is None for v in condition.values)
         return found != condition.negate
@@ -464,7 +464,7 @@ def sort_records(records: list[Any], order: list[OrderItem], get: Getter, type_o
         nulls_last = item.descending if item.nulls_last is None else item.nulls_last
 
         def key(record: Any, item: OrderItem = item, kind: str = kind) -> Any:
-            return _key(get(record, item.field), kind)
+            return comparable(get(record, item.field), kind)
 
         present = [r for r in records if key(r) is not None]
         missing = [r for r in records if key(r) is None]

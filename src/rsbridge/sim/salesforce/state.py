@@ -15,7 +15,6 @@ fields, and a ``ContentDocument`` (plus a ``ContentDocumentLink`` to
 
 from __future__ import annotations
 
-import copy
 import random
 import secrets
 import threading
@@ -96,6 +95,16 @@ class ValidationRule:
 
 
 @dataclass
+class Savepoint:
+    """Where a transaction stood (see :meth:`SimSalesforceState.snapshot`)."""
+
+    mark: int
+    counters: dict[str, int]
+    auto_numbers: dict[str, int]
+    started: bool
+
+
+@dataclass
 class LoggedRequest:
     """One answered request: method, path, query, the user id (``None`` if none) and
     status; a composite call lists its sub-requests."""
@@ -156,6 +165,8 @@ class SimSalesforceState:
         self.requests: list[LoggedRequest] = []
         self.cursors: dict[str, list[Record]] = {}
         self._counters: dict[str, int] = {}
+        self._undo: list[Callable[[], None]] | None = None
+        self._indexes: dict[tuple[str, str], dict[Any, set[str]]] = {}
         #: Last auto-number handed out per object.
         self.auto_numbers: dict[str, int] = {}
         for definition in standard_objects():
@@ -168,6 +179,8 @@ class SimSalesforceState:
         with self.lock:
             self.objects[definition.name.lower()] = definition
             self.records.setdefault(definition.name, {})
+            for key in [k for k in self._indexes if k[0] == definition.name]:
+                del self._indexes[key]
 
     def object(self, name: str) -> ObjectDef | None:
         """The object called ``name`` in any case."""
@@ -354,24 +367,69 @@ class SimSalesforceState:
 
     # --- records ---------------------------------------------------------------------
 
-    def snapshot(self) -> tuple[Any, ...]:
-        """A copy of everything writes change (for ``allOrNone`` rollbacks)."""
+    def snapshot(self) -> Savepoint:
+        """Start (or nest into) a transaction that :meth:`restore` can undo (``allOrNone``).
+
+        Writes record how to undo themselves while a transaction is open, so a rollback
+        costs what the transaction wrote, not the size of the org. End it with
+        :meth:`restore` or :meth:`release`.
+        """
         with self.lock:
-            return (
-                copy.deepcopy(self.records),
-                dict(self.blobs),
-                dict(self._counters),
-                dict(self.auto_numbers),
+            started = self._undo is None
+            if started:
+                self._undo = []
+            assert self._undo is not None
+            return Savepoint(
+                len(self._undo), dict(self._counters), dict(self.auto_numbers), started
             )
 
-    def restore(self, snapshot: tuple[Any, ...]) -> None:
-        """Go back to a :meth:`snapshot`."""
+    def restore(self, savepoint: Savepoint) -> None:
+        """Undo every write since ``savepoint`` (and end the transaction it started)."""
         with self.lock:
-            records, blobs, counters, auto_numbers = snapshot
-            self.records = records
-            self.blobs = blobs
-            self._counters = counters
-            self.auto_numbers = auto_numbers
+            undo = self._undo or []
+            while len(undo) > savepoint.mark:
+                undo.pop()()
+            self._counters = dict(savepoint.counters)
+            self.auto_numbers = dict(savepoint.auto_numbers)
+            self._indexes.clear()  # rebuilt on the next lookup
+            self.release(savepoint)
+
+    def release(self, savepoint: Savepoint) -> None:
+        """Keep the writes since ``savepoint``; ends the transaction it started."""
+        with self.lock:
+            if savepoint.started:
+                self._undo = None
+
+    def _journal(self, undo: Callable[[], None]) -> None:
+        if self._undo is not None:
+            self._undo.append(undo)
+
+    def _index(self, name: str, column: FieldDef) -> dict[Any, set[str]]:
+        key = (name, column.name)
+        index = self._indexes.get(key)
+        if index is None:
+            index = {}
+            for record in self.records[name].values():
+                value = soql.comparable(record.get(column.name), column.type)
+                index.setdefault(value, set()).add(record["Id"])
+            self._indexes[key] = index
+        return index
+
+    def reindex(self, name: str, before: Record | None, after: Record | None) -> None:
+        """Keep the equality indexes of ``name`` in step with one record's change."""
+        for (object_name, field_name), index in self._indexes.items():
+            if object_name != name:
+                continue
+            kind = self.objects[name.lower()].fields[field_name.lower()].type
+            for record, add in ((before, False), (after, True)):
+                if record is None:
+                    continue
+                value = soql.comparable(record.get(field_name), kind)
+                ids = index.setdefault(value, set())
+                if add:
+                    ids.add(record["Id"])
+                else:
+                    ids.discard(record["Id"])
 
     def get(self, object_name: str, record_id: str) -> Record | None:
         """The live record ``record_id`` of ``object_name`` (no copy), or ``None``."""
@@ -400,13 +458,15 @@ class SimSalesforceState:
             raise invalid_field(
                 f"No such column '{field_name}' on sobject of type {definition.name}"
             )
-        ref = soql.FieldRef([column.name], 0)
-        condition = soql.Compare(ref, "=", value)
-        return [
-            r
-            for r in self.all_records(definition.name)
-            if soql.matches(condition, r, lambda rec, f: rec.get(f.path[0]), lambda f: column.type)
-        ]
+        with self.lock:
+            # An index per (object, field), built on first use: integrations look records
+            # up by external id in objects that grow to thousands of rows.
+            ids = self._index(definition.name, column).get(
+                soql.comparable(value, column.type), set()
+            )
+            store = self.records[definition.name]
+            found = [store[i] for i in ids if i in store and not store[i]["IsDeleted"]]
+            return sorted(found, key=lambda r: str(r["Id"]))  # ids grow with creation order
 
     def create(self, object_name: str, values: dict[str, Any], *, user_id: str | None) -> Record:
         """Insert a record as ``user_id``; refuses like the API (see :class:`SalesforceError`)."""
@@ -445,9 +505,11 @@ class SimSalesforceState:
                 )
             rules.apply(self, definition, record, stamp, creating=True)
             self._check(definition, record)
-            self.records[definition.name][record_id] = record
             if definition.name == "ContentVersion":
                 rules.content_document(self, record, user_id)
+            self.records[definition.name][record_id] = record
+            self.reindex(definition.name, None, record)
+            self._journal(lambda: self._unstore(definition.name, record_id))
             return record
 
     def update(
@@ -480,7 +542,10 @@ class SimSalesforceState:
             }
             rules.apply(self, definition, changed, stamp, creating=False)
             self._check(definition, changed, exclude=record["Id"])
+            before = dict(record)
             record.update(changed)
+            self.reindex(definition.name, before, record)
+            self._journal(lambda: self._put_back(definition.name, record, before))
             return record
 
     def delete(self, object_name: str, record_id: str) -> None:
@@ -495,6 +560,19 @@ class SimSalesforceState:
                 raise SalesforceError(404, "ENTITY_IS_DELETED", "entity is deleted")
             self._lock_check(record["Id"])
             record["IsDeleted"] = True
+            self._journal(lambda: record.__setitem__("IsDeleted", False))
+
+    def _unstore(self, name: str, record_id: str) -> None:
+        record = self.records[name].pop(record_id, None)
+        self.blobs.pop(record_id, None)
+        if record is not None:
+            self.reindex(name, record, None)
+
+    def _put_back(self, name: str, record: Record, before: Record) -> None:
+        current = dict(record)
+        record.clear()
+        record.update(before)
+        self.reindex(name, current, record)
 
     def _lock_check(self, record_id: str) -> None:
         if record_id in self.locked:
