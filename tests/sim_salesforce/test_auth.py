@@ -182,3 +182,14 @@ def test_inactive_user_loses_sessions(org: Org) -> None:
     org.state.records["User"][org.ids["integration"]]["IsActive"] = False
     assert org.get("/sobjects").status_code == 401
     assert org.sign_in().status_code == 400
+
+
+def test_sessions_time_out_without_activity(org: Org) -> None:
+    org.clock.now += 7000
+    assert org.get("/sobjects").status_code == 200  # activity renews the session
+    org.clock.now += 7000
+    assert org.get("/sobjects").status_code == 200
+    org.clock.now += 7201
+    timed_out = org.get("/sobjects")
+    assert timed_out.status_code == 401
+    assert timed_out.json()[0]["errorCode"] == "INVALID_SESSION_ID"

@@ -50,6 +50,7 @@ class _Paths:
         self.root = root
         self.text = text
         self.columns: dict[str, FieldDef] = {}
+        self.spelt: dict[str, list[str]] = {}
 
     def resolve(self, ref: soql.FieldRef) -> FieldDef:
         key = ref.text.lower()
@@ -79,6 +80,12 @@ class _Paths:
 
     def canonical(self, ref: soql.FieldRef) -> list[str]:
         """The path with each part spelt as defined (relationship names, field name)."""
+        known = self.spelt.get(ref.text)
+        if known is None:
+            known = self.spelt[ref.text] = self._spell(ref)
+        return known
+
+    def _spell(self, ref: soql.FieldRef) -> list[str]:
         current = self.root
         path = ref.path
         if len(path) > 1 and path[0].lower() == current.name.lower():

@@ -72,6 +72,7 @@ class Session:
     user_id: str
     client_id: str | None
     issued_at: float
+    last_used: float = 0.0
 
 
 @dataclass
@@ -149,6 +150,9 @@ class SimSalesforceState:
         #: The username-password OAuth flow is allowed ("Allow OAuth Username-Password
         #: Flows"); orgs created since Summer '23 have it off (then: ``invalid_grant``).
         self.password_flow_enabled = True
+        #: Seconds without a call after which a session ends (the org's "Timeout Value",
+        #: 2 hours by default); ``None``: never.
+        self.session_timeout: float | None = 7200.0
         #: Daily API request allowance (``Sforce-Limit-Info: api-usage=N/M``).
         self.daily_api_limit = 15000
         self.api_requests = 0
@@ -312,18 +316,27 @@ class SimSalesforceState:
     def open_session(self, user_id: str, client_id: str | None) -> Session:
         """Issue an access token for ``user_id``."""
         with self.lock:
-            session = Session(self.new_token(), user_id, client_id, self.clock())
+            now = self.clock()
+            session = Session(self.new_token(), user_id, client_id, now, now)
             self.sessions[session.token] = session
             return session
 
     def session(self, token: str) -> Session | None:
-        """The live session of ``token`` whose user is still active."""
+        """The live session of ``token`` whose user is still active (its use counts as
+        activity: sessions end after ``session_timeout`` seconds without any)."""
         with self.lock:
             session = self.sessions.get(token)
             if session is None:
                 return None
+            now = self.clock()
+            if self.session_timeout is not None and now - session.last_used > self.session_timeout:
+                del self.sessions[token]
+                return None
             user = self.records["User"].get(session.user_id)
-            return session if user is not None and user.get("IsActive") else None
+            if user is None or not user.get("IsActive"):
+                return None
+            session.last_used = now
+            return session
 
     def expire_sessions(self) -> None:
         """End every session (clients then get 401 ``INVALID_SESSION_ID``)."""
