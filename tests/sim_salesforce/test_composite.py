@@ -215,3 +215,18 @@ def test_lookups_follow_updates(org: Org) -> None:
     assert [r["Id"] for r in renamed["records"]] == [acme]
     org.delete(f"/sobjects/Account/{acme}")
     assert org.query("SELECT Id FROM Account WHERE Name = 'Acme Holdings'")["totalSize"] == 0
+
+
+def test_composite_cannot_nest_itself(org: Org) -> None:
+    inner = {"compositeRequest": [{"method": "GET", "url": f"{API}/limits", "referenceId": "l"}]}
+    answer = org.post(
+        "/composite",
+        json={
+            "compositeRequest": [
+                {"method": "POST", "url": f"{API}/composite", "referenceId": "c", "body": inner}
+            ]
+        },
+    )
+    entry = answer.json()["compositeResponse"][0]
+    assert entry["httpStatusCode"] == 400
+    assert entry["body"][0]["errorCode"] == "INVALID_API_INPUT"

@@ -172,6 +172,11 @@ class Composite:
             answer = error_response(
                 SalesforceError(400, "NOT_FOUND", "The requested resource does not exist")
             )
+        elif match["rest"].strip("/").lower() == "composite":
+            # A composite inside a composite is refused (inferred text).
+            answer = error_response(
+                SalesforceError(400, "INVALID_API_INPUT", "composite is not a valid subrequest")
+            )
         else:
             headers = {str(k).lower(): str(v) for k, v in (item.get("httpHeaders") or {}).items()}
             headers.setdefault("content-type", "application/json")
