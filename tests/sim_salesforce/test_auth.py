@@ -167,6 +167,8 @@ def test_soap_login_answers_session_and_server_url(org: Org) -> None:
     good = org.http.post(f"{org.url}/services/Soap/u/59.0", content=envelope, headers=headers)
     assert good.status_code == 200
     assert f"<serverUrl>{org.url}/services/Soap/u/59.0/" in good.text
+    assert "<sessionSecondsValid>7200</sessionSecondsValid>" in good.text
+    assert f"<userName>{user}</userName>" in good.text
     session = good.text.split("<sessionId>")[1].split("</sessionId>")[0]
     assert org.get("/sobjects", token=session).status_code == 200
     bad = org.http.post(

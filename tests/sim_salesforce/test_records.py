@@ -113,6 +113,9 @@ def test_bad_references(org: Org) -> None:
     assert malformed.json()[0]["errorCode"] == "MALFORMED_ID"
     wrong_type = org.post("/sobjects/Case", json={"ContactId": org.ids["acme"]})
     assert wrong_type.json()[0]["errorCode"] == "FIELD_INTEGRITY_EXCEPTION"
+    as_form = org.post("/sobjects/Case", data={"Subject": "form"})
+    assert as_form.status_code == 415
+    assert as_form.json()[0]["errorCode"] == "UNSUPPORTED_MEDIA_TYPE"
     bad_json = org.request("POST", "/sobjects/Case", content=b"{nope")
     assert bad_json.status_code == 400 and bad_json.json()[0]["errorCode"] == "JSON_PARSER_ERROR"
 

@@ -222,6 +222,8 @@ def soap_login(state: SimSalesforceState, req: SimRequest, version: str) -> SimR
             return fault
         session = state.open_session(user_id, None)
         url = instance_url(state, req)
+        user = state.get("User", user_id) or {}
+        valid = int(state.session_timeout or 86400)
     server = f"{url}/services/Soap/u/{version}/{state.org_id[:15]}"
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>'
@@ -231,7 +233,11 @@ def soap_login(state: SimSalesforceState, req: SimRequest, version: str) -> SimR
         "</metadataServerUrl><passwordExpired>false</passwordExpired><sandbox>false</sandbox>"
         f"<serverUrl>{escape(server)}</serverUrl><sessionId>{escape(session.token)}</sessionId>"
         f"<userId>{user_id}</userId><userInfo><organizationId>{state.org_id}</organizationId>"
-        f"<userName>{escape(username)}</userName></userInfo></result></loginResponse>"
+        f"<sessionSecondsValid>{valid}</sessionSecondsValid>"
+        f"<userEmail>{escape(str(user.get('Email') or ''))}</userEmail>"
+        f"<userFullName>{escape(str(user.get('Name') or ''))}</userFullName>"
+        f"<userId>{user_id}</userId><userName>{escape(str(user.get('Username') or ''))}"
+        "</userName></userInfo></result></loginResponse>"
         "</soapenv:Body></soapenv:Envelope>"
     )
     return SimResponse(200, body.encode(), xml_type)

@@ -63,7 +63,14 @@ def error_response(error: SalesforceError, headers: dict[str, str] | None = None
 
 
 def read_json(req: SimRequest) -> Any:
-    """The JSON body, or 400 ``JSON_PARSER_ERROR``."""
+    """The JSON body, or 400 ``JSON_PARSER_ERROR`` (415 for another declared type)."""
+    content_type = req.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type and content_type != "application/json" and req.body.strip():
+        raise SalesforceError(
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            f"Content-Type header specified in HTTP request is not supported: {content_type}",
+        )
     try:
         return json.loads(req.body.decode("utf-8")) if req.body.strip() else None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
