@@ -78,6 +78,10 @@ def test_records_of_the_custom_object(pkg_org: Org) -> None:
     assert row["Customer_Satisfied__c"] is False
     assert row["Case__r"]["CaseNumber"] == "00001002"
     assert row["Case__r"]["Contact"]["Email"] == "grace@globex.example"
+    where = f"WHERE Id = '{case_id}'"
+    sessions = "(SELECT Session_Id__c FROM BT_Sessions__r)"
+    parent = org.query(f"SELECT CaseNumber, {sessions} FROM Case {where}")["records"][0]  # noqa: S608
+    assert [s["Session_Id__c"] for s in parent["BT_Sessions__r"]["records"]] == ["c5a1e8b7"]
 
 
 def test_custom_field_rules(pkg_org: Org) -> None:

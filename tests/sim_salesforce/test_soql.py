@@ -112,7 +112,8 @@ def test_errors_are_located(org: Org) -> None:
     "text",
     [
         "SELECT Id FROM Case WHERE",
-        "SELECT Id, (SELECT Id FROM CaseComments) FROM Case",
+        "SELECT Id FROM Case WHERE Id IN (SELECT ParentId FROM CaseComment)",
+        "SELECT Id, (SELECT Id, (SELECT Id FROM Feeds) FROM CaseComments) FROM Case",
         "SELECT Id FROM Case WHERE Subject = 'unterminated",
         "SELECT Id FROM Case LIMIT -1",
         "SELECT COUNT(Id) FROM Case",
@@ -132,3 +133,35 @@ def test_string_escapes_are_literal(org: Org) -> None:
     assert like["totalSize"] == 1
     injected = org.query("SELECT Name FROM Account WHERE Name = 'x\\' OR Name != \\'x'")
     assert injected["totalSize"] == 0
+
+
+def test_child_sub_queries(org: Org) -> None:
+    vpn = org.ids["case_vpn"]
+    for body, published in (("first", True), ("hidden", False), ("second", True)):
+        org.post(
+            "/sobjects/CaseComment",
+            json={"ParentId": vpn, "CommentBody": body, "IsPublished": published},
+        )
+    answer = org.query(
+        "SELECT Subject, (SELECT CommentBody, Parent.Subject FROM CaseComments "
+        "WHERE IsPublished = true ORDER BY CommentBody DESC LIMIT 5) FROM Case ORDER BY Subject"
+    )
+    by_subject = {r["Subject"]: r for r in answer["records"]}
+    comments = by_subject["VPN drops every hour"]["CaseComments"]
+    assert comments["totalSize"] == 2 and comments["done"] is True
+    assert [c["CommentBody"] for c in comments["records"]] == ["second", "first"]
+    assert comments["records"][0]["attributes"]["type"] == "CaseComment"
+    assert comments["records"][0]["Parent"]["Subject"] == "VPN drops every hour"
+    assert by_subject["Password reset"]["CaseComments"] is None
+    contacts = org.query(
+        "SELECT Name, (SELECT Subject FROM Cases) FROM Contact WHERE Name = 'Ada Lovelace'"
+    )
+    assert [c["Subject"] for c in contacts["records"][0]["Cases"]["records"]] == [
+        "Printer on floor 3 jams"
+    ]
+    unknown = org.get("/query", params={"q": "SELECT Id, (SELECT Id FROM Nope) FROM Case"})
+    assert unknown.status_code == 400 and unknown.json()[0]["errorCode"] == "INVALID_TYPE"
+    bad_field = org.get(
+        "/query", params={"q": "SELECT Id, (SELECT Nope FROM CaseComments) FROM Case"}
+    )
+    assert bad_field.json()[0]["errorCode"] == "INVALID_FIELD"

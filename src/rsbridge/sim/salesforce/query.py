@@ -8,6 +8,7 @@ as a nested object with its own ``attributes`` (``null`` when the reference is e
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from rsbridge.sim.salesforce import soql
@@ -24,6 +25,12 @@ _NO_RELATIONSHIP = (
     "Didn't understand relationship '{name}' in field path. If you are attempting to use a "
     "custom relationship, be sure to append the '__r' after the custom relationship name. "
     "Please reference your WSDL or the describe call for the appropriate names."
+)
+_NO_CHILD = (
+    "Didn't understand relationship '{name}' in FROM part of query call. If you are "
+    "attempting to use a custom relationship, be sure to append the '__r' after the custom "
+    "relationship name. Please reference your WSDL or the describe call for the appropriate "
+    "names."
 )
 _NO_TYPE = (
     "sObject type '{name}' is not supported. If you are attempting to use a custom object, be "
@@ -139,12 +146,8 @@ def run(
                 "INVALID_TYPE",
                 soql.located(query.text, query.object_pos, _NO_TYPE.format(name=query.object_name)),
             )
-        paths = _Paths(state, root, query.text)
-        for ref in query.fields:
-            paths.resolve(ref)
-        for item in query.order:
-            paths.resolve(item.field)
-        _check_condition(paths, query.where)
+        paths = _checked_paths(state, root, query)
+        children = [_child(state, root, sub) for sub in query.children]
         candidates = None if include_deleted else _equality(state, root, query.where)
         if candidates is None:
             candidates = state.all_records(root.name, deleted=include_deleted)
@@ -155,7 +158,64 @@ def run(
             rows = rows[: query.limit]
         if query.count_only:
             return len(rows), []
-        return len(rows), [_project(state, paths, query, r, version) for r in rows]
+        projected = []
+        for row in rows:
+            out = _project(state, paths, query, row, version)
+            for child in children:
+                out[child.name] = child.rows(row, version)
+            projected.append(out)
+        return len(rows), projected
+
+
+def _checked_paths(state: SimSalesforceState, root: ObjectDef, query: soql.Query) -> _Paths:
+    paths = _Paths(state, root, query.text)
+    for ref in query.fields:
+        paths.resolve(ref)
+    for item in query.order:
+        paths.resolve(item.field)
+    _check_condition(paths, query.where)
+    return paths
+
+
+@dataclass
+class _Child:
+    """A parent-to-child sub-query: the child object, its reference field, its paths."""
+
+    state: SimSalesforceState
+    query: soql.Query
+    name: str
+    link: FieldDef
+    paths: _Paths
+
+    def rows(self, parent: Record, version: str) -> Record | None:
+        """The children of ``parent`` as a nested query result (``None`` when none)."""
+        found = self.state.find_by(self.paths.root.name, self.link.name, parent["Id"])
+        rows = [
+            r
+            for r in found
+            if soql.matches(self.query.where, r, self.paths.value, self.paths.type_of)
+        ]
+        soql.sort_records(rows, self.query.order, self.paths.value, self.paths.type_of)
+        if self.query.limit is not None:
+            rows = rows[: self.query.limit]
+        if not rows:
+            return None
+        records = [_project(self.state, self.paths, self.query, r, version) for r in rows]
+        return {"totalSize": len(records), "done": True, "records": records}
+
+
+def _child(state: SimSalesforceState, root: ObjectDef, sub: soql.Query) -> _Child:
+    wanted = sub.object_name.lower()
+    for obj in state.objects.values():
+        for column in obj.fields.values():
+            relationship = column.child_relationship
+            if relationship and relationship.lower() == wanted and root.name in column.reference_to:
+                return _Child(state, sub, relationship, column, _checked_paths(state, obj, sub))
+    raise SalesforceError(
+        400,
+        "INVALID_TYPE",
+        soql.located(sub.text, sub.object_pos, _NO_CHILD.format(name=sub.object_name)),
+    )
 
 
 def _equality(

@@ -209,7 +209,9 @@ def standard_objects() -> list[ObjectDef]:
             FieldDef("Email", "email", length=80),
             FieldDef("Phone", "phone", length=40),
             FieldDef("Title", length=128),
-            _ref("AccountId", "Account", "Account", label="Account ID"),
+            _ref(
+                "AccountId", "Account", "Account", label="Account ID", child_relationship="Contacts"
+            ),
         ],
     )
     user = _obj(
@@ -253,8 +255,8 @@ def standard_objects() -> list[ObjectDef]:
             FieldDef("ClosedDate", "datetime", createable=False, updateable=False),
             FieldDef("SuppliedEmail", "email", length=80, label="Web Email"),
             FieldDef("SuppliedName", length=80, label="Web Name"),
-            _ref("ContactId", "Contact", "Contact", label="Contact ID"),
-            _ref("AccountId", "Account", "Account", label="Account ID"),
+            _ref("ContactId", "Contact", "Contact", label="Contact ID", child_relationship="Cases"),
+            _ref("AccountId", "Account", "Account", label="Account ID", child_relationship="Cases"),
         ],
         name_field="CaseNumber",
     )
@@ -263,7 +265,14 @@ def standard_objects() -> list[ObjectDef]:
         "CaseComment",
         "00a",
         [
-            _ref("ParentId", "Case", "Parent", required=True, updateable=False),
+            _ref(
+                "ParentId",
+                "Case",
+                "Parent",
+                required=True,
+                updateable=False,
+                child_relationship="CaseComments",
+            ),
             FieldDef("CommentBody", "textarea", length=4000, label="Body", byte_length=True),
             FieldDef("IsPublished", "boolean", label="Published", default=False),
         ],
@@ -281,6 +290,7 @@ def standard_objects() -> list[ObjectDef]:
                 length=18,
                 reference_to=("Case", "Account", "Contact", "User"),
                 relationship_name="Parent",
+                child_relationship="Feeds",
                 required=True,
                 updateable=False,
             ),
@@ -362,6 +372,7 @@ def standard_objects() -> list[ObjectDef]:
                 length=18,
                 reference_to=("Case", "Account", "Contact", "User"),
                 relationship_name="LinkedEntity",
+                child_relationship="ContentDocumentLinks",
                 required=True,
             ),
             FieldDef("ShareType", "picklist", length=40, picklist_values=("V", "C", "I")),

@@ -1,13 +1,15 @@
 """The SOQL subset the simulator answers: parser and evaluator.
 
 Supported: ``SELECT`` field list (dotted parent-relationship paths such as
-``Contact.Email`` or ``Case__r.CaseNumber``, and ``COUNT()``), ``FROM`` one object,
-``WHERE`` with ``AND`` / ``OR`` / ``NOT`` / parentheses, ``= != <> < <= > >=``, ``IN`` and
-``NOT IN`` lists, ``LIKE`` (``%`` and ``_``), literals (quoted strings with backslash
-escapes, numbers, ``true`` / ``false`` / ``null``, date and date-time literals),
-``ORDER BY`` (``ASC`` / ``DESC``, ``NULLS FIRST`` / ``LAST``), ``LIMIT`` and ``OFFSET``.
+``Contact.Email`` or ``Case__r.CaseNumber``, parent-to-child sub-queries such as
+``(SELECT CommentBody FROM CaseComments WHERE IsPublished = true)``, and ``COUNT()``),
+``FROM`` one object, ``WHERE`` with ``AND`` / ``OR`` / ``NOT`` / parentheses,
+``= != <> < <= > >=``, ``IN`` and ``NOT IN`` lists, ``LIKE`` (``%`` and ``_``), literals
+(quoted strings with backslash escapes, numbers, ``true`` / ``false`` / ``null``, date and
+date-time literals), ``ORDER BY`` (``ASC`` / ``DESC``, ``NULLS FIRST`` / ``LAST``),
+``LIMIT`` and ``OFFSET``.
 Keywords, object and field names are case-insensitive; text comparisons too, as on the
-platform. Not supported (answered with ``MALFORMED_QUERY``): sub-queries, aggregates other
+platform. Not supported (answered with ``MALFORMED_QUERY``): semi-joins, aggregates other
 than ``COUNT()``, ``GROUP BY``, date functions and relative date literals.
 
 Error texts follow the platform's layout (the query, a caret, ``ERROR at Row:1:Column:N``
@@ -134,6 +136,8 @@ class Query:
     order: list[OrderItem] = field(default_factory=list)
     limit: int | None = None
     offset: int = 0
+    #: Parent-to-child sub-queries (``FROM`` names a child relationship).
+    children: list[Query] = field(default_factory=list)
 
 
 @dataclass
@@ -227,25 +231,30 @@ class _Parser:
             raise self.fail(token)
         return FieldRef(token.text.split("."), token.pos)
 
-    def parse(self) -> Query:
+    def parse(self, nested: bool = False) -> Query:
+        """A query; ``nested``: a parent-to-child sub-query, which ends at ``)``."""
         self.expect_keyword("SELECT")
         fields: list[FieldRef] = []
+        children: list[Query] = []
         count_only = False
         token = self.peek()
-        if token is not None and token.word() == "COUNT" and self._is_op(1, "("):
+        if token is not None and token.word() == "COUNT" and self._is_op(1, "(") and not nested:
             self.index += 1
             self.expect_op("(")
             self.expect_op(")")
             count_only = True
         else:
             while True:
-                token = self.peek()
-                if token is not None and token.kind == "op" and token.text == "(":
-                    raise self.fail(token, "sub-queries are not supported by the simulator")
-                ref = self.field_ref()
-                if self._is_op(0, "("):
-                    raise self.fail(self.peek(-1), "functions are not supported by the simulator")
-                fields.append(ref)
+                if self._is_op(0, "(") and not nested:
+                    self.index += 1
+                    children.append(self.parse(nested=True))
+                else:
+                    ref = self.field_ref()
+                    if self._is_op(0, "("):
+                        raise self.fail(
+                            self.peek(-1), "functions are not supported by the simulator"
+                        )
+                    fields.append(ref)
                 if not self._is_op(0, ","):
                     break
                 self.index += 1
@@ -253,7 +262,7 @@ class _Parser:
         name = self.take()
         if name.kind != "ident" or "." in name.text:
             raise self.fail(name)
-        query = Query(self.text, name.text, name.pos, fields, count_only)
+        query = Query(self.text, name.text, name.pos, fields, count_only, children=children)
         if self.keyword("WHERE"):
             query.where = self.condition()
         if self.keyword("ORDER"):
@@ -276,9 +285,11 @@ class _Parser:
                 self.index += 1
         if self.keyword("LIMIT"):
             query.limit = self._count()
-        if self.keyword("OFFSET"):
+        if self.keyword("OFFSET") and not nested:
             query.offset = self._count()
-        if self.peek() is not None:
+        if nested:
+            self.expect_op(")")
+        elif self.peek() is not None:
             raise self.fail(self.peek())
         return query
 
