@@ -15,13 +15,13 @@ PACKAGE = Path(__file__).parent / "fixtures" / "package"
 
 @pytest.fixture
 def pkg_org(org: Org) -> Org:
-    assert load_package(org.state, PACKAGE) == ["BT_Session__c", "Case"]
+    assert load_package(org.state, PACKAGE) == ["BT_Session_Event__c", "BT_Session__c", "Case"]
     return org
 
 
 def test_custom_object_is_described(pkg_org: Org) -> None:
     described = pkg_org.get("/sobjects/BT_Session__c/describe").json()
-    assert described["custom"] is True and described["keyPrefix"] == "a0X"
+    assert described["custom"] is True and described["keyPrefix"] == "a0Y"
     assert described["label"] == "BeyondTrust Session"
     assert described["labelPlural"] == "BeyondTrust Sessions"
     fields = {f["name"]: f for f in described["fields"]}
@@ -65,7 +65,7 @@ def test_records_of_the_custom_object(pkg_org: Org) -> None:
         },
     )
     assert created.status_code == 201, created.text
-    assert created.json()["id"].startswith("a0X")
+    assert created.json()["id"].startswith("a0Y")
     fields = "Name, Session_Id__c, Start_Time__c, Customer_Satisfied__c, Case__r.CaseNumber"
     where = f"WHERE Case__c = '{case_id}'"
     rows = org.query(f"SELECT {fields}, Case__r.Contact.Email FROM BT_Session__c {where}")[  # noqa: S608
@@ -123,3 +123,24 @@ def test_broken_packages_are_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(PackageError, match="unknown object Missing__c"):
         load_package(state, tmp_path)
+
+
+def test_master_detail_children(pkg_org: Org) -> None:
+    org = pkg_org
+    described = org.get("/sobjects/BT_Session_Event__c/describe").json()
+    fields = {f["name"]: f for f in described["fields"]}
+    assert "OwnerId" not in fields  # a detail object is owned through its master
+    assert fields["Session__c"]["nillable"] is False
+    assert fields["Name"]["autoNumber"] is False
+    missing = org.post("/sobjects/BT_Session_Event__c", json={"Body__c": "chat"})
+    assert missing.json()[0]["errorCode"] == "REQUIRED_FIELD_MISSING"
+    session = org.post("/sobjects/BT_Session__c", json={"Session_Id__c": "s1"}).json()["id"]
+    for n in range(3):
+        org.post(
+            "/sobjects/BT_Session_Event__c",
+            json={"Session__c": session, "Name": f"event {n}", "Body__c": f"line {n}"},
+        )
+    where = f"WHERE Id = '{session}'"
+    events = "(SELECT Name, Body__c FROM Events__r ORDER BY Name DESC LIMIT 2)"
+    row = org.query(f"SELECT Session_Id__c, {events} FROM BT_Session__c {where}")["records"][0]  # noqa: S608
+    assert [e["Body__c"] for e in row["Events__r"]["records"]] == ["line 2", "line 1"]

@@ -162,7 +162,8 @@ def _custom_object(state: SimSalesforceState, name: str, meta: Path) -> ObjectDe
         _text(root, "pluralLabel") or "",
         custom=True,
     )
-    definition.add(*system_fields(owner=True))
+    # Detail objects of a master-detail relationship have no owner of their own.
+    definition.add(*system_fields(owner=_text(root, "sharingModel") != "ControlledByParent"))
     name_field = root.find(f"{{{NS}}}nameField")
     auto = name_field is not None and _text(name_field, "type") == "AutoNumber"
     definition.add(
