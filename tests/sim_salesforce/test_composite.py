@@ -230,3 +230,39 @@ def test_composite_cannot_nest_itself(org: Org) -> None:
     entry = answer.json()["compositeResponse"][0]
     assert entry["httpStatusCode"] == 400
     assert entry["body"][0]["errorCode"] == "INVALID_API_INPUT"
+
+
+def test_collections_upsert_by_external_id(org: Org) -> None:
+    case = org.state.object("Case")
+    assert case is not None
+    case.add(FieldDef("RS_Session_Id__c", length=64, external_id=True, custom=True))
+    org.patch("/sobjects/Case/RS_Session_Id__c/old", json={"Subject": "existing"})
+
+    def records(*items: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "allOrNone": False,
+            "records": [{"attributes": {"type": "Case"}, **i} for i in items],
+        }
+
+    answer = org.patch(
+        "/composite/sobjects/Case/RS_Session_Id__c",
+        json=records(
+            {"RS_Session_Id__c": "old", "Priority": "High"},
+            {"RS_Session_Id__c": "new", "Subject": "created"},
+            {"Subject": "no key"},
+        ),
+    )
+    assert answer.status_code == 200
+    updated, created, refused = answer.json()
+    assert updated["success"] is True and updated["created"] is False
+    assert created["success"] is True and created["created"] is True
+    assert refused["success"] is False
+    assert refused["errors"][0]["statusCode"] == "MISSING_ARGUMENT"
+    rows = org.query("SELECT RS_Session_Id__c, Priority FROM Case WHERE RS_Session_Id__c != null")
+    assert {r["RS_Session_Id__c"]: r["Priority"] for r in rows["records"]} == {
+        "old": "High",
+        "new": "Medium",
+    }
+    not_external = org.patch("/composite/sobjects/Case/Subject", json=records({"Subject": "x"}))
+    assert not_external.status_code == 400
+    assert not_external.json()[0]["errorCode"] == "INVALID_FIELD"

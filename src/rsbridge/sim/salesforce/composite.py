@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -214,13 +215,18 @@ class Composite:
             )
         return records, payload.get("allOrNone") is True
 
-    def _each(self, items: list[Any], all_or_none: bool, operation: Any) -> SimResponse:
+    def _each(
+        self,
+        items: list[Any],
+        all_or_none: bool,
+        operation: Callable[[Any], dict[str, Any]],
+    ) -> SimResponse:
         snapshot = self.state.snapshot() if all_or_none else None
         results: list[dict[str, Any]] = []
         for item in items:
             try:
-                record_id = operation(item)
-                results.append({"id": record_id, "success": True, "errors": []})
+                outcome = operation(item)
+                results.append({"id": outcome.pop("id"), "success": True, "errors": [], **outcome})
             except SalesforceError as exc:
                 record_id = item.get("Id") if isinstance(item, dict) else item
                 results.append(
@@ -257,20 +263,20 @@ class Composite:
     def collection_create(self, req: SimRequest, ctx: Context, parts: list[str]) -> SimResponse:
         items, all_or_none = self._collection(req)
 
-        def create(item: Any) -> str:
+        def create(item: Any) -> dict[str, Any]:
             values = (
                 {k: v for k, v in item.items() if k != "attributes"}
                 if isinstance(item, dict)
                 else {}
             )
-            return str(self.state.create(self._type(item), values, user_id=ctx.user_id)["Id"])
+            return {"id": self.state.create(self._type(item), values, user_id=ctx.user_id)["Id"]}
 
         return self._each(items, all_or_none, create)
 
     def collection_update(self, req: SimRequest, ctx: Context, parts: list[str]) -> SimResponse:
         items, all_or_none = self._collection(req)
 
-        def update(item: Any) -> str:
+        def update(item: Any) -> dict[str, Any]:
             name = self._type(item)
             record_id = item.get("Id") or item.get("id")
             if not isinstance(record_id, str):
@@ -278,7 +284,7 @@ class Composite:
                     400, "MISSING_ARGUMENT", "Id not specified in an update call", []
                 )
             values = {k: v for k, v in item.items() if k not in ("attributes", "Id", "id")}
-            return str(self.state.update(name, record_id, values, user_id=ctx.user_id)["Id"])
+            return {"id": self.state.update(name, record_id, values, user_id=ctx.user_id)["Id"]}
 
         return self._each(items, all_or_none, update)
 
@@ -287,16 +293,59 @@ class Composite:
         if not ids or len(ids) > MAX_COLLECTION:
             raise SalesforceError(400, "INVALID_API_INPUT", "ids must name 1 to 200 records")
 
-        def delete(record_id: Any) -> str:
+        def delete(record_id: Any) -> dict[str, Any]:
             definition = self.state.object_of_id(str(record_id))
             if definition is None:
                 raise SalesforceError(
                     404, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", []
                 )
             self.state.delete(definition.name, str(record_id))
-            return str(self.state.records[definition.name][_normal(str(record_id))]["Id"])
+            return {"id": self.state.records[definition.name][_normal(str(record_id))]["Id"]}
 
         return self._each(ids, req.params.get("allOrNone", "").lower() == "true", delete)
+
+    def collection_upsert(self, req: SimRequest, ctx: Context, parts: list[str]) -> SimResponse:
+        """``PATCH /composite/sobjects/{type}/{externalIdField}``: results carry ``created``."""
+        definition = self.state.require_object(parts[2])
+        column = definition.field(parts[3])
+        if column is None or not column.external_id:
+            raise SalesforceError(
+                400,
+                "INVALID_FIELD",
+                f"Field name provided, {parts[3]} is not an External ID or indexed field for "
+                f"{definition.name}",
+            )
+        items, all_or_none = self._collection(req)
+
+        def upsert(item: Any) -> dict[str, Any]:
+            if self._type(item).lower() != definition.name.lower():
+                raise SalesforceError(
+                    400, "INVALID_TYPE", "All records must be of the URL type", []
+                )
+            values = {k: v for k, v in item.items() if k != "attributes"}
+            key = next((v for k, v in values.items() if k.lower() == column.name.lower()), None)
+            if key is None:
+                raise SalesforceError(
+                    400,
+                    "MISSING_ARGUMENT",
+                    f"{column.name} not specified",
+                    [column.name],
+                )
+            try:
+                record, created = query.upsert(
+                    self.state, definition.name, column.name, str(key), values, user_id=ctx.user_id
+                )
+            except query.MultipleMatchesError as exc:
+                raise SalesforceError(
+                    400,
+                    "DUPLICATE_EXTERNAL_ID",
+                    f"{column.name}: more than one record found for external id field: "
+                    f"[{', '.join(exc.ids)}]",
+                    [column.name],
+                ) from None
+            return {"id": record["Id"], "created": created}
+
+        return self._each(items, all_or_none, upsert)
 
     def retrieve(self, req: SimRequest, ctx: Context, parts: list[str]) -> SimResponse:
         """``GET /composite/sobjects/{type}?ids=...&fields=...``: records or ``null``."""

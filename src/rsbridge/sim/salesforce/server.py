@@ -162,6 +162,7 @@ class Org:
             ("composite", 1): {"POST": self.composite.composite},
             ("composite", 2): self.composite.collection_methods(),
             ("composite", 3): {"GET": self.composite.retrieve},
+            ("composite", 4): {"PATCH": self.composite.collection_upsert},
         }
         if head == "sobjects" and count == 3:
             if parts[2].lower() == "describe":
