@@ -266,3 +266,19 @@ def test_collections_upsert_by_external_id(org: Org) -> None:
     not_external = org.patch("/composite/sobjects/Case/Subject", json=records({"Subject": "x"}))
     assert not_external.status_code == 400
     assert not_external.json()[0]["errorCode"] == "INVALID_FIELD"
+
+
+def test_at_most_five_queries(org: Org) -> None:
+    def query(n: int) -> dict[str, str]:
+        return {
+            "method": "GET",
+            "url": f"{API}/query?q=SELECT+Id+FROM+Case",
+            "referenceId": f"q{n}",
+        }
+
+    five = org.post("/composite", json={"compositeRequest": [query(n) for n in range(5)]})
+    assert five.status_code == 200
+    assert all(e["body"]["totalSize"] == 3 for e in five.json()["compositeResponse"])
+    six = org.post("/composite", json={"compositeRequest": [query(n) for n in range(6)]})
+    assert six.status_code == 400
+    assert six.json()[0]["errorCode"] == "INVALID_API_INPUT"

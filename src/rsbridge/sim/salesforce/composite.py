@@ -7,7 +7,7 @@ caller; ``@{referenceId.path}`` in a URL or body names a value of an earlier ans
 ``referenceId``). With ``allOrNone`` a failure rolls every change back; the other entries
 then carry ``PROCESSING_HALTED`` ("The transaction was rolled back since another operation
 in the same transaction failed."), as the composite response-body page shows. The texts for
-an unresolved reference and for more than 25 sub-requests are inferred.
+an unresolved reference, more than 25 sub-requests or more than 5 queries are inferred.
 
 Collections (resources_composite_sobjects_collections): up to 200 records, one result per
 record (``id``, ``success``, ``errors`` with ``statusCode``); with ``allOrNone`` the other
@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
 MAX_SUBREQUESTS = 25
 MAX_COLLECTION = 200
+#: Query and queryAll sub-requests one composite call may hold (the docs' limit).
+MAX_QUERIES = 5
+_QUERY_URL = re.compile(r"/services/data/v[\d.]+/query(?:All)?/?(?:\?|$)", re.IGNORECASE)
 _REFERENCE = re.compile(r"@\{([A-Za-z0-9_]+)((?:\.[A-Za-z0-9_]+|\[\d+\])*)\}")
 _SUB_URL = re.compile(r"/services/data/v(?P<version>\d+\.\d)(?P<rest>/.*)")
 HALTED = "The transaction was rolled back since another operation in the same transaction failed."
@@ -112,6 +115,17 @@ class Composite:
                 400,
                 "INVALID_API_INPUT",
                 f"compositeRequest must contain between 1 and {MAX_SUBREQUESTS} subrequests",
+            )
+        queries = sum(
+            1
+            for item in items
+            if isinstance(item, dict) and _QUERY_URL.search(str(item.get("url", "")))
+        )
+        if queries > MAX_QUERIES:
+            raise SalesforceError(
+                400,
+                "INVALID_API_INPUT",
+                f"A composite request can contain at most {MAX_QUERIES} query operations",
             )
         all_or_none = payload.get("allOrNone") is True
         snapshot = self.state.snapshot() if all_or_none else None
