@@ -130,6 +130,8 @@ class ConnectorContract:
     """A reference ``find_ticket`` must find on the healthy peer."""
     unknown_ticket_ref: ClassVar[str | None] = None
     """A reference ``find_ticket`` must not find (None: the test is skipped)."""
+    create_fields: ClassVar[dict[str, str]] = {"short_description": "Remote support session"}
+    """Field values for ``create_ticket`` that the peer accepts."""
 
     @pytest.fixture
     async def connector(self) -> Connector:
@@ -294,7 +296,7 @@ class ConnectorContract:
 
     async def test_create_ticket_is_idempotent_by_key(self, connector: Connector) -> None:
         session = sample_session()
-        fields = {"short_description": "Remote support session"}
+        fields = self.create_fields
         first = await connector.create_ticket(session, fields, key="ticket-a")
         again = await connector.create_ticket(session, fields, key="ticket-a")
         other = await connector.create_ticket(session, fields, key="ticket-b")

@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from lxml import etree
 from typer.testing import CliRunner
 
-from rsbridge.connectors import registry
-from rsbridge.connectors.base import Setting
 from rsbridge.connectors.salesforce.commands import salesforce_app
 from rsbridge.connectors.salesforce.mdxml import NS
 from rsbridge.connectors.salesforce.package import (
@@ -45,11 +43,9 @@ from rsbridge.connectors.salesforce.package import (
 from rsbridge.connectors.salesforce.schema import (
     DEFAULT_OBJECTS,
     OBJECTS_BY_LOGICAL,
-    RENAME_SETTINGS,
     Schema,
 )
 from rsbridge.errors import ConfigurationError
-from tests.stub_connectors import CheckOnlyConnector
 
 DATA = Path(__file__).parent / "salesforce_data"
 XSD = etree.XMLSchema(etree.parse(str(DATA / "metadata.xsd")))
@@ -333,21 +329,6 @@ def test_write_package_writes_the_tree_and_keeps_other_files(tmp_path: Path) -> 
 # --- the command ------------------------------------------------------------------------
 
 
-class StandInConnector(CheckOnlyConnector):
-    """Declares the settings the Salesforce connector takes for its names, for as long as
-    that connector is not registered (it comes with its own tests)."""
-
-    name: ClassVar[str] = "salesforce"
-    settings: ClassVar[tuple[Setting, ...]] = RENAME_SETTINGS
-
-
-@pytest.fixture
-def salesforce_registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    if "salesforce" not in registry.available():
-        target = f"{__name__}:StandInConnector"
-        monkeypatch.setitem(registry.BUILTIN, "salesforce", target)
-
-
 CONFIG = """
 [actions]
 public_url = "https://rsbridge.acme.test/rs"
@@ -362,12 +343,14 @@ name = "sfdc"
 connector = "salesforce"
 
 [integrations.settings]
+login_url = "https://acme.my.salesforce.com"
+client_id = "3MVG9-consumer-key"
+client_secret = "consumer-secret"
 objects = ["session=Acme_Session__c"]
 fields = ["session.lsid=Session_Id__c"]
 """
 
 
-@pytest.mark.usefixtures("salesforce_registered")
 def test_the_command_writes_the_package_with_the_configured_names(tmp_path: Path) -> None:
     config = tmp_path / "rsbridge.toml"
     config.write_text(CONFIG)
@@ -390,7 +373,6 @@ def test_the_command_writes_the_package_with_the_configured_names(tmp_path: Path
     assert "INTEGRATION = 'sfdc';" in apex
 
 
-@pytest.mark.usefixtures("salesforce_registered")
 def test_the_command_says_what_is_wrong(tmp_path: Path) -> None:
     config = tmp_path / "rsbridge.toml"
     config.write_text(CONFIG.replace("session=Acme_Session__c", "session=Acme__Session__c"))

@@ -18,11 +18,11 @@ plugin = ConnectorPlugin(
     connector="rsbridge.connectors.salesforce.connector:SalesforceConnector",
     commands=Hook(
         "rsbridge.connectors.salesforce.commands:salesforce_app",
-        "Salesforce set-up helpers (the org-side package).",
+        "Salesforce set-up helpers.",
     ),
     simulator=Hook(
         "rsbridge.sim.salesforce.cli:serve",
-        "Serve a simulated Salesforce org (OAuth, sObject REST, SOQL, composite).",
+        "Serve a simulated Salesforce org (OAuth, SOAP login, REST, SOQL, composite).",
     ),
 )
 

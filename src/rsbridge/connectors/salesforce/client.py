@@ -147,6 +147,11 @@ class SalesforceClient:
         return self.transport.where
 
     @property
+    def instance_url(self) -> str:
+        """The org's instance URL from the last token answer (the login URL before)."""
+        return self._instance or self.login_url
+
+    @property
     def data_path(self) -> str:
         """``/services/data/v<api_version>``."""
         return f"/services/data/v{self.api_version}"

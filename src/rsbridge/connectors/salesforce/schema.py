@@ -339,6 +339,28 @@ DEFAULT_OBJECTS: tuple[SObject, ...] = (
         number_format="RSQ-{0000000}",
     ),
     SObject(
+        "case",
+        "Case",
+        "Case",
+        "Cases",
+        (
+            Field(
+                "key",
+                "RS_Import_Key__c",
+                "Text",
+                "rsbridge Import Key",
+                description=(
+                    "Set on Cases rsbridge creates for sessions (auto-create): an external id "
+                    "it upserts by, so a repeated creation names the same Case."
+                ),
+                length=80,
+                external_id=True,
+                unique=True,
+            ),
+        ),
+        standard=True,
+    ),
+    SObject(
         "user",
         "User",
         "User",

@@ -296,6 +296,14 @@ def standard_objects() -> list[ObjectDef]:
             ),
             FieldDef("Body", "textarea", length=10000),
             FieldDef("Title", length=255),
+            # Who sees the post: AllUsers, or InternalUsers only (object reference: FeedItem).
+            FieldDef(
+                "Visibility",
+                "picklist",
+                length=40,
+                picklist_values=("AllUsers", "InternalUsers"),
+                default="AllUsers",
+            ),
             FieldDef(
                 "Type",
                 "picklist",

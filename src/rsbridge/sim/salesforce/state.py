@@ -603,6 +603,12 @@ class SimSalesforceState:
             if name == "attributes":
                 continue
             column = definition.field(name)
+            if column is None and isinstance(raw, dict):
+                # A parent named by its external id: "Account__r": {"Ext_Id__c": "X"}
+                # (REST API guide, "Create records using an external ID relationship").
+                column = definition.relationship(name)
+                if column is not None:
+                    raw = self._by_external_id(column, raw)
             if column is None:
                 raise invalid_field(f"No such column '{name}' on sobject of type {definition.name}")
             if not (column.createable if creating else column.updateable):
@@ -622,6 +628,29 @@ class SimSalesforceState:
                 continue
             assigned[column.name] = value
         return assigned
+
+    def _by_external_id(self, column: FieldDef, ref: dict[str, Any]) -> str:
+        """The id of the parent record ``ref`` names by one external id field."""
+        pairs = [(k, v) for k, v in ref.items() if k != "attributes"]
+        for target_name in column.reference_to:
+            target = self.object(target_name)
+            if target is None or len(pairs) != 1:
+                continue
+            field_name, value = pairs[0]
+            key = target.field(field_name)
+            if key is None or not (key.external_id or key.name == "Id"):
+                raise invalid_field(f"{field_name} is not an external id field of {target.name}")
+            found = self.find_by(target.name, key.name, value)
+            if not found:
+                raise SalesforceError(
+                    400,
+                    "INVALID_FIELD",
+                    f"Foreign key external ID: {value} not found for field {key.name} in "
+                    f"entity {target.name}",
+                    [column.name],
+                )
+            return str(found[0]["Id"])
+        raise invalid_field(f"Cannot resolve the reference {column.relationship_name}")
 
     def _check_reference(self, column: FieldDef, value: str) -> None:
         target = self.object_of_id(value)
