@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -113,7 +113,10 @@ def _case_number(org: Org, key: str) -> str:
 class TestContract(ConnectorContract):
     connector_class = SalesforceConnector
     unknown_ticket_ref = "99999999"
-    create_fields = {"Subject": "Remote support session", "Priority": "Medium"}
+    create_fields: ClassVar[dict[str, str]] = {
+        "Subject": "Remote support session",
+        "Priority": "Medium",
+    }
 
     @pytest.fixture
     async def connector(self, org: Org, make: Factory) -> Connector:
