@@ -173,16 +173,20 @@ class Intake:
         self.config = config
         self.store = store
 
-    async def receive(
+    def screen(
         self,
         appliance_id: str,
-        body: bytes,
         *,
         peer: str | None,
         forwarded_for: str | None = None,
         query_token: str | None = None,
-    ) -> IntakeResult:
-        """Handle one delivery; see the module docstring for the answers."""
+    ) -> IntakeResult | None:
+        """The refusal of a delivery that can be refused before its body is read (unknown
+        appliance, refused address, wrong token in the query), or None.
+
+        Called before reading the body, so that a sender nobody configured cannot hold a
+        connection open while it trickles one.
+        """
         appliance = self.config.appliance(appliance_id)
         source = client_address(peer, forwarded_for, self.config.engine.trusted_proxies)
         if appliance is None:
@@ -198,6 +202,29 @@ class Intake:
                 "event refused: address %s not accepted for appliance %s", source, appliance_id
             )
             return IntakeResult(401, REFUSED)
+        if query_token is not None and not _token_ok(appliance, query_token):
+            log.warning("event refused: wrong outbound event token from %s", source)
+            return IntakeResult(401, REFUSED)
+        return None
+
+    async def receive(
+        self,
+        appliance_id: str,
+        body: bytes,
+        *,
+        peer: str | None,
+        forwarded_for: str | None = None,
+        query_token: str | None = None,
+    ) -> IntakeResult:
+        """Handle one delivery; see the module docstring for the answers."""
+        refused = self.screen(
+            appliance_id, peer=peer, forwarded_for=forwarded_for, query_token=query_token
+        )
+        if refused is not None:
+            return refused
+        appliance = self.config.appliance(appliance_id)
+        assert appliance is not None  # screen() refused an unknown one
+        source = client_address(peer, forwarded_for, self.config.engine.trusted_proxies)
         limit = self.config.engine.max_event_bytes
         if len(body) > limit:
             log.warning("event refused: %d bytes from %s is over the limit", len(body), source)

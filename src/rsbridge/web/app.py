@@ -85,18 +85,21 @@ def create_app(
     status_tokens = intake.config.actions.tokens
 
     async def receive(request: Request, appliance_id: str) -> Response:
+        peer = request.client.host if request.client else None
+        sender = {
+            "peer": peer,
+            "forwarded_for": request.headers.get("x-forwarded-for"),
+            "query_token": request.query_params.get(TOKEN_VARIABLE),
+        }
+        # Refused before the body is read: an unknown sender holds no connection open.
+        refused = intake.screen(appliance_id, **sender)
+        if refused is not None:
+            return PlainTextResponse(refused.message, status_code=refused.status)
         try:
             body = await _read_body(request, limit)
         except _TooLargeError:
             return PlainTextResponse(f"event body over the {limit}-byte limit", status_code=413)
-        peer = request.client.host if request.client else None
-        result = await intake.receive(
-            appliance_id,
-            body,
-            peer=peer,
-            forwarded_for=request.headers.get("x-forwarded-for"),
-            query_token=request.query_params.get(TOKEN_VARIABLE),
-        )
+        result = await intake.receive(appliance_id, body, **sender)
         return PlainTextResponse(result.message, status_code=result.status)
 
     async def ers_post(request: Request) -> Response:
