@@ -316,8 +316,10 @@ def upsert(
     values: dict[str, Any],
     *,
     user_id: str | None,
+    update_only: bool = False,
 ) -> tuple[Record, bool]:
-    """Create or update by external id: ``(record, created)``; 300 when several match.
+    """Create or update by external id: ``(record, created)``; 300 when several match;
+    ``update_only`` (``?updateOnly=true``): 404 instead of creating.
 
     The 300 body lists the matching records' URLs (as the docs' upsert page describes:
     "If the external ID matches multiple existing records, then a 300 error is returned").
@@ -338,6 +340,8 @@ def upsert(
             raise MultipleMatchesError([r["Id"] for r in matches], definition.name)
         if matches:
             return state.update(definition.name, matches[0]["Id"], values, user_id=user_id), False
+        if update_only:
+            raise SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
         return state.create(definition.name, {**values, column.name: value}, user_id=user_id), True
 
 
