@@ -27,7 +27,7 @@ from rsbridge.sim.salesforce.wire import (
     body_object,
     json_response,
 )
-from rsbridge.sim.servicenow.server import _multipart
+from rsbridge.sim.servicenow.server import _multipart  # one form-data reader for both
 
 if TYPE_CHECKING:
     from rsbridge.sim.salesforce.server import Handler, Org
