@@ -9,6 +9,7 @@ as a nested object with its own ``attributes`` (``null`` when the reference is e
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from rsbridge.sim.salesforce import soql
@@ -138,7 +139,7 @@ def run(
 ) -> tuple[int, list[Record]]:
     """``(totalSize, projected records)`` of a query; ``COUNT()`` gives no records."""
     with state.lock:
-        query = soql.parse(text)
+        query = soql.parse(text, datetime.fromtimestamp(state.clock(), UTC).date())
         root = state.object(query.object_name)
         if root is None:
             raise SalesforceError(
@@ -233,7 +234,7 @@ def _equality(
             path = item.field.path
             if len(path) == 2 and path[0].lower() == root.name.lower():
                 path = path[1:]
-            if len(path) == 1 and not isinstance(item.value, soql.DateLiteral):
+            if len(path) == 1 and not isinstance(item.value, soql.DateLiteral | soql.DateRange):
                 return state.find_by(root.name, path[0], item.value)
     return None
 
