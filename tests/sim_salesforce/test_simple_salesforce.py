@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceAuthenticationFailed,
@@ -142,3 +144,25 @@ def test_upsert_and_describe(org: Org, loopback: LoopbackSession) -> None:
     assert record["Subject"] == "Upserted" and record["Priority"] == "High"
     fields = {f["name"] for f in sf.Case.describe()["fields"]}
     assert "RS_Session_Id__c" in fields
+
+
+def test_jwt_bearer_login(org: Org, loopback: LoopbackSession) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    org.state.apps[org.demo.app[0]].certificate = public.decode()
+    sf: Any = Salesforce(
+        username=org.demo.integration[0],
+        consumer_key=org.demo.app[0],
+        privatekey=private,
+        session=loopback,
+    )
+    assert loopback.hosts[0] == "login.salesforce.com"
+    assert sf.sf_instance == "rsbridge-dev.my.salesforce.com"
+    assert sf.query("SELECT COUNT() FROM Contact")["totalSize"] == 2

@@ -165,3 +165,19 @@ def test_child_sub_queries(org: Org) -> None:
         "/query", params={"q": "SELECT Id, (SELECT Nope FROM CaseComments) FROM Case"}
     )
     assert bad_field.json()[0]["errorCode"] == "INVALID_FIELD"
+
+
+def test_relative_date_literals(org: Org) -> None:
+    org.state.session_timeout = None
+    count = "SELECT COUNT() FROM Case WHERE CreatedDate "
+    assert org.query(count + "= TODAY")["totalSize"] == 3
+    assert org.query(count + "= yesterday")["totalSize"] == 0
+    assert org.query(count + "< TOMORROW")["totalSize"] == 3
+    org.clock.now += 2 * 86400  # two days later
+    assert org.query(count + "= LAST_N_DAYS:1")["totalSize"] == 0
+    assert org.query(count + "= LAST_N_DAYS:2")["totalSize"] == 3
+    assert org.query(count + "< TODAY")["totalSize"] == 3
+    assert org.query(count + "> YESTERDAY")["totalSize"] == 0
+    assert org.query(count + "!= NEXT_N_DAYS:5")["totalSize"] == 3
+    bad = org.get("/query", params={"q": count + "= LAST_N_WEEKS:2"})
+    assert bad.status_code == 400 and bad.json()[0]["errorCode"] == "MALFORMED_QUERY"

@@ -39,6 +39,17 @@ def test_upsert_creates_then_updates(ext_org: Org) -> None:
     assert record["RS_Session_Id__c"] == "lsid-42"
 
 
+def test_update_only_upsert_does_not_create(ext_org: Org) -> None:
+    org = ext_org
+    path = "/sobjects/Case/RS_Session_Id__c/missing"
+    refused = org.patch(path, params={"updateOnly": "true"}, json={"Subject": "x"})
+    assert refused.status_code == 404 and refused.json()[0]["errorCode"] == "NOT_FOUND"
+    assert org.query("SELECT COUNT() FROM Case WHERE Subject = 'x'")["totalSize"] == 0
+    assert org.patch(path, json={"Subject": "x"}).status_code == 201
+    again = org.patch(path, params={"updateOnly": "true"}, json={"Subject": "y"})
+    assert again.status_code == 200 and again.json()["created"] is False
+
+
 def test_upsert_with_several_matches_answers_300(ext_org: Org) -> None:
     org = ext_org
     ids = [

@@ -9,6 +9,7 @@ as a nested object with its own ``attributes`` (``null`` when the reference is e
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from rsbridge.sim.salesforce import soql
@@ -138,7 +139,7 @@ def run(
 ) -> tuple[int, list[Record]]:
     """``(totalSize, projected records)`` of a query; ``COUNT()`` gives no records."""
     with state.lock:
-        query = soql.parse(text)
+        query = soql.parse(text, datetime.fromtimestamp(state.clock(), UTC).date())
         root = state.object(query.object_name)
         if root is None:
             raise SalesforceError(
@@ -233,7 +234,7 @@ def _equality(
             path = item.field.path
             if len(path) == 2 and path[0].lower() == root.name.lower():
                 path = path[1:]
-            if len(path) == 1 and not isinstance(item.value, soql.DateLiteral):
+            if len(path) == 1 and not isinstance(item.value, soql.DateLiteral | soql.DateRange):
                 return state.find_by(root.name, path[0], item.value)
     return None
 
@@ -316,8 +317,10 @@ def upsert(
     values: dict[str, Any],
     *,
     user_id: str | None,
+    update_only: bool = False,
 ) -> tuple[Record, bool]:
-    """Create or update by external id: ``(record, created)``; 300 when several match.
+    """Create or update by external id: ``(record, created)``; 300 when several match;
+    ``update_only`` (``?updateOnly=true``): 404 instead of creating.
 
     The 300 body lists the matching records' URLs (as the docs' upsert page describes:
     "If the external ID matches multiple existing records, then a 300 error is returned").
@@ -338,6 +341,8 @@ def upsert(
             raise MultipleMatchesError([r["Id"] for r in matches], definition.name)
         if matches:
             return state.update(definition.name, matches[0]["Id"], values, user_id=user_id), False
+        if update_only:
+            raise SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
         return state.create(definition.name, {**values, column.name: value}, user_id=user_id), True
 
 

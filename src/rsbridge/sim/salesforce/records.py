@@ -27,7 +27,7 @@ from rsbridge.sim.salesforce.wire import (
     body_object,
     json_response,
 )
-from rsbridge.sim.servicenow.server import _multipart
+from rsbridge.sim.servicenow.server import _multipart  # one form-data reader for both
 
 if TYPE_CHECKING:
     from rsbridge.sim.salesforce.server import Handler, Org
@@ -144,7 +144,13 @@ class Records:
 
     def upsert(self, req: SimRequest, ctx: Context, parts: list[str]) -> SimResponse:
         record, created = query.upsert(
-            self.state, parts[1], parts[2], parts[3], body_object(req), user_id=ctx.user_id
+            self.state,
+            parts[1],
+            parts[2],
+            parts[3],
+            body_object(req),
+            user_id=ctx.user_id,
+            update_only=req.params.get("updateOnly", "").lower() == "true",
         )
         body = {"id": record["Id"], "success": True, "errors": [], "created": created}
         if created:

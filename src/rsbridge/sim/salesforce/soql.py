@@ -10,7 +10,8 @@ date-time literals), ``ORDER BY`` (``ASC`` / ``DESC``, ``NULLS FIRST`` / ``LAST`
 ``LIMIT`` and ``OFFSET``.
 Keywords, object and field names are case-insensitive; text comparisons too, as on the
 platform. Not supported (answered with ``MALFORMED_QUERY``): semi-joins, aggregates other
-than ``COUNT()``, ``GROUP BY``, date functions and relative date literals.
+than ``COUNT()``, ``GROUP BY``, date functions, and relative date literals other than
+``TODAY``, ``YESTERDAY``, ``TOMORROW``, ``LAST_N_DAYS:n`` and ``NEXT_N_DAYS:n``.
 
 Error texts follow the platform's layout (the query, a caret, ``ERROR at Row:1:Column:N``
 and the reason), as seen in simple-salesforce issue reports and the SOQL guide.
@@ -21,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from rsbridge.sim.salesforce.errors import SalesforceError, malformed_query
@@ -34,6 +35,7 @@ _TOKEN = re.compile(
   | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2}))
   | (?P<date>\d{4}-\d{2}-\d{2})
   | (?P<number>-?\d+(?:\.\d+)?)
+  | (?P<range>[A-Za-z]+_N_DAYS:\d+)
   | (?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
   | (?P<op>!=|<>|<=|>=|=|<|>|,|\(|\))
     """,
@@ -147,6 +149,33 @@ class DateLiteral:
     value: date
 
 
+@dataclass
+class DateRange:
+    """A relative date literal resolved against today (UTC): ``start`` inclusive, ``end``
+    exclusive. ``=`` means within it, ``<`` before it, ``>`` after it."""
+
+    start: date
+    end: date
+
+
+def date_range(word: str, today: date) -> DateRange | None:
+    """``TODAY``, ``YESTERDAY``, ``TOMORROW``, ``LAST_N_DAYS:n`` (today and the n days
+    before), ``NEXT_N_DAYS:n`` (the n days after today), as the SOQL date-literal table
+    defines them; ``None`` for other words."""
+    day = timedelta(days=1)
+    fixed = {"TODAY": today, "YESTERDAY": today - day, "TOMORROW": today + day}
+    if word in fixed:
+        return DateRange(fixed[word], fixed[word] + day)
+    name, _, count = word.partition(":")
+    if not count.isdigit():
+        return None
+    if name == "LAST_N_DAYS":
+        return DateRange(today - int(count) * day, today + day)
+    if name == "NEXT_N_DAYS":
+        return DateRange(today + day, today + (int(count) + 1) * day)
+    return None
+
+
 def located(text: str, pos: int, reason: str) -> str:
     """The platform's error layout: query line, caret, ``ERROR at Row:1:Column:N``, reason."""
     line = " ".join(text.split("\n"))
@@ -183,8 +212,9 @@ def _literal(kind: str, raw: str) -> Any:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, today: date) -> None:
         self.text = text
+        self.today = today
         self.tokens = tokenize(text)
         self.index = 0
 
@@ -354,7 +384,10 @@ class _Parser:
         token = self.take()
         if token.kind in ("string", "number", "date", "datetime"):
             return token.value
-        word = token.word()
+        word = token.text.upper() if token.kind in ("ident", "range") else ""
+        relative = date_range(word, self.today)
+        if relative is not None:
+            return relative
         if word in ("TRUE", "FALSE"):
             return word == "TRUE"
         if word == "NULL":
@@ -364,9 +397,10 @@ class _Parser:
         raise self.fail(token)
 
 
-def parse(text: str) -> Query:
-    """Parse a SOQL query; ``MALFORMED_QUERY`` when it is not in the supported subset."""
-    return _Parser(text.strip()).parse()
+def parse(text: str, today: date | None = None) -> Query:
+    """Parse a SOQL query; ``MALFORMED_QUERY`` when it is not in the supported subset.
+    ``today`` (default: the UTC date) anchors relative date literals."""
+    return _Parser(text.strip(), today or datetime.now(UTC).date()).parse()
 
 
 # --- evaluation -------------------------------------------------------------------------
@@ -446,6 +480,29 @@ def like_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(out, re.IGNORECASE | re.DOTALL)
 
 
+def _within(value: Any, op: str, span: DateRange, kind: str) -> bool:
+    if value is None:
+        return False
+    start: Any = span.start
+    end: Any = span.end
+    if kind != "date":
+        start = datetime(start.year, start.month, start.day, tzinfo=UTC)
+        end = datetime(end.year, end.month, end.day, tzinfo=UTC)
+    try:
+        inside = bool(start <= value < end)
+        results = {
+            "=": inside,
+            "!=": not inside,
+            "<": bool(value < start),
+            "<=": bool(value < end),
+            ">": bool(value >= end),
+            ">=": bool(value >= start),
+        }
+    except TypeError:
+        return False
+    return results[op]
+
+
 def matches(condition: Condition | None, record: Any, get: Getter, type_of: TypeOf) -> bool:
     """Whether ``record`` satisfies ``condition``."""
     if condition is None:
@@ -458,6 +515,8 @@ def matches(condition: Condition | None, record: Any, get: Getter, type_of: Type
     kind = type_of(condition.field)
     value = comparable(get(record, condition.field), kind)
     if isinstance(condition, Compare):
+        if isinstance(condition.value, DateRange):
+            return _within(value, condition.op, condition.value, kind)
         return _compare(value, condition.op, comparable(condition.value, kind))
     if isinstance(condition, InList):
         found = value in {comparable(v, kind) for v in condition.values if v is not None}
