@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -159,6 +160,31 @@ async def test_an_unknown_appliance_id_is_answered_like_a_wrong_token(
     assert "not accepted for appliance default" in caplog.text
     assert "wrong outbound event token" in caplog.text
     assert "missing outbound event token" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/ERSPost?appliance=nobody", f"/ERSPost?appliance=default&outbound_event_token=wrong-{TOKEN}"],
+)
+async def test_a_sender_refused_by_its_url_is_answered_before_its_body(
+    tmp_path: Path, path: str
+) -> None:
+    # An unknown appliance id or a wrong token in the query is refused at once: the
+    # connection is not held while the sender trickles (or never sends) its body.
+    async with _harness(tmp_path, outbound_event_token=TOKEN) as h:
+        url = httpx.URL(h.url)
+        reader, writer = await asyncio.open_connection(url.host, url.port)
+        try:
+            writer.write(
+                f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\n\r\nevent=".encode()
+            )
+            await writer.drain()
+            async with asyncio.timeout(5):  # the body timeout is 30 s
+                status = await reader.readline()
+        finally:
+            writer.close()
+    assert status.startswith(b"HTTP/1.1 401"), status
 
 
 async def test_without_an_appliance_parameter_the_id_is_default(intake: Harness) -> None:
