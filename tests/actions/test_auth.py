@@ -148,7 +148,7 @@ def scoped(tmp_path: Path, sim: Sim, mailbox: Mailbox) -> Iterator[Server]:
             "name": "abel",
             "token": ABEL_TOKEN,
             "integrations": ["desk", "portal"],
-            "routes": ["session_key"],
+            "routes": ["session_key", "auto_create"],
             "user": "abel.admin",
         },
     ]
@@ -207,6 +207,14 @@ def test_a_user_bound_token_acts_as_its_user_only(scoped: Server) -> None:
     other = scoped.post("/actions/session-key", {**key, "user": "mary"}, headers=_as(ABEL_TOKEN))
     assert (other.status_code, other.json()["error"]) == (403, "user_mismatch")
     assert len(scoped.state.session_keys) == 2
+    # The auto-create route too: the bound user, never another.
+    lsid = scoped.state.start_session(scoped.state.generate_session_key(queue_id="rep:2").short_key)
+    create = {"integration": "desk", "lsid": lsid}
+    posing = scoped.post(
+        "/actions/auto-create", {**create, "username": "mary"}, headers=_as(ABEL_TOKEN)
+    )
+    assert (posing.status_code, posing.json()["error"]) == (403, "user_mismatch")
+    assert scoped.post("/actions/auto-create", create, headers=_as(ABEL_TOKEN)).status_code == 200
     # An unbound token takes the user on the caller's word (the documented weaker mode).
     # (mary is mjones, who is not logged in: the appliance says so, for mjones.)
     word = scoped.post("/actions/session-key", {**key, "user": "mary"})

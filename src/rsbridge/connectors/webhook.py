@@ -17,7 +17,7 @@ with jitter, or the ``Retry-After`` the receiver asks for) and then raise
 :class:`~rsbridge.errors.ConnectorPermanentError` with an excerpt of the body.
 
 Tickets are virtual, as in ``jsonl``: :meth:`WebhookConnector.find_ticket` accepts
-any non-empty reference, and :meth:`WebhookConnector.create_ticket` POSTs a
+a plain id (:func:`~rsbridge.connectors.base.virtual_ticket`), and :meth:`WebhookConnector.create_ticket` POSTs a
 ``ticket`` record and uses the receiver's ``"id"`` (or an id derived from the key).
 
 The secret is sent only as ``Authorization: Bearer <secret>``; it is never part of a

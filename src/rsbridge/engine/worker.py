@@ -284,11 +284,18 @@ class Worker:
 
     def _inflight_done(self, task: asyncio.Task[Outcome]) -> None:
         # Every finished task is collected here, whatever the loop was awaiting then.
-        if not task.cancelled() and task.exception() is None:
-            self.processed += 1
-            if self._collect:
-                self.outcomes.append(task.result())
         self._inflight.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            # The store failed while finishing the job (its lease will expire and another
+            # claim retries it): say so, as nothing else will.
+            log.error("a job could not be finished: %s: %s", type(error).__name__, error)
+            return
+        self.processed += 1
+        if self._collect:
+            self.outcomes.append(task.result())
 
     # --- reports ----------------------------------------------------------------
 
@@ -580,9 +587,6 @@ class Worker:
             )
             return ledger_ticket(entry), ledger_association(entry, references)
         elif ticket is None:
-            await self.store.ledger_put(
-                LedgerEntry(self._key(job, TICKET_EFFECT, "none"), "", "", self._clock())
-            )
             raise _Skip(
                 f"session {job.lsid} matches no ticket and the integration skips such "
                 f"sessions ({resolution.why()})"

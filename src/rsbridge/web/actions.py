@@ -385,7 +385,7 @@ def action_routes(config: Config, service: Callable[[], ActionService | None]) -
     async def auto_create(request: Request, actions: ActionService, caller: Caller) -> Response:
         body = await _auto_create_body(request)
         result = await actions.auto_create(
-            caller.integration(body.integration), body.lsid, body.username
+            caller.integration(body.integration), body.lsid, caller.as_user(body.username)
         )
         if result.ticket.url and _is_form(request):
             return RedirectResponse(result.ticket.url, status_code=303, headers=_PAGE_HEADERS)
