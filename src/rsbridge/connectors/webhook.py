@@ -17,8 +17,9 @@ with jitter, or the ``Retry-After`` the receiver asks for) and then raise
 :class:`~rsbridge.errors.ConnectorPermanentError` with an excerpt of the body.
 
 Tickets are virtual, as in ``jsonl``: :meth:`WebhookConnector.find_ticket` accepts
-a plain id (:func:`~rsbridge.connectors.base.virtual_ticket`), and :meth:`WebhookConnector.create_ticket` POSTs a
-``ticket`` record and uses the receiver's ``"id"`` (or an id derived from the key).
+a plain id (:func:`~rsbridge.connectors.base.virtual_ticket`), and
+:meth:`WebhookConnector.create_ticket` POSTs a ``ticket`` record and uses the
+receiver's ``"id"`` (or an id derived from the key).
 
 The secret is sent only as ``Authorization: Bearer <secret>``; it is never part of a
 message or a repr, and the URL is shown without user info or query string.
