@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from rsbridge.appliance.report_model import to_jsonable
-from rsbridge.connectors.base import Connector, Ticket
+from rsbridge.connectors.base import Association, Connector, Ticket
 from rsbridge.connectors.jsonl import JsonlConnector, read_deliveries
 from rsbridge.errors import ConfigurationError, ConnectorPermanentError, TicketNotFoundError
 
@@ -95,6 +95,20 @@ async def test_session_report_line(make: Factory) -> None:
         "chat": {"text": "Chat transcript", "html": "<p>Chat transcript</p>"}
     }
     assert record["session"] == json.loads(json.dumps(to_jsonable(delivery.session)))
+
+
+async def test_records_say_how_far_their_ticket_is_trusted(make: Factory) -> None:
+    connector = make()
+    named = Association("custom:ticket_id", trusted=False)
+    await connector.write_session_report(TICKET, session_delivery("r", association=named))
+    await connector.write_survey(TICKET, survey_delivery("s", association=named))
+    await connector.write_session_report(None, session_delivery("u"))
+    records = read_deliveries(connector.path)
+    assert [r["association"] for r in records] == [
+        {"source": "custom:ticket_id", "trusted": False},
+        {"source": "custom:ticket_id", "trusted": False},
+        {"source": None, "trusted": False},
+    ]
 
 
 async def test_include_session_off(make: Factory) -> None:

@@ -49,6 +49,7 @@ import httpx
 
 from rsbridge.appliance.report_model import SupportSession, to_jsonable
 from rsbridge.connectors.base import (
+    Association,
     CheckResult,
     Connector,
     ConnectorSettings,
@@ -112,6 +113,12 @@ def _record(kind: str, key: str, ticket: Ticket | None) -> dict[str, Any]:
     }
 
 
+def association_jsonable(association: Association) -> dict[str, Any]:
+    """How the ticket was chosen and whether it is trusted (docs/security.md): a reader of
+    the file (or a webhook receiver) can tell a customer-named ticket from a trusted one."""
+    return {"source": association.source or None, "trusted": association.trusted}
+
+
 def session_report_record(
     ticket: Ticket | None, delivery: SessionDelivery, *, include_session: bool
 ) -> dict[str, Any]:
@@ -127,6 +134,7 @@ def session_report_record(
             name: {"text": part.text, "html": part.html}
             for name, part in delivery.report.parts.items()
         },
+        association=association_jsonable(delivery.association),
     )
     if include_session:
         record["session"] = to_jsonable(delivery.session)
@@ -143,6 +151,7 @@ def survey_record(ticket: Ticket | None, delivery: SurveyDelivery) -> dict[str, 
         text=delivery.rendered.text,
         html=delivery.rendered.html,
         survey={"kind": delivery.kind, **to_jsonable(delivery.survey)},
+        association=association_jsonable(delivery.association),
     )
     return record
 
