@@ -18,14 +18,41 @@ replaces every configured secret in an error's message, in case a peer echoed on
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import httpx
 
 from rsbridge import __version__
-from rsbridge.errors import ConnectorError, ConnectorPermanentError, ConnectorRetryableError
-from rsbridge.tls import certificate_problem
+from rsbridge.deadline import DeadlineClient
+from rsbridge.errors import (
+    ConfigurationError,
+    ConnectorError,
+    ConnectorPermanentError,
+    ConnectorRetryableError,
+)
+from rsbridge.tls import certificate_problem, tls_verification
 
 USER_AGENT = f"rsbridge/{__version__}"
+
+
+def peer_client(config: Any, *, connector: str) -> DeadlineClient:
+    """The HTTP client of a connector whose settings have ``timeout_seconds``, ``proxy``,
+    ``verify_tls`` and ``ca_file``.
+
+    The whole call is bounded (``timeout_seconds``), not only each read: a peer (or a
+    proxy) that trickles its answer would otherwise hold the job for as long as it likes.
+    """
+    if not config.timeout_seconds > 0:
+        raise ConfigurationError(f"{connector}: timeout_seconds must be more than 0")
+    verify = tls_verification(
+        verify=bool(config.verify_tls), ca_file=config.ca_file, where=f"{connector} settings"
+    )
+    return DeadlineClient(
+        deadline=config.timeout_seconds,
+        proxy=config.proxy or None,
+        verify=verify,
+        timeout=config.timeout_seconds,
+    )
 
 
 class PeerTransport:

@@ -39,9 +39,8 @@ from rsbridge.connectors.salesforce.imports import Importer, session_key
 from rsbridge.connectors.salesforce.records import KEY_FIELD, import_key
 from rsbridge.connectors.salesforce.schema import DEFAULT_OBJECTS, Schema
 from rsbridge.connectors.salesforce.settings import SETTINGS, parse_options
-from rsbridge.deadline import DeadlineClient
+from rsbridge.connectors.transport import peer_client
 from rsbridge.errors import ConfigurationError, ConnectorPermanentError, TicketNotFoundError
-from rsbridge.tls import tls_verification
 
 _ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 _CASE_NUMBER = re.compile(r"\d{1,30}")
@@ -67,8 +66,6 @@ class SalesforceConnector(Connector):
 
     def __init__(self, config: ConnectorSettings, *, http: httpx.AsyncClient | None = None):
         c: Any = config
-        if not c.timeout_seconds > 0:
-            raise ConfigurationError("salesforce: timeout_seconds must be more than 0")
         missing = [n for n in _NEEDS[str(c.auth)] if getattr(c, n) in (None, "")]
         if missing:
             raise ConfigurationError(
@@ -76,15 +73,7 @@ class SalesforceConnector(Connector):
             )
         own = http is None
         if http is None:
-            verify = tls_verification(
-                verify=bool(c.verify_tls), ca_file=c.ca_file, where="salesforce settings"
-            )
-            http = DeadlineClient(
-                deadline=c.timeout_seconds,
-                proxy=c.proxy or None,
-                verify=verify,
-                timeout=c.timeout_seconds,
-            )
+            http = peer_client(c, connector="salesforce")
         super().__init__(config, http=http)
         self._own_http = own
         self.schema = Schema.build(c.objects or (), c.fields or ())

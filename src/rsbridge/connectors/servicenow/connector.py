@@ -44,9 +44,8 @@ from rsbridge.connectors.servicenow.settings import (
     session_value,
 )
 from rsbridge.connectors.servicenow.surveys import SurveysMixin
-from rsbridge.deadline import DeadlineClient
+from rsbridge.connectors.transport import peer_client
 from rsbridge.errors import ConfigurationError, ConnectorPermanentError
-from rsbridge.tls import tls_verification
 
 # The settings' names stay importable from here, where they were first defined.
 __all__ = [
@@ -77,20 +76,8 @@ class ServiceNowConnector(SessionImportMixin, SurveysMixin, ActionsMixin):
     def __init__(self, config: ConnectorSettings, *, http: httpx.AsyncClient | None = None):
         c: Any = config
         own = http is None
-        if not c.timeout_seconds > 0:
-            raise ConfigurationError("servicenow: timeout_seconds must be more than 0")
         if http is None:
-            verify = tls_verification(
-                verify=bool(c.verify_tls), ca_file=c.ca_file, where="servicenow settings"
-            )
-            # The whole call is bounded, not only each read: an instance (or a proxy) that
-            # trickles its answer would otherwise hold the job for as long as it likes.
-            http = DeadlineClient(
-                deadline=c.timeout_seconds,
-                proxy=c.proxy or None,
-                verify=verify,
-                timeout=c.timeout_seconds,
-            )
+            http = peer_client(c, connector="servicenow")
         super().__init__(config, http=http)
         self._own_http = own
         self.schema = Schema.build(c.tables, c.fields)
