@@ -176,6 +176,7 @@ async def test_an_org_down_for_a_while_loses_nothing_and_never_blocks_the_applia
             failed = [j for j in await _all_jobs(engine) if j.attempts > 0]
         assert failed, "the workers tried while the org was down"
         assert all(j.status is not JobStatus.DEAD for j in failed)
+        assert "503" in (failed[0].last_error or ""), failed[0].last_error
         assert org.state.all_records("RS_Session__c") == []
         org.state.down = False
         await drained(engine, limit=60)
