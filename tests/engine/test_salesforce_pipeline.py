@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from rsbridge.appliance.report_model import SupportSession
+from rsbridge.appliance.report_model import ExitSurvey, SupportSession, SurveyAnswer
 from rsbridge.connectors.salesforce.demo import (
     API_CALL_BUDGET,
     api_calls,
@@ -55,7 +55,13 @@ def org(tmp_path: Path) -> Iterator[Org]:
         yield Org(state, demo, url)
 
 
-def _config(tmp_path: Path, sim: SimAppliance, org: Org, **extra: Any) -> Any:
+def _config(
+    tmp_path: Path,
+    sim: SimAppliance,
+    org: Org,
+    settings_extra: dict[str, Any] | None = None,
+    **extra: Any,
+) -> Any:
     key, secret = org.demo.app
     return engine_config(
         tmp_path,
@@ -65,16 +71,23 @@ def _config(tmp_path: Path, sim: SimAppliance, org: Org, **extra: Any) -> Any:
                 "name": INTEGRATION,
                 "connector": "salesforce",
                 "retry_limit": 50,
-                "settings": {"login_url": org.url, "client_id": key, "client_secret": secret},
+                "settings": {
+                    "login_url": org.url,
+                    "client_id": key,
+                    "client_secret": secret,
+                    **(settings_extra or {}),
+                },
                 **extra,
             }
         ],
     )
 
 
-def _sessions(org: Org, count: int, seed: int, *, surveys: bool = True) -> list[SupportSession]:
+def _sessions(
+    org: Org, count: int, seed: int, *, surveys: bool = True, signed: bool = True
+) -> list[SupportSession]:
     """Ended sessions, each with an open Case's id as external key, signed as a key
-    rsbridge generated carries."""
+    rsbridge generated carries (unless not ``signed``: as a customer's start URL)."""
     cases = [org.demo.ids["case_printer"], org.demo.ids["case_vpn"]]
     generator = SessionGenerator(seed)
     made = []
@@ -87,12 +100,15 @@ def _sessions(org: Org, count: int, seed: int, *, surveys: bool = True) -> list[
         )
         if not surveys:
             moved = dataclasses.replace(moved, customer_surveys=[], rep_surveys=[])
-        made.append(sign_session(moved, INTEGRATION))
+        made.append(sign_session(moved, INTEGRATION) if signed else moved)
     return made
 
 
-def _assert_landed_once(org: Org, sessions: list[SupportSession]) -> None:
-    """One session record per session on its Case, one session-end comment."""
+def _assert_landed_once(
+    org: Org, sessions: list[SupportSession], *, public: frozenset[str] = frozenset()
+) -> None:
+    """One session record per session on its Case, one session-end comment; comments
+    private but those of the sessions in ``public`` (lsids), which are all published."""
     records = org.state.all_records("RS_Session__c")
     assert sorted(r["LSID__c"] for r in records) == sorted(s.lsid for s in sessions)
     for session in sessions:
@@ -102,7 +118,8 @@ def _assert_landed_once(org: Org, sessions: list[SupportSession]) -> None:
         comments = session_comments(org.state, record["Case__c"], session.lsid)
         ends = [c for c in comments if f"{session.lsid}: session end)" in c["CommentBody"]]
         assert len(ends) == 1, [c["CommentBody"][:80] for c in comments]
-        assert not any(c["IsPublished"] for c in comments), "comments stay private"
+        published = [c["IsPublished"] for c in comments]
+        assert all(published) if session.lsid in public else not any(published)
 
 
 async def _all_jobs(engine: Engine) -> list[Job]:
@@ -280,3 +297,43 @@ async def test_a_validation_rule_is_a_dead_letter_that_names_it(
     # All or none: no comment was left behind on the Case.
     assert session_comments(org.state, session.external_key or "", session.lsid) == []
     assert org.state.all_records("RS_Session__c") == []
+
+
+async def test_survey_rules_move_only_a_case_a_trusted_reference_chose(
+    tmp_path: Path, sim: SimAppliance, org: Org
+) -> None:
+    # A signed key's session and a customer's own start URL naming another Case, under
+    # trust = "any" (the unsigned one is accepted, untrusted): both rate 5.
+    five = [ExitSurvey(answers=[SurveyAnswer("rating", "5")])]
+    (trusted,) = _sessions(org, 1, seed=37)
+    (forged,) = _sessions(org, 2, seed=38, signed=False)[1:]
+    trusted = dataclasses.replace(trusted, customer_surveys=five, rep_surveys=[])
+    forged = dataclasses.replace(forged, customer_surveys=five, rep_surveys=[])
+    assert trusted.external_key == org.demo.ids["case_printer"]
+    assert forged.external_key == org.demo.ids["case_vpn"]
+    for session in (trusted, forged):
+        sim.state.add_report(session)
+    config = _config(
+        tmp_path,
+        sim,
+        org,
+        association={"trust": "any"},
+        settings_extra={
+            "survey_state_rules": ["customer:rating=5 -> Closed"],
+            "public_comments": True,
+        },
+    )
+    async with (
+        Engine(config) as engine,
+        serving(create_intake_app(engine.intake, engine.store)) as url,
+    ):
+        engine.start()
+        await emit(url, [trusted, forged], twice=True)
+        await drained(engine)
+        jobs = await _all_jobs(engine)
+    assert all(j.status is JobStatus.DONE for j in jobs), [j.last_error for j in jobs]
+    # Customer-visible comments only where a trusted reference chose the Case.
+    _assert_landed_once(org, [trusted, forged], public=frozenset({trusted.lsid}))
+    status = {n: org.state.get("Case", org.demo.ids[n]) for n in ("case_printer", "case_vpn")}
+    assert status["case_printer"] is not None and status["case_printer"]["Status"] == "Closed"
+    assert status["case_vpn"] is not None and status["case_vpn"]["Status"] == "Working"
