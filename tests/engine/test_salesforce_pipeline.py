@@ -332,6 +332,8 @@ async def test_survey_rules_move_only_a_case_a_trusted_reference_chose(
         await drained(engine)
         jobs = await _all_jobs(engine)
     assert all(j.status is JobStatus.DONE for j in jobs), [j.last_error for j in jobs]
+    # Each session: the lookup and two; each survey: a query call and a write call.
+    assert api_calls(org.state) <= 2 * API_CALL_BUDGET + 2 * 2
     # Customer-visible comments only where a trusted reference chose the Case.
     _assert_landed_once(org, [trusted, forged], public=frozenset({trusted.lsid}))
     status = {n: org.state.get("Case", org.demo.ids[n]) for n in ("case_printer", "case_vpn")}
