@@ -185,7 +185,7 @@ async def auto_created_session(
         f"session {lsid[:8]} had no ticket: {noun} created on join, "
         f"{attribute}={custom.get(attribute, '(none)')} written back"
     )
-    report = generator.session_from_key(None, custom)
+    report = generator.session_from_key(custom.pop("external_key", None), custom)
     session = state.complete_session(lsid, dataclasses.replace(report, lsid=lsid))
     return DemoSession(session, None)
 
@@ -194,11 +194,12 @@ def forged_session(
     state: SimApplianceState, generator: SessionGenerator, *, attribute: str, target: str
 ) -> SupportSession:
     """A customer starts a session from a public start URL of their own making, naming
-    someone else's ticket ``target`` in the custom ``attribute``; it ends."""
+    someone else's ticket ``target`` in the custom ``attribute`` (or the external key,
+    ``external_key``); it ends."""
     custom = {attribute: target}
     key = state.generate_session_key(queue_id="general", custom=custom.items())
     lsid = state.start_session(key.short_key)
-    report = generator.session_from_key(None, custom)
+    report = generator.session_from_key(custom.pop("external_key", None), custom)
     return state.complete_session(lsid, dataclasses.replace(report, lsid=lsid))
 
 

@@ -1,8 +1,8 @@
 """Salesforce: the connector, its REST client, the session objects and the org-side package.
 
 :data:`plugin` is what the ``rsbridge.connectors`` entry point names: the connector, the
-``rsbridge salesforce`` commands and ``rsbridge sim salesforce``. The connector class is
-imported on first use so that reading the plugin stays cheap.
+``rsbridge salesforce`` commands, ``rsbridge sim salesforce`` and the demo story. The
+connector class is imported on first use so that reading the plugin stays cheap.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ plugin = ConnectorPlugin(
     simulator=Hook(
         "rsbridge.sim.salesforce.cli:serve",
         "Serve a simulated Salesforce org (OAuth, SOAP login, REST, SOQL, composite).",
+    ),
+    demo=Hook(
+        "rsbridge.connectors.salesforce.demo:run_demo",
+        "Keys from Cases, auto-create on join, every event twice, once-only records and comments.",
     ),
 )
 

@@ -1,0 +1,255 @@
+"""``rsbridge demo --target salesforce``: the whole story on a simulated org, in seconds.
+
+1. start the simulated appliance, a simulated Salesforce org (demo accounts, contacts and
+   Cases, with the objects and fields of the package ``rsbridge salesforce package``
+   generates loaded from its source files) and a simulated webhook receiver on loopback;
+2. start the engine (SQLite store in a temporary directory, intake and actions API on a
+   free port, workers) with three integrations: ``salesforce`` (auto-create on join),
+   ``audit`` (a jsonl file) and ``webhook`` (JSON POST);
+3. technicians generate session keys from open Cases through the actions API (a private
+   comment on each Case); a closed Case is refused;
+4. customers use the keys; every third session starts without a Case and gets one created
+   as the representative joins, its id written back to the live session's external key;
+5. a customer starts a session from a URL of their own that names someone else's Case;
+6. the sessions end; every outbound event is POSTed to the intake twice;
+7. when the workers are done, print what arrived where: each session once on its Case
+   (one ``RS_Session__c`` record, its private comments, its survey answers), in the file
+   and at the webhook, and the Salesforce API calls it took.
+
+The steps every story shares are in :mod:`rsbridge.demo`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from rsbridge.appliance.report_model import SupportSession
+from rsbridge.config import Config
+from rsbridge.connectors.jsonl import read_deliveries
+from rsbridge.connectors.salesforce.package import package_files, write_package
+from rsbridge.connectors.salesforce.schema import Schema
+from rsbridge.demo import (
+    DemoSession,
+    Stage,
+    auto_created_session,
+    describe,
+    end_twice,
+    file_counts,
+    forged_session,
+    keyed_session,
+    stage,
+    webhook_counts,
+)
+from rsbridge.engine.runtime import Engine
+from rsbridge.sim.appliance.scenarios import SessionGenerator
+from rsbridge.sim.salesforce import DemoSeed, SimSalesforceState, seed_demo
+from rsbridge.sim.salesforce import create_app as create_salesforce_app
+from rsbridge.sim.salesforce.package import load_package
+from rsbridge.sim.serve import serve_in_thread
+from rsbridge.web.serve import serving
+
+OPEN_CASES = ("case_printer", "case_vpn")
+"""The seeded Cases technicians generate keys from (names of :attr:`DemoSeed.ids`)."""
+CLOSED_CASE = "case_closed"
+FORGED_TARGET = "case_vpn"
+"""The Case a customer names in a start URL of their own: it must not get the session."""
+KEY_ATTRIBUTE = "external_key"
+"""Where a session carries its Case id (what the vendor's integration uses)."""
+INTEGRATION = "salesforce"
+API_CALL_BUDGET = 3
+"""Salesforce API calls a session import may take, the Case lookup included."""
+
+
+@dataclasses.dataclass
+class DemoResult:
+    """What the demo delivered (for its test)."""
+
+    sessions: list[DemoSession]
+    org: SimSalesforceState
+    ids: dict[str, str]
+    """Seeded record ids by name (``case_printer`` ...); :attr:`DemoSession.ticket` is the
+    Case id a key was generated from."""
+    jsonl: list[dict[str, Any]]
+    webhook: list[dict[str, Any]]
+    api_calls: int
+    """Salesforce API calls of the whole run (logins not counted)."""
+    dead: int
+    refused: str
+    """The actions API's answer for the closed Case."""
+    forged: SupportSession
+
+
+def prepared_org(seed: int, workdir: Path) -> tuple[SimSalesforceState, DemoSeed]:
+    """A simulated org with the demo data and the objects and fields of rsbridge's package
+    (written under ``workdir`` and loaded from its source files, as an administrator
+    deploys them)."""
+    org = SimSalesforceState(seed=seed)
+    demo = seed_demo(org)
+    package = workdir / "salesforce-package"
+    write_package(package, package_files(Schema.build()))
+    load_package(org, package)
+    return org, demo
+
+
+def api_calls(org: SimSalesforceState) -> int:
+    """API requests the org answered, OAuth token requests not counted (they do not
+    spend the daily allowance); a composite request counts once, as Salesforce counts it."""
+    return len(org.requests) - org.count_requests("POST", "/services/oauth2/token")
+
+
+def run_demo(*, sessions: int, seed: int, console: Console) -> DemoResult:
+    """Keys from Cases, auto-create on join, every event twice, once-only records and comments."""
+    return asyncio.run(run_demo_async(sessions=sessions, seed=seed, console=console))
+
+
+async def run_demo_async(*, sessions: int, seed: int, console: Console) -> DemoResult:
+    """:func:`run_demo` in the running event loop (the engine shares it)."""
+    if sessions < 1:
+        raise ValueError("the demo needs at least one session")
+    with stage(seed) as peers:
+        org, demo = prepared_org(seed, peers.workdir)
+        with serve_in_thread(create_salesforce_app(org)) as org_url:
+            console.print(f"[bold]Simulated appliance[/] on {peers.appliance_url}")
+            console.print(f"[bold]Simulated Salesforce org[/] on {org_url}")
+            console.print(f"[bold]Simulated webhook receiver[/] on {peers.webhook_url}/hook")
+            config = _config(peers, org_url, demo)
+            return await _run(config, peers, org, demo, sessions, seed, console)
+
+
+def _config(peers: Stage, org_url: str, demo: DemoSeed) -> Config:
+    key, secret = demo.app
+    return peers.config(
+        {
+            "name": INTEGRATION,
+            "connector": "salesforce",
+            "association": {"create_on_join": True},
+            # The simulated org's users are not representatives: keys go to jsmith's queue.
+            "actions": {"assignment": "queue", "queue": "rep:jsmith", "log_session_key": True},
+            "settings": {"login_url": org_url, "client_id": key, "client_secret": secret},
+        }
+    )
+
+
+async def _run(
+    config: Config,
+    peers: Stage,
+    org: SimSalesforceState,
+    demo: DemoSeed,
+    count: int,
+    seed: int,
+    console: Console,
+) -> DemoResult:
+    state = peers.appliance
+    generator = SessionGenerator(seed)
+    finished: list[DemoSession] = []
+    async with (
+        Engine(config) as engine,
+        serving(engine.asgi_app()) as url,
+        httpx.AsyncClient(headers={"Authorization": f"Bearer {peers.token}"}, timeout=30) as http,
+    ):
+        console.print(f"[bold]Engine[/] intake {url}/ERSPost, actions {url}/actions/...")
+        closed = demo.ids[CLOSED_CASE]
+        refused = await http.post(
+            f"{url}/actions/session-key",
+            json={"integration": INTEGRATION, "ticket": closed, "user": "jsmith"},
+        )
+        console.print(f"session key for closed Case {closed}: {refused.json()['message']}")
+        for n in range(count):
+            if n % 3 == 2:
+                made = await auto_created_session(
+                    url,
+                    engine,
+                    state,
+                    generator,
+                    attribute=KEY_ATTRIBUTE,
+                    noun="Case",
+                    console=console,
+                )
+            else:
+                case = demo.ids[OPEN_CASES[(n - n // 3) % len(OPEN_CASES)]]
+                made = await keyed_session(
+                    url,
+                    http,
+                    state,
+                    generator,
+                    integration=INTEGRATION,
+                    ticket=case,
+                    console=console,
+                )
+            finished.append(made)
+        target = demo.ids[FORGED_TARGET]
+        forged = forged_session(state, generator, attribute=KEY_ATTRIBUTE, target=target)
+        sent = await end_twice(url, state, [*(item.session for item in finished), forged])
+        console.print(
+            f"{len(finished)} sessions ended; {sent} outbound events (each sent twice) "
+            "acknowledged by the intake"
+        )
+        counts = await engine.wait_idle()
+        console.print(
+            f"session {forged.lsid[:8]} was started from a URL whose customer set "
+            f"{KEY_ATTRIBUTE}={target} (unsigned): refused, it got a Case of its own"
+        )
+    result = DemoResult(
+        finished,
+        org,
+        demo.ids,
+        read_deliveries(peers.jsonl_path),
+        [r.body for r in peers.receiver.received],
+        api_calls(org),
+        counts.get("dead", 0),
+        str(refused.json().get("message", "")),
+        forged,
+    )
+    console.print(_table(result))
+    console.print(
+        f"{len(finished) + 1} sessions: {result.api_calls} Salesforce API calls in all "
+        f"(keys, Case creation and comments included), {result.dead} dead letters"
+    )
+    return result
+
+
+def session_records(org: SimSalesforceState, lsid: str) -> list[dict[str, Any]]:
+    """The ``RS_Session__c`` records of session ``lsid``."""
+    return org.find_by("RS_Session__c", "LSID__c", lsid)
+
+
+def session_comments(org: SimSalesforceState, case_id: str, lsid: str) -> list[dict[str, Any]]:
+    """The comments on Case ``case_id`` that name session ``lsid``."""
+    return [
+        c
+        for c in org.find_by("CaseComment", "ParentId", case_id)
+        if lsid in str(c.get("CommentBody") or "")
+    ]
+
+
+def _table(result: DemoResult) -> Table:
+    table = Table(title="What arrived")
+    for column in ("lsid", "Case", "Salesforce", "audit (jsonl)", "webhook"):
+        table.add_column(column)
+    jsonl, hooks = file_counts(result.jsonl), webhook_counts(result.webhook)
+    org = result.org
+    rows = [(item.session, item.ticket is None) for item in result.sessions]
+    for session, created in [*rows, (result.forged, True)]:
+        lsid = session.lsid
+        records = session_records(org, lsid)
+        case_id = str(records[0].get("Case__c") or "") if records else ""
+        case = org.get("Case", case_id) if case_id else None
+        number = str(case["CaseNumber"]) if case else "-"
+        if created:
+            number += " (created)"
+        comments = len(session_comments(org, case_id, lsid)) if case_id else 0
+        answers = (
+            len(org.find_by("RS_Session_Survey__c", "Session__c", records[0]["Id"]))
+            if records
+            else 0
+        )
+        cell = f"{len(records)} record, {comments} comments, {answers} answers"
+        table.add_row(lsid[:8], number, cell, describe(jsonl, lsid), describe(hooks, lsid))
+    return table
