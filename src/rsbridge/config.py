@@ -134,6 +134,7 @@ class EngineConfig(ConfigModel):
     backoff_base_seconds: float = Field(5.0, gt=0)
     backoff_max_seconds: float = Field(900.0, gt=0)
     poll_lookback_hours: float = Field(24.0, gt=0)
+    quota_wait_hours: float = Field(48.0, ge=0, le=24 * 14)
     # Retention (rsbridge.engine.retention; docs/configuration.md#retention).
     retention_days: float = Field(30.0, gt=0)
     dead_letter_retention_days: float | None = Field(None, gt=0)

@@ -187,6 +187,14 @@ class ConnectorRetryableError(ConnectorError):
     retryable = True
 
 
+class ConnectorQuotaError(ConnectorRetryableError):
+    """The peer's request allowance is spent (Salesforce's daily API limit).
+
+    It comes back by itself: the job waits (at least ``retry_after``) without using up its
+    retries, for up to ``engine.quota_wait_hours``.
+    """
+
+
 class ConnectorPermanentError(ConnectorError):
     """The ticketing system refused the request for good (validation, 4xx)."""
 

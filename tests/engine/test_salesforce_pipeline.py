@@ -63,9 +63,11 @@ def _config(
     **extra: Any,
 ) -> Any:
     key, secret = org.demo.app
+    engine = extra.pop("engine", None)
     return engine_config(
         tmp_path,
         sim,
+        engine=engine,
         integrations=[
             {
                 "name": INTEGRATION,
@@ -221,13 +223,17 @@ async def test_the_daily_allowance_spent_is_retried_after_it_resets_never_a_dead
         await emit(url, [session])
         deadline = time.monotonic() + 10
         end: Job | None = None
-        while (end is None or end.attempts == 0) and time.monotonic() < deadline:
+        tried: list[Any] = []
+        while not tried and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
             end = next((j for j in await _all_jobs(engine) if j.event_type.endswith("_end")), None)
-        assert end is not None and end.attempts == 1
-        # Re-queued for at least 15 minutes later, although the engine's backoff is capped
-        # at 0.2 s here: the peer's hint wins. Not a dead letter.
-        assert end.status is JobStatus.QUEUED
+            tried = await engine.store.attempts(end.id) if end is not None else []
+        end = await engine.store.get_job(end.id) if end is not None else None
+        assert end is not None
+        # Waiting for at least 15 minutes, although the engine's backoff is capped at
+        # 0.2 s here: the peer's hint wins. Not a dead letter, and no retry used up.
+        assert [a.outcome for a in tried] == [AttemptOutcome.WAIT]
+        assert (end.status, end.attempts) == (JobStatus.QUEUED, 0)
         assert end.run_after >= began + 900
         assert "REQUEST_LIMIT_EXCEEDED" in (end.last_error or "")
         await engine.stop()
@@ -243,8 +249,29 @@ async def test_the_daily_allowance_spent_is_retried_after_it_resets_never_a_dead
         done = await engine.store.get_job(end.id)
         attempts = await engine.store.attempts(end.id)
     assert done is not None and done.status is JobStatus.DONE, done
-    assert [a.outcome for a in attempts] == [AttemptOutcome.RETRY, AttemptOutcome.DONE]
+    assert [a.outcome for a in attempts] == [AttemptOutcome.WAIT, AttemptOutcome.DONE]
     _assert_landed_once(org, [session])
+
+
+async def test_past_the_quota_wait_a_spent_allowance_counts_as_a_retry(
+    tmp_path: Path, sim: SimAppliance, org: Org
+) -> None:
+    # engine.quota_wait_hours bounds the free waiting; after it, retry_limit applies.
+    (session,) = _sessions(org, 1, seed=35, surveys=False)
+    sim.state.add_report(session)
+    config = _config(tmp_path, sim, org, retry_limit=0, engine={"quota_wait_hours": 0})
+    org.state.daily_api_limit = org.state.api_requests
+    async with (
+        Engine(config) as engine,
+        serving(create_intake_app(engine.intake, engine.store)) as url,
+    ):
+        engine.start()
+        await emit(url, [session])
+        await drained(engine)
+        jobs = await _all_jobs(engine)
+    (end,) = [j for j in jobs if j.event_type.endswith("_end")]
+    assert end.status is JobStatus.DEAD
+    assert "REQUEST_LIMIT_EXCEEDED" in (end.last_error or "")
 
 
 async def test_an_expired_salesforce_session_logs_in_again_once(

@@ -83,7 +83,12 @@ from rsbridge.engine.store.base import (
     LedgerKey,
     Store,
 )
-from rsbridge.errors import ConfigurationError, RsbridgeError, SessionNotReadyError
+from rsbridge.errors import (
+    ConfigurationError,
+    ConnectorQuotaError,
+    RsbridgeError,
+    SessionNotReadyError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -404,6 +409,19 @@ class Worker:
                 # passing failure is worth retrying (the end would otherwise find no ticket).
                 retry_types = [*retry_types, MEMBER_ADDED]
         limit = integration.retry_limit if integration else 0
+        age = self._clock() - job.created_at
+        quota_wait = self._engine.quota_wait_hours * 3600
+        if (
+            isinstance(exc, ConnectorQuotaError)
+            and job.event_type in retry_types
+            and age < quota_wait
+        ):
+            # The allowance comes back by itself: waiting uses up no retry.
+            delay = max(exc.retry_after or 0.0, self._engine.backoff_base_seconds)
+            log.warning(
+                "job %d waits %.0fs for the peer's allowance: %s", job.id, delay, exc.message
+            )
+            return Finish(AttemptOutcome.WAIT, run_after=self._clock() + delay, error=exc.message)
         if exc.retryable and job.event_type in retry_types and job.attempts < limit:
             delay = backoff(
                 job.attempts,

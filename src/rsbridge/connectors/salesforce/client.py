@@ -40,6 +40,7 @@ from rsbridge.errors import (
     ConnectorAuthError,
     ConnectorError,
     ConnectorPermanentError,
+    ConnectorQuotaError,
     ConnectorRetryableError,
     TicketNotFoundError,
 )
@@ -309,7 +310,7 @@ class SalesforceClient:
         retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         error: ConnectorError
         if "REQUEST_LIMIT_EXCEEDED" in codes:
-            error = ConnectorRetryableError(
+            error = ConnectorQuotaError(
                 f"{where}: the org's daily API allowance is spent ({said}); will retry",
                 retry_after=max(retry_after or 0.0, LIMIT_RETRY_SECONDS),
             )

@@ -27,6 +27,7 @@ from urllib.parse import quote
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.connectors.base import Association, SessionDelivery, SurveyDelivery, Ticket
 from rsbridge.connectors.salesforce.client import (
+    LIMIT_RETRY_SECONDS,
     SalesforceClient,
     SalesforceError,
     SubRequest,
@@ -43,7 +44,7 @@ from rsbridge.connectors.salesforce.records import (
 )
 from rsbridge.connectors.salesforce.schema import Schema
 from rsbridge.connectors.salesforce.settings import Options
-from rsbridge.errors import ConnectorPermanentError, ConnectorRetryableError
+from rsbridge.errors import ConnectorPermanentError, ConnectorQuotaError, ConnectorRetryableError
 
 MAX_SUBREQUESTS = 25
 COLLECTION_SIZE = 200
@@ -350,7 +351,10 @@ class Importer:
 
     def _raise(self, what: str, problems: list[str], errors: Sequence[SalesforceError]) -> None:
         message = f"{self.client.where}: {what}: " + " | ".join(problems)
-        if {e.code for e in errors} & _PASSING:
+        codes = {e.code for e in errors}
+        if "REQUEST_LIMIT_EXCEEDED" in codes:
+            raise ConnectorQuotaError(message, retry_after=LIMIT_RETRY_SECONDS)
+        if codes & _PASSING:
             raise ConnectorRetryableError(message)
         raise ConnectorPermanentError(message)
 
