@@ -7,6 +7,7 @@ administrator deploys.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,8 +15,14 @@ from typing import Any, ClassVar
 
 import pytest
 
-from rsbridge.appliance.report_model import NamedRef
-from rsbridge.connectors.base import Association, Connector, RenderedPart, RenderedReport
+from rsbridge.appliance.report_model import CustomAttribute, NamedRef, Recording
+from rsbridge.connectors.base import (
+    Association,
+    Connector,
+    NoteDelivery,
+    RenderedPart,
+    RenderedReport,
+)
 from rsbridge.connectors.salesforce.connector import SalesforceConnector
 from rsbridge.connectors.salesforce.imports import COMMENT_BYTES, session_key, split_text
 from rsbridge.connectors.salesforce.package import package_files, write_package
@@ -393,9 +400,149 @@ def test_settings_need_what_their_flow_needs() -> None:
         SalesforceConnector(
             SalesforceConnector.validate_settings({**base, "auth": "jwt_bearer", "username": "u"})
         )
+    with pytest.raises(ConfigurationError, match=r"46\.0 or later"):
+        SalesforceConnector(
+            SalesforceConnector.validate_settings(
+                {**base, "client_secret": "s", "api_version": "45.0"}
+            )
+        )
     with pytest.raises(ConfigurationError, match="survey_state_rules"):
         SalesforceConnector(
             SalesforceConnector.validate_settings(
                 {**base, "client_secret": "s", "survey_state_rules": ["rating=5"]}
             )
         )
+
+
+# --- the review's cases ---------------------------------------------------------------------
+
+
+def _rich_session() -> Any:
+    """A session whose children span every object: more than 5 groups of records."""
+    session = sample_session()
+    attributes = [CustomAttribute(f"attr_{i}", f"Attribute {i}", f"value {i}") for i in range(6)]
+    teams = [NamedRef(f"Team {i}", str(i)) for i in range(5)]
+    recording = Recording("https://support.example.com/view", "https://support.example.com/dl")
+    shells = [Recording(f"https://x/{i}", None, i) for i in range(5)]
+    return dataclasses.replace(
+        session,
+        custom_attributes=attributes,
+        teams=teams,
+        recording=recording,
+        command_shell_recordings=shells,
+    )
+
+
+async def test_a_session_with_every_kind_of_child_lands_in_one_write_call(
+    org: Org, make: Factory
+) -> None:
+    # A composite call holds at most 5 sObject Collections (the simulator refuses more,
+    # as Salesforce does): small groups go as single subrequests.
+    connector = make()
+    ticket = await connector.find_ticket(org.demo.ids["case_printer"])
+    session = _rich_session()
+    before = connector.client.calls
+    await connector.write_session_report(ticket, _delivery(session=session, association=TRUSTED))
+    assert connector.client.calls - before == 2
+    assert len(org.records("RS_Session_Attribute__c")) == 6
+    assert len(org.records("RS_Session_Team__c")) == 5
+    assert len(org.records("RS_Session_Recording__c")) == 6
+    assert len(org.records("RS_Session_Event__c")) == len(session.events)
+
+
+async def test_without_records_a_replay_adds_no_comment_and_moves_nothing_again(
+    org: Org, make: Factory
+) -> None:
+    connector = make(
+        write_session_records=False,
+        log_surveys=True,
+        survey_state_rules=["customer:rating=5 -> Closed"],
+    )
+    ticket = await connector.find_ticket(org.demo.ids["case_printer"])
+
+    def ours() -> int:
+        return sum(c["ParentId"] == ticket.id for c in org.records("CaseComment"))
+
+    await connector.write_session_report(ticket, _delivery(association=TRUSTED))
+    survey = survey_delivery("s:survey:customer:0", association=TRUSTED)
+    await connector.write_survey(ticket, survey)
+    after_first = ours()
+    assert org.case("case_printer")["Status"] == "Closed"
+    org.state.update("Case", ticket.id, {"Status": "Working"}, user_id=None)
+    await connector.write_session_report(ticket, _delivery(association=TRUSTED))
+    await connector.write_survey(ticket, survey)
+    assert ours() == after_first
+    assert org.case("case_printer")["Status"] == "Working"
+    assert org.records("RS_Session__c") == []
+
+
+async def test_two_processes_importing_one_session_leave_one_set_of_comments(
+    org: Org, make: Factory
+) -> None:
+    # Two connector instances stand for two engine processes (no shared lock): the
+    # session record's unique import key lets one of them carry the comments; the other
+    # is rolled back whole with a retryable error, and its retry finds the import done.
+    first, second = make(), make()
+    ticket = await first.find_ticket(org.demo.ids["case_printer"])
+    await second.find_ticket(ticket.id)  # both logged in
+    org.state.latency = 0.2  # both look before either writes
+    results = await asyncio.gather(
+        first.write_session_report(ticket, _delivery(association=TRUSTED)),
+        second.write_session_report(ticket, _delivery(association=TRUSTED)),
+        return_exceptions=True,
+    )
+    failed = [r for r in results if isinstance(r, BaseException)]
+    assert all(isinstance(r, ConnectorRetryableError) for r in failed), failed
+    org.state.latency = 0.0
+    retried = await second.write_session_report(ticket, _delivery(association=TRUSTED))
+    assert retried.detail.get("already") == "complete"
+    lsid = sample_session().lsid
+    ends = [c for c in org.records("CaseComment") if f"{lsid}: session end)" in c["CommentBody"]]
+    assert len(ends) == 1
+    assert len(org.records("RS_Session__c")) == 1
+
+
+async def test_a_survey_before_its_session_keeps_the_sessions_comments(
+    org: Org, make: Factory
+) -> None:
+    connector = make()
+    ticket = await connector.find_ticket(org.demo.ids["case_printer"])
+    await connector.write_survey(ticket, survey_delivery("s:survey:rep:0", "rep"))
+    await connector.write_session_report(ticket, _delivery(association=TRUSTED))
+    (record,) = org.records("RS_Session__c")
+    assert record["Import_State__c"] == "complete"
+    texts = [c["CommentBody"] for c in org.records("CaseComment") if c["ParentId"] == ticket.id]
+    assert any("session end)" in t for t in texts)
+
+
+async def test_surveys_of_other_portals_are_not_imported(org: Org, make: Factory) -> None:
+    connector = make(
+        supported_portals=["Partners"], survey_state_rules=["customer:rating=5 -> Closed"]
+    )
+    ticket = await connector.find_ticket(org.demo.ids["case_printer"])
+    session = dataclasses.replace(sample_session(), public_site=NamedRef("Default", "1"))
+    survey = dataclasses.replace(
+        survey_delivery("s:survey:customer:0", association=TRUSTED), session=session
+    )
+    result = await connector.write_survey(ticket, survey)
+    assert "supported_portals" in result.detail["skipped"]
+    assert org.records("RS_Session_Survey__c") == []
+    assert org.case("case_printer")["Status"] != "Closed"
+
+
+async def test_a_repeated_creation_leaves_an_edited_case_alone(org: Org, make: Factory) -> None:
+    connector = make()
+    created = await connector.create_ticket(sample_session(), {"Priority": "Medium"}, key="k1")
+    org.state.update("Case", created.id, {"Priority": "High"}, user_id=None)
+    again = await connector.create_ticket(sample_session(), {"Priority": "Medium"}, key="k1")
+    assert again.id == created.id
+    record = org.state.get("Case", created.id)
+    assert record is not None and record["Priority"] == "High"
+
+
+async def test_notes_are_never_public(org: Org, make: Factory) -> None:
+    connector = make(public_comments=True)
+    ticket = await connector.find_ticket(org.demo.ids["case_printer"])
+    await connector.write_note(ticket, NoteDelivery("n1", "A key was made", None))
+    (note,) = [c for c in org.records("CaseComment") if "A key was made" in c["CommentBody"]]
+    assert note["IsPublished"] is False

@@ -17,6 +17,7 @@ from rsbridge.connectors.salesforce.client import (
     SalesforceError,
     _path_value,
     error_array,
+    soql_like_prefix,
     soql_quote,
 )
 
@@ -87,3 +88,10 @@ def test_error_arrays_name_code_message_and_fields() -> None:
 @pytest.mark.parametrize("body", [None, "text", [], [1, 2], {"unrelated": True}])
 def test_what_is_not_an_error_array_gives_no_errors(body: object) -> None:
     assert error_array(body) == []
+
+
+def test_a_like_prefix_matches_its_wildcards_literally() -> None:
+    # In the literal, \_ and \% stand for the characters: escaped once, after quoting.
+    assert soql_like_prefix("a_b%c@") == "'a\\_b\\%c@%'"
+    assert soql_like_prefix("o'hara@") == "'o\\'hara@%'"
+    assert soql_like_prefix("back\\slash@") == "'back\\\\slash@%'"

@@ -265,7 +265,7 @@ class SalesforceClient:
         what: str,
     ) -> httpx.Response:
         """One API call to ``path`` (``/services/...``) on the instance; re-login once on a
-        401. A 2xx (or 300, for an ambiguous upsert) answer, or raise."""
+        401. A 2xx answer, or raise (300, an ambiguous upsert, is a permanent error)."""
         headers = {"Accept": "application/json"}
         if json_body is not None:
             content = json.dumps(json_body, ensure_ascii=False).encode()
@@ -400,11 +400,6 @@ class SalesforceClient:
             json_body=dict(values),
             what=f"upsert {sobject}",
         )
-        if response.status_code == 300:
-            raise ConnectorPermanentError(
-                f"{self.where}: upsert {sobject}: {external_field} {external_id!r} matches "
-                "several records"
-            )
         body = _json(response)
         record_id = str(body["id"]) if isinstance(body, dict) and body.get("id") else None
         created = response.status_code == 201 or (
@@ -502,6 +497,17 @@ def soql_quote(value: str) -> str:
         .replace("\f", "\\f")
     )
     return f"'{escaped}'"
+
+
+def soql_like_prefix(prefix: str) -> str:
+    """A SOQL ``LIKE`` literal matching values that start with ``prefix``.
+
+    In a LIKE literal ``\\_`` and ``\\%`` stand for the characters themselves: the
+    wildcards of ``prefix`` are escaped once, inside the literal, after the string
+    escapes (escaping them before quoting would double the backslash).
+    """
+    quoted = soql_quote(prefix)[1:-1].replace("%", "\\%").replace("_", "\\_")
+    return f"'{quoted}%'"
 
 
 def _path_value(value: str) -> str:

@@ -66,6 +66,11 @@ class SalesforceConnector(Connector):
 
     def __init__(self, config: ConnectorSettings, *, http: httpx.AsyncClient | None = None):
         c: Any = config
+        if not re.fullmatch(r"\d{2,3}\.0", str(c.api_version)) or float(c.api_version) < 46:
+            # sObject Collections upsert by external id, which the import uses, is 46.0+.
+            raise ConfigurationError(
+                f"salesforce: api_version {c.api_version!r}: use 46.0 or later, e.g. 60.0"
+            )
         missing = [n for n in _NEEDS[str(c.auth)] if getattr(c, n) in (None, "")]
         if missing:
             raise ConfigurationError(
@@ -169,39 +174,56 @@ class SalesforceConnector(Connector):
     async def create_ticket(
         self, session: SupportSession, fields: Mapping[str, str], *, key: str
     ) -> Ticket:
-        """Upsert a Case by ``RS_Import_Key__c`` (derived from ``key``): once only."""
-        values: dict[str, Any] = {
-            "Subject": _subject(session),
-            "Origin": "Remote Support",
-            **fields,
-        }
+        """A Case for the session, once per ``key``: found by ``RS_Import_Key__c``, else
+        inserted with it (a Case an agent has changed since is not written again)."""
         case_key = import_key(key, "case")
-        await self.client.upsert("Case", CASE_KEY_FIELD, case_key, values)
-        found = await self.client.query(
-            f"SELECT Id, CaseNumber FROM Case WHERE {CASE_KEY_FIELD} = {soql_quote(case_key)}",
-            what="read the created Case",
-        )
+        lookup = f"SELECT Id, CaseNumber FROM Case WHERE {CASE_KEY_FIELD} = {soql_quote(case_key)}"
+        found = await self.client.query(lookup, what="find the created Case")
+        if not found:
+            values: dict[str, Any] = {
+                "Subject": _subject(session),
+                "Origin": "Remote Support",
+                **fields,
+                CASE_KEY_FIELD: case_key,
+            }
+            try:
+                await self.client.create("Case", values)
+            except ConnectorPermanentError as exc:
+                if "DUPLICATE_VALUE" not in exc.message:
+                    raise
+                # Another process created it first: that one is the session's Case.
+            found = await self.client.query(lookup, what="read the created Case")
         if not found:
             raise ConnectorPermanentError(f"{self.client.where}: the created Case is not there")
         return self._ticket(found[0])
 
     # --- writes --------------------------------------------------------------------------
 
+    def _unsupported_portal(self, session: SupportSession) -> WriteResult | None:
+        """The vendor's Supported Public Portals: sessions of other portals are skipped."""
+        portals = self.options.portals
+        site = session.public_site
+        if portals and (site is None or site.name.casefold() not in portals):
+            name = site.name if site else "(none)"
+            return WriteResult("", {"skipped": f"portal {name!r} is not in supported_portals"})
+        return None
+
     async def write_session_report(
         self, ticket: Ticket | None, delivery: SessionDelivery
     ) -> WriteResult:
         """The session's records and comments (see :mod:`.imports`), once only."""
-        portals = self.options.portals
-        site = delivery.session.public_site
-        if portals and (site is None or site.name.casefold() not in portals):
-            name = site.name if site else "(none)"
-            return WriteResult("", {"skipped": f"portal {name!r} is not in supported_portals"})
+        skipped = self._unsupported_portal(delivery.session)
+        if skipped is not None:
+            return skipped
         detail = await self.importer.write_session(ticket, delivery)
         key = session_key(delivery.appliance_id, delivery.integration, delivery.session.lsid)
         return WriteResult(key, detail)
 
     async def write_survey(self, ticket: Ticket | None, delivery: SurveyDelivery) -> WriteResult:
         """The survey's answers, a comment and the Case transition, once only."""
+        skipped = self._unsupported_portal(delivery.session)
+        if skipped is not None:
+            return skipped
         detail = await self.importer.write_survey(ticket, delivery)
         return WriteResult(import_key(delivery.key), detail)
 

@@ -31,6 +31,7 @@ from rsbridge.connectors.salesforce.client import (
     SalesforceClient,
     SalesforceError,
     SubRequest,
+    soql_like_prefix,
     soql_quote,
 )
 from rsbridge.connectors.salesforce.records import (
@@ -47,12 +48,23 @@ from rsbridge.connectors.salesforce.settings import Options
 from rsbridge.errors import ConnectorPermanentError, ConnectorQuotaError, ConnectorRetryableError
 
 MAX_SUBREQUESTS = 25
+MAX_HEAVY = 5
+"""Of a composite call's subrequests, at most this many sObject Collections or queries."""
+SINGLES = 4
+"""Up to this many records of one object go as one subrequest each (cheaper in Collections)."""
 COLLECTION_SIZE = 200
 COMMENT_BYTES = 4000  # CaseComment.CommentBody
 FEED_CHARS = 10_000  # FeedItem.Body
 COMPLETE = "complete"
+IMPORTING = "importing"
+SURVEY_ONLY = "survey_only"
+PRIVATE = Association()
+"""Notes and representatives' surveys: internal, never customer-visible."""
 _ROLLED_BACK = frozenset({"PROCESSING_HALTED", "ALL_OR_NONE_OPERATION_ROLLED_BACK"})
-_PASSING = frozenset({"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE"})
+# DUPLICATE_VALUE: another process inserted the same import key first; the retry finds it.
+_PASSING = frozenset(
+    {"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE", "DUPLICATE_VALUE"}
+)
 
 
 def session_key(appliance_id: str, integration: str, lsid: str) -> str:
@@ -94,27 +106,31 @@ class Importer:
         what = f"import session {session.lsid}"
         entries = _entries(self.options, delivery) if ticket is not None else []
         names = sorted({r.username for r in session.representatives if r.username})
-        queries = {"session": self._session_query(key)}
-        if names and self.options.records:
-            queries["users"] = self._users_query(names)
-        if entries and not self.options.records:
+        queries: dict[str, str] = {}
+        if self.options.records:
+            queries["session"] = self._session_query(key)
+            if names:
+                queries["users"] = self._users_query(names)
+        elif entries:
             queries["comments"] = self._comments_query(ticket)
+        if not queries:
+            return {"comments": "0"}
         found = await self._look(queries, what=what)
-        existing = found["session"]
-        s = self.schema
-        if existing and existing[0].get(s.field("session", "import_state")) == COMPLETE:
-            return {"already": COMPLETE}
-        if existing or "comments" in found:
-            # The comments rode with the call that created the session record (or, without
-            # records, are found on the Case): only those not there yet are written.
-            entries = [e for e in entries if _footer(e) not in _bodies(found.get("comments"))]
-            if existing:
-                entries = []
-        comments = self._comments(ticket, delivery.association, entries) if ticket else []
         if not self.options.records:
-            for group in _chunks(comments, MAX_SUBREQUESTS):
+            # Without records the Case's comments say what is there already.
+            bodies = _bodies(found.get("comments"))
+            entries = [e for e in entries if not any(_footer(e) in b for b in bodies)]
+            comments = self._comments(ticket, delivery.association, entries)
+            for group in _pack(comments):
                 await self._apply(group, what=what)
             return {"comments": str(len(comments))}
+        s = self.schema
+        existing = found["session"]
+        state = str(existing[0].get(s.field("session", "import_state")) or "") if existing else None
+        if state == COMPLETE:
+            return {"already": COMPLETE}
+        if state == IMPORTING:
+            entries = []  # they rode with the call that began the import
         users = _rep_users(found.get("users", []), names, self.options.user_field)
         record = session_record(
             session,
@@ -124,24 +140,35 @@ class Importer:
             rep_user=_primary_user(session, users),
             recording_base_url=self.options.recording_base_url,
         )
-        children = self._collections(key, list(child_records(session, key, users)))
-        first = [self._session_upsert(record, COMPLETE), *comments]
-        groups = _chunks([*first, *children], MAX_SUBREQUESTS)
+        comments = self._comments(ticket, delivery.association, entries)
+        kids = list(child_records(session, key, users))
+        children = self._records(key, kids, create=False)
+        # A new session record is inserted, not upserted: its unique import key lets one
+        # writer only carry the comments (another process's import of the same session
+        # fails with DUPLICATE_VALUE, is rolled back whole and retried).
+        new = not existing
+        groups = _pack([self._session_write(record, COMPLETE, create=new), *comments, *children])
         if len(groups) > 1:
             # Several calls: the session is complete only once the last one succeeded.
-            groups[0][0] = self._session_upsert(record, "importing")
-            groups.append([self._session_upsert(record, COMPLETE)])
+            groups[0][0] = self._session_write(record, IMPORTING, create=new)
+            groups.append([self._session_write(record, COMPLETE, create=False)])
         for group in groups:
             await self._apply(group, what=what)
-        return {"records": str(1 + sum(len(c.body["records"]) for c in children if c.body))}
+        return {"records": str(1 + len(kids)), "comments": str(len(comments))}
 
     async def write_survey(self, ticket: Ticket | None, delivery: SurveyDelivery) -> dict[str, str]:
         """The survey's answers (and a minimal session record if the session was not
         imported), a comment, and the Case status its rules name; once only."""
+        key = session_key(delivery.appliance_id, delivery.integration, delivery.session.lsid)
+        async with self._lock(key):
+            return await self._write_survey(key, ticket, delivery)
+
+    async def _write_survey(
+        self, key: str, ticket: Ticket | None, delivery: SurveyDelivery
+    ) -> dict[str, str]:
         session = delivery.session
         index = _survey_index(delivery.key)
         what = f"import {delivery.kind} survey of {session.lsid}"
-        key = session_key(delivery.appliance_id, delivery.integration, session.lsid)
         answers = survey_records(import_key(delivery.key), delivery.kind, index, delivery.survey)
         text = delivery.rendered.text.strip()
         footer = f"(Remote Support session {session.lsid}: {delivery.kind} survey {index})"
@@ -152,15 +179,22 @@ class Importer:
             queries["answer"] = self._key_query("survey", answers[0].key)
             queries["session"] = self._session_query(key)
         elif entries:
+            # Without answer records the survey's comment, found on the Case, says
+            # whether it was imported.
             queries["comments"] = self._comments_query(ticket)
         if status is not None and ticket is not None:
             queries["case"] = f"SELECT Status FROM Case WHERE Id = {soql_quote(ticket.id)}"
         if not queries:
             return {"answers": "0"}
         found = await self._look(queries, what=what)
+        if "answer" in queries:
+            written = bool(found.get("answer"))
+        else:
+            written = any(footer in b for b in _bodies(found.get("comments")))
+        if written:
+            return {"answers": str(len(answers)), "already": COMPLETE}
         requests: list[SubRequest] = []
-        written = bool(found.get("answer"))
-        if self.options.records and answers and not written:
+        if self.options.records and answers:
             if not found.get("session"):
                 record = session_record(
                     session,
@@ -170,31 +204,33 @@ class Importer:
                     rep_user=None,
                     recording_base_url=self.options.recording_base_url,
                 )
-                requests.append(self._session_upsert(record, "survey_only"))
-            requests += self._collections(key, answers)
-        if entries and not written:
-            entries = [e for e in entries if _footer(e) not in _bodies(found.get("comments"))]
-            requests += self._comments(ticket, delivery.association, entries) if ticket else []
+                requests.append(self._session_write(record, SURVEY_ONLY, create=False))
+            # Inserted: the first answer's unique key makes the survey once-only across
+            # processes too (a concurrent duplicate is rolled back and retried).
+            requests += self._records(key, answers, create=True)
+        # A representative's survey is internal; a customer's may be public (trusted Case).
+        association = delivery.association if delivery.kind == "customer" else PRIVATE
+        requests += self._comments(ticket, association, entries)
         case_rows = found.get("case") or []
         current = str(case_rows[0].get("Status") or "") if case_rows else None
-        # Once: a replay of the survey (its answers are there) leaves a reopened Case be.
-        moves = status is not None and current is not None and current != status
-        if moves and ticket is not None and not written:
+        if status is not None and ticket is not None and current not in (None, status):
             path = f"/sobjects/Case/{ticket.id}"
             requests.append(SubRequest("status", "PATCH", path, {"Status": status}))
-        for group in _chunks(requests, MAX_SUBREQUESTS):
+        for group in _pack(requests):
             await self._apply(group, what=what)
-        return {"answers": str(len(answers)), **({"already": COMPLETE} if written else {})}
+        return {"answers": str(len(answers))}
 
     async def write_note(self, ticket: Ticket, text: str, marker: str) -> bool:
-        """A comment ending with ``marker``, unless the Case has one already; whether
-        it was written now."""
+        """A private comment ending with ``marker``, unless the Case has one already;
+        whether it was written now."""
         what = f"note on Case {ticket.number or ticket.id}"
-        found = await self._look({"comments": self._comments_query(ticket)}, what=what)
-        if any(marker in body for body in _bodies(found["comments"])):
-            return False
-        entry = f"{text}\n\n({marker})"
-        await self._apply(self._comments(ticket, Association(trusted=True), [entry]), what=what)
+        async with self._lock(f"note {marker}"):
+            found = await self._look({"comments": self._comments_query(ticket)}, what=what)
+            if any(marker in body for body in _bodies(found["comments"])):
+                return False
+            entry = f"{text}\n\n({marker})"
+            for group in _pack(self._comments(ticket, PRIVATE, [entry])):
+                await self._apply(group, what=what)
         return True
 
     def _transition(self, delivery: SurveyDelivery) -> str | None:
@@ -226,7 +262,7 @@ class Importer:
     def _users_query(self, names: Sequence[str]) -> str:
         field = self.options.user_field
         listed = ", ".join(soql_quote(n) for n in names)
-        local = "".join(f" OR Username LIKE {soql_quote(_like(n) + '@%')}" for n in names)
+        local = "".join(f" OR Username LIKE {soql_like_prefix(n + '@')}" for n in names)
         return (
             f"SELECT Id, Username, {field} FROM User "
             f"WHERE {field} IN ({listed}) OR Username IN ({listed}){local}"
@@ -261,34 +297,47 @@ class Importer:
 
     # --- writes --------------------------------------------------------------------------
 
-    def _session_upsert(self, record: SfRecord, state: str) -> SubRequest:
+    def _session_write(self, record: SfRecord, state: str, *, create: bool) -> SubRequest:
+        """The session record: inserted (``create``, with its import key) or upserted."""
         s = self.schema
         values = to_sobject(s, record, session_key=None)
-        del values[s.field("session", KEY_FIELD)]  # it is in the URL
         values[s.field("session", "import_state")] = state
+        if create:
+            return SubRequest("session", "POST", f"/sobjects/{s.object('session')}", values)
+        del values[s.field("session", KEY_FIELD)]  # it is in the URL
         path = f"/sobjects/{s.object('session')}/{s.field('session', KEY_FIELD)}/{record.key}"
         return SubRequest("session", "PATCH", path, values)
 
-    def _collections(self, parent_key: str, children: Sequence[SfRecord]) -> list[SubRequest]:
-        """Upserts of ``children`` by their import key, 200 a subrequest."""
+    def _records(
+        self, parent_key: str, children: Sequence[SfRecord], *, create: bool
+    ) -> list[SubRequest]:
+        """Writes of ``children`` (naming their session by its import key): one subrequest
+        a record for a few records of an object, sObject Collections of 200 for more (a
+        composite call holds at most 5 Collections); upserts by import key, or inserts."""
         s = self.schema
         by_object: dict[str, list[SfRecord]] = {}
         for child in children:
             by_object.setdefault(child.obj, []).append(child)
-        requests = []
+        requests: list[SubRequest] = []
         for obj, records in by_object.items():
-            path = f"/composite/sobjects/{s.object(obj)}/{s.field(obj, KEY_FIELD)}"
-            for n, part in enumerate(_chunks(records, COLLECTION_SIZE)):
-                rows = [
-                    {
-                        "attributes": {"type": s.object(obj)},
-                        **to_sobject(s, r, session_key=parent_key),
-                    }
-                    for r in part
-                ]
-                requests.append(
-                    SubRequest(f"{obj}{n}", "PATCH", path, {"allOrNone": True, "records": rows})
-                )
+            api, key_field = s.object(obj), s.field(obj, KEY_FIELD)
+            rows = [to_sobject(s, r, session_key=parent_key) for r in records]
+            if len(rows) <= SINGLES:
+                for n, (record, row) in enumerate(zip(records, rows, strict=True)):
+                    if create:
+                        requests.append(SubRequest(f"{obj}{n}", "POST", f"/sobjects/{api}", row))
+                    else:
+                        del row[key_field]  # it is in the URL
+                        path = f"/sobjects/{api}/{key_field}/{record.key}"
+                        requests.append(SubRequest(f"{obj}{n}", "PATCH", path, row))
+                continue
+            path = "/composite/sobjects" if create else f"/composite/sobjects/{api}/{key_field}"
+            for n, part in enumerate(_chunks(rows, COLLECTION_SIZE)):
+                body = {
+                    "allOrNone": True,
+                    "records": [{"attributes": {"type": api}, **r} for r in part],
+                }
+                requests.append(SubRequest(f"{obj}s{n}", "POST" if create else "PATCH", path, body))
         return requests
 
     def _comments(
@@ -299,12 +348,12 @@ class Importer:
             return []
         # Never customer-visible on a Case a customer-set reference chose.
         public = self.options.public and association.trusted
-        records: list[dict[str, Any]] = []
+        api = "FeedItem" if self.options.comments == "feed_item" else "CaseComment"
+        rows: list[dict[str, Any]] = []
         for entry in entries:
-            if self.options.comments == "feed_item":
-                records += [
+            if api == "FeedItem":
+                rows += [
                     {
-                        "attributes": {"type": "FeedItem"},
                         "ParentId": ticket.id,
                         "Body": part,
                         "Type": "TextPost",
@@ -313,20 +362,23 @@ class Importer:
                     for part in split_text(entry, FEED_CHARS, measure=len)
                 ]
             else:
-                records += [
-                    {
-                        "attributes": {"type": "CaseComment"},
-                        "ParentId": ticket.id,
-                        "CommentBody": part,
-                        "IsPublished": public,
-                    }
+                rows += [
+                    {"ParentId": ticket.id, "CommentBody": part, "IsPublished": public}
                     for part in split_text(entry, COMMENT_BYTES)
                 ]
+        if len(rows) <= SINGLES:
+            return [
+                SubRequest(f"comment{n}", "POST", f"/sobjects/{api}", row)
+                for n, row in enumerate(rows)
+            ]
         return [
             SubRequest(
-                f"comments{n}", "POST", "/composite/sobjects", {"allOrNone": True, "records": part}
+                f"comments{n}",
+                "POST",
+                "/composite/sobjects",
+                {"allOrNone": True, "records": [{"attributes": {"type": api}, **r} for r in part]},
             )
-            for n, part in enumerate(_chunks(records, COLLECTION_SIZE))
+            for n, part in enumerate(_chunks(rows, COLLECTION_SIZE))
         ]
 
     async def _apply(self, group: Sequence[SubRequest], *, what: str) -> None:
@@ -336,27 +388,56 @@ class Importer:
         results = await self.client.composite(group, all_or_none=True, what=what)
         problems: list[str] = []
         errors: list[SalesforceError] = []
+        server_error = False
+        rolled_back = False
         for result in results:
             found = list(result.errors)
             if isinstance(result.body, list):  # a collection: one result per record
                 found += [e for item in result.body for e in _collection_errors(item)]
             if not found and 200 <= result.status < 300:
                 continue
-            if {e.code for e in found} <= _ROLLED_BACK and found:
-                continue  # rolled back because another part failed: that one says why
+            if found and {e.code for e in found} <= _ROLLED_BACK:
+                rolled_back = True  # because another part failed: that one says why
+                continue
+            server_error = server_error or result.status >= 500
             problems.append(f"{result.reference_id}: {_said(found) or f'HTTP {result.status}'}")
             errors += found
+        if rolled_back and not problems:
+            # Everything was undone and nothing says why: nothing was written; try again.
+            raise ConnectorRetryableError(f"{self.client.where}: {what}: rolled back, no reason")
         if problems:
-            self._raise(what, problems, errors)
+            self._raise(what, problems, errors, server_error=server_error)
 
-    def _raise(self, what: str, problems: list[str], errors: Sequence[SalesforceError]) -> None:
+    def _raise(
+        self,
+        what: str,
+        problems: list[str],
+        errors: Sequence[SalesforceError],
+        *,
+        server_error: bool = False,
+    ) -> None:
         message = f"{self.client.where}: {what}: " + " | ".join(problems)
         codes = {e.code for e in errors}
         if "REQUEST_LIMIT_EXCEEDED" in codes:
             raise ConnectorQuotaError(message, retry_after=LIMIT_RETRY_SECONDS)
-        if codes & _PASSING:
+        if codes & _PASSING or server_error:
             raise ConnectorRetryableError(message)
         raise ConnectorPermanentError(message)
+
+
+def _pack(requests: Sequence[SubRequest]) -> list[list[SubRequest]]:
+    """``requests`` in order, in composite calls of at most 25 subrequests of which at
+    most 5 are sObject Collections (the documented limits of one composite call)."""
+    groups: list[list[SubRequest]] = []
+    heavy = 0
+    for request in requests:
+        is_heavy = request.url.startswith("/composite/sobjects") or request.url.startswith("/query")
+        if not groups or len(groups[-1]) >= MAX_SUBREQUESTS or (is_heavy and heavy >= MAX_HEAVY):
+            groups.append([])
+            heavy = 0
+        groups[-1].append(request)
+        heavy += is_heavy
+    return groups
 
 
 def _entries(options: Options, delivery: SessionDelivery) -> list[str]:
@@ -419,11 +500,6 @@ def _bodies(records: list[Any] | None) -> list[str]:
 
 def _chunks(items: Sequence[Any], size: int) -> list[list[Any]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
-
-
-def _like(value: str) -> str:
-    # LIKE wildcards in a username are matched literally.
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _said(errors: Sequence[SalesforceError]) -> str:

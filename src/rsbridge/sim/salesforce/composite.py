@@ -40,9 +40,10 @@ if TYPE_CHECKING:
 
 MAX_SUBREQUESTS = 25
 MAX_COLLECTION = 200
-#: Query and queryAll sub-requests one composite call may hold (the docs' limit).
+#: Query, queryAll and sObject Collections sub-requests one composite call may hold.
 MAX_QUERIES = 5
 _QUERY_URL = re.compile(r"/services/data/v[\d.]+/query(?:All)?/?(?:\?|$)", re.IGNORECASE)
+_COLLECTIONS_URL = re.compile(r"/services/data/v[\d.]+/composite/sobjects(?:/|\?|$)", re.IGNORECASE)
 _REFERENCE = re.compile(r"@\{([A-Za-z0-9_]+)((?:\.[A-Za-z0-9_]+|\[\d+\])*)\}")
 _SUB_URL = re.compile(r"/services/data/v(?P<version>\d+\.\d)(?P<rest>/.*)")
 HALTED = "The transaction was rolled back since another operation in the same transaction failed."
@@ -116,16 +117,23 @@ class Composite:
                 "INVALID_API_INPUT",
                 f"compositeRequest must contain between 1 and {MAX_SUBREQUESTS} subrequests",
             )
-        queries = sum(
+        # "Up to 5 of these subrequests can be sObject Collections or query operations"
+        # (resources_composite_composite_post); the answer's text is inferred.
+        heavy = sum(
             1
             for item in items
-            if isinstance(item, dict) and _QUERY_URL.search(str(item.get("url", "")))
+            if isinstance(item, dict)
+            and (
+                _QUERY_URL.search(str(item.get("url", "")))
+                or _COLLECTIONS_URL.search(str(item.get("url", "")))
+            )
         )
-        if queries > MAX_QUERIES:
+        if heavy > MAX_QUERIES:
             raise SalesforceError(
                 400,
                 "INVALID_API_INPUT",
-                f"A composite request can contain at most {MAX_QUERIES} query operations",
+                f"A composite request can contain at most {MAX_QUERIES} query or sObject "
+                "Collections operations",
             )
         all_or_none = payload.get("allOrNone") is True
         snapshot = self.state.snapshot() if all_or_none else None
