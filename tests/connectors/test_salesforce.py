@@ -546,3 +546,17 @@ async def test_notes_are_never_public(org: Org, make: Factory) -> None:
     await connector.write_note(ticket, NoteDelivery("n1", "A key was made", None))
     (note,) = [c for c in org.records("CaseComment") if "A key was made" in c["CommentBody"]]
     assert note["IsPublished"] is False
+
+
+async def test_the_report_is_attached_to_the_case_once(org: Org, make: Factory) -> None:
+    connector = make(attach_report=True, attachment_format="txt")
+    ticket = await connector.find_ticket(org.demo.ids["case_printer"])
+    for _ in range(2):
+        await connector.write_session_report(ticket, _delivery(association=TRUSTED))
+    name = f"remote-support-session-{sample_session().lsid}.txt"
+    (version,) = [v for v in org.records("ContentVersion") if v["Title"] == name]
+    assert org.state.blobs[version["Id"]] == b"full"
+    links = [
+        link for link in org.records("ContentDocumentLink") if link["LinkedEntityId"] == ticket.id
+    ]
+    assert len(links) == 1

@@ -19,6 +19,7 @@ instead, and a comment whose footer is there already is not written again.
 from __future__ import annotations
 
 import asyncio
+import base64
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -141,6 +142,9 @@ class Importer:
             recording_base_url=self.options.recording_base_url,
         )
         comments = self._comments(ticket, delivery.association, entries)
+        if state != IMPORTING and self.options.attach and ticket is not None:
+            # The report rides with the comments: once, with the call that begins the import.
+            comments.append(self._report_file(ticket, delivery, self.options.attach))
         kids = list(child_records(session, key, users))
         children = self._records(key, kids, create=False)
         # A new session record is inserted, not upserted: its unique import key lets one
@@ -339,6 +343,20 @@ class Importer:
                 }
                 requests.append(SubRequest(f"{obj}s{n}", "POST" if create else "PATCH", path, body))
         return requests
+
+    @staticmethod
+    def _report_file(ticket: Ticket, delivery: SessionDelivery, fmt: str) -> SubRequest:
+        """The rendered report as a file on the Case (ContentVersion, base64 JSON)."""
+        report = delivery.report.full
+        body = report.html if fmt == "html" else report.text
+        name = f"remote-support-session-{delivery.session.lsid}.{fmt}"
+        values = {
+            "Title": name,
+            "PathOnClient": name,
+            "VersionData": base64.b64encode(body.encode()).decode(),
+            "FirstPublishLocationId": ticket.id,
+        }
+        return SubRequest("report", "POST", "/sobjects/ContentVersion", values)
 
     def _comments(
         self, ticket: Ticket | None, association: Association, entries: Iterable[str]

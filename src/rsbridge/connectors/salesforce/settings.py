@@ -101,6 +101,19 @@ SETTINGS: Final[Sequence[Setting]] = (
     Setting("log_session_end", "bool", "Add a session-end notice.", default=True),
     Setting("log_surveys", "bool", "Add each exit survey as a comment too.", default=False),
     Setting(
+        "attach_report",
+        "bool",
+        "Attach the rendered report to the Case as a file (ContentVersion).",
+        default=False,
+    ),
+    Setting(
+        "attachment_format",
+        "str",
+        "Format of the attached report.",
+        default="html",
+        choices=("html", "txt"),
+    ),
+    Setting(
         "supported_portals",
         "list",
         "Import only sessions of these public portals (names; the vendor's Supported Public "
@@ -156,6 +169,8 @@ class Options:
     notes: bool
     end: bool
     surveys: bool
+    attach: str | None
+    """The attached report's format (``html``, ``txt``), or None: no file."""
     portals: frozenset[str]
     recording_base_url: str | None
     rules: tuple[StateRule, ...]
@@ -186,6 +201,7 @@ def parse_options(config: ConnectorSettings) -> Options:
         notes=bool(c.log_session_notes),
         end=bool(c.log_session_end),
         surveys=bool(c.log_surveys),
+        attach=str(c.attachment_format) if c.attach_report else None,
         portals=frozenset(p.strip().casefold() for p in c.supported_portals or () if p.strip()),
         recording_base_url=str(c.recording_base_url).rstrip("/") if c.recording_base_url else None,
         rules=tuple(rules),
