@@ -560,3 +560,36 @@ async def test_the_report_is_attached_to_the_case_once(org: Org, make: Factory) 
         link for link in org.records("ContentDocumentLink") if link["LinkedEntityId"] == ticket.id
     ]
     assert len(links) == 1
+
+
+async def test_the_jwt_bearer_flow_signs_in_as_the_integration_user(
+    org: Org, make: Factory
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    org.state.apps[org.demo.app[0]].certificate = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    user = org.demo.integration[0]
+    connector = make(auth="jwt_bearer", username=user, private_key=pem, client_secret=None)
+    ticket = await connector.find_ticket(org.demo.ids["case_printer"])
+    assert ticket.kind == "Case"
+    forged = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    other = forged.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    refused = make(auth="jwt_bearer", username=user, private_key=other, client_secret=None)
+    with pytest.raises(ConnectorAuthError, match="certificate and pre-authorised user") as caught:
+        await refused.find_ticket(org.demo.ids["case_printer"])
+    assert "PRIVATE KEY" not in str(caught.value)
