@@ -31,15 +31,17 @@ from rsbridge.engine.render import Renderer
 from rsbridge.engine.retention import prune, retention_policy
 from rsbridge.engine.store import open_store
 from rsbridge.engine.store.base import Store
-from rsbridge.engine.worker import Services, Worker
+from rsbridge.engine.worker import CANCEL_WAIT_SECONDS, Services, Worker
 from rsbridge.errors import RsbridgeError
 from rsbridge.web.actions import action_routes
 from rsbridge.web.app import create_app
 
 log = logging.getLogger(__name__)
 
-_STOP_MARGIN_SECONDS = 5.0
-"""Beyond the shutdown grace, how long stopping waits before it cancels what still runs."""
+_STOP_MARGIN_SECONDS = CANCEL_WAIT_SECONDS + 5.0
+"""Beyond the shutdown grace, how long stopping waits before it cancels what still runs:
+longer than the worker's own wait for cancelled jobs, so that its last step (releasing
+what it holds to the queue) is never cut short."""
 _WORKER_TASK = "worker"
 
 

@@ -118,7 +118,7 @@ _REPORT_EVENTS = frozenset({END, MEMBER_ADDED, *SURVEY_EVENTS})
 
 _Report = FetchResult
 
-_CANCEL_WAIT_SECONDS = 5.0
+CANCEL_WAIT_SECONDS = 5.0
 """At shutdown, how long cancelled jobs get to unwind before they are left behind (their
 jobs are released to the queue either way)."""
 
@@ -239,7 +239,7 @@ class Worker:
                 task.cancel()
             if pending:
                 # Bounded: a task that ignores its cancellation must not hold the process.
-                _, stuck = await asyncio.wait(pending, timeout=_CANCEL_WAIT_SECONDS)
+                _, stuck = await asyncio.wait(pending, timeout=CANCEL_WAIT_SECONDS)
                 if stuck:
                     log.warning("%d jobs did not stop when cancelled; released anyway", len(stuck))
             self._inflight.clear()
