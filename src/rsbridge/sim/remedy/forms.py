@@ -45,6 +45,8 @@ class FieldDef:
     options: Mapping[str, int] = field(default_factory=dict)
     # Set by the server (core fields, generated numbers): never required of a client.
     system: bool = False
+    # Stored on create when the client leaves the field out (stored form, e.g. a code).
+    default: Any = None
 
     def display(self, code: int) -> str | None:
         """The display string of a selection code."""
@@ -61,8 +63,7 @@ class FormDef:
     ``number_field``/``number_prefix`` give each new entry a number such as
     ``INC000000000430`` (prefix plus 12 digits); on a store form with a prefix the entry id
     is that number too. ``join`` views answer ids as ``"<id>|<id>"``, as
-    ``HPD:IncidentInterface``'s ``Request ID`` does (itsm-apis.md 3.3). ``defaults`` are
-    stored on create when the client leaves the field out.
+    ``HPD:IncidentInterface``'s ``Request ID`` does (itsm-apis.md 3.3).
     """
 
     name: str
@@ -71,7 +72,6 @@ class FormDef:
     number_field: int | None = None
     number_prefix: str = ""
     join: bool = False
-    defaults: dict[int, Any] = field(default_factory=dict)
     by_name: dict[str, FieldDef] = field(init=False, repr=False)
     by_id: dict[int, FieldDef] = field(init=False, repr=False)
 
@@ -98,6 +98,7 @@ def core_fields(
     Field 3 is "Submit Date" on the ITSM forms (recorded ``list_worklogs.json``) and
     "Create Date" on ``HPD:IncidentInterface_Create`` (BMC's create example).
     """
+    status = status or {"New": 0, "Assigned": 1, "Closed": 2}
     return [
         FieldDef(ENTRY_ID, entry_id_name, system=True),
         FieldDef(SUBMITTER, "Submitter", system=True),
@@ -105,9 +106,7 @@ def core_fields(
         FieldDef(ASSIGNED_TO, "Assigned To"),
         FieldDef(LAST_MODIFIED_BY, "Last Modified By", system=True),
         FieldDef(MODIFIED_DATE, "Last Modified Date", "datetime", system=True),
-        FieldDef(
-            STATUS, "Status", "selection", options=status or {"New": 0, "Assigned": 1, "Closed": 2}
-        ),
+        FieldDef(STATUS, "Status", "selection", options=status, default=min(status.values())),
         FieldDef(SHORT_DESCRIPTION, "Short Description"),
     ]
 

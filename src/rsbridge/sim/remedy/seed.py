@@ -101,7 +101,6 @@ def itsm_forms() -> list[FormDef]:
             incident + _incident_fields(False),
             number_field=INCIDENT_NUMBER,
             number_prefix="INC",
-            defaults={7: 0},
         ),
         FormDef(
             "HPD:IncidentInterface_Create",

@@ -196,7 +196,8 @@ class SimRemedyState:
         """Store a new entry; answers its id (the store's id, see :meth:`public_id`)."""
         with self.lock:
             form = self.form(form_name)
-            values = {**form.defaults, **self._values(form, raw)}
+            defaults = {f.id: f.default for f in form.fields if f.default is not None}
+            values = {**defaults, **self._values(form, raw)}
             for name, (filename, data) in (files or {}).items():
                 fdef = form.by_name.get(name)
                 if fdef is None or fdef.type != "attachment":
