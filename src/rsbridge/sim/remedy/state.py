@@ -95,11 +95,12 @@ class SimRemedyState:
         """Add (or replace) forms; a view's store must be defined first or in the same call."""
         forms = list(forms)
         with self.lock:
+            known = {*self.forms, *(f.name for f in forms)}
+            for form in forms:
+                if form.store not in known:
+                    raise ValueError(f"{form.name}: store form {form.store!r} is not defined")
             for form in forms:
                 self.forms[form.name] = form
-            for form in forms:
-                if form.store not in self.forms:
-                    raise ValueError(f"{form.name}: store form {form.store!r} is not defined")
                 self.stores.setdefault(form.store, {})
 
     def add_user(self, username: str, password: str) -> None:
