@@ -68,12 +68,13 @@ def _tokens(text: str) -> list[_Tok]:
 
 
 def _like(pattern: str) -> re.Pattern[str]:
-    out = []
+    out: list[str] = []
     i = 0
     while i < len(pattern):
         ch = pattern[i]
         if ch == "%":
-            out.append(".*")
+            if not out or out[-1] != ".*":  # runs of % collapse: no needless backtracking
+                out.append(".*")
         elif ch == "_":
             out.append(".")
         elif ch == "[" and "]" in pattern[i + 1 :]:

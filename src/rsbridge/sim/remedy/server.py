@@ -187,11 +187,15 @@ class RemedyServer:
         if offset + limit < len(found):
             query = dict(params.items())
             query.update(offset=str(offset + limit), limit=str(limit))
-            links["next"] = [{"href": f"{self.href(base, form)}?{urlencode(query)}"}]
+            links["next"] = [
+                {"href": f"{self.href(base, form)}?{urlencode(query, quote_via=quote)}"}
+            ]
         if offset > 0:
             query = dict(params.items())
             query.update(offset=str(max(offset - limit, 0)), limit=str(limit))
-            links["prev"] = [{"href": f"{self.href(base, form)}?{urlencode(query)}"}]
+            links["prev"] = [
+                {"href": f"{self.href(base, form)}?{urlencode(query, quote_via=quote)}"}
+            ]
         entries = [self.view(form, e, fields, base) for e in page]
         # numMatches is null unless asked for, as in the recorded list_worklogs.json.
         return _json(200, {"entries": entries, "numMatches": None, "_links": links})
