@@ -11,7 +11,7 @@ import typer
 import uvicorn
 from typer.testing import CliRunner
 
-from rsbridge.sim.remedy import SimRemedyState, create_app, load_forms, seed_forms
+from rsbridge.sim.remedy import ARError, SimRemedyState, create_app, load_forms, seed_forms
 from rsbridge.sim.remedy.cli import serve
 from rsbridge.sim.remedy.forms import FormDefinitionError
 from rsbridge.sim.remedy.seed import INTEGRATION
@@ -129,3 +129,13 @@ def test_a_view_needs_its_store() -> None:
     with pytest.raises(ValueError, match="store"):
         state.define_forms(load_forms([{"name": "V", "store": "Missing", "fields": []}]))
     assert "V" not in state.forms
+
+
+def test_dates_outside_what_ar_stores_are_refused() -> None:
+    state = SimRemedyState()
+    seed_forms(state)
+    state.define_forms(load_forms([SESSION_FORM]))
+    for started in ("99999999999999", "not a date", -5):
+        with pytest.raises(ARError) as caught:
+            state.create("RSB:Session", {"Session Key": "k", "Started": started}, "u")
+        assert caught.value.number == 306

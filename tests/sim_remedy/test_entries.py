@@ -201,3 +201,40 @@ def test_other_itsm_forms_number_their_entries(ar: AR) -> None:
     assert log.status_code == 201
     cis = ar.request("GET", "/BMC.CORE:BMC_ComputerSystem", params={"q": "'Name' = \"ws-0042\""})
     assert [e["values"]["Name"] for e in cis.json()["entries"]] == ["ws-0042"]
+
+
+def test_create_on_a_join_form_answers_204_without_an_id(ar: AR) -> None:
+    answer = ar.request(
+        "POST",
+        "/HPD:IncidentInterface",
+        json={"values": {"First Name": "Join", "Last Name": "J", "Description": "via join"}},
+    )
+    assert answer.status_code == 204 and "Location" not in answer.headers
+    found = ar.request("GET", "/HPD:Help Desk", params={"q": "'First Name' = \"Join\""}).json()[
+        "entries"
+    ]
+    assert [e["values"]["Description"] for e in found] == ["via join"]
+
+
+def test_a_bad_fields_parameter_writes_nothing(ar: AR) -> None:
+    answer = ar.request(
+        "POST",
+        "/HPD:IncidentInterface_Create",
+        params={"fields": "values(Nope)"},
+        json={"values": NEW_INCIDENT},
+    )
+    assert answer.status_code == 400 and answer.json()[0]["messageNumber"] == 314
+    assert len(ar.state.stores["HPD:Help Desk"]) == 3
+
+
+def test_value_types_are_checked(ar: AR) -> None:
+    number = ar.demo.ids["printer"]
+    path = f"/CHG:Infrastructure Change/{ar.demo.ids['change']}"
+    # A number into a character field is stored as its text.
+    assert ar.request("PUT", path, json={"values": {"Description": 42}}).status_code == 204
+    assert ar.request("GET", path).json()["values"]["Description"] == "42"
+    for bad in ({"Description": {"a": 1}}, {"Description": True}, {"Urgency": "9-None"}):
+        answer = ar.request("PUT", path, json={"values": bad})
+        assert answer.status_code == 400 and answer.json()[0]["messageNumber"] == 306, bad
+    attach = ar.request("PUT", f"/HPD:Help Desk/{number}/attach/Description", json={})
+    assert attach.status_code == 405

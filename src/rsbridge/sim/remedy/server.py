@@ -128,7 +128,9 @@ class RemedyServer:
         entry_id, attach = match["id"], match["attach"]
         method = request.method
         base = f"{request.url.scheme}://{request.url.netloc}"
-        if attach is not None and method == "GET" and entry_id:
+        if attach is not None:
+            if method != "GET":
+                return Response(status_code=405)
             return self.download(form, entry_id, attach)
         if entry_id is None and method == "GET":
             return self.search(form, request, base)
@@ -203,7 +205,9 @@ class RemedyServer:
     def create(
         self, form: FormDef, request: Request, body: bytes, user: str, base: str
     ) -> Response:
-        """201 + ``Location``, empty body unless ``fields=values(...)`` (3.2)."""
+        """201 + ``Location``, empty body unless ``fields=values(...)``; join forms answer 204
+        without an id (3.2)."""
+        fields = _fields(form, request.query_params.get("fields"))  # refused before any write
         content_type = request.headers.get("content-type", "")
         files: dict[str, tuple[str, bytes]] = {}
         if content_type.startswith("multipart/form-data"):
@@ -211,10 +215,11 @@ class RemedyServer:
         else:
             raw = _values(body)
         entry_id = self.state.create(form.name, raw, user, files)
+        if form.join:
+            return Response(status_code=204)
         entry = self.state.entry(self.state.form(form.store), entry_id)
         public = self.state.public_id(form, entry)
         headers = {"Location": self.href(base, form, public)}
-        fields = _fields(form, request.query_params.get("fields"))
         if fields is None:
             return Response(status_code=201, headers=headers)
         answer = self.view(form, entry, fields, base)

@@ -14,6 +14,8 @@ from typing import Any
 from rsbridge.sim.remedy.errors import bad_value
 from rsbridge.sim.remedy.forms import FieldDef, FormDef
 
+LATEST = 253402300799  # 9999-12-31T23:59:59Z: later dates cannot be written back
+
 
 def format_date(epoch: int) -> str:
     """``2022-06-21T11:08:05.000+0000`` (UTC), as in the recorded Helix answers."""
@@ -61,7 +63,10 @@ def coerce(form: FormDef, fdef: FieldDef, raw: Any) -> Any:
                 raise ValueError(raw)
             return code
         if fdef.type == "datetime":
-            return int(raw) if isinstance(raw, int) else parse_date(str(raw))
+            epoch = raw if isinstance(raw, int) else parse_date(str(raw))
+            if not 0 <= epoch <= LATEST:
+                raise ValueError(raw)
+            return epoch
         if fdef.type == "integer":
             if isinstance(raw, bool):
                 raise ValueError(raw)
@@ -71,6 +76,6 @@ def coerce(form: FormDef, fdef: FieldDef, raw: Any) -> Any:
             return {"name": str(raw), "sizeBytes": 0}
     except (ValueError, TypeError):
         raise bad_value(form.name, fdef.name, str(raw)) from None
-    if not isinstance(raw, str):
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
         raise bad_value(form.name, fdef.name, str(raw))
-    return raw
+    return str(raw)
