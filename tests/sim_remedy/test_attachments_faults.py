@@ -69,7 +69,7 @@ def test_multipart_to_a_field_that_is_no_attachment_fails_314(ar: AR) -> None:
 
 
 def test_fail_next_answers_queued_errors_then_recovers(ar: AR) -> None:
-    ar.state.fail_next(500, 8760, "Internal error", count=2)
+    ar.state.fail_next(2, 500, 8760, "Internal error")
     for _ in range(2):
         answer = ar.request("GET", "/HPD:Help Desk")
         assert answer.status_code == 500 and answer.json()[0]["messageNumber"] == 8760
@@ -77,7 +77,7 @@ def test_fail_next_answers_queued_errors_then_recovers(ar: AR) -> None:
 
 
 def test_a_proxy_html_page_and_down(ar: AR) -> None:
-    ar.state.html_next(502)
+    ar.state.html_next(1)
     answer = ar.request("GET", "/HPD:Help Desk")
     assert answer.status_code == 502
     assert answer.headers["content-type"].startswith("text/html")

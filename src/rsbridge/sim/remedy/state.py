@@ -114,13 +114,13 @@ class SimRemedyState:
             self.filters.append(rule)
 
     def fail_next(
-        self, status: int = 500, number: int = 8760, text: str = "Internal error", count: int = 1
+        self, count: int, status: int = 500, number: int = 8760, text: str = "Internal error"
     ) -> None:
         """The next ``count`` requests answer an AR error array with this status and message."""
         with self.lock:
             self.faults.extend(Fault(status, number, text) for _ in range(count))
 
-    def html_next(self, status: int = 502, count: int = 1) -> None:
+    def html_next(self, count: int, status: int = 502) -> None:
         """The next ``count`` requests answer an HTML page, as a proxy in front of AR would."""
         with self.lock:
             self.faults.extend(Fault(status, 0, "", html=True) for _ in range(count))
