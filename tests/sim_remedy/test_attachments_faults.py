@@ -51,6 +51,23 @@ def test_multipart_create_stores_the_file_and_download_answers_it(ar: AR) -> Non
     assert empty.status_code == 404 and empty.json()[0]["messageNumber"] == 302
 
 
+def test_a_file_part_names_the_attachment_when_the_entry_leaves_it_empty(ar: AR) -> None:
+    answer = _multipart_work_log(
+        ar,
+        {
+            "Incident Number": ar.demo.ids["vpn"],
+            "Work Log Type": "General Information",
+            "Description": "x",
+            "z2AF Work Log02": None,
+        },
+        {"z2AF Work Log02": b"abc"},
+    )
+    assert answer.status_code == 201, answer.text
+    log = ar.http.get(answer.headers["Location"], headers={"Authorization": f"AR-JWT {ar.token}"})
+    assert log.json()["values"]["z2AF Work Log02"]["name"] == "report.pdf"
+    assert log.json()["values"]["z2AF Work Log02"]["sizeBytes"] == 3
+
+
 def test_multipart_to_a_field_that_is_no_attachment_fails_314(ar: AR) -> None:
     answer = _multipart_work_log(
         ar,

@@ -204,7 +204,7 @@ class SimRemedyState:
                 if fdef is None or fdef.type != "attachment":
                     raise errors.no_such_field(form.name, name)
                 values[fdef.id] = {
-                    "name": values.get(fdef.id, {}).get("name") or filename,
+                    "name": (values.get(fdef.id) or {}).get("name") or filename,
                     "sizeBytes": len(data),
                 }
             now = int(self.clock())
