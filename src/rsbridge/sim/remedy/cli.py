@@ -1,0 +1,48 @@
+"""``rsbridge sim remedy``: serve a simulated AR System server in the foreground.
+
+A standalone Typer app, not mounted yet: the Remedy connector's plugin will contribute it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from rsbridge.sim.options import TlsCert, TlsKey, tls_pair
+
+app = typer.Typer(help="Simulated BMC Remedy / Helix ITSM AR System server.", no_args_is_help=True)
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port (AR's Jetty default is 8008).")] = 8008,
+    seed: Annotated[
+        bool,
+        typer.Option(
+            "--seed/--no-seed",
+            help="Load demo incidents, work logs and more "
+            "(--no-seed: the ITSM forms and the integration user only).",
+        ),
+    ] = True,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+) -> None:
+    """Serve a simulated AR System server (JWT login, the entry API, the ITSM forms)."""
+    import uvicorn
+
+    from rsbridge.sim.remedy.seed import INTEGRATION, seed_demo, seed_forms
+    from rsbridge.sim.remedy.server import create_app
+    from rsbridge.sim.remedy.state import SimRemedyState
+    from rsbridge.sim.serve import server_options
+
+    tls = tls_pair(tls_cert, tls_key)
+    state = SimRemedyState()
+    if seed:
+        seed_demo(state)
+    else:
+        seed_forms(state)
+    typer.echo(f"Simulated AR System server: {'https' if tls else 'http'}://{host}:{port}")
+    typer.echo(f"Integration user:           {INTEGRATION[0]} / {INTEGRATION[1]}")
+    uvicorn.run(create_app(state), host=host, port=port, **server_options(tls))
