@@ -150,3 +150,19 @@ class Comparison:
 def verdict(met: bool) -> str:
     """How a target line says whether rsbridge met it."""
     return "met" if met else "NOT met"
+
+
+def cross_check(
+    counts: Sequence[tuple[str, int, int]], *, content: str, same_content: bool
+) -> bool:
+    """Print whether the baseline and rsbridge wrote the same data: each ``(what, baseline,
+    rsbridge)`` count, then ``content`` (compared by digest); whether all agree."""
+    same = True
+    for what, base, ours in counts:
+        same &= base == ours
+        outcome = "same" if base == ours else "DIFFERENT"
+        print(f"cross-check: {what}: baseline {base}, rsbridge {ours} -> {outcome}")
+    print(f"cross-check: {content} -> {'same' if same_content else 'DIFFERENT'}")
+    if not (same and same_content):
+        print("  warning: the two sides did not write the same data")
+    return same and same_content

@@ -60,7 +60,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from harness import ChildPeer, Comparison, Stopwatch, announce, cpu_seconds, verdict
+from harness import ChildPeer, Comparison, Stopwatch, announce, cpu_seconds, cross_check, verdict
 from rsbridge.appliance.events import END
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.connectors.base import SessionDelivery
@@ -386,24 +386,20 @@ def _report(args: argparse.Namespace, base: Side, ours: Side) -> None:
         f"rsbridge {ours.client_calls} (org: API calls {base.calls}, {ours.calls}; "
         f"logins {base.peer['logins']}, {ours.peer['logins']})"
     )
-    same = True
-    for what, b, o in (
-        ("session records", base.peer["records"]["session"], ours.peer["records"]["session"]),
-        ("event records", base.peer["records"]["event"], ours.peer["records"]["event"]),
+    cross_check(
         (
-            "all session-object records",
-            sum(base.peer["records"].values()),
-            sum(ours.peer["records"].values()),
+            ("session records", base.peer["records"]["session"], ours.peer["records"]["session"]),
+            ("event records", base.peer["records"]["event"], ours.peer["records"]["event"]),
+            (
+                "all session-object records",
+                sum(base.peer["records"].values()),
+                sum(ours.peer["records"].values()),
+            ),
+            ("Case comments", base.peer["comments"], ours.peer["comments"]),
         ),
-        ("Case comments", base.peer["comments"], ours.peer["comments"]),
-    ):
-        same &= b == o
-        outcome = "same" if b == o else "DIFFERENT"
-        print(f"cross-check: {what}: baseline {b}, rsbridge {o} -> {outcome}")
-    content = base.peer["digest"] == ours.peer["digest"]
-    print(f"cross-check: record and comment content -> {'same' if content else 'DIFFERENT'}")
-    if not (same and content):
-        print("  warning: the two sides did not write the same data")
+        content="record and comment content",
+        same_content=base.peer["digest"] == ours.peer["digest"],
+    )
 
 
 def main() -> None:

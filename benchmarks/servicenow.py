@@ -62,7 +62,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from harness import ChildPeer, Comparison, Stopwatch, announce, cpu_seconds
+from harness import ChildPeer, Comparison, Stopwatch, announce, cpu_seconds, cross_check
 from rsbridge.appliance.events import END
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.connectors.base import SessionDelivery
@@ -361,24 +361,20 @@ def _report(args: argparse.Namespace, base: Side, ours: Side) -> None:
         f"calls counted by the clients: baseline {base.client_calls}, rsbridge {ours.client_calls} "
         f"(instance: {base.calls}, {ours.calls})"
     )
-    same = True
-    for what, b, o in (
-        ("session rows", base.peer["rows"]["session"], ours.peer["rows"]["session"]),
-        ("event rows", base.peer["rows"]["event"], ours.peer["rows"]["event"]),
+    cross_check(
         (
-            "all session-table rows",
-            sum(base.peer["rows"].values()),
-            sum(ours.peer["rows"].values()),
+            ("session rows", base.peer["rows"]["session"], ours.peer["rows"]["session"]),
+            ("event rows", base.peer["rows"]["event"], ours.peer["rows"]["event"]),
+            (
+                "all session-table rows",
+                sum(base.peer["rows"].values()),
+                sum(ours.peer["rows"].values()),
+            ),
+            ("journal entries", base.peer["journal"], ours.peer["journal"]),
         ),
-        ("journal entries", base.peer["journal"], ours.peer["journal"]),
-    ):
-        same &= b == o
-        verdict = "same" if b == o else "DIFFERENT"
-        print(f"cross-check: {what}: baseline {b}, rsbridge {o} -> {verdict}")
-    content = base.peer["digest"] == ours.peer["digest"]
-    print(f"cross-check: row and journal content -> {'same' if content else 'DIFFERENT'}")
-    if not (same and content):
-        print("  warning: the two sides did not write the same data")
+        content="row and journal content",
+        same_content=base.peer["digest"] == ours.peer["digest"],
+    )
 
 
 def main() -> None:
