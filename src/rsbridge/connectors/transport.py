@@ -17,10 +17,14 @@ replaces every configured secret in an error's message, in case a peer echoed on
 
 from __future__ import annotations
 
+import email.utils
+import math
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from rsbridge import __version__
 from rsbridge.deadline import DeadlineClient
@@ -125,6 +129,22 @@ class PeerTransport:
                 f"{self.where} could not be reached ({type(exc).__name__}: {exc})"
             ) from None
 
+    def token_answer(self, response: httpx.Response) -> dict[str, Any] | None:
+        """The JSON body of an OAuth token answer that holds an ``access_token``, or None
+        (a refusal: the caller says why). An endpoint that is rate limited, down, or
+        answering a web page (maintenance, a hibernating instance) is a retryable error."""
+        body = response_json(response)
+        status = response.status_code
+        if status == 429 or status >= 500 or (status == 200 and not isinstance(body, dict)):
+            raise ConnectorRetryableError(
+                f"{self.where}: the OAuth token endpoint is not answering "
+                f"(HTTP {status}{', not JSON' if status == 200 else ''}); will retry",
+                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+            )
+        if status != 200 or not isinstance(body, dict) or "access_token" not in body:
+            return None
+        return body
+
     def scrub(self, error: ConnectorError) -> ConnectorError:
         """``error`` with every configured secret in its message replaced by ``***``."""
         message = error.message
@@ -134,3 +154,45 @@ class PeerTransport:
         if message != error.message:
             return type(error)(message, retry_after=error.retry_after)
         return error
+
+
+def response_json(response: httpx.Response) -> Any:
+    """The answer's JSON, or None when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def body_excerpt(response: httpx.Response) -> str:
+    """The start of an answer's body on one line (for messages about unexpected answers)."""
+    text = response.text.strip().replace("\n", " ")
+    return (text[:200] + "...") if len(text) > 200 else text or f"HTTP {response.status_code}"
+
+
+def secret_text(value: SecretStr | None) -> str:
+    """A secret setting's value where it is sent (``""`` when unset)."""
+    return value.get_secret_value() if value is not None else ""
+
+
+def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or an HTTP date).
+
+    A fractional number of seconds is accepted; a date in the past gives 0. Returns
+    ``None`` when the value is absent or unreadable.
+    """
+    if not value or not value.strip():
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)

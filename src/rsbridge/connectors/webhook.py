@@ -28,7 +28,6 @@ message or a repr, and the URL is shown without user info or query string.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import hashlib
 import json
 import math
@@ -63,6 +62,7 @@ from rsbridge.connectors.jsonl import (
     survey_record,
     ticket_record,
 )
+from rsbridge.connectors.transport import retry_after_seconds
 from rsbridge.errors import (
     ConfigurationError,
     ConnectorAuthError,
@@ -105,29 +105,6 @@ def _parse_url(value: object, setting: str) -> httpx.URL:
     if url.scheme not in ("http", "https") or not url.host:
         raise ConfigurationError(f"{where}: must be an http:// or https:// URL with a host")
     return url
-
-
-def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta-seconds or an HTTP date).
-
-    A fractional number of seconds is accepted; a date in the past gives 0. Returns
-    ``None`` when the value is absent or unreadable.
-    """
-    if not value or not value.strip():
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
 
 
 def idempotency_header(key: str) -> str:

@@ -34,8 +34,13 @@ from urllib.parse import quote, urlencode
 import httpx
 from pydantic import SecretStr
 
-from rsbridge.connectors.transport import PeerTransport
-from rsbridge.connectors.webhook import retry_after_seconds
+from rsbridge.connectors.transport import (
+    PeerTransport,
+    body_excerpt,
+    response_json,
+    retry_after_seconds,
+    secret_text,
+)
 from rsbridge.errors import (
     ConnectorAuthError,
     ConnectorError,
@@ -169,14 +174,14 @@ class SalesforceClient:
             form: dict[str, str] = {"client_id": creds.client_id}
             if creds.mode == "client_credentials":
                 form.update(
-                    grant_type="client_credentials", client_secret=_secret(creds.client_secret)
+                    grant_type="client_credentials", client_secret=secret_text(creds.client_secret)
                 )
             elif creds.mode == "password":
                 form.update(
                     grant_type="password",
-                    client_secret=_secret(creds.client_secret),
+                    client_secret=secret_text(creds.client_secret),
                     username=creds.username or "",
-                    password=_secret(creds.password) + _secret(creds.security_token),
+                    password=secret_text(creds.password) + secret_text(creds.security_token),
                 )
             else:
                 form = {
@@ -197,7 +202,7 @@ class SalesforceClient:
             "exp": int(time.time()) + _JWT_LIFETIME,
         }
         try:
-            return jwt.encode(claims, _secret(creds.private_key), algorithm="RS256")
+            return jwt.encode(claims, secret_text(creds.private_key), algorithm="RS256")
         except (ValueError, TypeError, jwt.PyJWTError) as exc:
             raise ConnectorAuthError(
                 f"{self.where}: private_key is not a PEM RSA private key ({type(exc).__name__})"
@@ -213,16 +218,12 @@ class SalesforceClient:
                 "Accept": "application/json",
             },
         )
-        body = _json(response)
-        status = response.status_code
-        if status == 429 or status >= 500 or (status == 200 and not isinstance(body, dict)):
-            raise ConnectorRetryableError(
-                f"{self.where}: the OAuth token endpoint is not answering (HTTP {status}); "
-                "will retry",
-                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+        body = self.transport.token_answer(response)
+        if body is None:
+            refusal = ConnectorAuthError(
+                self._refusal(response_json(response), response.status_code)
             )
-        if status != 200 or not isinstance(body, dict) or "access_token" not in body:
-            raise self.transport.scrub(ConnectorAuthError(self._refusal(body, status)))
+            raise self.transport.scrub(refusal)
         instance = str(body.get("instance_url") or "").rstrip("/")
         url = httpx.URL(instance) if instance else None
         if url is None or not (
@@ -303,9 +304,9 @@ class SalesforceClient:
         status = response.status_code
         if 200 <= status < 300:
             return
-        errors = error_array(_json(response))
+        errors = error_array(response_json(response))
         codes = {e.code for e in errors}
-        said = "; ".join(str(e) for e in errors) or _excerpt(response)
+        said = "; ".join(str(e) for e in errors) or body_excerpt(response)
         where = f"{self.where}: {what}"
         retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         error: ConnectorError
@@ -344,7 +345,7 @@ class SalesforceClient:
         )
         records: list[Record] = []
         while True:
-            body = _json(response)
+            body = response_json(response)
             if not isinstance(body, dict) or not isinstance(body.get("records"), list):
                 raise ConnectorPermanentError(f"{self.where}: {what}: answer without records")
             records += [r for r in body["records"] if isinstance(r, dict)]
@@ -367,7 +368,7 @@ class SalesforceClient:
             )
         except TicketNotFoundError:
             return None
-        body = _json(response)
+        body = response_json(response)
         return body if isinstance(body, dict) else None
 
     async def create(self, sobject: str, values: Mapping[str, Any]) -> str:
@@ -400,7 +401,7 @@ class SalesforceClient:
             json_body=dict(values),
             what=f"upsert {sobject}",
         )
-        body = _json(response)
+        body = response_json(response)
         record_id = str(body["id"]) if isinstance(body, dict) and body.get("id") else None
         created = response.status_code == 201 or (
             isinstance(body, dict) and body.get("created") is True
@@ -412,7 +413,7 @@ class SalesforceClient:
         response = await self.request(
             "GET", f"{self.data_path}/sobjects/{sobject}/describe", what=f"describe {sobject}"
         )
-        body = _json(response)
+        body = response_json(response)
         if not isinstance(body, dict):
             raise ConnectorPermanentError(f"{self.where}: describe {sobject}: not an object")
         return body
@@ -442,7 +443,7 @@ class SalesforceClient:
         response = await self.request(
             "POST", f"{self.data_path}/composite", json_body=body, what=what
         )
-        answer = _json(response)
+        answer = response_json(response)
         items = answer.get("compositeResponse") if isinstance(answer, dict) else None
         if not isinstance(items, list):
             raise ConnectorPermanentError(f"{self.where}: {what}: no composite answer")
@@ -517,23 +518,7 @@ def _path_value(value: str) -> str:
 
 
 def _new_id(response: httpx.Response, where: str, sobject: str) -> str:
-    body = _json(response)
+    body = response_json(response)
     if isinstance(body, dict) and body.get("id"):
         return str(body["id"])
     raise ConnectorPermanentError(f"{where}: create {sobject}: the answer has no id")
-
-
-def _secret(value: SecretStr | None) -> str:
-    return value.get_secret_value() if value is not None else ""
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _excerpt(response: httpx.Response) -> str:
-    text = response.text.strip().replace("\n", " ")
-    return (text[:200] + "...") if len(text) > 200 else text or f"HTTP {response.status_code}"

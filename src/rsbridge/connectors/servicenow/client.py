@@ -26,8 +26,13 @@ from urllib.parse import urlencode
 import httpx
 from pydantic import SecretStr
 
-from rsbridge.connectors.transport import PeerTransport
-from rsbridge.connectors.webhook import retry_after_seconds
+from rsbridge.connectors.transport import (
+    PeerTransport,
+    body_excerpt,
+    response_json,
+    retry_after_seconds,
+    secret_text,
+)
 from rsbridge.errors import (
     ConnectorAuthError,
     ConnectorError,
@@ -99,7 +104,7 @@ class ServiceNowClient:
     async def _auth_header(self) -> dict[str, str]:
         creds = self.credentials
         if creds.mode == "basic":
-            raw = f"{creds.username or ''}:{_secret(creds.password)}".encode()
+            raw = f"{creds.username or ''}:{secret_text(creds.password)}".encode()
             return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
         if self._token is None or time.monotonic() > self._expires - _TOKEN_MARGIN:
             await self._login(force=False)
@@ -120,7 +125,7 @@ class ServiceNowClient:
             creds = self.credentials
             form: dict[str, str] = {
                 "client_id": creds.client_id or "",
-                "client_secret": _secret(creds.client_secret),
+                "client_secret": secret_text(creds.client_secret),
             }
             if self._refresh is not None:
                 try:
@@ -134,7 +139,7 @@ class ServiceNowClient:
                 form.update(
                     grant_type="password",
                     username=creds.username or "",
-                    password=_secret(creds.password),
+                    password=secret_text(creds.password),
                 )
             else:
                 form["grant_type"] = "client_credentials"
@@ -151,19 +156,12 @@ class ServiceNowClient:
                 "Accept": "application/json",
             },
         )
-        body = _json(response)
-        status = response.status_code
-        if status == 429 or status >= 500 or (status == 200 and not isinstance(body, dict)):
-            # Maintenance, rate limits, a hibernation page: passing, not a refusal.
-            raise ConnectorRetryableError(
-                f"ServiceNow {self.host}: the OAuth token endpoint is not answering "
-                f"(HTTP {status}{', not JSON' if status == 200 else ''}); will retry",
-                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
-            )
-        if status != 200 or not isinstance(body, dict) or "access_token" not in body:
+        body = self.transport.token_answer(response)
+        if body is None:
+            body_json = response_json(response)
             detail = ""
-            if isinstance(body, dict):
-                detail = str(body.get("error_description") or body.get("error") or "")
+            if isinstance(body_json, dict):
+                detail = str(body_json.get("error_description") or body_json.get("error") or "")
             raise self._scrub(
                 ConnectorAuthError(
                     f"ServiceNow {self.host}: the OAuth token request was refused "
@@ -401,7 +399,7 @@ class ServiceNowClient:
             },
             what=what,
         )
-        body = _json(response)
+        body = response_json(response)
         served = body.get("serviced_requests") if isinstance(body, dict) else None
         if not isinstance(served, list):
             raise ConnectorPermanentError(f"ServiceNow {self.host}: {what}: no batch answer")
@@ -427,26 +425,15 @@ class ServiceNowClient:
         return [by_id[r.id] for r in requests]
 
 
-def _secret(value: SecretStr | None) -> str:
-    return value.get_secret_value() if value is not None else ""
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
 def _result_list(response: httpx.Response) -> list[Record] | None:
     """The records of a list answer (``{"result": [...]}``), or None if it is not one."""
-    body = _json(response)
+    body = response_json(response)
     result = body.get("result") if isinstance(body, dict) else None
     return [r for r in result if isinstance(r, dict)] if isinstance(result, list) else None
 
 
 def _result(response: httpx.Response) -> Record:
-    body = _json(response)
+    body = response_json(response)
     result = body.get("result") if isinstance(body, dict) else None
     if isinstance(result, list):  # one record per write, but be lenient on reads
         result = result[0] if result else None
@@ -460,11 +447,10 @@ def _result(response: httpx.Response) -> Record:
 
 def _envelope(response: httpx.Response) -> str:
     """The error envelope's message and detail, or an excerpt of the body."""
-    body = _json(response)
+    body = response_json(response)
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         error = body["error"]
         message = str(error.get("message") or "").strip()
         detail = str(error.get("detail") or "").strip()
         return f"{message}: {detail}" if detail and detail != message else message or "error"
-    text = response.text.strip().replace("\n", " ")
-    return (text[:200] + "...") if len(text) > 200 else text or f"HTTP {response.status_code}"
+    return body_excerpt(response)
