@@ -16,7 +16,7 @@ import secrets
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -213,6 +213,59 @@ async def end_twice(url: str, state: SimApplianceState, sessions: list[SupportSe
                 emitter.enqueue(event)
         await emitter.run_until_idle()
     return recipient.sent
+
+
+@dataclasses.dataclass
+class Story:
+    """What :func:`tell` did: the sessions that ended, the forged one, the final counts."""
+
+    sessions: list[DemoSession]
+    forged: SupportSession
+    counts: dict[str, int]
+
+
+async def tell(
+    url: str,
+    engine: Engine,
+    http: httpx.AsyncClient,
+    state: SimApplianceState,
+    generator: SessionGenerator,
+    *,
+    integration: str,
+    tickets: Sequence[str],
+    attribute: str,
+    noun: str,
+    forged_target: str,
+    count: int,
+    console: Console,
+) -> Story:
+    """The story every target tells: ``count`` sessions (every third one created on join,
+    the others keyed from ``tickets`` in turn), a customer's forged start URL naming
+    ``forged_target`` in ``attribute``, every outbound event sent twice, the engine idle."""
+    finished: list[DemoSession] = []
+    for n in range(count):
+        if n % 3 == 2:
+            made = await auto_created_session(
+                url, engine, state, generator, attribute=attribute, noun=noun, console=console
+            )
+        else:
+            ticket = tickets[(n - n // 3) % len(tickets)]
+            made = await keyed_session(
+                url, http, state, generator, integration=integration, ticket=ticket, console=console
+            )
+        finished.append(made)
+    forged = forged_session(state, generator, attribute=attribute, target=forged_target)
+    sent = await end_twice(url, state, [*(item.session for item in finished), forged])
+    console.print(
+        f"{len(finished)} sessions ended; {sent} outbound events (each sent twice) "
+        "acknowledged by the intake"
+    )
+    counts = await engine.wait_idle()
+    console.print(
+        f"session {forged.lsid[:8]} was started from a URL whose customer set "
+        f"{attribute}={forged_target} (unsigned): refused, the session got its own {noun}"
+    )
+    return Story(finished, forged, counts)
 
 
 def file_counts(lines: list[dict[str, Any]]) -> Counter[tuple[Any, Any]]:

@@ -38,13 +38,10 @@ from rsbridge.connectors.salesforce.schema import Schema
 from rsbridge.demo import (
     DemoSession,
     Stage,
-    auto_created_session,
     describe,
-    end_twice,
     file_counts,
-    forged_session,
-    keyed_session,
     stage,
+    tell,
     webhook_counts,
 )
 from rsbridge.engine.runtime import Engine
@@ -148,7 +145,6 @@ async def _run(
 ) -> DemoResult:
     state = peers.appliance
     generator = SessionGenerator(seed)
-    finished: list[DemoSession] = []
     async with (
         Engine(config) as engine,
         serving(engine.asgi_app()) as url,
@@ -161,41 +157,21 @@ async def _run(
             json={"integration": INTEGRATION, "ticket": closed, "user": "jsmith"},
         )
         console.print(f"session key for closed Case {closed}: {refused.json()['message']}")
-        for n in range(count):
-            if n % 3 == 2:
-                made = await auto_created_session(
-                    url,
-                    engine,
-                    state,
-                    generator,
-                    attribute=KEY_ATTRIBUTE,
-                    noun="Case",
-                    console=console,
-                )
-            else:
-                case = demo.ids[OPEN_CASES[(n - n // 3) % len(OPEN_CASES)]]
-                made = await keyed_session(
-                    url,
-                    http,
-                    state,
-                    generator,
-                    integration=INTEGRATION,
-                    ticket=case,
-                    console=console,
-                )
-            finished.append(made)
-        target = demo.ids[FORGED_TARGET]
-        forged = forged_session(state, generator, attribute=KEY_ATTRIBUTE, target=target)
-        sent = await end_twice(url, state, [*(item.session for item in finished), forged])
-        console.print(
-            f"{len(finished)} sessions ended; {sent} outbound events (each sent twice) "
-            "acknowledged by the intake"
+        story = await tell(
+            url,
+            engine,
+            http,
+            state,
+            generator,
+            integration=INTEGRATION,
+            tickets=[demo.ids[name] for name in OPEN_CASES],
+            attribute=KEY_ATTRIBUTE,
+            noun="Case",
+            forged_target=demo.ids[FORGED_TARGET],
+            count=count,
+            console=console,
         )
-        counts = await engine.wait_idle()
-        console.print(
-            f"session {forged.lsid[:8]} was started from a URL whose customer set "
-            f"{KEY_ATTRIBUTE}={target} (unsigned): refused, it got a Case of its own"
-        )
+    finished, forged, counts = story.sessions, story.forged, story.counts
     result = DemoResult(
         finished,
         org,

@@ -37,13 +37,10 @@ from rsbridge.connectors.servicenow.schema import Schema, unload_xml
 from rsbridge.demo import (
     DemoSession,
     Stage,
-    auto_created_session,
     describe,
-    end_twice,
     file_counts,
-    forged_session,
-    keyed_session,
     stage,
+    tell,
     webhook_counts,
 )
 from rsbridge.engine.runtime import Engine
@@ -130,7 +127,6 @@ async def _run(
 ) -> DemoResult:
     state = peers.appliance
     generator = SessionGenerator(seed)
-    finished: list[DemoSession] = []
     async with (
         Engine(config) as engine,
         serving(engine.asgi_app()) as url,
@@ -143,44 +139,22 @@ async def _run(
             json={"integration": "servicenow", "ticket": CLOSED_INCIDENT, "user": "jsmith"},
         )
         console.print(f"session key for closed {CLOSED_INCIDENT}: {refused.json()['message']}")
-        for n in range(count):
-            if n % 3 == 2:
-                finished.append(
-                    await auto_created_session(
-                        url,
-                        engine,
-                        state,
-                        generator,
-                        attribute=TASK_ATTRIBUTE,
-                        noun="incident",
-                        console=console,
-                    )
-                )
-            else:
-                incident = OPEN_INCIDENTS[(n - n // 3) % len(OPEN_INCIDENTS)]
-                finished.append(
-                    await keyed_session(
-                        url,
-                        http,
-                        state,
-                        generator,
-                        integration="servicenow",
-                        ticket=incident,
-                        console=console,
-                    )
-                )
-        forged = forged_session(state, generator, attribute=TASK_ATTRIBUTE, target=FORGED_TARGET)
-        sent = await end_twice(url, state, [*(item.session for item in finished), forged])
-        console.print(
-            f"{len(finished)} sessions ended; {sent} outbound events (each sent "
-            "twice) acknowledged by the intake"
+        story = await tell(
+            url,
+            engine,
+            http,
+            state,
+            generator,
+            integration="servicenow",
+            tickets=OPEN_INCIDENTS,
+            attribute=TASK_ATTRIBUTE,
+            noun="incident",
+            forged_target=FORGED_TARGET,
+            count=count,
+            console=console,
         )
-        counts = await engine.wait_idle()
         calls = engine.worker.appliance_calls if engine.worker else 0
-        console.print(
-            f"session {forged.lsid[:8]} was started from a URL whose customer set "
-            f"{TASK_ATTRIBUTE}={FORGED_TARGET} (unsigned): refused, it got an incident of its own"
-        )
+    finished, forged, counts = story.sessions, story.forged, story.counts
     result = DemoResult(
         finished,
         snow,
