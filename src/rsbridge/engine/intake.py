@@ -215,13 +215,19 @@ class Intake:
         peer: str | None,
         forwarded_for: str | None = None,
         query_token: str | None = None,
+        screened: bool = False,
     ) -> IntakeResult:
-        """Handle one delivery; see the module docstring for the answers."""
-        refused = self.screen(
-            appliance_id, peer=peer, forwarded_for=forwarded_for, query_token=query_token
-        )
-        if refused is not None:
-            return refused
+        """Handle one delivery; see the module docstring for the answers.
+
+        ``screened``: the caller already had :meth:`screen` pass the same sender (the web
+        app does, before reading the body), so it is not checked twice.
+        """
+        if not screened:
+            refused = self.screen(
+                appliance_id, peer=peer, forwarded_for=forwarded_for, query_token=query_token
+            )
+            if refused is not None:
+                return refused
         appliance = self.config.appliance(appliance_id)
         assert appliance is not None  # screen() refused an unknown one
         source = client_address(peer, forwarded_for, self.config.engine.trusted_proxies)

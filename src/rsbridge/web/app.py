@@ -99,7 +99,7 @@ def create_app(
             body = await _read_body(request, limit)
         except _TooLargeError:
             return PlainTextResponse(f"event body over the {limit}-byte limit", status_code=413)
-        result = await intake.receive(appliance_id, body, **sender)
+        result = await intake.receive(appliance_id, body, **sender, screened=True)
         return PlainTextResponse(result.message, status_code=result.status)
 
     async def ers_post(request: Request) -> Response:
