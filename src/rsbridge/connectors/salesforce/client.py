@@ -464,15 +464,18 @@ class SalesforceClient:
 
 
 def error_array(body: Any) -> list[SalesforceError]:
-    """Salesforce's error array (``[{"message", "errorCode", "fields"}]``) as errors."""
+    """Salesforce's error array (``[{"message", "errorCode", "fields"}]``, or the
+    ``statusCode`` form of sObject Collections results) as errors."""
     items = body if isinstance(body, list) else [body] if isinstance(body, dict) else []
     found = []
     for item in items:
-        if isinstance(item, dict) and (item.get("errorCode") or item.get("message")):
+        # sObject Collections name the code statusCode; everything else errorCode.
+        code = item.get("errorCode") or item.get("statusCode") if isinstance(item, dict) else None
+        if isinstance(item, dict) and (code or item.get("message")):
             fields = item.get("fields")
             found.append(
                 SalesforceError(
-                    str(item.get("errorCode") or "UNKNOWN_ERROR"),
+                    str(code or "UNKNOWN_ERROR"),
                     str(item.get("message") or "").strip(),
                     tuple(str(f) for f in fields) if isinstance(fields, list) else (),
                 )

@@ -32,6 +32,7 @@ from rsbridge.connectors.salesforce.client import (
     SalesforceClient,
     SalesforceError,
     SubRequest,
+    error_array,
     soql_like_prefix,
     soql_quote,
 )
@@ -548,20 +549,10 @@ def _primary_user(session: SupportSession, users: Mapping[str, str]) -> str | No
 
 
 def _collection_errors(item: Any) -> list[SalesforceError]:
+    """The errors of one sObject Collections result (none when it succeeded)."""
     if not isinstance(item, dict) or item.get("success") is not False:
         return []
-    found = []
-    for error in item.get("errors") or []:
-        if isinstance(error, dict):
-            fields = error.get("fields")
-            found.append(
-                SalesforceError(
-                    str(error.get("statusCode") or error.get("errorCode") or "UNKNOWN_ERROR"),
-                    str(error.get("message") or "").strip(),
-                    tuple(str(f) for f in fields) if isinstance(fields, list) else (),
-                )
-            )
-    return found
+    return error_array(item.get("errors"))
 
 
 def _survey_index(key: str) -> int:
