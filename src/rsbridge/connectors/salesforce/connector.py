@@ -1,7 +1,7 @@
 """The Salesforce connector: sessions as records related to Cases, comments, actions.
 
 * Tickets are Cases: found by 15- or 18-character id (key prefix ``500``) or by
-  ``CaseNumber``; created (auto-create) by upsert on ``RS_Import_Key__c`` so a repeated
+  ``CaseNumber``; created (auto-create) with ``RS_Import_Key__c`` (found first) so a repeated
   creation names the same Case. Closed means ``IsClosed``.
 * A session becomes records (:mod:`~rsbridge.connectors.salesforce.records`) and Case
   comments or Chatter posts, in two API calls (:mod:`~rsbridge.connectors.salesforce.imports`).
@@ -46,8 +46,6 @@ _ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 _CASE_NUMBER = re.compile(r"\d{1,30}")
 _CASE_PREFIX = "500"
 _USER_PREFIX = "005"
-CASE_KEY_FIELD = "RS_Import_Key__c"
-"""The Case field auto-create upserts by (created by ``rsbridge salesforce package``)."""
 _CASE_FIELDS = "Id, CaseNumber, Status, IsClosed, OwnerId, Subject, Contact.Name, Contact.Email"
 _NEEDS = {
     "client_credentials": ("client_secret",),
@@ -177,14 +175,16 @@ class SalesforceConnector(Connector):
         """A Case for the session, once per ``key``: found by ``RS_Import_Key__c``, else
         inserted with it (a Case an agent has changed since is not written again)."""
         case_key = import_key(key, "case")
-        lookup = f"SELECT Id, CaseNumber FROM Case WHERE {CASE_KEY_FIELD} = {soql_quote(case_key)}"
+        # The Case field the package adds (``case.key``, RS_Import_Key__c unless renamed).
+        key_field = self.schema.field("case", KEY_FIELD)
+        lookup = f"SELECT Id, CaseNumber FROM Case WHERE {key_field} = {soql_quote(case_key)}"
         found = await self.client.query(lookup, what="find the created Case")
         if not found:
             values: dict[str, Any] = {
                 "Subject": _subject(session),
                 "Origin": "Remote Support",
                 **fields,
-                CASE_KEY_FIELD: case_key,
+                key_field: case_key,
             }
             try:
                 await self.client.create("Case", values)
@@ -293,4 +293,4 @@ def _subject(session: SupportSession) -> str:
     return f"Remote Support session with {who}"[:255]
 
 
-__all__ = ["KEY_FIELD", "SalesforceConnector"]
+__all__ = ["SalesforceConnector"]
