@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -294,8 +295,10 @@ async def test_work_info_lost_record_is_found_by_its_marker(ar: Server, make: Fa
         await connector.write_session_report(ticket, _delivery())
     ar.state.filters.clear()
     await connector.write_session_report(ticket, _delivery())
-    assert len([w for w in ar.work_logs(ticket.id) if "rsb-" in (w["Description"] or "")]) == 1
-    assert ar.entries("RSB:Session")[0]["Import State"] == 1
+    [log] = [w for w in ar.work_logs(ticket.id) if "rsb-" in (w["Description"] or "")]
+    [header] = ar.entries("RSB:Session")
+    assert header["Import State"] == 1
+    assert header["Work Log IDs"] == log["Work Log ID"], "the replay records the found entry"
 
 
 async def test_storage_options_and_work_info_settings(ar: Server, make: Factory) -> None:
@@ -318,6 +321,8 @@ async def test_storage_options_and_work_info_settings(ar: Server, make: Factory)
     assert log["Work Log Type"] == 3000 and log["Communication Source"] == 4000
     assert log["View Access"] == 1 and log["Secure Work Log"] == 0  # Public, Yes
     assert log["z2AF Work Log01"]["name"].endswith(".html")
+    stored = ar.state.stores["HPD:WorkLog"][log["Work Log ID"]].files[1000000351]
+    assert stored == b"<p>full</p>" and log["z2AF Work Log01"]["sizeBytes"] == len(stored)
     assert len(ar.entries("RSB:Session")) == 1  # only the sessions-only import's
     # A customer-chosen (untrusted) ticket never gets public work info.
     untrusted = dataclasses.replace(_delivery("c"), association=Association("external_key"))
@@ -338,11 +343,15 @@ async def test_long_text_is_split_without_loss(ar: Server, make: Factory) -> Non
     await connector.write_session_report(ticket, delivery)
     logs = sorted(
         (w for w in ar.work_logs(ticket.id) if "rsb-" in (w["Description"] or "")),
-        key=lambda w: w["Description"],
+        key=lambda w: int(w["Description"].rsplit("-", 1)[1]),  # the part's marker index
     )
-    assert len(logs) == -(-len(chat) // (DETAIL_CHARS - 40))
-    joined = "".join(w["Detailed Description"].rsplit(" (part", 1)[0] for w in logs)
-    assert joined == chat
+    assert len(logs) == -(-len(chat) // (DETAIL_CHARS - 40)) > 1
+    parts = [
+        re.fullmatch(r"(.*) \(part (\d+) of (\d+)\)", w["Detailed Description"], re.S) for w in logs
+    ]
+    assert all(p is not None for p in parts)
+    assert [int(p[2]) for p in parts if p] == list(range(1, len(logs) + 1))
+    assert "".join(p[1] for p in parts if p) == chat
     assert all(len(w["Description"]) <= 100 for w in logs)
 
 
@@ -506,3 +515,127 @@ def test_sessions_shorter_than_a_second_have_a_duration() -> None:
         ticket_form=None, details="", association="", state="Importing",
     )  # fmt: skip
     assert row.values["Duration"] == 0
+
+
+# --- review: concurrency, trust, service requests, classification -----------------------
+
+
+async def test_one_process_imports_a_session_once_even_with_a_slow_server(
+    ar: Server, make: Factory
+) -> None:
+    ar.state.latency = 0.01
+    connector = make()
+    ticket = await connector.find_ticket(ar.demo.ids["printer"])
+    await asyncio.gather(*(connector.write_session_report(ticket, _delivery()) for _ in range(4)))
+    assert len(ar.entries("RSB:Session")) == 1
+    participants = ar.entries("RSB:Session Participant")
+    assert len({p["Row Key"] for p in participants}) == len(participants)
+    assert len([w for w in ar.work_logs(ticket.id) if "rsb-" in (w["Description"] or "")]) == 1
+
+
+async def test_two_processes_racing_leave_one_entry_and_the_loser_retries(
+    ar: Server, make: Factory
+) -> None:
+    # Two connectors stand in for two nodes (a lease that expired under a slow worker).
+    ar.state.latency = 0.01
+    first, second = make(), make()
+    ticket = await first.find_ticket(ar.demo.ids["printer"])
+    results = await asyncio.gather(
+        first.write_session_report(ticket, _delivery()),
+        second.write_session_report(ticket, _delivery()),
+        return_exceptions=True,
+    )
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert all(isinstance(e, ConnectorRetryableError) and "ARERR 382" in str(e) for e in errors)
+    for _ in errors:  # the job's retry
+        await second.write_session_report(ticket, _delivery())
+    assert len(ar.entries("RSB:Session")) == 1
+    participants = ar.entries("RSB:Session Participant")
+    session = sample_session()
+    assert len(participants) == len(session.representatives) + len(session.customers)
+    assert ar.entries("RSB:Session")[0]["Import State"] == 1
+
+
+async def test_concurrent_creations_with_one_key_make_one_incident(
+    ar: Server, make: Factory
+) -> None:
+    ar.state.latency = 0.01
+    connector = make()
+    session = sample_session()
+    made = await asyncio.gather(
+        *(connector.create_ticket(session, {}, key="same") for _ in range(3))
+    )
+    assert len({t.id for t in made}) == 1
+    marker = f"rsbridge-ref-{row_key('same', 'incident')[:24]}"
+    assert sum(marker in (i["Detailed Decription"] or "") for i in ar.entries("HPD:Help Desk")) == 1
+
+
+def test_created_incidents_are_trusted_only_with_a_pinned_customer() -> None:
+    base = {"server_url": "https://r.example.com", "username": "u", "password": "p"}
+    typed = RemedyConnector(RemedyConnector.validate_settings(base))
+    assert typed.created_tickets_trusted() is False
+    pinned = RemedyConnector(
+        RemedyConnector.validate_settings(
+            {**base, "create_fields": ["First_Name=Remote", "Last_Name=Support"]}
+        )
+    )
+    assert pinned.created_tickets_trusted() is True
+
+
+async def test_rep_surveys_and_notes_stay_internal_with_public_work_info(
+    ar: Server, make: Factory
+) -> None:
+    connector = make(work_info_public=True)
+    ticket = await connector.find_ticket(ar.demo.ids["printer"])
+    rep = dataclasses.replace(survey_delivery("s-rep", kind="rep"), association=TRUSTED)
+    customer = dataclasses.replace(
+        survey_delivery("s-customer", kind="customer"), association=TRUSTED
+    )
+    await connector.write_survey(ticket, rep)
+    await connector.write_survey(ticket, customer)
+    await connector.write_note(ticket, NoteDelivery("n-1", "a note"))
+    access = {
+        w["Description"].split(" rsb-")[0]: w["View Access"]
+        for w in ar.work_logs(ticket.id)
+        if "rsb-" in (w["Description"] or "")
+    }
+    assert access["BeyondTrust representative survey " + sample_session().lsid] == 0
+    assert access["BeyondTrust customer survey " + sample_session().lsid] == 1
+    assert access["rsbridge note"] == 0
+
+
+async def test_service_requests_say_what_was_skipped(ar: Server, make: Factory) -> None:
+    connector = make(storage="work_info")
+    request = await connector.find_ticket(ar.demo.ids["request"])
+    note = await connector.write_note(request, NoteDelivery("n-req", "a note"))
+    assert "no work info form" in note.detail["skipped"]
+    result = await connector.write_session_report(request, _delivery("req"))
+    assert "no work info form" in result.detail["skipped"]
+
+
+async def test_an_html_login_page_is_named(ar: Server, make: Factory) -> None:
+    ar.state.html_next(1, status=403)
+    with pytest.raises(ConnectorPermanentError, match="HTML page") as caught:
+        await make().find_ticket(ar.demo.ids["printer"])
+    assert not isinstance(caught.value, (ConnectorRetryableError, ConnectorAuthError))
+
+
+async def test_refusals_sent_with_http_500_are_permanent_and_bare_404s_are_not_not_found(
+    ar: Server, make: Factory
+) -> None:
+    connector = make()
+    number = ar.demo.ids["printer"]
+    await connector.find_ticket(number)
+    ar.state.fail_next(1, status=500, number=326, text="Required field cannot be blank.")
+    with pytest.raises(ConnectorPermanentError, match="ARERR 326") as refused:
+        await connector.find_ticket(number)
+    assert not isinstance(refused.value, ConnectorRetryableError)
+    ar.state.fail_next(1, status=500, number=8760, text="Internal error")
+    with pytest.raises(ConnectorRetryableError):
+        await connector.find_ticket(number)
+    from rsbridge.connectors.remedy.client import RemedyClient
+
+    client: RemedyClient = connector.client
+    with pytest.raises(ConnectorPermanentError) as bare:
+        await client.request("GET", "/not/the/api", what="probe")
+    assert not isinstance(bare.value, TicketNotFoundError)

@@ -53,6 +53,10 @@ from rsbridge.errors import (
 
 Values = dict[str, Any]
 
+ANY_ENTRY = "'1' != $NULL$"
+"""A qualification every entry meets (field 1, the entry id, is never empty): servers
+that refuse unqualified searches accept it."""
+
 API = "/api/arsys/v1"
 PAGE_SIZE = 100
 """Entries asked for per search page (AR's default page limit)."""
@@ -64,9 +68,18 @@ NO_ENTRY = 302
 NO_FORM = 303
 NO_FIELD = 314
 REQUIRED = 326
+DUPLICATE = 382
 AUTH_FAILED = 623
+_PERMANENT_NUMBERS = frozenset({101, 306, NO_FIELD, REQUIRED, 1587, 8931})
+"""Refusals of the request itself: too long an id, a bad value, an unknown field, a
+required field left empty, a bad qualification, a body AR cannot read."""
 _RETRYABLE_NUMBERS = frozenset({90, 91, 92, 93, 94})
 """Cannot reach the AR server / server busy or timed out behind the REST layer (inferred)."""
+
+
+class DuplicateEntryError(ConnectorRetryableError):
+    """A save repeated the values of a unique index (ARERR 382): another writer saved the
+    same key first; a retry finds its entry."""
 
 
 class FormMissingError(ConnectorPermanentError):
@@ -290,24 +303,42 @@ class RemedyClient:
                 if status >= 500 or status in (200, 429)
                 else ConnectorPermanentError(page)
             )
-        elif numbers & _RETRYABLE_NUMBERS or status >= 500 or status in (408, 429):
+        elif numbers & _RETRYABLE_NUMBERS:
             error = ConnectorRetryableError(
                 f"{where}: HTTP {status} ({said})", retry_after=retry_after
             )
-        elif status == 401:
+        elif status == 401 or AUTH_FAILED in numbers:
             error = ConnectorAuthError(
                 f"{where}: not authenticated after a fresh login ({said}); check the user"
+            )
+        elif DUPLICATE in numbers:
+            error = DuplicateEntryError(
+                f"{where}: another writer saved the same key first ({said}); will retry",
+                retry_after=retry_after,
             )
         elif NO_FORM in numbers:
             error = FormMissingError(
                 f"{where}: a form is missing ({said}); import the session forms "
                 "(`rsbridge remedy forms`) and check the form settings"
             )
-        elif NO_ENTRY in numbers or status == 404:
+        elif NO_ENTRY in numbers:
             error = TicketNotFoundError(f"{where}: not found ({said})")
         elif NO_FIELD in numbers:
             error = ConnectorPermanentError(
                 f"{where}: a field is missing ({said}); `rsbridge check` lists every missing field"
+            )
+        elif numbers & _PERMANENT_NUMBERS or (messages and 400 <= status < 500 and status != 429):
+            # AR refused the values (a required field, a bad value, a filter): sent with
+            # HTTP 400 or, by some servers, 500; repeating the call cannot change that.
+            error = ConnectorPermanentError(f"{where}: refused with HTTP {status} ({said})")
+        elif status >= 500 or status in (408, 429):
+            error = ConnectorRetryableError(
+                f"{where}: HTTP {status} ({said})", retry_after=retry_after
+            )
+        elif status == 404:
+            error = ConnectorPermanentError(
+                f"{where}: HTTP 404 without an AR message ({said}); check that server_url is "
+                "the AR server's REST endpoint"
             )
         elif status == 403:
             error = ConnectorPermanentError(
@@ -397,22 +428,43 @@ class RemedyClient:
     ) -> str:
         """Create an entry; its id from the ``Location`` header (empty for a join form,
         which answers 204 without one)."""
+        entry_id, _values = await self.create_returning(form, values, (), files=files, what=what)
+        return entry_id
+
+    async def create_returning(
+        self,
+        form: str,
+        values: Mapping[str, Any],
+        returning: Sequence[str],
+        *,
+        files: Sequence[Attachment] = (),
+        what: str = "create",
+    ) -> tuple[str, Values]:
+        """Create an entry and read ``returning`` fields of it in the same call
+        (``?fields=values(...)``, as BMC's create example does): its id and those values."""
+        params = {"fields": f"values({','.join(returning)})"} if returning else None
         body = {"values": dict(values)}
         if files:
             content, content_type = multipart(body, files)
             response = await self.request(
                 "POST",
                 self.entry_path(form),
+                params=params,
                 content=content,
                 content_type=content_type,
                 what=what,
             )
         else:
-            response = await self.request("POST", self.entry_path(form), json_body=body, what=what)
+            response = await self.request(
+                "POST", self.entry_path(form), params=params, json_body=body, what=what
+            )
+        answer = response_json(response) if returning else None
+        got = answer.get("values") if isinstance(answer, dict) else None
         location = response.headers.get("Location", "")
-        if response.status_code == 204 or not location:
-            return ""
-        return unquote(location.rstrip("/").rsplit("/", 1)[-1])
+        entry_id = unquote(location.rstrip("/").rsplit("/", 1)[-1]) if location else ""
+        return ("" if response.status_code == 204 else entry_id), (
+            got if isinstance(got, dict) else {}
+        )
 
     async def update(
         self, form: str, entry_id: str, values: Mapping[str, Any], *, what: str = "update"
@@ -430,7 +482,7 @@ class RemedyClient:
         missing: list[str] = []
         while wanted:
             try:
-                await self.search(form, "", wanted, limit=1, what=f"read {form}")
+                await self.search(form, ANY_ENTRY, wanted, limit=1, what=f"read {form}")
                 return missing
             except ConnectorPermanentError as exc:
                 named = _missing_field(exc.message, wanted)

@@ -16,7 +16,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -39,7 +41,13 @@ from rsbridge.connectors.base import (
     TicketContext,
     WriteResult,
 )
-from rsbridge.connectors.remedy.client import FormMissingError, RemedyClient, equals, field_ref
+from rsbridge.connectors.remedy.client import (
+    ANY_ENTRY,
+    FormMissingError,
+    RemedyClient,
+    equals,
+    field_ref,
+)
 from rsbridge.connectors.remedy.forms import SESSION_FORMS
 from rsbridge.connectors.remedy.imports import WORK_LOGS, Importer
 from rsbridge.connectors.remedy.records import row_key, session_key
@@ -48,6 +56,8 @@ from rsbridge.connectors.transport import peer_client
 from rsbridge.errors import ConnectorPermanentError, TicketNotFoundError
 
 _NUMBER = re.compile(r"([A-Za-z]{3})(\d{1,12})")
+INCIDENT_NUMBER_ID = 1000000161
+"""The ITSM field id of Incident Number (the Mid-Tier link searches by it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +79,11 @@ TICKET_FORMS = {
     "request": TicketForm("SRM:Request", "Request Number", ("Status", "First Name", "Last Name")),
 }
 CREATE_FORM = "HPD:IncidentInterface_Create"
-DETAIL_FIELD = "Detailed Decription"  # sic: the ITSM incident field's real name
+# sic: the ITSM incident field's real name, with an underscore on the create form
+# (demisto's create_incident_request) and a space on the interface form (get_incident.json).
+CREATE_DETAIL_FIELD = "Detailed_Decription"
+DETAIL_FIELD = "Detailed Decription"
+CREATE_NAME_FIELDS = ("First_Name", "Last_Name")
 
 
 class RemedyConnector(Connector):
@@ -97,6 +111,9 @@ class RemedyConnector(Connector):
             auth_string=c.auth_string or None,
         )
         self.importer = Importer(self.client, self.options)
+        self._creating: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         self.midtier_url = str(c.midtier_url or c.server_url).rstrip("/")
         self.ar_server = str(c.ar_server or httpx.URL(self.client.server_url).host)
 
@@ -108,26 +125,46 @@ class RemedyConnector(Connector):
     # --- check ---------------------------------------------------------------------------
 
     async def check(self) -> CheckResult:
-        """Log in, read an incident, and check every form and field the import writes."""
+        """Log in, read an incident, and check every form and field the connector reads or
+        writes: the session forms, the work info forms of the configured ticket kinds, the
+        incident forms (actions and auto-create) and the CMDB computer form (Jump)."""
         await self.client.search(
             TICKET_FORMS["incident"].form,
-            "",
+            ANY_ENTRY,
             ("Incident Number",),
             limit=1,
             what="read an incident",
         )
         problems: list[str] = []
         wanted: dict[str, list[str]] = {}
-        if self.options.sessions:
-            for form in SESSION_FORMS:
-                wanted[form.name] = [f.name for f in form.fields]
-        if self.options.work_info:
-            for log in WORK_LOGS.values():
-                fields = [log.parent, "Work Log Type", "Description", "Detailed Description"]
-                fields += ["View Access", "Secure Work Log"]
-                if self.options.source:
+        options = self.options
+        kinds = set(options.prefixes.values())
+        for kind in sorted(kinds):
+            form = TICKET_FORMS[kind]
+            fields = [form.number, *form.context]
+            if kind == "incident":
+                fields += [options.assignee_field, options.ci_field, DETAIL_FIELD, "Submitter"]
+            wanted[form.form] = fields
+        if "incident" in kinds:
+            wanted[CREATE_FORM] = list(
+                dict.fromkeys(
+                    [*CREATE_NAME_FIELDS, "Description", CREATE_DETAIL_FIELD,
+                     *options.create_fields]
+                )
+            )  # fmt: skip
+            wanted[options.computer_form] = ["Name", "HostName"]
+        if options.sessions:
+            for session_form in SESSION_FORMS:
+                wanted[session_form.name] = [f.name for f in session_form.fields]
+        if options.work_info:
+            for kind, log in WORK_LOGS.items():
+                if kind not in kinds:
+                    continue
+                fields = [log.id_field, log.parent, "Work Log Type", "Description"]
+                fields += ["Detailed Description", "View Access", "Secure Work Log"]
+                if options.source:
                     fields.append("Communication Source")
-                if self.options.attach:
+                if options.attach:
                     fields.append("z2AF Work Log01")
                 wanted[log.form] = fields
         for form_name, fields in wanted.items():
@@ -140,8 +177,9 @@ class RemedyConnector(Connector):
         if problems:
             raise ConnectorPermanentError(
                 f"{self.client.where}: {'; '.join(problems)}. Import the session forms "
-                "(`rsbridge remedy forms`, docs/remedy-forms.md) and give the integration user "
-                "access to them"
+                "(`rsbridge remedy forms`, docs/remedy-forms.md), give the integration user "
+                "access to every form named, and check the settings that name ITSM fields "
+                "(assignee_field, ci_field, computer_form, create_fields)"
             )
         return CheckResult(f"AR server {self.client.transport.host}, user {self.client.username}")
 
@@ -173,7 +211,7 @@ class RemedyConnector(Connector):
             f"{self.midtier_url}/arsys/forms/{quote(self.ar_server, safe='')}/"
             f"{quote(base_form, safe='')}/?mode=search&"
             f"qual={quote(equals(form.number, number), safe='')}"
-        )
+        )  # the number is validated (letters and digits): this qualification is rsbridge's
 
     async def _read(
         self, reference: str, source: str, extra: Sequence[str] = ()
@@ -181,9 +219,16 @@ class RemedyConnector(Connector):
         kind, number = self._kind(reference, source)
         form = TICKET_FORMS[kind]
         fields = (form.number, *extra)
-        found = await self.client.search(
-            form.form, equals(form.number, number), fields, limit=1, what=f"find {number}"
-        )
+        try:
+            found = await self.client.search(
+                form.form, equals(form.number, number), fields, limit=1, what=f"find {number}"
+            )
+        except FormMissingError:
+            # A site without this application (no SRM, say): a key naming such a ticket
+            # names nothing here, and the next association source is tried.
+            raise TicketNotFoundError(
+                f"{source} {number}: this AR server has no form {form.form}"
+            ) from None
         if not found:
             raise TicketNotFoundError(f"Remedy has no {kind} {number}")
         return self._ticket(kind, number), found[0]
@@ -198,30 +243,55 @@ class RemedyConnector(Connector):
     ) -> Ticket:
         """An incident for the session, once per ``key``: found by the marker in its
         Detailed Description, else created through HPD:IncidentInterface_Create."""
+        lock = self._creating.get(key)
+        if lock is None:
+            lock = self._creating[key] = asyncio.Lock()
+        # One creation per key at a time in this process (the join job and the auto-create
+        # link may ask together); the marker search finds what an earlier one made.
+        async with lock:
+            return await self._create_incident(session, fields, key)
+
+    async def _create_incident(
+        self, session: SupportSession, fields: Mapping[str, str], key: str
+    ) -> Ticket:
         marker = f"rsbridge-ref-{row_key(key, 'incident')[:24]}"
         form = TICKET_FORMS["incident"]
-        lookup = f'{field_ref(DETAIL_FIELD)} LIKE "%{marker}%"'
+        lookup = (
+            f"{equals('Submitter', self.client.username)} AND "
+            f'{field_ref(DETAIL_FIELD)} LIKE "%{marker}%"'
+        )
         found = await self.client.search(
             form.form, lookup, (form.number,), limit=1, what="find the created incident"
         )
-        if not found:
-            customer = session.primary_customer.name if session.primary_customer else ""
-            first, _, last = (customer or "Remote Support customer").strip().partition(" ")
-            values: dict[str, Any] = {
-                "First_Name": first[:30] or "Remote",
-                "Last_Name": (last or first)[:30] or "Support",
-                "Description": f"Remote Support session with {customer or 'a customer'}"[:100],
-                **self.options.create_fields,
-                **fields,
-                DETAIL_FIELD: _details(session) + f"\n\n({marker})",
-            }
-            await self.client.create(CREATE_FORM, values, what="create an incident")
-            found = await self.client.search(
-                form.form, lookup, (form.number,), limit=1, what="read the created incident"
+        if found:
+            return self._ticket("incident", str(found[0].get(form.number) or ""))
+        customer = session.primary_customer.name if session.primary_customer else ""
+        first, _, last = (customer or "Remote Support customer").strip().partition(" ")
+        values: dict[str, Any] = {
+            "First_Name": first[:30] or "Remote",
+            "Last_Name": (last or first)[:30] or "Support",
+            "Description": f"Remote Support session with {customer or 'a customer'}"[:100],
+            **self.options.create_fields,
+            **fields,
+            CREATE_DETAIL_FIELD: _details(session) + f"\n\n({marker})",
+        }
+        _id, created = await self.client.create_returning(
+            CREATE_FORM, values, (form.number,), what="create an incident"
+        )
+        number = str(created.get(form.number) or "")
+        if not number:
+            raise ConnectorPermanentError(
+                f"{self.client.where}: the created incident's number was not answered"
             )
-        if not found:
-            raise ConnectorPermanentError(f"{self.client.where}: the created incident is not there")
-        return self._ticket("incident", str(found[0].get(form.number) or ""))
+        return self._ticket("incident", number)
+
+    def created_tickets_trusted(self) -> bool:
+        """An incident rsbridge creates names its customer from the name the customer
+        typed (First_Name, Last_Name), unless ``create_fields`` pins both: trusted only
+        then (otherwise a customer could put another person on it, who would receive its
+        public work info)."""
+        pinned = self.options.create_fields
+        return all(pinned.get(name) for name in CREATE_NAME_FIELDS)
 
     # --- writes --------------------------------------------------------------------------
 
@@ -254,8 +324,8 @@ class RemedyConnector(Connector):
 
     async def write_note(self, ticket: Ticket, note: NoteDelivery) -> WriteResult:
         """An internal work info entry, once per ``note.key``."""
-        written = await self.importer.write_note(ticket, note.key, note.text)
-        return WriteResult(row_key(note.key, "note"), {} if written else {"already": "written"})
+        detail = await self.importer.write_note(ticket, note.key, note.text)
+        return WriteResult(row_key(note.key, "note"), detail)
 
     # --- actions -------------------------------------------------------------------------
 
@@ -321,15 +391,14 @@ class RemedyConnector(Connector):
     def custom_links(self, actions_url: str | None) -> list[CustomLink]:
         """The seed's rep-console links: the incident in the Mid-Tier, and Smart IT's
         Smart Recorder creating an incident from the live session."""
-        form = TICKET_FORMS["incident"]
         return [
+            # The key is a field value (F<id>=), not part of a qualification: a customer
+            # who set the external key cannot widen the search the link opens.
             CustomLink(
                 "Remedy incident (Mid-Tier)",
                 f"{self.midtier_url}/arsys/forms/{quote(self.ar_server, safe='')}/"
-                f"{quote('HPD:Help Desk', safe='')}/?mode=search&qual="
-                + quote(f'{field_ref(form.number)} = "', safe="")
-                + "%SESSION.CUSTOM.EXTERNAL_KEY%"
-                + quote('"', safe=""),
+                f"{quote('HPD:Help Desk', safe='')}/?mode=search&F{INCIDENT_NUMBER_ID}="
+                "%SESSION.CUSTOM.EXTERNAL_KEY%",
             ),
             CustomLink(
                 "Create Incident via BMC Smart IT",

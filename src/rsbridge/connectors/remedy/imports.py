@@ -50,6 +50,7 @@ DETAIL_CHARS = 30_000
 """Characters per work info entry's Detailed Description; longer text goes in several
 entries, numbered (nothing is cut)."""
 REPORT_FIELD = "z2AF Work Log01"
+NO_WORK_LOG = "a service request has no work info form rsbridge writes"
 PRIVATE = Association()
 """Notes and representatives' surveys: internal, never public."""
 
@@ -87,6 +88,8 @@ class Importer:
     def __init__(self, client: RemedyClient, options: Options) -> None:
         self.client = client
         self.options = options
+        self.created_work_info = 0
+        """Work info entries this importer created (tests, benchmarks)."""
         # One import of a session at a time in this process (the engine already orders a
         # session's jobs; this guards a survey racing its session's replay).
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -117,11 +120,12 @@ class Importer:
         work = self._work_info(ticket, delivery) if options.work_info else []
         log = WORK_LOGS.get(ticket.kind or "") if ticket is not None else None
         trust = delivery.association
+        skipped = {"skipped": f"work info: {NO_WORK_LOG}"} if work and log is None else {}
         if not options.sessions:
             ids = await self._write_work_info(
                 ticket, log, work, known=None, what=what, association=trust
             )
-            return {"work_info": str(len(ids))}
+            return {"work_info": str(len(ids)), **skipped}
         found = await self.client.search(
             SESSION.name,
             equals(SESSION_KEY, key),
@@ -166,7 +170,7 @@ class Importer:
                 "a regular form (import it with `rsbridge remedy forms`)"
             )
         await self.client.update(SESSION.name, entry_id, done, what=what)
-        return {"entries": str(1 + len(rows)), "work_info": str(len(ids))}
+        return {"entries": str(1 + len(rows)), "work_info": str(len(ids)), **skipped}
 
     async def _written_rows(self, key: str, *, what: str) -> set[str]:
         """Row keys of the children an earlier attempt wrote."""
@@ -261,18 +265,20 @@ class Importer:
         )
         if options.sessions:
             await self.client.create(row.form.name, row.values, what=what)
-        return {"work_info": str(len(ids))}
+        skipped = {"skipped": f"work info: {NO_WORK_LOG}"} if work and log is None else {}
+        return {"work_info": str(len(ids)), **skipped}
 
-    async def write_note(self, ticket: Ticket, key: str, text: str) -> bool:
+    async def write_note(self, ticket: Ticket, key: str, text: str) -> dict[str, str]:
         """An internal work info entry, unless the ticket has it already."""
         log = WORK_LOGS.get(ticket.kind or "")
         if log is None:
-            return False
+            return {"skipped": NO_WORK_LOG}
         work = _entries(row_key(key, "note"), "rsbridge note", text, ())
-        ids = await self._write_work_info(
+        before = self.created_work_info
+        await self._write_work_info(
             ticket, log, work, known=None, what="add a note", association=PRIVATE
         )
-        return bool(ids)
+        return {} if self.created_work_info > before else {"already": "written"}
 
     # --- work info --------------------------------------------------------------------
 
@@ -287,10 +293,12 @@ class Importer:
         association: Association | None = None,
     ) -> list[str]:
         """Create the entries whose marker the ticket lacks; ``known``: markers known to
-        exist (None: search the ticket's work info first). Their ids, in order."""
+        exist (None: search the ticket's work info first). The ids of all of them (found or
+        made), in order."""
         if ticket is None or log is None or not work:
             return []
         number = ticket.number or ticket.id
+        existing: dict[str, str] = {}
         if known is None:
             stem = work[0].marker.rsplit("-", 1)[0]
             found = await self.client.search(
@@ -299,11 +307,17 @@ class Importer:
                 (log.id_field, "Description"),
                 what=what,
             )
-            known = {m for v in found for m in _markers(str(v.get("Description") or ""))}
+            known = set()
+            for entry in found:
+                for marker in _markers(str(entry.get("Description") or "")):
+                    known.add(marker)
+                    existing[marker] = str(entry.get(log.id_field) or "")
         public = self.options.public and (association or PRIVATE).trusted
         ids: list[str] = []
         for item in work:
             if item.marker in known:
+                if existing.get(item.marker):
+                    ids.append(existing[item.marker])
                 continue
             values: dict[str, Any] = {
                 log.parent: number,
@@ -318,6 +332,7 @@ class Importer:
             for file in item.files:
                 values[file.field] = file.filename
             ids.append(await self.client.create(log.form, values, files=item.files, what=what))
+            self.created_work_info += 1
         return ids
 
 

@@ -103,14 +103,14 @@ SETTINGS: Final[Sequence[Setting]] = (
         default=False,
     ),
     Setting("work_info_locked", "bool", '"Lock Log": Secure Work Log Yes.', default=False),
-    Setting("log_chat_transcript", "bool", "A work info entry with the chat.", default=True),
-    Setting("log_session_notes", "bool", "A work info entry with the notes.", default=True),
     Setting(
-        "log_session_end",
+        "log_chat_transcript",
         "bool",
-        "A work info entry noting the session's end (with the report when nothing else).",
+        "Put the chat transcript in the session's work info entry.",
         default=True,
     ),
+    Setting("log_session_notes", "bool", "Put the session notes in it.", default=True),
+    Setting("log_session_end", "bool", "End it with a session-end notice.", default=True),
     Setting("log_surveys", "bool", "A work info entry with each exit survey.", default=True),
     Setting(
         "attach_report",
@@ -162,7 +162,10 @@ SETTINGS: Final[Sequence[Setting]] = (
         "create_fields",
         "list",
         "Auto-create: `<field>=<value>` of HPD:IncidentInterface_Create (static values; "
-        "[association] create_fields overrides them).",
+        "[association] create_fields overrides them). Pin First_Name and Last_Name to a "
+        "People record (a generic customer) for created incidents to count as trusted; "
+        "otherwise the customer's typed name is used and the incident gets internal work "
+        "info only.",
         default=list(DEFAULT_CREATE_FIELDS),
     ),
     Setting(

@@ -67,7 +67,9 @@ def _incident_fields(create: bool) -> list[FieldDef]:
         FieldDef(1000000019, f"First{sep}Name", required=create),
         FieldDef(1000000018, f"Last{sep}Name", required=create),
         FieldDef(1000000000, "Description", required=create),
-        FieldDef(1000000151, "Detailed Decription"),  # sic: the ITSM field's real name
+        # sic: the ITSM field's real name; "Detailed_Decription" on the create form (demisto's
+        # create_incident_request), with a space on the interface form (get_incident.json).
+        FieldDef(1000000151, f"Detailed{sep}Decription"),
         FieldDef(1000000163, "Impact", "selection", create, IMPACT),
         FieldDef(1000000162, "Urgency", "selection", create, URGENCY),
         FieldDef(1000000099, "Service_Type", "selection", create, SERVICE_TYPE),

@@ -178,6 +178,14 @@ class SimRemedyState:
         for rule in self.filters:
             if rule.form in (form.name, form.store) and rule.condition(values):
                 raise ARError(400, rule.number, rule.text, form.name)
+        store = self.forms[form.store]
+        if store.unique and all(values.get(i) is not None for i in store.unique):
+            key = [values.get(i) for i in store.unique]
+            for entry in self.stores[store.name].values():
+                same_entry = entry.values.get(ENTRY_ID) == values.get(ENTRY_ID)
+                if not same_entry and [entry.values.get(i) for i in store.unique] == key:
+                    names = ", ".join(store.by_id[i].name for i in store.unique)
+                    raise errors.duplicate_key(store.name, names)
 
     def next_id(self, form: FormDef) -> str:
         """The next entry id: ``<prefix><12 digits>`` or AR's 15-digit id."""
