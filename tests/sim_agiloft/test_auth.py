@@ -40,6 +40,27 @@ def test_login_takes_credentials_in_the_query_string_too(kb: KB) -> None:
     assert answer.status_code == 200 and "access_token" in answer.json()
 
 
+def test_login_reads_a_plain_text_body_as_documented(kb: KB) -> None:
+    # The help's example posts with "Content-Type: plain/text" and the parameters in the body.
+    answer = kb.http.post(
+        f"{kb.url}/ewws/EWLogin",
+        content="$KB=Demo&$login=rsbridge&$password=rsbridge-sim&$lang=en",
+        headers={"Content-Type": "plain/text"},
+    )
+    assert answer.status_code == 200 and answer.json()["expires_in"] == 15
+
+
+def test_the_scheme_as_answered_joins_the_token(kb: KB) -> None:
+    # A client that prefixes the token with the answered "Bearer " plus a space still works.
+    answer = kb.login()
+    header = f"{answer['authentication_scheme']} {answer['access_token']}"
+    read = kb.http.get(
+        f"{kb.url}/ewws/EWRead", params={"$table": "case", "id": "1"},
+        headers={"Authorization": header},
+    )  # fmt: skip
+    assert parse_lines(read.text)["id"] == "1"
+
+
 def test_json_decorator_wraps_the_login_answer(kb: KB) -> None:
     result = kb.ok("EWLogin", table=None)
     assert result["expires_in"] == 15 and result["access_token"].startswith("eyJ")

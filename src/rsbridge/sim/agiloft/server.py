@@ -328,7 +328,8 @@ class AgiloftServer:
     def retrieve(self, call: Call, table: str) -> Response:
         position = _whole(call, "filePosition")
         found = self.state.attachment(table, call.need("id"), call.need("field"), position)
-        disposition = f'attachment; filename="{found.name}"'
+        safe = found.name.replace('"', "'").replace("\r", " ").replace("\n", " ")
+        disposition = f'attachment; filename="{safe}"'
         return Response(
             found.data,
             200,
