@@ -154,3 +154,14 @@ def test_a_raw_body_is_one_file(kb: KB) -> None:
     download = _retrieve(kb, session)
     assert download.content == b"\x00\x01raw"
     assert download.headers["content-type"] == "application/octet-stream"
+
+
+def test_an_unreadable_multipart_body_is_an_agiloft_error(kb: KB) -> None:
+    answer = kb.http.put(
+        f"{kb.url}/ewws/EWAttach/.json",
+        params={**kb.system("bomgar_session_details"), **kb.creds(), "err_code_resp": "1"},
+        content=b"garbage",
+        headers={"Content-Type": "multipart/form-data"},
+    )
+    assert answer.status_code == 400
+    assert answer.json()["message"] == "No value for 'id' parameter specified."

@@ -3,6 +3,8 @@ paging, EWGetChoiceLineId."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from tests.sim_agiloft.conftest import KB
@@ -191,3 +193,18 @@ def test_search_multi_values_and_all_fields(kb: KB) -> None:
     lines = kb.lines("EWSearch", {"query": "teams='Network Team'", "field": "teams"},
                      table="contacts.employees")  # fmt: skip
     assert lines["teams_0"] == "Tier 1 Support, Network Team"
+
+
+def test_concurrent_upserts_of_one_session_make_one_record(kb: KB) -> None:
+    def upsert(n: int) -> int:
+        answer = kb.call(
+            "EWUpsert",
+            {"$match": "session_id", "session_id": "same", "duration": str(n)},
+            table=SESSIONS,
+        )
+        return answer.status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = sorted(pool.map(upsert, range(16)))
+    assert statuses == [200] * 15 + [201]
+    assert kb.ok("EWSelect", {"where": "session_id = 'same'"}, table=SESSIONS) == [1]

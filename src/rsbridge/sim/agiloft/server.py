@@ -193,10 +193,10 @@ class AgiloftServer:
 
     @staticmethod
     def _credentials(call: Call) -> bool:
-        both = "$login" in call.params or "$password" in call.params
-        if both and call.authorization:
+        given = "$login" in call.params or "$password" in call.params
+        if given and call.authorization:
             raise errors.bad(errors.BOTH_CREDENTIALS)
-        return both
+        return given
 
     def _kb(self, call: Call, required: bool) -> None:
         kb = call.get("$KB")
@@ -401,7 +401,7 @@ def _multipart(
         f"Content-Type: {content_type}\r\n\r\n".encode() + body
     )
     if not message.is_multipart():
-        raise errors.bad("The multipart body cannot be read")
+        return  # unreadable: the operation then finds its parameters missing
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         payload = part.get_payload(decode=True)

@@ -302,8 +302,18 @@ class SimAgiloftState:
             self._apply(tdef, draft, values, files or {}, overwrite)
             self._required(tdef, draft)
             self.records[table][current.id] = draft
-            self._relink(table, draft)
+            if self._shown_elsewhere(table, {*values, *(files or {})}):
+                self._relink(table, draft)
             return draft
+
+    def _shown_elsewhere(self, table: str, columns: set[str]) -> bool:
+        """Whether a link field of any table shows one of these columns of ``table`` (only
+        then do linking records need a refresh; keeps session upserts cheap)."""
+        return any(
+            f.type == "link" and f.link_table == table and f.link_field in columns
+            for t in self.tables.values()
+            for f in t.fields
+        )
 
     def _dependants(self, table: str, record_id: int) -> list[tuple[str, str, Record]]:
         """(table, link column, record) of every record linked to this one."""
