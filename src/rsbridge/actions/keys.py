@@ -15,7 +15,7 @@ from rsbridge.appliance import scripting
 from rsbridge.appliance.command import Queue, SessionKey
 from rsbridge.connectors.base import Ticket, TicketContext
 from rsbridge.engine.store.base import LedgerEntry
-from rsbridge.errors import ApplianceCommandError, RsbridgeError
+from rsbridge.errors import ApplianceCommandError, ConnectorError, RsbridgeError
 
 DEFAULT_MAIL_SUBJECT = "Remote Support Invitation"
 """Subject of the key e-mail when the appliance gives none."""
@@ -75,6 +75,7 @@ class SessionKeyActions(ActionBase):
                 f"rsbridge:{parts.integration.name}:session_key:{ticket.id}:{note_id}",
                 text,
             )
+        fields = await self._record_key(parts, ticket, key) if not repeated else None
         email = await self._email(parts, request, key, email_to) if email_to else None
         log.info(
             "%s: session key for %s in %s%s",
@@ -102,7 +103,27 @@ class SessionKeyActions(ActionBase):
             email=email,
             email_to=email_to,
             repeated=repeated,
+            ticket_fields=fields,
         )
+
+    async def _record_key(
+        self, parts: Parts, ticket: Ticket, key: SessionKey
+    ) -> EffectOutcome | None:
+        """The key written into the ticket's own fields, where the connector keeps it
+        there; a failure is reported in the answer, not raised (the key exists)."""
+        try:
+            written = await parts.connector.record_session_key(
+                ticket, key.short_key, key.key_url, key.expires
+            )
+        except ConnectorError as exc:
+            log.warning(
+                "%s: writing the key into %s failed: %s",
+                parts.integration.name,
+                ticket_label(ticket),
+                exc,
+            )
+            return EffectOutcome(False, describe(exc).message)
+        return EffectOutcome(True, ticket.id) if written else None
 
     async def _console_key(self, parts: Parts, context: TicketContext) -> SessionKeyResult:
         """The rep console's Generate Session Key dialog, pre-filled with the attributes."""
@@ -229,7 +250,7 @@ class SessionKeyActions(ActionBase):
                     "assignment"
                 )
             return await self._team_queue(parts, context.assigned_team, "assigned to the ticket")
-        spec = request.queue or settings.queue
+        spec = request.queue or context.queue or settings.queue
         if spec is None:
             raise invalid(
                 'assignment queue needs queue = "rep:<username>" or "team:<team name>" '

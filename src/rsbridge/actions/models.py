@@ -145,6 +145,8 @@ class SessionKeyResult:
     email: EffectOutcome | None = None
     email_to: str | None = None
     repeated: bool = False
+    ticket_fields: EffectOutcome | None = None
+    """The key written into the ticket's own fields (connectors that keep it there)."""
 
     def to_json(self) -> dict[str, object]:
         """The answer body."""
@@ -163,6 +165,7 @@ class SessionKeyResult:
             "note": self.note.to_json("written") if self.note else None,
             "email": ({**self.email.to_json("sent"), "to": self.email_to} if self.email else None),
             "repeated": self.repeated,
+            "ticket_fields": self.ticket_fields.to_json("written") if self.ticket_fields else None,
         }
 
 

@@ -26,6 +26,7 @@ import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -113,6 +114,10 @@ class TicketContext:
     caller_name: str | None = None
     caller_email: str | None = None
     configuration_item: ConfigurationItem | None = None
+    queue: str | None = None
+    """A queue the ticket itself names (``rep:<username>`` or ``team:<team name>``), for
+    the ``queue`` assignment when the request names none (Agiloft's mode 5: a field of the
+    case holds a representative or team)."""
     session_attributes: Mapping[str, str] = field(default_factory=dict)
     """Custom session attributes that associate a session with this ticket (code name to
     value; ``external_key`` included), stamped on keys and start URLs made for it."""
@@ -432,6 +437,13 @@ class Connector(abc.ABC):
     async def ticket_context(self, reference: str) -> TicketContext:
         """The ticket ``reference`` names, with what actions need to know of it."""
         raise ConnectorPermanentError(f"the {self.title} connector does not support actions")
+
+    async def record_session_key(
+        self, ticket: Ticket, short_key: str, key_url: str, expires: datetime
+    ) -> bool:
+        """Write a key generated for ``ticket`` into its own fields (Agiloft's session key
+        and URL fields). False: this connector keeps keys in notes only (the default)."""
+        return False
 
     async def rep_username(self, user: str) -> str | None:
         """The appliance username mapped to ``user`` of the ticketing system, or None."""

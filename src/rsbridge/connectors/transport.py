@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import email.utils
 import math
-from collections.abc import Callable, Iterable, Mapping
+import secrets
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -196,3 +198,39 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class FormPart:
+    """One part of a ``multipart/form-data`` body: a field, or a file when ``filename``."""
+
+    name: str
+    data: bytes
+    content_type: str | None = None
+    filename: str | None = None
+
+
+def multipart_body(parts: Sequence[FormPart]) -> tuple[bytes, str]:
+    """A ``multipart/form-data`` body of ``parts`` and its Content-Type.
+
+    Built here (a few lines) rather than through httpx's ``files=``: :class:`PeerTransport`
+    sends bytes, and the connectors need exact part names (AR's ``attach-<field>``) and
+    order. Names are made safe for the quoted header parameter (no quotes, backslashes or
+    control characters): a file name can come from session data.
+    """
+    boundary = "rsbridge-" + secrets.token_hex(12)
+    out = bytearray()
+    for part in parts:
+        disposition = f'form-data; name="{_header_text(part.name)}"'
+        if part.filename is not None:
+            disposition += f'; filename="{_header_text(part.filename)}"'
+        out.extend(f"--{boundary}\r\nContent-Disposition: {disposition}\r\n".encode())
+        if part.content_type:
+            out.extend(f"Content-Type: {part.content_type}\r\n".encode())
+        out.extend(b"\r\n" + part.data + b"\r\n")
+    out.extend(f"--{boundary}--\r\n".encode())
+    return bytes(out), f"multipart/form-data; boundary={boundary}"
+
+
+def _header_text(value: str) -> str:
+    return "".join("_" if ch in '"\\' or ch < " " or ch == "\x7f" else ch for ch in value)

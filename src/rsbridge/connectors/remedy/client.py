@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,8 +36,10 @@ import httpx
 from pydantic import SecretStr
 
 from rsbridge.connectors.transport import (
+    FormPart,
     PeerTransport,
     body_excerpt,
+    multipart_body,
     response_json,
     retry_after_seconds,
     secret_text,
@@ -495,34 +496,14 @@ class RemedyClient:
 
 def multipart(body: Mapping[str, Any], files: Sequence[Attachment]) -> tuple[bytes, str]:
     """A ``multipart/form-data`` body: the ``entry`` JSON part, then one ``attach-<field>``
-    part per file (itsm-apis.md 3.3).
-
-    Built here (a few lines) because httpx builds multipart only from its ``files``
-    argument, which the shared transport does not take, and this keeps the body exact.
-    """
-    boundary = "rsbridge-" + secrets.token_hex(12)
-    out = bytearray()
-
-    def part(name: str, data: bytes, content_type: str, filename: str | None = None) -> None:
-        disposition = f'form-data; name="{_header_text(name)}"'
-        if filename is not None:
-            disposition += f'; filename="{_header_text(filename)}"'
-        out.extend(f"--{boundary}\r\n".encode())
-        out.extend(f"Content-Disposition: {disposition}\r\n".encode())
-        out.extend(f"Content-Type: {content_type}\r\n\r\n".encode())
-        out.extend(data)
-        out.extend(b"\r\n")
-
-    part("entry", json.dumps(body, ensure_ascii=False).encode(), "application/json")
-    for item in files:
-        part(f"attach-{item.field}", item.data, item.content_type, item.filename)
-    out.extend(f"--{boundary}--\r\n".encode())
-    return bytes(out), f"multipart/form-data; boundary={boundary}"
-
-
-def _header_text(value: str) -> str:
-    """A name safe inside a quoted header parameter (no quotes, backslashes, controls)."""
-    return "".join("_" if ch in '"\\' or ch < " " or ch == "\x7f" else ch for ch in value)
+    part per file (itsm-apis.md 3.3)."""
+    entry = json.dumps(body, ensure_ascii=False).encode()
+    return multipart_body(
+        [
+            FormPart("entry", entry, "application/json"),
+            *(FormPart(f"attach-{f.field}", f.data, f.content_type, f.filename) for f in files),
+        ]
+    )
 
 
 def _looks_like_html(response: httpx.Response) -> bool:

@@ -287,7 +287,9 @@ class AgiloftServer:
 
     def upsert(self, call: Call, table: str) -> Response:
         match = [m for m in call.params.get("$match", []) if m.strip()]
-        record_id, created = self.state.upsert(table, match, call.values(), call.files)
+        record_id, created = self.state.upsert(
+            table, match, call.values(), call.files, call.overwrite()
+        )
         status = 201 if created else 200
         return self._ok(call, [ewrest.line("id", str(record_id))], record_id, status)
 

@@ -363,10 +363,16 @@ class SimAgiloftState:
                 self._show(owner, column, other)
 
     def upsert(
-        self, table: str, match: Sequence[str], values: Values, files: Files | None = None
+        self,
+        table: str,
+        match: Sequence[str],
+        values: Values,
+        files: Files | None = None,
+        overwrite: Sequence[str] = (),
     ) -> tuple[int, bool]:
         """EWUpsert: ``(id, created)``; 409 when several records match every ``$match``
-        field's value."""
+        field's value. ``overwrite``: file fields whose files replace the record's (as
+        ``<field>$overwrite`` does on any write)."""
         with self.lock:
             tdef = self.table(table)
             if not match:
@@ -389,7 +395,7 @@ class SimAgiloftState:
                     + ", ".join(f"{c}" for c in match),
                 )
             if candidates:
-                return self.update(table, candidates[0].id, values, files).id, False
+                return self.update(table, candidates[0].id, values, files, overwrite).id, False
             return self.create(table, values, files), True
 
     def select(self, table: str, where: str) -> list[int]:
