@@ -15,7 +15,7 @@ import pytest
 
 from rsbridge.connectors.agiloft.client import search_value
 from rsbridge.connectors.agiloft.connector import AgiloftConnector, _key_text
-from rsbridge.connectors.agiloft.tables import Names, extend_definitions
+from rsbridge.connectors.agiloft.demo import prepared_kb
 from rsbridge.connectors.base import (
     Association,
     Connector,
@@ -30,7 +30,7 @@ from rsbridge.errors import (
     ConnectorRetryableError,
     TicketNotFoundError,
 )
-from rsbridge.sim.agiloft import DemoSeed, SimAgiloftState, create_app, definitions, seed_demo
+from rsbridge.sim.agiloft import DemoSeed, SimAgiloftState, create_app
 from rsbridge.sim.serve import SwappableApp, serve_in_thread
 
 from .contract import ConnectorContract, sample_session, session_delivery, survey_delivery
@@ -68,13 +68,6 @@ class KB:
 
     def calls(self, operation: str | None = None) -> int:
         return sum(1 for r in self.state.requests if operation in (None, r.operation))
-
-
-def prepared_kb(clock: Callable[[], float] | None = None) -> tuple[SimAgiloftState, DemoSeed]:
-    state = SimAgiloftState(kb="Demo", clock=clock) if clock else SimAgiloftState(kb="Demo")
-    demo = seed_demo(state)
-    state.load_tables(extend_definitions(definitions(), Names.build()))
-    return state, demo
 
 
 @pytest.fixture(scope="module")
