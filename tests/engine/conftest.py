@@ -117,10 +117,14 @@ async def drained(engine: Engine, *, limit: float = 30.0) -> dict[str, int]:
     return counts
 
 
-async def emit(url: str, sessions: list[SupportSession], *, twice: bool = False) -> Recipient:
+async def emit(
+    url: str, sessions: list[SupportSession], *, twice: bool = False, query: str = ""
+) -> Recipient:
     """Send the appliance's outbound events of ``sessions`` to the intake at ``url``
-    (each twice with ``twice``), as the appliance does; none may be dropped."""
-    recipient = Recipient(f"{url}/ERSPost?appliance=default", retry_interval=0.05)
+    (each twice with ``twice``; ``query`` added to the recipient URL), as the appliance
+    does; none may be dropped."""
+    extra = f"&{query}" if query else ""
+    recipient = Recipient(f"{url}/ERSPost?appliance=default{extra}", retry_interval=0.05)
     async with OutboundEventEmitter([recipient]) as emitter:
         for session in sessions:
             for event in events_for_session(session, "abc"):

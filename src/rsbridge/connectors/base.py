@@ -279,6 +279,11 @@ class Connector(abc.ABC):
     settings: ClassVar[Sequence[Setting]] = ()
     default_ticket_from: ClassVar[tuple[str, ...]] = ("external_key",)
     """Association sources used when the integration does not set ``ticket_from``."""
+    routing: ClassVar[Mapping[str, str]] = {}
+    """Query parameters of the intake URL that pick among this connector's integrations:
+    parameter name to setting name. Agiloft's ``{"KB": "kb"}``: an event POSTed to
+    ``/ERSPost?appliance=ID&KB=Demo`` reaches, of the Agiloft integrations, only those whose
+    ``kb`` is ``Demo``; integrations of other connectors are not affected."""
     call_deadline_seconds: ClassVar[float] = DEFAULT_CALL_DEADLINE_SECONDS
     """Longest time one call of the default ``http`` client may take, answer included, so
     a slow or trickling peer cannot hold a worker (each step is also bounded by 30 s)."""

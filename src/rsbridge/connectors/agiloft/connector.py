@@ -75,6 +75,7 @@ class AgiloftConnector(Connector):
     title = "Agiloft"
     settings: ClassVar[Sequence[Setting]] = SETTINGS
     default_ticket_from: ClassVar[tuple[str, ...]] = ("external_key",)
+    routing: ClassVar[Mapping[str, str]] = {"KB": "kb"}
 
     def __init__(self, config: ConnectorSettings, *, http: httpx.AsyncClient | None = None):
         c: Any = config
