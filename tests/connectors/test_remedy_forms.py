@@ -40,6 +40,7 @@ from rsbridge.sim.remedy import (
     create_app,
     load_definition,
     parse_definition,
+    read_definition,
     seed_forms,
 )
 from rsbridge.sim.remedy.forms import FormDefinitionError
@@ -256,13 +257,32 @@ def test_the_reader_follows_the_export_layout() -> None:
     assert form["indexes"] == [{"fields": [536870913, 536870914], "unique": False}]
 
 
+def test_the_reader_takes_crlf_files_with_control_characters_in_values(tmp_path: Path) -> None:
+    # Exports end lines with CRLF, and a change diary holds a bare "\r" and \x01/\x03
+    # separators inside one value (ARSperl's exported test forms do).
+    text = SAMPLE.replace("\n", "\r\n").replace(
+        "   name           : T:Sample-al\r\n",
+        "   name           : T:Sample-al\r\n"
+        "   change-diary   : 1049121045\x04me\x04note\r\x01\x03\r\n",
+    )
+    path = tmp_path / "crlf.def"
+    path.write_bytes(text.encode("utf-8"))
+    (form,) = read_definition(path)
+    assert [f["name"] for f in form["fields"]] == ["Code", "Level"]
+    assert form["fields"][0]["views"] == [536870912]
+
+
+def test_join_and_display_only_forms_are_skipped() -> None:
+    join = SAMPLE.replace("schema-type    : 1", "schema-type    : 2")
+    assert parse_definition(join) == []
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ("begin schema\n   name : X\n   schema-type : 1\n", "has no 'end'"),
         ("begin schema\n   name : X\n   schema-type : 1\nnot a pair\nend\n", "not 'key : value'"),
         ("   name : X\n", "outside 'begin ... end'"),
-        ("begin schema\n   name : X\n   schema-type : 2\nend\n", "regular forms"),
         (
             "begin schema\n   name : X\n   schema-type : 1\n   index : 1\\99\\1\nend\n",
             "unknown fields",

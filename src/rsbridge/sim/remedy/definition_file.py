@@ -38,8 +38,10 @@ _OPENER = re.compile(r"[a-z][a-z-]*\s*\{")
 def _pairs(text: str) -> Iterator[tuple[int, str, str]]:
     """``(line number, key, value)`` for each logical line; ``&`` continuations joined."""
     pending: tuple[int, str, str] | None = None
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.rstrip("\r")
+    # Lines end at "\n" only (CRLF too): text values such as a change diary carry bare
+    # "\r" and control characters, which str.splitlines would take for line ends.
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.removesuffix("\r")
         stripped = line.strip()
         if pending is None and (not stripped or stripped.startswith("#")):
             continue
@@ -160,15 +162,14 @@ def _index(value: str, where: str) -> dict[str, Any]:
 
 
 def parse_definition(text: str) -> list[dict[str, Any]]:
-    """The regular forms of a definition file, in file order."""
+    """The regular forms of a definition file, in file order (other forms are skipped)."""
     forms: list[dict[str, Any]] = []
     for kind, own, subs in _objects(text):
         if kind != "schema":
             continue
         name = _one(own, "name", "a schema")
-        schema_type = _int(_one(own, "schema-type", name), name)
-        if schema_type != REGULAR_FORM:
-            raise FormDefinitionError(f"{name}: only regular forms are read (schema-type 1)")
+        if _int(_one(own, "schema-type", name), name) != REGULAR_FORM:
+            continue  # join, view and display-only forms store nothing of their own
         views = {
             _int(_one(block, "id", name), name): _one(block, "name", name)
             for sub, block in subs
@@ -194,7 +195,8 @@ def parse_definition(text: str) -> list[dict[str, Any]]:
 
 def read_definition(path: Path) -> list[dict[str, Any]]:
     """:func:`parse_definition` of a file (UTF-8, as the file's ``char-set`` line says)."""
-    return parse_definition(path.read_text(encoding="utf-8"))
+    # Decoded as is: read_text's newline translation would turn a bare "\r" into a line end.
+    return parse_definition(path.read_bytes().decode("utf-8"))
 
 
 def load_definition(state: SimRemedyState, path: Path) -> list[FormDef]:
