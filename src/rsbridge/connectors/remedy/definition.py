@@ -66,6 +66,11 @@ def _line(key: str, value: object) -> str:
     return f"{key + ' ':>18}: {value}"
 
 
+def _sub_line(key: str, value: object) -> str:
+    """A line that belongs to the line above (``arch-time`` under ``archive``), indented."""
+    return f"      {key:<12}: {value}"
+
+
 def _check_text(where: str, text: str) -> str:
     """Names, labels and help go on one line between backslashes: refuse what would not."""
     if "\\" in text or "\n" in text or "\r" in text:
@@ -216,6 +221,11 @@ def _schema(form: SessionForm, stamp: int) -> list[str]:
         _line("next-field-id", max(ids) + 1),
         _line("permission", PUBLIC_VIEW),
         _line("index", f"1\\{key.id}\\1"),
+        # No archiving, no auditing: written out as exports write a form without them.
+        _line("archive", "0\\0\\0"),
+        _sub_line("arch-time", "0\\0\\0\\0"),
+        _sub_line("arch-from", ""),
+        _line("audit", "0\\0\\0\\"),
         "vui  {",
         _line("id", VIEW_ID),
         _line("name", VIEW_NAME),
