@@ -368,3 +368,28 @@ def test_the_loaded_form_requires_what_the_model_requires(
         path, json={"values": {**{f.name: _value(f, "v3") for f in required}, "Nope": "x"}}
     )
     assert unknown.status_code in (400, 404) and unknown.json()[0]["messageNumber"] == 314
+
+
+@pytest.mark.parametrize("logical", list(FORMS))
+def test_the_unique_index_of_the_file_refuses_a_second_entry_with_the_same_key(
+    served: tuple[SimRemedyState, httpx.Client], logical: str
+) -> None:
+    _state, http = served
+    form = FORMS[logical]
+    path = f"{ENTRY}/{quote(form.name)}"
+    first = {f.name: _value(f, "k1") for f in form.fields if f.required}
+    second = {**first, form.key: first[form.key] + "-other"}
+    assert http.post(path, json={"values": first}).status_code == 201
+    created = http.post(path, json={"values": second})
+    assert created.status_code == 201, created.text
+    again = http.post(path, json={"values": first})
+    assert again.status_code == 400, again.text
+    assert again.json()[0]["messageNumber"] == 382
+    # An update that would take another entry's key is refused too; its own key is fine.
+    entry_id = created.headers["Location"].rsplit("/", 1)[-1]
+    taken = http.put(f"{path}/{entry_id}", json={"values": {form.key: first[form.key]}})
+    assert taken.status_code == 400 and taken.json()[0]["messageNumber"] == 382
+    kept = http.put(f"{path}/{entry_id}", json={"values": second})
+    assert kept.status_code == 204, kept.text
+    found = http.get(path, params={"q": f"'{form.key}' = \"{first[form.key]}\""})
+    assert len(found.json()["entries"]) == 1

@@ -62,6 +62,16 @@ def required_field(form: str, field: str) -> ARError:
     return ARError(400, 326, "Required field cannot be blank.", f"{form} : {field}")
 
 
+def duplicate(form: str) -> ARError:
+    """ARERR 382: a save that would repeat the values of a unique index."""
+    return ARError(
+        400,
+        382,
+        "The value(s) for this entry violate a unique index that has been defined for this form",
+        form,
+    )
+
+
 def bad_value(form: str, field: str, detail: str) -> ARError:
     """400, ARERR 306: a value outside what the field accepts (unknown selection, bad date)."""
     return ARError(

@@ -72,6 +72,8 @@ class FormDef:
     number_field: int | None = None
     number_prefix: str = ""
     join: bool = False
+    unique: list[tuple[int, ...]] = field(default_factory=list)
+    """Unique indexes (field ids each), as a definition file's ``index`` lines give them."""
     by_name: dict[str, FieldDef] = field(init=False, repr=False)
     by_id: dict[int, FieldDef] = field(init=False, repr=False)
 
@@ -120,7 +122,8 @@ def load_forms(definitions: Iterable[Mapping[str, Any]]) -> list[FormDef]:
 
     Each definition: ``{"name": ..., "fields": [{"id", "name", "type", "required",
     "options": {display: code}, "system", "default"}], "store", "number_field",
-    "number_prefix", "join"}`` (``system`` and ``default`` optional; other keys ignored);
+    "number_prefix", "join", "indexes": [{"fields": [id, ...], "unique": bool}]}``
+    (``system``, ``default`` and ``indexes`` optional; other keys ignored);
     the core fields are added unless the definition gives field 1 itself.
     """
     forms: list[FormDef] = []
@@ -161,6 +164,11 @@ def load_forms(definitions: Iterable[Mapping[str, Any]]) -> list[FormDef]:
                 number_field=int(number) if number is not None else None,
                 number_prefix=str(definition.get("number_prefix") or ""),
                 join=bool(definition.get("join", False)),
+                unique=[
+                    tuple(int(i) for i in index["fields"])
+                    for index in definition.get("indexes", [])
+                    if index.get("unique")
+                ],
             )
         )
     return forms
