@@ -67,7 +67,7 @@ from rsbridge.connectors.base import SessionDelivery
 from rsbridge.connectors.salesforce import SalesforceConnector
 from rsbridge.connectors.salesforce.client import soql_quote
 from rsbridge.connectors.salesforce.demo import API_CALL_BUDGET, OPEN_CASES, prepared_org
-from rsbridge.connectors.salesforce.imports import COMMENT_BYTES, _entries, session_key, split_text
+from rsbridge.connectors.salesforce.imports import COMMENT_BYTES, _entries, session_key
 from rsbridge.connectors.salesforce.records import (
     KEY_FIELD,
     child_records,
@@ -75,6 +75,7 @@ from rsbridge.connectors.salesforce.records import (
     to_sobject,
 )
 from rsbridge.connectors.salesforce.schema import DEFAULT_OBJECTS, Schema
+from rsbridge.connectors.text import split_text
 from rsbridge.engine.render import Renderer
 from rsbridge.engine.store.base import LedgerKey
 from rsbridge.engine.worker import REPORT_EFFECT

@@ -24,10 +24,11 @@ from rsbridge.connectors.base import (
     RenderedReport,
 )
 from rsbridge.connectors.salesforce.connector import SalesforceConnector
-from rsbridge.connectors.salesforce.imports import COMMENT_BYTES, session_key, split_text
+from rsbridge.connectors.salesforce.imports import COMMENT_BYTES, session_key
 from rsbridge.connectors.salesforce.package import package_files, write_package
 from rsbridge.connectors.salesforce.records import import_key
 from rsbridge.connectors.salesforce.schema import Schema
+from rsbridge.connectors.text import split_text
 from rsbridge.errors import (
     ConfigurationError,
     ConnectorAuthError,

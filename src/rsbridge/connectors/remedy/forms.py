@@ -182,6 +182,7 @@ def sim_definitions(forms: tuple[SessionForm, ...] = SESSION_FORMS) -> list[dict
                 }
                 for f in form.fields
             ],
+            "unique": [form.key],
         }
         for form in forms
     ]

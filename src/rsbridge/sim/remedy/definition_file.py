@@ -181,11 +181,15 @@ def parse_definition(text: str) -> list[dict[str, Any]]:
         for index in indexes:
             if not set(index["fields"]) <= known:
                 raise FormDefinitionError(f"{name}: index on unknown fields {index['fields']}")
+        unique: list[int] = next((i["fields"] for i in indexes if i["unique"]), [])
+        by_id = {f["id"]: f["name"] for f in fields}
         forms.append(
             {
                 "name": name,
                 "fields": fields,
                 "indexes": indexes,
+                # load_forms keeps one unique index a form: the first, by field names.
+                "unique": [by_id[i] for i in unique],
                 "views": views,
                 "default_view": next(iter(_all(own, "default-vui")), ""),
             }

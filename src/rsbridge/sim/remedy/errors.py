@@ -62,13 +62,13 @@ def required_field(form: str, field: str) -> ARError:
     return ARError(400, 326, "Required field cannot be blank.", f"{form} : {field}")
 
 
-def duplicate(form: str) -> ARError:
-    """ARERR 382: a save that would repeat the values of a unique index."""
+def duplicate_key(form: str, fields: str) -> ARError:
+    """400, ARERR 382: the save repeats the values of a unique index."""
     return ARError(
         400,
         382,
         "The value(s) for this entry violate a unique index that has been defined for this form",
-        form,
+        f"{form} : {fields}",
     )
 
 

@@ -72,8 +72,8 @@ class FormDef:
     number_field: int | None = None
     number_prefix: str = ""
     join: bool = False
-    unique: list[tuple[int, ...]] = field(default_factory=list)
-    """Unique indexes (field ids each), as a definition file's ``index`` lines give them."""
+    unique: tuple[int, ...] = ()
+    """Field ids of a unique index: a save that repeats their values fails with ARERR 382."""
     by_name: dict[str, FieldDef] = field(init=False, repr=False)
     by_id: dict[int, FieldDef] = field(init=False, repr=False)
 
@@ -122,8 +122,8 @@ def load_forms(definitions: Iterable[Mapping[str, Any]]) -> list[FormDef]:
 
     Each definition: ``{"name": ..., "fields": [{"id", "name", "type", "required",
     "options": {display: code}, "system", "default"}], "store", "number_field",
-    "number_prefix", "join", "indexes": [{"fields": [id, ...], "unique": bool}]}``
-    (``system``, ``default`` and ``indexes`` optional; other keys ignored);
+    "number_prefix", "join", "unique": [field names of a unique index]}`` (``system``,
+    ``default`` and ``unique`` optional; other keys ignored);
     the core fields are added unless the definition gives field 1 itself.
     """
     forms: list[FormDef] = []
@@ -156,6 +156,12 @@ def load_forms(definitions: Iterable[Mapping[str, Any]]) -> list[FormDef]:
                 f for f in core_fields() if f.id not in taken and f.name not in taken
             ] + fields
         number = definition.get("number_field")
+        by_name = {f.name: f.id for f in fields}
+        unique = []
+        for name_ in definition.get("unique") or ():
+            if str(name_) not in by_name:
+                raise FormDefinitionError(f"{name}: unique index on unknown field {name_!r}")
+            unique.append(by_name[str(name_)])
         forms.append(
             FormDef(
                 name,
@@ -164,11 +170,7 @@ def load_forms(definitions: Iterable[Mapping[str, Any]]) -> list[FormDef]:
                 number_field=int(number) if number is not None else None,
                 number_prefix=str(definition.get("number_prefix") or ""),
                 join=bool(definition.get("join", False)),
-                unique=[
-                    tuple(int(i) for i in index["fields"])
-                    for index in definition.get("indexes", [])
-                    if index.get("unique")
-                ],
+                unique=tuple(unique),
             )
         )
     return forms

@@ -37,6 +37,11 @@ WORK_LOG_TYPE = {
     "Customer Inbound": 1000, "General Information": 2000, "Working Log": 8000,
     "Customer Communication": 3000, "Status Update": 4000,
 }  # fmt: skip
+COMMUNICATION_SOURCE = {
+    "Email": 1000, "Fax": 2000, "Phone": 4000, "Voice Mail": 5000, "Walk In": 6000,
+    "Pager": 7000, "System Assignment": 8000, "Web": 9000, "Other": 10000,
+}  # fmt: skip
+"""Work info "Communication Source" (the seed's Work Info Source); codes inferred."""
 WORK_LOG_STATUS = {"Enabled": 0, "Disabled": 1}
 VIEW_ACCESS = {"Internal": 0, "Public": 1}
 YES_NO = {"Yes": 0, "No": 1}
@@ -62,7 +67,9 @@ def _incident_fields(create: bool) -> list[FieldDef]:
         FieldDef(1000000019, f"First{sep}Name", required=create),
         FieldDef(1000000018, f"Last{sep}Name", required=create),
         FieldDef(1000000000, "Description", required=create),
-        FieldDef(1000000151, "Detailed Decription"),  # sic: the ITSM field's real name
+        # sic: the ITSM field's real name; "Detailed_Decription" on the create form (demisto's
+        # create_incident_request), with a space on the interface form (get_incident.json).
+        FieldDef(1000000151, f"Detailed{sep}Decription"),
         FieldDef(1000000163, "Impact", "selection", create, IMPACT),
         FieldDef(1000000162, "Urgency", "selection", create, URGENCY),
         FieldDef(1000000099, "Service_Type", "selection", create, SERVICE_TYPE),
@@ -70,6 +77,9 @@ def _incident_fields(create: bool) -> list[FieldDef]:
         FieldDef(1000000217, "Assigned Group"),
         FieldDef(1000000218, "Assignee"),
         FieldDef(1000000082, "Company"),
+        FieldDef(1000000048, "Internet E-mail"),
+        # The incident's CI by name (inferred id; the connector's ci_field setting).
+        FieldDef(303544200, "HPD_CI"),
     ]
 
 
@@ -84,13 +94,17 @@ def _work_log_fields(parent: FieldDef) -> list[FieldDef]:
         FieldDef(1000000351, "z2AF Work Log01", "attachment"),
         FieldDef(1000000352, "z2AF Work Log02", "attachment"),
         FieldDef(1000000353, "z2AF Work Log03", "attachment"),
+        FieldDef(1000000655, "Communication Source", "selection", options=COMMUNICATION_SOURCE),
     ]
 
 
 def itsm_forms() -> list[FormDef]:
     """The ITSM forms, stores before the views on them."""
     incident_core = core_fields("Entry ID", INCIDENT_STATUS, "Submit Date")
-    incident = [f for f in incident_core if f.id != 8]
+    # ITSM names core field 4 "Assignee Login ID" on the incident forms.
+    incident = [
+        FieldDef(4, "Assignee Login ID") if f.id == 4 else f for f in incident_core if f.id != 8
+    ]
     create_status = FieldDef(7, "Status", "selection", True, INCIDENT_STATUS)
     view_core = [FieldDef(1, "Request ID", system=True)] + [f for f in incident if f.id != 1]
     change_core = core_fields("Request ID", CHANGE_STATUS)

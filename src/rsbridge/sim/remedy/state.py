@@ -171,20 +171,21 @@ class SimRemedyState:
             out[fdef.id] = coerce(form, fdef, value)
         return out
 
-    def _check(self, form: FormDef, values: Mapping[int, Any], entry_id: str) -> None:
+    def _check(self, form: FormDef, values: Mapping[int, Any]) -> None:
         for fdef in form.fields:
             if fdef.required and not fdef.system and values.get(fdef.id) is None:
                 raise errors.required_field(form.name, fdef.name)
-        for index in self.forms[form.store].unique:
-            key = [values.get(i) for i in index]
-            if None in key:
-                continue  # an empty value repeats no other
-            for other_id, other in self.stores[form.store].items():
-                if other_id != entry_id and [other.values.get(i) for i in index] == key:
-                    raise errors.duplicate(form.name)
         for rule in self.filters:
             if rule.form in (form.name, form.store) and rule.condition(values):
                 raise ARError(400, rule.number, rule.text, form.name)
+        store = self.forms[form.store]
+        if store.unique and all(values.get(i) is not None for i in store.unique):
+            key = [values.get(i) for i in store.unique]
+            for entry in self.stores[store.name].values():
+                same_entry = entry.values.get(ENTRY_ID) == values.get(ENTRY_ID)
+                if not same_entry and [entry.values.get(i) for i in store.unique] == key:
+                    names = ", ".join(store.by_id[i].name for i in store.unique)
+                    raise errors.duplicate_key(store.name, names)
 
     def next_id(self, form: FormDef) -> str:
         """The next entry id: ``<prefix><12 digits>`` or AR's 15-digit id."""
@@ -228,7 +229,7 @@ class SimRemedyState:
             store = self.forms[form.store]
             if store.number_field is not None:
                 values[store.number_field] = entry_id
-            self._check(form, values, entry_id)
+            self._check(form, values)
             entry = Entry(values)
             for name, (_filename, data) in (files or {}).items():
                 entry.files[form.by_name[name].id] = data
@@ -250,7 +251,7 @@ class SimRemedyState:
             entry = self.entry(form, public_id)
             values = {**entry.values, **self._values(form, raw)}
             values.update({LAST_MODIFIED_BY: user, MODIFIED_DATE: int(self.clock())})
-            self._check(form, values, str(entry.values[ENTRY_ID]))
+            self._check(form, values)
             entry.values = values
 
     def delete(self, form_name: str, public_id: str) -> None:

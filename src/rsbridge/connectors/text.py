@@ -1,0 +1,31 @@
+"""Text helpers the connectors share: long text cut into parts a ticketing field holds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+def split_text(text: str, limit: int, *, measure: Callable[[str], int] | None = None) -> list[str]:
+    """``text`` in parts of at most ``limit`` (UTF-8 bytes, or ``measure``), cut at a line
+    end where one is near, numbered "(part i of n)" when there are several; nothing lost."""
+    size: Callable[[str], int] = measure or _utf8_bytes
+    if size(text) <= limit:
+        return [text]
+    room = limit - len(" (part 9999 of 9999)")
+    parts: list[str] = []
+    rest = text
+    while rest:
+        cut = min(len(rest), room)
+        while cut > 1 and size(rest[:cut]) > room:
+            cut -= max(1, (size(rest[:cut]) - room) // 4)
+        if cut < len(rest):
+            newline = rest.rfind("\n", 0, cut)
+            if newline > cut // 2:
+                cut = newline + 1
+        parts.append(rest[:cut])
+        rest = rest[cut:]
+    return [f"{p} (part {i} of {len(parts)})" for i, p in enumerate(parts, 1)]
+
+
+def _utf8_bytes(text: str) -> int:
+    return len(text.encode())
