@@ -15,6 +15,8 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+import typer
+import uvicorn
 from typer.testing import CliRunner
 
 from rsbridge.connectors.remedy.commands import remedy_app
@@ -43,6 +45,7 @@ from rsbridge.sim.remedy import (
     read_definition,
     seed_forms,
 )
+from rsbridge.sim.remedy.cli import serve
 from rsbridge.sim.remedy.forms import FormDefinitionError
 from rsbridge.sim.remedy.seed import INTEGRATION
 from rsbridge.sim.serve import serve_in_thread
@@ -393,3 +396,43 @@ def test_the_unique_index_of_the_file_refuses_a_second_entry_with_the_same_key(
     assert kept.status_code == 204, kept.text
     found = http.get(path, params={"q": f"'{form.key}' = \"{first[form.key]}\""})
     assert len(found.json()["entries"]) == 1
+
+
+def test_sim_remedy_serves_the_forms_of_a_definition_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served: dict[str, Any] = {}
+
+    def capture(asgi: Any, **options: Any) -> None:
+        served["app"] = asgi  # uvicorn.run blocks: serve the app on a test port instead
+
+    monkeypatch.setattr(uvicorn, "run", capture)
+    assert _write(tmp_path).exit_code == 0
+    sim = typer.Typer()
+    sim.command("remedy")(serve)
+    definition = tmp_path / DEF_FILE
+    result = CliRunner().invoke(sim, ["--no-seed", "--definition", str(definition)])
+    assert result.exit_code == 0, result.output
+    assert f"Loaded {definition}: {', '.join(f.name for f in SESSION_FORMS)}" in result.output
+    with serve_in_thread(served["app"]) as url, httpx.Client(base_url=url) as http:
+        login = http.post(
+            "/api/jwt/login", data={"username": INTEGRATION[0], "password": INTEGRATION[1]}
+        )
+        values = {f.name: _value(f, "cli") for f in SESSION.fields if f.required}
+        created = http.post(
+            f"{ENTRY}/{quote(SESSION.name)}",
+            json={"values": values},
+            headers={"Authorization": f"AR-JWT {login.text}"},
+        )
+        assert created.status_code == 201, created.text
+
+
+def test_sim_remedy_names_a_definition_file_it_cannot_read(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.def"
+    broken.write_text("begin schema\n   name : X\n", encoding="utf-8")
+    sim = typer.Typer()
+    sim.command("remedy")(serve)
+    for path in (broken, tmp_path / "missing.def"):
+        result = CliRunner().invoke(sim, ["--definition", str(path)])
+        assert result.exit_code == 1
+        assert f"error: {path}:" in result.output
