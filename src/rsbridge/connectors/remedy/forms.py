@@ -168,21 +168,11 @@ field of ``RSB:Session``, with the vendor's column name it stands for."""
 
 
 def sim_definitions(forms: tuple[SessionForm, ...] = SESSION_FORMS) -> list[dict[str, Any]]:
-    """The forms as :func:`rsbridge.sim.remedy.load_forms` reads them."""
-    return [
-        {
-            "name": form.name,
-            "fields": [
-                {
-                    "id": f.id,
-                    "name": f.name,
-                    "type": f.type,
-                    "required": f.required,
-                    "options": dict(f.options),
-                }
-                for f in form.fields
-            ],
-            "unique": [form.key],
-        }
-        for form in forms
-    ]
+    """The forms as :func:`rsbridge.sim.remedy.load_forms` reads them: the definition file
+    an administrator imports (``rsbridge remedy forms``), read back by the simulator, so the
+    demo and the tests run against what users install."""
+    # Imported here: only the demo and tests call this, and the connector stays sim-free.
+    from rsbridge.connectors.remedy.definition import definition_text
+    from rsbridge.sim.remedy.definition_file import parse_definition
+
+    return parse_definition(definition_text(forms))

@@ -13,6 +13,11 @@
 See docs/simulator.md ("The simulated AR System server") for the behaviour.
 """
 
+from rsbridge.sim.remedy.definition_file import (
+    load_definition,
+    parse_definition,
+    read_definition,
+)
 from rsbridge.sim.remedy.errors import ARError
 from rsbridge.sim.remedy.forms import FieldDef, FormDef, load_forms
 from rsbridge.sim.remedy.seed import DemoSeed, itsm_forms, seed_demo, seed_forms
@@ -29,7 +34,10 @@ __all__ = [
     "SimRemedyState",
     "create_app",
     "itsm_forms",
+    "load_definition",
     "load_forms",
+    "parse_definition",
+    "read_definition",
     "seed_demo",
     "seed_forms",
 ]

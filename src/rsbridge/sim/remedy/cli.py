@@ -1,10 +1,11 @@
 """``rsbridge sim remedy``: serve a simulated AR System server in the foreground.
 
-A standalone Typer app, not mounted yet: the Remedy connector's plugin will contribute it.
+A standalone Typer app; the Remedy connector's plugin mounts its ``serve`` command.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,12 +27,22 @@ def serve(
             "(--no-seed: the ITSM forms and the integration user only).",
         ),
     ] = True,
+    definition: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--definition",
+            help="An AR definition file (.def) whose forms are defined at start, e.g. the "
+            "session forms `rsbridge remedy forms` writes; repeatable.",
+        ),
+    ] = None,
     tls_cert: TlsCert = None,
     tls_key: TlsKey = None,
 ) -> None:
     """Serve a simulated AR System server (JWT login, the entry API, the ITSM forms)."""
     import uvicorn
 
+    from rsbridge.sim.remedy.definition_file import load_definition
+    from rsbridge.sim.remedy.forms import FormDefinitionError
     from rsbridge.sim.remedy.seed import INTEGRATION, seed_demo, seed_forms
     from rsbridge.sim.remedy.server import create_app
     from rsbridge.sim.remedy.state import SimRemedyState
@@ -43,6 +54,13 @@ def serve(
         seed_demo(state)
     else:
         seed_forms(state)
+    for path in definition or []:
+        try:
+            forms = load_definition(state, path)
+        except (OSError, UnicodeDecodeError, FormDefinitionError, ValueError) as exc:
+            typer.echo(f"error: {path}: {exc}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"Loaded {path}: {', '.join(f.name for f in forms) or 'no forms'}")
     typer.echo(f"Simulated AR System server: {'https' if tls else 'http'}://{host}:{port}")
     typer.echo(f"Integration user:           {INTEGRATION[0]} / {INTEGRATION[1]}")
     uvicorn.run(create_app(state), host=host, port=port, **server_options(tls))

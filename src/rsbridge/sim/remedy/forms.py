@@ -121,8 +121,9 @@ def load_forms(definitions: Iterable[Mapping[str, Any]]) -> list[FormDef]:
     """Forms from parsed definitions (the hook for the connector's definition file).
 
     Each definition: ``{"name": ..., "fields": [{"id", "name", "type", "required",
-    "options": {display: code}}], "store", "number_field", "number_prefix", "join",
-    "unique": [field names of a unique index]}``;
+    "options": {display: code}, "system", "default"}], "store", "number_field",
+    "number_prefix", "join", "unique": [field names of a unique index]}`` (``system``,
+    ``default`` and ``unique`` optional; other keys ignored);
     the core fields are added unless the definition gives field 1 itself.
     """
     forms: list[FormDef] = []
@@ -143,6 +144,8 @@ def load_forms(definitions: Iterable[Mapping[str, Any]]) -> list[FormDef]:
                         kind,  # type: ignore[arg-type]  # checked against FIELD_TYPES
                         bool(raw.get("required", False)),
                         {str(k): int(v) for k, v in dict(raw.get("options") or {}).items()},
+                        bool(raw.get("system", False)),
+                        raw.get("default"),
                     )
                 )
             except (KeyError, TypeError, ValueError) as exc:
