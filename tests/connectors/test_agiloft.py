@@ -1,7 +1,8 @@
 """The Agiloft connector against the simulated knowledge base, over real HTTP on loopback.
 
 The KB gets the session details table and the case fields from the connector's own table
-model (``extend_definitions``), so the tests exercise the fields an administrator creates.
+model (``rsbridge_definitions``, merged as an administrator adds them), so the tests
+exercise the fields an administrator creates.
 """
 
 from __future__ import annotations

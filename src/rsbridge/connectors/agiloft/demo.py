@@ -32,7 +32,7 @@ from rich.table import Table
 
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.config import Config
-from rsbridge.connectors.agiloft.tables import Names, extend_definitions
+from rsbridge.connectors.agiloft.tables import Names, rsbridge_definitions
 from rsbridge.connectors.jsonl import read_deliveries
 from rsbridge.demo import (
     DemoSession,
@@ -44,7 +44,7 @@ from rsbridge.demo import (
     webhook_counts,
 )
 from rsbridge.engine.runtime import Engine
-from rsbridge.sim.agiloft import DemoSeed, SimAgiloftState, definitions, seed_demo
+from rsbridge.sim.agiloft import DemoSeed, SimAgiloftState, seed_demo
 from rsbridge.sim.agiloft import create_app as create_agiloft_app
 from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.sim.serve import serve_in_thread
@@ -78,7 +78,7 @@ def prepared_kb(clock: Callable[[], float] = time.time) -> tuple[SimAgiloftState
     """A simulated KB with the demo data and what rsbridge's set-up adds."""
     kb = SimAgiloftState(kb="Demo", clock=clock)
     demo = seed_demo(kb)
-    kb.load_tables(extend_definitions(definitions(), Names.build()))
+    kb.merge_tables(rsbridge_definitions(Names.build()))
     return kb, demo
 
 

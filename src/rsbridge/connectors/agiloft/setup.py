@@ -4,7 +4,7 @@ Agiloft has no import format for table and field definitions that a KB accepts f
 outside (tables and fields are made in Setup > Tables), so the artefact is a checklist
 (``agiloft-setup.md``: each table, field, type and the action buttons, with the names this
 configuration uses) and the same model as JSON (``agiloft-tables.json``), which the
-simulated KB loads in tests and the demo.
+simulated KB merges in tests, the demo and ``rsbridge sim agiloft --tables``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rsbridge.connectors.agiloft.tables import SESSIONS, TABLES, Names, extend_definitions
+from rsbridge.connectors.agiloft.tables import SESSIONS, TABLES, Names, rsbridge_definitions
 from rsbridge.errors import ConfigurationError
 
 DEFAULT_ACTIONS_URL = "https://rsbridge.example.com"
@@ -62,7 +62,7 @@ def setup_files(names: Names, *, actions_url: str, integration: str) -> dict[str
         "case layout (records whose Support Case is this case), with a View Details link.",
         "",
     ]
-    definitions = extend_definitions([], names)
+    definitions = rsbridge_definitions(names)
     return {
         SETUP_FILE: "\n".join(lines),
         TABLES_FILE: json.dumps(definitions, indent=2) + "\n",

@@ -184,32 +184,20 @@ def _definition(table: Table, col: Column, names: Names) -> dict[str, Any]:
     return field
 
 
-def extend_definitions(base: Sequence[Mapping[str, Any]], names: Names) -> list[dict[str, Any]]:
-    """``base`` table definitions (a KB's, as the simulated KB's ``load_tables`` reads
-    them) with what rsbridge adds: the session details table (replaced whole) and the
-    columns added to the other tables. The simulated KB loads the result in tests and the
-    demo, so they exercise the fields an administrator creates."""
+def rsbridge_definitions(names: Names) -> list[dict[str, Any]]:
+    """What rsbridge adds to a KB, as table definitions: the session details table whole,
+    and the columns added to the support case and employee tables. Loaded with the
+    simulated KB's ``merge_tables`` (a table that exists gets the fields it lacks), as an
+    administrator adds them; ``rsbridge agiloft setup`` writes the same as JSON."""
     out: list[dict[str, Any]] = []
-    sessions = names.table(SESSIONS.logical)
-    by_name = {t.name: t for t in TABLES}
-    wanted = {names.table(t.logical): t for t in TABLES}
-    for raw in base:
-        definition = {**raw, "fields": [dict(f) for f in raw.get("fields", [])]}
-        name = str(definition.get("name"))
-        if name == sessions:
-            continue
-        table = wanted.get(name) or by_name.get(name)
-        if table is not None:
-            present = {str(f.get("name")) for f in definition["fields"]}
-            for col in table.columns:
-                if col.added and names.column(table.logical, col.logical) not in present:
-                    definition["fields"].append(_definition(table, col, names))
-        out.append(definition)
-    out.append(
-        {
-            "name": sessions,
-            "label": SESSIONS.label,
-            "fields": [_definition(SESSIONS, c, names) for c in SESSIONS.columns],
-        }
-    )
+    for table in TABLES:
+        columns = [c for c in table.columns if c.added or table.added]
+        if columns:
+            out.append(
+                {
+                    "name": names.table(table.logical),
+                    "label": table.label,
+                    "fields": [_definition(table, c, names) for c in columns],
+                }
+            )
     return out

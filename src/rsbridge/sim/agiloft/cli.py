@@ -1,10 +1,12 @@
 """``rsbridge sim agiloft``: serve a simulated Agiloft knowledge base in the foreground.
 
-A standalone Typer app, not mounted yet: the Agiloft connector's plugin will contribute it.
+A standalone Typer app; the Agiloft connector's plugin mounts its command as
+``rsbridge sim agiloft``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -36,16 +38,30 @@ def serve(
             min=0.0,
         ),
     ] = 0.0,
+    tables: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--tables",
+            help="A JSON file of table definitions merged at start (a table that exists gets "
+            "the fields it lacks), e.g. agiloft-tables.json of `rsbridge agiloft setup`; "
+            "repeatable.",
+        ),
+    ] = None,
     tls_cert: TlsCert = None,
     tls_key: TlsKey = None,
 ) -> None:
-    """Serve a simulated Agiloft KB (EWLogin, EWCreate ... EWRetrieve, the extension's
-    tables)."""
+    """Serve a simulated Agiloft knowledge base (the EW REST interface).
+
+    EWLogin, EWCreate ... EWRetrieve and the tables the BeyondTrust Extension touches.
+    """
+    import json
+
     import uvicorn
 
     from rsbridge.sim.agiloft.seed import INTEGRATION, seed_demo, seed_tables
     from rsbridge.sim.agiloft.server import create_app
     from rsbridge.sim.agiloft.state import SimAgiloftState
+    from rsbridge.sim.agiloft.tables import TableDefinitionError
     from rsbridge.sim.serve import server_options
 
     tls = tls_pair(tls_cert, tls_key)
@@ -54,6 +70,16 @@ def serve(
         seed_demo(state)
     else:
         seed_tables(state)
+    for path in tables or []:
+        try:
+            definitions = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(definitions, list):
+                raise ValueError("the file holds no list of table definitions")
+            names = state.merge_tables(definitions)
+        except (OSError, UnicodeDecodeError, ValueError, TableDefinitionError) as exc:
+            typer.echo(f"error: {path}: {exc}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"Merged {path}: {', '.join(names)}")
     typer.echo(f"Simulated Agiloft KB: {'https' if tls else 'http'}://{host}:{port}/ewws/")
     typer.echo(f"Knowledge base:       {kb}")
     typer.echo(f"Integration user:     {INTEGRATION[0]} / {INTEGRATION[1]}")

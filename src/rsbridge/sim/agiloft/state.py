@@ -104,6 +104,21 @@ class SimAgiloftState:
             self.define_table(table)
         return [t.name for t in tables]
 
+    def merge_tables(self, definitions: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Add what ``definitions`` hold, as an administrator adds it: a table that exists
+        gets the fields it lacks (its own stay as they are), a new table is defined.
+        Answers the tables' names."""
+        tables = load_tables(definitions)
+        with self.lock:
+            for table in tables:
+                current = self.tables.get(table.name)
+                if current is None:
+                    self.define_table(table)
+                    continue
+                added = [f for f in table.fields if f.name not in current.by_name]
+                self.define_table(TableDef(current.name, [*current.fields, *added], current.label))
+        return [t.name for t in tables]
+
     def add_user(self, login: str, password: str, *, rest_allowed: bool = True) -> SimUser:
         """A user that may call the REST interface (or be refused 403 without
         ``rest_allowed``)."""
