@@ -138,6 +138,7 @@ async def test_jump_from_the_cases_search_criteria(running: Running) -> None:
         params = dict(parse_qsl(urlsplit(answer.json()["url"]).query))
         assert params["action"] == "start_jump_item_session"
         assert params["search_string"] == "WKS-ALLEN"
+        assert answer.json()["console"] == console
 
 
 async def test_the_case_link(running: Running) -> None:
@@ -146,3 +147,34 @@ async def test_the_case_link(running: Running) -> None:
     )
     assert links.status_code == 200, links.text
     assert any(link["name"] == "Agiloft support case" for link in links.json()["links"])
+
+
+@pytest.mark.parametrize(
+    ("field", "queue"),
+    [
+        ("Network", ("team", "2")),  # a bare team name
+        ("jsmith", ("rep", "2")),  # a bare representative
+        ("Team:Network", ("team", "2")),  # the prefix in any case
+        ("REP:jsmith", ("rep", "2")),
+    ],
+)
+async def test_the_mode_5_field_takes_a_representative_or_a_team(
+    running: Running, field: str, queue: tuple[str, str]
+) -> None:
+    kb = running.kb
+    kb.state.update("case", kb.demo.ids["printer"], {"bomgar_representative": [field]})
+    answer = await _key(running, email=False, assignment="queue")
+    assert answer.status_code == 200, answer.text
+    key = running.sim.state.session_keys[answer.json()["short_key"]]
+    assert (key.queue, key.queue_id) == queue
+
+
+async def test_a_repeated_request_still_writes_the_key_into_the_case(running: Running) -> None:
+    kb = running.kb
+    first = await _key(running, email=False, user="jdoe", request_id="req-1")
+    assert first.status_code == 200, first.text
+    kb.state.update("case", kb.demo.ids["printer"], {"bomgar_session_key": [""]})
+    again = await _key(running, email=False, user="jdoe", request_id="req-1")
+    assert again.json()["repeated"] is True
+    assert again.json()["ticket_fields"]["written"] is True
+    assert kb.case("printer")["bomgar_session_key"] == first.json()["short_key"]

@@ -65,7 +65,10 @@ class KB:
         return self.rows("bomgar_session_details")
 
     def case(self, key: str) -> dict[str, Any]:
-        return next(r for r in self.rows("case") if r["id"] == self.demo.ids[key])
+        return self.case_by_id(self.demo.ids[key])
+
+    def case_by_id(self, case_id: int) -> dict[str, Any]:
+        return next(r for r in self.rows("case") if r["id"] == case_id)
 
     def calls(self, operation: str | None = None) -> int:
         return sum(1 for r in self.state.requests if operation in (None, r.operation))
@@ -193,7 +196,7 @@ async def test_an_unknown_representative_does_not_block_the_import(kb: KB, make:
         session.representatives[0], username="nobody-here", primary=True
     )
     result = await connector.write_session_report(ticket, _delivery(session=session))
-    assert "no Agiloft user" in result.detail["technician"]
+    assert "no single Agiloft user" in result.detail["technician"]
     assert len(kb.sessions()) == 1
 
 
@@ -357,3 +360,57 @@ def test_bad_settings_are_named() -> None:
 def test_search_values_are_quoted() -> None:
     assert search_value("O'Brien") == "'O''Brien'"
     assert search_value("a\nb") == "'ab'"
+
+
+# --- review: users, lookups, creations, quoting -------------------------------------------
+
+
+async def test_representatives_are_matched_by_beyondtrust_username_first(
+    kb: KB, make: Factory
+) -> None:
+    people = "contacts.employees"
+    kb.state.update(people, kb.demo.ids["jdoe"], {"bomgar_username": ["john.bt"]})
+    bob = kb.state.create(
+        people, {"_login": ["bob"], "full_name": ["Bob Bee"], "bomgar_username": ["jdoe"]}
+    )
+    connector = make()
+    assert await connector._user_login("jdoe") == "bob", "Bob's BeyondTrust name wins"
+    assert await connector._user_login("john.bt") == "jdoe"
+    assert await connector._user_login("asmith") is None, "asmith is alice.smith there"
+    assert bob
+
+
+async def test_an_ambiguous_assignee_is_not_guessed(kb: KB, make: Factory) -> None:
+    kb.state.create(
+        "contacts.employees",
+        {"_login": ["jdoe2"], "full_name": ["John Doe"], "bomgar_username": ["john.other"]},
+    )
+    context = await make().ticket_context(str(kb.demo.ids["printer"]))
+    assert context.assigned_rep is None
+
+
+async def test_a_failed_user_lookup_does_not_stop_the_import(kb: KB, make: Factory) -> None:
+    connector = make(fields=["people.username=bt_user"])  # no such column in this KB
+    ticket = await connector.find_ticket(str(kb.demo.ids["printer"]))
+    result = await connector.write_session_report(ticket, _delivery())
+    assert "No column bt_user" in result.detail["technician"]
+    assert len(kb.sessions()) == 1
+
+
+async def test_a_repeated_creation_leaves_the_case_as_technicians_changed_it(
+    kb: KB, make: Factory
+) -> None:
+    connector = make()
+    session = sample_session()
+    created = await connector.create_ticket(session, {"priority": "High"}, key="k-edit")
+    kb.state.update("case", int(created.id), {"summary": ["Edited by a technician"]})
+    again = await connector.create_ticket(session, {"priority": "High"}, key="k-edit")
+    assert again == created
+    assert kb.case_by_id(int(created.id))["summary"] == "Edited by a technician"
+
+
+async def test_awkward_values_are_looked_up_as_values(kb: KB, make: Factory) -> None:
+    connector = make()
+    for value in ("evil\\", "O'Brien", "x' || _login!='", "a\\' || id!='0"):
+        assert await connector._user_login(value) is None
+    assert search_value("evil\\") == "'evil\\\\'"

@@ -75,7 +75,9 @@ class SessionKeyActions(ActionBase):
                 f"rsbridge:{parts.integration.name}:session_key:{ticket.id}:{note_id}",
                 text,
             )
-        fields = await self._record_key(parts, ticket, key) if not repeated else None
+        # Written on a repeated request too (an earlier attempt may have failed there);
+        # writing the same key again changes nothing.
+        fields = await self._record_key(parts, ticket, key)
         email = await self._email(parts, request, key, email_to) if email_to else None
         log.info(
             "%s: session key for %s in %s%s",
@@ -256,10 +258,21 @@ class SessionKeyActions(ActionBase):
                 'assignment queue needs queue = "rep:<username>" or "team:<team name>" '
                 "(in the request or in the integration's actions.queue)"
             )
-        kind, _, name = spec.partition(":")
-        if kind == "rep":
-            return Queue.rep_username(name), f"representative {name}"
-        return await self._team_queue(parts, name, "named")
+        kind, sep, name = spec.partition(":")
+        kind = kind.strip().casefold()
+        if sep and kind == "rep":
+            return Queue.rep_username(name.strip()), f"representative {name.strip()}"
+        if sep and kind == "team":
+            return await self._team_queue(parts, name.strip(), "named")
+        # A bare name (Agiloft's field holds "a known representative or team"): the
+        # appliance's team of that name if there is one, else the representative.
+        teams = await parts.appliance.get_support_teams(members=False)
+        bare = spec.strip()
+        if any(
+            bare.casefold() in (t.name.casefold(), (t.code_name or "").casefold()) for t in teams
+        ):
+            return await self._team_queue(parts, bare, "named")
+        return Queue.rep_username(bare), f"representative {bare}"
 
     async def _team_queue(self, parts: Parts, name: str, why: str) -> tuple[str, str]:
         teams = await parts.appliance.get_support_teams(members=False)

@@ -115,9 +115,10 @@ class TicketContext:
     caller_email: str | None = None
     configuration_item: ConfigurationItem | None = None
     queue: str | None = None
-    """A queue the ticket itself names (``rep:<username>`` or ``team:<team name>``), for
-    the ``queue`` assignment when the request names none (Agiloft's mode 5: a field of the
-    case holds a representative or team)."""
+    """A queue the ticket itself names (``rep:<username>``, ``team:<team name>``, or a bare
+    name: the appliance's team of that name, else that representative), for the ``queue``
+    assignment when the request names none (Agiloft's mode 5: a field of the case holds a
+    representative or team)."""
     session_attributes: Mapping[str, str] = field(default_factory=dict)
     """Custom session attributes that associate a session with this ticket (code name to
     value; ``external_key`` included), stamped on keys and start URLs made for it."""
@@ -279,11 +280,6 @@ class Connector(abc.ABC):
     settings: ClassVar[Sequence[Setting]] = ()
     default_ticket_from: ClassVar[tuple[str, ...]] = ("external_key",)
     """Association sources used when the integration does not set ``ticket_from``."""
-    routing: ClassVar[Mapping[str, str]] = {}
-    """Query parameters of the intake URL that pick among this connector's integrations:
-    parameter name to setting name. Agiloft's ``{"KB": "kb"}``: an event POSTed to
-    ``/ERSPost?appliance=ID&KB=Demo`` reaches, of the Agiloft integrations, only those whose
-    ``kb`` is ``Demo``; integrations of other connectors are not affected."""
     call_deadline_seconds: ClassVar[float] = DEFAULT_CALL_DEADLINE_SECONDS
     """Longest time one call of the default ``http`` client may take, answer included, so
     a slow or trickling peer cannot hold a worker (each step is also bounded by 30 s)."""

@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import ipaddress
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
@@ -35,8 +35,7 @@ from rsbridge.appliance.events import (
     OutboundFormError,
     parse_outbound_form,
 )
-from rsbridge.config import ApplianceConfig, Config, IntegrationConfig, IPNetwork
-from rsbridge.connectors.registry import connector_class
+from rsbridge.config import ApplianceConfig, Config, IPNetwork
 from rsbridge.engine.store.base import (
     RANK_LIVE,
     RANK_SESSION_END,
@@ -75,47 +74,24 @@ class IntakeResult:
     duplicate: bool = False
 
 
-def job_specs(
-    config: Config,
-    appliance_id: str,
-    event_type: str,
-    *,
-    polled: bool,
-    route: Mapping[str, str] | None = None,
-) -> list[JobSpec]:
+def job_specs(config: Config, appliance_id: str, event_type: str, *, polled: bool) -> list[JobSpec]:
     """The jobs an event of ``event_type`` gets: one per integration that processes it.
 
     "Someone joins a support session" is processed by integrations that auto-create on
     join; its job ranks before the session's end so that the import finds the ticket.
-    ``route``: the intake URL's query parameters, which a connector's ``routing`` may use
-    to pick among its integrations (Agiloft's ``KB``).
     """
-    integrations = [i for i in config.active_integrations(appliance_id) if _routed(i, route)]
     if event_type == MEMBER_ADDED:
         return [
             JobSpec(integration.name, RANK_LIVE)
-            for integration in integrations
+            for integration in config.active_integrations(appliance_id)
             if integration.association.create_on_join and not polled
         ]
     rank = RANK_SURVEY if event_type in SURVEY_EVENTS else RANK_SESSION_END
     return [
         JobSpec(integration.name, rank)
-        for integration in integrations
+        for integration in config.active_integrations(appliance_id)
         if event_type in (integration.polling_events if polled else integration.outbound_events)
     ]
-
-
-def _routed(integration: IntegrationConfig, route: Mapping[str, str] | None) -> bool:
-    """Whether the intake URL's parameters leave ``integration`` in (see
-    :attr:`Connector.routing <rsbridge.connectors.base.Connector.routing>`)."""
-    if not route:
-        return True
-    routing = connector_class(integration.connector).routing
-    return all(
-        str(integration.settings.get(setting, "")) == route[parameter]
-        for parameter, setting in routing.items()
-        if parameter in route
-    )
 
 
 def client_address(
@@ -240,13 +216,11 @@ class Intake:
         forwarded_for: str | None = None,
         query_token: str | None = None,
         screened: bool = False,
-        route: Mapping[str, str] | None = None,
     ) -> IntakeResult:
         """Handle one delivery; see the module docstring for the answers.
 
         ``screened``: the caller already had :meth:`screen` pass the same sender (the web
-        app does, before reading the body), so it is not checked twice. ``route``: the
-        intake URL's query parameters (see :func:`job_specs`).
+        app does, before reading the body), so it is not checked twice.
         """
         if not screened:
             refused = self.screen(
@@ -282,9 +256,7 @@ class Intake:
             form = None
         event = self._incoming(appliance_id, form, body, problem)
         jobs = (
-            []
-            if form is None
-            else job_specs(self.config, appliance_id, form.event, polled=False, route=route)
+            [] if form is None else job_specs(self.config, appliance_id, form.event, polled=False)
         )
         try:
             result = await self.store.record_event(event, jobs)

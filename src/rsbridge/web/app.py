@@ -36,8 +36,6 @@ from rsbridge.web.actions import bearer_ok, refuse_unauthorized
 log = logging.getLogger(__name__)
 
 _NO_STORE = {"Cache-Control": "no-store"}
-_NOT_ROUTE = frozenset({"appliance", TOKEN_VARIABLE})
-"""Intake URL parameters that are not routing parameters (see Connector.routing)."""
 _PROBE = "rsbridge.health"
 """Watermark name read by the liveness probe: one indexed row, whether it exists or not
 (counting jobs would scan tables, on a route anyone may call)."""
@@ -101,8 +99,7 @@ def create_app(
             body = await _read_body(request, limit)
         except _TooLargeError:
             return PlainTextResponse(f"event body over the {limit}-byte limit", status_code=413)
-        route = {k: v for k, v in request.query_params.items() if k not in _NOT_ROUTE}
-        result = await intake.receive(appliance_id, body, **sender, screened=True, route=route)
+        result = await intake.receive(appliance_id, body, **sender, screened=True)
         return PlainTextResponse(result.message, status_code=result.status)
 
     async def ers_post(request: Request) -> Response:

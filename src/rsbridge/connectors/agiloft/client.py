@@ -126,7 +126,9 @@ class AgiloftClient:
                 return self._token
             if self._token is not None and self._refresh and self._token != stale:
                 # Near its end: refresh (the old pair stops working).
-                with contextlib.suppress(ConnectorAuthError):
+                # A refused refresh (expired, or the session gone) falls back to a login;
+                # a KB that is down fails that login too, and says so.
+                with contextlib.suppress(ConnectorAuthError, ConnectorRetryableError):
                     await self._login({"refresh_token": self._refresh}, bearer=self._token)
                     return self._token
             await self._login(
@@ -311,7 +313,12 @@ class AgiloftClient:
         Agiloft's only idempotent write. Its id."""
         params = [("$match", match), *_pairs(values)]
         result = await self.call("EWUpsert", table, params, files=files, what=what)
-        return str(result)
+        record_id = str(result).strip()
+        if not record_id.isdigit():
+            raise ConnectorRetryableError(
+                f"{self.where}: {what}: the answer names no record id ({record_id[:60]!r})"
+            )
+        return record_id
 
     async def update(
         self, table: str, record_id: str, values: Mapping[str, Value], *, what: str = "update"
@@ -326,7 +333,7 @@ class AgiloftClient:
         missing: list[str] = []
         while wanted:
             try:
-                await self.search(table, "id!=null", wanted, limit=1, what=f"read {table}")
+                await self.search(table, "id!='0'", wanted, limit=1, what=f"read {table}")
                 return missing
             except ColumnMissingError as exc:
                 named = next((f for f in wanted if f"No column {f} in" in exc.message), None)
@@ -338,9 +345,10 @@ class AgiloftClient:
 
 
 def search_value(value: str) -> str:
-    """``value`` quoted for an EWSearch query (``'`` doubled, line breaks dropped)."""
+    """``value`` quoted for an EWSearch query: ``\\`` and ``'`` doubled (a backslash
+    escapes the next character there), line breaks and other controls dropped."""
     clean = "".join(ch for ch in value if ch >= " " and ch != "\x7f")
-    return "'" + clean.replace("'", "''") + "'"
+    return "'" + clean.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def link_value(value: str) -> str:

@@ -53,7 +53,7 @@ from rsbridge.connectors.base import (
     WriteResult,
 )
 from rsbridge.connectors.transport import peer_client
-from rsbridge.errors import ConnectorPermanentError, TicketNotFoundError
+from rsbridge.errors import ConnectorPermanentError, ConnectorRetryableError, TicketNotFoundError
 
 USER_CACHE_SECONDS = 600.0
 CASE_CONTEXT = (
@@ -75,7 +75,6 @@ class AgiloftConnector(Connector):
     title = "Agiloft"
     settings: ClassVar[Sequence[Setting]] = SETTINGS
     default_ticket_from: ClassVar[tuple[str, ...]] = ("external_key",)
-    routing: ClassVar[Mapping[str, str]] = {"KB": "kb"}
 
     def __init__(self, config: ConnectorSettings, *, http: httpx.AsyncClient | None = None):
         c: Any = config
@@ -140,7 +139,11 @@ class AgiloftConnector(Connector):
             raise TicketNotFoundError(f"{source} {ref[:40]!r} is not an Agiloft case id")
         fields = [self._col("case", name) for name in CASE_CONTEXT]
         found = await self.client.search(
-            self._table("case"), f"id={ref}", ["id", *fields], limit=1, what=f"find case {ref}"
+            self._table("case"),
+            f"id={search_value(ref)}",
+            ["id", *fields],
+            limit=1,
+            what=f"find case {ref}",
         )
         if not found:
             raise TicketNotFoundError(f"Agiloft has no case {ref}")
@@ -154,9 +157,20 @@ class AgiloftConnector(Connector):
     async def create_ticket(
         self, session: SupportSession, fields: Mapping[str, str], *, key: str
     ) -> Ticket:
-        """A case for the session, once per ``key``: an EWUpsert matched on the case's
-        import key column."""
+        """A case for the session, once per ``key``: found by the case's import key column,
+        else made with an EWUpsert matched on it (two creations at once make one case)."""
         import_key = self._col("case", "import_key")
+        found = await self.client.search(
+            self._table("case"),
+            f"{import_key}={search_value(_key_text(key))}",
+            ["id"],
+            limit=1,
+            what="find the created case",
+        )
+        if found and str(found[0].get("id") or "").isdigit():
+            # Made before (a retry, or the join and the link at once): left as the
+            # technicians have it since, not written again.
+            return self._ticket(str(found[0]["id"]))
         customer = session.primary_customer.name if session.primary_customer else ""
         values = {
             self._col("case", "summary"): f"Remote Support session with {customer or 'a customer'}",
@@ -189,7 +203,7 @@ class AgiloftConnector(Connector):
         session = delivery.session
         rep = session.representatives[0].username if session.representatives else None
         primary = next((r.username for r in session.representatives if r.primary), rep)
-        technician = await self._user_login(primary) if primary else None
+        technician, why = await self._technician(primary)
         chat = delivery.report.parts.get("chat")
         logical = session_values(
             session,
@@ -220,9 +234,24 @@ class AgiloftConnector(Connector):
             what=f"import session {session.lsid}",
         )
         detail = {"record": record}
-        if technician is None and primary:
-            detail["technician"] = f"no Agiloft user for representative {primary!r}"
+        if why:
+            detail["technician"] = why
         return WriteResult(record, detail)
+
+    async def _technician(self, rep: str | None) -> tuple[str | None, str]:
+        """The employee login to link the session to, or None and why not. A lookup that
+        fails for good (a column missing, no access) does not stop the import."""
+        if not rep:
+            return None, ""
+        try:
+            login = await self._user_login(rep)
+        except ConnectorRetryableError:
+            raise
+        except ConnectorPermanentError as exc:
+            return None, f"representative {rep!r} not looked up: {exc.message}"
+        if login is None:
+            return None, f"no single Agiloft user for representative {rep!r}"
+        return login, ""
 
     async def write_survey(self, ticket: Ticket | None, delivery: SurveyDelivery) -> WriteResult:
         """The survey's text in the session record's survey column, once."""
@@ -293,12 +322,14 @@ class AgiloftConnector(Connector):
     # --- users ---------------------------------------------------------------------------
 
     async def _user(self, query: str) -> dict[str, Any] | None:
+        """The one employee ``query`` finds; None when none or several (an ambiguous
+        match must not send a session or a key to the wrong person)."""
         people = self._table("people")
         login, username = self._col("people", "login"), self._col("people", "username")
         found = await self.client.search(
-            people, query, [login, username], limit=1, what="find a user"
+            people, query, [login, username], limit=2, what="find a user"
         )
-        return found[0] if found else None
+        return found[0] if len(found) == 1 else None
 
     async def _user_login(self, rep_username: str) -> str | None:
         """The Agiloft login of the representative ``rep_username`` (their BeyondTrust
@@ -309,7 +340,10 @@ class AgiloftConnector(Connector):
             return cached[1]
         login, username = self._col("people", "login"), self._col("people", "username")
         value = search_value(rep_username)
-        found = await self._user(f"{username}={value} || {login}={value}")
+        # The BeyondTrust Username column first; the same login only when no one has it.
+        found = await self._user(f"{username}={value}")
+        if found is None:
+            found = await self._user(f"{login}={value} && {username}=null")
         result = str(found.get(login) or "") or None if found else None
         self._users[rep_username] = (now, result)
         return result
@@ -346,9 +380,7 @@ class AgiloftConnector(Connector):
         state = get("status")
         person = get("assigned_person")
         criteria = get("jump_criteria")
-        queue = get("representative")
-        if queue and not queue.startswith(("rep:", "team:")):
-            queue = f"rep:{queue}"
+        queue = get("representative")  # rep:<name>, team:<name> or a bare name
         return TicketContext(
             ticket=ticket,
             state=state,

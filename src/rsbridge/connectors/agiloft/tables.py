@@ -66,8 +66,8 @@ CASE = Table(
         Column("session_url", "bomgar_session_url", label="BeyondTrust Session URL"),
         Column("representative", "bomgar_representative",
                label="BeyondTrust Representative or Team",
-               help="Assignment mode 5: `rep:<username>` or `team:<team name>` (a bare name "
-                    "is a representative)."),
+               help="Assignment mode 5: `rep:<username>`, `team:<team name>`, or a bare "
+                    "name (the appliance's team of that name, else the representative)."),
         Column("jump_criteria", "bomgar_jump_client_search_criteria",
                label="Bomgar_jump_client_search_criteria",
                help="The Jump Client search string (the seed's field)."),
