@@ -501,6 +501,9 @@ def test_custom_links_are_the_seeds() -> None:
         "https://mt.example.com/ux/smart-it/#/create/smart-recorder?"
         "customer=%CUSTOMER.NAME%&desc=%SESSION.DETAILS%"
     )
+    assert links["Remedy incident (Smart IT)"] == (
+        "https://mt.example.com/ux/smart-it/#/incident/displayid/%SESSION.CUSTOM.EXTERNAL_KEY%"
+    )
     incident = links["Remedy incident (Mid-Tier)"]
     assert incident.startswith("https://mt.example.com/arsys/forms/arprod/HPD%3AHelp%20Desk/")
     assert "%SESSION.CUSTOM.EXTERNAL_KEY%" in incident
@@ -639,3 +642,14 @@ async def test_refusals_sent_with_http_500_are_permanent_and_bare_404s_are_not_n
     with pytest.raises(ConnectorPermanentError) as bare:
         await client.request("GET", "/not/the/api", what="probe")
     assert not isinstance(bare.value, TicketNotFoundError)
+
+
+async def test_a_session_without_a_ticket_is_imported_into_the_session_forms(
+    ar: Server, make: Factory
+) -> None:
+    connector = make()
+    result = await connector.write_session_report(None, _delivery("external"))
+    assert result.detail["work_info"] == "0"
+    [header] = ar.entries("RSB:Session")
+    assert header["Ticket Number"] is None and header["Import State"] == 1
+    assert ar.entries("RSB:Session Participant")

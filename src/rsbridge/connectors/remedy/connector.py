@@ -400,6 +400,12 @@ class RemedyConnector(Connector):
                 f"{quote('HPD:Help Desk', safe='')}/?mode=search&F{INCIDENT_NUMBER_ID}="
                 "%SESSION.CUSTOM.EXTERNAL_KEY%",
             ),
+            # Inferred, not in the seed: Smart IT opens a ticket by its display id.
+            CustomLink(
+                "Remedy incident (Smart IT)",
+                f"{self.midtier_url}/ux/smart-it/#/incident/displayid/"
+                "%SESSION.CUSTOM.EXTERNAL_KEY%",
+            ),
             CustomLink(
                 "Create Incident via BMC Smart IT",
                 f"{self.midtier_url}/ux/smart-it/#/create/smart-recorder?"
