@@ -27,6 +27,7 @@ from rich.console import Console
 from rsbridge.appliance.events import MEMBER_ADDED
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.config import Config, parse_config
+from rsbridge.connectors.jsonl import read_deliveries
 from rsbridge.engine.runtime import Engine
 from rsbridge.sim.appliance.emitter import OutboundEventEmitter, Recipient, events_for_session
 from rsbridge.sim.appliance.scenarios import SessionGenerator
@@ -35,6 +36,7 @@ from rsbridge.sim.appliance.state import SimApplianceState
 from rsbridge.sim.serve import serve_in_thread
 from rsbridge.sim.webhook import WebhookReceiverState
 from rsbridge.sim.webhook import create_app as create_webhook_app
+from rsbridge.web.serve import serving
 
 APPLIANCE = "default"
 """The appliance id of the demo configuration."""
@@ -266,6 +268,68 @@ async def tell(
         f"{attribute}={forged_target} (unsigned): refused, the session got its own {noun}"
     )
     return Story(finished, forged, counts)
+
+
+@dataclasses.dataclass
+class Told:
+    """What :func:`run_story` did: the story, the closed ticket's refusal, what reached
+    the file and the webhook."""
+
+    story: Story
+    refused: str
+    jsonl: list[dict[str, Any]]
+    webhook: list[dict[str, Any]]
+
+
+async def run_story(
+    config: Config,
+    peers: Stage,
+    seed: int,
+    *,
+    integration: str,
+    tickets: Sequence[str],
+    closed: str,
+    forged_target: str,
+    noun: str,
+    user: str,
+    count: int,
+    console: Console,
+    attribute: str = "external_key",
+) -> Told:
+    """The engine with its intake and actions API, a session key refused for the
+    ``closed`` ticket (asked as ``user``), then :func:`tell`."""
+    async with (
+        Engine(config) as engine,
+        serving(engine.asgi_app()) as url,
+        httpx.AsyncClient(headers={"Authorization": f"Bearer {peers.token}"}, timeout=30) as http,
+    ):
+        console.print(f"[bold]Engine[/] intake {url}/ERSPost, actions {url}/actions/...")
+        answer = await http.post(
+            f"{url}/actions/session-key",
+            json={"integration": integration, "ticket": closed, "user": user},
+        )
+        refused = str(answer.json().get("message", ""))
+        console.print(f"session key for closed {noun} {closed}: {refused}")
+        story = await tell(
+            url,
+            engine,
+            http,
+            peers.appliance,
+            SessionGenerator(seed),
+            integration=integration,
+            tickets=tickets,
+            attribute=attribute,
+            noun=noun,
+            forged_target=forged_target,
+            count=count,
+            console=console,
+        )
+    return Told(
+        story,
+        refused,
+        read_deliveries(peers.jsonl_path),
+        [r.body for r in peers.receiver.received],
+    )
 
 
 def file_counts(lines: list[dict[str, Any]]) -> Counter[tuple[Any, Any]]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +16,13 @@ from rsbridge.appliance.report_model import SupportSession
 from rsbridge.config import Config, parse_config
 from rsbridge.engine.runtime import Engine
 from rsbridge.sim.appliance.emitter import OutboundEventEmitter, Recipient, events_for_session
+from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.sim.appliance.server import create_app
 from rsbridge.sim.appliance.state import SimApplianceState
 from rsbridge.sim.serve import serve_in_thread
 from rsbridge.sim.webhook import WebhookReceiverState
 from rsbridge.sim.webhook import create_app as create_webhook_app
-from tests.conftest import SIGNING_SECRET
+from tests.conftest import SIGNING_SECRET, sign_session
 
 
 @dataclass
@@ -134,3 +137,30 @@ async def emit(
         await emitter.run_until_idle()
     assert recipient.dropped == 0
     return recipient
+
+
+def ended_sessions(
+    tickets: Sequence[str],
+    count: int,
+    seed: int,
+    integration: str,
+    *,
+    surveys: bool = True,
+    signed: bool = True,
+) -> list[SupportSession]:
+    """Sessions that ended a minute ago, keyed to ``tickets`` in turn (the external key),
+    signed for ``integration`` as the keys rsbridge generates are (unsigned: as a
+    customer's own start URL would set them)."""
+    generator = SessionGenerator(seed)
+    made = []
+    for i in range(count):
+        session = generator.session_from_key(tickets[i % len(tickets)], {})
+        assert session.start_time is not None and session.end_time is not None
+        shift = datetime.now(UTC) - timedelta(seconds=60) - session.end_time
+        moved = dataclasses.replace(
+            session, start_time=session.start_time + shift, end_time=session.end_time + shift
+        )
+        if not surveys:
+            moved = dataclasses.replace(moved, customer_surveys=[], rep_surveys=[])
+        made.append(sign_session(moved, integration) if signed else moved)
+    return made

@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,11 @@ from rsbridge.connectors.agiloft.demo import prepared_kb, session_records
 from rsbridge.engine.runtime import Engine
 from rsbridge.engine.store.base import Job, JobFilter, JobStatus
 from rsbridge.sim.agiloft import DemoSeed, SimAgiloftState, create_app
-from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.sim.serve import serve_in_thread
 from rsbridge.web.app import create_app as create_intake_app
 from rsbridge.web.serve import serving
-from tests.conftest import sign_session
 
-from .conftest import SimAppliance, drained, emit, engine_config
+from .conftest import SimAppliance, drained, emit, ended_sessions, engine_config
 
 INTEGRATION = "agiloft"
 
@@ -60,20 +57,9 @@ def _config(tmp_path: Path, sim: SimAppliance, kb: KB, **settings: Any) -> Any:
 
 
 def _sessions(kb: KB, count: int, seed: int, *, surveys: bool = True) -> list[SupportSession]:
+    """Ended sessions keyed to the open cases (see ``ended_sessions``)."""
     cases = [str(kb.demo.ids["printer"]), str(kb.demo.ids["vpn"])]
-    generator = SessionGenerator(seed)
-    made = []
-    for i in range(count):
-        session = generator.session_from_key(cases[i % len(cases)], {})
-        assert session.start_time is not None and session.end_time is not None
-        shift = datetime.now(UTC) - timedelta(seconds=60) - session.end_time
-        moved = dataclasses.replace(
-            session, start_time=session.start_time + shift, end_time=session.end_time + shift
-        )
-        if not surveys:
-            moved = dataclasses.replace(moved, customer_surveys=[], rep_surveys=[])
-        made.append(sign_session(moved, INTEGRATION))
-    return made
+    return ended_sessions(cases, count, seed, INTEGRATION, surveys=surveys)
 
 
 def _assert_landed_once(kb: KB, sessions: list[SupportSession]) -> None:

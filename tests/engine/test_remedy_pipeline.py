@@ -11,7 +11,6 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +20,12 @@ from rsbridge.appliance.report_model import SupportSession
 from rsbridge.connectors.remedy.demo import entries, prepared_server, work_info
 from rsbridge.engine.runtime import Engine
 from rsbridge.engine.store.base import Job, JobFilter, JobStatus
-from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.sim.remedy import DemoSeed, SimRemedyState, create_app
 from rsbridge.sim.serve import serve_in_thread
 from rsbridge.web.app import create_app as create_intake_app
 from rsbridge.web.serve import serving
-from tests.conftest import sign_session
 
-from .conftest import SimAppliance, drained, emit, engine_config
+from .conftest import SimAppliance, drained, emit, ended_sessions, engine_config
 
 INTEGRATION = "remedy"
 
@@ -65,21 +62,9 @@ def _config(tmp_path: Path, sim: SimAppliance, ar: Server, **settings: Any) -> A
 
 
 def _sessions(ar: Server, count: int, seed: int, *, surveys: bool = True) -> list[SupportSession]:
-    """Ended sessions, each keyed to an open incident, signed as rsbridge's keys are."""
+    """Ended sessions keyed to the open incidents (see ``ended_sessions``)."""
     incidents = [ar.demo.ids["printer"], ar.demo.ids["vpn"]]
-    generator = SessionGenerator(seed)
-    made = []
-    for i in range(count):
-        session = generator.session_from_key(incidents[i % len(incidents)], {})
-        assert session.start_time is not None and session.end_time is not None
-        shift = datetime.now(UTC) - timedelta(seconds=60) - session.end_time
-        moved = dataclasses.replace(
-            session, start_time=session.start_time + shift, end_time=session.end_time + shift
-        )
-        if not surveys:
-            moved = dataclasses.replace(moved, customer_surveys=[], rep_surveys=[])
-        made.append(sign_session(moved, INTEGRATION))
-    return made
+    return ended_sessions(incidents, count, seed, INTEGRATION, surveys=surveys)
 
 
 def _assert_landed_once(ar: Server, sessions: list[SupportSession]) -> None:

@@ -11,7 +11,6 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +27,12 @@ from rsbridge.connectors.salesforce.demo import (
 from rsbridge.engine.runtime import Engine
 from rsbridge.engine.store.base import AttemptOutcome, Job, JobFilter, JobStatus
 from rsbridge.engine.worker import Services, Worker
-from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.sim.salesforce import DemoSeed, SimSalesforceState, ValidationRule, create_app
 from rsbridge.sim.serve import serve_in_thread
 from rsbridge.web.app import create_app as create_intake_app
 from rsbridge.web.serve import serving
-from tests.conftest import sign_session
 
-from .conftest import SimAppliance, drained, emit, engine_config
+from .conftest import SimAppliance, drained, emit, ended_sessions, engine_config
 
 INTEGRATION = "salesforce"
 TOKEN_PATH = "/services/oauth2/token"
@@ -88,22 +85,9 @@ def _config(
 def _sessions(
     org: Org, count: int, seed: int, *, surveys: bool = True, signed: bool = True
 ) -> list[SupportSession]:
-    """Ended sessions, each with an open Case's id as external key, signed as a key
-    rsbridge generated carries (unless not ``signed``: as a customer's start URL)."""
+    """Ended sessions keyed to the open Cases (see ``ended_sessions``)."""
     cases = [org.demo.ids["case_printer"], org.demo.ids["case_vpn"]]
-    generator = SessionGenerator(seed)
-    made = []
-    for i in range(count):
-        session = generator.session_from_key(cases[i % len(cases)], {})
-        assert session.start_time is not None and session.end_time is not None
-        shift = datetime.now(UTC) - timedelta(seconds=60) - session.end_time
-        moved = dataclasses.replace(
-            session, start_time=session.start_time + shift, end_time=session.end_time + shift
-        )
-        if not surveys:
-            moved = dataclasses.replace(moved, customer_surveys=[], rep_surveys=[])
-        made.append(sign_session(moved, INTEGRATION) if signed else moved)
-    return made
+    return ended_sessions(cases, count, seed, INTEGRATION, surveys=surveys, signed=signed)
 
 
 def _assert_landed_once(

@@ -26,34 +26,28 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.config import Config
 from rsbridge.connectors.agiloft.tables import Names, rsbridge_definitions
-from rsbridge.connectors.jsonl import read_deliveries
 from rsbridge.demo import (
     DemoSession,
     Stage,
     describe,
     file_counts,
+    run_story,
     stage,
-    tell,
     webhook_counts,
 )
-from rsbridge.engine.runtime import Engine
 from rsbridge.sim.agiloft import DemoSeed, SimAgiloftState, seed_demo
 from rsbridge.sim.agiloft import create_app as create_agiloft_app
-from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.sim.serve import serve_in_thread
-from rsbridge.web.serve import serving
 
 OPEN_CASES = ("printer", "vpn")
 CLOSED_CASE = "laptop"
 FORGED_TARGET = "vpn"
-KEY_ATTRIBUTE = "external_key"
 INTEGRATION = "agiloft"
 SESSIONS_TABLE = "bomgar_session_details"
 
@@ -134,41 +128,29 @@ async def _run(
     seed: int,
     console: Console,
 ) -> DemoResult:
-    async with (
-        Engine(config) as engine,
-        serving(engine.asgi_app()) as url,
-        httpx.AsyncClient(headers={"Authorization": f"Bearer {peers.token}"}, timeout=30) as http,
-    ):
-        console.print(f"[bold]Engine[/] intake {url}/ERSPost, actions {url}/actions/...")
-        closed = str(demo.ids[CLOSED_CASE])
-        refused = await http.post(
-            f"{url}/actions/session-key",
-            json={"integration": INTEGRATION, "ticket": closed, "user": "jdoe"},
-        )
-        console.print(f"session key for resolved case {closed}: {refused.json()['message']}")
-        story = await tell(
-            url,
-            engine,
-            http,
-            peers.appliance,
-            SessionGenerator(seed),
-            integration=INTEGRATION,
-            tickets=[str(demo.ids[name]) for name in OPEN_CASES],
-            attribute=KEY_ATTRIBUTE,
-            noun="case",
-            forged_target=str(demo.ids[FORGED_TARGET]),
-            count=count,
-            console=console,
-        )
+    told = await run_story(
+        config,
+        peers,
+        seed,
+        integration=INTEGRATION,
+        tickets=[str(demo.ids[name]) for name in OPEN_CASES],
+        closed=str(demo.ids[CLOSED_CASE]),
+        forged_target=str(demo.ids[FORGED_TARGET]),
+        noun="case",
+        user="jdoe",
+        count=count,
+        console=console,
+    )
+    story = told.story
     result = DemoResult(
         story.sessions,
         kb,
         demo.ids,
-        read_deliveries(peers.jsonl_path),
-        [r.body for r in peers.receiver.received],
+        told.jsonl,
+        told.webhook,
         len(kb.requests),
         story.counts.get("dead", 0),
-        str(refused.json().get("message", "")),
+        told.refused,
         story.forged,
     )
     console.print(_table(result))

@@ -24,36 +24,30 @@ import asyncio
 import dataclasses
 from typing import Any
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.config import Config
-from rsbridge.connectors.jsonl import read_deliveries
 from rsbridge.connectors.remedy.forms import sim_definitions
 from rsbridge.demo import (
     DemoSession,
     Stage,
     describe,
     file_counts,
+    run_story,
     stage,
-    tell,
     webhook_counts,
 )
-from rsbridge.engine.runtime import Engine
-from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.sim.remedy import DemoSeed, SimRemedyState, load_forms, seed_demo
 from rsbridge.sim.remedy import create_app as create_remedy_app
 from rsbridge.sim.serve import serve_in_thread
-from rsbridge.web.serve import serving
 
 OPEN_INCIDENTS = ("printer", "vpn")
 """The seeded incidents technicians generate keys from (names of :attr:`DemoSeed.ids`)."""
 CLOSED_INCIDENT = "laptop"
 FORGED_TARGET = "vpn"
 """The incident a customer names in a start URL of their own: it must not get the session."""
-KEY_ATTRIBUTE = "external_key"
 INTEGRATION = "remedy"
 
 
@@ -124,42 +118,29 @@ async def _run(
     seed: int,
     console: Console,
 ) -> DemoResult:
-    generator = SessionGenerator(seed)
-    async with (
-        Engine(config) as engine,
-        serving(engine.asgi_app()) as url,
-        httpx.AsyncClient(headers={"Authorization": f"Bearer {peers.token}"}, timeout=30) as http,
-    ):
-        console.print(f"[bold]Engine[/] intake {url}/ERSPost, actions {url}/actions/...")
-        closed = demo.ids[CLOSED_INCIDENT]
-        refused = await http.post(
-            f"{url}/actions/session-key",
-            json={"integration": INTEGRATION, "ticket": closed, "user": "jsmith"},
-        )
-        console.print(f"session key for resolved incident {closed}: {refused.json()['message']}")
-        story = await tell(
-            url,
-            engine,
-            http,
-            peers.appliance,
-            generator,
-            integration=INTEGRATION,
-            tickets=[demo.ids[name] for name in OPEN_INCIDENTS],
-            attribute=KEY_ATTRIBUTE,
-            noun="incident",
-            forged_target=demo.ids[FORGED_TARGET],
-            count=count,
-            console=console,
-        )
+    told = await run_story(
+        config,
+        peers,
+        seed,
+        integration=INTEGRATION,
+        tickets=[demo.ids[name] for name in OPEN_INCIDENTS],
+        closed=demo.ids[CLOSED_INCIDENT],
+        forged_target=demo.ids[FORGED_TARGET],
+        noun="incident",
+        user="jsmith",
+        count=count,
+        console=console,
+    )
+    story = told.story
     result = DemoResult(
         story.sessions,
         server,
         demo.ids,
-        read_deliveries(peers.jsonl_path),
-        [r.body for r in peers.receiver.received],
+        told.jsonl,
+        told.webhook,
         len(server.requests),
         story.counts.get("dead", 0),
-        str(refused.json().get("message", "")),
+        told.refused,
         story.forged,
     )
     console.print(_table(result))

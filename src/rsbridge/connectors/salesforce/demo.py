@@ -26,13 +26,11 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.config import Config
-from rsbridge.connectors.jsonl import read_deliveries
 from rsbridge.connectors.salesforce.package import package_files, write_package
 from rsbridge.connectors.salesforce.schema import Schema
 from rsbridge.demo import (
@@ -40,25 +38,20 @@ from rsbridge.demo import (
     Stage,
     describe,
     file_counts,
+    run_story,
     stage,
-    tell,
     webhook_counts,
 )
-from rsbridge.engine.runtime import Engine
-from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.sim.salesforce import DemoSeed, SimSalesforceState, seed_demo
 from rsbridge.sim.salesforce import create_app as create_salesforce_app
 from rsbridge.sim.salesforce.package import load_package
 from rsbridge.sim.serve import serve_in_thread
-from rsbridge.web.serve import serving
 
 OPEN_CASES = ("case_printer", "case_vpn")
 """The seeded Cases technicians generate keys from (names of :attr:`DemoSeed.ids`)."""
 CLOSED_CASE = "case_closed"
 FORGED_TARGET = "case_vpn"
 """The Case a customer names in a start URL of their own: it must not get the session."""
-KEY_ATTRIBUTE = "external_key"
-"""Where a session carries its Case id (what the vendor's integration uses)."""
 INTEGRATION = "salesforce"
 API_CALL_BUDGET = 3
 """Salesforce API calls a session import may take, the Case lookup included."""
@@ -143,44 +136,29 @@ async def _run(
     seed: int,
     console: Console,
 ) -> DemoResult:
-    state = peers.appliance
-    generator = SessionGenerator(seed)
-    async with (
-        Engine(config) as engine,
-        serving(engine.asgi_app()) as url,
-        httpx.AsyncClient(headers={"Authorization": f"Bearer {peers.token}"}, timeout=30) as http,
-    ):
-        console.print(f"[bold]Engine[/] intake {url}/ERSPost, actions {url}/actions/...")
-        closed = demo.ids[CLOSED_CASE]
-        refused = await http.post(
-            f"{url}/actions/session-key",
-            json={"integration": INTEGRATION, "ticket": closed, "user": "jsmith"},
-        )
-        console.print(f"session key for closed Case {closed}: {refused.json()['message']}")
-        story = await tell(
-            url,
-            engine,
-            http,
-            state,
-            generator,
-            integration=INTEGRATION,
-            tickets=[demo.ids[name] for name in OPEN_CASES],
-            attribute=KEY_ATTRIBUTE,
-            noun="Case",
-            forged_target=demo.ids[FORGED_TARGET],
-            count=count,
-            console=console,
-        )
-    finished, forged, counts = story.sessions, story.forged, story.counts
+    told = await run_story(
+        config,
+        peers,
+        seed,
+        integration=INTEGRATION,
+        tickets=[demo.ids[name] for name in OPEN_CASES],
+        closed=demo.ids[CLOSED_CASE],
+        forged_target=demo.ids[FORGED_TARGET],
+        noun="Case",
+        user="jsmith",
+        count=count,
+        console=console,
+    )
+    finished, forged, counts = told.story.sessions, told.story.forged, told.story.counts
     result = DemoResult(
         finished,
         org,
         demo.ids,
-        read_deliveries(peers.jsonl_path),
-        [r.body for r in peers.receiver.received],
+        told.jsonl,
+        told.webhook,
         api_calls(org),
         counts.get("dead", 0),
-        str(refused.json().get("message", "")),
+        told.refused,
         forged,
     )
     console.print(_table(result))
