@@ -3,6 +3,7 @@
 
     python3 dev.py demo [ARGS]   create .venv if needed, install rsbridge, run `rsbridge demo`
     python3 dev.py test [ARGS]   install with the dev extras, then ruff, mypy and pytest
+                                 (4 pytest-xdist workers; RSBRIDGE_TEST_WORKERS=N to change)
     python3 dev.py bench NAME    run benchmarks/NAME.py in the venv
 
 The venv is re-installed only when pyproject.toml changes (a hash stamp is kept
@@ -59,7 +60,10 @@ def main(argv: list[str]) -> None:
         _run(BIN / "ruff", "check", ".")
         _run(BIN / "ruff", "format", "--check", ".")
         _run(BIN / "mypy")
-        _run(PY, "-m", "pytest", *rest)
+        # The suite waits on sockets more than on the CPU: four workers halve it even on
+        # two cores. RSBRIDGE_TEST_WORKERS=0 runs it in one process.
+        workers = os.environ.get("RSBRIDGE_TEST_WORKERS", "4")
+        _run(PY, "-m", "pytest", *(["-n", workers] if workers != "0" else []), *rest)
     else:
         ensure_venv("dev")
         if not rest:
