@@ -42,15 +42,21 @@ each one with :class:`~rsbridge.engine.render.Renderer` inside the timed part.
   is about the shape of the session write and not about the cache. Its values come from the
   connector's own builder (``session_values``), so both sides write the same content.
 
+``--attach-report``: both sides also put the HTML report on the record as a file (the
+``session_files`` column): rsbridge with ``attach_report = true`` (the file goes in the same
+multipart EWUpsert), the baseline with one EWAttach more per session.
+
 Figures: Agiloft calls per imported session, counted by the KB (logins and logouts apart),
 the projected time per session at ``WSDelay`` = 1 s (calls x 1 s: the calls of one session
 run one after another), sessions per second and the total time of the import run, and CPU
 time per session of this process and of the KB's; printed with their ratio rsbridge /
-baseline, measured in the same invocation. The target line: at most 2 calls per session
-(the case lookup and the one EWUpsert) besides the cached user lookups; a second line says
-whether there was at most one user lookup per representative. As a cross-check, not an assertion: that both sides left
-the same session records (session ids, the HTML report, the chat transcript, the case and
-technician links, every other column).
+baseline, measured in the same invocation. The target line (the issue's "one call for the
+session record plus at most one per attachment", plus the case lookup): at most 2 calls
+per session besides the cached user lookups, 3 with ``--attach-report``; a second line
+says whether there was at most one user lookup per representative. As a cross-check, not
+an assertion: that both sides left the same session records (session ids, the HTML
+report, the chat transcript, the case and technician links, the attached file, every other
+column).
 """
 
 from __future__ import annotations
@@ -90,6 +96,7 @@ APPLIANCE_ID = "default"
 INTEGRATION = "agiloft"
 CASES = "case"
 PEOPLE = "contacts.employees"
+FILES = "session_files"
 SESSION_CALLS = 2
 """rsbridge's target: calls per session besides the cached user lookups."""
 WS_DELAY_REAL = 1.0
@@ -130,7 +137,12 @@ def _holdings(state: SimAgiloftState) -> dict[str, Any]:
         rows = [
             {k: v for k, v in r.values.items() if k not in SERVER_SET}
             | {f"{k}@links": list(v) for k, v in r.links.items()}
-            | {f"{k}@files": [f.name for f in v] for k, v in r.files.items()}
+            | {
+                f"{k}@files": [
+                    [f.name, f.content_type, hashlib.sha256(f.data).hexdigest()] for f in v
+                ]
+                for k, v in r.files.items()
+            }
             for r in records
         ]
     ids = [r.get("session_id") for r in rows]
@@ -149,6 +161,7 @@ def _holdings(state: SimAgiloftState) -> dict[str, Any]:
         "case_links": len(pairs("support_case@links")),
         "case_digest": _digest(pairs("support_case@links")),
         "technician_links": len(pairs("technician@links")),
+        "with_file": len(pairs("session_files@files")),
         "records_digest": _digest(rows),
     }
 
@@ -233,7 +246,7 @@ def _delivery(session: SupportSession, renderer: Renderer) -> SessionDelivery:
 
 
 async def import_rsbridge(
-    info: dict[str, Any], sessions: Sequence[SupportSession], workers: int
+    info: dict[str, Any], sessions: Sequence[SupportSession], workers: int, attach: bool
 ) -> int:
     """Import ``sessions`` with the connector; the requests its client counted."""
     settings = AgiloftConnector.validate_settings(
@@ -243,6 +256,7 @@ async def import_rsbridge(
             "login": info["login"],
             "password": info["password"],
             "allow_plain_http": True,
+            "attach_report": attach,
         }
     )
     connector = AgiloftConnector(settings)
@@ -264,8 +278,9 @@ async def import_rsbridge(
 class NaiveImporter:
     """Credentials on every call; search, create, one update per part (module docstring)."""
 
-    def __init__(self, info: dict[str, Any]) -> None:
+    def __init__(self, info: dict[str, Any], attach: bool) -> None:
         self.info = info
+        self.attach = attach
         self.http = httpx.AsyncClient(base_url=info["url"], timeout=60)
         self.renderer = Renderer()
         self.calls = 0
@@ -274,10 +289,8 @@ class NaiveImporter:
     async def aclose(self) -> None:
         await self.http.aclose()
 
-    async def _call(self, operation: str, table: str, params: list[tuple[str, str]]) -> Any:
-        """One EW call with the credentials in the form; its ``result``."""
-        self.calls += 1
-        form = [
+    def _form(self, table: str, params: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [
             ("$KB", self.info["kb"]),
             ("$table", table),
             ("$lang", "en"),
@@ -286,6 +299,11 @@ class NaiveImporter:
             ("err_code_resp", "1"),
             *params,
         ]
+
+    async def _call(self, operation: str, table: str, params: list[tuple[str, str]]) -> Any:
+        """One EW call with the credentials in the form; its ``result``."""
+        self.calls += 1
+        form = self._form(table, params)
         response = await self.http.post(
             f"/ewws/{operation}/.json",
             content=urlencode(form).encode(),
@@ -340,6 +358,29 @@ class NaiveImporter:
         for part in (details, _one(values, "chat_transcript"), _one(values, "session_report")):
             if part:
                 await self._call("EWUpdate", SESSIONS_TABLE, [("id", record), *part])
+        if self.attach:
+            await self._attach(record, session.lsid, delivery.report.full.html)
+
+    async def _attach(self, record: str, lsid: str, html: str) -> None:
+        """EWAttach of the report as a file, replacing the one a replay finds (the file
+        name and type the connector uses)."""
+        self.calls += 1
+        name = f"session-{_safe(lsid)}.html"
+        form = self._form(
+            SESSIONS_TABLE,
+            [("id", record), ("field", FILES), ("fileName", name), (f"{FILES}$overwrite", "1")],
+        )
+        response = await self.http.post(
+            "/ewws/EWAttach/.json",
+            data=dict(form),
+            files={FILES: (name, html.encode(), "text/html; charset=utf-8")},
+        )
+        response.raise_for_status()
+
+
+def _safe(value: str) -> str:
+    """The connector's file-name rule for the LSID."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in value)[:80] or "session"
 
 
 def _one(values: dict[str, str | None], column: str) -> list[tuple[str, str]]:
@@ -348,10 +389,10 @@ def _one(values: dict[str, str | None], column: str) -> list[tuple[str, str]]:
 
 
 async def import_baseline(
-    info: dict[str, Any], sessions: Sequence[SupportSession], workers: int
+    info: dict[str, Any], sessions: Sequence[SupportSession], workers: int, attach: bool
 ) -> int:
     """Import ``sessions`` the naive way; the requests it sent."""
-    naive = NaiveImporter(info)
+    naive = NaiveImporter(info, attach)
     slots = asyncio.Semaphore(workers)
 
     async def one(session: SupportSession) -> None:
@@ -400,7 +441,7 @@ class Side:
         return self.cpu_seconds * 1000 / self.sessions
 
 
-Importer = Callable[[dict[str, Any], Sequence[SupportSession], int], Any]
+Importer = Callable[[dict[str, Any], Sequence[SupportSession], int, bool], Any]
 
 
 def measure(
@@ -408,7 +449,9 @@ def measure(
 ) -> Side:
     with KB(args.latency, args.ws_delay) as kb:
         with Stopwatch() as watch:
-            client_calls = asyncio.run(importer(kb.info, sessions, args.workers))
+            client_calls = asyncio.run(
+                importer(kb.info, sessions, args.workers, args.attach_report)
+            )
         peer = kb.results()
     if peer["failed"]:
         print(f"  warning: the KB answered {peer['failed']} requests with an error")
@@ -433,7 +476,7 @@ def _report(args: argparse.Namespace, base: Side, ours: Side, representatives: i
     print(
         f"{ours.sessions} sessions; the KB answers in {args.latency * 1000:.0f} ms and pauses "
         f"{args.ws_delay * 1000:.0f} ms after each call (WSDelay); {args.workers} sessions at "
-        "once on both sides"
+        f"once on both sides{'; the report attached as a file' if args.attach_report else ''}"
     )
     print(TABLE.header())
     print(_row("Agiloft calls / session", base.calls_per_session, ours.calls_per_session, "12.2f"))
@@ -462,10 +505,12 @@ def _report(args: argparse.Namespace, base: Side, ours: Side, representatives: i
             ours.peer["cpu_seconds"] * 1000 / ours.sessions,
         )
     )
-    met = ours.session_calls_per_session <= SESSION_CALLS
+    target = SESSION_CALLS + int(args.attach_report)
+    what = "the case lookup, the record" + (", its attachment" if args.attach_report else "")
+    met = ours.session_calls_per_session <= target
     print(
-        f"target: at most {SESSION_CALLS} calls per session besides the cached user lookups "
-        f"(the case lookup, one EWUpsert) -> {verdict(met)}"
+        f"target: at most {target} calls per session besides the cached user lookups "
+        f"({what}) -> {verdict(met)}"
     )
     lookups = int(ours.peer["user_lookups"])
     print(
@@ -494,6 +539,7 @@ def _report(args: argparse.Namespace, base: Side, ours: Side, representatives: i
             ("records with a chat transcript", b["with_chat"], o["with_chat"]),
             ("records linked to a case", b["case_links"], o["case_links"]),
             ("records linked to a technician", b["technician_links"], o["technician_links"]),
+            ("records with the report as a file", b["with_file"], o["with_file"]),
         ),
         content="session ids, report HTML, chat transcripts, case links, every column",
         same_content=same,
@@ -513,6 +559,11 @@ def main() -> None:
         type=float,
         default=0.02,
         help="seconds the KB pauses after each call (Agiloft's WSDelay; about 1 on a real KB)",
+    )
+    parser.add_argument(
+        "--attach-report",
+        action="store_true",
+        help="both sides also attach the HTML report to the record as a file",
     )
     parser.add_argument("--seed", type=int, default=7, help="session generator seed")
     parser.add_argument("--quick", action="store_true", help="a smoke run (20 sessions)")
