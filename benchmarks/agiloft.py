@@ -335,8 +335,7 @@ class NaiveImporter:
         )
         if not case:
             raise SystemExit(f"baseline: no case {case_id}")
-        rep = session.representatives[0].username if session.representatives else None
-        primary = next((r.username for r in session.representatives if r.primary), rep)
+        primary = _primary(session)
         chat = delivery.report.parts.get("chat")
         values = session_values(
             session,
