@@ -414,3 +414,13 @@ async def test_awkward_values_are_looked_up_as_values(kb: KB, make: Factory) -> 
     for value in ("evil\\", "O'Brien", "x' || _login!='", "a\\' || id!='0"):
         assert await connector._user_login(value) is None
     assert search_value("evil\\") == "'evil\\\\'"
+
+
+async def test_sessions_of_one_representative_share_one_user_lookup(kb: KB, make: Factory) -> None:
+    kb.state.latency = 0.01
+    connector = make()
+    ticket = await connector.find_ticket(str(kb.demo.ids["printer"]))
+    before = kb.calls("EWSearch")
+    await asyncio.gather(*(connector._user_login("alice.smith") for _ in range(5)))
+    assert kb.calls("EWSearch") - before == 1
+    assert ticket

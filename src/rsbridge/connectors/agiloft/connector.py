@@ -4,7 +4,7 @@
 * A session is one record of the session details table, written with one ``EWUpsert``
   matched on the session id (the LSID): details, the chat transcript and the rendered HTML
   report, linked to its case and to the Agiloft user behind its representative. A replay
-  rewrites the same record. ``attach_report`` adds the report as a file (one more call).
+  rewrites the same record. ``attach_report`` adds the report as a file in the same call.
 * A survey goes into the same record's survey column (read first, so a second survey of
   the same kind is added, not lost: two calls).
 * Notes (session keys generated, ...) are appended to the case's notes column, found
@@ -20,8 +20,10 @@ lookups are cached for :data:`USER_CACHE_SECONDS`.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
@@ -95,6 +97,9 @@ class AgiloftConnector(Connector):
         )
         self.names = self.options.names
         self._users: dict[str, tuple[float, str | None]] = {}
+        self._user_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     async def aclose(self) -> None:
         """End the token, then release what this instance owns."""
@@ -333,7 +338,15 @@ class AgiloftConnector(Connector):
 
     async def _user_login(self, rep_username: str) -> str | None:
         """The Agiloft login of the representative ``rep_username`` (their BeyondTrust
-        Username column, else the same login), cached; None when there is none."""
+        Username column, else the same login), cached; None when there is none. Sessions
+        of one representative imported at once share one lookup."""
+        lock = self._user_locks.get(rep_username)
+        if lock is None:
+            lock = self._user_locks[rep_username] = asyncio.Lock()
+        async with lock:
+            return await self._look_up_login(rep_username)
+
+    async def _look_up_login(self, rep_username: str) -> str | None:
         now = time.monotonic()
         cached = self._users.get(rep_username)
         if cached is not None and now - cached[0] < USER_CACHE_SECONDS:

@@ -65,7 +65,8 @@ SETTINGS: Final[Sequence[Setting]] = (
     Setting(
         "attach_report",
         "bool",
-        "Also attach the HTML report to the session record as a file (one more call).",
+        "Also attach the HTML report to the session record as a file (in the same call; a "
+        "replay replaces it).",
         default=False,
     ),
     Setting(
