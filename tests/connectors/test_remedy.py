@@ -653,3 +653,16 @@ async def test_a_session_without_a_ticket_is_imported_into_the_session_forms(
     [header] = ar.entries("RSB:Session")
     assert header["Ticket Number"] is None and header["Import State"] == 1
     assert ar.entries("RSB:Session Participant")
+
+
+async def test_an_incident_is_found_by_its_entry_id_too(ar: Server, make: Factory) -> None:
+    # An entry whose Incident Number differs from its entry id, as on a real server.
+    entry_id = ar.demo.ids["vpn"]
+    with ar.state.lock:
+        ar.state.stores["HPD:Help Desk"][entry_id].values[1000000161] = "INC000000009000"
+    connector = make()
+    ticket = await connector.find_ticket(entry_id)
+    assert ticket.id == ticket.number == "INC000000009000"
+    assert (await connector.find_ticket("INC000000009000")).id == "INC000000009000"
+    with pytest.raises(TicketNotFoundError):
+        await connector.find_ticket("INC000000007777")

@@ -79,6 +79,7 @@ TICKET_FORMS = {
     "request": TicketForm("SRM:Request", "Request Number", ("Status", "First Name", "Last Name")),
 }
 CREATE_FORM = "HPD:IncidentInterface_Create"
+BASE_INCIDENT_FORM = "HPD:Help Desk"
 # sic: the ITSM incident field's real name, with an underscore on the create form
 # (demisto's create_incident_request) and a space on the interface form (get_incident.json).
 CREATE_DETAIL_FIELD = "Detailed_Decription"
@@ -153,6 +154,7 @@ class RemedyConnector(Connector):
                 )
             )  # fmt: skip
             wanted[options.computer_form] = ["Name", "HostName"]
+            wanted[BASE_INCIDENT_FORM] = ["Incident Number"]
         if options.sessions:
             for session_form in SESSION_FORMS:
                 wanted[session_form.name] = [f.name for f in session_form.fields]
@@ -229,12 +231,34 @@ class RemedyConnector(Connector):
             raise TicketNotFoundError(
                 f"{source} {number}: this AR server has no form {form.form}"
             ) from None
+        if not found and kind == "incident":
+            found = await self._by_entry_id(number, fields)
         if not found:
             raise TicketNotFoundError(f"Remedy has no {kind} {number}")
-        return self._ticket(kind, number), found[0]
+        actual = str(found[0].get(form.number) or number)
+        return self._ticket(kind, actual), found[0]
+
+    async def _by_entry_id(self, entry_id: str, fields: Sequence[str]) -> list[dict[str, Any]]:
+        """An incident named by its HPD:Help Desk entry id (field 1) rather than its
+        number: two searches, only when the number found nothing."""
+        base = await self.client.search(
+            BASE_INCIDENT_FORM,
+            equals("1", entry_id),
+            (TICKET_FORMS["incident"].number,),
+            limit=1,
+            what=f"find entry {entry_id}",
+        )
+        number = str(base[0].get(TICKET_FORMS["incident"].number) or "") if base else ""
+        if not number:
+            return []
+        form = TICKET_FORMS["incident"]
+        return await self.client.search(
+            form.form, equals(form.number, number), fields, limit=1, what=f"find {number}"
+        )
 
     async def find_ticket(self, reference: str, *, source: str = "external_key") -> Ticket:
-        """An incident, change or service request by its number."""
+        """An incident, change or service request by its number (an incident also by its
+        HPD:Help Desk entry id)."""
         ticket, _values = await self._read(reference, source)
         return ticket
 
