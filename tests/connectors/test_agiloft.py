@@ -424,3 +424,20 @@ async def test_sessions_of_one_representative_share_one_user_lookup(kb: KB, make
     await asyncio.gather(*(connector._user_login("alice.smith") for _ in range(5)))
     assert kb.calls("EWSearch") - before == 1
     assert ticket
+
+
+async def test_oauth_client_credentials(kb: KB, make: Factory) -> None:
+    client_id, secret = kb.demo.oauth_client
+    connector = make(auth="client_credentials", login=None, password=None,
+                     client_id=client_id, client_secret=secret)  # fmt: skip
+    ticket = await connector.find_ticket(str(kb.demo.ids["printer"]))
+    await connector.write_session_report(ticket, _delivery())
+    assert len(kb.sessions()) == 1
+    assert any(r.operation == "otoken" and r.status == 200 for r in kb.state.requests)
+    assert not any(r.operation == "EWLogin" for r in kb.state.requests)
+    wrong = make(auth="client_credentials", client_id=client_id, client_secret="Wr0ng-Secret")
+    with pytest.raises(ConnectorAuthError, match="invalid_client") as caught:
+        await wrong.find_ticket("1")
+    assert "Wr0ng-Secret" not in str(caught.value)
+    with pytest.raises(ConfigurationError, match="client_id, client_secret"):
+        make(auth="client_credentials", client_id=None, client_secret=None)

@@ -87,6 +87,7 @@ class AgiloftClient:
         timeout: float,
         language: str = "en",
         clock: Callable[[], float] = time.monotonic,
+        oauth: tuple[str, SecretStr | None] | None = None,
     ) -> None:
         self.transport = PeerTransport(
             "Agiloft", kb_url, http, timeout=timeout, secrets=self._secrets
@@ -95,6 +96,7 @@ class AgiloftClient:
         self.kb = kb
         self.login_name = login
         self._password = password
+        self._oauth = oauth
         self.language = language
         self._clock = clock
         self._token: str | None = None
@@ -105,7 +107,8 @@ class AgiloftClient:
         """Logins and refreshes that succeeded (tests)."""
 
     def _secrets(self) -> list[str]:
-        return [s for s in (secret_text(self._password), self._token, self._refresh) if s]
+        oauth = secret_text(self._oauth[1]) if self._oauth else ""
+        return [s for s in (secret_text(self._password), oauth, self._token, self._refresh) if s]
 
     @property
     def calls(self) -> int:
@@ -131,15 +134,53 @@ class AgiloftClient:
                 with contextlib.suppress(ConnectorAuthError, ConnectorRetryableError):
                     await self._login({"refresh_token": self._refresh}, bearer=self._token)
                     return self._token
-            await self._login(
-                {
-                    "$login": self.login_name,
-                    "$password": secret_text(self._password),
-                },
-                bearer=None,
-            )
+            if self._oauth is not None:
+                await self._client_credentials(*self._oauth)
+            else:
+                await self._login(
+                    {
+                        "$login": self.login_name,
+                        "$password": secret_text(self._password),
+                    },
+                    bearer=None,
+                )
             assert self._token is not None
             return self._token
+
+    async def _client_credentials(self, client_id: str, secret: SecretStr | None) -> None:
+        """An access token from the OAuth2 token endpoint (``/ewws/otoken``, client
+        credentials grant, RFC 6749 4.4); there is no refresh token: a new one is asked
+        for when it ends."""
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": secret_text(secret),
+        }
+        response = await self.transport.send(
+            "POST",
+            f"{self.kb_url}/ewws/otoken",
+            content=urlencode(form).encode(),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Accept": "application/json",
+            },
+        )
+        body = self.transport.token_answer(response)
+        if body is None:
+            said = response_json(response)
+            error = str(said.get("error") or "") if isinstance(said, dict) else ""
+            raise self.transport.scrub(
+                ConnectorAuthError(
+                    f"{self.where}: the OAuth2 token request for client {client_id!r} was "
+                    f"refused (HTTP {response.status_code}{': ' + error if error else ''}); "
+                    "check client_id and client_secret, and the client's service user"
+                )
+            )
+        seconds = body.get("expires_in")
+        lifetime = float(seconds) if isinstance(seconds, int | float) else 900.0
+        self._token, self._refresh = str(body["access_token"]), None
+        self._expires = self._clock() + max(lifetime - REFRESH_MARGIN, lifetime / 2)
+        self.logins += 1
 
     async def _login(self, extra: Mapping[str, str], *, bearer: str | None) -> None:
         form = {"$KB": self.kb, "$lang": self.language, "err_code_resp": "1", **extra}

@@ -55,7 +55,12 @@ from rsbridge.connectors.base import (
     WriteResult,
 )
 from rsbridge.connectors.transport import peer_client
-from rsbridge.errors import ConnectorPermanentError, ConnectorRetryableError, TicketNotFoundError
+from rsbridge.errors import (
+    ConfigurationError,
+    ConnectorPermanentError,
+    ConnectorRetryableError,
+    TicketNotFoundError,
+)
 
 USER_CACHE_SECONDS = 600.0
 CASE_CONTEXT = (
@@ -80,20 +85,31 @@ class AgiloftConnector(Connector):
 
     def __init__(self, config: ConnectorSettings, *, http: httpx.AsyncClient | None = None):
         c: Any = config
+        needs = {
+            "password": ("login", "password"),
+            "client_credentials": ("client_id", "client_secret"),
+        }
+        missing = [n for n in needs[str(c.auth)] if getattr(c, n) in (None, "")]
+        if missing:
+            raise ConfigurationError(
+                f"agiloft: auth = {c.auth!r} needs the settings {', '.join(missing)}"
+            )
         self.options = parse_options(config)
         own = http is None
         if http is None:
             http = peer_client(c, connector="agiloft")
         super().__init__(config, http=http)
         self._own_http = own
+        oauth = (str(c.client_id), c.client_secret) if c.auth == "client_credentials" else None
         self.client = AgiloftClient(
             str(c.kb_url),
             str(c.kb),
-            str(c.login),
+            str(c.login or c.client_id),
             c.password,
             self.http,
             timeout=float(c.timeout_seconds),
             language=str(c.language or "en"),
+            oauth=oauth,
         )
         self.names = self.options.names
         self._users: dict[str, tuple[float, str | None]] = {}

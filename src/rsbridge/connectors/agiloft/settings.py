@@ -23,12 +23,22 @@ SETTINGS: Final[Sequence[Setting]] = (
     ),
     Setting("kb", "str", "The knowledge base's name (case-sensitive).", required=True),
     Setting(
+        "auth",
+        "str",
+        "`password` (EWLogin with login and password: access and refresh tokens) or "
+        "`client_credentials` (an OAuth2 client bound to a service user, token at /ewws/otoken).",
+        default="password",
+        choices=("password", "client_credentials"),
+    ),
+    Setting(
         "login",
         "str",
-        'The integration user; its groups must be under "Groups allowed for REST".',
-        required=True,
+        'The integration user (auth = password); its groups must be under "Groups allowed '
+        'for REST".',
     ),
     Setting("password", "str", "Its password.", secret=True),
+    Setting("client_id", "str", "The OAuth2 client's id (auth = client_credentials)."),
+    Setting("client_secret", "str", "The OAuth2 client's secret.", secret=True),
     Setting("language", "str", "Language of the REST calls ($lang).", default="en"),
     Setting(
         "timeout_seconds",

@@ -17,6 +17,8 @@ from rsbridge.sim.agiloft.state import SimAgiloftState
 
 KB = "Demo"
 INTEGRATION = ("rsbridge", "rsbridge-sim")
+OAUTH_CLIENT = ("rsbridge-client", "rsbridge-client-secret")
+"""An OAuth2 client bound to the integration user (client credentials grant)."""
 TECHNICIAN = ("jdoe", "jdoe-sim")
 # A user whose groups are not under "Groups allowed for REST".
 NO_REST = ("guest", "guest-sim")
@@ -161,6 +163,7 @@ class DemoSeed:
 
     kb: str = KB
     integration: tuple[str, str] = INTEGRATION
+    oauth_client: tuple[str, str] = OAUTH_CLIENT
     technician: tuple[str, str] = TECHNICIAN
     no_rest: tuple[str, str] = NO_REST
     names: TableNames = field(default_factory=TableNames)
@@ -171,6 +174,7 @@ def seed_tables(state: SimAgiloftState, names: TableNames | None = None) -> None
     """Define the tables and the integration user (no records)."""
     state.load_tables(definitions(names))
     state.add_user(*INTEGRATION)
+    state.add_oauth_client(*OAUTH_CLIENT, INTEGRATION[0])
 
 
 def seed_demo(state: SimAgiloftState, names: TableNames | None = None) -> DemoSeed:

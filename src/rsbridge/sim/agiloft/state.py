@@ -87,6 +87,8 @@ class SimAgiloftState:
     latency: float = 0.0
     ws_delay: float = 0.0
     requests: list[LoggedRequest] = field(default_factory=list)
+    oauth_clients: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """OAuth2 clients: client id to (secret, the service user's login)."""
 
     # -- definitions -------------------------------------------------------------------
     def define_table(self, table: TableDef) -> None:
@@ -172,6 +174,28 @@ class SimAgiloftState:
             self.check_password(login, password)
             token, grant = self.tokens.issue(login, self.kb, self.clock())
             return self._grant_answer(token, grant)
+
+    def add_oauth_client(self, client_id: str, secret: str, login: str) -> None:
+        """An OAuth2 client bound to the service user ``login`` (itsm-apis.md 4.2.3)."""
+        with self.lock:
+            self.oauth_clients[client_id] = (secret, login)
+
+    def client_credentials(self, client_id: str, secret: str) -> dict[str, Any] | None:
+        """``/ewws/otoken`` with the client credentials grant: an RFC 6749 token answer
+        for the client's service user, or None when the client or secret is wrong."""
+        with self.lock:
+            known = self.oauth_clients.get(client_id)
+            if known is None or not secrets.compare_digest(known[0], secret):
+                return None
+            user = self.users.get(known[1])
+            if user is None or not user.rest_allowed:
+                raise errors.no_rest(known[1])
+            token, grant = self.tokens.issue(known[1], self.kb, self.clock())
+            return {
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": int(grant.expires - self.clock()),
+            }
 
     def refresh(self, token: str, refresh_token: str) -> dict[str, Any]:
         """EWLogin with ``refresh_token`` and the access token in ``Authorization``."""
