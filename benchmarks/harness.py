@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
@@ -166,3 +167,36 @@ def cross_check(
     if not (same and same_content):
         print("  warning: the two sides did not write the same data")
     return same and same_content
+
+
+# --- one importer's figures --------------------------------------------------------------
+
+
+@dataclass
+class Side:
+    """One importer's figures in a run; ``peer`` is what the simulated peer reported
+    (its ``calls`` at least). A benchmark subclasses it for figures of its own."""
+
+    sessions: int
+    seconds: float
+    cpu_seconds: float
+    client_calls: int
+    peer: dict[str, Any]
+
+    @property
+    def calls(self) -> int:
+        """Requests the peer answered."""
+        return int(self.peer["calls"])
+
+    @property
+    def calls_per_session(self) -> float:
+        return self.calls / self.sessions
+
+    @property
+    def rate(self) -> float:
+        """Sessions per second."""
+        return self.sessions / self.seconds
+
+    @property
+    def cpu_ms_per_session(self) -> float:
+        return self.cpu_seconds * 1000 / self.sessions

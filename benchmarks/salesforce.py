@@ -60,6 +60,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+import harness
 from harness import ChildPeer, Comparison, Stopwatch, announce, cpu_seconds, cross_check, verdict
 from rsbridge.appliance.events import END
 from rsbridge.appliance.report_model import SupportSession
@@ -305,30 +306,8 @@ async def import_baseline(
 
 
 @dataclass
-class Side:
+class Side(harness.Side):
     """One importer's figures; ``peer`` is what the org reported."""
-
-    sessions: int
-    seconds: float
-    cpu_seconds: float
-    client_calls: int
-    peer: dict[str, Any]
-
-    @property
-    def calls(self) -> int:
-        return int(self.peer["calls"])
-
-    @property
-    def calls_per_session(self) -> float:
-        return self.calls / self.sessions
-
-    @property
-    def rate(self) -> float:
-        return self.sessions / self.seconds
-
-    @property
-    def cpu_ms_per_session(self) -> float:
-        return self.cpu_seconds * 1000 / self.sessions
 
 
 def measure(importer: Any, sessions: Sequence[SupportSession], args: argparse.Namespace) -> Side:

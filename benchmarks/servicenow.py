@@ -62,6 +62,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+import harness
 from harness import ChildPeer, Comparison, Stopwatch, announce, cpu_seconds, cross_check
 from rsbridge.appliance.events import END
 from rsbridge.appliance.report_model import SupportSession
@@ -281,30 +282,8 @@ async def import_baseline(
 
 
 @dataclass
-class Side:
+class Side(harness.Side):
     """One importer's figures; ``peer`` is what the instance reported."""
-
-    sessions: int
-    seconds: float
-    cpu_seconds: float
-    client_calls: int
-    peer: dict[str, Any]
-
-    @property
-    def calls(self) -> int:
-        return int(self.peer["calls"])
-
-    @property
-    def calls_per_session(self) -> float:
-        return self.calls / self.sessions
-
-    @property
-    def rate(self) -> float:
-        return self.sessions / self.seconds
-
-    @property
-    def cpu_ms_per_session(self) -> float:
-        return self.cpu_seconds * 1000 / self.sessions
 
     @property
     def sub_requests(self) -> int:
