@@ -64,6 +64,17 @@ def sign_session(
     return session
 
 
+class FakeClock:
+    """A clock the tests move by hand: ``now`` in epoch seconds (2025-01-15 10:00 UTC by
+    default); pass it where a simulator or client takes ``clock``."""
+
+    def __init__(self, now: float = 1_736_935_200.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago (for servers run as subprocesses)."""
     with socket.socket() as sock:

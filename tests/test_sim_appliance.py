@@ -24,6 +24,7 @@ from rsbridge.sim.appliance.faults import ELEMENTS_BLOAT, Damage
 from rsbridge.sim.appliance.server import COMMAND_NS, create_app
 from rsbridge.sim.appliance.state import ApiAccount, SimApplianceState, SimRep
 from rsbridge.sim.serve import SwappableApp, serve_in_thread
+from tests.conftest import FakeClock
 
 REPORTING_NS = "http://www.bomgar.com/namespaces/API/reporting"
 DECL = '<?xml version="1.0" encoding="UTF-8"?>\n\n'
@@ -31,19 +32,9 @@ NOW = 1_700_100_000.0  # 2023-11-16T02:00:00Z
 HTTP = httpx.Client()  # one client: building one per request costs ~20 ms
 
 
-class FakeClock:
-    """A clock the tests move by hand."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(NOW)
 
 
 @pytest.fixture

@@ -33,18 +33,11 @@ from rsbridge.errors import (
 )
 from rsbridge.sim.agiloft import DemoSeed, SimAgiloftState, create_app
 from rsbridge.sim.serve import SwappableApp, serve_in_thread
+from tests.conftest import FakeClock
 
 from .contract import ConnectorContract, sample_session, session_delivery, survey_delivery
 
 TRUSTED = Association("external_key", True)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_767_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclasses.dataclass
@@ -52,7 +45,7 @@ class KB:
     state: SimAgiloftState
     demo: DemoSeed
     url: str
-    clock: Clock
+    clock: FakeClock
 
     def rows(self, table: str) -> list[dict[str, Any]]:
         with self.state.lock:
@@ -83,7 +76,7 @@ def http_server() -> Iterator[tuple[SwappableApp, str]]:
 
 @pytest.fixture
 def kb(http_server: tuple[SwappableApp, str]) -> KB:
-    clock = Clock()
+    clock = FakeClock(1_767_000_000.0)
     state, demo = prepared_kb(clock)
     http_server[0].app = create_app(state)
     return KB(state, demo, http_server[1], clock)

@@ -36,6 +36,7 @@ from rsbridge.errors import (
 )
 from rsbridge.sim.remedy import DemoSeed, SimRemedyState, create_app, load_forms, seed_demo
 from rsbridge.sim.serve import SwappableApp, serve_in_thread
+from tests.conftest import FakeClock
 
 from .contract import (
     APPLIANCE_ID,
@@ -49,22 +50,12 @@ from .contract import (
 TRUSTED = Association("external_key", True)
 
 
-class Clock:
-    """The simulator's clock, moved by tests (token expiry)."""
-
-    def __init__(self) -> None:
-        self.now = 1_767_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @dataclasses.dataclass
 class Server:
     state: SimRemedyState
     demo: DemoSeed
     url: str
-    clock: Clock
+    clock: FakeClock
 
     def entries(self, form: str) -> list[dict[str, Any]]:
         """Every entry of ``form`` as values by field name (stored form)."""
@@ -91,7 +82,7 @@ def http_server() -> Iterator[tuple[SwappableApp, str]]:
 
 @pytest.fixture
 def ar(http_server: tuple[SwappableApp, str]) -> Server:
-    clock = Clock()
+    clock = FakeClock(1_767_000_000.0)
     state = SimRemedyState(clock=clock)
     demo = seed_demo(state)
     state.define_forms(load_forms(sim_definitions()))

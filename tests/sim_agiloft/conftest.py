@@ -12,18 +12,9 @@ import pytest
 
 from rsbridge.sim.agiloft import DemoSeed, SimAgiloftState, create_app, parse_lines, seed_demo
 from rsbridge.sim.serve import SwappableApp, serve_in_thread
+from tests.conftest import FakeClock
 
 NOW = 1_736_935_200.0  # 2025-01-15 10:00:00 UTC
-
-
-class FakeClock:
-    """A clock the tests move by hand."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="session")
@@ -127,7 +118,7 @@ class KB:
 @pytest.fixture
 def kb(server: tuple[SwappableApp, str]) -> Iterator[KB]:
     swappable, url = server
-    clock = FakeClock()
+    clock = FakeClock(NOW)
     state = SimAgiloftState(clock=clock)
     demo = seed_demo(state)
     swappable.app = create_app(state)

@@ -11,19 +11,10 @@ import pytest
 
 from rsbridge.sim.remedy import DemoSeed, SimRemedyState, create_app, seed_demo
 from rsbridge.sim.serve import SwappableApp, serve_in_thread
+from tests.conftest import FakeClock
 
 NOW = 1_736_935_200.0  # 2025-01-15 10:00:00 UTC
 ENTRY = "/api/arsys/v1/entry"
-
-
-class FakeClock:
-    """A clock the tests move by hand."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +56,7 @@ class AR:
 @pytest.fixture
 def ar(server: tuple[SwappableApp, str]) -> Iterator[AR]:
     swappable, url = server
-    clock = FakeClock()
+    clock = FakeClock(NOW)
     state = SimRemedyState(clock=clock)
     demo = seed_demo(state)
     swappable.app = create_app(state)

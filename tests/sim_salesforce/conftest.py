@@ -13,19 +13,10 @@ import requests
 
 from rsbridge.sim.salesforce import DemoSeed, SimSalesforceState, create_app, seed_demo
 from rsbridge.sim.serve import SwappableApp, serve_in_thread
+from tests.conftest import FakeClock
 
 NOW = 1_736_935_200.0  # 2025-01-15 10:00:00 UTC
 API = "/services/data/v59.0"
-
-
-class FakeClock:
-    """A clock the tests move by hand."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +90,7 @@ class Org:
 @pytest.fixture
 def org(server: tuple[SwappableApp, str], http: httpx.Client) -> Org:
     swappable, url = server
-    clock = FakeClock()
+    clock = FakeClock(NOW)
     state = SimSalesforceState(clock=clock)
     demo = seed_demo(state)
     swappable.app = create_app(state)

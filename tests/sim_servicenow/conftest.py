@@ -11,19 +11,10 @@ import pytest
 
 from rsbridge.sim.serve import SwappableApp, serve_in_thread
 from rsbridge.sim.servicenow import DemoSeed, SimServiceNowState, create_app, seed_demo
+from tests.conftest import FakeClock
 
 NOW = 1_736_935_200.0  # 2025-01-15 10:00:00 UTC
 NOW_TEXT = "2025-01-15 10:00:00"
-
-
-class FakeClock:
-    """A clock the tests move by hand."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +71,7 @@ class Instance:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(NOW)
 
 
 @pytest.fixture
