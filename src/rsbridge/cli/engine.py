@@ -171,6 +171,8 @@ def check(
     for verdict in verdicts:
         mark = "[green]ok[/]  " if verdict.ok else "[red]FAIL[/]"
         console.print(f"{mark} {escape(verdict.target)}: {escape(verdict.summary)}")
+        for line in verdict.details:  # one finding (with its fix) or verified item per line
+            console.print(f"       - {escape(line)}")
         for warning in verdict.warnings:
             console.print(f"[yellow]warn[/] {escape(verdict.target)}: {escape(warning)}")
     if not all(v.ok for v in verdicts):
