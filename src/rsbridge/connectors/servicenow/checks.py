@@ -363,7 +363,16 @@ class _Check:
         if not requests:
             return
         created: list[tuple[str, str]] = []
-        results = await self.client.batch(requests, what="check: write probe rows")
+        try:
+            results = await self.client.batch(requests, what="check: write probe rows")
+        except ConnectorError as exc:
+            if exc.retryable:
+                raise
+            self.findings.append(
+                f"the Batch API refused the probe rows ({exc.message}). Fix: let the "
+                "integration user call /api/now/v1/batch (imports use it too)"
+            )
+            return
         for name, request, result in zip(names, requests, results, strict=True):
             if result.status in (200, 201):
                 created.append((name, request.id))
