@@ -90,8 +90,10 @@ async def test_a_healthy_instance_passes_in_few_calls_and_keeps_no_probe_rows(
     inserts = [s for c in calls for s in c.sub_requests if s.method == "POST"]
     deletes = [s for c in calls for s in c.sub_requests if s.method == "DELETE"]
     assert sorted(s.path.rsplit("/", 1)[-1] for s in inserts) == sorted(SESSION_TABLES)
+    reads = [s for c in calls for s in c.sub_requests if s.method == "GET"]
     assert all(s.status == 201 for s in inserts) and len(deletes) == len(SESSION_TABLES)
     assert all(s.status == 204 for s in deletes)
+    assert len(reads) == len(SESSION_TABLES) and all(s.status == 200 for s in reads)
     assert row_counts(sn) == before
     assert any("probe rows written and deleted in 8 of 8" in d for d in result.details)
     assert any("journal field task.work_notes present; not written" in d for d in result.details)
@@ -170,6 +172,15 @@ async def test_no_delete_right_names_the_probe_row_left(sn: Instance, make: Fact
     assert left[0]["u_name"].startswith(PROBE_MARK)  # clearly rsbridge's probe
     counts = row_counts(sn)
     assert counts.pop("u_rs_session_team") == 1 and set(counts.values()) == {0}
+
+
+async def test_no_read_right_on_a_table_is_named(sn: Instance, make: Factory) -> None:
+    sn.state.set_table_acl("u_rs_session_customer", ["admin"], ["itil"])
+    found = await findings(make())
+    text = one(found, "no read right on u_rs_session_customer")
+    assert "Insufficient rights to query records" in text
+    assert len(found) == 1
+    assert row_counts(sn) == dict.fromkeys(SESSION_TABLES, 0)
 
 
 async def test_a_read_only_user_gets_one_finding_per_table(sn: Instance, make: Factory) -> None:

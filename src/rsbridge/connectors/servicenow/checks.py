@@ -11,9 +11,9 @@
   the lookups' fields), each lookup's table and column, and ``sys_user``'s
   ``user_match_field``; a misspelt name is a finding, with the nearest names as a hint;
 * finds the record each static lookup (and each dynamic lookup's fallback) names;
-* writes one probe row in each session table and deletes it again, in two Batch API
-  calls: the integration user's create and delete rights as the instance's ACLs grant
-  them. Probe rows are marked ``rsbridge-check-probe`` and have fresh sys_ids;
+* writes one probe row in each session table, reads it back and deletes it, in two
+  Batch API calls: the integration user's create, read and delete rights as the
+  instance's ACLs grant them. Probe rows are marked ``rsbridge-check-probe`` and have fresh sys_ids;
 * does not write the journal field: a journal entry cannot be deleted and would show on
   a real task. Its presence and type are checked; the detail line says so.
 
@@ -395,14 +395,20 @@ class _Check:
             )
 
     async def remove(self, created: list[tuple[str, str]]) -> None:
-        """Delete the probe rows, children first; name any that stay."""
+        """Read back, then delete the probe rows, children first; name any that stay.
+
+        The read back is the read right imports need (they look for rows already written,
+        to stay once-only); it shares the delete's Batch API call.
+        """
         if not created:
             return
         order = list(reversed(created))
-        requests = [
-            BatchRequest(f"d{i}", "DELETE", f"/api/now/table/{t}/{s}")
-            for i, (t, s) in enumerate(order)
-        ]
+        requests: list[BatchRequest] = []
+        for i, (t, s) in enumerate(order):
+            requests.append(
+                BatchRequest(f"r{i}", "GET", f"/api/now/table/{t}/{s}?sysparm_fields=sys_id")
+            )
+            requests.append(BatchRequest(f"d{i}", "DELETE", f"/api/now/table/{t}/{s}"))
         try:
             results = await self.client.batch(requests, what="check: delete probe rows")
         except ConnectorError as exc:
@@ -412,11 +418,19 @@ class _Check:
                 f"these rows (marked {PROBE_MARK}) by hand"
             )
             return
-        for (table, sys_id), result in zip(order, results, strict=True):
-            if result.status in (200, 204, 404):
+        for i, (table, sys_id) in enumerate(order):
+            read, deleted = results[2 * i], results[2 * i + 1]
+            if read.status != 200:
+                self.findings.append(
+                    f"no read right on {table} ({_error_text(read)}): imports read the rows "
+                    f"they wrote, to write each once. Fix: grant the integration user read on "
+                    f"{table}"
+                )
+            if deleted.status in (200, 204) or (deleted.status == 404 and read.status == 200):
                 continue
+            what = "no delete right on" if deleted.status == 403 else "could not delete in"
             self.findings.append(
-                f"no delete right on {table} ({_error_text(result)}): the probe row {sys_id} "
+                f"{what} {table} ({_error_text(deleted)}): the probe row {sys_id} "
                 f"(marked {PROBE_MARK}) stays. Fix: delete it by hand, and grant the "
                 f"integration user delete on {table} (rsbridge deletes only its probe rows)"
             )
