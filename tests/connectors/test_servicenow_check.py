@@ -352,3 +352,15 @@ def test_rsbridge_check_prints_one_finding_per_line(tmp_path: Path, sn: Instance
     assert lines[head + 1].startswith("       - incident has no column short_desc")
     assert "Fix: correct create_dynamic_fields" in lines[head + 1]
     assert sn.demo.integration[1] not in result.output
+    # On a narrow terminal a finding wraps under its own text, never at column 0.
+    narrow = CliRunner().invoke(
+        app, ["check", "--config", str(path), "--integration", "snow"], env={"COLUMNS": "60"}
+    )
+    lines = narrow.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("       - "))
+    body = lines[start:]
+    assert body[0].startswith("       - incident has no column")
+    assert len(body) > 2 and all(line.startswith(" " * 9) for line in body[1:])
+    assert " ".join(line.strip() for line in body).startswith(
+        "- incident has no column short_desc (did you mean short_description?)"
+    )
