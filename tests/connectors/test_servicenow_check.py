@@ -84,7 +84,7 @@ async def test_a_healthy_instance_passes_in_few_calls_and_keeps_no_probe_rows(
     result = await make().check()
     calls = sn.state.requests[start:]
     assert "user rsbridge" in result.summary
-    assert len(calls) <= 6, [(c.method, c.path) for c in calls]
+    assert len(calls) == 5, [(c.method, c.path) for c in calls]  # docs/servicenow.md says so
     assert [c.path for c in calls].count("/api/now/v1/batch") == 2
     # Each session table got a probe row (written, then deleted).
     inserts = [s for c in calls for s in c.sub_requests if s.method == "POST"]
@@ -97,6 +97,15 @@ async def test_a_healthy_instance_passes_in_few_calls_and_keeps_no_probe_rows(
     assert row_counts(sn) == before
     assert any("probe rows written and deleted in 8 of 8" in d for d in result.details)
     assert any("journal field task.work_notes present; not written" in d for d in result.details)
+
+
+async def test_oauth_costs_one_call_more(sn: Instance, make: Factory) -> None:
+    client_id, client_secret = sn.demo.oauth_client
+    connector = make(auth="oauth_password", client_id=client_id, client_secret=client_secret)
+    start = len(sn.state.requests)
+    await connector.check()
+    calls = [r.path for r in sn.state.requests[start:]]
+    assert len(calls) == 6 and calls[0] == "/oauth_token.do", calls
 
 
 async def test_write_session_records_off_skips_the_session_tables(
