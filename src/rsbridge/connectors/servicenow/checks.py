@@ -13,14 +13,16 @@
 * finds the record each static lookup (and each dynamic lookup's fallback) names;
 * writes one probe row in each session table, reads it back and deletes it, in two
   Batch API calls: the integration user's create, read and delete rights as the
-  instance's ACLs grant them. Probe rows are marked ``rsbridge-check-probe`` and have fresh sys_ids;
+  instance's ACLs grant them. Probe rows are marked ``rsbridge-check-probe`` and have
+  fresh sys_ids;
 * does not write the journal field: a journal entry cannot be deleted and would show on
   a real task. Its presence and type are checked; the detail line says so.
 
 All problems are collected and raised as one :class:`~rsbridge.errors.CheckFailedError`
-whose ``findings`` name each problem with its fix. Calls: about six for the default
-configuration (login and task, tables, columns, two batches), plus one per static lookup
-and one more when a name is misspelt (to suggest the right one).
+whose ``findings`` name each problem with its fix. Calls: five for the default
+configuration (task, tables, columns, two batches; one more for an OAuth token), plus one
+per static lookup, one per level of ``extends`` not already read, and one more when a name
+is misspelt (to suggest the right one).
 
 :func:`instance_url_problem` checks the form of ``instance_url`` when the settings are
 validated.
