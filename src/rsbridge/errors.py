@@ -30,7 +30,8 @@ check, and never contain a secret (client secrets and bearer tokens are not pass
     ├── ConnectorError                      a ticketing system call failed
     │   ├── ConnectorRetryableError         429 / 5xx / timeout / unreachable (retryable)
     │   ├── ConnectorPermanentError         refused for good: 4xx, validation (permanent)
-    │   │   └── TicketNotFoundError         no ticket with that id or number
+    │   │   ├── TicketNotFoundError         no ticket with that id or number
+    │   │   └── CheckFailedError            a connection test's findings, one per line
     │   └── ConnectorAuthError              the system refused our credentials (permanent)
     ├── TemplateError                       a report template fails, with file and line
     └── SessionNotReadyError                the report has no end time yet (retryable)
@@ -201,6 +202,19 @@ class ConnectorPermanentError(ConnectorError):
 
 class TicketNotFoundError(ConnectorPermanentError):
     """No ticket matches the id or number the session points at."""
+
+
+class CheckFailedError(ConnectorPermanentError):
+    """A connection test found problems: ``findings`` lists them, each with its fix.
+
+    ``message`` is ``headline`` followed by the findings joined with ``"; "`` (what a
+    reader of one line sees); ``rsbridge check`` prints one finding per line.
+    """
+
+    def __init__(self, headline: str, findings: list[str] | tuple[str, ...]) -> None:
+        super().__init__(f"{headline}: {'; '.join(findings)}" if findings else headline)
+        self.headline = headline
+        self.findings = tuple(findings)
 
 
 class ConnectorAuthError(ConnectorError):

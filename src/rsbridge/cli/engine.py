@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import signal
+import textwrap
 import threading
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -171,6 +172,17 @@ def check(
     for verdict in verdicts:
         mark = "[green]ok[/]  " if verdict.ok else "[red]FAIL[/]"
         console.print(f"{mark} {escape(verdict.target)}: {escape(verdict.summary)}")
+        for line in verdict.details:  # one finding (with its fix) or verified item per line
+            # Wrapped here, with a hanging indent under the text (Rich would start at column 0).
+            wrapped = textwrap.fill(
+                line,
+                width=max(console.width, 40),
+                initial_indent="       - ",
+                subsequent_indent=" " * 9,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            console.print(escape(wrapped), soft_wrap=True)
         for warning in verdict.warnings:
             console.print(f"[yellow]warn[/] {escape(verdict.target)}: {escape(warning)}")
     if not all(v.ok for v in verdicts):

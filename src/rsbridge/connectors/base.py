@@ -27,6 +27,7 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -231,6 +232,9 @@ class CheckResult:
 
     summary: str
     """One line saying what was reached, e.g. ``"instance dev1234, user rsbridge"``."""
+    details: tuple[str, ...] = ()
+    """What was verified or left unverified and why, one line each (``rsbridge check``
+    prints them under the summary)."""
 
 
 VIRTUAL_TICKET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/#@+-]{0,127}")
@@ -283,6 +287,9 @@ class Connector(abc.ABC):
     call_deadline_seconds: ClassVar[float] = DEFAULT_CALL_DEADLINE_SECONDS
     """Longest time one call of the default ``http`` client may take, answer included, so
     a slow or trickling peer cannot hold a worker (each step is also bounded by 30 s)."""
+    check_create_fields: Mapping[str, str] = MappingProxyType({})
+    """The association's ``create_fields`` when it auto-creates tickets; set by the
+    connection test so that a connector's :meth:`check` can verify the target fields."""
 
     def __init__(self, config: ConnectorSettings, *, http: httpx.AsyncClient | None = None):
         self.config = config

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from rsbridge.config import ApplianceConfig, Config, IntegrationConfig
 from rsbridge.connectors.registry import connector_class
 from rsbridge.engine.appliances import make_appliance_client
-from rsbridge.errors import ConfigurationError, RsbridgeError
+from rsbridge.errors import CheckFailedError, ConfigurationError, RsbridgeError
 
 #: The longest one check may take; the appliance client's own per-request timeout is 30 s.
 CHECK_TIMEOUT_SECONDS = 60.0
@@ -48,6 +48,9 @@ class CheckVerdict:
     warnings: tuple[str, ...] = ()
     """What works but should not stay as it is (an intake open to anyone, plain HTTP);
     warnings do not make a verdict fail."""
+    details: tuple[str, ...] = ()
+    """One line each: the findings of a failed check (each with its fix, from a
+    :class:`~rsbridge.errors.CheckFailedError`), or what a passed check verified."""
 
 
 async def run_checks(config: Config, *, only: str | None = None) -> list[CheckVerdict]:
@@ -72,6 +75,7 @@ async def run_checks(config: Config, *, only: str | None = None) -> list[CheckVe
             v,
             summary=_redact(v.summary, secrets),
             warnings=tuple(_redact(w, secrets) for w in v.warnings),
+            details=tuple(_redact(d, secrets) for d in v.details),
         )
         for v in verdicts
     ]
@@ -131,9 +135,11 @@ async def _check_appliance(appliance: ApplianceConfig, *, tested: bool) -> Check
             "Command API full access and support session reports"
         )
 
-    ok, summary = await _attempt(verify)
+    ok, summary, details = await _attempt(verify)
     # Errors raised outside a check (rsbridge serve) name the appliance; the line does here.
-    return CheckVerdict(target, ok, summary.removeprefix(f"{target}: "), warnings=warnings)
+    return CheckVerdict(
+        target, ok, summary.removeprefix(f"{target}: "), warnings=warnings, details=details
+    )
 
 
 def _integration_warnings(integration: IntegrationConfig) -> tuple[str, ...]:
@@ -184,14 +190,16 @@ async def _check_integration(integration: IntegrationConfig, *, signing: bool) -
     if integration.disabled:
         return CheckVerdict(target, True, "disabled; not tested", True)
 
-    async def connector_check() -> str:
+    async def connector_check() -> Checked:
         cls = connector_class(integration.connector)
         connector = cls(integration.connector_settings())
+        if integration.association.on_unmatched == "create":
+            connector.check_create_fields = dict(integration.association.create_fields)
         try:
             result = await connector.check()
         finally:
             await connector.aclose()
-        return f"{cls.title}: {result.summary}"
+        return Checked(f"{cls.title}: {result.summary}", result.details)
 
     results = [await _attempt(connector_check)]
     templates = integration.templates
@@ -204,9 +212,10 @@ async def _check_integration(integration: IntegrationConfig, *, signing: bool) -
         )
     return CheckVerdict(
         target,
-        all(ok for ok, _ in results),
-        "; ".join(s for _, s in results),
+        all(ok for ok, _, _ in results),
+        "; ".join(s for _, s, _ in results),
         warnings=_integration_warnings(integration) + _trust_warnings(integration, signing=signing),
+        details=tuple(d for _, _, found in results for d in found),
     )
 
 
@@ -219,18 +228,35 @@ def _check_templates(directory: Path, import_events: list[str] | None) -> str:
     return f"templates {directory}: {len(names)} templates compile"
 
 
-async def _attempt(check: Callable[[], Awaitable[str]]) -> tuple[bool, str]:
-    """Run one check: (True, what was reached) or (False, what went wrong)."""
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """What a passed check reached, and its detail lines."""
+
+    summary: str
+    details: tuple[str, ...] = ()
+
+
+async def _attempt(
+    check: Callable[[], Awaitable[str | Checked]],
+) -> tuple[bool, str, tuple[str, ...]]:
+    """Run one check: (True, what was reached, details) or (False, what went wrong,
+    findings). A :class:`CheckFailedError` gives its headline and one finding per line;
+    any other error its whole message (other connectors join their problems with "; ")."""
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-            return True, await check()
+            done = await check()
+    except CheckFailedError as exc:
+        return False, exc.headline, exc.findings
     except RsbridgeError as exc:
-        return False, exc.message
+        return False, exc.message, ()
     except TimeoutError:
-        return False, f"no answer within {CHECK_TIMEOUT_SECONDS:.0f} s"
+        return False, f"no answer within {CHECK_TIMEOUT_SECONDS:.0f} s", ()
     except Exception as exc:  # the test reports, it never crashes
         # The type only: the text of an unexpected exception may quote anything.
-        return False, f"unexpected error: {type(exc).__name__}"
+        return False, f"unexpected error: {type(exc).__name__}", ()
+    if isinstance(done, Checked):
+        return True, done.summary, done.details
+    return True, done, ()
 
 
 def _secret_values(config: Config) -> list[str]:

@@ -15,7 +15,8 @@ using the ones below it:
 * ``surveys`` -- exit surveys and the actions' work notes;
 * ``actions`` -- what the technician and customer actions ask: ticket context, user
   mapping, configuration items, custom links;
-* ``connector`` (here) -- the class itself: settings, construction, connection test.
+* ``checks`` -- the connection test (tables, columns, lookups, rights, probe rows);
+* ``connector`` (here) -- the class itself: settings, construction.
 
 Below them: ``client`` (HTTP: Table, Batch, Attachment APIs and auth), ``records`` (the
 rows of a session) and ``schema`` (table and column names).
@@ -24,13 +25,14 @@ rows of a session) and ``schema`` (table and column names).
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import httpx
 
 from rsbridge.connectors.base import CheckResult, ConnectorSettings, Setting
 from rsbridge.connectors.servicenow.actions import ActionsMixin
+from rsbridge.connectors.servicenow.checks import check_instance, instance_url_problem
 from rsbridge.connectors.servicenow.client import Credentials, ServiceNowClient
 from rsbridge.connectors.servicenow.schema import Schema
 from rsbridge.connectors.servicenow.session_import import SessionImportMixin
@@ -45,7 +47,7 @@ from rsbridge.connectors.servicenow.settings import (
 )
 from rsbridge.connectors.servicenow.surveys import SurveysMixin
 from rsbridge.connectors.transport import peer_client
-from rsbridge.errors import ConfigurationError, ConnectorPermanentError
+from rsbridge.errors import ConfigurationError
 
 # The settings' names stay importable from here, where they were first defined.
 __all__ = [
@@ -106,18 +108,17 @@ class ServiceNowConnector(SessionImportMixin, SurveysMixin, ActionsMixin):
         # the engine's job leases keep one worker per session.)
         self._session_locks = weakref.WeakValueDictionary()
 
+    @classmethod
+    def validate_settings(
+        cls, raw: Mapping[str, object], *, where: str = "connector settings"
+    ) -> ConnectorSettings:
+        """The declared checks, then the form of ``instance_url`` (scheme and host only)."""
+        config = super().validate_settings(raw, where=where)
+        problem = instance_url_problem(str(getattr(config, "instance_url", "")))
+        if problem is not None:
+            raise ConfigurationError(f"{where} ({cls.name}): instance_url: {problem}")
+        return config
+
     async def check(self) -> CheckResult:
-        """Log in, read a task and the session table (tables imported, roles granted)."""
-        await self.client.query("task", "", fields=("sys_id",), limit=1)
-        if self._c.write_session_records:
-            try:
-                await self.client.query(
-                    self.schema.table("session"), "", fields=("sys_id",), limit=1
-                )
-            except ConnectorPermanentError as exc:
-                raise ConnectorPermanentError(
-                    f"{exc.message}. Import the table definition (`rsbridge servicenow "
-                    "tables`) and grant the integration user access"
-                ) from None
-        who = self._c.username or self._c.client_id or "?"
-        return CheckResult(f"instance {self.client.host}, user {who}")
+        """Every table, column, lookup and right the connector uses (see ``checks``)."""
+        return await check_instance(self, self.check_create_fields)

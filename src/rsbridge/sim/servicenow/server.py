@@ -451,7 +451,7 @@ class _Instance:
 
     def api_create(self, req: SimRequest, user: SimUser, table: str) -> SimResponse:
         self._require_table(table)
-        if not self.state.can_write(user, table):
+        if not self.state.can_write(user, table, "create"):
             raise _write_denied("Insert")
         values = self._body(req)
         record = self.state.insert(
@@ -485,7 +485,7 @@ class _Instance:
 
     def api_delete(self, req: SimRequest, user: SimUser, table: str, sys_id: str) -> SimResponse:
         self._record(user, table, sys_id)
-        if not self.state.can_write(user, table):
+        if not self.state.can_write(user, table, "delete"):
             raise _write_denied("Delete")
         self.state.delete(table, sys_id)
         return SimResponse(204)

@@ -157,10 +157,15 @@ class Token:
 
 @dataclass
 class TableAcl:
-    """Roles that may read / write a table; an empty set means any signed-in user."""
+    """Roles that may read / write a table; an empty set means any signed-in user.
+
+    ServiceNow's table ACLs are per operation (create, read, write, delete): ``None``
+    for create or delete means the write roles apply."""
 
     read_roles: frozenset[str]
     write_roles: frozenset[str]
+    create_roles: frozenset[str] | None = None
+    delete_roles: frozenset[str] | None = None
 
 
 @dataclass
@@ -345,12 +350,25 @@ class SimServiceNowState:
             return table
 
     def set_table_acl(
-        self, table: str, read_roles: Iterable[str], write_roles: Iterable[str]
+        self,
+        table: str,
+        read_roles: Iterable[str],
+        write_roles: Iterable[str],
+        *,
+        create_roles: Iterable[str] | None = None,
+        delete_roles: Iterable[str] | None = None,
     ) -> None:
         """Which roles may read and write ``table`` (and its children without their own
-        ACL). Empty means any authenticated user; ``admin`` is always allowed."""
+        ACL). Empty means any authenticated user; ``admin`` is always allowed.
+        ``create_roles`` / ``delete_roles`` (default: the write roles) set the create and
+        delete operations apart, as the platform's per-operation ACLs do."""
         with self.lock:
-            self.acls[table] = TableAcl(frozenset(read_roles), frozenset(write_roles))
+            self.acls[table] = TableAcl(
+                frozenset(read_roles),
+                frozenset(write_roles),
+                None if create_roles is None else frozenset(create_roles),
+                None if delete_roles is None else frozenset(delete_roles),
+            )
 
     def columns(self, table: str) -> dict[str, Column]:
         """All columns of ``table``: inherited ones overridden by the table's own."""
@@ -386,11 +404,15 @@ class SimServiceNowState:
         roles = self.table_acl(table).read_roles
         return not roles or any(user.has_role(r) for r in roles)
 
-    def can_write(self, user: SimUser, table: str) -> bool:
-        """Table-level write check (``snc_read_only`` users never write)."""
+    def can_write(self, user: SimUser, table: str, operation: str = "write") -> bool:
+        """Table-level write check (``snc_read_only`` users never write); ``operation``
+        ``create`` or ``delete`` uses that operation's roles when the ACL has them."""
         if READ_ONLY_ROLE in user.roles and "admin" not in user.roles:
             return False
-        roles = self.table_acl(table).write_roles
+        acl = self.table_acl(table)
+        roles = {"create": acl.create_roles, "delete": acl.delete_roles}.get(operation)
+        if roles is None:
+            roles = acl.write_roles
         return not roles or any(user.has_role(r) for r in roles)
 
     def display_column(self, table: str) -> str | None:
