@@ -56,6 +56,7 @@ from rsbridge.connectors.base import (
 )
 from rsbridge.connectors.transport import peer_client
 from rsbridge.errors import (
+    CheckFailedError,
     ConfigurationError,
     ConnectorPermanentError,
     ConnectorRetryableError,
@@ -143,9 +144,13 @@ class AgiloftConnector(Connector):
                 continue
             problems += [f"column {name}.{column} is missing" for column in missing]
         if problems:
-            raise ConnectorPermanentError(
-                f"{self.client.where}: {'; '.join(problems)}. Create them (docs/agiloft.md, "
-                "`rsbridge agiloft setup`) or set the tables and fields settings"
+            raise CheckFailedError(
+                f"{self.client.where}: {len(problems)} problems found",
+                [
+                    *problems,
+                    "fix: create them (docs/agiloft.md, `rsbridge agiloft setup`) or set the "
+                    "tables and fields settings",
+                ],
             )
         return CheckResult(f"KB {self.client.kb} on {self.client.transport.host}")
 

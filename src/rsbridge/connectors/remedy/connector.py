@@ -53,7 +53,7 @@ from rsbridge.connectors.remedy.imports import WORK_LOGS, Importer
 from rsbridge.connectors.remedy.records import row_key, session_key
 from rsbridge.connectors.remedy.settings import SETTINGS, parse_options
 from rsbridge.connectors.transport import peer_client
-from rsbridge.errors import ConnectorPermanentError, TicketNotFoundError
+from rsbridge.errors import CheckFailedError, ConnectorPermanentError, TicketNotFoundError
 
 _NUMBER = re.compile(r"([A-Za-z]{3})(\d{1,12})")
 INCIDENT_NUMBER_ID = 1000000161
@@ -177,11 +177,14 @@ class RemedyConnector(Connector):
                 continue
             problems += [f"field {form_name} : {name} is missing" for name in missing]
         if problems:
-            raise ConnectorPermanentError(
-                f"{self.client.where}: {'; '.join(problems)}. Import the session forms "
-                "(`rsbridge remedy forms`, docs/remedy-forms.md), give the integration user "
-                "access to every form named, and check the settings that name ITSM fields "
-                "(assignee_field, ci_field, computer_form, create_fields)"
+            fix = (
+                "import the session forms (`rsbridge remedy forms`, docs/remedy-forms.md), "
+                "give the integration user access to every form named, and check the settings "
+                "that name ITSM fields (assignee_field, ci_field, computer_form, create_fields)"
+            )
+            raise CheckFailedError(
+                f"{self.client.where}: {len(problems)} problems found",
+                [*problems, f"fix: {fix}"],
             )
         return CheckResult(f"AR server {self.client.transport.host}, user {self.client.username}")
 
