@@ -307,3 +307,18 @@ def test_ttl_and_public_portal(tmp_path: Path, sim: Sim, mailbox: Mailbox) -> No
     assert sim.state.session_keys[body["short_key"]].portal.hostname == "partners.example.com"
     lifetime = datetime.fromisoformat(body["expires"]).timestamp() - before
     assert 1790 < lifetime < 1830
+
+
+def test_keys_last_the_appliances_24_hours_by_default(server: Server) -> None:
+    # No key_ttl_seconds: no ttl is sent, and the key lives as the appliance makes it.
+    desk = server.config.integration("desk")
+    assert desk is not None and desk.actions.key_ttl_seconds is None
+    before = time.time()
+    answer = server.post(
+        "/actions/session-key",
+        {"integration": "desk", "ticket": "INC0010001", "assignment": "general"},
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    lifetime = datetime.fromisoformat(body["expires"]).timestamp() - before
+    assert 86400 - 30 < lifetime < 86400 + 30
