@@ -87,3 +87,4 @@ class ActionService(SessionKeyActions, JumpActions, SelfServiceActions, LinkActi
         self.clock = clock
         self._signer = signer_for(config.signing)
         self._site_names = {}
+        self._mail_renderers = {}
