@@ -16,6 +16,7 @@ from rsbridge.connectors.servicenow.demo import (
     run_demo,
     run_demo_async,
 )
+from rsbridge.connectors.servicenow.writes import journal_marker
 from rsbridge.engine.runtime import Engine
 from rsbridge.web.serve import serving
 from tests.engine.conftest import engine_config
@@ -37,7 +38,7 @@ def test_the_demo_delivers_every_session_once_where_it_belongs() -> None:
             created += 1
             (incident,) = snow.query("incident", f"correlation_id=rs-{lsid}")
             assert row["u_task"] == incident["sys_id"]
-        ends = [e for e in snow.journal(row["u_task"]) if f"{lsid}: session end" in e["value"]]
+        ends = [e for e in snow.journal(row["u_task"]) if journal_marker(lsid, "end") in e["value"]]
         assert len(ends) == 1, "every event was sent twice; one session-end note"
         answers = sum(
             len(s.answers) for s in (*item.session.customer_surveys, *item.session.rep_surveys)

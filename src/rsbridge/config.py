@@ -170,6 +170,8 @@ class ApplianceConfig(ConfigModel):
     client_id: str = Field(min_length=1)
     client_secret: SecretStr
     locale: str = "en-us"
+    """Kept for the vendor setting's sake, not sent: no Reporting or Command API call that
+    rsbridge makes documents a locale (docs/appliance.md#locale)."""
     allow_invalid_certificates: bool = False
     ca_file: Path | None = None
     use_plain_http: bool = False

@@ -46,6 +46,8 @@ class Table:
     note_writes: int = 0
     created: dict[str, Ticket] = field(default_factory=dict)
     """Creation key -> ticket created for it (create_ticket is once-only by key)."""
+    imported: list[str] = field(default_factory=list)
+    """The lsids of the session reports written, in order (a replay appends again)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, context: TicketContext) -> TicketContext:
@@ -99,6 +101,8 @@ class ActionTestConnector(Connector):
     async def write_session_report(
         self, ticket: Ticket | None, delivery: SessionDelivery
     ) -> WriteResult:
+        with self.table.lock:
+            self.table.imported.append(delivery.session.lsid)
         return WriteResult(delivery.key)
 
     async def write_survey(self, ticket: Ticket | None, delivery: SurveyDelivery) -> WriteResult:

@@ -31,6 +31,7 @@ PATHS = [
     ("GET", "/actions/links"),
     ("GET", "/actions/auto-create"),
     ("POST", "/actions/auto-create"),
+    ("POST", "/actions/pull"),
 ]
 
 

@@ -164,3 +164,20 @@ def test_links_and_auto_create(setup: tuple[Path, Sim, Mailbox, Table]) -> None:
     assert created.output.strip() == f"ticket {ticket.number}: {ticket.url}"
     body = json.loads(run(path, "auto-create", "-i", "desk", "--lsid", lsid, "--json").output)
     assert body["ticket"]["id"] == ticket.id
+
+
+def test_pull(setup: tuple[Path, Sim, Mailbox, Table]) -> None:
+    from tests.actions.test_pull import _sessions
+
+    path, sim, *_ = setup
+    for session in [*_sessions(5, 2, ago=120), *_sessions(6, 1, ago=2 * 86400)]:
+        sim.state.add_report(session)
+    first = run(path, "pull", "-i", "desk")
+    assert first.exit_code == 0, first.output
+    assert "(first pull): 2 session(s) ended, 2 queued, 0 survey(s) queued" in first.output
+    again = run(path, "pull", "-i", "desk", "--json")
+    assert again.exit_code == 0, again.output
+    body = json.loads(again.output)
+    assert (body["first_run"], body["sessions_queued"]) == (False, 0)
+    unknown = run(path, "pull", "-i", "nope")
+    assert unknown.exit_code == 1 and "appliance configuration not found" in unknown.output

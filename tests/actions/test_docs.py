@@ -12,6 +12,7 @@ from starlette.routing import Route
 from rsbridge.actions.models import (
     AutoCreateRequest,
     JumpRequest,
+    PullRequest,
     SessionKeyRequest,
     SupportNowRequest,
 )
@@ -49,7 +50,7 @@ def test_the_new_sections_are_in_the_top_level_tables() -> None:
 
 def test_every_route_is_documented() -> None:
     routes = action_routes(Config(), lambda: None)
-    assert len(routes) == 7
+    assert len(routes) == 8
     for route in routes:
         assert isinstance(route, Route) and route.methods is not None
         for method in route.methods - {"HEAD"}:
@@ -57,7 +58,7 @@ def test_every_route_is_documented() -> None:
 
 
 @pytest.mark.parametrize(
-    "model", [SessionKeyRequest, JumpRequest, SupportNowRequest, AutoCreateRequest]
+    "model", [SessionKeyRequest, JumpRequest, SupportNowRequest, AutoCreateRequest, PullRequest]
 )
 def test_every_request_field_is_documented(model: type[BaseModel]) -> None:
     assert set(model.model_fields) <= rows(ACTIONS)

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from rsbridge.config import parse_config
+from rsbridge.connectors.servicenow.writes import journal_marker
 from rsbridge.engine.runtime import Engine
 from rsbridge.sim.appliance.emitter import OutboundEventEmitter, Recipient, events_for_session
 from rsbridge.web.serve import serving
@@ -101,7 +102,7 @@ async def test_a_key_from_an_incident_and_the_session_landing_on_it(running: Run
     (row,) = snow.state.query("u_rs_session")
     assert row["u_task"] == incident and row["u_lsid"] == lsid
     assert row["u_configuration_item"] == snow.demo.ids["ws-ann-01"]
-    ends = [e for e in snow.state.journal(incident) if f"{lsid}: session end" in e["value"]]
+    ends = [e for e in snow.state.journal(incident) if journal_marker(lsid, "end") in e["value"]]
     assert len(ends) == 1
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -307,3 +308,77 @@ def test_ttl_and_public_portal(tmp_path: Path, sim: Sim, mailbox: Mailbox) -> No
     assert sim.state.session_keys[body["short_key"]].portal.hostname == "partners.example.com"
     lifetime = datetime.fromisoformat(body["expires"]).timestamp() - before
     assert 1790 < lifetime < 1830
+
+
+def test_keys_last_the_appliances_24_hours_by_default(server: Server) -> None:
+    # No key_ttl_seconds: no ttl is sent, and the key lives as the appliance makes it.
+    desk = server.config.integration("desk")
+    assert desk is not None and desk.actions.key_ttl_seconds is None
+    before = time.time()
+    answer = server.post(
+        "/actions/session-key",
+        {"integration": "desk", "ticket": "INC0010001", "assignment": "general"},
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    lifetime = datetime.fromisoformat(body["expires"]).timestamp() - before
+    assert 86400 - 30 < lifetime < 86400 + 30
+
+
+def _templated(
+    tmp_path: Path, sim: Sim, mailbox: Mailbox, subject: str, body: str
+) -> dict[str, Any]:
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "session_key_mail_subject.txt").write_text(subject)
+    (folder / "session_key_mail.txt").write_text(body)
+    desk = {**integration("desk", email_key=True), "templates": str(folder)}
+    return config_data(tmp_path, sim, mailbox, integrations=[desk])
+
+
+def test_the_key_email_comes_from_templates_an_administrator_overrides(
+    tmp_path: Path, sim: Sim, mailbox: Mailbox
+) -> None:
+    data = _templated(
+        tmp_path,
+        sim,
+        mailbox,
+        "Your remote support key {{ short_key }}\nfor {{ ticket.number }}",
+        "Hello {{ caller_name }},\n\nopen {{ key_url }} before {{ expires | datetime }}.\n"
+        "({{ integration }}, queue {{ queue }}; the appliance says: {{ appliance_subject }})\n",
+    )
+    with engine_server(data, sim, mailbox) as running:
+        answer = running.post(
+            "/actions/session-key",
+            {"integration": "desk", "ticket": "INC0010001", "assignment": "general"},
+        )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["email"]["sent"] is True
+    [(_, _, message)] = mailbox.received()
+    # One line: the template's line break is a space in the header.
+    assert message["Subject"] == f"Your remote support key {body['short_key']} for INC0010001"
+    text = message.get_payload(decode=True).decode().replace("\r\n", "\n")  # type: ignore[union-attr]
+    expires = datetime.fromisoformat(body["expires"]).strftime("%Y-%m-%d %H:%M")
+    assert text.startswith(f"Hello Abel Tuter,\n\nopen {body['key_url']} before {expires}")
+    assert f"(desk, queue general; the appliance says: {body['mail_subject']})" in text
+    # The answer still carries the appliance's own texts.
+    assert body["mail_subject"] == "Remote Support Invitation"
+
+
+def test_a_broken_key_email_template_fails_the_email_not_the_key(
+    tmp_path: Path, sim: Sim, mailbox: Mailbox
+) -> None:
+    data = _templated(tmp_path, sim, mailbox, "{{ no_such_value }}", "{{ key_url }}")
+    with engine_server(data, sim, mailbox) as running:
+        answer = running.post(
+            "/actions/session-key",
+            {"integration": "desk", "ticket": "INC0010001", "assignment": "general"},
+        )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["short_key"] in sim.state.session_keys
+    assert body["email"]["sent"] is False
+    assert "session_key_mail_subject.txt line 1" in body["email"]["error"]
+    assert "no_such_value" in body["email"]["error"]
+    assert mailbox.received() == []

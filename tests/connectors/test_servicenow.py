@@ -23,10 +23,18 @@ from rsbridge.appliance.report_model import (
     SupportSession,
     SurveyAnswer,
 )
-from rsbridge.connectors.base import Association, Connector, NoteDelivery, RenderedPart, Ticket
+from rsbridge.connectors.base import (
+    Association,
+    Connector,
+    NoteDelivery,
+    RenderedPart,
+    SessionDelivery,
+    Ticket,
+)
 from rsbridge.connectors.servicenow import ServiceNowConnector
 from rsbridge.connectors.servicenow.records import stable_id
 from rsbridge.connectors.servicenow.schema import Schema, unload_xml
+from rsbridge.connectors.servicenow.writes import journal_marker
 from rsbridge.engine.render import Renderer
 from rsbridge.errors import (
     ConfigurationError,
@@ -125,7 +133,7 @@ class TestContract(ConnectorContract):
             ends = [
                 e
                 for e in state.query("sys_journal_field", "element=work_notes")
-                if "session end)" in e["value"] and lsid in e["value"]
+                if journal_marker(lsid, "end") in e["value"]
             ]
             assert len(ends) == len(sessions), "one session-end note per session row"
             return len(sessions)
@@ -151,12 +159,29 @@ async def test_tickets_are_found_by_sys_id_and_by_number(sn: Instance, make: Fac
     assert (await connector.find_ticket(change)).kind == "change_request"
 
 
-async def test_more_prefixes_by_configuration(sn: Instance, make: Factory) -> None:
+async def test_calls_interactions_and_catalog_items_by_default(sn: Instance, make: Factory) -> None:
+    connector = make()
+    expected = {
+        "RITM": "sc_req_item",
+        "SCTASK": "sc_task",
+        "CALL": "new_call",
+        "IMS": "interaction",
+    }
+    for prefix, table in expected.items():
+        number = next(n for n in sn.demo.ids if n.startswith(prefix) and n[len(prefix)].isdigit())
+        found = await connector.find_ticket(number.lower())
+        assert (found.kind, found.id, found.number) == (table, sn.demo.ids[number], number)
+    # RITM is not a REQ: the longer prefix names its own table.
+    item = next(n for n in sn.demo.ids if n.startswith("RITM"))
+    assert (await connector.find_ticket(item)).kind != "sc_request"
+
+
+async def test_number_prefixes_replace_the_default(sn: Instance, make: Factory) -> None:
     call = next(n for n in sn.demo.ids if n.startswith("CALL"))
+    connector = make(number_prefixes=["INC=incident"])
     with pytest.raises(TicketNotFoundError, match="known prefix"):
-        await make().find_ticket(call)
-    connector = make(number_prefixes=["INC=incident", "CALL=new_call"])
-    assert (await connector.find_ticket(call)).kind == "new_call"
+        await connector.find_ticket(call)
+    assert (await connector.find_ticket("INC0010001")).kind == "incident"
 
 
 async def test_unknown_references_are_not_found(make: Factory) -> None:
@@ -237,6 +262,66 @@ async def test_an_interrupted_import_is_completed_without_doubles(
     assert len(rows(sn, "u_rs_session_event")) == len(session.events)
     values = [n["value"] for n in sn.state.journal(ticket.id, "work_notes")]
     assert len(values) == len(set(values)), "no journal entry twice"
+
+
+def _rendered(key: str, session: SupportSession) -> SessionDelivery:
+    """A delivery rendered with the default templates, as the worker makes it."""
+    return dataclasses.replace(
+        session_delivery(key, session=session), report=Renderer().render(session)
+    )
+
+
+def _footers(sn: Instance, ticket_id: str) -> list[str]:
+    """The marker lines of our work notes on a task (the seed's own notes left out)."""
+    lines = [n["value"].rsplit("\n", 1)[-1] for n in sn.state.journal(ticket_id, "work_notes")]
+    return sorted(f for f in lines if f.startswith(("(RS session ", "(Remote Support session ")))
+
+
+async def test_journal_entries_end_with_a_short_marker(sn: Instance, make: Factory) -> None:
+    connector = make()
+    ticket = await connector.find_ticket("INC0010001")
+    session = sample_session()
+    await connector.write_session_report(ticket, _rendered("k1", session))
+    footers = _footers(sn, ticket.id)
+    short = session.lsid[:12]
+    assert footers == [f"(RS session {short}: {p})" for p in ("chat", "end", "notes")]
+    assert all(len(f) <= 40 for f in footers)
+    assert journal_marker(session.lsid, "chat") == f"(RS session {short}: chat)"
+
+
+async def test_no_entry_for_a_part_the_session_does_not_have(sn: Instance, make: Factory) -> None:
+    connector = make()
+    ticket = await connector.find_ticket("INC0010001")
+    quiet = {EventType.CHAT_MESSAGE, EventType.SESSION_NOTE_ADDED}
+    session = dataclasses.replace(
+        sample_session(), events=[e for e in sample_session().events if e.event_type not in quiet]
+    )
+    delivery = _rendered("k1", session)
+    # The transcript template still lists the session's other events: not a chat.
+    assert delivery.report.parts["chat"].text.strip()
+    await connector.write_session_report(ticket, delivery)
+    assert _footers(sn, ticket.id) == [journal_marker(session.lsid, "end")]
+
+
+async def test_entries_under_the_earlier_long_marker_are_not_written_again(
+    sn: Instance, make: Factory
+) -> None:
+    # Without session rows, the journal alone says what is there (as after an upgrade in
+    # the middle of an import): the long marker of earlier versions counts.
+    connector = make(write_session_records=False)
+    ticket = await connector.find_ticket("INC0010001")
+    session = sample_session()
+    legacy = f"Chat transcript\n\n(Remote Support session {session.lsid}: chat transcript)"
+    await connector.client.update("incident", ticket.id, {"work_notes": legacy})
+    await connector.write_session_report(ticket, _rendered("k1", session))
+    await connector.write_session_report(ticket, _rendered("k1", session))
+    assert _footers(sn, ticket.id) == sorted(
+        [
+            f"(Remote Support session {session.lsid}: chat transcript)",
+            journal_marker(session.lsid, "notes"),
+            journal_marker(session.lsid, "end"),
+        ]
+    )
 
 
 async def test_related_records_come_from_custom_attributes(sn: Instance, make: Factory) -> None:
@@ -430,13 +515,13 @@ async def test_an_untrusted_ticket_gets_no_state_change_and_no_comments(
         ticket, survey_delivery("s:survey:customer:0", association=untrusted)
     )
     assert sn.state.get("incident", ticket.id)["state"] == state_before  # type: ignore[index]
-    ours = [e for e in sn.state.journal(ticket.id) if "Remote Support session" in e["value"]]
+    ours = [e for e in sn.state.journal(ticket.id) if "(RS session " in e["value"]]
     assert ours and {e["element"] for e in ours} == {"work_notes"}
     # Replays find their entries in the work notes: nothing is written twice.
     await connector.write_survey(
         ticket, survey_delivery("s:survey:customer:0", association=untrusted)
     )
-    again = [e for e in sn.state.journal(ticket.id) if "Remote Support session" in e["value"]]
+    again = [e for e in sn.state.journal(ticket.id) if "(RS session " in e["value"]]
     assert len(again) == len(ours)
 
 

@@ -30,6 +30,7 @@ from rsbridge.appliance.report_model import (
 )
 from rsbridge.config import AssociationConfig, Config, parse_config
 from rsbridge.connectors.registry import connector_class
+from rsbridge.connectors.servicenow.writes import journal_marker
 from rsbridge.engine.association import judge_session, rep_set_external_key
 from rsbridge.engine.runtime import Engine
 from rsbridge.engine.signing import Signer
@@ -135,7 +136,13 @@ async def _run(config: Config, sim: SimAppliance, sessions: list[SupportSession]
 
 def _ours(snow: Snow, number: str, lsid: str) -> list[dict[str, Any]]:
     """The journal entries a session left on the record numbered ``number``."""
-    return [e for e in snow.state.journal(snow.demo.ids[number]) if lsid in e["value"]]
+    return _marked(snow.state.journal(snow.demo.ids[number]), lsid)
+
+
+def _marked(entries: list[dict[str, Any]], lsid: str) -> list[dict[str, Any]]:
+    """The entries whose marker line names session ``lsid`` (its short form)."""
+    marker = journal_marker(lsid, "")[:-1]  # "(RS session <12 chars>: "
+    return [e for e in entries if marker in e["value"]]
 
 
 def _state(snow: Snow, number: str) -> str:
@@ -212,7 +219,7 @@ async def test_a_caller_the_customer_typed_gets_no_comments_and_no_state_change(
     await _run(_config(tmp_path, sim, snow, lookup, on_unmatched="create"), sim, [session])
     (incident,) = snow.state.query("incident", f"correlation_id=rs-{session.lsid}")
     assert incident["caller_id"] == victim["sys_id"]
-    ours = [e for e in snow.state.journal(incident["sys_id"]) if session.lsid in e["value"]]
+    ours = _marked(snow.state.journal(incident["sys_id"]), session.lsid)
     assert ours and {e["element"] for e in ours} == {"work_notes"}
     assert incident["state"] != "6"
 
@@ -322,7 +329,7 @@ async def test_auto_create_on_join_writes_back_a_signed_reference(
         await drained(engine)
     (row,) = snow.state.query("u_rs_session")
     assert row["u_task"] == task
-    ours = [e for e in snow.state.journal(task) if lsid in e["value"]]
+    ours = _marked(snow.state.journal(task), lsid)
     assert ours and {e["element"] for e in ours} == {"comments"}
 
 

@@ -21,6 +21,7 @@ from rsbridge.appliance.report_model import (
 from rsbridge.engine.render import (
     PARTS,
     REPORT,
+    SAMPLE_KEY_MAIL,
     Renderer,
     filter_datetime,
     filter_duration,
@@ -362,7 +363,29 @@ def test_check_compiles_every_template(tmp_path: Path, session: SupportSession) 
     _override(tmp_path, "README", "not a template {% if")
     names = Renderer(tmp_path).check(sample=session)
     expected = {f"{p}{suffix}" for p in (*PARTS, REPORT) for suffix in (".txt", ".html")}
-    assert expected | {"extra.html"} == set(names)
+    mail = {"session_key_mail.txt", "session_key_mail_subject.txt"}
+    assert expected | mail | {"extra.html"} == set(names)
+
+
+def test_check_renders_the_key_email_templates(tmp_path: Path, session: SupportSession) -> None:
+    _override(tmp_path, "session_key_mail.txt", "{{ key_url }}\n{{ ticket.nope }}\n")
+    for sample in (session, None):  # no session needed: `rsbridge check` passes none
+        with pytest.raises(TemplateError) as caught:
+            Renderer(tmp_path).check(sample=sample)
+        assert caught.value.template == "session_key_mail.txt" and caught.value.line == 2
+
+
+def test_the_default_key_email_is_the_appliances(session: SupportSession) -> None:
+    values = dict(SAMPLE_KEY_MAIL)
+    assert Renderer().render_key_mail(values) == (
+        "Remote Support Invitation",
+        "Click on the link below and follow the directions.",
+    )
+    values.update(appliance_subject="", appliance_body="")
+    assert Renderer().render_key_mail(values) == (
+        "Remote Support Invitation",
+        str(values["key_url"]),
+    )
 
 
 def test_check_reports_a_broken_template(tmp_path: Path) -> None:

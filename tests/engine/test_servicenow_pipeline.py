@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from rsbridge.appliance.report_model import CustomAttribute, SupportSession
+from rsbridge.connectors.servicenow.writes import journal_marker
 from rsbridge.engine.runtime import Engine
 from rsbridge.engine.store.base import JobFilter, JobStatus
 from rsbridge.sim.appliance.scenarios import SessionGenerator
@@ -98,7 +99,7 @@ async def test_sessions_land_once_on_their_incidents_with_duplicate_events(
         ends = [
             e
             for e in snow.state.journal(row["u_task"], "work_notes")
-            if f"{session.lsid}: session end" in e["value"]
+            if journal_marker(session.lsid, "end") in e["value"]
         ]
         assert len(ends) == 1
     surveys = sum(len(s.customer_surveys) + len(s.rep_surveys) for s in sessions)

@@ -22,6 +22,7 @@ from rsbridge.appliance.client import ApplianceClient
 from rsbridge.appliance.custom_fields import EXTERNAL_KEY
 from rsbridge.config import ApplianceConfig, Config, IntegrationConfig
 from rsbridge.connectors.base import Connector, NoteDelivery, Ticket, TicketContext
+from rsbridge.engine.render import Renderer
 from rsbridge.engine.signing import Signer
 from rsbridge.engine.store.base import LedgerKey, Store
 from rsbridge.errors import ConnectorError
@@ -74,6 +75,7 @@ class ActionBase:
     clock: Callable[[], float]
     _signer: Signer | None
     _site_names: dict[str, str]
+    _mail_renderers: dict[str, Renderer]
 
     def _parts(self, name: str) -> Parts:
         integration = self.config.integration(name)

@@ -14,6 +14,7 @@ from rsbridge.actions.problems import ActionError, describe
 from rsbridge.appliance import scripting
 from rsbridge.appliance.command import Queue, SessionKey
 from rsbridge.connectors.base import Ticket, TicketContext
+from rsbridge.engine.render import Renderer
 from rsbridge.engine.store.base import LedgerEntry
 from rsbridge.errors import ApplianceCommandError, ConnectorError, RsbridgeError
 
@@ -78,7 +79,7 @@ class SessionKeyActions(ActionBase):
         # Written on a repeated request too (an earlier attempt may have failed there);
         # writing the same key again changes nothing.
         fields = await self._record_key(parts, ticket, key)
-        email = await self._email(parts, request, key, email_to) if email_to else None
+        email = await self._email(parts, request, key, email_to, context) if email_to else None
         log.info(
             "%s: session key for %s in %s%s",
             parts.integration.name,
@@ -289,9 +290,15 @@ class SessionKeyActions(ActionBase):
         return Queue.team(team.id), f"team {team.name}"
 
     async def _email(
-        self, parts: Parts, request: SessionKeyRequest, key: SessionKey, to: str
+        self,
+        parts: Parts,
+        request: SessionKeyRequest,
+        key: SessionKey,
+        to: str,
+        context: TicketContext,
     ) -> EffectOutcome:
-        """E-mail the key with the appliance's own subject and text, once per request_id."""
+        """E-mail the key, once per request_id, with the subject and text of the
+        ``session_key_mail`` templates (by default the appliance's own)."""
         assert self.mailer is not None
         ledger_key = (
             self._ledger_key(parts, request.request_id, f"email:{to}")
@@ -301,15 +308,35 @@ class SessionKeyActions(ActionBase):
         if ledger_key is not None and await self.store.ledger_get(ledger_key) is not None:
             return EffectOutcome(True, to)
         try:
-            await self.mailer.send(
-                to, key.mail_subject or DEFAULT_MAIL_SUBJECT, key.mail_body or key.key_url
-            )
+            subject, body = self._key_mail(parts, key, context)
+            await self.mailer.send(to, subject or DEFAULT_MAIL_SUBJECT, body or key.key_url)
         except RsbridgeError as exc:
             log.warning("%s: e-mailing session key failed: %s", parts.integration.name, exc)
             return EffectOutcome(False, describe(exc).message)
         if ledger_key is not None:
             await self.store.ledger_put(LedgerEntry(ledger_key, "", to, self.clock()))
         return EffectOutcome(True, to)
+
+    def _key_mail(self, parts: Parts, key: SessionKey, context: TicketContext) -> tuple[str, str]:
+        """The key e-mail's subject and body, rendered with the integration's templates."""
+        name = parts.integration.name
+        renderer = self._mail_renderers.get(name)
+        if renderer is None:
+            renderer = Renderer(parts.integration.templates)
+            self._mail_renderers[name] = renderer
+        return renderer.render_key_mail(
+            {
+                "short_key": key.short_key,
+                "key_url": key.key_url,
+                "expires": key.expires,
+                "queue": f"{key.queue}:{key.queue_id}" if key.queue_id else key.queue,
+                "ticket": context.ticket,
+                "caller_name": context.caller_name or "",
+                "integration": name,
+                "appliance_subject": key.mail_subject or "",
+                "appliance_body": key.mail_body or "",
+            }
+        )
 
 
 def _utc(moment: datetime) -> str:

@@ -98,6 +98,12 @@ def ci_json(ci: ConfigurationItem) -> dict[str, str | None]:
     return {"id": ci.id, "name": ci.name, "host": ci.host}
 
 
+class PullRequest(_Request):
+    """Pull the sessions that ended since the last pull (the first: the last 24 hours)."""
+
+    integration: Name
+
+
 @dataclass(frozen=True, slots=True)
 class Brcs:
     """A BeyondTrust Representative Console Script to save and open."""
@@ -311,4 +317,29 @@ class AutoCreateOffer:
             "started": self.started.isoformat() if self.started else None,
             "expires": self.expires,
             "confirm": self.confirm,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PullResult:
+    """What a pull found on the appliance and queued for import."""
+
+    integration: str
+    since: datetime
+    first_run: bool
+    sessions_listed: int
+    sessions_queued: int
+    surveys_queued: int
+    appliance_calls: int
+
+    def to_json(self) -> dict[str, object]:
+        """The answer body."""
+        return {
+            "integration": self.integration,
+            "since": self.since.isoformat(),
+            "first_run": self.first_run,
+            "sessions_listed": self.sessions_listed,
+            "sessions_queued": self.sessions_queued,
+            "surveys_queued": self.surveys_queued,
+            "appliance_calls": self.appliance_calls,
         }

@@ -15,6 +15,9 @@ through the HTTP API (:mod:`rsbridge.web.actions`) or the CLI
   self-service user, already associated with the ticket;
 * :meth:`~ActionService.links` -- rep-console custom links, rsbridge's auto-create link
   included;
+* :meth:`~ActionService.pull_now` -- the sessions that ended since the last pull (the
+  first: the last 24 hours) listed on the appliance and queued for import (the vendor's
+  "Pull Support Sessions" module);
 * :meth:`~ActionService.auto_create_offer` and :meth:`~ActionService.auto_create` -- the
   auto-create link's two steps: check that the session is live and young enough and offer a
   short-lived confirmation; then the session's ticket, created if needed.
@@ -32,7 +35,8 @@ the same idempotency key (connectors upsert by it), and sends no second e-mail.
 
 Each action lives in a module of its own, as a mixin :class:`ActionService` combines:
 :mod:`~rsbridge.actions.keys`, :mod:`~rsbridge.actions.jump`,
-:mod:`~rsbridge.actions.self_service` and :mod:`~rsbridge.actions.custom_links`, over
+:mod:`~rsbridge.actions.self_service`, :mod:`~rsbridge.actions.custom_links` and
+:mod:`~rsbridge.actions.pull`, over
 :mod:`~rsbridge.actions.base` (the lookups they all start with).
 """
 
@@ -45,6 +49,7 @@ from rsbridge.actions.custom_links import AUTO_CREATE_LINK_NAME, LinkActions
 from rsbridge.actions.jump import JumpActions
 from rsbridge.actions.keys import DEFAULT_MAIL_SUBJECT, SessionKeyActions
 from rsbridge.actions.mail import Mailer
+from rsbridge.actions.pull import PullActions
 from rsbridge.actions.self_service import SelfServiceActions
 from rsbridge.appliance.client import ApplianceClient
 from rsbridge.config import Config
@@ -56,7 +61,7 @@ from rsbridge.engine.store.base import Store
 __all__ = ["AUTO_CREATE_LINK_NAME", "DEFAULT_MAIL_SUBJECT", "ActionService"]
 
 
-class ActionService(SessionKeyActions, JumpActions, SelfServiceActions, LinkActions):
+class ActionService(SessionKeyActions, JumpActions, SelfServiceActions, LinkActions, PullActions):
     """Technician and customer actions over the engine's appliances and connectors.
 
     ``appliances`` maps appliance ids, ``connectors`` integration names, as the
@@ -82,3 +87,4 @@ class ActionService(SessionKeyActions, JumpActions, SelfServiceActions, LinkActi
         self.clock = clock
         self._signer = signer_for(config.signing)
         self._site_names = {}
+        self._mail_renderers = {}

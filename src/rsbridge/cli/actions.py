@@ -326,3 +326,23 @@ def auto_create(
         typer.echo(
             f"ticket {ticket.number or ticket.id}" + (f": {ticket.url}" if ticket.url else "")
         )
+
+
+@actions_app.command("pull")
+def pull_now(
+    integration: IntegrationOption,
+    config: ConfigOption = DEFAULT_CONFIG,
+    as_json: JsonOption = False,
+) -> None:
+    """Pull now: queue the sessions that ended since the last pull (the first: 24 hours)."""
+    result = _run(config, lambda actions: actions.pull_now(integration))
+    if as_json:
+        _print_json(result.to_json())
+        return
+    first = " (first pull)" if result.first_run else ""
+    typer.echo(
+        f"{result.integration}: since {result.since.isoformat()}{first}: "
+        f"{result.sessions_listed} session(s) ended, {result.sessions_queued} queued, "
+        f"{result.surveys_queued} survey(s) queued"
+    )
+    typer.echo("rsbridge serve imports what is queued (or rsbridge pull, which also works it off)")

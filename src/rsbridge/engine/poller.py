@@ -11,6 +11,10 @@ session by its end time only once the report is complete, which may come after a
 that already passed that time. Sessions seen twice are recognised by their event key
 (``poll``, appliance, lsid), and the ledger keeps effects once-only across push and poll.
 
+A manual pull (the actions API's ``POST /actions/pull``, the vendor's "Pull Support
+Sessions" module) is a poll now, from the same watermark; it queues session ends for its
+integration even when the integration takes them as outbound events and does not poll.
+
 Customer exit surveys (``polling_events`` containing the survey event) are looked up
 over the last ``survey_lookback_hours`` on every poll, so a survey submitted after the
 poll that imported its session is picked up by a later poll instead of being lost.
@@ -22,14 +26,20 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from rsbridge.appliance.client import ApplianceClient, TimeWindow
 from rsbridge.appliance.events import CUSTOMER_SURVEY, END
 from rsbridge.config import Config, IntegrationConfig
 from rsbridge.engine.intake import job_specs
-from rsbridge.engine.store.base import EventSource, IncomingEvent, Store
+from rsbridge.engine.store.base import (
+    RANK_SESSION_END,
+    EventSource,
+    IncomingEvent,
+    JobSpec,
+    Store,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +55,10 @@ class PollResult:
     """New events recorded (sessions and surveys not seen before)."""
     surveys: int = 0
     appliance_calls: int = 0
+    since: float | None = None
+    """Where a poll's window started (UNIX seconds)."""
+    first_run: bool = False
+    """Whether the poll had no watermark yet (``poll_lookback_hours`` back)."""
 
 
 def poll_dedup_key(
@@ -64,7 +78,11 @@ def watermark_name(integration: str) -> str:
 
 
 class Poller:
-    """Polls one appliance for the polling integrations that use it."""
+    """Polls one appliance for one integration.
+
+    ``manual``: a pull someone asked for; session ends are queued for the integration
+    even if it does not poll (it takes them as outbound events).
+    """
 
     def __init__(
         self,
@@ -74,24 +92,26 @@ class Poller:
         integration: IntegrationConfig,
         *,
         clock: Callable[[], float] = time.time,
+        manual: bool = False,
     ) -> None:
         self.config = config
+        self.manual = manual
         self.store = store
         self.client = client
         self.integration = integration
         self._clock = clock
 
-    async def poll(self) -> PollResult:
+    async def poll(self, *, source: EventSource = "poll") -> PollResult:
         """Poll once from the persisted watermark (first run: ``poll_lookback_hours`` back)."""
         now = self._clock()
         name = watermark_name(self.integration.name)
         mark = await self.store.get_watermark(name)
         since = now - self.config.engine.poll_lookback_hours * 3600 if mark is None else mark
         since -= self.config.engine.report_wait_seconds if mark is not None else 0
-        result = await self.pull(since, None, source="poll")
+        result = await self.pull(since, None, source=source)
         # The next window starts where this one was taken: the end of the window is "now".
         await self.store.set_watermark(name, now)
-        return result
+        return replace(result, since=since, first_run=mark is None)
 
     async def pull(
         self,
@@ -157,6 +177,8 @@ class Poller:
             for spec in job_specs(self.config, appliance_id, event_type, polled=True)
             if spec.integration == self.integration.name
         ]
+        if not specs and self.manual and event_type == END:
+            specs = [JobSpec(self.integration.name, RANK_SESSION_END)]
         new = 0
         for lsid, external_key, extra in found:
             event = IncomingEvent(

@@ -52,7 +52,7 @@ from rsbridge.appliance.report_model import (
     SessionEvent,
     SupportSession,
 )
-from rsbridge.connectors.base import RenderedPart, RenderedReport
+from rsbridge.connectors.base import RenderedPart, RenderedReport, Ticket
 from rsbridge.errors import TemplateError
 
 PARTS: tuple[str, ...] = (
@@ -222,6 +222,23 @@ def _normalise_event_type(name: str) -> str:
     return " ".join(name.replace("_", " ").split()).casefold()
 
 
+KEY_MAIL = "session_key_mail"
+"""The session-key e-mail's templates: ``session_key_mail.txt`` and ``..._subject.txt``."""
+
+SAMPLE_KEY_MAIL: Mapping[str, Any] = {
+    "short_key": "1234567",
+    "key_url": "https://support.example.com/?ak=0123456789abcdef0123456789abcdef",
+    "expires": datetime(2026, 1, 1, 12, 0, tzinfo=UTC),
+    "queue": "general",
+    "ticket": Ticket("0" * 32, "INC0010001", "https://itsm.example.com/INC0010001"),
+    "caller_name": "Abel Tuter",
+    "integration": "servicenow",
+    "appliance_subject": "Remote Support Invitation",
+    "appliance_body": "Click on the link below and follow the directions.",
+}
+"""Values a template check renders the session-key e-mail with."""
+
+
 def _is_template(name: str) -> bool:
     base = name.rsplit("/", 1)[-1]
     return name.endswith(TEMPLATE_SUFFIXES) and not base.startswith(".")
@@ -355,11 +372,24 @@ class Renderer:
             html=self._render(f"{name}.html", context),
         )
 
+    def render_key_mail(self, values: Mapping[str, Any]) -> tuple[str, str]:
+        """The session-key e-mail's subject (one line) and body, from the templates
+        ``session_key_mail_subject.txt`` and ``session_key_mail.txt`` (their comments list
+        the ``values`` they see).
+
+        Raises:
+            TemplateError: a template is missing, broken or fails while rendering.
+        """
+        context = dict(values)
+        subject = " ".join(self._render(f"{KEY_MAIL}_subject.txt", context).split())
+        return subject, self._render(f"{KEY_MAIL}.txt", context)
+
     def check(self, sample: SupportSession | None = None) -> list[str]:
         """Compile every template (overrides and defaults); return their names.
 
         With a ``sample`` session, also render the report and both surveys of it, which
-        finds runtime errors (undefined variables, refused attribute access) too.
+        finds runtime errors (undefined variables, refused attribute access) too. The
+        session-key e-mail is always rendered, with sample values.
 
         Raises:
             TemplateError: for the first template, in name order, that fails.
@@ -371,6 +401,8 @@ class Renderer:
             self.render(sample)
             self.render_survey(sample, "customer", ExitSurvey())
             self.render_survey(sample, "rep", ExitSurvey())
+        # Needs no session: always rendered, so that `rsbridge check` finds an unknown value.
+        self.render_key_mail(SAMPLE_KEY_MAIL)
         return names
 
     # --- internals ----------------------------------------------------------------------

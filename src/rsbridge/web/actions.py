@@ -34,6 +34,7 @@ from rsbridge.actions.models import (
     AutoCreateOffer,
     AutoCreateRequest,
     JumpRequest,
+    PullRequest,
     SessionKeyRequest,
     SupportNowRequest,
 )
@@ -358,6 +359,10 @@ def action_routes(config: Config, service: Callable[[], ActionService | None]) -
         body = await _json_body(request, SupportNowRequest, caller)
         return ok((await actions.support_now(body)).to_json())
 
+    async def pull(request: Request, actions: ActionService, caller: Caller) -> Response:
+        body = await _json_body(request, PullRequest, caller)
+        return ok((await actions.pull_now(body.integration)).to_json())
+
     async def links(request: Request, actions: ActionService, caller: Caller) -> Response:
         return ok(actions.links(_integration(request, caller)).to_json())
 
@@ -397,6 +402,7 @@ def action_routes(config: Config, service: Callable[[], ActionService | None]) -
         Route("/actions/issues", route("issues", issues), methods=["GET"]),
         Route("/actions/support-now", route("support_now", support_now), methods=["POST"]),
         Route("/actions/links", route("links", links), methods=["GET"]),
+        Route("/actions/pull", route("pull", pull), methods=["POST"]),
         Route(
             "/actions/auto-create",
             route("auto_create", auto_create_offer, link=True),

@@ -34,6 +34,7 @@ from rsbridge.appliance.report_model import SupportSession
 from rsbridge.config import Config
 from rsbridge.connectors.jsonl import read_deliveries
 from rsbridge.connectors.servicenow.schema import Schema, unload_xml
+from rsbridge.connectors.servicenow.writes import journal_marker
 from rsbridge.demo import (
     DemoSession,
     Stage,
@@ -189,7 +190,8 @@ def _table(result: DemoResult) -> Table:
         )
         if item.ticket is None:
             number += " (created)"
-        notes = sum(lsid in e["value"] for e in result.snow.journal(task)) if task else 0
+        marker = journal_marker(lsid, "")[:-1]  # any part of this session
+        notes = sum(marker in e["value"] for e in result.snow.journal(task)) if task else 0
         answers = len(result.snow.query("u_rs_session_survey", f"u_session={rows[0]['sys_id']}"))
         snow = f"{len(rows)} record, {notes} notes, {answers} answers"
         table.add_row(lsid[:8], number, snow, describe(jsonl, lsid), describe(hooks, lsid))

@@ -17,14 +17,16 @@ session row is inserted first with ``import_state = importing`` and set to ``com
 by a call of its own once everything else succeeded (the Batch API serves every
 sub-request even after one failed); a complete row means "nothing to do", an
 incomplete one makes the next attempt insert only the rows that are missing and skip
-the journal entries that are present. Journal entries end with a line naming the
-session and part (notes: a reference to their key), looked for in the task's journal
-stream read with display values, since ``sys_journal_field`` is often hidden by ACLs.
+the journal entries that are present. Journal entries end with a short marker line,
+``(RS session <first 12 characters of the lsid>: <part>)`` (notes of the actions: a
+reference to their key), looked for in the task's journal stream read with display values,
+since ``sys_journal_field`` is often hidden by ACLs. A part the session does not have (no
+chat message, no session note) gets no entry.
 """
 
 from __future__ import annotations
 
-from rsbridge.appliance.report_model import SupportSession
+from rsbridge.appliance.report_model import EventType, SupportSession
 from rsbridge.connectors.base import SessionDelivery, Ticket, WriteResult
 from rsbridge.connectors.servicenow.client import BatchRequest
 from rsbridge.connectors.servicenow.records import (
@@ -33,7 +35,7 @@ from rsbridge.connectors.servicenow.records import (
     journal_safe,
     session_values,
 )
-from rsbridge.connectors.servicenow.writes import WritesMixin, journal_footer
+from rsbridge.connectors.servicenow.writes import WritesMixin, journal_marker, written
 
 
 class SessionImportMixin(WritesMixin):
@@ -84,13 +86,15 @@ class SessionImportMixin(WritesMixin):
             requests += [self._insert(row) for row in rows]
         if ticket is not None and ticket_table is not None:
             journal = self._journal_field(delivery.association)
-            notes = self._journal_entries(delivery)
+            entries = self._journal_entries(delivery)
             # Without a session row to say how far an import got, the journal itself says
             # which entries are there (after a crash, or a lost answer).
-            if notes and (recovering or not self._c.write_session_records):
+            if entries and (recovering or not self._c.write_session_records):
                 stream, _ = await self._journal_and_state(ticket_table, ticket.id, journal)
-                notes = [n for n in notes if journal_footer(n) not in stream]
-            requests += [self._journal(ticket_table, ticket.id, text, journal) for text in notes]
+                entries = [(p, t) for p, t in entries if not written(stream, session.lsid, p)]
+            requests += [
+                self._journal(ticket_table, ticket.id, text, journal) for _, text in entries
+            ]
         await self._run_batches(requests, what=f"import session {session.lsid}")
         if self._c.attach_report:
             target = (ticket_table, ticket.id) if ticket and ticket_table else (table, session_id)
@@ -112,19 +116,28 @@ class SessionImportMixin(WritesMixin):
         )
         return {str(r[field_name]): str(r["sys_id"]) for r in found if r.get(field_name)}
 
-    def _journal_entries(self, delivery: SessionDelivery) -> list[str]:
-        session = delivery.session
+    def _journal_entries(self, delivery: SessionDelivery) -> list[tuple[str, str]]:
+        """The journal entries of a session as (part, text); a part the session does not
+        have gets none: no chat message, no transcript (its other events alone are not a
+        chat), no note, no notes entry, whatever the templates render."""
+        session = delivery.session  # only the integration's import_events
         parts = delivery.report.parts
-        footer = f"\n\n(Remote Support session {session.lsid}: {{}})"
+        kinds = {e.event_type for e in session.events}
         entries = []
-        if self._c.log_chat_transcript and "chat" in parts and parts["chat"].text.strip():
-            entries.append(parts["chat"].text.strip() + footer.format("chat transcript"))
-        if self._c.log_session_notes and "notes" in parts and parts["notes"].text.strip():
-            entries.append(parts["notes"].text.strip() + footer.format("session notes"))
+        for part, wanted, event in (
+            ("chat", self._c.log_chat_transcript, EventType.CHAT_MESSAGE),
+            ("notes", self._c.log_session_notes, EventType.SESSION_NOTE_ADDED),
+        ):
+            text = parts[part].text.strip() if wanted and part in parts else ""
+            if text and event in kinds:
+                entries.append((part, text))
         if self._c.log_session_end:
-            entries.append(_end_notice(session) + footer.format("session end"))
+            entries.append(("end", _end_notice(session)))
         # Before any comparison with the journal stream: what is there is the safe text.
-        return [journal_safe(entry) for entry in entries]
+        return [
+            (part, journal_safe(f"{text}\n\n{journal_marker(session.lsid, part)}"))
+            for part, text in entries
+        ]
 
     async def _attach_report(self, target: tuple[str, str], delivery: SessionDelivery) -> None:
         table, sys_id = target

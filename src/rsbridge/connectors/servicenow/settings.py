@@ -146,7 +146,16 @@ SETTINGS: tuple[Setting, ...] = (
         "number_prefixes",
         "list",
         "Record-number prefixes an external key may use, `<prefix>=<table>`.",
-        default=["INC=incident", "CHG=change_request", "REQ=sc_request", "PRB=problem"],
+        default=[
+            "INC=incident",
+            "CHG=change_request",
+            "REQ=sc_request",
+            "PRB=problem",
+            "RITM=sc_req_item",
+            "SCTASK=sc_task",
+            "CALL=new_call",
+            "IMS=interaction",
+        ],
     ),
     Setting(
         "auto_associate_user",

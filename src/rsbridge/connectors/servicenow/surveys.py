@@ -17,7 +17,7 @@ from rsbridge.connectors.servicenow.records import (
     stable_id,
     survey_rows,
 )
-from rsbridge.connectors.servicenow.writes import WritesMixin, journal_footer
+from rsbridge.connectors.servicenow.writes import WritesMixin, journal_marker, written
 
 
 class SurveysMixin(WritesMixin):
@@ -57,17 +57,17 @@ class SurveysMixin(WritesMixin):
             # Each effect is checked on its own: a batch cut short may have written the
             # answers but not the note or the state (or the other way round).
             text = ""
+            part = f"{delivery.kind} survey {index}"
             if self._c.log_surveys and delivery.rendered.text.strip():
                 text = journal_safe(
-                    delivery.rendered.text.strip()
-                    + f"\n\n(Remote Support session {session.lsid}: {delivery.kind} survey {index})"
+                    f"{delivery.rendered.text.strip()}\n\n{journal_marker(session.lsid, part)}"
                 )
             # A state change only through a reference a customer cannot have chosen.
             state = self._survey_state(delivery) if delivery.association.trusted else None
             if text or state is not None:
                 journal = self._journal_field(delivery.association)
                 stream, current = await self._journal_and_state(ticket_table, ticket.id, journal)
-                if text and journal_footer(text) not in stream:
+                if text and not written(stream, session.lsid, part):
                     requests.append(self._journal(ticket_table, ticket.id, text, journal))
                 if state is not None and current != state:
                     requests.append(

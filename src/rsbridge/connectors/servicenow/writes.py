@@ -137,9 +137,32 @@ class WritesMixin(TicketsMixin):
             _raise_for_batch(results, self.client.host, what)
 
 
-def journal_footer(note: str) -> str:
-    """The last line of a journal entry we wrote: it names the session and the part."""
-    return note.rsplit("\n", 1)[-1]
+MARKER_LSID_CHARS = 12
+"""How much of the session id a journal entry's marker keeps: 48 bits tell apart the
+sessions of one task, and the session row keeps the whole id."""
+
+
+def journal_marker(lsid: str, part: str) -> str:
+    """The last line of a journal entry we write: the session (its id's first 12
+    characters) and the part, e.g. ``(RS session 1a2b3c4d5e6f: chat)``. Looked for in the
+    task's journal stream, it makes each entry once-only."""
+    return f"(RS session {lsid[:MARKER_LSID_CHARS]}: {part})"
+
+
+def legacy_marker(lsid: str, part: str) -> str:
+    """The marker entries carried before the short one (whole id, long part names), so
+    that an import interrupted before an upgrade does not write them again."""
+    long_part = _LEGACY_PARTS.get(part, part)
+    return f"(Remote Support session {lsid}: {long_part})"
+
+
+_LEGACY_PARTS = {"chat": "chat transcript", "notes": "session notes", "end": "session end"}
+
+
+def written(stream: str, lsid: str, part: str) -> bool:
+    """Whether the journal ``stream`` already holds the entry of ``part`` of session
+    ``lsid`` (by its marker, or by the long marker of earlier versions)."""
+    return journal_marker(lsid, part) in stream or legacy_marker(lsid, part) in stream
 
 
 def _raise_for_batch(results: Sequence[BatchResult], host: str, what: str) -> None:
