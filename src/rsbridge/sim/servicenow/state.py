@@ -1200,14 +1200,21 @@ class SimServiceNowState:
         prefixes, ``sys_dictionary`` records define columns (the element-less
         "collection" row is accepted), ``sys_choice`` records add choices; records of
         any other table are inserted, or updated when their sys_id exists
-        (``action="INSERT_OR_UPDATE"``), or deleted (``action="DELETE"``). System
+        (``action="INSERT_OR_UPDATE"``), or deleted (``action="DELETE"``). An update set
+        (``sys_update_xml`` records) is committed: its payloads' records are imported the
+        same way and its ACLs applied (:mod:`~rsbridge.sim.servicenow.update_set`). System
         fields (``sys_created_on`` ...) are kept from the document. Records of unknown
         tables are skipped and listed. Raises
         :class:`~rsbridge.sim.servicenow.unload.UnloadError` for malformed XML or a DTD.
         """
+        from rsbridge.sim.servicenow import update_set
         from rsbridge.sim.servicenow.unload import parse_unload
 
         rows = parse_unload(text)
+        committed = update_set.is_update_set(rows)
+        if committed:  # loaded, previewed and committed in one step
+            rows = update_set.commit_rows(rows)
+            update_set.define_update_set_tables(self)
         summary = ImportSummary()
         order = {name: i for i, name in enumerate(_META_TABLES)}
         rows.sort(key=lambda row: order.get(row.table, len(order)))  # stable
@@ -1228,6 +1235,8 @@ class SimServiceNowState:
                 if row.table == "sys_dictionary" and row.values.get("element"):
                     summary.columns += 1
                 summary.records += 1
+            if committed:
+                update_set.apply_acls(self)
         return summary
 
     def _upsert(

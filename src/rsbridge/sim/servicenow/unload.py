@@ -61,17 +61,23 @@ def _parser() -> etree.XMLParser:
 
 def parse_unload(text: str | bytes) -> list[UnloadRow]:
     """The records of an unload document, in document order."""
+    return parse_records(text, "unload")
+
+
+def parse_records(text: str | bytes, root_tag: str) -> list[UnloadRow]:
+    """The records (children of the root ``root_tag``) of an unload document or of an
+    update's ``<record_update>`` payload (see :mod:`.update_set`), in document order."""
     data = text.encode("utf-8") if isinstance(text, str) else text
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
-        raise UnloadError(f"malformed unload XML: {exc}") from None
+        raise UnloadError(f"malformed {root_tag} XML: {exc}") from None
     docinfo = root.getroottree().docinfo
     if getattr(docinfo, "doctype", "") or docinfo.internalDTD is not None:
         # Exports never carry one; a DTD can only be a mistake or an entity attack.
         raise UnloadError("the document declares a DTD; unload XML never does, so it is refused")
-    if root.tag != "unload":
-        raise UnloadError(f"expected an <unload> document, found <{root.tag}>")
+    if root.tag != root_tag:
+        raise UnloadError(f"expected an <{root_tag}> document, found <{root.tag}>")
     rows = []
     for element in root:
         if not isinstance(element.tag, str):
