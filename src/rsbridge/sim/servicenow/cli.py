@@ -28,7 +28,10 @@ def servicenow(
         list[Path] | None,
         typer.Option(
             "--import",
-            help="Unload XML file to import at start (tables, columns, records); repeatable.",
+            help=(
+                "Unload XML file or update set to import at start (tables, columns, records);"
+                " repeatable."
+            ),
             exists=True,
             dir_okay=False,
             readable=True,
