@@ -1,0 +1,129 @@
+"""The update set's REST message, as stored in an instance, calls rsbridge's actions API.
+
+The instance imports ``rsbridge servicenow update-set``; each request is then built from
+the stored ``sys_rest_message_fn`` records the way ``sn_ws.RESTMessageV2`` builds it
+(endpoint, HTTP method, headers and body with their ``${variables}`` substituted, the
+token taken from the ``rsbridge.actions.token`` property) and sent to a running rsbridge.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from rsbridge.config import parse_config
+from rsbridge.connectors.servicenow.schema import Schema
+from rsbridge.connectors.servicenow.update_set import TOKEN_PROPERTY, update_set_xml
+from rsbridge.engine.runtime import Engine
+from rsbridge.sim.servicenow.seed import INTEGRATION_USER
+from rsbridge.web.serve import serving
+from tests.actions.conftest import TOKEN, Mailbox, Sim, config_data
+from tests.servicenow_helpers import Snow, running_instance
+
+
+@pytest.fixture
+def snow() -> Iterator[Snow]:
+    with running_instance(17) as running:
+        yield running
+
+
+@dataclass
+class Bridge:
+    url: str
+    snow: Snow
+    sim: Sim
+
+
+@pytest.fixture
+async def bridge(tmp_path: Path, sim: Sim, mailbox: Mailbox, snow: Snow) -> AsyncIterator[Bridge]:
+    user, password = snow.demo.integration
+    integrations: list[dict[str, Any]] = [
+        {
+            "name": "servicenow",
+            "connector": "servicenow",
+            "association": {"on_unmatched": "skip"},
+            "settings": {"instance_url": snow.url, "username": user, "password": password},
+            "actions": {"assignment": "technician"},
+        }
+    ]
+    config = parse_config(config_data(tmp_path, sim, mailbox, integrations=integrations))
+    async with Engine(config) as engine, serving(engine.asgi_app()) as url:
+        state = snow.state
+        state.import_unload_xml(update_set_xml(Schema.build(), url=url, integration="servicenow"))
+        user_record = state.users[INTEGRATION_USER]
+        user_record.roles = user_record.roles | {"rsbridge_admin"}
+        # The administrator types the token into the password2 property.
+        (prop,) = [p for p in state.records("sys_properties") if p["name"] == TOKEN_PROPERTY]
+        state.update("sys_properties", prop["sys_id"], {"value": TOKEN})
+        yield Bridge(url, snow, sim)
+
+
+def substitute(text: str, values: dict[str, str], *, json_string: bool) -> str:
+    """``${name}`` replaced as RESTMessageV2 does (escaped for a JSON string in a body)."""
+
+    def one(match: re.Match[str]) -> str:
+        value = values[match.group(1)]
+        return json.dumps(value)[1:-1] if json_string else value
+
+    return re.sub(r"\$\{(\w+)\}", one, text)
+
+
+async def call(bridge: Bridge, method_name: str, **variables: str) -> httpx.Response:
+    """Send HTTP method ``method_name`` of the stored REST message ``rsbridge``."""
+    state = bridge.snow.state
+    (method,) = [
+        m for m in state.records("sys_rest_message_fn") if m["function_name"] == method_name
+    ]
+    props = {p["name"]: p["value"] for p in state.records("sys_properties")}
+    values = {"token": props[TOKEN_PROPERTY], **variables}
+    headers = {
+        h["name"]: substitute(h["value"], values, json_string=False)
+        for h in state.records("sys_rest_message_fn_headers")
+        if h["rest_message_function"] == method["sys_id"]
+    }
+    declared = {
+        v["name"]
+        for v in state.records("sys_rest_message_fn_param_defs")
+        if v["rest_message_function"] == method["sys_id"]
+    }
+    assert set(values) <= declared, (method_name, values, declared)
+    body = substitute(method["content"], values, json_string=True)
+    async with httpx.AsyncClient(timeout=30) as http:
+        return await http.request(
+            method["http_method"].upper(),
+            substitute(method["rest_endpoint"], values, json_string=False),
+            headers=headers,
+            content=body.encode() if body else None,
+        )
+
+
+async def test_session_key_gets_a_key_for_the_ticket(bridge: Bridge) -> None:
+    answer = await call(bridge, "session-key", ticket="INC0010001", user="jsmith")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    key = bridge.sim.state.session_keys[body["short_key"]]
+    assert key.custom["snow_task_id"] == bridge.snow.demo.ids["INC0010001"]
+
+
+async def test_issues_and_pull_answer_for_the_integration(bridge: Bridge) -> None:
+    issues = await call(bridge, "issues")
+    assert issues.status_code == 200, issues.text
+    assert issues.json()["integration"] == "servicenow"
+    pulled = await call(bridge, "pull")
+    assert pulled.status_code == 200, pulled.text
+    assert pulled.json()["integration"] == "servicenow" and pulled.json()["first_run"] is True
+
+
+async def test_a_wrong_token_in_the_property_is_refused(bridge: Bridge) -> None:
+    state = bridge.snow.state
+    (prop,) = [p for p in state.records("sys_properties") if p["name"] == TOKEN_PROPERTY]
+    state.update("sys_properties", prop["sys_id"], {"value": "not-the-actions-token-0000"})
+    answer = await call(bridge, "jump", ticket="INC0010001", ci="")
+    assert answer.status_code == 401
