@@ -368,3 +368,21 @@ def test_the_command_needs_rsbridge_url(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "give --url or set [actions] public_url" in flat(result.output)
     result = runner.invoke(app, ["servicenow", "update-set", "--url", "rsbridge.example.com"])
     assert result.exit_code == 2 and "not an http:// or https:// URL" in flat(result.output)
+
+
+def test_the_simulator_imports_the_command_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda application, **kwargs: served.update(kwargs))
+    out = tmp_path / "rsbridge.xml"
+    runner = CliRunner()
+    made = runner.invoke(app, ["servicenow", "update-set", "--url", URL, "-o", str(out)])
+    assert made.exit_code == 0, made.output
+    result = runner.invoke(app, ["sim", "servicenow", "--port", "8298", "--import", str(out)])
+    assert result.exit_code == 0, result.output
+    columns = sum(len(t.columns) for t in DEFAULT_TABLES)
+    assert f"Imported rsbridge.xml: 8 tables, {columns} columns" in result.output
+    assert "skipped" not in result.output and served["port"] == 8298
