@@ -20,12 +20,33 @@ DEFAULT_TARGET = "servicenow"
 
 def demo(
     target: Annotated[
-        str, typer.Option(help="Whose story to tell: a connector that brings a demo.")
+        str,
+        typer.Option(
+            help="Whose story to tell: servicenow, salesforce, remedy, agiloft, or a package's."
+        ),
     ] = DEFAULT_TARGET,
     sessions: Annotated[int, typer.Option(min=1, help="How many simulated sessions to run.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the session generator.")] = 7,
 ) -> None:
-    """Start simulated peers and the engine, run sessions, and show what arrived where."""
+    """Run the whole story on simulated peers, in a temporary directory, in seconds.
+
+    It starts a simulated appliance, the target's simulated system (with rsbridge's
+    session tables or forms loaded) and a webhook receiver on loopback ports, and the
+    engine with three integrations: the target's (auto-create on join), a jsonl audit
+    file and the webhook.
+
+    Technicians generate session keys from open tickets through the actions API; a
+    closed ticket is refused. Other sessions start without a ticket and get one created
+    as the representative joins, written back to the live session. A customer who names
+    someone else's ticket in a start URL of their own does not reach it.
+
+    Every outbound event is sent twice, yet each session is imported once. The story
+    ends with a table of what arrived where (each session's ticket, its records, notes
+    and survey answers, the file, the webhook) and the calls it took.
+
+    Targets: servicenow (the default), salesforce, remedy, agiloft; an installed
+    connector package may add its own.
+    """
     stories = hooks("demo")
     story = stories.get(target)
     if story is None:

@@ -156,6 +156,11 @@ class Importer:
         else:
             entry_id = await self.client.create(SESSION.name, header.values, what=what)
             known = set()  # the session entry is new: no work info of it can exist yet
+        if not entry_id:
+            raise ConnectorPermanentError(
+                f"{self.client.where}: {what}: {SESSION.name} gave the entry no id; it must be "
+                "a regular form (import it with `rsbridge remedy forms`)"
+            )
         for row in rows:
             await self.client.create(row.form.name, row.values, what=what)
         ids = await self._write_work_info(
@@ -164,11 +169,6 @@ class Importer:
         done: dict[str, Any] = {"Import State": COMPLETE}
         if ids:
             done["Work Log IDs"] = ", ".join(ids)[:255]
-        if not entry_id:
-            raise ConnectorPermanentError(
-                f"{self.client.where}: {what}: {SESSION.name} gave the entry no id; it must be "
-                "a regular form (import it with `rsbridge remedy forms`)"
-            )
         await self.client.update(SESSION.name, entry_id, done, what=what)
         return {"entries": str(1 + len(rows)), "work_info": str(len(ids)), **skipped}
 
