@@ -72,13 +72,16 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 import harness
-from harness import ChildPeer, Comparison, Stopwatch, announce, cpu_seconds, cross_check, verdict
+from harness import (
+    ChildPeer,
+    Comparison,
+    Stopwatch,
+    cross_check,
+    serve_peer,
+    verdict,
+)
 from rsbridge.appliance.events import END
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.connectors.agiloft import AgiloftConnector
@@ -91,7 +94,6 @@ from rsbridge.engine.store.base import LedgerKey
 from rsbridge.engine.worker import REPORT_EFFECT
 from rsbridge.sim.agiloft import SimAgiloftState, create_app
 from rsbridge.sim.appliance.scenarios import _REP_NAMES, SessionGenerator
-from rsbridge.web.serve import serving
 
 APPLIANCE_ID = "default"
 INTEGRATION = "agiloft"
@@ -189,39 +191,34 @@ async def _serve_kb(latency: float, ws_delay: float) -> None:
     _add_roster(state)
     state.latency = latency
     state.ws_delay = ws_delay
-    cpu_start = cpu_seconds()
 
-    async def results(request: Request) -> Response:
+    def results(cpu: float) -> dict[str, Any]:
         with state.lock:
             logged = list(state.requests)
         api = [r for r in logged if r.operation not in (LOGIN, LOGOUT)]
-        return JSONResponse(
-            {
-                "calls": len(api),
-                "logins": sum(r.operation == LOGIN for r in logged),
-                "logouts": sum(r.operation == LOGOUT for r in logged),
-                "by_operation": dict(Counter(f"{r.operation} {r.table}" for r in api)),
-                "user_lookups": sum(r.table == PEOPLE for r in api),
-                "failed": sum(not 200 <= r.status < 300 for r in logged),
-                "cpu_seconds": cpu_seconds() - cpu_start,
-                **_holdings(state),
-            }
-        )
+        return {
+            "calls": len(api),
+            "logins": sum(r.operation == LOGIN for r in logged),
+            "logouts": sum(r.operation == LOGOUT for r in logged),
+            "by_operation": dict(Counter(f"{r.operation} {r.table}" for r in api)),
+            "user_lookups": sum(r.table == PEOPLE for r in api),
+            "failed": sum(not 200 <= r.status < 300 for r in logged),
+            "cpu_seconds": cpu,
+            **_holdings(state),
+        }
 
-    control = Starlette(routes=[Route("/results", results)])
     login, password = demo.integration
     cases = [str(demo.ids[name]) for name in OPEN_CASES]
-    async with serving(create_app(state)) as url, serving(control) as control_url:
-        await announce(
-            {
-                "url": url,
-                "control": control_url,
-                "kb": demo.kb,
-                "login": login,
-                "password": password,
-                "cases": cases,
-            }
-        )
+    await serve_peer(
+        create_app(state),
+        results,
+        {
+            "kb": demo.kb,
+            "login": login,
+            "password": password,
+            "cases": cases,
+        },
+    )
 
 
 class KB(ChildPeer):
@@ -230,11 +227,6 @@ class KB(ChildPeer):
     def __init__(self, latency: float, ws_delay: float) -> None:
         argv = [__file__, "--serve-kb", "--latency", str(latency), "--ws-delay", str(ws_delay)]
         super().__init__(argv, "Agiloft KB")
-
-    def results(self) -> dict[str, Any]:
-        """What the KB received and holds (see ``_serve_kb``)."""
-        result: dict[str, Any] = self.control("/results")
-        return result
 
 
 # --- the two importers ----------------------------------------------------------------------

@@ -15,7 +15,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -63,6 +63,11 @@ class ChildPeer:
             self._child.terminate()
             self._child.wait()
 
+    def results(self) -> dict[str, Any]:
+        """What the peer received and holds (its ``serve_peer`` results)."""
+        result: dict[str, Any] = self.control("/results")
+        return result
+
     def control(self, path: str) -> Any:
         """GET a route of the child's control app (blocking); its JSON answer."""
         import httpx  # here: the parse benchmark's children measure their own memory
@@ -88,6 +93,30 @@ async def announce(info: dict[str, Any]) -> None:
     """In the child: tell the parent where it serves, then serve until terminated."""
     print(json.dumps(info), flush=True)
     await asyncio.Event().wait()
+
+
+async def serve_peer(
+    app: Any, results: Callable[[float], dict[str, Any]], info: dict[str, Any]
+) -> None:
+    """In the child: serve the simulated peer ``app`` and a control app whose
+    ``GET /results`` answers ``results(cpu)`` (``cpu``: the child's CPU seconds since it
+    started serving); announce both URLs with ``info``, then serve until terminated."""
+    # Imported here: the parse benchmark's children measure their own memory.
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    from rsbridge.web.serve import serving
+
+    cpu_start = cpu_seconds()
+
+    async def answer(request: Request) -> Response:
+        return JSONResponse(results(cpu_seconds() - cpu_start))
+
+    control = Starlette(routes=[Route("/results", answer)])
+    async with serving(app) as url, serving(control) as control_url:
+        await announce({"url": url, "control": control_url, **info})
 
 
 # --- this process ------------------------------------------------------------------------

@@ -57,13 +57,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 import harness
-from harness import ChildPeer, Comparison, Stopwatch, announce, cpu_seconds, cross_check, verdict
+from harness import (
+    ChildPeer,
+    Comparison,
+    Stopwatch,
+    cross_check,
+    serve_peer,
+    verdict,
+)
 from rsbridge.appliance.events import END
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.connectors.base import SessionDelivery
@@ -92,7 +95,6 @@ from rsbridge.engine.store.base import LedgerKey
 from rsbridge.engine.worker import REPORT_EFFECT
 from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.sim.remedy import SimRemedyState, create_app
-from rsbridge.web.serve import serving
 
 APPLIANCE_ID = "default"
 INTEGRATION = "remedy"
@@ -192,28 +194,23 @@ async def _serve_ar(latency: float) -> None:
     """Child process: serve a seeded AR server with the session forms; print its address."""
     state, demo = prepared_server()
     state.latency = latency
-    cpu_start = cpu_seconds()
 
-    async def results(request: Request) -> Response:
+    def results(cpu: float) -> dict[str, Any]:
         with state.lock:
             logged = list(state.requests)
         api = [r for r in logged if r.path not in (LOGIN, LOGOUT)]
-        return JSONResponse(
-            {
-                "calls": len(api),
-                "logins": sum(r.path == LOGIN for r in logged),
-                "logouts": sum(r.path == LOGOUT for r in logged),
-                "by_method": dict(Counter(r.method for r in api)),
-                "failed": sum(not 200 <= r.status < 300 for r in logged),
-                "cpu_seconds": cpu_seconds() - cpu_start,
-                **_holdings(state),
-            }
-        )
+        return {
+            "calls": len(api),
+            "logins": sum(r.path == LOGIN for r in logged),
+            "logouts": sum(r.path == LOGOUT for r in logged),
+            "by_method": dict(Counter(r.method for r in api)),
+            "failed": sum(not 200 <= r.status < 300 for r in logged),
+            "cpu_seconds": cpu,
+            **_holdings(state),
+        }
 
-    control = Starlette(routes=[Route("/results", results)])
     user, password = demo.integration
-    async with serving(create_app(state)) as url, serving(control) as control_url:
-        await announce({"url": url, "control": control_url, "username": user, "password": password})
+    await serve_peer(create_app(state), results, {"username": user, "password": password})
 
 
 class ARServer(ChildPeer):
@@ -221,11 +218,6 @@ class ARServer(ChildPeer):
 
     def __init__(self, latency: float) -> None:
         super().__init__([__file__, "--serve-ar", "--latency", str(latency)], "AR server")
-
-    def results(self) -> dict[str, Any]:
-        """What the server received and holds (see ``_serve_ar``)."""
-        result: dict[str, Any] = self.control("/results")
-        return result
 
 
 # --- the two importers -------------------------------------------------------------------

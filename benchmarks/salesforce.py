@@ -55,13 +55,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 import harness
-from harness import ChildPeer, Comparison, Stopwatch, announce, cpu_seconds, cross_check, verdict
+from harness import (
+    ChildPeer,
+    Comparison,
+    Stopwatch,
+    cross_check,
+    serve_peer,
+    verdict,
+)
 from rsbridge.appliance.events import END
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.connectors.base import SessionDelivery
@@ -82,7 +85,6 @@ from rsbridge.engine.store.base import LedgerKey
 from rsbridge.engine.worker import REPORT_EFFECT
 from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.sim.salesforce import SimSalesforceState, create_app
-from rsbridge.web.serve import serving
 
 APPLIANCE_ID = "default"
 INTEGRATION = "salesforce"
@@ -133,30 +135,25 @@ async def _serve_org(latency: float) -> None:
     with tempfile.TemporaryDirectory(prefix="rsbridge-bench-") as workdir:
         state, demo = prepared_org(SEED, Path(workdir))
     state.latency = latency
-    cpu_start = cpu_seconds()
 
-    async def results(request: Request) -> Response:
+    def results(cpu: float) -> dict[str, Any]:
         with state.lock:
             logged = list(state.requests)
         api = [r for r in logged if r.path != TOKEN_PATH]
         subs = Counter(s.method for r in api for s in r.sub_requests)
         answers = [*api, *(s for r in api for s in r.sub_requests)]
-        return JSONResponse(
-            {
-                "calls": len(api),
-                "logins": len(logged) - len(api),
-                "by_method": dict(Counter(r.method for r in api)),
-                "sub_requests": dict(subs),
-                "failed": sum(not 200 <= r.status < 300 for r in answers),
-                "cpu_seconds": cpu_seconds() - cpu_start,
-                **_holdings(state),
-            }
-        )
+        return {
+            "calls": len(api),
+            "logins": len(logged) - len(api),
+            "by_method": dict(Counter(r.method for r in api)),
+            "sub_requests": dict(subs),
+            "failed": sum(not 200 <= r.status < 300 for r in answers),
+            "cpu_seconds": cpu,
+            **_holdings(state),
+        }
 
-    control = Starlette(routes=[Route("/results", results)])
     key, secret = demo.app
-    async with serving(create_app(state)) as url, serving(control) as control_url:
-        await announce({"url": url, "control": control_url, "client_id": key, "secret": secret})
+    await serve_peer(create_app(state), results, {"client_id": key, "secret": secret})
 
 
 class Org(ChildPeer):
@@ -164,11 +161,6 @@ class Org(ChildPeer):
 
     def __init__(self, latency: float) -> None:
         super().__init__([__file__, "--serve-org", "--latency", str(latency)], "org")
-
-    def results(self) -> dict[str, Any]:
-        """What the org received and holds (see ``_serve_org``)."""
-        result: dict[str, Any] = self.control("/results")
-        return result
 
 
 # --- the two importers -------------------------------------------------------------------

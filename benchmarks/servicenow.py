@@ -57,13 +57,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 import harness
-from harness import ChildPeer, Comparison, Stopwatch, announce, cpu_seconds, cross_check
+from harness import ChildPeer, Comparison, Stopwatch, cross_check, serve_peer
 from rsbridge.appliance.events import END
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.connectors.base import SessionDelivery
@@ -75,7 +71,6 @@ from rsbridge.engine.store.base import LedgerKey
 from rsbridge.engine.worker import REPORT_EFFECT
 from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.sim.servicenow import SimServiceNowState, create_app, seed_demo
-from rsbridge.web.serve import serving
 
 APPLIANCE_ID = "default"
 INTEGRATION = "servicenow"
@@ -113,9 +108,8 @@ async def _serve_instance(latency: float) -> None:
     demo = seed_demo(state)
     state.import_unload_xml(unload_xml(Schema.build()))
     state.latency = latency
-    cpu_start = cpu_seconds()
 
-    async def results(request: Request) -> Response:
+    def results(cpu: float) -> dict[str, Any]:
         with state.lock:
             logged = list(state.requests)
         calls = Counter(r.method for r in logged)
@@ -125,21 +119,17 @@ async def _serve_instance(latency: float) -> None:
         answers = [*logged, *(s for r in logged for s in r.sub_requests)]
         ok = [200 <= r.status < 300 or (r.method, r.status) == ("GET", 404) for r in answers]
         failed = ok.count(False)
-        return JSONResponse(
-            {
-                "calls": len(logged),
-                "by_method": dict(calls),
-                "sub_requests": dict(subs),
-                "failed": failed,
-                "cpu_seconds": cpu_seconds() - cpu_start,
-                **_tables_summary(state),
-            }
-        )
+        return {
+            "calls": len(logged),
+            "by_method": dict(calls),
+            "sub_requests": dict(subs),
+            "failed": failed,
+            "cpu_seconds": cpu,
+            **_tables_summary(state),
+        }
 
-    control = Starlette(routes=[Route("/results", results)])
     user, password = demo.integration
-    async with serving(create_app(state)) as url, serving(control) as control_url:
-        await announce({"url": url, "control": control_url, "username": user, "password": password})
+    await serve_peer(create_app(state), results, {"username": user, "password": password})
 
 
 class Instance(ChildPeer):
@@ -147,11 +137,6 @@ class Instance(ChildPeer):
 
     def __init__(self, latency: float) -> None:
         super().__init__([__file__, "--serve-instance", "--latency", str(latency)], "instance")
-
-    def results(self) -> dict[str, Any]:
-        """What the instance received and holds (see ``_serve_instance``)."""
-        result: dict[str, Any] = self.control("/results")
-        return result
 
 
 # --- the two importers -------------------------------------------------------------------
