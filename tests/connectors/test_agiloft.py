@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import pytest
 
 from rsbridge.connectors.agiloft.client import search_value
-from rsbridge.connectors.agiloft.connector import AgiloftConnector, _key_text
+from rsbridge.connectors.agiloft.connector import AgiloftConnector
 from rsbridge.connectors.agiloft.demo import prepared_kb
 from rsbridge.connectors.base import (
     Association,
@@ -24,6 +24,7 @@ from rsbridge.connectors.base import (
     RenderedPart,
     RenderedReport,
 )
+from rsbridge.connectors.text import digest_key as _key_text
 from rsbridge.errors import (
     ConfigurationError,
     ConnectorAuthError,

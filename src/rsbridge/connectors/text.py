@@ -1,8 +1,22 @@
-"""Text helpers the connectors share: long text cut into parts a ticketing field holds."""
+"""Text helpers the connectors share: long text cut into parts a ticketing field holds,
+keys derived from parts, and file names made from session data."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
+
+
+def digest_key(*parts: str) -> str:
+    """A 40-hex-digit key derived from ``parts`` (fits an 80-character key field): the
+    same parts give the same key, so a replay finds what an earlier attempt wrote."""
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:40]
+
+
+def safe_filename(value: str, default: str = "session") -> str:
+    """``value`` as a file name: letters, digits, ``-_.`` (others become ``_``), at most
+    80 characters; ``default`` when nothing is left. Session values are customer data."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in value)[:80] or default
 
 
 def split_text(text: str, limit: int, *, measure: Callable[[str], int] | None = None) -> list[str]:

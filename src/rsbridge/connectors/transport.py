@@ -166,6 +166,12 @@ def response_json(response: httpx.Response) -> Any:
         return None
 
 
+def looks_like_html(response: httpx.Response) -> bool:
+    """The answer is a web page (a proxy, a login or maintenance page), not an API's."""
+    kind = response.headers.get("Content-Type", "").lower()
+    return "html" in kind or response.text.lstrip()[:15].lower().startswith(("<!doctype", "<html"))
+
+
 def body_excerpt(response: httpx.Response) -> str:
     """The start of an answer's body on one line (for messages about unexpected answers)."""
     text = response.text.strip().replace("\n", " ")

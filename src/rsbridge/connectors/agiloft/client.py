@@ -37,6 +37,7 @@ from rsbridge.connectors.transport import (
     FormPart,
     PeerTransport,
     body_excerpt,
+    looks_like_html,
     multipart_body,
     response_json,
     retry_after_seconds,
@@ -267,7 +268,7 @@ class AgiloftClient:
         status = response.status_code
         body = response_json(response)
         ok = isinstance(body, dict) and body.get("success") is not False
-        if 200 <= status < 300 and ok and not _is_html(response):
+        if 200 <= status < 300 and ok and not looks_like_html(response):
             return
         message = _message(response)
         said = (
@@ -276,7 +277,7 @@ class AgiloftClient:
         where = f"{self.where}: {what}"
         retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         error: ConnectorError
-        if _is_html(response) and not message:
+        if looks_like_html(response) and not message:
             page = (
                 f"{where}: an HTML page answered (HTTP {status}), not the EW REST interface: "
                 "a proxy or a login page is in front; check kb_url"
@@ -414,11 +415,6 @@ def _message(response: httpx.Response) -> str:
     if isinstance(body, dict) and body.get("success") is False:
         return str(body.get("message") or "").strip()
     return ""
-
-
-def _is_html(response: httpx.Response) -> bool:
-    kind = response.headers.get("Content-Type", "").lower()
-    return "html" in kind or response.text.lstrip()[:15].lower().startswith(("<!doctype", "<html"))
 
 
 def _multipart(form: Sequence[tuple[str, str]], files: Sequence[FileUpload]) -> tuple[bytes, str]:

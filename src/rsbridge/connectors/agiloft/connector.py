@@ -21,7 +21,6 @@ lookups are cached for :data:`USER_CACHE_SECONDS`.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 import weakref
 from collections.abc import Mapping, Sequence
@@ -54,6 +53,7 @@ from rsbridge.connectors.base import (
     TicketContext,
     WriteResult,
 )
+from rsbridge.connectors.text import digest_key, safe_filename
 from rsbridge.connectors.transport import peer_client
 from rsbridge.errors import (
     CheckFailedError,
@@ -188,7 +188,7 @@ class AgiloftConnector(Connector):
         import_key = self._col("case", "import_key")
         found = await self.client.search(
             self._table("case"),
-            f"{import_key}={search_value(_key_text(key))}",
+            f"{import_key}={search_value(digest_key(key))}",
             ["id"],
             limit=1,
             what="find the created case",
@@ -201,7 +201,7 @@ class AgiloftConnector(Connector):
         values = {
             self._col("case", "summary"): f"Remote Support session with {customer or 'a customer'}",
             **fields,
-            import_key: _key_text(key),
+            import_key: digest_key(key),
         }
         case_id = await self.client.upsert(
             self._table("case"), import_key, values, what="create a case"
@@ -245,7 +245,7 @@ class AgiloftConnector(Connector):
             files.append(
                 FileUpload(
                     self._col("sessions", "session_files"),
-                    f"session-{_safe(session.lsid)}.html",
+                    f"session-{safe_filename(session.lsid)}.html",
                     delivery.report.full.html.encode(),
                     "text/html; charset=utf-8",
                 )
@@ -298,7 +298,7 @@ class AgiloftConnector(Connector):
             what=what,
         )
         current = str(found[0].get(column) or "") if found else ""
-        marker = f"[rsbridge survey {_key_text(delivery.key)[:12]}]"
+        marker = f"[rsbridge survey {digest_key(delivery.key)[:12]}]"
         if marker in current:
             return WriteResult(marker, {"already": "written"})
         text = f"{delivery.rendered.text.strip()}\n{marker}"
@@ -311,7 +311,7 @@ class AgiloftConnector(Connector):
     async def write_note(self, ticket: Ticket, note: NoteDelivery) -> WriteResult:
         """The note appended to the case's notes column, unless its marker is there."""
         column = self._col("case", "notes")
-        marker = f"[rsbridge ref {_key_text(note.key)[:16]}]"
+        marker = f"[rsbridge ref {digest_key(note.key)[:16]}]"
         record = await self.client.read(self._table("case"), ticket.id, what="read the case notes")
         if record is None:
             raise TicketNotFoundError(f"Agiloft has no case {ticket.id}")
@@ -447,14 +447,6 @@ class AgiloftConnector(Connector):
                 "&record=%SESSION.CUSTOM.EXTERNAL_KEY%",
             )
         ]
-
-
-def _key_text(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()[:40]
-
-
-def _safe(value: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in value)[:80] or "session"
 
 
 __all__ = ["AgiloftConnector"]

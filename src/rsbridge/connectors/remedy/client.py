@@ -39,6 +39,7 @@ from rsbridge.connectors.transport import (
     FormPart,
     PeerTransport,
     body_excerpt,
+    looks_like_html,
     multipart_body,
     response_json,
     retry_after_seconds,
@@ -212,11 +213,11 @@ class RemedyClient:
             )
             status = response.status_code
             token = response.text.strip()
-            if status == 200 and token and not _looks_like_html(response) and " " not in token:
+            if status == 200 and token and not looks_like_html(response) and " " not in token:
                 self._token = token
                 self.logins += 1
                 return
-            if _looks_like_html(response):
+            if looks_like_html(response):
                 self._raise_for(response, "log in")  # a proxy or SSO page: says so
             if status == 429 or status >= 500:
                 raise ConnectorRetryableError(
@@ -285,7 +286,7 @@ class RemedyClient:
 
     def _raise_for(self, response: httpx.Response, what: str) -> None:
         status = response.status_code
-        if 200 <= status < 300 and not _looks_like_html(response):
+        if 200 <= status < 300 and not looks_like_html(response):
             return
         messages = error_array(response_json(response))
         numbers = {m.number for m in messages}
@@ -293,7 +294,7 @@ class RemedyClient:
         where = f"{self.where}: {what}"
         retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         error: ConnectorError
-        if _looks_like_html(response):
+        if looks_like_html(response):
             page = (
                 f"{where}: an HTML page answered (HTTP {status}), not the AR REST API: a proxy, "
                 "single sign-on or the Mid-Tier is in front; server_url must reach the AR "
@@ -506,11 +507,6 @@ def multipart(body: Mapping[str, Any], files: Sequence[Attachment]) -> tuple[byt
     )
 
 
-def _looks_like_html(response: httpx.Response) -> bool:
-    kind = response.headers.get("Content-Type", "").lower()
-    return "html" in kind or response.text.lstrip()[:15].lower().startswith(("<!doctype", "<html"))
-
-
 def _said(response: httpx.Response) -> str:
     messages = error_array(response_json(response))
     if not messages:
@@ -520,7 +516,7 @@ def _said(response: httpx.Response) -> str:
                 messages = error_array(json.loads(raw))
     if messages:
         return f"HTTP {response.status_code}: " + "; ".join(str(m) for m in messages)
-    if _looks_like_html(response):
+    if looks_like_html(response):
         return f"HTTP {response.status_code}, an HTML page"
     return f"HTTP {response.status_code}: {body_excerpt(response)}"
 

@@ -40,7 +40,7 @@ from rsbridge.connectors.remedy.records import (
     survey_row,
 )
 from rsbridge.connectors.remedy.settings import Options
-from rsbridge.connectors.text import split_text
+from rsbridge.connectors.text import safe_filename, split_text
 from rsbridge.errors import ConnectorPermanentError
 
 COMPLETE = "Complete"
@@ -206,7 +206,7 @@ class Importer:
             files = (
                 Attachment(
                     REPORT_FIELD,
-                    f"session-{_safe_name(session.lsid)}.{fmt}",
+                    f"session-{safe_filename(session.lsid)}.{fmt}",
                     body.encode(),
                     "text/html; charset=utf-8" if fmt == "html" else "text/plain; charset=utf-8",
                 ),
@@ -361,7 +361,3 @@ def _end_notice(session: SupportSession) -> str:
     return (
         f"Remote Support session {session.lsid} ended {ended} (representatives: {reps or 'none'})"
     )
-
-
-def _safe_name(value: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in value)[:80] or "session"

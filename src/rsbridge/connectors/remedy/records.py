@@ -8,7 +8,6 @@ same keys and finds what an earlier attempt wrote. Text is cut to each field's l
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from rsbridge.connectors.remedy.forms import (
     SURVEY,
     SessionForm,
 )
+from rsbridge.connectors.text import digest_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +37,8 @@ class Row:
     values: dict[str, Any]
 
 
-def row_key(*parts: str) -> str:
-    """A 40-hex-digit key derived from ``parts`` (fits the 80-character key fields)."""
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:40]
+row_key = digest_key
+"""The key of an entry, derived from ``parts`` (fits the 80-character key fields)."""
 
 
 def session_key(appliance_id: str, integration: str, lsid: str) -> str:

@@ -12,7 +12,6 @@ booleans; text is cut to its field's length (customer text can be long).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +19,7 @@ from typing import Any
 
 from rsbridge.appliance.report_model import ExitSurvey, SessionEvent, SupportSession
 from rsbridge.connectors.salesforce.schema import OBJECTS_BY_LOGICAL, Schema
+from rsbridge.connectors.text import digest_key
 
 KEY_FIELD = "key"
 """The logical name of every object's ``Import_Key__c``."""
@@ -34,9 +34,8 @@ class SfRecord:
     values: dict[str, Any]
 
 
-def import_key(*parts: str) -> str:
-    """A 40-hex-digit import key derived from ``parts`` (fits the 80-character field)."""
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:40]
+import_key = digest_key
+"""The import key of a record, derived from ``parts`` (fits the 80-character field)."""
 
 
 def sf_time(value: datetime | None) -> str | None:
