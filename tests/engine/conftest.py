@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.config import Config, parse_config
 from rsbridge.engine.runtime import Engine
+from rsbridge.engine.store.base import Job, JobFilter
 from rsbridge.sim.appliance.emitter import OutboundEventEmitter, Recipient, events_for_session
 from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.sim.appliance.server import create_app
@@ -22,6 +25,8 @@ from rsbridge.sim.appliance.state import SimApplianceState
 from rsbridge.sim.serve import serve_in_thread
 from rsbridge.sim.webhook import WebhookReceiverState
 from rsbridge.sim.webhook import create_app as create_webhook_app
+from rsbridge.web.app import create_app as create_intake_app
+from rsbridge.web.serve import serving
 from tests.conftest import SIGNING_SECRET, sign_session
 
 
@@ -164,3 +169,30 @@ def ended_sessions(
             moved = dataclasses.replace(moved, customer_surveys=[], rep_surveys=[])
         made.append(sign_session(moved, integration) if signed else moved)
     return made
+
+
+@asynccontextmanager
+async def running(config: Config) -> AsyncIterator[tuple[Engine, str]]:
+    """The engine with its workers started and its intake served: ``(engine, url)``."""
+    async with (
+        Engine(config) as engine,
+        serving(create_intake_app(engine.intake, engine.store)) as url,
+    ):
+        engine.start()
+        yield engine, url
+
+
+async def all_jobs(engine: Engine) -> list[Job]:
+    """Every job the engine holds (up to 200)."""
+    return await engine.store.list_jobs(JobFilter(limit=200))
+
+
+async def tried_jobs(engine: Engine, *, limit: float = 10.0) -> list[Job]:
+    """The jobs the workers have tried at least once, as soon as there are any (or none
+    after ``limit`` seconds)."""
+    deadline = time.monotonic() + limit
+    tried: list[Job] = []
+    while not tried and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        tried = [j for j in await all_jobs(engine) if j.attempts > 0]
+    return tried

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
 from collections.abc import Iterator
@@ -13,14 +12,20 @@ import pytest
 
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.connectors.agiloft.demo import prepared_kb, session_records
-from rsbridge.engine.runtime import Engine
-from rsbridge.engine.store.base import Job, JobFilter, JobStatus
+from rsbridge.engine.store.base import JobStatus
 from rsbridge.sim.agiloft import DemoSeed, SimAgiloftState, create_app
 from rsbridge.sim.serve import serve_in_thread
-from rsbridge.web.app import create_app as create_intake_app
-from rsbridge.web.serve import serving
 
-from .conftest import SimAppliance, drained, emit, ended_sessions, engine_config
+from .conftest import (
+    SimAppliance,
+    all_jobs,
+    drained,
+    emit,
+    ended_sessions,
+    engine_config,
+    running,
+    tried_jobs,
+)
 
 INTEGRATION = "agiloft"
 
@@ -73,24 +78,16 @@ def _assert_landed_once(kb: KB, sessions: list[SupportSession]) -> None:
         assert len(kb.state.records["bomgar_session_details"]) == len(sessions)
 
 
-async def _jobs(engine: Engine) -> list[Job]:
-    return await engine.store.list_jobs(JobFilter(limit=200))
-
-
 async def test_sessions_land_once_with_duplicate_events_in_few_calls(
     tmp_path: Path, sim: SimAppliance, kb: KB
 ) -> None:
     sessions = _sessions(kb, 4, seed=51, surveys=False)
     for session in sessions:
         sim.state.add_report(session)
-    async with (
-        Engine(_config(tmp_path, sim, kb)) as engine,
-        serving(create_intake_app(engine.intake, engine.store)) as url,
-    ):
-        engine.start()
+    async with running(_config(tmp_path, sim, kb)) as (engine, url):
         await emit(url, sessions, twice=True)
         await drained(engine)
-        jobs = await _jobs(engine)
+        jobs = await all_jobs(engine)
     assert all(j.status is JobStatus.DONE for j in jobs), [j.last_error for j in jobs]
     _assert_landed_once(kb, sessions)
     upserts = [r for r in kb.state.requests if r.operation == "EWUpsert"]
@@ -104,22 +101,14 @@ async def test_a_kb_down_for_a_while_loses_nothing(
     for session in sessions:
         sim.state.add_report(session)
     kb.state.down = True
-    async with (
-        Engine(_config(tmp_path, sim, kb)) as engine,
-        serving(create_intake_app(engine.intake, engine.store)) as url,
-    ):
-        engine.start()
+    async with running(_config(tmp_path, sim, kb)) as (engine, url):
         recipient = await emit(url, sessions)
         assert recipient.dropped == 0 and recipient.queued == 0
-        deadline = time.monotonic() + 10
-        failed: list[Job] = []
-        while not failed and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-            failed = [j for j in await _jobs(engine) if j.attempts > 0]
+        failed = await tried_jobs(engine)
         assert failed and all(j.status is not JobStatus.DEAD for j in failed)
         kb.state.down = False
         await drained(engine, limit=60)
-        jobs = await _jobs(engine)
+        jobs = await all_jobs(engine)
     assert all(j.status is JobStatus.DONE for j in jobs), [j.last_error for j in jobs]
     _assert_landed_once(kb, sessions)
 
@@ -130,17 +119,13 @@ async def test_an_expired_token_is_replaced_inside_the_call(
     first, second = _sessions(kb, 2, seed=53, surveys=False)
     for session in (first, second):
         sim.state.add_report(session)
-    async with (
-        Engine(_config(tmp_path, sim, kb)) as engine,
-        serving(create_intake_app(engine.intake, engine.store)) as url,
-    ):
-        engine.start()
+    async with running(_config(tmp_path, sim, kb)) as (engine, url):
         await emit(url, [first])
         await drained(engine)
         kb.state.clock = lambda: time.time() + 3600  # every token has expired at the KB
         await emit(url, [second])
         await drained(engine)
-        jobs = await _jobs(engine)
+        jobs = await all_jobs(engine)
     assert all(j.status is JobStatus.DONE for j in jobs), [j.last_error for j in jobs]
     assert all(j.attempts <= 1 for j in jobs), "the expired token was handled inside the call"
     assert any(r.status != 200 for r in kb.state.requests), "the KB refused the old token"
@@ -153,14 +138,10 @@ async def test_a_missing_column_is_a_dead_letter_that_names_it(
     (session,) = _sessions(kb, 1, seed=54, surveys=False)
     sim.state.add_report(session)
     config = _config(tmp_path, sim, kb, fields=["sessions.chat_transcript=chat_text"])
-    async with (
-        Engine(config) as engine,
-        serving(create_intake_app(engine.intake, engine.store)) as url,
-    ):
-        engine.start()
+    async with running(config) as (engine, url):
         await emit(url, [session])
         counts = await drained(engine)
-        jobs = await _jobs(engine)
+        jobs = await all_jobs(engine)
     (end,) = [j for j in jobs if j.event_type.endswith("_end")]
     assert end.status is JobStatus.DEAD and counts.get("dead") == 1 and end.attempts == 1
     assert "No column chat_text in table bomgar_session_details" in (end.last_error or "")
@@ -173,13 +154,9 @@ async def test_the_vendor_recipient_url_with_kb_is_accepted(
     # entry, which binds the integration (one entry per KB): the KB parameter is accepted.
     (session,) = _sessions(kb, 1, seed=55, surveys=False)
     sim.state.add_report(session)
-    async with (
-        Engine(_config(tmp_path, sim, kb)) as engine,
-        serving(create_intake_app(engine.intake, engine.store)) as url,
-    ):
-        engine.start()
+    async with running(_config(tmp_path, sim, kb)) as (engine, url):
         await emit(url, [session], query=f"KB={kb.demo.kb}")
         await drained(engine)
-        jobs = await _jobs(engine)
+        jobs = await all_jobs(engine)
     assert jobs and all(j.status is JobStatus.DONE for j in jobs)
     _assert_landed_once(kb, [session])

@@ -7,9 +7,7 @@ rsbridge's session forms loaded as an administrator imports them.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,14 +16,20 @@ import pytest
 
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.connectors.remedy.demo import entries, prepared_server, work_info
-from rsbridge.engine.runtime import Engine
-from rsbridge.engine.store.base import Job, JobFilter, JobStatus
+from rsbridge.engine.store.base import JobStatus
 from rsbridge.sim.remedy import DemoSeed, SimRemedyState, create_app
 from rsbridge.sim.serve import serve_in_thread
-from rsbridge.web.app import create_app as create_intake_app
-from rsbridge.web.serve import serving
 
-from .conftest import SimAppliance, drained, emit, ended_sessions, engine_config
+from .conftest import (
+    SimAppliance,
+    all_jobs,
+    drained,
+    emit,
+    ended_sessions,
+    engine_config,
+    running,
+    tried_jobs,
+)
 
 INTEGRATION = "remedy"
 
@@ -78,24 +82,16 @@ def _assert_landed_once(ar: Server, sessions: list[SupportSession]) -> None:
         assert len(logs) == 1 + surveys, [w["Description"] for w in logs]
 
 
-async def _jobs(engine: Engine) -> list[Job]:
-    return await engine.store.list_jobs(JobFilter(limit=200))
-
-
 async def test_sessions_land_once_with_duplicate_events(
     tmp_path: Path, sim: SimAppliance, ar: Server
 ) -> None:
     sessions = _sessions(ar, 4, seed=41)
     for session in sessions:
         sim.state.add_report(session)
-    async with (
-        Engine(_config(tmp_path, sim, ar)) as engine,
-        serving(create_intake_app(engine.intake, engine.store)) as url,
-    ):
-        engine.start()
+    async with running(_config(tmp_path, sim, ar)) as (engine, url):
         recipient = await emit(url, sessions, twice=True)
         await drained(engine)
-        jobs = await _jobs(engine)
+        jobs = await all_jobs(engine)
     assert recipient.dropped == 0
     assert all(j.status is JobStatus.DONE for j in jobs), [j.last_error for j in jobs]
     _assert_landed_once(ar, sessions)
@@ -108,24 +104,16 @@ async def test_a_server_down_for_a_while_loses_nothing(
     for session in sessions:
         sim.state.add_report(session)
     ar.state.down = True
-    async with (
-        Engine(_config(tmp_path, sim, ar)) as engine,
-        serving(create_intake_app(engine.intake, engine.store)) as url,
-    ):
-        engine.start()
+    async with running(_config(tmp_path, sim, ar)) as (engine, url):
         recipient = await emit(url, sessions)
         assert recipient.dropped == 0 and recipient.queued == 0
-        deadline = time.monotonic() + 10
-        failed: list[Job] = []
-        while not failed and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-            failed = [j for j in await _jobs(engine) if j.attempts > 0]
+        failed = await tried_jobs(engine)
         assert failed and all(j.status is not JobStatus.DEAD for j in failed)
         assert "503" in (failed[0].last_error or ""), failed[0].last_error
         assert entries(ar.state, "RSB:Session", "Session ID", sessions[0].lsid) == []
         ar.state.down = False
         await drained(engine, limit=60)
-        jobs = await _jobs(engine)
+        jobs = await all_jobs(engine)
     assert all(j.status is JobStatus.DONE for j in jobs), [j.last_error for j in jobs]
     _assert_landed_once(ar, sessions)
 
@@ -136,18 +124,14 @@ async def test_an_expired_token_logs_in_again_once(
     first, second = _sessions(ar, 2, seed=43, surveys=False)
     for session in (first, second):
         sim.state.add_report(session)
-    async with (
-        Engine(_config(tmp_path, sim, ar)) as engine,
-        serving(create_intake_app(engine.intake, engine.store)) as url,
-    ):
-        engine.start()
+    async with running(_config(tmp_path, sim, ar)) as (engine, url):
         await emit(url, [first])
         await drained(engine)
         with ar.state.lock:
             ar.state.tokens.clear()  # every token expired at the server
         await emit(url, [second])
         await drained(engine)
-        jobs = await _jobs(engine)
+        jobs = await all_jobs(engine)
     assert all(j.status is JobStatus.DONE for j in jobs), [j.last_error for j in jobs]
     assert all(j.attempts <= 1 for j in jobs), "the 401 was handled inside the call"
     logins = [r for r in ar.state.requests if r.path == "/api/jwt/login"]
@@ -165,14 +149,10 @@ async def test_a_missing_field_is_a_dead_letter_that_names_it(
     ar.state.forms["RSB:Session"] = dataclasses.replace(
         form, fields=[f for f in form.fields if f.name != "File Count"]
     )
-    async with (
-        Engine(_config(tmp_path, sim, ar)) as engine,
-        serving(create_intake_app(engine.intake, engine.store)) as url,
-    ):
-        engine.start()
+    async with running(_config(tmp_path, sim, ar)) as (engine, url):
         await emit(url, [session])
         counts = await drained(engine)
-        jobs = await _jobs(engine)
+        jobs = await all_jobs(engine)
     (end,) = [j for j in jobs if j.event_type.endswith("_end")]
     assert end.status is JobStatus.DEAD and counts.get("dead") == 1
     assert end.attempts == 1, "permanent: not retried"
@@ -185,14 +165,10 @@ async def test_html_from_a_proxy_is_retried_and_the_session_lands(
     (session,) = _sessions(ar, 1, seed=45, surveys=False)
     sim.state.add_report(session)
     ar.state.html_next(2, status=502)
-    async with (
-        Engine(_config(tmp_path, sim, ar)) as engine,
-        serving(create_intake_app(engine.intake, engine.store)) as url,
-    ):
-        engine.start()
+    async with running(_config(tmp_path, sim, ar)) as (engine, url):
         await emit(url, [session])
         await drained(engine, limit=60)
-        jobs = await _jobs(engine)
+        jobs = await all_jobs(engine)
         attempts = [a for j in jobs for a in await engine.store.attempts(j.id)]
     assert all(j.status is JobStatus.DONE for j in jobs), [j.last_error for j in jobs]
     assert any("HTML page" in (a.error or "") for a in attempts)

@@ -24,15 +24,21 @@ from rsbridge.connectors.salesforce.demo import (
     session_comments,
     session_records,
 )
-from rsbridge.engine.runtime import Engine
-from rsbridge.engine.store.base import AttemptOutcome, Job, JobFilter, JobStatus
+from rsbridge.engine.store.base import AttemptOutcome, Job, JobStatus
 from rsbridge.engine.worker import Services, Worker
 from rsbridge.sim.salesforce import DemoSeed, SimSalesforceState, ValidationRule, create_app
 from rsbridge.sim.serve import serve_in_thread
-from rsbridge.web.app import create_app as create_intake_app
-from rsbridge.web.serve import serving
 
-from .conftest import SimAppliance, drained, emit, ended_sessions, engine_config
+from .conftest import (
+    SimAppliance,
+    all_jobs,
+    drained,
+    emit,
+    ended_sessions,
+    engine_config,
+    running,
+    tried_jobs,
+)
 
 INTEGRATION = "salesforce"
 TOKEN_PATH = "/services/oauth2/token"
@@ -108,24 +114,16 @@ def _assert_landed_once(
         assert all(published) if session.lsid in public else not any(published)
 
 
-async def _all_jobs(engine: Engine) -> list[Job]:
-    return await engine.store.list_jobs(JobFilter(limit=200))
-
-
 async def test_sessions_land_once_on_their_cases_with_duplicate_events(
     tmp_path: Path, sim: SimAppliance, org: Org
 ) -> None:
     sessions = _sessions(org, 4, seed=31)
     for session in sessions:
         sim.state.add_report(session)
-    async with (
-        Engine(_config(tmp_path, sim, org)) as engine,
-        serving(create_intake_app(engine.intake, engine.store)) as url,
-    ):
-        engine.start()
+    async with running(_config(tmp_path, sim, org)) as (engine, url):
         recipient = await emit(url, sessions, twice=True)
         await drained(engine)
-        jobs = await _all_jobs(engine)
+        jobs = await all_jobs(engine)
     assert recipient.dropped == 0
     assert all(j.status is JobStatus.DONE for j in jobs), [j.last_error for j in jobs]
     _assert_landed_once(org, sessions)
@@ -143,11 +141,7 @@ async def test_a_session_import_takes_at_most_three_api_calls_with_the_lookup(
     sessions = _sessions(org, 6, seed=32, surveys=False)
     for session in sessions:
         sim.state.add_report(session)
-    async with (
-        Engine(_config(tmp_path, sim, org)) as engine,
-        serving(create_intake_app(engine.intake, engine.store)) as url,
-    ):
-        engine.start()
+    async with running(_config(tmp_path, sim, org)) as (engine, url):
         await emit(url, sessions, twice=True)
         await drained(engine)
     _assert_landed_once(org, sessions)
@@ -164,26 +158,18 @@ async def test_an_org_down_for_a_while_loses_nothing_and_never_blocks_the_applia
     for session in sessions:
         sim.state.add_report(session)
     org.state.down = True
-    async with (
-        Engine(_config(tmp_path, sim, org)) as engine,
-        serving(create_intake_app(engine.intake, engine.store)) as url,
-    ):
-        engine.start()
+    async with running(_config(tmp_path, sim, org)) as (engine, url):
         recipient = await emit(url, sessions)
         # Every event was acknowledged while the org was down: nothing queued behind.
         assert recipient.dropped == 0 and recipient.queued == 0
-        deadline = time.monotonic() + 10
-        failed: list[Job] = []
-        while not failed and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-            failed = [j for j in await _all_jobs(engine) if j.attempts > 0]
+        failed = await tried_jobs(engine)
         assert failed, "the workers tried while the org was down"
         assert all(j.status is not JobStatus.DEAD for j in failed)
         assert "503" in (failed[0].last_error or ""), failed[0].last_error
         assert org.state.all_records("RS_Session__c") == []
         org.state.down = False
         await drained(engine, limit=60)
-        jobs = await _all_jobs(engine)
+        jobs = await all_jobs(engine)
     assert all(j.status is JobStatus.DONE for j in jobs), [j.last_error for j in jobs]
     _assert_landed_once(org, sessions)
 
@@ -198,11 +184,7 @@ async def test_the_daily_allowance_spent_is_retried_after_it_resets_never_a_dead
     # not 429, and REQUEST_LIMIT_EXCEEDED until its rolling 24 hours free some up;
     # retrying within seconds would only spend more refused calls.
     org.state.daily_api_limit = org.state.api_requests
-    async with (
-        Engine(config) as engine,
-        serving(create_intake_app(engine.intake, engine.store)) as url,
-    ):
-        engine.start()
+    async with running(config) as (engine, url):
         began = time.time()
         await emit(url, [session])
         deadline = time.monotonic() + 10
@@ -210,7 +192,7 @@ async def test_the_daily_allowance_spent_is_retried_after_it_resets_never_a_dead
         tried: list[Any] = []
         while not tried and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-            end = next((j for j in await _all_jobs(engine) if j.event_type.endswith("_end")), None)
+            end = next((j for j in await all_jobs(engine) if j.event_type.endswith("_end")), None)
             tried = await engine.store.attempts(end.id) if end is not None else []
         end = await engine.store.get_job(end.id) if end is not None else None
         assert end is not None
@@ -245,14 +227,10 @@ async def test_past_the_quota_wait_a_spent_allowance_counts_as_a_retry(
     sim.state.add_report(session)
     config = _config(tmp_path, sim, org, retry_limit=0, engine={"quota_wait_hours": 0})
     org.state.daily_api_limit = org.state.api_requests
-    async with (
-        Engine(config) as engine,
-        serving(create_intake_app(engine.intake, engine.store)) as url,
-    ):
-        engine.start()
+    async with running(config) as (engine, url):
         await emit(url, [session])
         await drained(engine)
-        jobs = await _all_jobs(engine)
+        jobs = await all_jobs(engine)
     (end,) = [j for j in jobs if j.event_type.endswith("_end")]
     assert end.status is JobStatus.DEAD
     assert "REQUEST_LIMIT_EXCEEDED" in (end.last_error or "")
@@ -264,18 +242,14 @@ async def test_an_expired_salesforce_session_logs_in_again_once(
     first, second = _sessions(org, 2, seed=35, surveys=False)
     for session in (first, second):
         sim.state.add_report(session)
-    async with (
-        Engine(_config(tmp_path, sim, org)) as engine,
-        serving(create_intake_app(engine.intake, engine.store)) as url,
-    ):
-        engine.start()
+    async with running(_config(tmp_path, sim, org)) as (engine, url):
         await emit(url, [first])
         await drained(engine)
         assert org.state.count_requests("POST", TOKEN_PATH) == 1
         org.state.expire_sessions()
         await emit(url, [second])
         await drained(engine)
-        jobs = await _all_jobs(engine)
+        jobs = await all_jobs(engine)
     assert all(j.status is JobStatus.DONE for j in jobs), [j.last_error for j in jobs]
     assert all(j.attempts <= 1 for j in jobs), "the 401 was handled inside the call"
     assert org.state.count_requests("POST", TOKEN_PATH) == 2
@@ -291,14 +265,10 @@ async def test_a_validation_rule_is_a_dead_letter_that_names_it(
     org.state.validation_rules.append(
         ValidationRule("RS_Session__c", "Imports are frozen during the audit", lambda r: True)
     )
-    async with (
-        Engine(_config(tmp_path, sim, org)) as engine,
-        serving(create_intake_app(engine.intake, engine.store)) as url,
-    ):
-        engine.start()
+    async with running(_config(tmp_path, sim, org)) as (engine, url):
         await emit(url, [session])
         counts = await drained(engine)
-        jobs = await _all_jobs(engine)
+        jobs = await all_jobs(engine)
     (end,) = [j for j in jobs if j.event_type.endswith("_end")]
     assert end.status is JobStatus.DEAD and counts.get("dead") == 1
     assert end.attempts == 1, "permanent: not retried"
@@ -334,14 +304,10 @@ async def test_survey_rules_move_only_a_case_a_trusted_reference_chose(
             "public_comments": True,
         },
     )
-    async with (
-        Engine(config) as engine,
-        serving(create_intake_app(engine.intake, engine.store)) as url,
-    ):
-        engine.start()
+    async with running(config) as (engine, url):
         await emit(url, [trusted, forged], twice=True)
         await drained(engine)
-        jobs = await _all_jobs(engine)
+        jobs = await all_jobs(engine)
     assert all(j.status is JobStatus.DONE for j in jobs), [j.last_error for j in jobs]
     # Each session: the lookup and two; each survey: a query call and a write call.
     assert api_calls(org.state) <= 2 * API_CALL_BUDGET + 2 * 2
