@@ -90,7 +90,7 @@ def test_session_key(setup: tuple[Path, Sim, Mailbox, Table]) -> None:
         path, "session-key", "-i", "desk", "--ticket", "INC0010001", "--user", "abel.admin",
         "--email", "--request-id", "cli-1", "--json",
     )  # fmt: skip
-    body = json.loads(again.output[: again.output.rindex("}") + 1])
+    body = json.loads(again.stdout)  # the document alone on stdout
     assert body["short_key"] == short_key and body["repeated"] is True
     assert len(box.received()) == 1 and len(table.notes_on("sys-inc1")) == 1
 
@@ -145,7 +145,7 @@ def test_issues_and_support_now(setup: tuple[Path, Sim, Mailbox, Table]) -> None
         path, "support-now", "-i", "desk", "--ticket", "INC0010001", "--issue", "vpn",
         "--note", "--request-id", "n1", "--json",
     )  # fmt: skip
-    assert json.loads(noted.output[: noted.output.rindex("}") + 1])["note"]["written"]
+    assert json.loads(noted.stdout)["note"]["written"]
 
 
 def test_links_and_auto_create(setup: tuple[Path, Sim, Mailbox, Table]) -> None:

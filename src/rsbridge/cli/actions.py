@@ -73,12 +73,18 @@ def _print_json(body: dict[str, Any]) -> None:
     typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
 
 
-def _effect(label: str, outcome: EffectOutcome | None, done: str) -> bool:
-    """Print what became of a side effect; False if it failed."""
+def _effect(label: str, outcome: EffectOutcome | None, done: str, *, quiet: bool) -> bool:
+    """Print what became of a side effect; False if it failed.
+
+    With ``quiet`` (``--json``) a success prints nothing: the JSON document already says
+    it, and stdout must hold that document alone for scripts to parse. A failure always
+    goes to stderr.
+    """
     if outcome is None:
         return True
     if outcome.done:
-        typer.echo(f"{label}: {done} ({outcome.detail})")
+        if not quiet:
+            typer.echo(f"{label}: {done} ({outcome.detail})")
         return True
     typer.echo(f"{label}: FAILED: {outcome.detail}", err=True)
     return False
@@ -156,8 +162,8 @@ def session_key(
         typer.echo(f"console URL: {result.console_url}")
         if result.brcs is not None:
             _save(save, result.brcs.content)
-    ok = _effect("work note", result.note, "written")
-    ok = _effect("e-mail", result.email, "sent") and ok
+    ok = _effect("work note", result.note, "written", quiet=as_json)
+    ok = _effect("e-mail", result.email, "sent", quiet=as_json) and ok
     if not ok:
         raise typer.Exit(code=1)
 
@@ -282,7 +288,7 @@ def support_now(
         _print_json(result.to_json())
     else:
         typer.echo(result.url)
-    if not _effect("work note", result.note, "written"):
+    if not _effect("work note", result.note, "written", quiet=as_json):
         raise typer.Exit(code=1)
 
 
