@@ -93,7 +93,8 @@ from rsbridge.engine.render import Renderer
 from rsbridge.engine.store.base import LedgerKey
 from rsbridge.engine.worker import REPORT_EFFECT
 from rsbridge.sim.agiloft import SimAgiloftState, create_app
-from rsbridge.sim.appliance.scenarios import _REP_NAMES, SessionGenerator
+from rsbridge.sim.appliance.scenarios import SessionGenerator
+from rsbridge.sim.appliance.seed_data import REP_NAMES
 
 APPLIANCE_ID = "default"
 INTEGRATION = "agiloft"
@@ -171,7 +172,7 @@ def _holdings(state: SimAgiloftState) -> dict[str, Any]:
 
 def _add_roster(state: SimAgiloftState) -> None:
     """One employee per representative the generator uses (login = BeyondTrust username)."""
-    for name, username in _REP_NAMES:
+    for name, username in REP_NAMES:
         first, _, last = name.partition(" ")
         state.create(
             PEOPLE,
