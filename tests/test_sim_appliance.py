@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import time
 from collections.abc import Iterator
@@ -985,3 +986,23 @@ def test_default_seed_is_reproducible_and_has_sessions() -> None:
     assert [s.lsid for s in listed] == [s.lsid for s in two.report_sessions(NOW)]
     assert len(listed) == 4 and all(s.ended for s in listed)
     assert {r.username for r in one.reps if not r.logged_in} == {"bwilson"}
+
+
+def _one_live_session(state: SimApplianceState) -> tuple[str, str]:
+    key = state.generate_session_key(queue_id="general")
+    return key.short_key, state.start_session(key.short_key)
+
+
+def test_live_ids_are_reproducible_by_default_and_fresh_with_a_live_source() -> None:
+    """Tests replay the seed's series; the CLI's restarted simulator must not reuse lsids."""
+    same_seed = [SimApplianceState.default(seed=4) for _ in range(2)]
+    assert _one_live_session(same_seed[0]) == _one_live_session(same_seed[1])
+
+    restarted = [SimApplianceState.default(seed=4) for _ in range(2)]
+    for state in restarted:
+        state.live_rng = random.SystemRandom()
+    first, second = (_one_live_session(state) for state in restarted)
+    assert first[1] != second[1]
+    # The identity an engine is configured with stays the same across the restart.
+    assert restarted[0].appliance_id == restarted[1].appliance_id
+    assert restarted[0].accounts[0].client_secret == restarted[1].accounts[0].client_secret

@@ -6,6 +6,7 @@ The simulated appliance is built in; each connector's simulator joins as ``rsbri
 
 from __future__ import annotations
 
+import random
 from typing import Annotated
 
 import typer
@@ -38,6 +39,9 @@ def appliance(
 
     tls = tls_pair(tls_cert, tls_key)
     state = SimApplianceState.default(seed=seed, sessions=sessions)
+    # The seed fixes the appliance's identity and credentials (a configuration keeps working
+    # across restarts); keys and live sessions get fresh ids, as a real appliance's would.
+    state.live_rng = random.SystemRandom()
     account = state.accounts[0]
     typer.echo(f"Simulated appliance: {'https' if tls else 'http'}://{host}:{port}")
     typer.echo(f"API client id:       {account.client_id}")

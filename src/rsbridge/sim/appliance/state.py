@@ -230,6 +230,10 @@ class SimApplianceState:
     report_faults: ReportFaults = field(default_factory=ReportFaults)
     """Faults the Reporting API injects (see :mod:`.faults`); none by default."""
     rng: random.Random = field(default_factory=random.Random, repr=False)
+    live_rng: random.Random | None = field(default=None, repr=False)
+    """Source of the ids of new session keys and live sessions; ``None`` uses ``rng`` (a
+    reproducible series, for tests). ``rsbridge sim appliance`` gives it a fresh source, so
+    that a restarted simulator never reuses an lsid an engine has already stored."""
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
     _tokens: dict[str, _Token] = field(default_factory=dict, init=False, repr=False)
     _reports: dict[str, _StoredReport] = field(default_factory=dict, init=False, repr=False)
@@ -388,12 +392,13 @@ class SimApplianceState:
             )
             portal = self._portal(url_hostname)
             values = self._apply_custom({}, custom)
-            short_key = f"{self.rng.randrange(10**7):07d}"
+            live = self.live_rng or self.rng
+            short_key = f"{live.randrange(10**7):07d}"
             while short_key in self.session_keys:
-                short_key = f"{self.rng.randrange(10**7):07d}"
+                short_key = f"{live.randrange(10**7):07d}"
             key = SessionKey(
                 short_key,
-                self._hex(),
+                f"{live.getrandbits(128):032x}",
                 int(now) + ttl,
                 queue,
                 qid,
@@ -469,7 +474,7 @@ class SimApplianceState:
             self._lseq += 1
             members = [int(found.queue_id)] if found.queue == "rep" and found.queue_id else []
             session = ActiveSession(
-                self._hex(),
+                f"{(self.live_rng or self.rng).getrandbits(128):032x}",
                 self._lseq,
                 now,
                 found.portal,
