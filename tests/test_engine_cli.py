@@ -465,6 +465,38 @@ def test_events_retry_requeues_the_dead_among_refused_jobs(tmp_path: Path, sim: 
     assert {j["status"] for j in jobs(config)} == {"queued"}
 
 
+def test_events_retry_dead_requeues_the_dead_letters_that_match(tmp_path: Path, sim: Sim) -> None:
+    """After an outage: every dead letter at once, or one integration's, or recent ones."""
+    audit = jsonl_integration(tmp_path / "missing" / "a.jsonl", polling=True)
+    other = jsonl_integration(tmp_path / "missing" / "b.jsonl", polling=True)
+    config = write_config(tmp_path, sim, audit + other.replace('"audit"', '"other"'))
+    add_sessions(sim, 35, 900, 1000)
+    ok(rsbridge("pull", "--config", config))
+    dead = jobs(config, "--status", "dead")
+    assert sorted(j["integration"] for j in dead) == ["audit", "audit", "other", "other"]
+
+    def retry(*args: str) -> Result:
+        return rsbridge("events", "retry", "--config", config, *args)
+
+    assert "name dead job ids, or give --dead" in failed(retry())
+    assert "name dead job ids, or give --dead" in failed(retry("--dead", str(dead[0]["job"])))
+    assert "use them with --dead" in failed(retry(str(dead[0]["job"]), "--integration", "audit"))
+    assert "no integration 'nope'" in failed(retry("--dead", "--integration", "nope"))
+    # Nothing died after tomorrow.
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    assert "re-queued 0 job(s)" in ok(retry("--dead", "--since", tomorrow))
+    assert len(jobs(config, "--status", "dead")) == 4
+
+    assert "re-queued 2 job(s)" in ok(retry("--dead", "--integration", "other", "--since", "1h"))
+    assert {(j["integration"], j["status"]) for j in jobs(config)} == {
+        ("audit", "dead"),
+        ("other", "queued"),
+    }
+    assert "re-queued 2 job(s)" in ok(retry("--dead"))
+    assert {j["status"] for j in jobs(config)} == {"queued"}
+    assert "re-queued 0 job(s)" in ok(retry("--dead"))
+
+
 def test_events_replay_completes_without_writing_twice(
     polling: tuple[Path, Path, list[SupportSession]],
 ) -> None:

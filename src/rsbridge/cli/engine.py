@@ -470,22 +470,64 @@ def events_show(
 
 @events_app.command("retry")
 def events_retry(
-    jobs: Annotated[list[int], typer.Argument(help="Dead job ids to re-queue.")],
+    jobs: Annotated[
+        list[int] | None, typer.Argument(help="Dead job ids to re-queue.", show_default=False)
+    ] = None,
     config: ConfigOption = DEFAULT_CONFIG,
+    dead: Annotated[
+        bool, typer.Option("--dead", help="Re-queue every dead letter (after an outage).")
+    ] = False,
+    integration: Annotated[
+        str | None, typer.Option(help="With --dead: only this integration's.")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="With --dead: only those that died since (date, ISO time, 12h, 3d)."),
+    ] = None,
 ) -> None:
     """Re-queue dead letters now (their attempt count starts again)."""
+    if bool(jobs) == dead:
+        raise fail("name dead job ids, or give --dead (with --integration/--since) for all")
+    if not dead and (integration is not None or since is not None):
+        raise fail("--integration and --since select dead letters: use them with --dead")
     settings = _config(config)
+    if integration is not None and integration not in {i.name for i in settings.integrations}:
+        raise fail(f"no integration {integration!r} in {config}")
+    cutoff = _parse_since(since) if since is not None else None
 
-    async def go(store: Store) -> list[int]:
-        return [j for j in jobs if not await store.retry_job(j)]
+    async def by_id(store: Store) -> list[int]:
+        return [j for j in jobs or () if not await store.retry_job(j)]
 
-    refused = _run(lambda: _with_store(settings, go))
-    requeued = len(jobs) - len(refused)
+    if dead:
+        count = _run(lambda: _with_store(settings, lambda s: _retry_dead(s, integration, cutoff)))
+        typer.echo(f"re-queued {count} job(s)")
+        return
+    refused = _run(lambda: _with_store(settings, by_id))
+    requeued = len(jobs or ()) - len(refused)
     # Said even when some are refused: those that were dead are queued again all the same.
     if requeued or not refused:
         typer.echo(f"re-queued {requeued} job(s)")
     if refused:
         raise fail(f"not dead letters (or unknown): {', '.join(map(str, refused))}")
+
+
+async def _retry_dead(store: Store, integration: str | None, cutoff: float | None) -> int:
+    """Re-queue the dead letters that match, a page at a time (newest first)."""
+    count = 0
+    while True:
+        page = await store.list_jobs(
+            JobFilter(status=JobStatus.DEAD, integration=integration, limit=500)
+        )
+        chosen = [j for j in page if cutoff is None or j.updated_at >= cutoff]
+        requeued = 0
+        for job in chosen:
+            # False when another process re-queued it meanwhile: not counted, not an error.
+            requeued += await store.retry_job(job.id)
+        count += requeued
+        # Newest first: a page with an older job means the rest are older still; a page
+        # where nothing could be re-queued would only come back the same.
+        if len(chosen) < len(page) or len(page) < 500 or not requeued:
+            return count
 
 
 @events_app.command("replay")
