@@ -27,12 +27,21 @@ def appliance(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8443,
     seed: Annotated[int, typer.Option(help="Seed for ids, secrets and generated data.")] = 0,
     sessions: Annotated[int, typer.Option(help="Finished sessions to pre-load.")] = 0,
+    recipient: Annotated[
+        list[str] | None,
+        typer.Option(help="Send outbound events of rehearsed sessions to this URL (repeatable)."),
+    ] = None,
+    send_custom_fields: Annotated[
+        bool, typer.Option(help="Outbound events carry the session's custom attributes.")
+    ] = False,
     tls_cert: TlsCert = None,
     tls_key: TlsKey = None,
 ) -> None:
     """Serve a simulated Remote Support appliance (OAuth, Command and Reporting APIs)."""
     import uvicorn
 
+    from rsbridge.sim.appliance.emitter import OutboundEventEmitter, Recipient
+    from rsbridge.sim.appliance.rehearsal import Rehearsal
     from rsbridge.sim.appliance.server import create_app
     from rsbridge.sim.appliance.state import SimApplianceState
     from rsbridge.sim.serve import server_options
@@ -46,4 +55,9 @@ def appliance(
     typer.echo(f"Simulated appliance: {'https' if tls else 'http'}://{host}:{port}")
     typer.echo(f"API client id:       {account.client_id}")
     typer.echo(f"API client secret:   {account.client_secret}")
-    uvicorn.run(create_app(state), host=host, port=port, **server_options(tls))
+    # Events are retried every 5 s for an hour: a rehearsal wants to see a fix land soon.
+    emitter = OutboundEventEmitter([Recipient(url, retry_interval=5) for url in recipient or []])
+    rehearsal = Rehearsal(state, emitter, send_custom_fields=send_custom_fields)
+    typer.echo(f"Control API:         {'https' if tls else 'http'}://{host}:{port}/sim/")
+    app = create_app(state, rehearsal=rehearsal)
+    uvicorn.run(app, host=host, port=port, **server_options(tls))

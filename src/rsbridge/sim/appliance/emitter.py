@@ -223,6 +223,7 @@ class OutboundEventEmitter:
         self._client = client or httpx.AsyncClient()
         self._owns_client = client is None
         self._workers: list[asyncio.Task[None]] = []
+        self._running = False
 
     @property
     def sent(self) -> int:
@@ -244,6 +245,12 @@ class OutboundEventEmitter:
         """Events waiting, over all recipients."""
         return sum(r.queued for r in self.recipients)
 
+    def add(self, recipient: Recipient) -> None:
+        """Add a recipient; while running in the background it is served at once."""
+        self.recipients.append(recipient)
+        if self._running:
+            self._workers.append(asyncio.create_task(self._work(recipient)))
+
     def enqueue(self, event: OutboundEvent) -> None:
         """Queue ``event`` for every recipient whose "Events to Send" include it."""
         for recipient in self.recipients:
@@ -257,11 +264,13 @@ class OutboundEventEmitter:
 
     def start(self) -> None:
         """Deliver in the background, as events are queued, until :meth:`aclose`."""
-        if not self._workers:
+        if not self._running:
+            self._running = True
             self._workers = [asyncio.create_task(self._work(r)) for r in self.recipients]
 
     async def aclose(self) -> None:
         """Stop background delivery (events not yet delivered stay queued)."""
+        self._running = False
         for task in self._workers:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)

@@ -24,7 +24,8 @@ import math
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, quote
 
@@ -42,6 +43,8 @@ from rsbridge.appliance.report_model import (
     TeamActivity,
 )
 from rsbridge.sim.appliance import faults, report_xml
+from rsbridge.sim.appliance.control import control_routes
+from rsbridge.sim.appliance.rehearsal import Rehearsal
 from rsbridge.sim.appliance.state import (
     PERMISSION_NAMES,
     ApiAccount,
@@ -570,11 +573,13 @@ def create_app(
     rate_per_second: int = 20,
     rate_per_hour: int = 15000,
     clock: Callable[[], float] = time.time,
+    rehearsal: Rehearsal | None = None,
 ) -> Starlette:
     """A Starlette app that answers like an appliance's OAuth, Command and Reporting APIs.
 
     ``clock`` (UNIX seconds) drives token expiry, rate-limit windows, key expiry and
-    report readiness, so tests can move time forward.
+    report readiness, so tests can move time forward. ``rehearsal`` adds the control API
+    (:mod:`.control`) and runs its outbound-event emitter while the app is served.
     """
     appliance = _Appliance(
         state,
@@ -582,11 +587,25 @@ def create_app(
         limiter=_RateLimiter(rate_per_second, rate_per_hour, clock),
         clock=clock,
     )
-    return Starlette(
-        routes=[
-            Route("/oauth2/token", appliance.token, methods=["POST"]),
-            Route("/api/command", appliance.command, methods=["GET", "POST"]),
-            Route("/api/reporting", appliance.reporting, methods=["GET", "POST"]),
-            Route("/check_health", appliance.health_page, methods=["GET"]),
-        ]
-    )
+    routes = [
+        Route("/oauth2/token", appliance.token, methods=["POST"]),
+        Route("/api/command", appliance.command, methods=["GET", "POST"]),
+        Route("/api/reporting", appliance.reporting, methods=["GET", "POST"]),
+        Route("/check_health", appliance.health_page, methods=["GET"]),
+    ]
+    if rehearsal is None:
+        return Starlette(routes=routes)
+    emitter = rehearsal.emitter
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if emitter is None:
+            yield
+            return
+        emitter.start()
+        try:
+            yield
+        finally:
+            await emitter.aclose()
+
+    return Starlette(routes=[*routes, *control_routes(rehearsal)], lifespan=lifespan)
