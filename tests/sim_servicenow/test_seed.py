@@ -116,3 +116,15 @@ def test_cli_reports_a_bad_import(served: dict[str, Any], tmp_path: Path) -> Non
     assert result.exit_code == 1
     assert "bad.xml" in result.output and "malformed" in result.output
     assert served == {}
+
+
+def test_the_appliance_simulators_sessions_name_open_incidents_of_this_seed() -> None:
+    """``rsbridge sim appliance --sessions N`` next to ``rsbridge sim servicenow``: every
+    pre-loaded session names an incident that exists there and is still open."""
+    state, _ = demo_state()
+    incidents = {row["number"]: row for row in state.query("incident")}
+    sessions = SimApplianceState.default(sessions=7).report_sessions()
+    named = {s.external_key for s in sessions}
+    assert len(named) == 3
+    for number in named:
+        assert number in incidents and incidents[number]["active"] == "true", number

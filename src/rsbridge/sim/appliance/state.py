@@ -55,6 +55,8 @@ MAX_TOKENS_PER_ACCOUNT = 30
 MAX_CUSTOM_VALUE_CHARS = 1024
 MAX_CUSTOM_TOTAL_BYTES = 10240
 EXTERNAL_KEY = "external_key"
+SEEDED_TICKETS = ("INC0010001", "INC0010002", "INC0010003")
+"""The tickets pre-loaded sessions name: open incidents of ``rsbridge sim servicenow``'s seed."""
 REP_NOT_FOUND = "Error validating parameter '{param}': The representative could not be found"
 REP_UNAVAILABLE = "Requested support representative is not available at this time"
 SESSION_NOT_FOUND = "Error validating parameter 'lsid': The session could not be found"
@@ -690,6 +692,9 @@ class SimApplianceState:
     def _seed_session(self, start: float) -> None:
         rep = self.rng.choice([r for r in self.reps if r.logged_in])
         self._lseq += 1
+        # The open incidents of the simulated ServiceNow instance's demo data, in turn, so
+        # that a rehearsal with both simulators lands on tickets that exist.
+        ticket = SEEDED_TICKETS[(self._lseq - 1) % len(SEEDED_TICKETS)]
         end = start + self.rng.randint(300, 3000)
         customer = Actor("customer", f"Customer {self._lseq}", 2)
         survey = ExitSurvey(2, [SurveyAnswer("rating", str(self.rng.randint(1, 5)))])
@@ -701,8 +706,8 @@ class SimApplianceState:
                 end_time=_dt(end),
                 duration=timedelta(seconds=int(end) - int(start)),
                 public_site=NamedRef(self.portals[0].name, str(self.portals[0].id)),
-                external_key=f"INC{self._lseq:07d}",
-                custom_attributes=[CustomAttribute("ticket_id", "Ticket", f"INC{self._lseq:07d}")],
+                external_key=ticket,
+                custom_attributes=[CustomAttribute("ticket_id", "Ticket", ticket)],
                 primary_customer=PrimaryCustomer(customer.name, 2),
                 primary_rep=PrimaryRep(rep.public_display_name, 1, str(rep.id)),
                 customers=[Customer(2, primary=True, info={"name": customer.name})],
