@@ -16,6 +16,7 @@ from lxml import etree
 from rsbridge.appliance.report_model import (
     EventType,
     ExitSurvey,
+    PrimaryCustomer,
     PrimaryRep,
     SessionEvent,
     SupportSession,
@@ -597,7 +598,10 @@ def test_join_transfer_terminate(base: str, token: str, state: SimApplianceState
     )
     (report,) = state.report_sessions(NOW)
     assert report.lsid == lsid and report.end_time == datetime.fromtimestamp(NOW, UTC)
-    assert report.primary_rep == PrimaryRep("John", id="2")
+    assert report.primary_rep == PrimaryRep("John", 2, "2")
+    # The customer is on the report too, as on the appliance's (auto-create reads it).
+    assert report.primary_customer == PrimaryCustomer("Customer", 1)
+    assert [c.info["name"] for c in report.customers] == ["Customer"]
 
 
 @pytest.mark.parametrize(

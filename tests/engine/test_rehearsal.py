@@ -93,6 +93,10 @@ async def test_a_session_played_step_by_step_lands_with_its_chat_and_surveys(
         assert key.isdigit() and len(key) == 7
         lsid = await ok("start", key, *sim, "--customer", "Ann Example")
         assert s.state.active_sessions[lsid].custom["external_key"] == "INC0010001"
+        # The live session's report names its customer (auto-create on join reads it).
+        [live] = [r for r in s.state.report_sessions() if r.lsid == lsid]
+        assert live.primary_customer is not None
+        assert live.primary_customer.name == "Ann Example"
         await ok("join", lsid, "--rep", "jsmith", *sim)
         await ok("chat", lsid, "My printer is jammed [bold]", *sim)
         await ok("chat", lsid, "Let me look", "--from", "rep", *sim)

@@ -107,7 +107,7 @@ class Rehearsal:
         name = _text(customer, "customer name", limit=200)
         now = self.clock()
         try:
-            lsid = self.state.start_session(key, now=now)
+            lsid = self.state.start_session(key, customer=name, now=now)
         except LookupError as exc:
             raise RehearsalError(f"{exc}: generate a key first (rsbridge rehearse key)") from None
         active = self.state.active_sessions[lsid]

@@ -179,6 +179,8 @@ class ActiveSession:
     queue: str
     custom: dict[str, str] = field(default_factory=dict)
     members: list[int] = field(default_factory=list)
+    customer: str = "Customer"
+    """The customer's name, as typed on the portal (reported as gsnumber 1)."""
 
 
 @dataclass
@@ -460,7 +462,9 @@ class SimApplianceState:
 
     # --- hooks for the rest of the simulator -------------------------------------
 
-    def start_session(self, key: str, *, now: float | None = None) -> str:
+    def start_session(
+        self, key: str, *, customer: str = "Customer", now: float | None = None
+    ) -> str:
         """A customer uses a session key (short key or ``ak`` value): returns the new lsid.
 
         Raises :class:`LookupError` for unknown, used or expired keys.
@@ -483,6 +487,7 @@ class SimApplianceState:
                 f"{found.queue}:{found.queue_id}" if found.queue_id else found.queue,
                 dict(found.custom),
                 members,
+                customer,
             )
             self.active_sessions[session.lsid] = session
             return session.lsid
@@ -574,11 +579,14 @@ class SimApplianceState:
                 for code, name in self.custom_fields.items()
                 if code in custom
             ],
-            primary_rep=PrimaryRep(reps[0].public_display_name, id=str(reps[0].id))
+            primary_rep=PrimaryRep(reps[0].public_display_name, 2, str(reps[0].id))
             if reps
             else None,
+            primary_customer=PrimaryCustomer(active.customer, 1),
+            customers=[Customer(1, primary=True, info={"name": active.customer})],
             representatives=[
                 Representative(
+                    gsnumber=i + 2,
                     id=str(r.id),
                     username=r.username,
                     display_name=r.public_display_name,
