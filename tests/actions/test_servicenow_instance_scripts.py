@@ -380,3 +380,36 @@ async def test_the_portal_widget_lists_issues_and_starts_a_session(
         world(bridge, widget["script"], mode="widget", user=("beth.anglin", []), input=start),
     )
     assert stranger["data"]["url"] == "" and stranger["data"]["error"]
+
+
+async def test_the_related_lists_page_adds_the_session_list_once_keeping_the_forms_lists(
+    node: str, tmp_path: Path, bridge: Bridge
+) -> None:
+    state = bridge.snow.state
+    # The incident form's related lists as an instance has them; problem has none.
+    incident_list = state.insert(
+        "sys_ui_related_list", {"name": "incident", "view": "Default view"}
+    )
+    state.insert(
+        "sys_ui_related_list_entry",
+        {"list_id": incident_list["sys_id"], "related_list": "task_sla.task", "position": "0"},
+    )
+    page = stored(bridge, "sys_ui_page", name="rsbridge_related_lists")
+    admin: tuple[str, list[str]] = ("admin", ["admin"])
+    for _ in range(2):
+        answer = await run(node, tmp_path, world(bridge, page["processing_script"], user=admin))
+        entries = [
+            e
+            for e in state.records("sys_ui_related_list_entry")
+            if e["list_id"] == incident_list["sys_id"]
+        ]
+        assert sorted((e["related_list"], e["position"]) for e in entries) == [
+            ("task_sla.task", "0"),
+            ("u_rs_session.u_task", "1"),
+        ]
+    assert "already there: incident" in answer["info"][0]
+    assert "problem (no related lists of its own" in answer["errors"][0]
+    assert answer["redirect"] == "rsbridge_related_lists.do"
+
+    refused = await run(node, tmp_path, world(bridge, page["processing_script"]))
+    assert refused["errors"] == ["Adding related lists needs the role admin."]

@@ -78,12 +78,12 @@ def test_every_generated_script_passes_node_check(tmp_path: Path, integration: s
     node = node_or_skip()
     xml = update_set_xml(Schema.build(), url=URL, integration=integration)
     scripts = scripts_of(xml)
-    assert len(scripts) == 1 + 2 * len(UI_ACTIONS) + 2 + 1
+    assert len(scripts) == 1 + 2 * len(UI_ACTIONS) + 2 + 2
     for name, text in scripts.items():
         assert text.strip(), name
         node_check(node, tmp_path, name, text)
-    (page,) = payload_records(xml, "sys_ui_page")
-    etree.fromstring((page.findtext("html") or "").encode())  # the Jelly is well-formed XML
+    for page in payload_records(xml, "sys_ui_page"):
+        etree.fromstring((page.findtext("html") or "").encode())  # well-formed Jelly
 
 
 @pytest.mark.parametrize("integration", HOSTILE_NAMES)
@@ -152,8 +152,13 @@ def test_the_instance_stores_what_the_update_set_holds() -> None:
     assert widget["script"] == script_text("support_now_widget_server.js")
     assert widget["client_script"] == script_text("support_now_widget_client.js")
     assert widget["template"] == script_text("support_now_widget.html")
-    (page,) = state.records("sys_ui_page")
+    pages = {p["name"]: p for p in state.records("sys_ui_page")}
+    page = pages["rsbridge_pull_now"]
     assert page["processing_script"] == script_text("pull_now_processing.js")
+    lists_page = pages["rsbridge_related_lists"]["processing_script"]
+    assert '["incident", "u_rs_session.u_task"]' in lists_page
+    assert '["cmdb_ci", "u_rs_session.u_configuration_item"]' in lists_page
+    assert '["new_call", "u_rs_session.u_call"]' in lists_page
 
     (menu,) = state.records("sys_app_application")
     modules = {m["title"]: m for m in state.records("sys_app_module")}
@@ -181,3 +186,6 @@ def test_renamed_tables_reach_the_menu_and_the_related_lists() -> None:
     assert "x_acme_event.u_session" in entries
     modules = {m.findtext("title"): m for m in payload_records(xml, "sys_app_module")}
     assert modules["Remote Support Sessions"].findtext("name") == "x_acme_session"
+    pages = {p.findtext("name"): p for p in payload_records(xml, "sys_ui_page")}
+    script = pages["rsbridge_related_lists"].findtext("processing_script") or ""
+    assert '["incident", "x_acme_session.u_task"]' in script

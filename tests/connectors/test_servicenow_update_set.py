@@ -108,9 +108,9 @@ def test_one_update_set_whose_updates_carry_their_records() -> None:
         "Script Include": 1,
         "UI Action": len(UI_ACTIONS),
         "Widget": 1,
-        "UI Page": 1,
+        "UI Page": 2,
         "Application Menu": 1,
-        "Module": 3,
+        "Module": 4,
         "Related Lists": 1,
     }
 

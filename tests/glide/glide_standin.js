@@ -1,5 +1,6 @@
 // A small stand-in for the Glide APIs that rsbridge's generated instance scripts use, to
-// run them in Node: GlideRecord (read through the simulated instance's Table API),
+// run them in Node: GlideRecord (read and insert through the simulated instance's Table
+// API, as the admin: the stand-in does not apply the clicking user's ACLs),
 // sn_ws.RESTMessageV2 (built from the stored REST message records, executed as a REAL
 // synchronous HTTP call by a child process), gs, GlideDateTime, GlideStringUtil, Class,
 // current, action, response (UI pages), and data/input/$sp (widget server scripts).
@@ -94,6 +95,30 @@ class GlideRecordImpl {
     return row !== null;
   }
   isValidRecord() { return this._row !== null; }
+  isValid() {
+    try {
+      tableApi(this._table + '?sysparm_limit=1');
+      return true;
+    } catch (e) {
+      return false;
+    }
+  }
+  initialize() { this._row = {}; }
+  setValue(field, value) { this._row[field] = String(value); }
+  insert() {
+    const auth = Buffer.from(world.instance.user + ':' + world.instance.password).toString('base64');
+    const answer = httpSync({
+      method: 'POST',
+      url: world.instance.url + '/api/now/table/' + this._table,
+      headers: { Authorization: 'Basic ' + auth, Accept: 'application/json',
+        'Content-Type': 'application/json' },
+      body: JSON.stringify(this._row),
+      timeout_ms: 30000,
+    });
+    if (answer.status !== 201) throw new Error('insert into ' + this._table + ': ' + answer.body);
+    this._row = JSON.parse(answer.body).result;
+    return this._row.sys_id;
+  }
   getValue(field) { return this._row && this._row[field] !== undefined ? String(this._row[field]) : null; }
   getUniqueValue() { return this.getValue('sys_id'); }
   getTableName() { return this._table; }

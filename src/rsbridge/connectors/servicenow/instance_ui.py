@@ -9,13 +9,17 @@ What the vendor's application puts on an instance, generated for rsbridge:
   Configuration Item on tasks and configuration items, Jump to Caller's Computer and Get
   Support Now on incidents, Load Issues (the connectivity test) on rsbridge's properties;
 - the Service Portal widget ``rsbridge-get-support-now``;
-- the application menu "rsbridge" with modules for the sessions, the properties and
-  "Pull now" (the UI page ``rsbridge_pull_now``);
-- the session form's related lists (its child tables).
+- the application menu "rsbridge" with modules for the sessions, the properties,
+  "Pull now" (the UI page ``rsbridge_pull_now``) and "Add Related Lists" (the UI page
+  ``rsbridge_related_lists``, which adds the session list to the task, configuration
+  item, call and interaction forms' existing lists: an update set holding a form's
+  related lists would replace the lists the form has);
+- the session form's related lists (its child tables: rsbridge's own form).
 
 The scripts are package data (``instance_scripts/``); the only values inserted into them
-are the integration's name, the REST message's and the token property's, each as a
-JSON string literal (``json.dumps``), so no configured value can leave its string.
+are the integration's name, the REST message's and the token property's names and the
+related lists' table names, each as a JSON literal (``json.dumps``), so no configured
+value can leave its string.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from rsbridge.connectors.servicenow.update_records import (
 SCRIPT_INCLUDE = "RsbridgeActions"
 WIDGET_ID = "rsbridge-get-support-now"
 PULL_PAGE = "rsbridge_pull_now"
+RELATED_LISTS_PAGE = "rsbridge_related_lists"
 MENU = "rsbridge"
 
 
@@ -47,19 +52,46 @@ def script_text(name: str) -> str:
     return resources.files(__package__).joinpath("instance_scripts", name).read_text("utf-8")
 
 
-def script_include_source(integration: str, rest_message: str, token_property: str) -> str:
-    """The Script Include with its configured values as JSON string literals."""
-    text = script_text("rsbridge_actions.js")
-    for key, value in (
-        ("integration", integration),
-        ("rest_message", rest_message),
-        ("token_property", token_property),
-    ):
+def fill(name: str, **values: object) -> str:
+    """Script ``name`` with each ``"{{key}}"`` placeholder (a string literal, so the file
+    itself is valid JavaScript) replaced by ``values[key]`` as JSON, a JavaScript literal
+    that no value can break out of."""
+    text = script_text(name)
+    for key, value in values.items():
         placeholder = '"{{' + key + '}}"'
         if placeholder not in text:  # pragma: no cover - a broken package
-            raise RuntimeError(f"rsbridge_actions.js lacks {placeholder}")
+            raise RuntimeError(f"{name} lacks {placeholder}")
         text = text.replace(placeholder, json.dumps(value))
     return text
+
+
+def script_include_source(integration: str, rest_message: str, token_property: str) -> str:
+    """The Script Include with its configured values as JSON string literals."""
+    return fill(
+        "rsbridge_actions.js",
+        integration=integration,
+        rest_message=rest_message,
+        token_property=token_property,
+    )
+
+
+#: The forms that get the session list, by the session column that refers to them.
+RELATED_FORMS: dict[str, tuple[str, ...]] = {
+    "task": ("incident", "problem", "change_request", "sc_request", "sc_req_item", "sc_task"),
+    "configuration_item": ("cmdb_ci", "cmdb_ci_computer", "cmdb_ci_server"),
+    "call": ("new_call",),
+    "interaction": ("interaction",),
+}
+
+
+def related_forms(schema: Schema) -> list[tuple[str, str]]:
+    """(form table, related list) pairs the related-lists page adds."""
+    session = schema.table("session")
+    return [
+        (form, f"{session}.{schema.col('session', column)}")
+        for column, forms in RELATED_FORMS.items()
+        for form in forms
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +194,18 @@ def instance_ui_updates(
     for action in UI_ACTIONS:
         yield _ui_action(action)
     yield _widget()
-    yield _pull_page()
+    yield _page(
+        PULL_PAGE,
+        "Pull now: import the Remote Support sessions that ended (rsbridge).",
+        script_text("pull_now_page.xml"),
+        script_text("pull_now_processing.js"),
+    )
+    yield _page(
+        RELATED_LISTS_PAGE,
+        "Adds the Remote Support Session list to task, CI, call and interaction forms.",
+        script_text("related_lists_page.xml"),
+        fill("related_lists_processing.js", forms=related_forms(schema)),
+    )
     yield from _menu(schema)
     yield _session_related_lists(schema)
 
@@ -247,19 +290,19 @@ def _widget() -> Update:
     )
 
 
-def _pull_page() -> Update:
-    sys_id = stable_sys_id("sys_ui_page", PULL_PAGE)
+def _page(name: str, description: str, html: str, processing: str) -> Update:
+    sys_id = stable_sys_id("sys_ui_page", name)
     return single(
         "sys_ui_page",
         sys_id,
-        PULL_PAGE,
+        name,
         category="general",
         client_script="",
-        description="Pull now: import the Remote Support sessions that ended (rsbridge).",
+        description=description,
         direct="false",
-        html=script_text("pull_now_page.xml"),
-        name=PULL_PAGE,
-        processing_script=script_text("pull_now_processing.js"),
+        html=html,
+        name=name,
+        processing_script=processing,
     )
 
 
@@ -290,6 +333,15 @@ def _menu(schema: Schema) -> Iterable[Update]:
             "rsbridge_admin",
         ),
         ("pull_now", "Pull now", "DIRECT", "", f"{PULL_PAGE}.do", "", "rsbridge_admin"),
+        (
+            "related_lists",
+            "Add Related Lists",
+            "DIRECT",
+            "",
+            f"{RELATED_LISTS_PAGE}.do",
+            "",
+            "admin",
+        ),
     )
     for order, (key, title, link_type, table, query, filter_, roles) in enumerate(modules):
         sys_id = stable_sys_id("sys_app_module", MENU, key)
