@@ -32,6 +32,7 @@ HOSTILE_NAMES = [
     "back\\slash\\",
     "line\u2028separator\u2029and\nnewline",
     "${token}",
+    "{{rest_message}}",
 ]
 
 

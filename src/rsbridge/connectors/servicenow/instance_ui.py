@@ -25,6 +25,7 @@ value can leave its string.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -57,12 +58,14 @@ def fill(name: str, **values: object) -> str:
     itself is valid JavaScript) replaced by ``values[key]`` as JSON, a JavaScript literal
     that no value can break out of."""
     text = script_text(name)
-    for key, value in values.items():
-        placeholder = '"{{' + key + '}}"'
-        if placeholder not in text:  # pragma: no cover - a broken package
-            raise RuntimeError(f"{name} lacks {placeholder}")
-        text = text.replace(placeholder, json.dumps(value))
-    return text
+    found = set(_PLACEHOLDER.findall(text))
+    if found != set(values):  # pragma: no cover - a broken package
+        raise RuntimeError(f"{name} has placeholders {sorted(found)}, not {sorted(values)}")
+    # One pass: a value that looks like a placeholder is not filled in again.
+    return _PLACEHOLDER.sub(lambda match: json.dumps(values[match.group(1)]), text)
+
+
+_PLACEHOLDER = re.compile(r'"\{\{(\w+)\}\}"')
 
 
 def script_include_source(integration: str, rest_message: str, token_property: str) -> str:
