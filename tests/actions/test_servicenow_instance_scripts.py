@@ -413,3 +413,40 @@ async def test_the_related_lists_page_adds_the_session_list_once_keeping_the_for
 
     refused = await run(node, tmp_path, world(bridge, page["processing_script"]))
     assert refused["errors"] == ["Adding related lists needs the role admin."]
+
+
+async def test_values_from_the_records_are_escaped_in_the_messages(
+    node: str, tmp_path: Path, bridge: Bridge
+) -> None:
+    ids = bridge.snow.demo.ids
+    hostile = '<img src=x onerror="alert(1)">'
+    bridge.snow.state.update("cmdb_ci_computer", ids["ws-ann-01"], {"name": hostile})
+    answer = await click(
+        node,
+        tmp_path,
+        bridge,
+        "task",
+        "rsbridge_jump_to_ci",
+        current=incident(bridge, "INC0010001"),
+    )
+    assert answer["errors"] == [], answer
+    assert hostile not in answer["info"][0]
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in answer["info"][0]
+
+
+async def test_with_the_rep_console_source_session_key_opens_the_console(
+    node: str, tmp_path: Path, sim: Sim, mailbox: Mailbox, snow: Snow
+) -> None:
+    async with bridge_for(tmp_path, sim, mailbox, snow, session_key_source="rep_console") as bridge:
+        answer = await click(
+            node,
+            tmp_path,
+            bridge,
+            "task",
+            "rsbridge_session_key",
+            current=incident(bridge, "INC0010001"),
+        )
+    assert answer["errors"] == [], answer
+    assert bridge.sim.state.session_keys == {}
+    assert answer["info"] == ["Opening the representative console's Generate Session Key dialog."]
+    assert answer["redirect"] and not answer["redirect"].startswith("incident.do")

@@ -190,3 +190,40 @@ def test_renamed_tables_reach_the_menu_and_the_related_lists() -> None:
     pages = {p.findtext("name"): p for p in payload_records(xml, "sys_ui_page")}
     script = pages["rsbridge_related_lists"].findtext("processing_script") or ""
     assert '["incident", "x_acme_session.u_task"]' in script
+
+
+def test_the_widget_controller_sends_the_choice_and_opens_the_session(tmp_path: Path) -> None:
+    node = node_or_skip()
+    client = script_text("support_now_widget_client.js")
+    program = tmp_path / "controller.js"
+    # The controller with a stand-in for c.server.get (the server script's answer) and
+    # $window: a one-issue list is preselected; a URL is opened, an error is shown.
+    program.write_text(
+        "const api = {};\n"
+        f"eval({json.dumps(client)});\n"
+        "async function run(answer) {\n"
+        "  const sent = [];\n"
+        "  const c = {data: {ticket: 'abc', issues: [{code_name: 'vpn'}], error: ''},\n"
+        "    server: {get: (input) => { sent.push(input); return Promise.resolve(answer); }}};\n"
+        "  const win = {location: {href: ''}};\n"
+        "  api.controller.call(c, win);\n"
+        "  c.details = 'it broke';\n"
+        "  c.start();\n"
+        "  await new Promise((r) => setTimeout(r, 10));\n"
+        "  return {sent, href: win.location.href, error: c.data.error, busy: c.busy};\n"
+        "}\n"
+        "(async () => process.stdout.write(JSON.stringify([\n"
+        "  await run({data: {url: 'https://appliance/api/start_session?x=1'}}),\n"
+        "  await run({data: {url: '', error: 'not yours'}}),\n"
+        "])))();\n",
+        encoding="utf-8",
+    )
+    ran = subprocess.run(  # noqa: S603
+        [node, str(program)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert ran.returncode == 0, ran.stderr
+    opened, refused = json.loads(ran.stdout)
+    expected = {"action": "start", "ticket": "abc", "issue": "vpn", "details": "it broke"}
+    assert opened["sent"] == [expected]
+    assert opened["href"] == "https://appliance/api/start_session?x=1" and not opened["busy"]
+    assert refused["href"] == "" and refused["error"] == "not yours"
