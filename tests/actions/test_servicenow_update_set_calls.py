@@ -11,20 +11,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from rsbridge.config import parse_config
-from rsbridge.connectors.servicenow.schema import Schema
-from rsbridge.connectors.servicenow.update_set import TOKEN_PROPERTY, update_set_xml
-from rsbridge.engine.runtime import Engine
-from rsbridge.sim.servicenow.seed import INTEGRATION_USER
-from rsbridge.web.serve import serving
-from tests.actions.conftest import TOKEN, Mailbox, Sim, config_data
+from rsbridge.connectors.servicenow.update_set import TOKEN_PROPERTY
+from tests.actions.conftest import Mailbox, Sim
+from tests.actions.snow_bridge import Bridge, bridge_for
 from tests.servicenow_helpers import Snow, running_instance
 
 
@@ -34,35 +28,10 @@ def snow() -> Iterator[Snow]:
         yield running
 
 
-@dataclass
-class Bridge:
-    url: str
-    snow: Snow
-    sim: Sim
-
-
 @pytest.fixture
 async def bridge(tmp_path: Path, sim: Sim, mailbox: Mailbox, snow: Snow) -> AsyncIterator[Bridge]:
-    user, password = snow.demo.integration
-    integrations: list[dict[str, Any]] = [
-        {
-            "name": "servicenow",
-            "connector": "servicenow",
-            "association": {"on_unmatched": "skip"},
-            "settings": {"instance_url": snow.url, "username": user, "password": password},
-            "actions": {"assignment": "technician"},
-        }
-    ]
-    config = parse_config(config_data(tmp_path, sim, mailbox, integrations=integrations))
-    async with Engine(config) as engine, serving(engine.asgi_app()) as url:
-        state = snow.state
-        state.import_unload_xml(update_set_xml(Schema.build(), url=url, integration="servicenow"))
-        user_record = state.users[INTEGRATION_USER]
-        user_record.roles = user_record.roles | {"rsbridge_admin"}
-        # The administrator types the token into the password2 property.
-        (prop,) = [p for p in state.records("sys_properties") if p["name"] == TOKEN_PROPERTY]
-        state.update("sys_properties", prop["sys_id"], {"value": TOKEN})
-        yield Bridge(url, snow, sim)
+    async with bridge_for(tmp_path, sim, mailbox, snow) as running:
+        yield running
 
 
 def substitute(text: str, values: dict[str, str], *, json_string: bool) -> str:

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from rsbridge.cli import app
 from rsbridge.connectors.servicenow import ServiceNowConnector
+from rsbridge.connectors.servicenow.instance_ui import UI_ACTIONS
 from rsbridge.connectors.servicenow.schema import DEFAULT_TABLES, Schema
 from rsbridge.connectors.servicenow.update_set import METHODS, update_set_xml
 from rsbridge.errors import CheckFailedError
@@ -78,6 +79,11 @@ def test_one_update_set_whose_updates_carry_their_records() -> None:
         assert SYS_ID.fullmatch(field(update, "sys_id"))
         assert payload.tag == "record_update"
         main = payload[0]
+        if main.tag == "sys_ui_related":  # a form's related lists: one group, no table
+            assert payload.get("table") is None and main[-1].tag == "sys_ui_related_list"
+            assert field(update, "name") == f"sys_ui_related_{main.get('table')}_null"
+            names.append(field(update, "name"))
+            continue
         assert payload.get("table") == main.tag and main.get("action") == "INSERT_OR_UPDATE"
         sys_id = field(main, "sys_id")
         assert SYS_ID.fullmatch(sys_id)
@@ -99,6 +105,13 @@ def test_one_update_set_whose_updates_carry_their_records() -> None:
         "System Property": 2,
         "REST Message": 1,
         "HTTP Method": len(METHODS),
+        "Script Include": 1,
+        "UI Action": len(UI_ACTIONS),
+        "Widget": 1,
+        "UI Page": 2,
+        "Application Menu": 1,
+        "Module": 4,
+        "Related Lists": 1,
     }
 
 

@@ -91,8 +91,8 @@ def update_set(
         Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
     ] = None,
 ) -> None:
-    """Print one update set (tables, roles, ACLs, properties, REST message) to import with
-    "Import Update Set from XML"."""
+    """Print one update set (tables, roles, ACLs, properties, REST message, UI actions,
+    portal widget, menu, related lists) to import with "Import Update Set from XML"."""
     try:
         loaded, name, schema = _integration(config, integration)
         base = url or (loaded.actions.public_url if loaded is not None else None)

@@ -64,9 +64,27 @@ def parse_unload(text: str | bytes) -> list[UnloadRow]:
     return parse_records(text, "unload")
 
 
+#: Elements of a ``<record_update>`` that group records instead of being one: a form's
+#: related lists travel as ``<sys_ui_related>`` holding the list and its entries.
+_GROUPS = frozenset({"sys_ui_related"})
+
+
+def _record_elements(root: etree._Element) -> list[etree._Element]:
+    found = []
+    for element in root:
+        if not isinstance(element.tag, str):
+            continue
+        if root.tag == "record_update" and element.tag in _GROUPS:
+            found += [child for child in element if isinstance(child.tag, str)]
+        else:
+            found.append(element)
+    return found
+
+
 def parse_records(text: str | bytes, root_tag: str) -> list[UnloadRow]:
     """The records (children of the root ``root_tag``) of an unload document or of an
-    update's ``<record_update>`` payload (see :mod:`.update_set`), in document order."""
+    update's ``<record_update>`` payload (see :mod:`.update_set`; a ``<sys_ui_related>``
+    group stands for the records it holds), in document order."""
     data = text.encode("utf-8") if isinstance(text, str) else text
     try:
         root = etree.fromstring(data, _parser())
@@ -79,9 +97,7 @@ def parse_records(text: str | bytes, root_tag: str) -> list[UnloadRow]:
     if root.tag != root_tag:
         raise UnloadError(f"expected an <{root_tag}> document, found <{root.tag}>")
     rows = []
-    for element in root:
-        if not isinstance(element.tag, str):
-            continue
+    for element in _record_elements(root):
         values: dict[str, str] = {}
         attributes: dict[str, dict[str, str]] = {}
         for child in element:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from rsbridge.sim.servicenow.state import SimServiceNowState
 
 _PAYLOAD = 16_000_000
+_SCRIPT = 65_000
 
 #: The tables an update set of rsbridge's writes to (besides sys_db_object and
 #: sys_dictionary), with the columns the simulator keeps; only admins read or write them.
@@ -135,6 +136,138 @@ UPDATE_SET_TABLES: dict[str, tuple[str, list[Column]]] = {
             col("name", max_length=100, display=True),
             col("value", max_length=4000),
             col("rest_message_function", "reference", ref="sys_rest_message_fn"),
+        ],
+    ),
+    # The instance-side user interface (connectors/servicenow/instance_ui.py).
+    "sys_script_include": (
+        "Script Include",
+        [
+            col("name", max_length=100, display=True),
+            col("api_name", max_length=200),
+            col("script", max_length=_SCRIPT),
+            col("active", "boolean", default="true"),
+            col("access", max_length=40),
+            col("client_callable", "boolean"),
+            col("caller_access", max_length=40),
+            col("description", max_length=4000),
+        ],
+    ),
+    "sys_ui_action": (
+        "UI Action",
+        [
+            col("name", max_length=80, display=True),
+            col("table", max_length=80),
+            col("action_name", max_length=80),
+            col("active", "boolean", default="true"),
+            col("condition", max_length=1000),
+            col("script", max_length=_SCRIPT),
+            col("order", "integer"),
+            col("hint", max_length=1000),
+            col("comments", max_length=4000),
+            *(
+                col(flag, "boolean")
+                for flag in (
+                    "client",
+                    "form_action",
+                    "form_button",
+                    "form_button_v2",
+                    "form_context_menu",
+                    "form_link",
+                    "form_menu_button_v2",
+                    "format_for_configurable_workspace",
+                    "isolate_script",
+                    "list_action",
+                    "show_insert",
+                    "show_multiple_update",
+                    "show_query",
+                    "show_update",
+                    "ui11_compatible",
+                    "ui16_compatible",
+                )
+            ),
+            col("form_style", max_length=40),
+            col("onclick", max_length=1000),
+        ],
+    ),
+    "sp_widget": (
+        "Widget",
+        [
+            col("name", max_length=100, display=True),
+            col("id", max_length=100),
+            col("template", max_length=_SCRIPT),
+            col("client_script", max_length=_SCRIPT),
+            col("script", max_length=_SCRIPT),
+            col("css", max_length=_SCRIPT),
+            col("controller_as", max_length=40),
+            col("option_schema", max_length=4000),
+            col("description", max_length=4000),
+            col("has_preview", "boolean"),
+            col("public", "boolean"),
+            col("roles", max_length=255),
+        ],
+    ),
+    "sys_ui_page": (
+        "UI Page",
+        [
+            col("name", max_length=100, display=True),
+            col("category", max_length=40),
+            col("html", max_length=_SCRIPT),
+            col("client_script", max_length=_SCRIPT),
+            col("processing_script", max_length=_SCRIPT),
+            col("description", max_length=4000),
+            col("direct", "boolean"),
+        ],
+    ),
+    "sys_app_application": (
+        "Application Menu",
+        [
+            col("title", max_length=80, display=True),
+            col("name", max_length=80),
+            col("active", "boolean", default="true"),
+            col("roles", max_length=255),
+            col("order", "integer"),
+            col("hint", max_length=255),
+            col("description", max_length=4000),
+        ],
+    ),
+    "sys_app_module": (
+        "Module",
+        [
+            col("title", max_length=80, display=True),
+            col("application", "reference", ref="sys_app_application"),
+            col("active", "boolean", default="true"),
+            col("link_type", max_length=40),
+            col("name", max_length=80),
+            col("query", max_length=3500),
+            col("filter", max_length=3500),
+            col("order", "integer"),
+            col("roles", max_length=255),
+            col("override_menu_roles", "boolean"),
+            col("hint", max_length=255),
+            col("window_name", max_length=40),
+        ],
+    ),
+    "sys_ui_related_list": (
+        "Related Lists",
+        [
+            col("name", max_length=80, display=True),
+            col("calculated_name", max_length=255),
+            col("view", max_length=80),
+            col("view_name", max_length=80),
+            col("related_list", max_length=255),
+            col("filter", max_length=3500),
+            col("order_by", max_length=255),
+            col("position", max_length=40),
+        ],
+    ),
+    "sys_ui_related_list_entry": (
+        "Related List Entry",
+        [
+            col("related_list", max_length=255, display=True),
+            col("list_id", "reference", ref="sys_ui_related_list"),
+            col("position", "integer"),
+            col("filter", max_length=3500),
+            col("order_by", max_length=255),
         ],
     ),
 }
