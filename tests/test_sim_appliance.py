@@ -923,6 +923,25 @@ def test_session_listing(base: str, token: str, reports: dict[str, str]) -> None
     ]
 
 
+def test_a_listing_cap_keeps_the_sessions_that_ended_first_and_calls_are_counted(
+    base: str, token: str, reports: dict[str, str], state: SimApplianceState
+) -> None:
+    state.report_faults.listing_limit = 2
+    r = call(
+        base,
+        token,
+        api="reporting",
+        generate_report="SupportSessionListing",
+        start_date="2023-11-14",
+    )
+    listed = [s.get("lsid") for s in etree.fromstring(r.content)]
+    assert listed == [reports["B"], reports["C"]]
+    before = state.calls["get_api_info"]
+    call(base, token, action="get_api_info")
+    assert state.calls["SupportSessionListing"] == 1
+    assert state.calls["get_api_info"] == before + 1
+
+
 @pytest.mark.parametrize(
     ("report", "submitted_by", "answers"),
     [

@@ -6,6 +6,14 @@ becomes a ``support_conference_end`` event (source ``poll``) and its job. The re
 itself is fetched by the workers, batched by ``lsids=`` with other jobs, so a backlog
 costs about two appliance calls per hundred sessions.
 
+A long window (a first poll's ``poll_lookback_hours``, a pull from a date) is listed in
+windows sized by what they return: the first spans a day at most, each next one grows
+(up to :data:`WINDOW_GROWTH` times) towards half of :data:`LISTING_FULL` sessions, so a quiet
+year costs a handful of calls and a busy day several. The reference documents no cap
+on a listing's size, but an answer of :data:`LISTING_FULL` sessions or more is taken as
+possibly cut short: it is not recorded, and its window is listed again in smaller parts
+(down to one second), so an appliance that caps its answers loses no session.
+
 The window starts ``report_wait_seconds`` before the watermark: the appliance lists a
 session by its end time only once the report is complete, which may come after a poll
 that already passed that time. Sessions seen twice are recognised by their event key
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -42,6 +51,11 @@ from rsbridge.engine.store.base import (
 )
 
 log = logging.getLogger(__name__)
+
+LISTING_FULL = 1000
+"""Sessions in one listing from which it may have been cut short (listed again, smaller)."""
+WINDOW_GROWTH = 8
+"""Most a window grows from one listing call to the next."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +107,7 @@ class Poller:
         *,
         clock: Callable[[], float] = time.time,
         manual: bool = False,
+        listing_full: int = LISTING_FULL,
     ) -> None:
         self.config = config
         self.manual = manual
@@ -100,6 +115,7 @@ class Poller:
         self.client = client
         self.integration = integration
         self._clock = clock
+        self._full = max(2, listing_full)
 
     async def poll(self, *, source: EventSource = "poll") -> PollResult:
         """Poll once from the persisted watermark (first run: ``poll_lookback_hours`` back)."""
@@ -122,31 +138,49 @@ class Poller:
         on_chunk: Callable[[int], None] | None = None,
         chunk_seconds: float = 86400.0,
     ) -> PollResult:
-        """Queue sessions that ended in ``[since, until)`` (until: now), a day per call.
+        """Queue sessions that ended in ``[since, until)`` (until: now).
 
-        ``on_chunk`` is called with the number of chunk seconds covered after each call
-        (a progress bar); the watermark is left alone.
+        The first listing spans ``chunk_seconds`` at most; the next ones are sized by
+        what the previous returned (see the module's doc). ``on_chunk`` is called with
+        the seconds covered after each listing recorded (a progress bar); the watermark
+        is left alone.
         """
         calls_before = self.client.requests_sent
         end = self._clock() if until is None else until
         sessions = queued = 0
         start = since
+        # Whole seconds: the appliance reads whole seconds, and windows must neither
+        # overlap nor leave a gap between them.
+        span = max(1, int(min(chunk_seconds, end - start)))
         while start < end:
-            span = min(chunk_seconds, end - start)
+            span = max(1, min(span, math.ceil(end - start)))
             last = start + span >= end and until is None
             window = TimeWindow(
                 "end",
                 datetime.fromtimestamp(start, UTC),
-                None if last else timedelta(seconds=max(1, round(span))),
+                None if last else timedelta(seconds=span),
             )
             listing = await self.client.support_session_listing(window)
+            if len(listing) >= self._full:
+                if span > 1:
+                    # Possibly cut short: the same start again, a part of the window.
+                    span = min(span // 2, int(span * self._full / 2 / len(listing)))
+                    continue
+                log.warning(
+                    "%s: %d sessions ended in one second at %s; the appliance may have "
+                    "listed only some of them",
+                    self.integration.name,
+                    len(listing),
+                    window.since.isoformat(),
+                )
             sessions += len(listing)
             queued += await self._record(
                 END, ((s.lsid, s.external_key, "") for s in listing), source
             )
             if on_chunk is not None:
-                on_chunk(round(span))
+                on_chunk(span)
             start += span
+            span = int(span * min(WINDOW_GROWTH, self._full / 2 / max(1, len(listing))))
         surveys = 0
         if CUSTOMER_SURVEY in self.integration.polling_events:
             surveys = await self._surveys(source)

@@ -17,18 +17,130 @@ are skipped by the client and counted there (``unrequested_items``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Collection, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping
+from dataclasses import dataclass
 
 from rsbridge.appliance.client import ApplianceClient
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.appliance.report_parser import DamagedItem
-from rsbridge.errors import ApplianceReportError, RsbridgeError
+from rsbridge.engine.report_cache import ReportCache
+from rsbridge.engine.store.base import Job
+from rsbridge.errors import ApplianceReportError, ConfigurationError, RsbridgeError
 
 log = logging.getLogger(__name__)
 
 FetchResult = SupportSession | Exception | None
 """What a fetch found for one lsid: the report, why it could not be had, or nothing yet."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """What one fetch found per lsid, and when it was asked for (None: not asked)."""
+
+    found: Mapping[str, FetchResult]
+    asked_at: float | None
+
+
+Answer = Fetched | str | asyncio.Task[Fetched]
+"""What a job that needs a report gets: the reports, a note (its effects are done
+already: no report needed), or the fetch to wait for."""
+
+
+class ReportFetcher:
+    """The worker's report fetches: one task per appliance and batch, counted.
+
+    One fetch per appliance at a time: gentle on its request budget, and the call count
+    stays exact. The complete reports of appliances in ``keep`` go into ``cache`` for
+    the jobs that follow on the same sessions (see :mod:`.report_cache`).
+    """
+
+    def __init__(
+        self,
+        appliances: Mapping[str, ApplianceClient],
+        cache: ReportCache,
+        *,
+        keep: Collection[str],
+        clock: Callable[[], float],
+    ) -> None:
+        self._appliances = appliances
+        self.cache = cache
+        self._keep = frozenset(keep)
+        self._clock = clock
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.running: set[asyncio.Task[Fetched]] = set()
+        self.calls = 0
+        """Report fetches made (each may cover up to 100 sessions)."""
+        self.unrequested = 0
+        """Sessions appliances answered without being asked for (ignored)."""
+
+    async def answers(
+        self, jobs: Collection[Job], done: Callable[[Job], Awaitable[str | None]]
+    ) -> dict[int, Answer]:
+        """For each of ``jobs`` (that need a report): ``done``'s note when it has one,
+        else a kept report it can use, else the fetch it waits for (started here)."""
+        checks = await asyncio.gather(*(done(job) for job in jobs), return_exceptions=True)
+        answers: dict[int, Answer] = {}
+        wanted: dict[str, set[str]] = {}
+        now = self._clock()
+        for job, note in zip(jobs, checks, strict=True):
+            lsid = job.lsid or ""
+            if isinstance(note, BaseException):
+                # The job itself meets the store's failure (or succeeds after all).
+                log.warning("job %d: the ledger could not be checked: %s", job.id, note)
+                note = None
+            kept = self.cache.get(job.appliance_id, lsid, asked_since=job.run_after, now=now)
+            if note is not None:
+                answers[job.id] = note
+            elif kept is not None:
+                answers[job.id] = Fetched({lsid: kept.session}, kept.asked_at)
+            else:
+                wanted.setdefault(job.appliance_id, set()).add(lsid)
+        fetches = self.start(wanted)
+        for job in jobs:
+            if job.id not in answers:
+                answers[job.id] = fetches[job.appliance_id]
+        return answers
+
+    def start(self, wanted: Mapping[str, Collection[str]]) -> dict[str, asyncio.Task[Fetched]]:
+        """One fetch task per appliance of ``wanted`` (appliance -> lsids)."""
+        tasks = {}
+        for appliance_id, lsids in wanted.items():
+            task = asyncio.create_task(self._fetch(appliance_id, set(lsids)))
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+            tasks[appliance_id] = task
+        return tasks
+
+    async def _fetch(self, appliance_id: str, lsids: set[str]) -> Fetched:
+        """The reports of ``lsids`` from one appliance, or per lsid why not.
+
+        Never raises (but for cancellation): the jobs waiting for it each get an answer.
+        """
+        client = self._appliances.get(appliance_id)
+        if client is None:
+            error = ConfigurationError(f"appliance {appliance_id} is not configured")
+            return Fetched(dict.fromkeys(lsids, error), None)
+        found: dict[str, FetchResult] = {}
+        async with self._locks.setdefault(appliance_id, asyncio.Lock()):
+            calls, unasked = client.requests_sent, client.unrequested_items
+            # Before the call: the answer holds at least what the appliance had then.
+            asked_at = self._clock()
+            try:
+                await ReportFetch(client, appliance_id, lsids, found).run()
+            except Exception as exc:  # a bug: fail the jobs visibly rather than hang them
+                log.exception("report fetch from appliance %s failed", appliance_id)
+                for lsid in lsids:
+                    found.setdefault(lsid, exc)
+            finally:
+                self.calls += client.requests_sent - calls
+                self.unrequested += client.unrequested_items - unasked
+        if appliance_id in self._keep:
+            for report in found.values():
+                if isinstance(report, SupportSession):
+                    self.cache.put(appliance_id, report, asked_at)
+        return Fetched(found, asked_at)
 
 
 class ReportFetch:

@@ -2,7 +2,9 @@
 
 A :class:`Worker` claims jobs from the store in batches, fetches the session reports the
 batch needs in as few appliance calls as possible (``lsids=``, 100 per call), then
-processes the jobs concurrently.
+processes the jobs concurrently. No call for a job whose effects the ledger holds
+already (:mod:`.ledger_check`), nor for one whose session's report a recent fetch
+brought and that it can use (:mod:`.report_cache`).
 
 One slow or broken appliance holds only its own jobs: each appliance's fetch runs as a
 task of its own, the jobs that need it wait for it (without taking a worker slot), and
@@ -44,7 +46,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -72,8 +74,18 @@ from rsbridge.engine.association import (
     trusted_references,
 )
 from rsbridge.engine.autocreate import create_for_live_session, join_filter_refusal
+from rsbridge.engine.ledger_check import (
+    ALREADY_DELIVERED,
+    JOIN_OFF,
+    REPORT_EFFECT,
+    effects_done,
+    imports_end,
+    survey_detail,
+    survey_effect,
+)
 from rsbridge.engine.render import Renderer
-from rsbridge.engine.reports import FetchResult, ReportFetch
+from rsbridge.engine.report_cache import ReportCache
+from rsbridge.engine.reports import Answer, Fetched, ReportFetcher
 from rsbridge.engine.signing import signer_for
 from rsbridge.engine.store.base import (
     AttemptOutcome,
@@ -92,7 +104,7 @@ from rsbridge.errors import (
 
 log = logging.getLogger(__name__)
 
-REPORT_EFFECT = "session_report"
+__all__ = ["CANCEL_WAIT_SECONDS", "REPORT_EFFECT", "Outcome", "Services", "Worker"]
 
 
 @dataclass
@@ -116,7 +128,6 @@ class Outcome:
 _REPORT_EVENTS = frozenset({END, MEMBER_ADDED, *SURVEY_EVENTS})
 """Events whose processing needs the session's report (live, for a join)."""
 
-_Report = FetchResult
 
 CANCEL_WAIT_SECONDS = 5.0
 """At shutdown, how long cancelled jobs get to unwind before they are left behind (their
@@ -159,20 +170,36 @@ class Worker:
         # Jobs whose report fetch is still running, with their appliance: they hold no
         # worker slot, and an appliance with a batch of them waiting gets no more claims.
         self._awaiting: dict[int, str] = {}
-        self._fetches: set[asyncio.Task[dict[str, _Report]]] = set()
-        # One fetch per appliance at a time: gentle on its request budget, and the call
-        # count below stays exact.
-        self._fetch_locks: dict[str, asyncio.Lock] = {}
+        # Reports are kept only where surveys follow their session's end.
+        surveys = {
+            i.appliance
+            for i in config.active_integrations()
+            if any(e in SURVEY_EVENTS for e in (*i.outbound_events, *i.polling_events))
+        }
+        self._fetcher = ReportFetcher(
+            services.appliances, ReportCache(), keep=surveys, clock=self._clock
+        )
         self._last_heartbeat = 0.0
         self._slots = asyncio.Semaphore(self._engine.workers)
-        self.appliance_calls = 0
-        """Report fetches made (each may cover up to 100 sessions)."""
-        self.unrequested_sessions = 0
-        """Sessions appliances answered without being asked for (ignored)."""
         self.processed = 0
         self.outcomes: list[Outcome] = []
         """Outcomes of the last :meth:`run_until_idle` (a long :meth:`run` keeps none)."""
         self._collect = False
+
+    @property
+    def appliance_calls(self) -> int:
+        """Report fetches made (each may cover up to 100 sessions)."""
+        return self._fetcher.calls
+
+    @property
+    def unrequested_sessions(self) -> int:
+        """Sessions appliances answered without being asked for (ignored)."""
+        return self._fetcher.unrequested
+
+    @property
+    def reports_reused(self) -> int:
+        """Jobs served a kept report instead of an appliance call."""
+        return self._fetcher.cache.hits
 
     # --- running ----------------------------------------------------------------
 
@@ -229,7 +256,7 @@ class Worker:
     async def _shutdown(self) -> None:
         # A fetch may be stuck on a trickling appliance until its deadline; its jobs have
         # done nothing yet, so they go back to the queue now rather than after the grace.
-        for fetch in list(self._fetches):
+        for fetch in list(self._fetcher.running):
             fetch.cancel()
         if self._inflight:
             _, pending = await asyncio.wait(
@@ -277,12 +304,15 @@ class Worker:
         if not jobs:
             return 0
         self._held.update(job.id for job in jobs)
-        fetches = self._start_fetches(jobs)
+        answers = await self._fetcher.answers(
+            [job for job in jobs if _needs_report(job)],
+            lambda job: effects_done(self.store, self.config.integration(job.integration), job),
+        )
         for job in jobs:
-            fetch = fetches.get(job.appliance_id) if _needs_report(job) else None
-            if fetch is not None:
+            answer = answers.get(job.id)
+            if isinstance(answer, asyncio.Task):
                 self._awaiting[job.id] = job.appliance_id
-            task = asyncio.create_task(self._guarded(job, fetch))
+            task = asyncio.create_task(self._guarded(job, answer))
             self._inflight.add(task)
             task.add_done_callback(self._inflight_done)
         return len(jobs)
@@ -302,77 +332,40 @@ class Worker:
         if self._collect:
             self.outcomes.append(task.result())
 
-    # --- reports ----------------------------------------------------------------
-
-    def _start_fetches(self, jobs: Iterable[Job]) -> dict[str, asyncio.Task[dict[str, _Report]]]:
-        """One fetch task per appliance for the jobs of a batch that need a report."""
-        wanted: dict[str, set[str]] = {}
-        for job in jobs:
-            if _needs_report(job):
-                wanted.setdefault(job.appliance_id, set()).add(job.lsid or "")
-        fetches = {}
-        for appliance_id, lsids in wanted.items():
-            task = asyncio.create_task(self._fetch(appliance_id, lsids))
-            self._fetches.add(task)
-            task.add_done_callback(self._fetches.discard)
-            fetches[appliance_id] = task
-        return fetches
-
-    async def _fetch(self, appliance_id: str, lsids: set[str]) -> dict[str, _Report]:
-        """The reports of ``lsids`` from one appliance, or per lsid why not.
-
-        Never raises (but for cancellation): the jobs waiting for it each get an answer.
-        """
-        client = self.services.appliances.get(appliance_id)
-        if client is None:
-            error = ConfigurationError(f"appliance {appliance_id} is not configured")
-            return dict.fromkeys(lsids, error)
-        found: dict[str, _Report] = {}
-        lock = self._fetch_locks.setdefault(appliance_id, asyncio.Lock())
-        async with lock:
-            calls, unasked = client.requests_sent, client.unrequested_items
-            try:
-                await ReportFetch(client, appliance_id, lsids, found).run()
-            except Exception as exc:  # a bug: fail the jobs visibly rather than hang them
-                log.exception("report fetch from appliance %s failed", appliance_id)
-                for lsid in lsids:
-                    found.setdefault(lsid, exc)
-            finally:
-                self.appliance_calls += client.requests_sent - calls
-                self.unrequested_sessions += client.unrequested_items - unasked
-        return found
-
     # --- one job ----------------------------------------------------------------
 
-    async def _guarded(self, job: Job, fetch: asyncio.Task[dict[str, _Report]] | None) -> Outcome:
+    async def _guarded(self, job: Job, answer: Answer | None) -> Outcome:
         try:
-            report: _Report = None
-            if fetch is not None:
+            if isinstance(answer, asyncio.Task):
                 try:
                     # Shielded: one job cancelled must not cancel its batch-mates' fetch.
-                    reports = await asyncio.shield(fetch)
+                    answer = await asyncio.shield(answer)
                 finally:
                     self._awaiting.pop(job.id, None)
-                report = reports.get(job.lsid or "")
             async with self._slots:
-                return await self._run_one(job, report)
+                return await self._run_one(job, answer)
         finally:
             self._held.discard(job.id)
 
-    async def _run_one(self, job: Job, report: _Report) -> Outcome:
+    async def _run_one(self, job: Job, answer: Fetched | str | None) -> Outcome:
         started = self._clock()
-        finish = await self._attempt(job, report)
+        finish = await self._attempt(job, answer)
         if not await self.store.finish(
             job.id, self.owner, finish, started_at=started, now=self._clock()
         ):
             log.warning("job %d: lease lost before it finished; another worker has it", job.id)
         return Outcome(job.id, finish.outcome, finish.error)
 
-    async def _attempt(self, job: Job, report: _Report) -> Finish:
+    async def _attempt(self, job: Job, answer: Fetched | str | None) -> Finish:
         try:
+            if isinstance(answer, str):
+                return Finish(AttemptOutcome.DONE, error=answer)  # done before: no call
+            report = answer.found.get(job.lsid or "") if answer is not None else None
             if isinstance(report, Exception):
                 raise report
-            note = await self.process(job, report)
+            note = await self.process(
+                job, report, asked_at=answer.asked_at if answer is not None else None
+            )
             return Finish(AttemptOutcome.DONE, error=note)
         except _Skip as skip:
             log.info("job %d: %s", job.id, skip)
@@ -443,8 +436,13 @@ class Worker:
         log.error("job %d is a dead letter (%s): %s", job.id, why, exc.message)
         return Finish(AttemptOutcome.DEAD, error=exc.message)
 
-    async def process(self, job: Job, session: SupportSession | None) -> str | None:
-        """Apply one job's effects; raises to fail, returns a note (or None) when done."""
+    async def process(
+        self, job: Job, session: SupportSession | None, *, asked_at: float | None = None
+    ) -> str | None:
+        """Apply one job's effects; raises to fail, returns a note (or None) when done.
+
+        ``asked_at``: when ``session`` was asked for (recorded with survey effects).
+        """
         integration = self.config.integration(job.integration)
         if integration is None or integration.disabled:
             raise ConfigurationError(
@@ -465,8 +463,8 @@ class Worker:
             imported = await self._import_session(
                 job, integration, connector, ticket, association, session
             )
-            return None if imported else "already delivered"
-        if self._imports_end(integration):
+            return None if imported else ALREADY_DELIVERED
+        if imports_end(integration):
             # The store hands a survey out only once its session's end job has finished
             # (done or dead), or when there never was one: the appliance drops an event it
             # could not deliver in its retry duration. Waiting for the end import could
@@ -481,7 +479,7 @@ class Worker:
             raise SessionNotReadyError(f"the report of session {job.lsid} has no {kind} survey yet")
         written = 0
         for index, survey in enumerate(surveys):
-            key = self._key(job, job.event_type, f"survey:{kind}:{index}")
+            key = self._key(job, job.event_type, survey_effect(kind, index))
             if await self.store.ledger_get(key) is not None:
                 continue
             rendered = renderer.render_survey(session, kind, survey)
@@ -498,13 +496,10 @@ class Worker:
                     association,
                 ),
             )
-            await self._record(key, ticket, result.ref, result.detail)
+            detail = {**result.detail, **survey_detail(len(surveys), asked_at)}
+            await self._record(key, ticket, result.ref, detail)
             written += 1
-        return None if written else "already delivered"
-
-    @staticmethod
-    def _imports_end(integration: IntegrationConfig) -> bool:
-        return END in integration.outbound_events or END in integration.polling_events
+        return None if written else ALREADY_DELIVERED
 
     async def _import_session(
         self,
@@ -548,7 +543,7 @@ class Worker:
         """Someone joined a live session: auto-create its ticket when the rules say so."""
         rules = integration.association
         if not rules.create_on_join:
-            return "auto-create on join is off"
+            return JOIN_OFF
         if session is None:
             raise SessionNotReadyError(f"the appliance has no report of session {job.lsid} yet")
         known = await self.store.ledger_get(

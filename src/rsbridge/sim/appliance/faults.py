@@ -12,6 +12,9 @@ the damage asked for, answers stay byte for byte what the simulator answers norm
   should hold for one session).
 * ``unrequested``: SupportSession answers hold every session the appliance has,
   whatever ``lsid`` / ``lsids`` asked for.
+* ``listing_limit``: SupportSessionListing answers hold at most this many sessions (those
+  that ended first). The reference documents no such cap; a poller must still lose no
+  session to an appliance that has one.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class ReportFaults:
     trickle_seconds: float = 0.0
     damaged: dict[str, Damage] = field(default_factory=dict)
     unrequested: bool = False
+    listing_limit: int | None = None
 
 
 def damage_sessions(chunks: Iterable[bytes], damaged: dict[str, Damage]) -> Iterator[bytes]:

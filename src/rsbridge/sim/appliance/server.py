@@ -62,6 +62,7 @@ ACCESS_DENIED = {
     "message": "The resource owner or authorization server denied the request.",
 }
 RATE_LIMITED = "API rate limit exceeded"
+_EPOCH = datetime.fromtimestamp(0, UTC)
 _HEADERS = {
     "Server": "Apache",
     "Cache-Control": "must-revalidate, no-cache, no-store, post-check=0, pre-check=0, private",
@@ -254,6 +255,7 @@ class _Appliance:
                 if content_type.startswith("application/x-www-form-urlencoded"):
                     body = (await request.body()).decode("utf-8", "replace")
                     params.update(parse_qsl(body, keep_blank_values=True))
+            self.state.count_call(params.get("generate_report") or params.get("action") or "")
             result = handler(account, params)
         except SimCommandError as exc:
             result = error(exc.message)
@@ -441,6 +443,9 @@ class _Appliance:
                 return faults.damage_sessions(chunks, dict(injected.damaged))
             return chunks
         if report == "SupportSessionListing":
+            if injected.listing_limit is not None:
+                by_end = sorted(sessions, key=lambda s: s.end_time or s.start_time or _EPOCH)
+                sessions = by_end[: injected.listing_limit]
             summaries = (
                 SessionSummary(s.lsid, s.recording is not None, s.external_key) for s in sessions
             )

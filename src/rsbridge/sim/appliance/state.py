@@ -17,6 +17,7 @@ import secrets
 import string
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -233,6 +234,9 @@ class SimApplianceState:
     team_events: list[tuple[int, SessionEvent]] = field(default_factory=list)
     report_faults: ReportFaults = field(default_factory=ReportFaults)
     """Faults the Reporting API injects (see :mod:`.faults`); none by default."""
+    calls: Counter[str] = field(default_factory=Counter)
+    """Authenticated API requests answered, by report (``generate_report``) or command
+    (``action``) name: what tests count appliance calls with."""
     rng: random.Random = field(default_factory=random.Random, repr=False)
     live_rng: random.Random | None = field(default=None, repr=False)
     """Source of the ids of new session keys and live sessions; ``None`` uses ``rng`` (a
@@ -242,6 +246,11 @@ class SimApplianceState:
     _tokens: dict[str, _Token] = field(default_factory=dict, init=False, repr=False)
     _reports: dict[str, _StoredReport] = field(default_factory=dict, init=False, repr=False)
     _lseq: int = field(default=0, init=False, repr=False)
+
+    def count_call(self, name: str) -> None:
+        """Count one API request (see :attr:`calls`)."""
+        with self.lock:
+            self.calls[name] += 1
 
     # --- OAuth -------------------------------------------------------------------
 
