@@ -5,7 +5,8 @@ files validate (salesforce_data/metadata.xsd; the component configuration follow
 Salesforce docs' quick-action sample: ``lightning__RecordAction`` with a ``ScreenAction``
 target config), the Apex calls routes the actions API serves with field names and values
 its request models accept, the components offer only values those models accept, and the
-JavaScript parses (node, when it is installed).
+JavaScript parses (node, when it is installed). test_salesforce_compile.py compiles the Apex
+and the components with Salesforce's own parsers.
 """
 
 from __future__ import annotations
