@@ -26,9 +26,9 @@ from rsbridge.connectors.salesforce.components import (
     APEX_CLASS,
     APEX_TEST_CLASS,
     COMPONENTS,
-    NAMED_CREDENTIAL,
     component_files,
 )
+from rsbridge.connectors.salesforce.credentials import NAMED_CREDENTIAL
 from rsbridge.connectors.salesforce.mdxml import NS
 from rsbridge.connectors.salesforce.package import SOURCE_DIR, package_files
 from rsbridge.connectors.salesforce.schema import Schema

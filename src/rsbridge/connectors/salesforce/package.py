@@ -15,6 +15,8 @@ deploy start --source-dir force-app`` deploys (docs/salesforce.md walks through 
 * the Case buttons (:mod:`.components`): the Lightning web components
   ``rsbridgeSessionKey`` and ``rsbridgeJump``, their Case quick actions and the Apex class
   that calls rsbridge's actions API through the Named Credential ``rsbridge``;
+* that Named Credential and its External Credential (:mod:`.credentials`), which
+  ``RS_Support_User`` grants; the token is entered in Setup, never generated;
 * ``remoteSiteSettings/rsbridge.remoteSite-meta.xml``: rsbridge's address, for Apex of your
   own that calls it without the Named Credential;
 * with a Case page layout retrieved from the org (:func:`with_session_related_list`),
@@ -38,10 +40,13 @@ from typing import Final
 
 from lxml import etree
 
-from rsbridge.connectors.salesforce.components import (
-    APEX_CLASS,
+from rsbridge.connectors.salesforce.components import APEX_CLASS, component_files
+from rsbridge.connectors.salesforce.credentials import (
     NAMED_CREDENTIAL,
-    component_files,
+    PRINCIPAL,
+    PRINCIPAL_ACCESS,
+    TOKEN_PARAMETER,
+    credential_files,
 )
 from rsbridge.connectors.salesforce.mdxml import NS, add, document, element
 from rsbridge.connectors.salesforce.schema import DEFAULT_OBJECTS, Field, Schema, SObject
@@ -157,6 +162,8 @@ def package_files(
         _remote_site(actions_url)
     )
     files.update(component_files(integration, source_dir=SOURCE_DIR, api_version=API_VERSION))
+    actions_origin(actions_url)  # a URL Salesforce can call, or a clear error
+    files.update(credential_files(actions_url.strip(), source_dir=SOURCE_DIR))
     if case_layout is not None:
         filename, content = case_layout
         if (
@@ -297,6 +304,10 @@ def _permission_set(schema: Schema, *, integration: bool) -> etree._Element:
         )
         label = "rsbridge Remote Support User"
     add(root, "description", description)
+    if not integration:  # the Apex calls rsbridge with the principal's token
+        item = add(root, "externalCredentialPrincipalAccesses")
+        add(item, "enabled", "true")
+        add(item, "externalCredentialPrincipal", PRINCIPAL_ACCESS)
     permissions = sorted(
         (
             (f"{schema.object(obj.logical)}.{schema.field(obj.logical, fld.logical)}", obj)
@@ -473,8 +484,11 @@ What is in it:
 - a Remote Support Sessions tab with an All list view
 - permission sets `{INTEGRATION_PERMISSION_SET}` and `{SUPPORT_PERMISSION_SET}`
 - the Case components `rsbridgeSessionKey` and `rsbridgeJump` (also Case quick actions) and
-  the Apex class `{APEX_CLASS}` they call rsbridge through; they need the Named Credential
-  `{NAMED_CREDENTIAL}`, which you create in Setup (docs/salesforce.md, "The Case buttons")
+  the Apex class `{APEX_CLASS}` they call rsbridge through
+- the Named Credential `{NAMED_CREDENTIAL}` (rsbridge's address) and its External Credential:
+  after deploying, enter rsbridge's client token in Setup > Named Credentials > External
+  Credentials > `{NAMED_CREDENTIAL}` > Principals > `{PRINCIPAL}`, as the authentication
+  parameter `{TOKEN_PARAMETER}` (docs/salesforce.md, "The Case buttons")
 - remote site `{REMOTE_SITE}` (rsbridge's address)
 {layout}
 The whole set-up is in rsbridge's docs/salesforce.md.
