@@ -22,6 +22,7 @@ from lxml import etree
 
 from rsbridge.actions.models import JumpKind, JumpRequest, SessionKeyRequest
 from rsbridge.config import Config
+from rsbridge.connectors.salesforce.classic import CONTROLLER
 from rsbridge.connectors.salesforce.components import (
     APEX_CLASS,
     APEX_TEST_CLASS,
@@ -101,7 +102,7 @@ def test_technicians_may_run_the_apex_class() -> None:
     assert [
         (a.findtext(M + "apexClass"), a.findtext(M + "enabled"))
         for a in support.iter(M + "classAccesses")
-    ] == [(APEX_CLASS, "true")]
+    ] == [(APEX_CLASS, "true"), (CONTROLLER, "true")]
 
 
 def test_the_apex_names_the_integration_and_calls_through_the_named_credential() -> None:
