@@ -107,7 +107,7 @@ def test_technicians_may_run_the_apex_class() -> None:
 
 def test_the_apex_names_the_integration_and_calls_through_the_named_credential() -> None:
     apex = _apex(_files("acme-sfdc"))
-    assert "private static final String INTEGRATION = 'acme-sfdc';" in apex
+    assert "public static final String INTEGRATION = 'acme-sfdc';" in apex
     assert "{{" not in apex
     assert f"'callout:{NAMED_CREDENTIAL}'" in apex
     # No secret and no address in the code: both live in the Named Credential.
@@ -125,7 +125,7 @@ def test_an_integration_name_that_could_break_the_apex_is_refused(name: str) -> 
 
 def test_the_apex_calls_routes_rsbridge_serves() -> None:
     apex = _apex(_files())
-    called = set(re.findall(r"post\('(/actions/[a-z-]+)'", apex))
+    called = set(re.findall(r"send\('POST', '(/actions/[a-z-]+)'", apex))
     served = {getattr(r, "path", "") for r in action_routes(Config(), lambda: None)}
     assert called == {"/actions/session-key", "/actions/jump"}
     assert called <= served

@@ -41,11 +41,16 @@ def _one(files: dict[str, bytes], folder: str, suffix: str) -> tuple[str, etree.
 
 
 def _params(root: etree._Element, tag: str) -> dict[str, dict[str, str | None]]:
-    """A credential's parameters by parameterType, each as its elements' text."""
-    return {
-        p.findtext(M + "parameterType") or "": {etree.QName(e).localname: e.text for e in p}
-        for p in root.iter(M + tag)
-    }
+    """A credential's parameters by parameterType, each as its elements' text (principals
+    by ``NamedPrincipal:<name>``)."""
+    found: dict[str, dict[str, str | None]] = {}
+    for p in root.iter(M + tag):
+        values = {etree.QName(e).localname: e.text for e in p}
+        kind = values.get("parameterType") or ""
+        if kind == "NamedPrincipal":
+            kind = f"{kind}:{values.get('parameterName')}"
+        found[kind] = values
+    return found
 
 
 def test_both_credentials_validate_and_point_at_each_other() -> None:
@@ -70,8 +75,9 @@ def test_the_header_is_a_bearer_token_the_actions_api_accepts() -> None:
     files = _files()
     external, ec = _one(files, "externalCredentials", ".externalCredential-meta.xml")
     params = _params(ec, "externalCredentialParameters")
-    principal = params["NamedPrincipal"]
-    assert principal["sequenceNumber"] == "1"
+    # Technicians' principal first: a user granted both keeps the Case buttons' routes.
+    assert params["NamedPrincipal:rsbridge"]["sequenceNumber"] == "1"
+    assert params["NamedPrincipal:rsbridge_portal"]["sequenceNumber"] == "2"
     header = params["AuthHeader"]
     assert header["parameterName"] == "Authorization"
     formula = re.fullmatch(
@@ -88,13 +94,17 @@ def test_the_header_is_a_bearer_token_the_actions_api_accepts() -> None:
     assert nc.findtext(M + "allowMergeFieldsInBody") == "false"
 
 
-def test_technicians_and_only_they_reach_the_principal() -> None:
+def test_technicians_and_portal_users_reach_their_own_principal() -> None:
     files = _files()
     external, ec = _one(files, "externalCredentials", ".externalCredential-meta.xml")
-    principal = _params(ec, "externalCredentialParameters")["NamedPrincipal"]["parameterName"]
+    principals = [
+        p["parameterName"]
+        for kind, p in _params(ec, "externalCredentialParameters").items()
+        if kind.startswith("NamedPrincipal:")
+    ]
     sets = f"{SOURCE_DIR}/permissionsets"
     grants = {}
-    for name in ("RS_Support_User", "RS_Integration"):
+    for name in ("RS_Support_User", "RS_Portal_User", "RS_Integration"):
         root = etree.fromstring(files[f"{sets}/{name}.permissionset-meta.xml"])
         assert XSD.validate(root.getroottree()), XSD.error_log
         grants[name] = [
@@ -102,7 +112,8 @@ def test_technicians_and_only_they_reach_the_principal() -> None:
             for a in root.iter(M + "externalCredentialPrincipalAccesses")
         ]
     assert grants == {
-        "RS_Support_User": [(f"{external}-{principal}", "true")],
+        "RS_Support_User": [(f"{external}-{principals[0]}", "true")],
+        "RS_Portal_User": [(f"{external}-{principals[1]}", "true")],
         "RS_Integration": [],  # rsbridge's own user never calls rsbridge
     }
 

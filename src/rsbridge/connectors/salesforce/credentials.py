@@ -4,11 +4,13 @@ Salesforce's current model (API 56.0 and later; Metadata API Developer Guide,
 NamedCredential and ExternalCredential): the Named Credential ``rsbridge`` holds the URL
 (a ``Url`` parameter) and points at the External Credential ``rsbridge`` (an
 ``Authentication`` parameter), which says how to authenticate: protocol ``Custom``, one
-named principal ``rsbridge`` (the same identity for every user), and an ``Authorization``
-header computed from the principal's ``Token`` at callout time. The token itself is the
+named principal ``rsbridge`` for technicians and one, ``rsbridge_portal``, for a
+self-service portal's customers (each the same identity for all its users, each with its
+own token, so each rsbridge client opens only its routes), and an ``Authorization`` header
+computed from the principal's ``Token`` at callout time. The token itself is the
 one thing not in the package: secrets cannot be deployed, so an administrator enters it on
-the principal once (docs/salesforce.md, step 6). Users reach the principal through
-a permission set's ``externalCredentialPrincipalAccesses`` (``rsbridge-rsbridge``).
+the principal once (docs/salesforce.md, step 6). Users reach a principal through a permission
+set's ``externalCredentialPrincipalAccesses`` (``rsbridge-rsbridge``).
 """
 
 from __future__ import annotations
@@ -22,10 +24,14 @@ from rsbridge.connectors.salesforce.mdxml import add, document, element
 NAMED_CREDENTIAL: Final = "rsbridge"
 EXTERNAL_CREDENTIAL: Final = "rsbridge"
 PRINCIPAL: Final = "rsbridge"
+"""The technicians' principal: a token for the Case buttons' routes."""
+PORTAL_PRINCIPAL: Final = "rsbridge_portal"
+"""The self-service portal's principal: its own token, for the issues and support-now routes."""
 TOKEN_PARAMETER: Final = "Token"  # noqa: S105 (a parameter name, not a token)
 """The principal's authentication parameter an administrator sets to rsbridge's client token."""
 PRINCIPAL_ACCESS: Final = f"{EXTERNAL_CREDENTIAL}-{PRINCIPAL}"
 """How a permission set names the principal (``<external credential>-<principal>``)."""
+PORTAL_PRINCIPAL_ACCESS: Final = f"{EXTERNAL_CREDENTIAL}-{PORTAL_PRINCIPAL}"
 AUTHORIZATION: Final = f"{{!'Bearer ' & $Credential.{EXTERNAL_CREDENTIAL}.{TOKEN_PARAMETER}}}"
 """The formula of the ``Authorization`` header: rsbridge's actions API takes a bearer token."""
 
@@ -47,10 +53,12 @@ def _external_credential() -> etree._Element:
     root = element("ExternalCredential")
     add(root, "authenticationProtocol", "Custom")
     add(root, "description", "rsbridge's client token, sent as a bearer token to its actions API.")
-    principal = add(root, "externalCredentialParameters")
-    add(principal, "parameterName", PRINCIPAL)
-    add(principal, "parameterType", "NamedPrincipal")
-    add(principal, "sequenceNumber", "1")
+    # A user granted both uses the lower sequence number: technicians keep their routes.
+    for sequence, name in enumerate((PRINCIPAL, PORTAL_PRINCIPAL), start=1):
+        principal = add(root, "externalCredentialParameters")
+        add(principal, "parameterName", name)
+        add(principal, "parameterType", "NamedPrincipal")
+        add(principal, "sequenceNumber", str(sequence))
     header = add(root, "externalCredentialParameters")
     add(header, "parameterName", "Authorization")
     add(header, "parameterType", "AuthHeader")
