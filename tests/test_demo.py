@@ -1,4 +1,5 @@
-"""`rsbridge demo` tells the whole story: keys from incidents, auto-create, once-only."""
+"""`rsbridge demo` tells the whole story: keys from incidents, auto-create, once-only, and
+every session in the Salesforce column too."""
 
 from __future__ import annotations
 
@@ -63,6 +64,13 @@ def test_the_demo_delivers_every_session_once_where_it_belongs() -> None:
     assert row["u_task"] == own["sys_id"] != ids[FORGED_TARGET]
     assert not any(forged in e["value"] for e in snow.journal(ids[FORGED_TARGET]))
     assert f"snow_task_id={FORGED_TARGET} (unsigned): refused" in out.getvalue()
+    # The Salesforce column: a simulated org beside ServiceNow imports every session once,
+    # without a Case (none of them names one).
+    (side,) = result.sides
+    assert side.title == "Salesforce (import all)" and "(import" in out.getvalue()
+    for lsid in everyone:
+        assert side.imported(lsid) == 1, lsid
+        assert side.cell(lsid).startswith("1 record (no Case)")
 
 
 async def test_the_demo_runs_one_worker_and_leaves_none_behind() -> None:

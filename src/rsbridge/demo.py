@@ -7,17 +7,23 @@ configuration (the ``audit`` jsonl file and the ``webhook`` integrations beside 
 system's), sessions whose keys a technician generates from a ticket, sessions that get a
 ticket created as the representative joins, a customer's forged start URL, the outbound
 events sent twice, and the columns of what reached the file and the webhook.
+
+A story may also seat *side systems* beside its own (:class:`SideSystem`, from
+:data:`DEFAULT_SIDES` in the default story): another ticketing system's simulator with an
+integration that imports every session without a ticket ("import all"), one more column
+of the table.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import secrets
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +46,34 @@ from rsbridge.web.serve import serving
 
 APPLIANCE = "default"
 """The appliance id of the demo configuration."""
+DEFAULT_SIDES = ("rsbridge.connectors.salesforce.demo:import_all_side",)
+"""The side systems of the default story (``module:function``, each a :data:`SideFactory`)."""
+
+
+@dataclasses.dataclass
+class SideSystem:
+    """A ticketing system beside the story's: its integration (every session imported,
+    without a ticket) and what reached it for a session, as a table column."""
+
+    title: str
+    integration: Mapping[str, Any]
+    cell: Callable[[str], str]
+    """What arrived for an lsid (e.g. "1 record, 3 answers")."""
+    imported: Callable[[str], int]
+    """How many session records an lsid has there (once-only: 1)."""
+
+
+SideFactory = Callable[[int, Path], AbstractContextManager[SideSystem]]
+"""Serves a side system's simulator for the story (seed, work directory)."""
+
+
+def default_sides() -> list[SideFactory]:
+    """The side system factories of :data:`DEFAULT_SIDES`."""
+    factories: list[SideFactory] = []
+    for spec in DEFAULT_SIDES:
+        module, _, name = spec.partition(":")
+        factories.append(getattr(importlib.import_module(module), name))
+    return factories
 
 
 @dataclasses.dataclass
@@ -62,6 +96,7 @@ class Stage:
     workdir: Path
     token: str
     """The actions API bearer token of the demo configuration."""
+    sides: list[SideSystem] = dataclasses.field(default_factory=list)
 
     def config(self, integration: Mapping[str, Any]) -> Config:
         """The demo configuration: ``integration`` (named like the story), then ``audit``
@@ -103,6 +138,7 @@ class Stage:
                         "association": {"on_unmatched": "import"},
                         "settings": {"url": f"{self.webhook_url}/hook"},
                     },
+                    *(dict(side.integration) for side in self.sides),
                 ],
             }
         )
@@ -114,17 +150,26 @@ class Stage:
 
 
 @contextmanager
-def stage(seed: int) -> Iterator[Stage]:
-    """Serve the simulated appliance and webhook receiver; a temporary work directory."""
+def stage(seed: int, *, sides: Sequence[SideFactory] = ()) -> Iterator[Stage]:
+    """Serve the simulated appliance and webhook receiver, and the ``sides``; a temporary
+    work directory."""
     state = SimApplianceState.default(seed=seed)
     receiver = WebhookReceiverState()
     with (
         serve_in_thread(create_app(state)) as appliance_url,
         serve_in_thread(create_webhook_app(receiver)) as webhook_url,
         tempfile.TemporaryDirectory(prefix="rsbridge-demo-") as workdir,
+        ExitStack() as stack,
     ):
+        seated = [stack.enter_context(side(seed, Path(workdir))) for side in sides]
         yield Stage(
-            state, appliance_url, receiver, webhook_url, Path(workdir), secrets.token_urlsafe(24)
+            state,
+            appliance_url,
+            receiver,
+            webhook_url,
+            Path(workdir),
+            secrets.token_urlsafe(24),
+            seated,
         )
 
 

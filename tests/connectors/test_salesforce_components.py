@@ -5,7 +5,8 @@ files validate (salesforce_data/metadata.xsd; the component configuration follow
 Salesforce docs' quick-action sample: ``lightning__RecordAction`` with a ``ScreenAction``
 target config), the Apex calls routes the actions API serves with field names and values
 its request models accept, the components offer only values those models accept, and the
-JavaScript parses (node, when it is installed).
+JavaScript parses (node, when it is installed). test_salesforce_compile.py compiles the Apex
+and the components with Salesforce's own parsers.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from lxml import etree
 
 from rsbridge.actions.models import JumpKind, JumpRequest, SessionKeyRequest
 from rsbridge.config import Config
+from rsbridge.connectors.salesforce.classic import CONTROLLER
 from rsbridge.connectors.salesforce.components import (
     APEX_CLASS,
     APEX_TEST_CLASS,
     COMPONENTS,
-    NAMED_CREDENTIAL,
     component_files,
 )
+from rsbridge.connectors.salesforce.credentials import NAMED_CREDENTIAL
 from rsbridge.connectors.salesforce.mdxml import NS
 from rsbridge.connectors.salesforce.package import SOURCE_DIR, package_files
 from rsbridge.connectors.salesforce.schema import Schema
@@ -100,12 +102,12 @@ def test_technicians_may_run_the_apex_class() -> None:
     assert [
         (a.findtext(M + "apexClass"), a.findtext(M + "enabled"))
         for a in support.iter(M + "classAccesses")
-    ] == [(APEX_CLASS, "true")]
+    ] == [(APEX_CLASS, "true"), (CONTROLLER, "true")]
 
 
 def test_the_apex_names_the_integration_and_calls_through_the_named_credential() -> None:
     apex = _apex(_files("acme-sfdc"))
-    assert "private static final String INTEGRATION = 'acme-sfdc';" in apex
+    assert "public static final String INTEGRATION = 'acme-sfdc';" in apex
     assert "{{" not in apex
     assert f"'callout:{NAMED_CREDENTIAL}'" in apex
     # No secret and no address in the code: both live in the Named Credential.
@@ -123,7 +125,7 @@ def test_an_integration_name_that_could_break_the_apex_is_refused(name: str) -> 
 
 def test_the_apex_calls_routes_rsbridge_serves() -> None:
     apex = _apex(_files())
-    called = set(re.findall(r"post\('(/actions/[a-z-]+)'", apex))
+    called = set(re.findall(r"send\('POST', '(/actions/[a-z-]+)'", apex))
     served = {getattr(r, "path", "") for r in action_routes(Config(), lambda: None)}
     assert called == {"/actions/session-key", "/actions/jump"}
     assert called <= served

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from rsbridge.connectors.salesforce.classic import PAGES
+from rsbridge.connectors.salesforce.package import package_files, write_package
+from rsbridge.connectors.salesforce.schema import Schema
 from rsbridge.sim.salesforce import SimSalesforceState
 from rsbridge.sim.salesforce.package import PackageError, load_package
 from tests.sim_salesforce.conftest import Org
@@ -144,3 +147,51 @@ def test_master_detail_children(pkg_org: Org) -> None:
     events = "(SELECT Name, Body__c FROM Events__r ORDER BY Name DESC LIMIT 2)"
     row = org.query(f"SELECT Session_Id__c, {events} FROM BT_Session__c {where}")["records"][0]  # noqa: S608
     assert [e["Body__c"] for e in row["Events__r"]["records"]] == ["line 2", "line 1"]
+
+
+def test_the_generated_package_brings_its_pages_and_case_buttons(org: Org, tmp_path: Path) -> None:
+    write_package(tmp_path, package_files(Schema.build()))
+    assert "Case" in load_package(org.state, tmp_path)
+    pages = org.query("SELECT Name, ControllerType, ControllerKey, MasterLabel FROM ApexPage")
+    by_name = {p["Name"]: p for p in pages["records"]}
+    assert set(by_name) == set(PAGES)
+    for name, (_, label) in PAGES.items():
+        assert by_name[name]["ControllerType"] == "Standard"
+        assert by_name[name]["ControllerKey"] == "Case"
+        assert by_name[name]["MasterLabel"] == label
+    links = org.query(
+        "SELECT Name, LinkType, DisplayType, Url FROM WebLink "
+        "WHERE PageOrSobjectType = 'Case' ORDER BY Name"
+    )["records"]
+    assert [(r["Name"], r["LinkType"], r["DisplayType"], r["Url"]) for r in links] == sorted(
+        (button, "page", "button", page) for page, (button, _) in PAGES.items()
+    )
+    # Deploying again updates the same records.
+    load_package(org.state, tmp_path)
+    assert org.query("SELECT COUNT() FROM WebLink")["totalSize"] == len(PAGES)
+
+
+def test_a_button_to_a_page_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    links = tmp_path / "objects" / "Case" / "webLinks"
+    links.mkdir(parents=True)
+    (links / "Go.webLink-meta.xml").write_text(
+        '<WebLink xmlns="http://soap.sforce.com/2006/04/metadata"><fullName>Go</fullName>'
+        "<availability>online</availability><displayType>button</displayType>"
+        "<linkType>page</linkType><openType>sidebar</openType><page>Missing</page>"
+        "<protected>false</protected></WebLink>"
+    )
+    with pytest.raises(PackageError, match="no Visualforce page 'Missing'"):
+        load_package(SimSalesforceState(), tmp_path)
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    (pages / "Missing.page").write_text("<html>not a page</html>")
+    (pages / "Missing.page-meta.xml").write_text(
+        '<ApexPage xmlns="http://soap.sforce.com/2006/04/metadata"><apiVersion>60.0</apiVersion>'
+        "<label>M</label></ApexPage>"
+    )
+    with pytest.raises(PackageError, match="starts with <apex:page>"):
+        load_package(SimSalesforceState(), tmp_path)
+    (pages / "Missing.page").write_text('<apex:page controller="Go"></apex:page>')
+    state = SimSalesforceState()
+    load_package(state, tmp_path)
+    assert state.find_by("ApexPage", "Name", "Missing")[0]["ControllerType"] == "Custom"

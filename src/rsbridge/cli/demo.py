@@ -33,7 +33,8 @@ def demo(
     It starts a simulated appliance, the target's simulated system (with rsbridge's
     session tables or forms loaded) and a webhook receiver on loopback ports, and the
     engine with three integrations: the target's (auto-create on join), a jsonl audit
-    file and the webhook.
+    file and the webhook. The default story also seats a simulated Salesforce org that
+    imports every session without a Case (its own column).
 
     Technicians generate session keys from open tickets through the actions API; a
     closed ticket is refused. Other sessions start without a ticket and get one created

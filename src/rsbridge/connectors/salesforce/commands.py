@@ -11,6 +11,12 @@ from typing import Annotated, Any
 import typer
 
 from rsbridge.config import Config, load_config
+from rsbridge.connectors.salesforce.credentials import (
+    EXTERNAL_CREDENTIAL,
+    PORTAL_PRINCIPAL,
+    PRINCIPAL,
+    TOKEN_PARAMETER,
+)
 from rsbridge.connectors.salesforce.package import (
     DEFAULT_ACTIONS_URL,
     DEFAULT_INTEGRATION,
@@ -81,12 +87,13 @@ def package(
         Path | None,
         typer.Option(
             help="A Case page layout retrieved from the org: the package includes it "
-            "with the Remote Support Sessions related list added."
+            "with the Remote Support Sessions related list and the Classic Case buttons added."
         ),
     ] = None,
 ) -> None:
-    """Write the Salesforce metadata (objects, fields, permission sets, Case buttons) as a
-    project that `sf project deploy start --source-dir force-app` deploys."""
+    """Write the Salesforce metadata (objects, fields, permission sets, Case buttons, the
+    portal component, the Named Credential) as a project that `sf project deploy start
+    --source-dir force-app` deploys."""
     try:
         if config is not None:
             schema, public_url, name = _from_config(config, integration)
@@ -110,7 +117,13 @@ def package(
     typer.echo(f"wrote {len(written)} files to {out}")
     if url is None:
         typer.echo(
-            f"note: the remote site names {DEFAULT_ACTIONS_URL}; set [actions] public_url "
+            f"note: the Named Credential and remote site name {DEFAULT_ACTIONS_URL}; set "
+            "[actions] public_url "
             "or --actions-url to rsbridge's address"
         )
     typer.echo(f"deploy: sf project deploy start --source-dir {out / 'force-app'}")
+    typer.echo(
+        f"then: Setup > Named Credentials > External Credentials > {EXTERNAL_CREDENTIAL} > "
+        f"Principals: give {PRINCIPAL} (and {PORTAL_PRINCIPAL}, for a portal) the "
+        f"authentication parameter {TOKEN_PARAMETER} = its rsbridge client's token"
+    )

@@ -12,7 +12,7 @@ through one Apex class (``RSBridgeActions``) and show the answer:
   VNC, shell, vPro; Jumpoint, username, protocol, port; desktop or web console).
 
 Apex makes the call, never the browser: the request carries rsbridge's client token, kept
-in the Named Credential ``rsbridge`` that an administrator creates (docs/salesforce.md), and
+in the Named Credential ``rsbridge`` (:mod:`.credentials`; an administrator enters the token), and
 names the user Salesforce authenticated. The sources are package data under
 ``metadata/``; the integration's name is the one value filled in.
 """
@@ -30,7 +30,6 @@ from rsbridge.errors import ConfigurationError
 
 APEX_CLASS: Final = "RSBridgeActions"
 APEX_TEST_CLASS: Final = "RSBridgeActionsTest"
-NAMED_CREDENTIAL: Final = "rsbridge"
 COMPONENTS: Final = {
     "rsbridgeSessionKey": ("RS_Session_Key", "Remote Support Session Key"),
     "rsbridgeJump": ("RS_Jump", "Remote Support Jump"),

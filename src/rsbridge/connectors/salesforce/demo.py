@@ -16,13 +16,17 @@
    (one ``RS_Session__c`` record, its private comments, its survey answers), in the file
    and at the webhook, and the Salesforce API calls it took.
 
-The steps every story shares are in :mod:`rsbridge.demo`.
+The steps every story shares are in :mod:`rsbridge.demo`. :func:`import_all_side` is the
+Salesforce column of the default story (another system's): a simulated org whose integration
+imports every session without a Case.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,7 @@ from rsbridge.connectors.salesforce.package import package_files, write_package
 from rsbridge.connectors.salesforce.schema import Schema
 from rsbridge.demo import (
     DemoSession,
+    SideSystem,
     Stage,
     describe,
     file_counts,
@@ -86,6 +91,36 @@ def prepared_org(seed: int, workdir: Path) -> tuple[SimSalesforceState, DemoSeed
     write_package(package, package_files(Schema.build()))
     load_package(org, package)
     return org, demo
+
+
+@contextmanager
+def import_all_side(seed: int, workdir: Path) -> Iterator[SideSystem]:
+    """A simulated org beside another story's system, with the package loaded: its
+    integration imports every session without a Case (the vendor's "Import All Sessions",
+    ``on_unmatched = "import"``), a column of that story's table."""
+    org, demo = prepared_org(seed, workdir / "salesforce-side")
+    key, secret = demo.app
+    with serve_in_thread(create_salesforce_app(org)) as url:
+        yield SideSystem(
+            "Salesforce (import all)",
+            {
+                "name": INTEGRATION,
+                "connector": "salesforce",
+                "association": {"on_unmatched": "import"},
+                "settings": {"login_url": url, "client_id": key, "client_secret": secret},
+            },
+            cell=lambda lsid: _side_cell(org, lsid),
+            imported=lambda lsid: len(session_records(org, lsid)),
+        )
+
+
+def _side_cell(org: SimSalesforceState, lsid: str) -> str:
+    records = session_records(org, lsid)
+    if not records:
+        return "-"
+    answers = len(org.find_by("RS_Session_Survey__c", "Session__c", records[0]["Id"]))
+    case = "a Case" if records[0].get("Case__c") else "no Case"
+    return f"{len(records)} record ({case}), {answers} answers"
 
 
 def api_calls(org: SimSalesforceState) -> int:

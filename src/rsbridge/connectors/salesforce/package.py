@@ -15,6 +15,12 @@ deploy start --source-dir force-app`` deploys (docs/salesforce.md walks through 
 * the Case buttons (:mod:`.components`): the Lightning web components
   ``rsbridgeSessionKey`` and ``rsbridgeJump``, their Case quick actions and the Apex class
   that calls rsbridge's actions API through the Named Credential ``rsbridge``;
+* the Salesforce Classic Case buttons (:mod:`.classic`): two Visualforce pages behind
+  Case detail-page buttons, through the same Apex class;
+* "Get Support Now" for a self-service portal (:mod:`.portal`), with the permission set
+  ``RS_Portal_User``;
+* that Named Credential and its External Credential (:mod:`.credentials`), which
+  ``RS_Support_User`` grants; the token is entered in Setup, never generated;
 * ``remoteSiteSettings/rsbridge.remoteSite-meta.xml``: rsbridge's address, for Apex of your
   own that calls it without the Named Credential;
 * with a Case page layout retrieved from the org (:func:`with_session_related_list`),
@@ -38,12 +44,19 @@ from typing import Final
 
 from lxml import etree
 
-from rsbridge.connectors.salesforce.components import (
-    APEX_CLASS,
+from rsbridge.connectors.salesforce.classic import CONTROLLER, PAGES, classic_files
+from rsbridge.connectors.salesforce.components import APEX_CLASS, component_files
+from rsbridge.connectors.salesforce.credentials import (
     NAMED_CREDENTIAL,
-    component_files,
+    PORTAL_PRINCIPAL,
+    PORTAL_PRINCIPAL_ACCESS,
+    PRINCIPAL,
+    PRINCIPAL_ACCESS,
+    TOKEN_PARAMETER,
+    credential_files,
 )
 from rsbridge.connectors.salesforce.mdxml import NS, add, document, element
+from rsbridge.connectors.salesforce.portal import PORTAL_CLASS, PORTAL_COMPONENT, portal_files
 from rsbridge.connectors.salesforce.schema import DEFAULT_OBJECTS, Field, Schema, SObject
 from rsbridge.errors import ConfigurationError
 
@@ -51,6 +64,7 @@ API_VERSION: Final = "60.0"
 SOURCE_DIR: Final = "force-app/main/default"
 INTEGRATION_PERMISSION_SET: Final = "RS_Integration"
 SUPPORT_PERMISSION_SET: Final = "RS_Support_User"
+PORTAL_PERMISSION_SET: Final = "RS_Portal_User"
 REMOTE_SITE: Final = "rsbridge"
 DEFAULT_ACTIONS_URL: Final = "https://rsbridge.example.com"
 DEFAULT_INTEGRATION: Final = "salesforce"
@@ -157,6 +171,13 @@ def package_files(
         _remote_site(actions_url)
     )
     files.update(component_files(integration, source_dir=SOURCE_DIR, api_version=API_VERSION))
+    files.update(classic_files(source_dir=SOURCE_DIR, api_version=API_VERSION))
+    files.update(portal_files(source_dir=SOURCE_DIR, api_version=API_VERSION))
+    files[f"{sets}/{PORTAL_PERMISSION_SET}.permissionset-meta.xml"] = document(
+        _portal_permission_set()
+    )
+    actions_origin(actions_url)  # a URL Salesforce can call, or a clear error
+    files.update(credential_files(actions_url.strip(), source_dir=SOURCE_DIR))
     if case_layout is not None:
         filename, content = case_layout
         if (
@@ -280,10 +301,11 @@ def _custom_field(schema: Schema, obj: SObject, fld: Field) -> etree._Element:
 
 def _permission_set(schema: Schema, *, integration: bool) -> etree._Element:
     root = element("PermissionSet")
-    if not integration:  # the Case components' Apex runs as the technician
-        item = add(root, "classAccesses")
-        add(item, "apexClass", APEX_CLASS)
-        add(item, "enabled", "true")
+    if not integration:  # the Case buttons' Apex runs as the technician
+        for apex_class in sorted((APEX_CLASS, CONTROLLER)):
+            item = add(root, "classAccesses")
+            add(item, "apexClass", apex_class)
+            add(item, "enabled", "true")
     if integration:
         description = (
             "rsbridge's integration user: writes Remote Support sessions and their related "
@@ -297,6 +319,10 @@ def _permission_set(schema: Schema, *, integration: bool) -> etree._Element:
         )
         label = "rsbridge Remote Support User"
     add(root, "description", description)
+    if not integration:  # the Apex calls rsbridge with the principal's token
+        item = add(root, "externalCredentialPrincipalAccesses")
+        add(item, "enabled", "true")
+        add(item, "externalCredentialPrincipal", PRINCIPAL_ACCESS)
     permissions = sorted(
         (
             (f"{schema.object(obj.logical)}.{schema.field(obj.logical, fld.logical)}", obj)
@@ -328,6 +354,10 @@ def _permission_set(schema: Schema, *, integration: bool) -> etree._Element:
         add(item, "object", name)
         add(item, "viewAllRecords", "false")
     if not integration:
+        for page in sorted(PAGES):  # the Classic buttons' Visualforce pages
+            item = add(root, "pageAccesses")
+            add(item, "apexPage", page)
+            add(item, "enabled", "true")
         item = add(root, "tabSettings")
         add(item, "tab", schema.object("session"))
         add(item, "visibility", "Visible")
@@ -335,6 +365,26 @@ def _permission_set(schema: Schema, *, integration: bool) -> etree._Element:
         item = add(root, "userPermissions")
         add(item, "enabled", "true")
         add(item, "name", "ApiEnabled")
+    return root
+
+
+def _portal_permission_set() -> etree._Element:
+    """Self-service portal users: run the "Get Support Now" Apex with the portal's principal.
+    No object access: which Cases they see is the site's sharing, checked in the Apex."""
+    root = element("PermissionSet")
+    item = add(root, "classAccesses")
+    add(item, "apexClass", PORTAL_CLASS)
+    add(item, "enabled", "true")
+    add(
+        root,
+        "description",
+        "Customers of a self-service portal: the Get Support Now component on their Cases.",
+    )
+    item = add(root, "externalCredentialPrincipalAccesses")
+    add(item, "enabled", "true")
+    add(item, "externalCredentialPrincipal", PORTAL_PRINCIPAL_ACCESS)
+    add(root, "hasActivationRequired", "false")
+    add(root, "label", "rsbridge Self-Service Portal User")
     return root
 
 
@@ -385,7 +435,8 @@ def session_related_list(schema: Schema) -> etree._Element:
 
 def with_session_related_list(layout: bytes, schema: Schema) -> bytes:
     """The Case page layout ``layout`` (source format, retrieved from the org) with the
-    session related list added, or replaced if it is there already; nothing else changes."""
+    session related list added, or replaced if it is there already, and the Classic Case
+    buttons among its custom buttons; nothing else changes."""
     if b"<!DOCTYPE" in layout.upper():
         raise ConfigurationError("the Case layout has a DOCTYPE; a layout file has none")
     parser = etree.XMLParser(
@@ -412,7 +463,25 @@ def with_session_related_list(layout: bytes, schema: Schema) -> bytes:
             root.remove(old)
     else:
         _insert_related_list(root, item)
+    _add_buttons(root, [button for button, _ in PAGES.values()])
     return document(root)
+
+
+def _add_buttons(root: etree._Element, buttons: list[str]) -> None:
+    """Add ``buttons`` to the layout's ``customButtons`` (the first elements of a Layout)."""
+    present = list(root.iterchildren(f"{{{NS}}}customButtons"))
+    names = {e.text for e in present}
+    anchor = present[-1] if present else root.find(f"{{{NS}}}fullName")
+    for name in buttons:
+        if name in names:
+            continue
+        button = etree.Element(f"{{{NS}}}customButtons")
+        button.text = name
+        if anchor is None:
+            root.insert(0, button)
+        else:
+            anchor.addnext(button)
+        anchor = button
 
 
 def _insert_related_list(root: etree._Element, item: etree._Element) -> None:
@@ -459,7 +528,8 @@ Generated by `rsbridge salesforce package`. Deploy it with the Salesforce CLI:
 
     sf project deploy start --source-dir force-app --target-org <your org alias>
 
-(to production, add `--test-level RunSpecifiedTests --tests RSBridgeActionsTest`)
+(to production, add `--test-level RunSpecifiedTests --tests RSBridgeActionsTest
+--tests RSBridgeCaseButtonsTest --tests RSBridgeSupportNowTest`)
 
 Then assign the permission sets:
 
@@ -473,8 +543,16 @@ What is in it:
 - a Remote Support Sessions tab with an All list view
 - permission sets `{INTEGRATION_PERMISSION_SET}` and `{SUPPORT_PERMISSION_SET}`
 - the Case components `rsbridgeSessionKey` and `rsbridgeJump` (also Case quick actions) and
-  the Apex class `{APEX_CLASS}` they call rsbridge through; they need the Named Credential
-  `{NAMED_CREDENTIAL}`, which you create in Setup (docs/salesforce.md, "The Case buttons")
+  the Apex class `{APEX_CLASS}` they call rsbridge through
+- `{PORTAL_COMPONENT}` ("Get Support Now"), for the Case page of an Experience Cloud site;
+  assign `{PORTAL_PERMISSION_SET}` to its customers and give the principal
+  `{PORTAL_PRINCIPAL}` a token of its own
+- for Salesforce Classic, the Case buttons "Remote Support Session Key" and "Remote Support
+  Jump" (Visualforce pages `{"`, `".join(PAGES)}`; add them to the Case layout)
+- the Named Credential `{NAMED_CREDENTIAL}` (rsbridge's address) and its External Credential:
+  after deploying, enter rsbridge's client token in Setup > Named Credentials > External
+  Credentials > `{NAMED_CREDENTIAL}` > Principals > `{PRINCIPAL}`, as the authentication
+  parameter `{TOKEN_PARAMETER}` (docs/salesforce.md, "The Case buttons")
 - remote site `{REMOTE_SITE}` (rsbridge's address)
 {layout}
 The whole set-up is in rsbridge's docs/salesforce.md.

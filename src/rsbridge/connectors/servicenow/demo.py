@@ -37,7 +37,9 @@ from rsbridge.connectors.servicenow.schema import Schema, unload_xml
 from rsbridge.connectors.servicenow.writes import journal_marker
 from rsbridge.demo import (
     DemoSession,
+    SideSystem,
     Stage,
+    default_sides,
     describe,
     file_counts,
     stage,
@@ -74,6 +76,8 @@ class DemoResult:
     """The actions API's answer for the closed incident."""
     forged: SupportSession | None = None
     """The session whose customer named :data:`FORGED_TARGET` in ``snow_task_id``."""
+    sides: list[SideSystem] = dataclasses.field(default_factory=list)
+    """The other systems beside ServiceNow (the default story's Salesforce column)."""
 
 
 def run_demo(*, sessions: int, seed: int, console: Console) -> DemoResult:
@@ -89,7 +93,7 @@ async def run_demo_async(*, sessions: int, seed: int, console: Console) -> DemoR
     demo = seed_demo(snow)
     snow.import_unload_xml(unload_xml(Schema.build()))
     with (
-        stage(seed) as peers,
+        stage(seed, sides=default_sides()) as peers,
         serve_in_thread(create_servicenow_app(snow)) as snow_url,
     ):
         console.print(f"[bold]Simulated appliance[/] on {peers.appliance_url}")
@@ -166,6 +170,7 @@ async def _run(
         counts.get("dead", 0),
         str(refused.json().get("message", "")),
         forged,
+        peers.sides,
     )
     console.print(_table(result))
     console.print(
@@ -177,7 +182,8 @@ async def _run(
 
 def _table(result: DemoResult) -> Table:
     table = Table(title="What arrived")
-    for column in ("lsid", "incident", "ServiceNow", "audit (jsonl)", "webhook"):
+    sides = [side.title for side in result.sides]
+    for column in ("lsid", "incident", "ServiceNow", "audit (jsonl)", "webhook", *sides):
         table.add_column(column)
     jsonl, hooks = file_counts(result.jsonl), webhook_counts(result.webhook)
     numbers = {sys_id: number for number, sys_id in result.snow_ids.items()}
@@ -194,5 +200,12 @@ def _table(result: DemoResult) -> Table:
         notes = sum(marker in e["value"] for e in result.snow.journal(task)) if task else 0
         answers = len(result.snow.query("u_rs_session_survey", f"u_session={rows[0]['sys_id']}"))
         snow = f"{len(rows)} record, {notes} notes, {answers} answers"
-        table.add_row(lsid[:8], number, snow, describe(jsonl, lsid), describe(hooks, lsid))
+        table.add_row(
+            lsid[:8],
+            number,
+            snow,
+            describe(jsonl, lsid),
+            describe(hooks, lsid),
+            *(side.cell(lsid) for side in result.sides),
+        )
     return table

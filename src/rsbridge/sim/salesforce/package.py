@@ -9,14 +9,23 @@ produces: ``objects/<Object>/<Object>.object-meta.xml`` (``CustomObject``: ``lab
 (Metadata API Developer Guide, CustomObject and CustomField). Fields under a standard object's
 folder (``objects/Case/fields/...``) are added to it. The directory may be the package root,
 its ``force-app/main/default`` or ``objects`` folder.
+
+Visualforce pages (``pages/<Page>.page`` with ``<Page>.page-meta.xml``: ApexPage) and custom
+buttons and links (``objects/<Object>/webLinks/<Name>.webLink-meta.xml``: WebLink) become
+records of the setup objects ``ApexPage`` and ``WebLink``, which the API queries as an org's
+(Object Reference). A button that opens a page must name a page of the package or the org.
+The object reference lists no page field on ``WebLink``; the simulator keeps the page's name
+in ``Url``.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from lxml import etree
 
+from rsbridge.sim.salesforce.errors import SalesforceError
 from rsbridge.sim.salesforce.ids import base62
 from rsbridge.sim.salesforce.schema import FieldDef, ObjectDef, system_fields
 from rsbridge.sim.salesforce.state import SimSalesforceState
@@ -129,6 +138,7 @@ def load_package(state: SimSalesforceState, directory: Path) -> list[str]:
     objects = _objects_dir(directory)
     touched: list[str] = []
     with state.lock:
+        pages = _load_pages(state, objects.parent / "pages")
         for folder in sorted(p for p in objects.iterdir() if p.is_dir()):
             name = folder.name
             meta = folder / f"{name}.object-meta.xml"
@@ -143,6 +153,10 @@ def load_package(state: SimSalesforceState, directory: Path) -> list[str]:
                     definition.add(parse_field(path))
             state.define_object(definition)
             touched.append(definition.name)
+            links_dir = folder / "webLinks"
+            if links_dir.is_dir():
+                for path in sorted(links_dir.glob("*.webLink-meta.xml")):
+                    _load_link(state, definition.name, path, pages)
         for name in touched:
             for column in state.objects[name.lower()].fields.values():
                 for target in column.reference_to:
@@ -180,3 +194,90 @@ def _custom_object(state: SimSalesforceState, name: str, meta: Path) -> ObjectDe
     if auto and name_field is not None:
         definition.auto_number_format = _text(name_field, "displayFormat") or "{0}"
     return definition
+
+
+_PAGE_TAG = re.compile(r"<apex:page\b([^>]*)>")
+_ATTRIBUTE = re.compile(r'(\w+)\s*=\s*"([^"]*)"')
+
+
+def _save(
+    state: SimSalesforceState, object_name: str, key: dict[str, str], values: dict[str, object]
+) -> None:
+    """Create the setup record, or update it when a deploy names it again."""
+    (field, value), *rest = key.items()
+    found = [r for r in state.find_by(object_name, field, value) if all(r[k] == v for k, v in rest)]
+    try:
+        if found:
+            state.update(object_name, str(found[0]["Id"]), values, user_id=None)
+        else:
+            state.create(object_name, {**key, **values}, user_id=None)
+    except SalesforceError as exc:
+        raise PackageError(f"{object_name} {value}: {exc.message}") from None
+
+
+def _load_pages(state: SimSalesforceState, pages_dir: Path) -> set[str]:
+    """Visualforce pages as ``ApexPage`` records; returns their names."""
+    names: set[str] = set()
+    if not pages_dir.is_dir():
+        return names
+    for path in sorted(pages_dir.glob("*.page")):
+        meta = _parse(path.with_name(path.name + "-meta.xml"), "ApexPage")
+        try:
+            markup = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PackageError(f"{path.name}: {exc}") from None
+        tag = _PAGE_TAG.search(markup)
+        if tag is None or markup[: tag.start()].strip():
+            raise PackageError(f"{path.name}: a Visualforce page starts with <apex:page>")
+        attributes = dict(_ATTRIBUTE.findall(tag.group(1)))
+        if "controller" in attributes:
+            kind, key = "Custom", attributes["controller"]
+        elif "standardController" in attributes:
+            kind = "StandardSet" if "recordSetVar" in attributes else "Standard"
+            key = attributes["standardController"]
+        else:
+            kind, key = "Not Specified", ""
+        name = path.name.removesuffix(".page")
+        _save(
+            state,
+            "ApexPage",
+            {"Name": name},
+            {
+                "MasterLabel": _text(meta, "label") or name,
+                "ApiVersion": float(_text(meta, "apiVersion") or 0),
+                "ControllerType": kind,
+                "ControllerKey": key or None,
+                "Description": _text(meta, "description"),
+                "Markup": markup,
+                "IsConfirmationTokenRequired": _flag(meta, "confirmationTokenRequired"),
+            },
+        )
+        names.add(name)
+    return names
+
+
+def _load_link(state: SimSalesforceState, object_name: str, path: Path, pages: set[str]) -> None:
+    """A custom button or link of ``object_name`` as a ``WebLink`` record."""
+    root = _parse(path, "WebLink")
+    name = path.name.removesuffix(".webLink-meta.xml")
+    if (_text(root, "fullName") or name) != name:
+        raise PackageError(f"{path.name}: fullName {_text(root, 'fullName')!r} is not {name!r}")
+    link_type = _text(root, "linkType") or ""
+    target = _text(root, "url")
+    if link_type == "page":
+        target = _text(root, "page") or ""
+        if target not in pages and not state.find_by("ApexPage", "Name", target):
+            raise PackageError(f"{path.name}: no Visualforce page {target!r} in the package or org")
+    _save(
+        state,
+        "WebLink",
+        {"Name": name, "PageOrSobjectType": object_name},
+        {
+            "MasterLabel": _text(root, "masterLabel"),
+            "DisplayType": _text(root, "displayType"),
+            "LinkType": link_type,
+            "OpenType": _text(root, "openType"),
+            "Url": target,
+            "Description": _text(root, "description"),
+        },
+    )

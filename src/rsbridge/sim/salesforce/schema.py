@@ -392,7 +392,60 @@ def standard_objects() -> list[ObjectDef]:
         name_field="Id",
         label="Content Document Link",
     )
-    return [account, contact, user, case, comment, feed, document, version, link]
+    return [account, contact, user, case, comment, feed, document, version, link, *setup_objects()]
+
+
+def setup_objects() -> list[ObjectDef]:
+    """Setup objects a package deploys (Object Reference: ApexPage, WebLink), for queries."""
+    page = _obj(
+        "ApexPage",
+        "066",
+        [
+            FieldDef("Name", length=80, required=True),
+            FieldDef("MasterLabel", length=80, label="Label"),
+            FieldDef("ApiVersion", "double", precision=8, scale=1),
+            FieldDef(
+                "ControllerType",
+                "picklist",
+                length=40,
+                picklist_values=("Not Specified", "Standard", "StandardSet", "Custom"),
+            ),
+            FieldDef("ControllerKey", length=255),
+            FieldDef("Description", "textarea", length=255),
+            FieldDef("Markup", "textarea", length=1_000_000),
+            FieldDef("IsConfirmationTokenRequired", "boolean", default=False),
+        ],
+        owner=False,
+        label="Visualforce Page",
+    )
+    web_link = _obj(
+        "WebLink",
+        "00b",
+        [
+            FieldDef("Name", length=240, required=True),
+            FieldDef("MasterLabel", length=240),
+            FieldDef("PageOrSobjectType", "picklist", length=40, required=True),
+            FieldDef(
+                "DisplayType",
+                "picklist",
+                length=40,
+                picklist_values=("link", "button", "massActionButton"),
+            ),
+            FieldDef(
+                "LinkType",
+                "picklist",
+                length=40,
+                required=True,
+                picklist_values=("url", "sControl", "javascript", "page", "flow"),
+            ),
+            FieldDef("OpenType", "picklist", length=40, required=True),
+            FieldDef("Url", "textarea", length=4000),
+            FieldDef("Description", "textarea", length=1000),
+        ],
+        owner=False,
+        label="Custom Button or Link",
+    )
+    return [page, web_link]
 
 
 def _field_describe(obj: ObjectDef, definition: FieldDef) -> dict[str, Any]:
