@@ -395,6 +395,20 @@ class Connector(abc.ABC):
         value to look up, never a query, a path or markup.
         """
 
+    async def find_session_ticket(
+        self,
+        reference: str,
+        *,
+        source: str,
+        session: SupportSession,
+        references: Mapping[str, str],
+    ) -> Ticket:
+        """:meth:`find_ticket`, when the engine looks for the ticket of ``session``
+        (``references``: the session's accepted references, as
+        :attr:`Association.references`). A connector may read what the session's import
+        will need in the same call; the default is :meth:`find_ticket`."""
+        return await self.find_ticket(reference, source=source)
+
     @abc.abstractmethod
     async def create_ticket(
         self, session: SupportSession, fields: Mapping[str, str], *, key: str
