@@ -467,6 +467,17 @@ class Connector(abc.ABC):
         and URL fields). False: this connector keeps keys in notes only (the default)."""
         return False
 
+    def sends_mail(self) -> bool:
+        """Whether the actions e-mail session keys through this connector's system (which
+        keeps them with the ticket) rather than through SMTP. False by default."""
+        return False
+
+    async def send_mail(self, ticket: Ticket, to: str, subject: str, text: str) -> str:
+        """E-mail ``text`` to the one address ``to`` through the system, recorded with
+        ``ticket``; the system's id of the e-mail. ``to`` may come from a customer: an
+        address that is not one plain address is refused (ConnectorPermanentError)."""
+        raise ConnectorPermanentError(f"the {self.title} connector does not send e-mail")
+
     async def rep_username(self, user: str) -> str | None:
         """The appliance username mapped to ``user`` of the ticketing system, or None."""
         raise ConnectorPermanentError(f"the {self.title} connector does not map users")

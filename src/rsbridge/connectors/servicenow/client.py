@@ -241,8 +241,10 @@ class ServiceNowClient:
         content: bytes | None = None,
         content_type: str | None = None,
         what: str,
+        refused: str = "give the integration user the roles for this table",
     ) -> httpx.Response:
-        """Send one API call (logging in again once on 401); a 2xx response or raise."""
+        """Send one API call (logging in again once on 401); a 2xx response or raise
+        (``refused``: what to do about a 403)."""
         headers = {"Accept": "application/json"}
         if json_body is not None:
             content = json.dumps(json_body, ensure_ascii=False).encode()
@@ -260,10 +262,10 @@ class ServiceNowClient:
                 await self._login(force=True, stale=token)
                 continue
             break
-        self._raise_for(response, what)
+        self._raise_for(response, what, refused)
         return response
 
-    def _raise_for(self, response: httpx.Response, what: str) -> None:
+    def _raise_for(self, response: httpx.Response, what: str, refused: str) -> None:
         status = response.status_code
         where = f"ServiceNow {self.host}: {what}"
         if 200 <= status < 300:
@@ -283,10 +285,7 @@ class ServiceNowClient:
                 "or the OAuth client"
             )
         elif status == 403:
-            error = ConnectorPermanentError(
-                f"{where}: access refused ({message}); give the integration user the roles "
-                "for this table"
-            )
+            error = ConnectorPermanentError(f"{where}: access refused ({message}); {refused}")
         elif status == 404:
             error = TicketNotFoundError(f"{where}: not found ({message})")
         elif status == 429:
@@ -412,6 +411,36 @@ class ServiceNowClient:
             what=f"list attachments of {table}",
         )
         return _result_list(response) or []
+
+    # --- Email API ----------------------------------------------------------------
+
+    async def send_email(
+        self, *, to: str, subject: str, text: str, html: str, table: str, sys_id: str
+    ) -> str:
+        """Send an e-mail through the instance (Email API, ``POST /api/now/v1/email``),
+        attached to the record ``sys_id`` of ``table``; the sys_email record's sys_id."""
+        response = await self.request(
+            "POST",
+            "/api/now/v1/email",
+            json_body={
+                "to": [to],
+                "subject": subject,
+                "text": text,
+                "html": html,
+                "table_name": table,
+                "table_record_id": sys_id,
+            },
+            what="send an e-mail",
+            refused="give the integration user the email_api_send role (and access to sys_email)",
+        )
+        body = response_json(response)
+        result = body.get("result") if isinstance(body, dict) else None
+        email_id = result.get("id") if isinstance(result, dict) else None
+        if not isinstance(email_id, str) or not email_id:
+            raise ConnectorPermanentError(
+                f"ServiceNow {self.host}: send an e-mail: the answer holds no e-mail id"
+            )
+        return email_id
 
     async def batch(self, requests: Sequence[BatchRequest], *, what: str) -> list[BatchResult]:
         """Send sub-requests in one Batch API call; their answers in request order."""
