@@ -1,7 +1,8 @@
 """Session import: a session into structured records and journal entries.
 
-What a session import writes (one read that tells whether the session is there already,
-one Batch API call for a usual session, one call that marks it complete):
+What a session import writes (one read round that tells whether the session is there
+already, usually sent along with the ticket lookup (see ``reads``); one Batch API call for
+a usual session; one call that marks it complete):
 
 * a row of the session table related to the task (the ticket), the configuration item,
   the call and the interaction it belongs to, with the primary representative's
