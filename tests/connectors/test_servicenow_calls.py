@@ -204,3 +204,34 @@ async def test_a_live_session_lookup_reads_nothing_more(sn: Instance, make: Fact
     (call,) = sn.calls_since(mark)
     assert call.method == "GET" and call.path == "/api/now/table/incident"
     assert not connector._prefetched
+
+
+async def test_an_interrupted_import_found_again_writes_nothing_twice(
+    sn: Instance, make: Factory
+) -> None:
+    # A crash after the first write batch; the job runs again from the lookup, which
+    # reads the half-written session row along: the rest is written, nothing twice.
+    connector = make(batch_size=10)
+    session = sample_session()
+    original = connector.client.batch
+    writes = 0
+
+    async def crash_on_second_write(requests: Any, *, what: str) -> Any:
+        nonlocal writes
+        writes += any(r.method != "GET" for r in requests)
+        if writes == 2:
+            raise ConnectionError("the node died")
+        return await original(requests, what=what)
+
+    connector.client.batch = crash_on_second_write  # type: ignore[method-assign]
+    ticket = await find(connector)
+    with pytest.raises(ConnectionError):
+        await connector.write_session_report(ticket, session_delivery("k1"))
+    connector = make(batch_size=10)  # the next attempt, on a fresh node
+    ticket = await find(connector)
+    await connector.write_session_report(ticket, session_delivery("k1"))
+    (row,) = sn.state.query("u_rs_session")
+    assert row["u_import_state"] == "complete"
+    assert len(sn.state.query("u_rs_session_event")) == len(session.events)
+    values = [n["value"] for n in sn.state.journal(ticket.id, "work_notes")]
+    assert len(values) == len(set(values)), "no journal entry twice"
