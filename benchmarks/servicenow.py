@@ -1,4 +1,5 @@
-"""ServiceNow session import: calls per session and throughput vs a call-per-part importer.
+"""ServiceNow session import: calls per session end and per survey, and throughput, vs a
+call-per-part importer.
 
     python3 dev.py bench servicenow [--sessions 200] [--workers 8] [--latency 0.02]
                                     [--seed 7] [--quick]
@@ -18,31 +19,36 @@ up to ``--workers`` sessions at once (the engine's worker count), and renders ea
 with :class:`~rsbridge.engine.render.Renderer` inside the timed part.
 
 * **rsbridge**: :class:`~rsbridge.connectors.servicenow.ServiceNowConnector` (Basic auth,
-  default settings) doing what the engine's worker does for a session end:
-  ``find_ticket(session.external_key)``, then ``write_session_report`` with a
-  :class:`~rsbridge.connectors.base.SessionDelivery` keyed as the worker keys it. The
-  connector reads the session row (is it there already?), looks the reps up in
-  ``sys_user`` and writes every row and journal entry in one Batch API call.
+  default settings but ``log_surveys = true``) doing what the engine's worker does for a
+  session end: the ticket lookup as the association makes it
+  (``find_session_ticket(session.external_key, ...)``, which sends the import's reads
+  along: the session row, the reps in ``sys_user``), then ``write_session_report`` with a
+  :class:`~rsbridge.connectors.base.SessionDelivery` keyed as the worker keys it (one
+  Batch API call with every row and journal entry, one call that marks it complete);
+  then, for each exit survey of the session, ``write_survey`` with a
+  :class:`~rsbridge.connectors.base.SurveyDelivery` (one read round, one write round).
 * **baseline**: a naive importer over plain httpx with Basic auth, each part with its
   own call, one after the other: a query for the incident by number, a ``sys_user``
   query for the reps (so that the rep rows reference the same users), one POST per
   row (the session row, then each rep, customer, team, event, custom attribute and
   recording row) and one PATCH of the incident per journal entry (chat transcript,
-  session notes, session end). The rows come from the connector's own builders
-  (``records.session_values``, ``child_rows``, ``to_record``, the same ``Schema``) and
-  the journal texts from the connector, so that both sides write the same data; the
-  session row is POSTed with ``import_state = complete``, the value rsbridge's row
-  ends with.
+  session notes, session end); then, per survey, one POST per answer row and one PATCH
+  with the survey's journal entry. The rows come from the connector's own builders
+  (``records.session_values``, ``child_rows``, ``survey_rows``, ``to_record``, the same
+  ``Schema``) and the journal texts from the connector, so that both sides write the
+  same data; the session row is POSTed with ``import_state = complete``, the value
+  rsbridge's row ends with.
 
-Figures: ServiceNow calls per imported session, counted by the instance (a Batch API
-call counts once; its sub-requests are printed too), sessions per second and the total
-time of the import run (from creating the client to closing it after the last session),
-and CPU time per session of this process and of the instance's; printed as ratios
-rsbridge / baseline, measured in the same invocation. As a cross-check, not an
-assertion: the calls the clients counted, and that both sides left the same number of
-session rows, event rows, session-table rows and journal entries, with the same content
-(a digest of every session-table row, without its ``sys_`` fields but its sys_id, and
-of the journal entries).
+Figures: ServiceNow calls per session end and per survey (a Batch API call counts once;
+its sub-requests are printed too), against the targets (at most 3 and 2), sessions per
+second and the total time of the import run (from creating the client to closing it
+after the last survey), and CPU time per session of this process and of the instance's;
+printed as ratios rsbridge / baseline, measured in the same invocation. The calls per
+session end and per survey are counted by each client, phase by phase; their sum is
+checked against the instance's own count. As a cross-check, not an assertion: that
+both sides left the same number of session rows, event rows, session-table rows and
+journal entries, with the same content (a digest of every session-table row, without
+its ``sys_`` fields but its sys_id, and of the journal entries).
 """
 
 from __future__ import annotations
@@ -53,19 +59,27 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import httpx
 
 import harness
-from harness import ChildPeer, Comparison, Stopwatch, cross_check, serve_peer
-from rsbridge.appliance.events import END
-from rsbridge.appliance.report_model import SupportSession
-from rsbridge.connectors.base import SessionDelivery
+from harness import ChildPeer, Comparison, Stopwatch, cross_check, serve_peer, verdict
+from rsbridge.appliance.events import CUSTOMER_SURVEY, END, REP_SURVEY
+from rsbridge.appliance.report_model import ExitSurvey, SupportSession
+from rsbridge.connectors.base import SessionDelivery, SurveyDelivery, Ticket
 from rsbridge.connectors.servicenow import ServiceNowConnector
-from rsbridge.connectors.servicenow.records import Row, child_rows, session_values, to_record
+from rsbridge.connectors.servicenow.records import (
+    Row,
+    child_rows,
+    journal_safe,
+    session_values,
+    survey_rows,
+    to_record,
+)
 from rsbridge.connectors.servicenow.schema import DEFAULT_TABLES, Schema, unload_xml
+from rsbridge.connectors.servicenow.writes import journal_marker
 from rsbridge.engine.render import Renderer
 from rsbridge.engine.store.base import LedgerKey
 from rsbridge.engine.worker import REPORT_EFFECT
@@ -75,7 +89,8 @@ from rsbridge.sim.servicenow import SimServiceNowState, create_app, seed_demo
 APPLIANCE_ID = "default"
 INTEGRATION = "servicenow"
 SEED = 1  # the instance's seed
-JOURNAL_MARK = "(Remote Support session "  # the last line of every journal entry rsbridge writes
+JOURNAL_MARK = "(RS session "  # the last line of every journal entry rsbridge writes
+TARGET_END, TARGET_SURVEY = 3, 2  # ServiceNow calls (DESIGN.md targets)
 
 
 # --- the instance process ----------------------------------------------------------------
@@ -148,30 +163,78 @@ def _delivery(session: SupportSession, renderer: Renderer) -> SessionDelivery:
     return SessionDelivery(str(key), APPLIANCE_ID, INTEGRATION, session, renderer.render(session))
 
 
+def _surveys(session: SupportSession, renderer: Renderer) -> list[SurveyDelivery]:
+    """The deliveries the engine's worker builds for the session's exit surveys."""
+    made = []
+    kinds: tuple[tuple[Literal["customer", "rep"], str, list[ExitSurvey]], ...] = (
+        ("customer", CUSTOMER_SURVEY, session.customer_surveys),
+        ("rep", REP_SURVEY, session.rep_surveys),
+    )
+    for kind, event, surveys in kinds:
+        for index, survey in enumerate(surveys):
+            key = LedgerKey(
+                APPLIANCE_ID, session.lsid, event, INTEGRATION, f"survey:{kind}:{index}"
+            )
+            rendered = renderer.render_survey(session, kind, survey)
+            made.append(
+                SurveyDelivery(str(key), APPLIANCE_ID, INTEGRATION, kind, survey, session, rendered)
+            )
+    return made
+
+
 def _settings(info: dict[str, Any]) -> Any:
     return ServiceNowConnector.validate_settings(
-        {"instance_url": info["url"], "username": info["username"], "password": info["password"]}
+        {
+            "instance_url": info["url"],
+            "username": info["username"],
+            "password": info["password"],
+            "log_surveys": True,
+        }
     )
+
+
+@dataclass
+class Counts:
+    """Calls a client sent for the session ends and for the surveys."""
+
+    ends: int = 0
+    surveys: int = 0
+    survey_count: int = 0
 
 
 async def import_rsbridge(
     info: dict[str, Any], sessions: Sequence[SupportSession], workers: int
-) -> int:
-    """Import ``sessions`` with the connector; the calls its client counted."""
+) -> Counts:
+    """Import ``sessions`` and their surveys with the connector; the calls its client
+    counted, phase by phase."""
     connector = ServiceNowConnector(_settings(info))
     renderer = Renderer()
     slots = asyncio.Semaphore(workers)
+    tickets: dict[str, Ticket] = {}
+    counts = Counts()
 
-    async def one(session: SupportSession) -> None:
+    async def end(session: SupportSession) -> None:
         async with slots:
-            ticket = await connector.find_ticket(session.external_key or "")
+            ticket = await connector.find_session_ticket(
+                session.external_key or "", source="external_key", session=session, references={}
+            )
+            tickets[session.lsid] = ticket  # the engine's ledger keeps it for the surveys
             await connector.write_session_report(ticket, _delivery(session, renderer))
 
+    async def surveys(session: SupportSession) -> None:
+        async with slots:
+            for delivery in _surveys(session, renderer):
+                await connector.write_survey(tickets[session.lsid], delivery)
+                counts.survey_count += 1
+
     try:
-        await asyncio.gather(*(one(s) for s in sessions))
+        await asyncio.gather(*(end(s) for s in sessions))
+        counts.ends = connector.client.calls
+        await asyncio.gather(*(surveys(s) for s in sessions))
+        counts.surveys = connector.client.calls - counts.ends
     finally:
         await connector.aclose()
-    return connector.client.calls
+    return counts
 
 
 class NaiveImporter:
@@ -189,13 +252,14 @@ class NaiveImporter:
         self.layout = ServiceNowConnector(_settings(info), http=self.http)
         self.schema = Schema.build()
         self.renderer = Renderer()
-        self.calls = 0
+        self.counts = Counts()
+        self.incidents: dict[str, str] = {}
 
     async def aclose(self) -> None:
         await self.http.aclose()
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        self.calls += 1
+        self.counts.ends += 1
         response = await self.http.request(method, path, **kwargs)
         response.raise_for_status()
         return response.json()["result"]
@@ -208,6 +272,7 @@ class NaiveImporter:
             "/api/now/table/incident",
             params={"sysparm_query": f"number={number}", "sysparm_fields": "sys_id,number"},
         )
+        self.incidents[session.lsid] = incident["sys_id"]
         names = sorted({r.username for r in session.representatives if r.username})
         rep_users: dict[str, str] = {}
         if names:
@@ -239,28 +304,60 @@ class NaiveImporter:
                 f"/api/now/table/{self.schema.table(row.table)}",
                 json=to_record(self.schema, row),
             )
-        for text in self.layout._journal_entries(delivery):
+        for _, text in self.layout._journal_entries(delivery):
             await self._call(
                 "PATCH", f"/api/now/table/incident/{incident['sys_id']}", json={"work_notes": text}
             )
 
+    async def import_surveys(self, session: SupportSession) -> None:
+        """Each survey: one POST per answer row, one PATCH with its journal entry."""
+        incident = self.incidents[session.lsid]
+        session_id = self.layout.session_sys_id(APPLIANCE_ID, INTEGRATION, session.lsid)
+        for delivery in _surveys(session, self.renderer):
+            index = int(delivery.key.rsplit(":", 1)[-1])
+            rows = survey_rows(delivery.key, session_id, delivery.kind, index, delivery.survey)
+            for row in rows:
+                await self._survey_call(
+                    "POST",
+                    f"/api/now/table/{self.schema.table(row.table)}",
+                    json=to_record(self.schema, row),
+                )
+            part = f"{delivery.kind} survey {index}"
+            text = delivery.rendered.text.strip()
+            if text:
+                entry = journal_safe(f"{text}\n\n{journal_marker(session.lsid, part)}")
+                await self._survey_call(
+                    "PATCH", f"/api/now/table/incident/{incident}", json={"work_notes": entry}
+                )
+            self.counts.survey_count += 1
+
+    async def _survey_call(self, method: str, path: str, **kwargs: Any) -> None:
+        self.counts.surveys += 1
+        response = await self.http.request(method, path, **kwargs)
+        response.raise_for_status()
+
 
 async def import_baseline(
     info: dict[str, Any], sessions: Sequence[SupportSession], workers: int
-) -> int:
-    """Import ``sessions`` the naive way; the calls it sent."""
+) -> Counts:
+    """Import ``sessions`` and their surveys the naive way; the calls it sent."""
     naive = NaiveImporter(info)
     slots = asyncio.Semaphore(workers)
 
-    async def one(session: SupportSession) -> None:
+    async def end(session: SupportSession) -> None:
         async with slots:
             await naive.import_session(session)
 
+    async def surveys(session: SupportSession) -> None:
+        async with slots:
+            await naive.import_surveys(session)
+
     try:
-        await asyncio.gather(*(one(s) for s in sessions))
+        await asyncio.gather(*(end(s) for s in sessions))
+        await asyncio.gather(*(surveys(s) for s in sessions))
     finally:
         await naive.aclose()
-    return naive.calls
+    return naive.counts
 
 
 # --- measurements ------------------------------------------------------------------------
@@ -268,21 +365,33 @@ async def import_baseline(
 
 @dataclass
 class Side(harness.Side):
-    """One importer's figures; ``peer`` is what the instance reported."""
+    """One importer's figures; ``peer`` is what the instance reported, ``counts`` what
+    the client counted phase by phase."""
+
+    counts: Counts = field(default_factory=Counts)
 
     @property
     def sub_requests(self) -> int:
         return sum(int(n) for n in self.peer["sub_requests"].values())
 
+    @property
+    def per_end(self) -> float:
+        return self.counts.ends / self.sessions
+
+    @property
+    def per_survey(self) -> float:
+        return self.counts.surveys / max(1, self.counts.survey_count)
+
 
 def measure(importer: Any, sessions: Sequence[SupportSession], args: argparse.Namespace) -> Side:
     with Instance(args.latency) as instance:
         with Stopwatch() as watch:
-            client_calls = asyncio.run(importer(instance.info, sessions, args.workers))
+            counts = asyncio.run(importer(instance.info, sessions, args.workers))
         peer = instance.results()
     if peer["failed"]:
         print(f"  warning: the instance answered {peer['failed']} requests with an error")
-    return Side(len(sessions), watch.seconds, watch.cpu_seconds, client_calls, peer)
+    client_calls = counts.ends + counts.surveys
+    return Side(len(sessions), watch.seconds, watch.cpu_seconds, client_calls, peer, counts)
 
 
 def _incidents() -> list[str]:
@@ -304,8 +413,15 @@ def _report(args: argparse.Namespace, base: Side, ours: Side) -> None:
         f"{args.workers} sessions at once on both sides"
     )
     print(TABLE.header())
+    print(_row("ServiceNow calls / session end", base.per_end, ours.per_end, "12.2f"))
+    print(_row("ServiceNow calls / survey", base.per_survey, ours.per_survey, "12.2f"))
     print(
-        _row("ServiceNow calls / session", base.calls_per_session, ours.calls_per_session, "12.2f")
+        _row(
+            "ServiceNow calls / session, all",
+            base.calls_per_session,
+            ours.calls_per_session,
+            "12.2f",
+        )
     )
     print(_row("sessions/s", base.rate, ours.rate, "12.2f"))
     print(_row(f"time for {ours.sessions} sessions (s)", base.seconds, ours.seconds, "12.2f"))
@@ -325,10 +441,17 @@ def _report(args: argparse.Namespace, base: Side, ours: Side) -> None:
         f"calls counted by the clients: baseline {base.client_calls}, rsbridge {ours.client_calls} "
         f"(instance: {base.calls}, {ours.calls})"
     )
+    met = ours.per_end <= TARGET_END and ours.per_survey <= TARGET_SURVEY
+    print(
+        f"target: at most {TARGET_END} calls per session end ({ours.per_end:.2f}) and "
+        f"{TARGET_SURVEY} per survey ({ours.per_survey:.2f}; {ours.counts.survey_count} "
+        f"surveys) -> {verdict(met)}"
+    )
     cross_check(
         (
             ("session rows", base.peer["rows"]["session"], ours.peer["rows"]["session"]),
             ("event rows", base.peer["rows"]["event"], ours.peer["rows"]["event"]),
+            ("survey answer rows", base.peer["rows"]["survey"], ours.peer["rows"]["survey"]),
             (
                 "all session-table rows",
                 sum(base.peer["rows"].values()),

@@ -413,7 +413,13 @@ class Config(ConfigModel):
 
     @model_validator(mode="after")
     def _mail_needs_smtp(self) -> Config:
-        wanting = [i.name for i in self.integrations if i.actions.email_key]
+        # A connector that sends the key e-mail itself (ServiceNow's key_mail = "instance")
+        # needs no SMTP server.
+        wanting = [
+            i.name
+            for i in self.integrations
+            if i.actions.email_key and i.settings.get("key_mail") != "instance"
+        ]
         if wanting and self.smtp is None:
             raise ValueError(
                 f"integration {', '.join(wanting)}: actions.email_key needs an [smtp] section"

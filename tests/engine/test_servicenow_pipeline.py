@@ -107,6 +107,29 @@ async def test_sessions_land_once_on_their_incidents_with_duplicate_events(
         assert snow.state.query("u_rs_session_survey")
 
 
+async def test_a_session_end_costs_three_calls_and_a_survey_two(
+    tmp_path: Path, sim: SimAppliance, snow: Snow
+) -> None:
+    sessions = _sessions(snow, 3, seed=26)
+    for session in sessions:
+        sim.state.add_report(session)
+    surveys = sum(len(s.customer_surveys) + len(s.rep_surveys) for s in sessions)
+    assert surveys, "the seed gives sessions with surveys"
+    config = _config(tmp_path, sim, snow)
+    mark = len(snow.state.requests)
+    async with Engine(config) as engine, serving(create_app(engine.intake, engine.store)) as url:
+        engine.start()
+        await emit(url, sessions)
+        await drained(engine)
+        jobs = await engine.store.list_jobs(JobFilter(limit=100))
+    assert all(j.status is JobStatus.DONE for j in jobs), [j.last_error for j in jobs]
+    assert len(snow.state.query("u_rs_session_survey")) == sum(
+        len(v.answers) for s in sessions for v in (*s.customer_surveys, *s.rep_surveys)
+    )
+    calls = [r for r in snow.state.requests[mark:] if r.path.startswith("/api/")]
+    assert len(calls) <= 3 * len(sessions) + 2 * surveys, [(c.method, c.path) for c in calls]
+
+
 async def test_an_instance_down_for_a_while_loses_nothing_and_never_blocks_the_appliance(
     tmp_path: Path, sim: SimAppliance, snow: Snow
 ) -> None:

@@ -7,6 +7,7 @@ import base64
 import json
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -94,6 +95,44 @@ def test_batch_serves_each_request_in_order(sn: Instance) -> None:
         ("POST", 400),
     ]
     assert outer.sub_requests[2].query.startswith("sysparm_query=")
+
+
+def test_reads_in_a_batch_answer_as_the_same_gets_do(sn: Instance) -> None:
+    # The connector sends its reads (the ticket lookup, the session row, the reps'
+    # users, a journal with display values) as GET sub-requests with encoded query strings.
+    incident = sn.ids["INC0010001"]
+    sn.patch(f"/api/now/table/incident/{incident}", json={"work_notes": "a note"})
+    reads = {
+        "lookup": (
+            "/api/now/table/incident",
+            {"sysparm_query": "number=INC0010001", "sysparm_fields": "sys_id,number"},
+        ),
+        "users": (
+            "/api/now/table/sys_user",
+            {"sysparm_query": "user_nameINjsmith,mjones^ORDERBYuser_name", "sysparm_limit": "1"},
+        ),
+        "journal": (
+            f"/api/now/table/incident/{incident}",
+            {"sysparm_fields": "work_notes,state", "sysparm_display_value": "all"},
+        ),
+        "missing": (f"/api/now/table/incident/{'0' * 32}", {}),
+    }
+    body = {
+        "batch_request_id": "r",
+        "rest_requests": [
+            {"id": name, "method": "GET", "url": f"{path}?{urlencode(params)}"}
+            for name, (path, params) in reads.items()
+        ],
+    }
+    served = {s["id"]: s for s in sn.post(BATCH, json=body).json()["serviced_requests"]}
+    for name, (path, params) in reads.items():
+        alone = sn.get(path, params=params)
+        assert served[name]["status_code"] == alone.status_code, name
+        assert json.loads(base64.b64decode(served[name]["body"])) == alone.json(), name
+    journal = json.loads(base64.b64decode(served["journal"]["body"]))["result"]
+    assert "a note" in journal["work_notes"]["display_value"]
+    users = json.loads(base64.b64decode(served["users"]["body"]))["result"]
+    assert [u["user_name"] for u in users] == ["jsmith"]
 
 
 def test_batch_uses_the_callers_identity(sn: Instance) -> None:

@@ -45,9 +45,10 @@ class SessionKeyActions(ActionBase):
             return await self._console_key(parts, context)
         email_to: str | None = None
         if want_email:
-            if self.mailer is None:
+            if self.mailer is None and not parts.connector.sends_mail():
                 raise ActionError(
-                    "e-mailing the key needs an [smtp] section in the configuration",
+                    "e-mailing the key needs an [smtp] section in the configuration (or, "
+                    'with ServiceNow, key_mail = "instance")',
                     status=422,
                     code="smtp_not_configured",
                 )
@@ -298,24 +299,32 @@ class SessionKeyActions(ActionBase):
         context: TicketContext,
     ) -> EffectOutcome:
         """E-mail the key, once per request_id, with the subject and text of the
-        ``session_key_mail`` templates (by default the appliance's own)."""
-        assert self.mailer is not None
+        ``session_key_mail`` templates (by default the appliance's own): through the
+        ticketing system when its connector sends mail (ServiceNow's ``key_mail =
+        "instance"``; the ref is then its e-mail record), else through SMTP."""
         ledger_key = (
             self._ledger_key(parts, request.request_id, f"email:{to}")
             if request.request_id
             else None
         )
-        if ledger_key is not None and await self.store.ledger_get(ledger_key) is not None:
-            return EffectOutcome(True, to)
+        known = await self.store.ledger_get(ledger_key) if ledger_key is not None else None
+        if known is not None:
+            return EffectOutcome(True, known.ref or to)
+        ref = to
         try:
             subject, body = self._key_mail(parts, key, context)
-            await self.mailer.send(to, subject or DEFAULT_MAIL_SUBJECT, body or key.key_url)
+            subject, body = subject or DEFAULT_MAIL_SUBJECT, body or key.key_url
+            if parts.connector.sends_mail():
+                ref = await parts.connector.send_mail(context.ticket, to, subject, body)
+            else:
+                assert self.mailer is not None  # checked before the key was made
+                await self.mailer.send(to, subject, body)
         except RsbridgeError as exc:
             log.warning("%s: e-mailing session key failed: %s", parts.integration.name, exc)
             return EffectOutcome(False, describe(exc).message)
         if ledger_key is not None:
-            await self.store.ledger_put(LedgerEntry(ledger_key, "", to, self.clock()))
-        return EffectOutcome(True, to)
+            await self.store.ledger_put(LedgerEntry(ledger_key, "", ref, self.clock()))
+        return EffectOutcome(True, ref)
 
     def _key_mail(self, parts: Parts, key: SessionKey, context: TicketContext) -> tuple[str, str]:
         """The key e-mail's subject and body, rendered with the integration's templates."""

@@ -11,7 +11,6 @@ CAs or ``ca_file``. Errors never contain the password (it is only ever given to
 from __future__ import annotations
 
 import asyncio
-import re
 import smtplib
 import socket
 import ssl
@@ -20,13 +19,12 @@ from email.utils import formatdate, make_msgid
 
 from rsbridge.actions.problems import ActionError, MailError
 from rsbridge.config import SmtpConfig
-
-_ADDRESS = re.compile(r"[^@\s<>,;\"()]+@[^@\s<>,;\"()]+")
+from rsbridge.connectors.text import is_email_address
 
 
 def check_address(address: str) -> str:
     """``address`` if it is one plain e-mail address; ActionError (422) otherwise."""
-    if len(address) > 254 or not _ADDRESS.fullmatch(address):
+    if not is_email_address(address):
         raise ActionError(
             f"{address[:60]!r} is not an e-mail address such as someone@example.com",
             status=422,

@@ -395,6 +395,20 @@ class Connector(abc.ABC):
         value to look up, never a query, a path or markup.
         """
 
+    async def find_session_ticket(
+        self,
+        reference: str,
+        *,
+        source: str,
+        session: SupportSession,
+        references: Mapping[str, str],
+    ) -> Ticket:
+        """:meth:`find_ticket`, when the engine looks for the ticket of ``session``
+        (``references``: the session's accepted references, as
+        :attr:`Association.references`). A connector may read what the session's import
+        will need in the same call; the default is :meth:`find_ticket`."""
+        return await self.find_ticket(reference, source=source)
+
     @abc.abstractmethod
     async def create_ticket(
         self, session: SupportSession, fields: Mapping[str, str], *, key: str
@@ -452,6 +466,17 @@ class Connector(abc.ABC):
         """Write a key generated for ``ticket`` into its own fields (Agiloft's session key
         and URL fields). False: this connector keeps keys in notes only (the default)."""
         return False
+
+    def sends_mail(self) -> bool:
+        """Whether the actions e-mail session keys through this connector's system (which
+        keeps them with the ticket) rather than through SMTP. False by default."""
+        return False
+
+    async def send_mail(self, ticket: Ticket, to: str, subject: str, text: str) -> str:
+        """E-mail ``text`` to the one address ``to`` through the system, recorded with
+        ``ticket``; the system's id of the e-mail. ``to`` may come from a customer: an
+        address that is not one plain address is refused (ConnectorPermanentError)."""
+        raise ConnectorPermanentError(f"the {self.title} connector does not send e-mail")
 
     async def rep_username(self, user: str) -> str | None:
         """The appliance username mapped to ``user`` of the ticketing system, or None."""

@@ -1,10 +1,19 @@
 """Text helpers the connectors share: long text cut into parts a ticketing field holds,
-keys derived from parts, and file names made from session data."""
+keys derived from parts, file names made from session data, e-mail addresses."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
+
+_EMAIL_ADDRESS = re.compile(r"[^@\s<>,;\"()]+@[^@\s<>,;\"()]+")
+
+
+def is_email_address(text: str) -> bool:
+    """Whether ``text`` is one plain e-mail address (``someone@example.com``): no display
+    name, no list, no line break, at most 254 characters."""
+    return len(text) <= 254 and _EMAIL_ADDRESS.fullmatch(text) is not None
 
 
 def digest_key(*parts: str) -> str:

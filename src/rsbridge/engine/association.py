@@ -239,6 +239,7 @@ async def resolve_ticket(
     """
     resolution = Resolution(None)
     accepted = _ACCEPTED[rules.trust]
+    followed = trusted_references(session, trust)
     for source, value in references(session, ticket_sources(rules, connector)):
         origin = trust.origin(source)
         if origin not in accepted:
@@ -248,7 +249,9 @@ async def resolve_ticket(
             )
             continue
         try:
-            resolution.ticket = await connector.find_ticket(value, source=source)
+            resolution.ticket = await connector.find_session_ticket(
+                value, source=source, session=session, references=followed
+            )
         except TicketNotFoundError as exc:
             resolution.tried.append(f"{source} {value!r}: {exc.message}")
             continue

@@ -1,14 +1,18 @@
 """What the technician and customer actions (:mod:`rsbridge.actions`) ask of ServiceNow:
 a task's context (state, assignee, group, caller, CI), a user's appliance username, a
-configuration item, and the rep-console custom links.
+configuration item, the rep-console custom links, and the session-key e-mail through the
+instance (``key_mail = "instance"``).
 """
 
 from __future__ import annotations
 
-from rsbridge.connectors.base import ConfigurationItem, CustomLink, TicketContext
+import html
+
+from rsbridge.connectors.base import ConfigurationItem, CustomLink, Ticket, TicketContext
 from rsbridge.connectors.servicenow.settings import CALLER_FIELDS
 from rsbridge.connectors.servicenow.tickets import SYS_ID, TicketsMixin, query_value
-from rsbridge.errors import TicketNotFoundError
+from rsbridge.connectors.text import is_email_address
+from rsbridge.errors import ConnectorPermanentError, TicketNotFoundError
 
 
 class ActionsMixin(TicketsMixin):
@@ -118,3 +122,27 @@ class ActionsMixin(TicketsMixin):
                 "%SESSION.CUSTOM.SNOW_INTERACTION_ID%",
             ),
         ]
+
+    def sends_mail(self) -> bool:
+        """With ``key_mail = "instance"``: the key e-mail goes through the instance."""
+        return str(self._c.key_mail) == "instance"
+
+    async def send_mail(self, ticket: Ticket, to: str, subject: str, text: str) -> str:
+        """The Email API: the instance sends the e-mail and keeps it in its e-mail log
+        (``sys_email``), on the task's activity; the sys_email record's sys_id."""
+        if not is_email_address(to):
+            raise ConnectorPermanentError(
+                f"{to[:60]!r} is not an e-mail address such as someone@example.com"
+            )
+        table = await self._ticket_table(ticket)
+        # The HTML part is the text, escaped: every value in it is data, never markup.
+        lines = html.escape(text).splitlines()
+        return await self.client.send_email(
+            to=to,
+            # A subject with a line break would be two header lines.
+            subject=" ".join(subject.split()),
+            text=text,
+            html=f"<div>{'<br>'.join(lines)}</div>",
+            table=table,
+            sys_id=ticket.id,
+        )

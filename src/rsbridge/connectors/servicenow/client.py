@@ -1,4 +1,4 @@
-"""A small ServiceNow REST client: Table, Attachment and Batch APIs over httpx.
+"""A small ServiceNow REST client: Table, Attachment, Batch and Email APIs over httpx.
 
 Written here rather than taken from a library (pysnc, pysnow): the surface we use is
 small, the libraries are synchronous or unmaintained, and owning the client means the
@@ -71,6 +71,44 @@ class BatchRequest:
     path: str
     """``/api/now/table/...`` with its query string."""
     body: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """One read of a read round: the record ``sys_id`` of ``table`` (None when it is
+    not there), or the records the encoded ``query`` matches. Hashable: the connector
+    keeps answers by their read."""
+
+    table: str
+    sys_id: str | None = None
+    query: str = ""
+    fields: tuple[str, ...] = ()
+    limit: int | None = None
+    display_value: str | None = None
+    """``all`` (every field as ``{"display_value", "value"}``), ``true`` or None."""
+
+    def params(self) -> dict[str, str]:
+        """The Table API parameters of this read."""
+        params = {"sysparm_exclude_reference_link": "true"}
+        if self.sys_id is None:
+            params.update(
+                sysparm_query=self.query,
+                sysparm_suppress_pagination_header="true",
+                sysparm_no_count="true",
+            )
+        if self.fields:
+            params["sysparm_fields"] = ",".join(self.fields)
+        if self.limit is not None:
+            params["sysparm_limit"] = str(self.limit)
+        if self.display_value:
+            params["sysparm_display_value"] = self.display_value
+        return params
+
+    @property
+    def path(self) -> str:
+        """The Table API path (without the query string)."""
+        tail = f"/{self.sys_id}" if self.sys_id is not None else ""
+        return f"/api/now/table/{self.table}{tail}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,8 +241,10 @@ class ServiceNowClient:
         content: bytes | None = None,
         content_type: str | None = None,
         what: str,
+        refused: str = "give the integration user the roles for this table",
     ) -> httpx.Response:
-        """Send one API call (logging in again once on 401); a 2xx response or raise."""
+        """Send one API call (logging in again once on 401); a 2xx response or raise
+        (``refused``: what to do about a 403)."""
         headers = {"Accept": "application/json"}
         if json_body is not None:
             content = json.dumps(json_body, ensure_ascii=False).encode()
@@ -222,10 +262,10 @@ class ServiceNowClient:
                 await self._login(force=True, stale=token)
                 continue
             break
-        self._raise_for(response, what)
+        self._raise_for(response, what, refused)
         return response
 
-    def _raise_for(self, response: httpx.Response, what: str) -> None:
+    def _raise_for(self, response: httpx.Response, what: str, refused: str) -> None:
         status = response.status_code
         where = f"ServiceNow {self.host}: {what}"
         if 200 <= status < 300:
@@ -245,10 +285,7 @@ class ServiceNowClient:
                 "or the OAuth client"
             )
         elif status == 403:
-            error = ConnectorPermanentError(
-                f"{where}: access refused ({message}); give the integration user the roles "
-                "for this table"
-            )
+            error = ConnectorPermanentError(f"{where}: access refused ({message}); {refused}")
         elif status == 404:
             error = TicketNotFoundError(f"{where}: not found ({message})")
         elif status == 429:
@@ -278,27 +315,8 @@ class ServiceNowClient:
         display_value: bool = False,
     ) -> list[Record]:
         """Records of ``table`` matching the encoded ``query``."""
-        params = {
-            "sysparm_query": query,
-            "sysparm_exclude_reference_link": "true",
-            "sysparm_suppress_pagination_header": "true",
-            "sysparm_no_count": "true",
-        }
-        if fields:
-            params["sysparm_fields"] = ",".join(fields)
-        if limit is not None:
-            params["sysparm_limit"] = str(limit)
-        if display_value:
-            params["sysparm_display_value"] = "true"
-        response = await self.request(
-            "GET", f"/api/now/table/{table}", params=params, what=f"query {table}"
-        )
-        records = _result_list(response)
-        if records is None:
-            raise ConnectorPermanentError(
-                f"ServiceNow {self.host}: query {table} answered without a result list"
-            )
-        return records
+        read = Read(table, None, query, tuple(fields), limit, "true" if display_value else None)
+        return list((await self.read([read], what=f"query {table}"))[read] or [])
 
     async def get(
         self,
@@ -310,18 +328,41 @@ class ServiceNowClient:
     ) -> Record | None:
         """One record by sys_id, or None. ``display_value="all"`` gives every field as
         ``{"display_value", "value"}`` (journal fields then hold their whole stream)."""
-        params = {"sysparm_exclude_reference_link": "true"}
-        if fields:
-            params["sysparm_fields"] = ",".join(fields)
-        if display_value:
-            params["sysparm_display_value"] = display_value
-        try:
-            response = await self.request(
-                "GET", f"/api/now/table/{table}/{sys_id}", params=params, what=f"read {table}"
-            )
-        except TicketNotFoundError:
-            return None
-        return _result(response)
+        read = Read(table, sys_id, fields=tuple(fields), display_value=display_value)
+        answer = (await self.read([read], what=f"read {table}"))[read]
+        return answer if isinstance(answer, dict) else None
+
+    async def read(self, reads: Sequence[Read], *, what: str) -> dict[Read, Any]:
+        """Answer several reads in one call: a record or None for a read by sys_id, a
+        list of records for a query. One read is a plain GET; more ride in one Batch API
+        call (it serves GETs as it serves writes). A failed read raises as a call would."""
+        if not reads:
+            return {}
+        if len(reads) == 1:
+            (one,) = reads
+            try:
+                response = await self.request("GET", one.path, params=one.params(), what=what)
+            except TicketNotFoundError:
+                if one.sys_id is None:
+                    raise
+                return {one: None}
+            return {one: _answer(one, response_json(response), self.host, what)}
+        unique = list(dict.fromkeys(reads))
+        results = await self.batch(
+            [
+                BatchRequest(f"read{n}", "GET", f"{r.path}?{urlencode(r.params())}")
+                for n, r in enumerate(unique)
+            ],
+            what=what,
+        )
+        answers: dict[Read, Any] = {}
+        for one, result in zip(unique, results, strict=True):
+            if result.status == 404 and one.sys_id is not None:
+                answers[one] = None
+                continue
+            raise_for_results([result], self.host, f"{what} ({one.table})")
+            answers[one] = _answer(one, result.body, self.host, f"{what} ({one.table})")
+        return answers
 
     async def insert(self, table: str, record: Mapping[str, Any]) -> Record:
         """Create a record; the new record as the instance returns it."""
@@ -370,6 +411,36 @@ class ServiceNowClient:
             what=f"list attachments of {table}",
         )
         return _result_list(response) or []
+
+    # --- Email API ----------------------------------------------------------------
+
+    async def send_email(
+        self, *, to: str, subject: str, text: str, html: str, table: str, sys_id: str
+    ) -> str:
+        """Send an e-mail through the instance (Email API, ``POST /api/now/v1/email``),
+        attached to the record ``sys_id`` of ``table``; the sys_email record's sys_id."""
+        response = await self.request(
+            "POST",
+            "/api/now/v1/email",
+            json_body={
+                "to": [to],
+                "subject": subject,
+                "text": text,
+                "html": html,
+                "table_name": table,
+                "table_record_id": sys_id,
+            },
+            what="send an e-mail",
+            refused="give the integration user the email_api_send role (and access to sys_email)",
+        )
+        body = response_json(response)
+        result = body.get("result") if isinstance(body, dict) else None
+        email_id = result.get("id") if isinstance(result, dict) else None
+        if not isinstance(email_id, str) or not email_id:
+            raise ConnectorPermanentError(
+                f"ServiceNow {self.host}: send an e-mail: the answer holds no e-mail id"
+            )
+        return email_id
 
     async def batch(self, requests: Sequence[BatchRequest], *, what: str) -> list[BatchResult]:
         """Send sub-requests in one Batch API call; their answers in request order."""
@@ -423,6 +494,42 @@ class ServiceNowClient:
                 f"ServiceNow {self.host}: {what}: {len(missing)} sub-requests were not served"
             )
         return [by_id[r.id] for r in requests]
+
+
+def raise_for_results(results: Sequence[BatchResult], host: str, what: str) -> None:
+    """Raise the connector error of the first sub-request that failed (as a call's
+    status would: 401 auth, 429 and 5xx retryable, the rest permanent)."""
+    for result in results:
+        if 200 <= result.status < 300:
+            continue
+        message = "error"
+        if isinstance(result.body, dict) and isinstance(result.body.get("error"), dict):
+            error = result.body["error"]
+            message = str(error.get("message") or "error")
+            if error.get("detail"):
+                message += f": {error['detail']}"
+        where = f"ServiceNow {host}: {what}: sub-request {result.id} answered {result.status}"
+        if result.status == 401:
+            raise ConnectorAuthError(f"{where} ({message})")
+        if result.status == 429 or result.status >= 500:
+            raise ConnectorRetryableError(f"{where} ({message})")
+        hint = (
+            "; give the integration user the roles for this table" if result.status == 403 else ""
+        )
+        raise ConnectorPermanentError(f"{where} ({message}){hint}")
+
+
+def _answer(read: Read, body: Any, host: str, what: str) -> Any:
+    """The record (read by sys_id) or the list of records (query) of an answer."""
+    result = body.get("result") if isinstance(body, dict) else None
+    if read.sys_id is not None and isinstance(result, list):  # be lenient on reads
+        result = result[0] if result else None
+    if read.sys_id is not None and isinstance(result, dict):
+        return result
+    if read.sys_id is None and isinstance(result, list):
+        return [r for r in result if isinstance(r, dict)]
+    shape = "result record" if read.sys_id is not None else "result list"
+    raise ConnectorPermanentError(f"ServiceNow {host}: {what} answered without a {shape}")
 
 
 def _result_list(response: httpx.Response) -> list[Record] | None:

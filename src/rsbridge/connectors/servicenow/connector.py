@@ -8,8 +8,11 @@ using the ones below it:
 * ``tickets`` -- find a ticket by sys_id or number, auto-create one, look up the records
   a mapping or reference names; declares the parts every job shares (client, schema,
   options), which this module builds;
-* ``writes`` -- what imports and surveys share: Batch API calls, rows already present,
-  the task's journal stream, the session row's references and lock;
+* ``reads`` -- read rounds: what an import or a survey must know (rows already present,
+  the session row's references, the task's journal stream), in one call; the import's
+  reads sent along with the ticket lookup (``find_session_ticket``);
+* ``writes`` -- what imports and surveys write: Batch API calls, journal entries and
+  their markers, the session row's lock;
 * ``session_import`` -- a session into records, journal entries and an attachment (its
   docstring says what is written and how a replay stays once-only);
 * ``surveys`` -- exit surveys and the actions' work notes;
@@ -18,13 +21,14 @@ using the ones below it:
 * ``checks`` -- the connection test (tables, columns, lookups, rights, probe rows);
 * ``connector`` (here) -- the class itself: settings, construction.
 
-Below them: ``client`` (HTTP: Table, Batch, Attachment APIs and auth), ``records`` (the
+Below them: ``client`` (HTTP: Table, Batch, Attachment and Email APIs and auth), ``records`` (the
 rows of a session) and ``schema`` (table and column names).
 """
 
 from __future__ import annotations
 
 import weakref
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
@@ -107,6 +111,8 @@ class ServiceNowConnector(SessionImportMixin, SurveysMixin, ActionsMixin):
         # find the session missing and write its journal entries again. (Across processes
         # the engine's job leases keep one worker per session.)
         self._session_locks = weakref.WeakValueDictionary()
+        # What a ticket lookup read along for the import that follows (see ``reads``).
+        self._prefetched = OrderedDict()
 
     @classmethod
     def validate_settings(

@@ -1,7 +1,8 @@
 """Session import: a session into structured records and journal entries.
 
-What a session import writes (one read that tells whether the session is there already,
-one Batch API call for a usual session, one call that marks it complete):
+What a session import writes (one read round that tells whether the session is there
+already, usually sent along with the ticket lookup (see ``reads``); one Batch API call for
+a usual session; one call that marks it complete):
 
 * a row of the session table related to the task (the ticket), the configuration item,
   the call and the interaction it belongs to, with the primary representative's
@@ -29,6 +30,7 @@ from __future__ import annotations
 from rsbridge.appliance.report_model import EventType, SupportSession
 from rsbridge.connectors.base import SessionDelivery, Ticket, WriteResult
 from rsbridge.connectors.servicenow.client import BatchRequest
+from rsbridge.connectors.servicenow.reads import ticket_slot
 from rsbridge.connectors.servicenow.records import (
     Row,
     child_rows,
@@ -58,39 +60,59 @@ class SessionImportMixin(WritesMixin):
         table = self.schema.table("session")
         detail = {"session_table": table}
         state_col = self.schema.col("session", "import_state")
-        existing = None
-        if self._c.write_session_records:
-            existing = await self.client.get(table, session_id, fields=("sys_id", state_col))
-            if existing is not None and existing.get(state_col) == "complete":
-                return WriteResult(session_id, {**detail, "already": "complete"})
+        records = bool(self._c.write_session_records)
+        association = delivery.association
+        # One read round: the session row, the reps' users, the references' records (and
+        # the ticket's table when the ticket does not say it).
+        row_read = self._session_row_read(session_id) if records else None
+        user_reads = self._users_reads(session) if records else []
+        filled = ticket_slot(ticket.kind) if ticket is not None and ticket.kind else None
+        ref_reads = [r for _, _, r in self._reference_reads(association, filled)] if records else []
+        answers = await self._read_round(
+            [row_read, *user_reads, *ref_reads, self._kind_read(ticket)],
+            session=session,
+            ticket=ticket,
+            session_read=row_read,
+            what=f"read for session {session.lsid}",
+        )
+        existing = answers.get(row_read) if row_read is not None else None
+        if existing is not None and existing.get(state_col) == "complete":
+            return WriteResult(session_id, {**detail, "already": "complete"})
         recovering = existing is not None
-        ticket_table = await self._ticket_table(ticket) if ticket is not None else None
+        ticket_table = self._ticket_table_from(ticket, answers) if ticket is not None else None
+        users = self._users_from(user_reads, answers)
+        rows = list(child_rows(session, delivery.key, session_id, users)) if records else []
+        journal = self._journal_field(association)
+        entries = self._journal_entries(delivery) if ticket_table is not None else []
+
+        # Without a complete session row, the rows and the journal themselves say what is
+        # there (after a crash, or a lost answer): a second read round.
+        again = self._missing_reads(rows) if recovering else []
+        stream_read = None
+        if ticket is not None and ticket_table is not None and (recovering or not records):
+            stream_read = self._journal_read(ticket_table, ticket.id, journal) if entries else None
+            again += [stream_read] if stream_read is not None else []
+        later = await self.client.read(again, what=f"read for session {session.lsid}")
 
         requests: list[BatchRequest] = []
-        if self._c.write_session_records:
-            rep_users = await self._rep_users(session)
-            rows = list(child_rows(session, delivery.key, session_id, rep_users))
+        if records:
             if recovering:
-                rows = await self._missing(rows)
+                rows = self._missing_from(rows, later)
             else:
                 values = {
                     **session_values(session, delivery.appliance_id),
-                    **await self._references(delivery.association, ticket, ticket_table),
+                    **self._references_from(association, ticket, ticket_table, answers),
                     "import_state": "importing",
                 }
                 rep = next((r for r in session.representatives if r.primary), None)
-                user = rep_users.get(rep.username or "") if rep else None
+                user = users.get(rep.username or "") if rep else None
                 if user:
                     values["primary_rep_user"] = user
                 requests.append(self._insert(Row("session", session_id, values)))
             requests += [self._insert(row) for row in rows]
         if ticket is not None and ticket_table is not None:
-            journal = self._journal_field(delivery.association)
-            entries = self._journal_entries(delivery)
-            # Without a session row to say how far an import got, the journal itself says
-            # which entries are there (after a crash, or a lost answer).
-            if entries and (recovering or not self._c.write_session_records):
-                stream, _ = await self._journal_and_state(ticket_table, ticket.id, journal)
+            if stream_read is not None:
+                stream, _ = self._journal_from(stream_read, later[stream_read])
                 entries = [(p, t) for p, t in entries if not written(stream, session.lsid, p)]
             requests += [
                 self._journal(ticket_table, ticket.id, text, journal) for _, text in entries
@@ -99,22 +121,11 @@ class SessionImportMixin(WritesMixin):
         if self._c.attach_report:
             target = (ticket_table, ticket.id) if ticket and ticket_table else (table, session_id)
             await self._attach_report(target, delivery)
-        if self._c.write_session_records:
+        if records:
             # Only once everything above succeeded: the Batch API serves every sub-request
             # even after one failed, so "complete" cannot ride in the same batch.
             await self.client.update(table, session_id, {state_col: "complete"})
         return WriteResult(session_id, detail)
-
-    async def _rep_users(self, session: SupportSession) -> dict[str, str]:
-        """Rep usernames to sys_user sys_ids (auto-associate user), in one query."""
-        names = sorted({r.username for r in session.representatives if r.username})
-        if not self._c.auto_associate_user or not names:
-            return {}
-        field_name = str(self._c.user_match_field)
-        found = await self.client.query(
-            "sys_user", f"{field_name}IN{','.join(names)}", fields=("sys_id", field_name)
-        )
-        return {str(r[field_name]): str(r["sys_id"]) for r in found if r.get(field_name)}
 
     def _journal_entries(self, delivery: SessionDelivery) -> list[tuple[str, str]]:
         """The journal entries of a session as (part, text); a part the session does not

@@ -207,6 +207,14 @@ SETTINGS: tuple[Setting, ...] = (
         "`<kind>:<question>=<answer> -> <state>` (kind: customer or rep).",
         default=[],
     ),
+    Setting(
+        "key_mail",
+        "str",
+        "How the actions e-mail a session key: through the `[smtp]` server (`smtp`) or "
+        "through the instance's Email API (`instance`), which logs it with the task.",
+        default="smtp",
+        choices=("smtp", "instance"),
+    ),
 )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.connectors.base import Connector, Ticket
-from rsbridge.connectors.servicenow.client import Record, ServiceNowClient
+from rsbridge.connectors.servicenow.client import Read, Record, ServiceNowClient
 from rsbridge.connectors.servicenow.records import journal_safe, stable_id
 from rsbridge.connectors.servicenow.schema import Schema
 from rsbridge.connectors.servicenow.settings import Lookup, Options, session_value
@@ -60,14 +60,19 @@ class TicketsMixin(Connector):
         interaction (the vendor's related lists): a reference to another kind of record
         from those attributes is refused, as a customer could have typed it.
         """
+        read = self._find_read(reference, source)
+        what = f"{'read' if read.sys_id is not None else 'query'} {read.table}"
+        answers = await self.client.read([read], what=what)
+        return self._found(read, answers[read], reference, source)
+
+    def _find_read(self, reference: str, source: str) -> Read:
+        """The read that finds the ticket ``reference`` names (TicketNotFoundError for a
+        reference that is neither a sys_id nor a number of a known kind)."""
         ref = reference.strip()
         fields = ("sys_id", "number", "sys_class_name")
         wanted = _SOURCE_TABLES.get(source, "task")
         if SYS_ID.fullmatch(ref):
-            record = await self.client.get(wanted, ref, fields=fields)
-            if record is None:
-                raise TicketNotFoundError(f"ServiceNow has no {wanted} with sys_id {ref}")
-            return self._ticket(record, wanted)
+            return Read(wanted, ref, fields=fields)
         match = _NUMBER.fullmatch(ref)
         table = self.options.prefixes.get(match.group(1).upper()) if match else None
         if table is None:
@@ -78,10 +83,18 @@ class TicketsMixin(Connector):
             )
         if wanted != "task" and table != wanted:
             raise TicketNotFoundError(f"{source} must name a {wanted}, not a {table} ({ref!r})")
-        found = await self.client.query(table, f"number={ref.upper()}", fields=fields, limit=1)
-        if not found:
-            raise TicketNotFoundError(f"ServiceNow has no {table} numbered {ref.upper()}")
-        return self._ticket(found[0], table)
+        return Read(table, query=f"number={ref.upper()}", fields=fields, limit=1)
+
+    def _found(self, read: Read, answer: Any, reference: str, source: str) -> Ticket:
+        """The ticket of :meth:`_find_read`'s answer, or TicketNotFoundError."""
+        ref = reference.strip()
+        if read.sys_id is not None:
+            if not isinstance(answer, dict):
+                raise TicketNotFoundError(f"ServiceNow has no {read.table} with sys_id {ref}")
+            return self._ticket(answer, read.table)
+        if not answer:
+            raise TicketNotFoundError(f"ServiceNow has no {read.table} numbered {ref.upper()}")
+        return self._ticket(answer[0], read.table)
 
     async def _ticket_table(self, ticket: Ticket) -> str:
         if ticket.kind:

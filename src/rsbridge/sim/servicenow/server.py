@@ -1,4 +1,4 @@
-"""The simulated instance's HTTP surface: OAuth, Table, Attachment and Batch APIs.
+"""The simulated instance's HTTP surface: OAuth, Table, Attachment, Batch and Email APIs.
 
 Every request goes through one path: instance switches (``down``, ``hibernating``),
 queued faults, authentication (Basic or Bearer), rate-limit rules, then the route's
@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from rsbridge.sim.servicenow import email
 from rsbridge.sim.servicenow.query import split_fields
 from rsbridge.sim.servicenow.render import Renderer, attachment_meta
 from rsbridge.sim.servicenow.state import (
@@ -152,6 +153,8 @@ _ROUTES: list[tuple[re.Pattern[str], dict[str, str]]] = [
     ),
     (re.compile(r"/api/now(?:/v1)?/attachment/(?P<sys_id>[^/]+)/file/?"), {"GET": "download"}),
     (re.compile(r"/api/now(?:/v1)?/batch/?"), {"POST": "batch"}),
+    (re.compile(r"/api/now(?:/v1)?/email/?"), {"POST": "email_send"}),
+    (re.compile(r"/api/now(?:/v1)?/email/(?P<sys_id>[^/]+)/?"), {"GET": "email_read"}),
 ]
 
 
@@ -609,6 +612,15 @@ class _Instance:
             raise _write_denied("Delete")
         self.state.delete("sys_attachment", record["sys_id"])
         return SimResponse(204)
+
+    # --- Email API (see ``email``) ---------------------------------------------------
+
+    def api_email_send(self, req: SimRequest, user: SimUser) -> SimResponse:
+        return json_response(200, {"result": email.send(self.state, user, self._body(req))})
+
+    def api_email_read(self, req: SimRequest, user: SimUser, sys_id: str) -> SimResponse:
+        fields = split_fields(req.params.get("sysparm_fields"))
+        return json_response(200, {"result": email.read(self.state, user, sys_id, fields)})
 
     # --- Batch API ------------------------------------------------------------------
 

@@ -690,6 +690,30 @@ def ootb_tables() -> list[TableDef]:
             ],
         ),
         _table(
+            # The e-mail log; the Email API writes it (see ``email``).
+            "sys_email",
+            "Email",
+            [
+                *system_columns(),
+                col("type", max_length=40, default="send-ready"),
+                col("state", max_length=40, default="ready"),
+                col("mailbox", max_length=40, default="outbox"),
+                col("recipients", max_length=4000),
+                col("copied", max_length=4000),
+                col("blind_copied", max_length=4000),
+                col("subject", max_length=1000, display=True),
+                col("body", "html", max_length=65000),
+                col("body_text", max_length=65000),
+                col("content_type", max_length=100, default="multipart/mixed"),
+                col("importance", max_length=40),
+                col("headers", max_length=4000),
+                col("target_table", max_length=80),
+                col("instance", max_length=32, label="Target"),
+                col("user", max_length=100),
+                col("error_string", max_length=4000, label="Error"),
+            ],
+        ),
+        _table(
             "sys_number",
             "Number",
             [
@@ -721,4 +745,5 @@ OOTB_ACLS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "sys_dictionary": (frozenset(), frozenset({"admin"})),
     "sys_choice": (frozenset(), frozenset({"admin"})),
     "sys_number": (frozenset(), frozenset({"admin"})),
+    "sys_email": (frozenset({"admin"}), frozenset({"admin"})),
 }
