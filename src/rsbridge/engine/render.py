@@ -53,6 +53,7 @@ from rsbridge.appliance.report_model import (
     SupportSession,
 )
 from rsbridge.connectors.base import RenderedPart, RenderedReport, Ticket
+from rsbridge.engine.template_sandbox import ReportSandbox
 from rsbridge.errors import TemplateError
 
 PARTS: tuple[str, ...] = (
@@ -253,6 +254,9 @@ class Renderer:
         import_events: the event types that appear in the report (chat log, notes,
             system information); names match regardless of case, and ``_`` may stand
             for a space. ``None`` (the default) keeps every event.
+        fast_paths: read the report model's data fields without the sandbox's checks
+            (:mod:`rsbridge.engine.template_sandbox`; same output). ``False`` runs the
+            plain sandbox: the benchmarks' "before" row.
 
     Templates are compiled once and cached: edits to the override directory take effect
     in a new Renderer. Instances are safe to share between threads.
@@ -266,6 +270,7 @@ class Renderer:
         override_dir: Path | None = None,
         *,
         import_events: Collection[str] | None = None,
+        fast_paths: bool = True,
     ) -> None:
         loaders: list[BaseLoader] = []
         if override_dir is not None:
@@ -282,7 +287,9 @@ class Renderer:
             if import_events is None
             else frozenset(_normalise_event_type(name) for name in import_events)
         )
-        self._env = ImmutableSandboxedEnvironment(
+        sandbox = ReportSandbox if fast_paths else ImmutableSandboxedEnvironment
+        self.fast_paths = fast_paths
+        self._env = sandbox(
             loader=ChoiceLoader(loaders),
             undefined=StrictUndefined,
             autoescape=select_autoescape(
