@@ -55,9 +55,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import dataclasses
 import json
 import logging
+import pstats
 import statistics
 import tempfile
 import time
@@ -83,6 +85,7 @@ from harness import (
     percentile,
     verdict,
 )
+from rsbridge import fastpaths
 from rsbridge.appliance.client import ApplianceClient
 from rsbridge.appliance.events import END
 from rsbridge.appliance.report_model import SupportSession
@@ -110,6 +113,7 @@ NAIVE = "naive"
 APPLIANCE_ID = "default"
 INTAKE_PATH = f"/ERSPost?appliance={APPLIANCE_ID}"
 RECORD_CHUNK = 500  # events recorded at once: enough for the store's group commit
+SPEEDUP_TARGET = 2.5  # issue 15: the backlog rate against the old path's, same run
 
 
 # --- the peers process ------------------------------------------------------------------
@@ -557,15 +561,23 @@ async def backlog_rsbridge(peers: Peers, args: argparse.Namespace, workdir: Path
     sessions: list[list[str]] = (
         await peers.call("/backlog", {"count": args.backlog, "seed": args.seed})
     )["sessions"]
-    async with Engine(_config(workdir, peers, args.workers)) as engine:
+    config = _config(workdir, peers, args.workers)
+    # CPU time of the event loop's thread: wall time would count waiting for the peers.
+    profile = cProfile.Profile(time.thread_time) if args.profile else None
+    async with Engine(config) as engine:
         started = time.perf_counter()
         await _record_backlog(engine, sessions)
         took = time.perf_counter() - started
         print(f"  {len(sessions)} end events recorded in {took:.1f} s (store.record_event)")
         rss_before, cpu_before = peak_rss_mb(), cpu_seconds()
         start = time.time()
+        if profile is not None:
+            profile.enable()
         engine.start()
         counts = await _drained(engine, limit=max(600.0, args.backlog / 10))
+        if profile is not None:
+            profile.disable()
+            _print_profile(profile, args.profile)
         rss, cpu = peak_rss_mb() - rss_before, cpu_seconds() - cpu_before
         assert engine.worker is not None
         report_calls = engine.worker.appliance_calls
@@ -585,6 +597,26 @@ async def backlog_rsbridge(peers: Peers, args: argparse.Namespace, workdir: Path
     return Backlog(
         progress["reports"], progress["last"] - start, calls, saw, throttled, cpu, rss, report_calls
     )
+
+
+async def backlog_before(peers: Peers, args: argparse.Namespace, workdir: Path) -> Backlog:
+    """The rsbridge backlog on the old paths (:mod:`rsbridge.fastpaths` turned off)."""
+    with fastpaths.turned_off():
+        return await backlog_rsbridge(peers, args, workdir)
+
+
+def _print_profile(profile: cProfile.Profile, top: int) -> None:
+    """The ``top`` functions by own CPU time, with their share of the profiled total."""
+    stats = pstats.Stats(profile)
+    rows: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = stats.stats  # type: ignore[attr-defined]
+    total = sum(own for _calls, _prim, own, _cum, _callers in rows.values()) or 1.0
+    print(f"  profile: {total:.1f} s of CPU in the event loop's thread; top {top} by own time")
+    ranked = sorted(rows.items(), key=lambda item: item[1][2], reverse=True)[:top]
+    for (path, line, name), (_calls, primitive, own, cumulative, _callers) in ranked:
+        where = f"{Path(path).name}:{line}({name})" if line else name
+        print(
+            f"  {own / total:6.1%} own {cumulative / total:6.1%} cum {primitive:>9} calls  {where}"
+        )
 
 
 async def backlog_baseline(peers: Peers, args: argparse.Namespace, workdir: Path) -> Backlog:
@@ -680,6 +712,26 @@ def _report(
     )
 
 
+def _report_before(args: argparse.Namespace, before: Backlog, ours: Backlog) -> None:
+    """rsbridge's backlog on the old path (fast paths off) against today's, same run."""
+    print()
+    print(
+        f"backlog: {args.backlog} sessions, rsbridge with its fast paths off (before) and on, "
+        f"{args.workers} workers"
+    )
+    print(f"{'':36}{'before':>12}{'rsbridge':>12}{'ratio':>9}")
+    print(_row(f"time to drain {args.backlog} (s)", before.seconds, ours.seconds))
+    print(_row("sessions/s", before.rate, ours.rate))
+    print(
+        _row("CPU ms / session (this process)", before.cpu_ms_per_session, ours.cpu_ms_per_session)
+    )
+    speedup = ours.rate / before.rate
+    print(
+        f"target: backlog rate at least {SPEEDUP_TARGET:g}x the old path's -> "
+        f"{verdict(speedup >= SPEEDUP_TARGET)} ({speedup:.2f}x)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, help="steady state: sessions ending per second")
@@ -692,6 +744,18 @@ def main() -> None:
     parser.add_argument("--rate-per-hour", type=int, default=15000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="a smaller run (about 30 s)")
+    parser.add_argument(
+        "--backlog-only",
+        action="store_true",
+        help="only rsbridge's backlog, with its fast paths off (before) and on",
+    )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        metavar="N",
+        default=0,
+        help="profile rsbridge's backlogs (cProfile; slows them) and print the top N",
+    )
     parser.add_argument("--serve-peers", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_peers:
@@ -717,10 +781,15 @@ def main() -> None:
 
     # The rsbridge backlog first: peak RSS is a high-water mark of this process.
     ours_b = phase("backlog, rsbridge ...", backlog_rsbridge)
+    before_b = phase("backlog, rsbridge before (fast paths off) ...", backlog_before)
+    if args.backlog_only:
+        _report_before(args, before_b, ours_b)
+        return
     base_b = phase("backlog, baseline ...", backlog_baseline)
     ours_s = phase("steady state, rsbridge ...", steady_rsbridge)
     base_s = phase("steady state, baseline ...", steady_baseline)
     _report(args, (base_s, ours_s), (base_b, ours_b))
+    _report_before(args, before_b, ours_b)
 
 
 if __name__ == "__main__":

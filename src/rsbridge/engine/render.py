@@ -44,6 +44,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import pass_eval_context
 from markupsafe import Markup, escape
 
+from rsbridge import fastpaths
 from rsbridge.appliance.report_model import (
     FILE_EVENT_TYPES,
     Actor,
@@ -256,7 +257,7 @@ class Renderer:
             for a space. ``None`` (the default) keeps every event.
         fast_paths: read the report model's data fields without the sandbox's checks
             (:mod:`rsbridge.engine.template_sandbox`; same output). ``False`` runs the
-            plain sandbox: the benchmarks' "before" row.
+            plain sandbox; ``None`` (the default) follows :mod:`rsbridge.fastpaths`.
 
     Templates are compiled once and cached: edits to the override directory take effect
     in a new Renderer. Instances are safe to share between threads.
@@ -270,7 +271,7 @@ class Renderer:
         override_dir: Path | None = None,
         *,
         import_events: Collection[str] | None = None,
-        fast_paths: bool = True,
+        fast_paths: bool | None = None,
     ) -> None:
         loaders: list[BaseLoader] = []
         if override_dir is not None:
@@ -287,6 +288,8 @@ class Renderer:
             if import_events is None
             else frozenset(_normalise_event_type(name) for name in import_events)
         )
+        if fast_paths is None:
+            fast_paths = fastpaths.enabled()
         sandbox = ReportSandbox if fast_paths else ImmutableSandboxedEnvironment
         self.fast_paths = fast_paths
         self._env = sandbox(
