@@ -2,6 +2,7 @@
 
     python3 dev.py bench pipeline [--rate 10] [--duration 15] [--backlog 10000]
                                   [--baseline-sample 400] [--workers 8] [--quick]
+                                  [--backlog-only] [--profile N]
 
 The peers run in a child process of their own (so that they do not share a core with
 the system under test): the simulated appliance (``rsbridge.sim.appliance``) behind a
@@ -42,6 +43,14 @@ What is measured, in this process:
    The baseline imports the first ``--baseline-sample`` sessions of an identical
    backlog (the appliance's rate limit makes the whole one take minutes); its time for
    the whole backlog is projected from its measured rate.
+
+3. **Before**: the rsbridge backlog again, with :mod:`rsbridge.fastpaths` turned off (the
+   plain template sandbox, the general JSON converter), against a fresh peers process:
+   the backlog rate of the fast paths over the old ones, measured in the same run
+   (issue 15's target: at least 2.5x). ``--backlog-only`` measures just these two;
+   ``--profile N`` runs them under cProfile (CPU time of the event loop's thread, which
+   slows them: their figures are then not comparable with a run without it) and prints
+   the top N functions by own time.
 
 Appliance calls are counted by the client (``requests_sent`` plus tokens issued), so
 token requests count too; the appliance's own count of the requests it received is
