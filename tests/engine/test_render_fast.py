@@ -23,11 +23,17 @@ from rsbridge.appliance.report_model import (
     SurveyAnswer,
     SystemInfoCategory,
 )
+from rsbridge.connectors.jsonl import JsonlConnector, read_deliveries
 from rsbridge.engine.render import PARTS, REPORT, SAMPLE_KEY_MAIL, Renderer
+from rsbridge.engine.runtime import Engine
 from rsbridge.engine.template_sandbox import ReportSandbox
 from rsbridge.errors import TemplateError
 from rsbridge.sim.appliance.scenarios import SessionGenerator
+from rsbridge.web.app import create_app
+from rsbridge.web.serve import serving
 from tests import strategies
+
+from .conftest import SimAppliance, drained, emit, engine_config
 
 FAST = Renderer()
 OLD = Renderer(fast_paths=False)
@@ -217,3 +223,71 @@ def test_the_fast_lane_skips_the_checks_for_data_only() -> None:
 def test_fast_paths_choose_the_environment() -> None:
     assert type(FAST._env) is ReportSandbox
     assert type(OLD._env) is ImmutableSandboxedEnvironment
+
+
+# --- only what a connector reads ----------------------------------------------------------
+
+
+class _Spy(Renderer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rendered: list[str] = []
+
+    def _render(self, name: str, context: Any) -> str:
+        self.rendered.append(name)
+        return super()._render(name, context)
+
+
+def test_render_renders_only_the_templates_asked_for() -> None:
+    session = _generated(2)[1]
+    whole = FAST.render(session)
+    spy = _Spy()
+    report = spy.render(session, {"chat.txt", "notes.txt"})
+    assert sorted(spy.rendered) == ["chat.txt", "notes.txt"]
+    assert set(report.parts) == {"chat", "notes"}
+    for name in ("chat", "notes"):
+        assert report.parts[name].text == whole.parts[name].text
+        assert report.parts[name].html == ""
+    assert report.full.text == report.full.html == ""
+
+
+def test_the_whole_report_renders_every_part_of_its_format() -> None:
+    session = _generated(2)[1]
+    whole = FAST.render(session)
+    spy = _Spy()
+    report = spy.render(session, {"chat.txt", "report.html"})
+    assert sorted(spy.rendered) == sorted(
+        ["chat.txt", "report.html", *(f"{name}.html" for name in PARTS)]
+    )
+    assert report.full.html == whole.full.html and report.full.text == ""
+    assert report.parts["chat"] == whole.parts["chat"]
+    assert all(report.parts[name].html == whole.parts[name].html for name in PARTS)
+    # Nothing asked for: everything, as before.
+    assert Renderer().render(session, None) == whole
+    with pytest.raises(ValueError, match=r"not report templates: chat\.md"):
+        FAST.render(session, {"chat.md"})
+
+
+async def test_the_worker_renders_what_the_connector_reads(
+    tmp_path: Path, sim: SimAppliance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(JsonlConnector, "report_templates", lambda self: frozenset({"chat.txt"}))
+    session = next(s for s in SessionGenerator(4).sessions(20) if s.events)
+    now = datetime.now(UTC)
+    assert session.start_time is not None and session.end_time is not None
+    shift = now - session.end_time
+    session = dataclasses.replace(
+        session, start_time=session.start_time + shift, end_time=session.end_time + shift
+    )
+    sim.state.add_report(session)
+    config = engine_config(tmp_path, sim)
+    async with Engine(config) as engine, serving(create_app(engine.intake, engine.store)) as url:
+        engine.start()
+        await emit(url, [session])
+        await drained(engine)
+    [record] = [
+        d for d in read_deliveries(tmp_path / "deliveries.jsonl") if d["kind"] == "session_report"
+    ]
+    assert set(record["parts"]) == {"chat"}
+    assert record["parts"]["chat"]["text"] and record["parts"]["chat"]["html"] == ""
+    assert record["text"] == record["html"] == ""

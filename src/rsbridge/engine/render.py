@@ -224,6 +224,11 @@ def _normalise_event_type(name: str) -> str:
     return " ".join(name.replace("_", " ").split()).casefold()
 
 
+_ALL_TEMPLATES: frozenset[str] = frozenset(
+    name + suffix for name in (*PARTS, REPORT) for suffix in TEMPLATE_SUFFIXES
+)
+"""The report's templates: what :meth:`Renderer.render` renders by default."""
+
 KEY_MAIL = "session_key_mail"
 """The session-key e-mail's templates: ``session_key_mail.txt`` and ``..._subject.txt``."""
 
@@ -320,27 +325,47 @@ class Renderer:
 
     # --- public API ---------------------------------------------------------------------
 
-    def render(self, session: SupportSession) -> RenderedReport:
+    def render(
+        self, session: SupportSession, templates: Collection[str] | None = None
+    ) -> RenderedReport:
         """The whole report and each part of ``session``, as plain text and HTML.
 
+        ``templates`` names the ones wanted (``chat.txt``, ``report.html``: a connector's
+        :meth:`~rsbridge.connectors.base.Connector.report_templates`); ``None``: all. The
+        whole report of a format needs, and renders, every part of that format. A part
+        rendered in neither format is left out of ``parts``; a format not rendered is "".
+
         Raises:
+            ValueError: ``templates`` names a template that is not a report template.
             TemplateError: a template is missing, broken or fails while rendering.
         """
+        wanted = _ALL_TEMPLATES if templates is None else frozenset(templates)
+        if not wanted <= _ALL_TEMPLATES:
+            unknown = ", ".join(sorted(wanted - _ALL_TEMPLATES))
+            raise ValueError(f"not report templates: {unknown}")
+        full_text, full_html = f"{REPORT}.txt" in wanted, f"{REPORT}.html" in wanted
         context = self._context(session)
         parts: dict[str, RenderedPart] = {}
         for name in PARTS:
-            parts[name] = RenderedPart(
-                text=self._render(f"{name}.txt", context),
-                html=self._render(f"{name}.html", context),
-            )
+            text = full_text or f"{name}.txt" in wanted
+            html = full_html or f"{name}.html" in wanted
+            if text or html:
+                parts[name] = RenderedPart(
+                    text=self._render(f"{name}.txt", context) if text else "",
+                    html=self._render(f"{name}.html", context) if html else "",
+                )
         # The full report gets the parts already rendered: overriding one part changes
         # the full report too, and nothing is rendered twice. The HTML parts come from
         # autoescaping templates, so they are markup, not text to escape again.
         text_parts = {n: p.text for n, p in parts.items()}
         html_parts = {n: Markup(p.html) for n, p in parts.items()}  # noqa: S704
         full = RenderedPart(
-            text=self._render(f"{REPORT}.txt", {**context, "parts": text_parts}),
-            html=self._render(f"{REPORT}.html", {**context, "parts": html_parts}),
+            text=self._render(f"{REPORT}.txt", {**context, "parts": text_parts})
+            if full_text
+            else "",
+            html=self._render(f"{REPORT}.html", {**context, "parts": html_parts})
+            if full_html
+            else "",
         )
         return RenderedReport(full=full, parts=parts)
 
