@@ -2,7 +2,7 @@
 
     python3 dev.py bench pipeline [--rate 10] [--duration 15] [--backlog 10000]
                                   [--baseline-sample 400] [--workers 8] [--quick]
-                                  [--calls-only]
+                                  [--calls-only] [--backlog-only] [--profile N]
 
 The peers run in a child process of their own (so that they do not share a core with
 the system under test): the simulated appliance (``rsbridge.sim.appliance``) behind a
@@ -10,7 +10,7 @@ middleware that holds every request ``--peer-latency`` seconds (20 ms) and with 
 documented rate limits (20 requests/s, 15,000/h per API account), the simulated
 webhook receiver (``rsbridge.sim.webhook``) with the same ``delay``, and the
 appliance's outbound-event sender (``OutboundEventEmitter``). A fresh child serves each
-of the five measurements below, so each starts with empty rate-limit windows.
+of the measurements below, so each starts with empty rate-limit windows.
 
 What is measured, in this process:
 
@@ -51,6 +51,13 @@ What is measured, in this process:
    every recorded event is replayed (all their effects are done) and the appliance
    calls of the replay are counted; then a manual pull reaching 400 days back (one
    more session ended 399 days ago) counts its SupportSessionListing calls.
+4. **Before**: the rsbridge backlog again, with :mod:`rsbridge.fastpaths` turned off (the
+   plain template sandbox, the general JSON converter), against a fresh peers process:
+   the backlog rate of the fast paths over the old ones, measured in the same run
+   (issue 15's target: at least 2.5x). ``--backlog-only`` measures just these two;
+   ``--profile N`` runs them under cProfile (CPU time of the event loop's thread, which
+   slows them: their figures are then not comparable with a run without it) and prints
+   the top N functions by own time.
 
 Appliance calls are counted by the client (``requests_sent`` plus tokens issued), so
 token requests count too; the appliance's own count of the requests it received is
@@ -65,9 +72,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import dataclasses
 import json
 import logging
+import pstats
 import statistics
 import tempfile
 import time
@@ -93,6 +102,7 @@ from harness import (
     percentile,
     verdict,
 )
+from rsbridge import fastpaths
 from rsbridge.appliance.client import ApplianceClient
 from rsbridge.appliance.events import END, SURVEY_EVENTS
 from rsbridge.appliance.report_model import SupportSession
@@ -121,6 +131,7 @@ NAIVE = "naive"
 APPLIANCE_ID = "default"
 INTAKE_PATH = f"/ERSPost?appliance={APPLIANCE_ID}"
 RECORD_CHUNK = 500  # events recorded at once: enough for the store's group commit
+SPEEDUP_TARGET = 2.5  # issue 15: the backlog rate against the old path's, same run
 
 
 # --- the peers process ------------------------------------------------------------------
@@ -400,8 +411,11 @@ def _config(
                     "name": INTEGRATION,
                     "connector": "webhook",
                     "outbound_events": list(events),
-                    # Every session has an external key; "create" only guards the run.
-                    "association": {"on_unmatched": "create"},
+                    # Every session has an external key, set as a customer could; the
+                    # naive script follows it blindly, so rsbridge trusts it too ("any"),
+                    # else each session would cost a ticket creation the script does not
+                    # make. "create" only guards the run.
+                    "association": {"on_unmatched": "create", "trust": "any"},
                     "settings": {"url": peers.info["webhook"]},
                 }
             ],
@@ -606,15 +620,23 @@ async def backlog_rsbridge(peers: Peers, args: argparse.Namespace, workdir: Path
     sessions: list[list[str]] = (
         await peers.call("/backlog", {"count": args.backlog, "seed": args.seed})
     )["sessions"]
-    async with Engine(_config(workdir, peers, args.workers)) as engine:
+    config = _config(workdir, peers, args.workers)
+    # CPU time of the event loop's thread: wall time would count waiting for the peers.
+    profile = cProfile.Profile(time.thread_time) if args.profile else None
+    async with Engine(config) as engine:
         started = time.perf_counter()
         await _record_backlog(engine, sessions)
         took = time.perf_counter() - started
         print(f"  {len(sessions)} end events recorded in {took:.1f} s (store.record_event)")
         rss_before, cpu_before = peak_rss_mb(), cpu_seconds()
         start = time.time()
+        if profile is not None:
+            profile.enable()
         engine.start()
         counts = await _drained(engine, limit=max(600.0, args.backlog / 10))
+        if profile is not None:
+            profile.disable()
+            _print_profile(profile, args.profile)
         rss, cpu = peak_rss_mb() - rss_before, cpu_seconds() - cpu_before
         assert engine.worker is not None
         report_calls = engine.worker.appliance_calls
@@ -634,6 +656,26 @@ async def backlog_rsbridge(peers: Peers, args: argparse.Namespace, workdir: Path
     return Backlog(
         progress["reports"], progress["last"] - start, calls, saw, throttled, cpu, rss, report_calls
     )
+
+
+async def backlog_before(peers: Peers, args: argparse.Namespace, workdir: Path) -> Backlog:
+    """The rsbridge backlog on the old paths (:mod:`rsbridge.fastpaths` turned off)."""
+    with fastpaths.turned_off():
+        return await backlog_rsbridge(peers, args, workdir)
+
+
+def _print_profile(profile: cProfile.Profile, top: int) -> None:
+    """The ``top`` functions by own CPU time, with their share of the profiled total."""
+    stats = pstats.Stats(profile)
+    rows: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = stats.stats  # type: ignore[attr-defined]
+    total = sum(own for _calls, _prim, own, _cum, _callers in rows.values()) or 1.0
+    print(f"  profile: {total:.1f} s of CPU in the event loop's thread; top {top} by own time")
+    ranked = sorted(rows.items(), key=lambda item: item[1][2], reverse=True)[:top]
+    for (path, line, name), (_calls, primitive, own, cumulative, _callers) in ranked:
+        where = f"{Path(path).name}:{line}({name})" if line else name
+        print(
+            f"  {own / total:6.1%} own {cumulative / total:6.1%} cum {primitive:>9} calls  {where}"
+        )
 
 
 async def backlog_baseline(peers: Peers, args: argparse.Namespace, workdir: Path) -> Backlog:
@@ -841,6 +883,26 @@ def _report(
     )
 
 
+def _report_before(args: argparse.Namespace, before: Backlog, ours: Backlog) -> None:
+    """rsbridge's backlog on the old path (fast paths off) against today's, same run."""
+    print()
+    print(
+        f"backlog: {args.backlog} sessions, rsbridge with its fast paths off (before) and on, "
+        f"{args.workers} workers"
+    )
+    print(f"{'':36}{'before':>12}{'rsbridge':>12}{'ratio':>9}")
+    print(_row(f"time to drain {args.backlog} (s)", before.seconds, ours.seconds))
+    print(_row("sessions/s", before.rate, ours.rate))
+    print(
+        _row("CPU ms / session (this process)", before.cpu_ms_per_session, ours.cpu_ms_per_session)
+    )
+    speedup = ours.rate / before.rate
+    print(
+        f"target: backlog rate at least {SPEEDUP_TARGET:g}x the old path's -> "
+        f"{verdict(speedup >= SPEEDUP_TARGET)} ({speedup:.2f}x)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, help="steady state: sessions ending per second")
@@ -857,6 +919,18 @@ def main() -> None:
         "--calls-only",
         action="store_true",
         help="only the appliance-call figures (rsbridge's backlog and call economy)",
+    )
+    parser.add_argument(
+        "--backlog-only",
+        action="store_true",
+        help="only rsbridge's backlog, with its fast paths off (before) and on",
+    )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        metavar="N",
+        default=0,
+        help="profile rsbridge's backlogs (cProfile; slows them) and print the top N",
     )
     parser.add_argument("--serve-peers", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -883,15 +957,21 @@ def main() -> None:
 
     # The rsbridge backlog first: peak RSS is a high-water mark of this process.
     ours_b = phase("backlog, rsbridge ...", backlog_rsbridge)
+    if args.backlog_only:
+        before_b = phase("backlog, rsbridge before (fast paths off) ...", backlog_before)
+        _report_before(args, before_b, ours_b)
+        return
     economy = phase("appliance call economy, rsbridge ...", economy_rsbridge)
     if args.calls_only:
         _report_calls(args, economy, ours_b)
         return
+    before_b = phase("backlog, rsbridge before (fast paths off) ...", backlog_before)
     base_b = phase("backlog, baseline ...", backlog_baseline)
     ours_s = phase("steady state, rsbridge ...", steady_rsbridge)
     base_s = phase("steady state, baseline ...", steady_baseline)
     _report(args, (base_s, ours_s), (base_b, ours_b))
     _report_calls(args, economy, ours_b)
+    _report_before(args, before_b, ours_b)
 
 
 if __name__ == "__main__":

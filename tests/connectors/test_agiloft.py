@@ -37,6 +37,7 @@ from rsbridge.sim.serve import SwappableApp, serve_in_thread
 from tests.conftest import FakeClock
 
 from .contract import ConnectorContract, sample_session, session_delivery, survey_delivery
+from .report_reads import reading
 
 TRUSTED = Association("external_key", True)
 
@@ -435,3 +436,15 @@ async def test_oauth_client_credentials(kb: KB, make: Factory) -> None:
     assert "Wr0ng-Secret" not in str(caught.value)
     with pytest.raises(ConfigurationError, match="client_id, client_secret"):
         make(auth="client_credentials", client_id=None, client_secret=None)
+
+
+@pytest.mark.parametrize("settings", [{}, {"attach_report": True}])
+async def test_a_session_report_reads_only_the_templates_it_declares(
+    kb: KB, make: Factory, settings: dict[str, Any]
+) -> None:
+    """The engine renders only ``report_templates()``: reading more would get "" ."""
+    connector = make(**settings)
+    ticket = await connector.find_ticket(str(kb.demo.ids["printer"]))
+    delivery, reads = reading(session_delivery("d-1", association=TRUSTED))
+    await connector.write_session_report(ticket, delivery)
+    assert reads == connector.report_templates()

@@ -48,6 +48,7 @@ from .contract import (
     session_delivery,
     survey_delivery,
 )
+from .report_reads import reading
 
 TRUSTED = Association("external_key", True)
 
@@ -594,3 +595,17 @@ async def test_the_jwt_bearer_flow_signs_in_as_the_integration_user(
     with pytest.raises(ConnectorAuthError, match="certificate and pre-authorised user") as caught:
         await refused.find_ticket(org.demo.ids["case_printer"])
     assert "PRIVATE KEY" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "settings", [{}, {"attach_report": True}, {"attach_report": True, "attachment_format": "txt"}]
+)
+async def test_a_session_report_reads_only_the_templates_it_declares(
+    org: Org, make: Factory, settings: dict[str, Any]
+) -> None:
+    """The engine renders only ``report_templates()``: reading more would get "" ."""
+    connector = make(**settings)
+    ticket = await connector.find_ticket(org.demo.ids["case_printer"])
+    delivery, reads = reading(session_delivery("end-key", association=TRUSTED))
+    await connector.write_session_report(ticket, delivery)
+    assert reads == connector.report_templates()

@@ -57,6 +57,7 @@ from .contract import (
     session_delivery,
     survey_delivery,
 )
+from .report_reads import reading
 
 TRUSTED = Association("custom:snow_task_id", True)
 """A ticket named by a signed reference."""
@@ -1024,3 +1025,17 @@ async def test_calls_go_through_the_configured_proxy(sn: Instance, make: Factory
     assert any("/api/now/table/incident" in line for line in _ForwardProxy.seen)
     assert any("/api/now/v1/batch" in line for line in _ForwardProxy.seen)
     assert len(rows(sn, "u_rs_session")) == 1
+
+
+@pytest.mark.parametrize(
+    "settings", [{}, {"attach_report": True}, {"attach_report": True, "attachment_format": "txt"}]
+)
+async def test_a_session_report_reads_only_the_templates_it_declares(
+    sn: Instance, make: Factory, settings: dict[str, Any]
+) -> None:
+    """The engine renders only ``report_templates()``: reading more would get "" ."""
+    connector = make(**settings)
+    ticket = await connector.find_ticket("INC0010001")
+    delivery, reads = reading(session_delivery("k1"))
+    await connector.write_session_report(ticket, delivery)
+    assert reads == connector.report_templates()

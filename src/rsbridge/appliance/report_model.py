@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from rsbridge import fastpaths
+
 
 class EventType(enum.StrEnum):
     """The 53 ``event_type`` values of a Remote Support session report."""
@@ -381,6 +383,43 @@ def to_jsonable(obj: Any) -> Any:
 
     Datetimes become ISO 8601 strings, durations seconds, endpoints their string form.
     """
+    return _jsonable(obj) if fastpaths.enabled() else _jsonable_checked(obj)
+
+
+_AS_IS: frozenset[type] = frozenset({str, int, float, bool, type(None)})
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+"""Field names by dataclass, learnt on first sight: ``dataclasses.fields`` is slow."""
+
+
+def _jsonable(obj: Any) -> Any:
+    # Dispatch on the exact type (a session has ~800 values); anything unexpected,
+    # subclasses included, takes the isinstance checks of _jsonable_checked.
+    kind = type(obj)
+    if kind in _AS_IS:
+        return obj
+    names = _FIELD_NAMES.get(kind)
+    if names is not None:
+        return {name: _jsonable(getattr(obj, name)) for name in names}
+    if kind is list or kind is tuple:
+        return [_jsonable(v) for v in obj]
+    if kind is dict:
+        return {str(k): v if type(v) is str else _jsonable(v) for k, v in obj.items()}
+    if kind is datetime:
+        return obj.isoformat()
+    if kind is Endpoint:
+        return str(obj)
+    if kind is timedelta:
+        return obj.total_seconds()
+    if dataclasses.is_dataclass(obj) and not isinstance(
+        obj, type | datetime | timedelta | Endpoint
+    ):
+        _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(obj))
+        return _jsonable(obj)
+    return _jsonable_checked(obj)
+
+
+def _jsonable_checked(obj: Any) -> Any:
+    """The general converter (the fast paths' fallback, and the old path)."""
     if isinstance(obj, datetime):
         return obj.isoformat()
     if isinstance(obj, timedelta):
@@ -388,9 +427,9 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, Endpoint):
         return str(obj)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: _jsonable_checked(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, list | tuple):
-        return [to_jsonable(v) for v in obj]
+        return [_jsonable_checked(v) for v in obj]
     if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
+        return {str(k): _jsonable_checked(v) for k, v in obj.items()}
     return obj

@@ -438,6 +438,16 @@ class Connector(abc.ABC):
     # Connectors that support technician and customer actions override these; the
     # defaults say clearly that this connector does not.
 
+    def report_templates(self) -> frozenset[str] | None:
+        """The report templates this connector's session reports read (``chat.txt``,
+        ``report.html``...): the engine renders only those. None (the default): all.
+
+        The whole report (``report.txt``, ``report.html``) holds every part of its format,
+        which is then rendered too. A part rendered in neither format is absent from
+        ``delivery.report.parts``; a format not rendered is an empty string.
+        """
+        return None
+
     def created_tickets_trusted(self) -> bool:
         """Whether a ticket this connector creates for a session counts as trusted.
 

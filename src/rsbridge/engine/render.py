@@ -44,6 +44,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import pass_eval_context
 from markupsafe import Markup, escape
 
+from rsbridge import fastpaths
 from rsbridge.appliance.report_model import (
     FILE_EVENT_TYPES,
     Actor,
@@ -53,6 +54,7 @@ from rsbridge.appliance.report_model import (
     SupportSession,
 )
 from rsbridge.connectors.base import RenderedPart, RenderedReport, Ticket
+from rsbridge.engine.template_sandbox import ReportSandbox
 from rsbridge.errors import TemplateError
 
 PARTS: tuple[str, ...] = (
@@ -222,6 +224,11 @@ def _normalise_event_type(name: str) -> str:
     return " ".join(name.replace("_", " ").split()).casefold()
 
 
+_ALL_TEMPLATES: frozenset[str] = frozenset(
+    name + suffix for name in (*PARTS, REPORT) for suffix in TEMPLATE_SUFFIXES
+)
+"""The report's templates: what :meth:`Renderer.render` renders by default."""
+
 KEY_MAIL = "session_key_mail"
 """The session-key e-mail's templates: ``session_key_mail.txt`` and ``..._subject.txt``."""
 
@@ -253,6 +260,9 @@ class Renderer:
         import_events: the event types that appear in the report (chat log, notes,
             system information); names match regardless of case, and ``_`` may stand
             for a space. ``None`` (the default) keeps every event.
+        fast_paths: read the report model's data fields without the sandbox's checks
+            (:mod:`rsbridge.engine.template_sandbox`; same output). ``False`` runs the
+            plain sandbox; ``None`` (the default) follows :mod:`rsbridge.fastpaths`.
 
     Templates are compiled once and cached: edits to the override directory take effect
     in a new Renderer. Instances are safe to share between threads.
@@ -266,6 +276,7 @@ class Renderer:
         override_dir: Path | None = None,
         *,
         import_events: Collection[str] | None = None,
+        fast_paths: bool | None = None,
     ) -> None:
         loaders: list[BaseLoader] = []
         if override_dir is not None:
@@ -282,7 +293,11 @@ class Renderer:
             if import_events is None
             else frozenset(_normalise_event_type(name) for name in import_events)
         )
-        self._env = ImmutableSandboxedEnvironment(
+        if fast_paths is None:
+            fast_paths = fastpaths.enabled()
+        sandbox = ReportSandbox if fast_paths else ImmutableSandboxedEnvironment
+        self.fast_paths = fast_paths
+        self._env = sandbox(
             loader=ChoiceLoader(loaders),
             undefined=StrictUndefined,
             autoescape=select_autoescape(
@@ -310,27 +325,47 @@ class Renderer:
 
     # --- public API ---------------------------------------------------------------------
 
-    def render(self, session: SupportSession) -> RenderedReport:
+    def render(
+        self, session: SupportSession, templates: Collection[str] | None = None
+    ) -> RenderedReport:
         """The whole report and each part of ``session``, as plain text and HTML.
 
+        ``templates`` names the ones wanted (``chat.txt``, ``report.html``: a connector's
+        :meth:`~rsbridge.connectors.base.Connector.report_templates`); ``None``: all. The
+        whole report of a format needs, and renders, every part of that format. A part
+        rendered in neither format is left out of ``parts``; a format not rendered is "".
+
         Raises:
+            ValueError: ``templates`` names a template that is not a report template.
             TemplateError: a template is missing, broken or fails while rendering.
         """
+        wanted = _ALL_TEMPLATES if templates is None else frozenset(templates)
+        if not wanted <= _ALL_TEMPLATES:
+            unknown = ", ".join(sorted(wanted - _ALL_TEMPLATES))
+            raise ValueError(f"not report templates: {unknown}")
+        full_text, full_html = f"{REPORT}.txt" in wanted, f"{REPORT}.html" in wanted
         context = self._context(session)
         parts: dict[str, RenderedPart] = {}
         for name in PARTS:
-            parts[name] = RenderedPart(
-                text=self._render(f"{name}.txt", context),
-                html=self._render(f"{name}.html", context),
-            )
+            text = full_text or f"{name}.txt" in wanted
+            html = full_html or f"{name}.html" in wanted
+            if text or html:
+                parts[name] = RenderedPart(
+                    text=self._render(f"{name}.txt", context) if text else "",
+                    html=self._render(f"{name}.html", context) if html else "",
+                )
         # The full report gets the parts already rendered: overriding one part changes
         # the full report too, and nothing is rendered twice. The HTML parts come from
         # autoescaping templates, so they are markup, not text to escape again.
         text_parts = {n: p.text for n, p in parts.items()}
         html_parts = {n: Markup(p.html) for n, p in parts.items()}  # noqa: S704
         full = RenderedPart(
-            text=self._render(f"{REPORT}.txt", {**context, "parts": text_parts}),
-            html=self._render(f"{REPORT}.html", {**context, "parts": html_parts}),
+            text=self._render(f"{REPORT}.txt", {**context, "parts": text_parts})
+            if full_text
+            else "",
+            html=self._render(f"{REPORT}.html", {**context, "parts": html_parts})
+            if full_html
+            else "",
         )
         return RenderedReport(full=full, parts=parts)
 

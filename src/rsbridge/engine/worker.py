@@ -521,7 +521,7 @@ class Worker:
             job.appliance_id,
             integration.name,
             renderer.imported_session(session),
-            renderer.render(session),
+            renderer.render(session, connector.report_templates()),
             association,
         )
         result = await connector.write_session_report(ticket, delivery)

@@ -218,6 +218,11 @@ class AgiloftConnector(Connector):
             return WriteResult("", {"skipped": f"portal {name!r} is not in supported_portals"})
         return None
 
+    def report_templates(self) -> frozenset[str]:
+        """The session record holds the chat part's text and the whole HTML report (also
+        its attachment): the text of the other parts is not rendered."""
+        return frozenset({"chat.txt", "report.html"})
+
     async def write_session_report(
         self, ticket: Ticket | None, delivery: SessionDelivery
     ) -> WriteResult:

@@ -208,6 +208,14 @@ class SalesforceConnector(Connector):
             return WriteResult("", {"skipped": f"portal {name!r} is not in supported_portals"})
         return None
 
+    def report_templates(self) -> frozenset[str]:
+        """The chat and notes comments read those parts' text; an attached report, the
+        whole report in its format. Nothing else is rendered."""
+        needs = {"chat.txt", "notes.txt"}
+        if self.options.attach is not None:
+            needs.add("report.html" if self.options.attach == "html" else "report.txt")
+        return frozenset(needs)
+
     async def write_session_report(
         self, ticket: Ticket | None, delivery: SessionDelivery
     ) -> WriteResult:

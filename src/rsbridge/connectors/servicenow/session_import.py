@@ -127,6 +127,14 @@ class SessionImportMixin(WritesMixin):
             await self.client.update(table, session_id, {state_col: "complete"})
         return WriteResult(session_id, detail)
 
+    def report_templates(self) -> frozenset[str]:
+        """The journal entries read the chat and notes parts' text; the attachment, the
+        whole report in its format. Nothing else is rendered."""
+        needs = {"chat.txt", "notes.txt"}
+        if self._c.attach_report:
+            needs.add("report.html" if str(self._c.attachment_format) == "html" else "report.txt")
+        return frozenset(needs)
+
     def _journal_entries(self, delivery: SessionDelivery) -> list[tuple[str, str]]:
         """The journal entries of a session as (part, text); a part the session does not
         have gets none: no chat message, no transcript (its other events alone are not a

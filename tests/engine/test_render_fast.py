@@ -1,0 +1,293 @@
+"""The renderer's fast lane (rsbridge.engine.template_sandbox): the same output as the
+plain sandbox for the default templates, and the sandbox's protection kept."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import Namespace
+
+from rsbridge.appliance.report_model import (
+    Actor,
+    CustomAttribute,
+    EventType,
+    ExitSurvey,
+    SessionEvent,
+    SupportSession,
+    SurveyAnswer,
+    SystemInfoCategory,
+)
+from rsbridge.connectors.jsonl import JsonlConnector, read_deliveries
+from rsbridge.engine.render import PARTS, REPORT, SAMPLE_KEY_MAIL, Renderer
+from rsbridge.engine.runtime import Engine
+from rsbridge.engine.template_sandbox import ReportSandbox
+from rsbridge.errors import TemplateError
+from rsbridge.sim.appliance.scenarios import SessionGenerator
+from rsbridge.web.app import create_app
+from rsbridge.web.serve import serving
+from tests import strategies
+
+from .conftest import SimAppliance, drained, emit, engine_config
+
+FAST = Renderer()
+OLD = Renderer(fast_paths=False)
+
+HOSTILE = [
+    "<script>alert(1)</script>",
+    "{{ 7 * 7 }}{% raw %}{% endraw %}",
+    "\x00\x1b[31mred\x7f",
+    "a & b < c > d \" ' `",
+    "line one\r\nline two\n\n  indented",
+    "__class__",
+    "{0.__class__.__mro__}",
+    "javascript:alert(1)",
+    "\u202eevil\u200b \U0001f600",
+    "",
+]
+
+
+def _same(session: SupportSession, *renderers: tuple[Renderer, Renderer]) -> None:
+    for old, fast in renderers or ((OLD, FAST),):
+        assert fast.render(session) == old.render(session)
+        for kind in ("customer", "rep"):
+            surveys = [*getattr(session, f"{kind}_surveys"), ExitSurvey()]
+            for survey in surveys:
+                assert fast.render_survey(session, kind, survey) == old.render_survey(
+                    session, kind, survey
+                )
+        for part in (REPORT, *PARTS):
+            assert fast.render_part(session, part, html=True) == old.render_part(
+                session, part, html=True
+            )
+
+
+def _hostile(session: SupportSession, value: str, number: int) -> SupportSession:
+    """``session`` with ``value`` in every text an attacker could set."""
+    actor = Actor("representative", value, 1)
+    events = [
+        dataclasses.replace(
+            e,
+            body=value if e.body is not None or number % 2 else e.body,
+            filename=value or None,
+            data={value: value, "owner": value, "old_path": value, "instance": "1"},
+            performed_by=actor if i % 3 == 0 else e.performed_by,
+            destination=actor if i % 3 == 1 else e.destination,
+            system_information=[SystemInfoCategory(value, {value: value}, [{value: value}])],
+            event_type=[e.event_type, value, EventType.CHAT_MESSAGE][(i + number) % 3],
+        )
+        for i, e in enumerate(session.events)
+    ]
+    answers = [SurveyAnswer(value, value), SurveyAnswer("task_number", value)]
+    return dataclasses.replace(
+        session,
+        external_key=value or None,
+        chat_view_url=value,
+        custom_attributes=[CustomAttribute(value, value, value)],
+        events=events,
+        customer_surveys=[ExitSurvey(1, answers)],
+        rep_surveys=[ExitSurvey(None, answers)],
+    )
+
+
+def _generated(count: int) -> list[SupportSession]:
+    plain = SessionGenerator(seed=5).sessions(count)
+    rich = SessionGenerator(seed=9, include_unknown_events=True, system_info_rows=(1, 4))
+    return [*plain, *rich.sessions(count)]
+
+
+def test_default_templates_render_the_same_as_the_plain_sandbox() -> None:
+    sessions = _generated(15)
+    assert any(not e.known for s in sessions for e in s.events)
+    for session in sessions:
+        _same(session)
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_values_render_the_same(value: str) -> None:
+    for number, session in enumerate(_generated(3)):
+        _same(_hostile(session, value, number))
+
+
+def test_imported_events_and_key_mail_render_the_same() -> None:
+    events = ["chat message", "SESSION_NOTE_ADDED", "System Information Retrieved"]
+    pair = (Renderer(import_events=events, fast_paths=False), Renderer(import_events=events))
+    for session in _generated(4):
+        _same(session, pair)
+    assert FAST.render_key_mail(SAMPLE_KEY_MAIL) == OLD.render_key_mail(SAMPLE_KEY_MAIL)
+    assert FAST.check(_generated(1)[0]) == OLD.check(_generated(1)[0])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(session=strategies.session)
+def test_any_session_renders_the_same(session: SupportSession) -> None:
+    _same(session)
+
+
+OVERRIDES = {
+    # Methods and properties of the model go through the sandbox's checks, and still work.
+    "chat.txt": "{{ session.custom('snow_task_id') }} {{ session.ended }} "
+    "{{ session.events_of('Chat Message') | length }} {{ events[0].known }}\n",
+    # Namespaces holding data and not data; dict reads; a loop over dict items.
+    "notes.txt": "{% set ns = namespace(a=session.lsid, f=session.lsid.upper) %}"
+    "{{ ns.a }} {{ ns.f() }} {{ names.get(1, 'none') }}"
+    "{% for k, v in names.items() %}{{ k }}={{ v }};{% endfor %}{{ names.keys() | list }}\n",
+}
+
+
+def test_overriding_templates_render_the_same(tmp_path: Path) -> None:
+    for name, source in OVERRIDES.items():
+        (tmp_path / name).write_text(source, encoding="utf-8")
+    pair = (Renderer(tmp_path, fast_paths=False), Renderer(tmp_path))
+    for session in _generated(3):
+        _same(session, pair)
+        assert session.lsid.upper() in pair[1].render_part(session, "notes")
+
+
+# --- the sandbox's protection -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "events[0].data.pop('x')",
+        "events[0].data.update({})",
+        "events[0].data.get.__self__",
+        "events[0].timestamp.__class__",
+        "events[0].__class__",
+        "session.events.append(1)",
+        "session.__slots__",
+        "session.custom.__globals__",
+        "names.setdefault(1, 2)",
+        "namespace(x=1).__class__",
+        "namespace(x=1)._Namespace__attrs",
+    ],
+)
+@pytest.mark.parametrize("fast", [True, False])
+def test_sandbox_refuses_unsafe_access_on_either_path(
+    tmp_path: Path, expression: str, fast: bool
+) -> None:
+    (tmp_path / "chat.txt").write_text("{{ " + expression + " }}", encoding="utf-8")
+    session = _generated(1)[0]
+    with pytest.raises(TemplateError) as caught:
+        Renderer(tmp_path, fast_paths=fast).render(session)
+    assert caught.value.template == "chat.txt"
+    assert "unsafe" in caught.value.message or "not safely callable" in caught.value.message
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_format_method_in_a_field_is_still_sandboxed(tmp_path: Path, fast: bool) -> None:
+    """A field holding something that is not data (here ``str.format``, which reaches
+    attributes by name) is read with the sandbox's checks, not through the fast lane."""
+    (tmp_path / "chat.txt").write_text("{{ events[0].body(session) }}", encoding="utf-8")
+    session = _generated(1)[0]
+    sneaky: Any = "{0.__class__.__init__.__globals__}".format
+    session.events[0] = dataclasses.replace(session.events[0], body=sneaky)
+    with pytest.raises(TemplateError, match="unsafe"):
+        Renderer(tmp_path, fast_paths=fast).render(session)
+
+
+class _Counting(ReportSandbox):
+    checks = 0
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        type(self).checks += 1
+        return super().is_safe_attribute(obj, attr, value)
+
+
+def test_the_fast_lane_skips_the_checks_for_data_only() -> None:
+    env = _Counting()
+    event = SessionEvent(datetime(2026, 1, 1, tzinfo=UTC), "Chat Message", body="hi")
+    session = SupportSession("a" * 32, events=[event])
+    ns = Namespace(day="Monday", f=str.upper)
+    assert env.getattr(event, "body") == "hi"
+    assert env.getattr(session, "events") == [event]
+    assert env.getattr(event.data, "get") == event.data.get
+    assert env.getattr(ns, "day") == "Monday"
+    assert _Counting.checks == 0
+    # Methods, properties, values that are not data and other types are checked.
+    for obj, name in [(session, "custom"), (event, "known"), (ns, "f"), ("text", "upper")]:
+        env.getattr(obj, name)
+    assert _Counting.checks == 4
+    # A subclass of a model type may add anything: checked too.
+    sub = type("Sub", (SessionEvent,), {})(datetime(2026, 1, 1, tzinfo=UTC), "x")
+    env.getattr(sub, "body")
+    assert _Counting.checks == 5
+
+
+def test_fast_paths_choose_the_environment() -> None:
+    assert type(FAST._env) is ReportSandbox
+    assert type(OLD._env) is ImmutableSandboxedEnvironment
+
+
+# --- only what a connector reads ----------------------------------------------------------
+
+
+class _Spy(Renderer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rendered: list[str] = []
+
+    def _render(self, name: str, context: Any) -> str:
+        self.rendered.append(name)
+        return super()._render(name, context)
+
+
+def test_render_renders_only_the_templates_asked_for() -> None:
+    session = _generated(2)[1]
+    whole = FAST.render(session)
+    spy = _Spy()
+    report = spy.render(session, {"chat.txt", "notes.txt"})
+    assert sorted(spy.rendered) == ["chat.txt", "notes.txt"]
+    assert set(report.parts) == {"chat", "notes"}
+    for name in ("chat", "notes"):
+        assert report.parts[name].text == whole.parts[name].text
+        assert report.parts[name].html == ""
+    assert report.full.text == report.full.html == ""
+
+
+def test_the_whole_report_renders_every_part_of_its_format() -> None:
+    session = _generated(2)[1]
+    whole = FAST.render(session)
+    spy = _Spy()
+    report = spy.render(session, {"chat.txt", "report.html"})
+    assert sorted(spy.rendered) == sorted(
+        ["chat.txt", "report.html", *(f"{name}.html" for name in PARTS)]
+    )
+    assert report.full.html == whole.full.html and report.full.text == ""
+    assert report.parts["chat"] == whole.parts["chat"]
+    assert all(report.parts[name].html == whole.parts[name].html for name in PARTS)
+    # Nothing asked for: everything, as before.
+    assert Renderer().render(session, None) == whole
+    with pytest.raises(ValueError, match=r"not report templates: chat\.md"):
+        FAST.render(session, {"chat.md"})
+
+
+async def test_the_worker_renders_what_the_connector_reads(
+    tmp_path: Path, sim: SimAppliance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(JsonlConnector, "report_templates", lambda self: frozenset({"chat.txt"}))
+    session = next(s for s in SessionGenerator(4).sessions(20) if s.events)
+    now = datetime.now(UTC)
+    assert session.start_time is not None and session.end_time is not None
+    shift = now - session.end_time
+    session = dataclasses.replace(
+        session, start_time=session.start_time + shift, end_time=session.end_time + shift
+    )
+    sim.state.add_report(session)
+    config = engine_config(tmp_path, sim)
+    async with Engine(config) as engine, serving(create_app(engine.intake, engine.store)) as url:
+        engine.start()
+        await emit(url, [session])
+        await drained(engine)
+    [record] = [
+        d for d in read_deliveries(tmp_path / "deliveries.jsonl") if d["kind"] == "session_report"
+    ]
+    assert set(record["parts"]) == {"chat"}
+    assert record["parts"]["chat"]["text"] and record["parts"]["chat"]["html"] == ""
+    assert record["text"] == record["html"] == ""

@@ -1,0 +1,93 @@
+"""The fast paths outside the renderer (rsbridge.fastpaths): the same results as the old
+ones, which the switch brings back."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+
+from rsbridge import fastpaths
+from rsbridge.appliance import report_model
+from rsbridge.appliance.report_model import Endpoint, SessionEvent, SupportSession, to_jsonable
+from rsbridge.engine.render import Renderer
+from rsbridge.sim.appliance.scenarios import SessionGenerator
+from tests import strategies
+
+
+def _both(obj: Any) -> tuple[str, str]:
+    fast = json.dumps(to_jsonable(obj), ensure_ascii=False)
+    with fastpaths.turned_off():
+        old = json.dumps(to_jsonable(obj), ensure_ascii=False)
+    return fast, old
+
+
+def test_to_jsonable_gives_the_same_json_on_both_paths() -> None:
+    generator = SessionGenerator(seed=3, include_unknown_events=True, system_info_rows=(1, 5))
+    sessions = list(generator.sessions(20))
+    fast, old = _both(sessions)
+    assert fast == old
+    # Every kind of value a session holds was converted: times, durations, endpoints.
+    first = json.loads(fast)[0]
+    assert isinstance(first["start_time"], str) and isinstance(first["duration"], float)
+    assert any(isinstance(c["public_ip"], str) for s in json.loads(fast) for c in s["customers"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(session=strategies.session)
+def test_any_session_converts_the_same(session: SupportSession) -> None:
+    fast, old = _both(session)
+    assert fast == old
+
+
+class _Stamp(datetime):
+    """A datetime subclass: not the exact type the fast path dispatches on."""
+
+
+class _Items(list[Any]):
+    pass
+
+
+@dataclasses.dataclass
+class _Other:
+    when: datetime
+    where: Endpoint
+    took: timedelta
+    items: tuple[Any, ...]
+
+
+def test_values_the_fast_path_does_not_know_take_the_general_one() -> None:
+    stamp = _Stamp(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    value = {
+        1: _Items([stamp, Endpoint("::1", 8443)]),
+        "other": _Other(stamp, Endpoint("10.0.0.1"), timedelta(seconds=90), (None, True, 1.5)),
+        "event": SessionEvent(stamp, "Chat Message", body="hi"),
+        "type": SessionEvent,
+    }
+    converted = to_jsonable(value)
+    with fastpaths.turned_off():
+        assert converted == to_jsonable(value)
+    assert converted["1"] == ["2026-01-02T03:04:05+00:00", "[::1]:8443"]
+    assert converted["other"] == {
+        "when": "2026-01-02T03:04:05+00:00",
+        "where": "10.0.0.1",
+        "took": 90.0,
+        "items": [None, True, 1.5],
+    }
+    assert converted["type"] is SessionEvent
+
+
+def test_the_switch_turns_the_fast_paths_off_and_back_on() -> None:
+    assert fastpaths.enabled()
+    with fastpaths.turned_off():
+        assert not fastpaths.enabled()
+        assert Renderer().fast_paths is False
+    assert fastpaths.enabled()
+    assert Renderer().fast_paths is True
+    # The fast converter is what runs when the switch is on.
+    report_model._FIELD_NAMES.pop(SessionEvent, None)
+    to_jsonable(SessionEvent(datetime(2026, 1, 1, tzinfo=UTC), "x"))
+    assert SessionEvent in report_model._FIELD_NAMES
