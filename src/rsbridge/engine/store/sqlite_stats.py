@@ -39,10 +39,18 @@ ORDER BY j.appliance_id, j.integration"""
 def job_stats(conn: sqlite3.Connection, now: float) -> list[JobStats]:
     """Jobs counted per appliance and integration."""
     return [
-        JobStats(appliance, integration, *counts, oldest, last_done)
-        for appliance, integration, *counts, oldest, last_done in conn.execute(
-            _JOB_STATS, {"now": now}
+        JobStats(
+            appliance_id=row[0],
+            integration=row[1],
+            queued=row[2],
+            waiting=row[3],
+            running=row[4],
+            done=row[5],
+            dead=row[6],
+            oldest_unfinished_at=row[7],
+            last_done_at=row[8],
         )
+        for row in conn.execute(_JOB_STATS, {"now": now})
     ]
 
 
