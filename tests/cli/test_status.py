@@ -51,7 +51,7 @@ def _fill(db: Path, now: float) -> None:
         store = open_store(str(db))
         await store.open()
         try:
-            ids = []
+            ids: list[int] = []
             for n, integration in enumerate(["audit"] * 4 + ["gone"]):
                 incoming = IncomingEvent(
                     "default", "support_conference_end", "outbound", f"k{n}", lsid=f"L{n}"
