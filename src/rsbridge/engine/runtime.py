@@ -34,6 +34,7 @@ from rsbridge.engine.store.base import Store
 from rsbridge.engine.store.metered import MeteredStore
 from rsbridge.engine.worker import CANCEL_WAIT_SECONDS, Services, Worker
 from rsbridge.errors import RsbridgeError
+from rsbridge.log_setup import bind_log_fields
 from rsbridge.metrics import Metrics, binding
 from rsbridge.web.actions import action_routes
 from rsbridge.web.app import create_app
@@ -195,6 +196,7 @@ class Engine:
         self._opened = False
 
     async def _poll_loop(self, poller: Poller) -> None:
+        bind_log_fields(integration=poller.integration.name, appliance=poller.integration.appliance)
         interval = poller.integration.polling_interval_seconds
         while not self._stop.is_set():
             try:

@@ -89,6 +89,7 @@ from rsbridge.errors import (
     RsbridgeError,
     SessionNotReadyError,
 )
+from rsbridge.log_setup import bind_log_fields
 
 log = logging.getLogger(__name__)
 
@@ -345,6 +346,9 @@ class Worker:
     # --- one job ----------------------------------------------------------------
 
     async def _guarded(self, job: Job, fetch: asyncio.Task[dict[str, _Report]] | None) -> Outcome:
+        bind_log_fields(
+            integration=job.integration, appliance=job.appliance_id, lsid=job.lsid, job=job.id
+        )
         try:
             report: _Report = None
             if fetch is not None:

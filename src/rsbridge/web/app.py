@@ -39,6 +39,7 @@ from starlette.types import Lifespan
 from rsbridge.config import Config
 from rsbridge.engine.intake import TOKEN_VARIABLE, Intake, IntakeResult
 from rsbridge.engine.store.base import Store
+from rsbridge.log_setup import bind_log_fields
 from rsbridge.metrics import CONTENT_TYPE, Metrics, RefusalReason
 from rsbridge.web.actions import bearer_ok, refuse_unauthorized
 
@@ -56,9 +57,12 @@ class _TooLargeError(Exception):
 
 async def _client_gone(request: Request, exc: Exception) -> Response:
     # The client closed (or the listener cut off a body that did not come in time):
-    # nobody hears the answer, and it is no error of ours.
-    log.debug(
-        "%s %s: the client went away before its request was read", request.method, request.url.path
+    # nobody hears the answer, and it is no error of ours: one line, no traceback.
+    log.warning(
+        "%s %s: the client went away before its request was read (from %s)",
+        request.method,
+        request.url.path,
+        request.client.host if request.client else "?",
     )
     return Response(status_code=400)
 
@@ -127,6 +131,8 @@ def create_app(
         return PlainTextResponse(result.message, status_code=result.status)
 
     async def receive(request: Request, appliance_id: str) -> Response:
+        if config.appliance(appliance_id) is not None:  # an unknown id is no field
+            bind_log_fields(appliance=appliance_id)
         peer = request.client.host if request.client else None
         sender = {
             "peer": peer,
