@@ -168,8 +168,8 @@ def test_json_logs_carry_the_job_fields_and_a_dropped_client_is_one_warning(
 
 
 def test_httpx_request_lines_show_at_debug() -> None:
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
+    root, httpx_logger = logging.getLogger(), logging.getLogger("httpx")
+    saved = (list(root.handlers), root.level, list(httpx_logger.filters))
     records: list[logging.LogRecord] = []
 
     class Keep(logging.Handler):
@@ -183,8 +183,10 @@ def test_httpx_request_lines_show_at_debug() -> None:
         root.setLevel(logging.INFO)
         logging.getLogger("httpx").info("HTTP Request: GET %s", "http://y/")
     finally:
+        # configure() is for the serve process: leave this test process as it was.
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+        httpx_logger.filters[:] = saved[2]
     assert [(r.levelname, r.getMessage()) for r in records] == [
         ("DEBUG", "HTTP Request: GET http://x/")
     ]
