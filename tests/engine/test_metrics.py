@@ -65,10 +65,11 @@ async def test_traffic_is_counted_with_bounded_labels(tmp_path: Path, sim: SimAp
     async with serving(engine.asgi_app()) as url:
         await emit(url, sessions, twice=True)
         async with httpx.AsyncClient(base_url=url) as http:
-            # Refused: an unknown appliance id that looks like a session and a path.
-            evil = "../L-evil-lsid-77"
-            refused = await http.post(f"/events/{evil}", content=b"x=1")
-            assert refused.status_code in (401, 404)
+            big = await http.post("/ERSPost?appliance=default", content=b"x" * 70_000)
+            assert big.status_code == 413
+            # Refused: an unknown appliance id that looks like a session.
+            refused = await http.post("/events/L-evil-lsid-77", content=b"x=1")
+            assert refused.status_code == 401
             assert (await http.post("/ERSPost?appliance=nope", content=b"x=1")).status_code == 401
         await drained(engine)
         response = await _scrape(url)
@@ -81,7 +82,8 @@ async def test_traffic_is_counted_with_bounded_labels(tmp_path: Path, sim: SimAp
     ignored = value(samples, "rsbridge_events_received_total", source="outbound", result="ignored")
     # Every event was sent twice: each second delivery is a duplicate.
     assert dupes == queued + ignored
-    assert value(samples, "rsbridge_events_refused_total", reason="unauthorized") >= 1
+    assert value(samples, "rsbridge_events_refused_total", reason="unauthorized") == 2
+    assert value(samples, "rsbridge_events_refused_total", reason="too_large") == 1
     assert value(
         samples, "rsbridge_deliveries_total", integration="audit", effect="session_report"
     ) == len(sessions)
