@@ -113,7 +113,6 @@ def serve(
             f"{log_format!r} is not one of {', '.join(LOG_FORMATS)}", param_hint="--log-format"
         )
     settings = _config(config)
-    configure(level, "json" if log_format == "json" else "human")
     engine = Engine(settings)
     try:
         engine.build()
@@ -125,6 +124,8 @@ def serve(
         )
     except RsbridgeError as exc:
         raise fail(exc.message) from None
+    # Only now: a command that failed above leaves the process's logging as it was.
+    configure(level, "json" if log_format == "json" else "human")
     server = uvicorn.Server(
         uvicorn.Config(
             engine.asgi_app(),
