@@ -5,7 +5,8 @@
 Two servers run in turn, each in its own process under uvicorn on loopback (so that the
 sender and the server do not share one core): the baseline, a bare ASGI app that reads the
 body and answers 200 with no parsing and no write; and rsbridge's intake app over the
-SQLite store (WAL, synchronous=FULL: every acknowledged event is on disk). For each:
+SQLite store (WAL, synchronous=FULL: every acknowledged event is on disk), with its
+metrics counted as under ``rsbridge serve``. For each:
 
 * serial: one sender, one event at a time (the appliance's own pattern): p50 / p99 of
   the time to the 200;
@@ -63,6 +64,8 @@ def _intake_app(workdir: Path) -> object:
     from rsbridge.config import parse_config
     from rsbridge.engine.intake import Intake
     from rsbridge.engine.store import open_store
+    from rsbridge.engine.store.metered import MeteredStore
+    from rsbridge.metrics import Metrics
     from rsbridge.web.app import create_app
 
     config = parse_config(
@@ -86,7 +89,9 @@ def _intake_app(workdir: Path) -> object:
             ],
         }
     )
-    store = open_store(str(config.engine.store))
+    # Counted as under `rsbridge serve`: the metrics are part of every acknowledgement.
+    metrics = Metrics()
+    store = MeteredStore(open_store(str(config.engine.store)), metrics)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: object) -> AsyncIterator[None]:
@@ -94,7 +99,7 @@ def _intake_app(workdir: Path) -> object:
         yield
         await store.close()
 
-    return create_app(Intake(config, store), store, lifespan=lifespan)
+    return create_app(Intake(config, store), store, lifespan=lifespan, metrics=metrics)
 
 
 def serve(kind: str, port: int) -> None:

@@ -15,7 +15,7 @@ turns httpx timeouts into retryable errors handles it unchanged.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -47,11 +47,21 @@ class DeadlineClient(httpx.AsyncClient):
             raise ValueError("deadline must be positive")
         super().__init__(**kwargs)
         self.deadline = deadline
+        self.failure_hooks: list[Callable[[httpx.Request, Exception], None]] = []
+        """Called with the request and the error when a call gets no answer (metrics)."""
 
     async def send(
         self, request: httpx.Request, *, stream: bool = False, **kwargs: Any
     ) -> httpx.Response:
         """Send ``request``; the answer (streamed or read) is bounded by the deadline."""
+        try:
+            return await self._send(request, stream=stream, **kwargs)
+        except httpx.TransportError as exc:
+            for hook in self.failure_hooks:
+                hook(request, exc)
+            raise
+
+    async def _send(self, request: httpx.Request, *, stream: bool, **kwargs: Any) -> httpx.Response:
         when = asyncio.get_running_loop().time() + self.deadline
         try:
             async with asyncio.timeout_at(when):

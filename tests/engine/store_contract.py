@@ -32,6 +32,8 @@ from rsbridge.engine.store.base import (
     Store,
 )
 
+from .store_stats_contract import StoreStatsContract
+
 T0 = 1_700_000_000.0
 END = "support_conference_end"
 SURVEY = "support_conference_customer_exit_survey_completed"
@@ -73,7 +75,7 @@ def ids(jobs: list[Job]) -> list[int]:
 DONE = Finish(AttemptOutcome.DONE)
 
 
-class StoreContract:
+class StoreContract(StoreStatsContract):
     """Tests of the :class:`Store` docstrings; subclasses provide :meth:`make_store`."""
 
     def make_store(self, tmp_path: Path) -> Store:

@@ -384,13 +384,16 @@ class _DownStore(MemoryStore):
         raise OSError("disk gone")
 
 
-async def test_health_answers_503_without_details_when_the_store_fails(tmp_path: Path) -> None:
+async def test_ready_answers_503_without_details_when_the_store_fails(tmp_path: Path) -> None:
     store = _DownStore()
     await store.open()
     async with _status_harness(tmp_path, store) as http:
         health = await http.get("/health")
+        ready = await http.get("/ready")
         status = await http.get("/status", headers={"Authorization": f"Bearer {STATUS_TOKEN}"})
-    assert (health.status_code, health.json()) == (503, {"status": "unavailable"})
+    # Alive (a restart would not bring the store back), but not ready for traffic.
+    assert (health.status_code, health.json()) == (200, {"status": "ok"})
+    assert (ready.status_code, ready.json()) == (503, {"status": "unavailable"})
     assert (status.status_code, status.json()["error"]) == (503, "OSError")
 
 

@@ -59,6 +59,7 @@ from rsbridge.errors import (
     ReportError,
     ReportSyntaxError,
 )
+from rsbridge.metrics import instrument_http, rate_limit_observer
 
 T = TypeVar("T")
 
@@ -136,9 +137,10 @@ class ApplianceClient:
         self.base_url = f"{scheme}://{host}"
         self._own_http = http is None
         self._http = http or DeadlineClient(deadline=deadline, verify=verify, timeout=timeout)
+        instrument_http(self._http, peer="appliance")
         self._headers = {"Connection": "close"} if close_connections else {}
         self.tokens = TokenCache(self._http, self.base_url, client_id, client_secret)
-        self.limiter = SlidingWindowLimiter(rate_limits)
+        self.limiter = SlidingWindowLimiter(rate_limits, on_wait=rate_limit_observer())
         self._max_wait = max_rate_limit_wait
         self._report_limits = report_limits
         self.requests_sent = 0

@@ -40,7 +40,10 @@ DEFAULT_RATE_LIMITS = RateLimits()
 
 
 class SlidingWindowLimiter:
-    """Admits at most ``limit`` calls in any ``window`` seconds, for every window given."""
+    """Admits at most ``limit`` calls in any ``window`` seconds, for every window given.
+
+    ``on_wait`` is told each wait before it is slept (metrics).
+    """
 
     def __init__(
         self,
@@ -48,6 +51,7 @@ class SlidingWindowLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_wait: Callable[[float], None] | None = None,
     ) -> None:
         self._windows = [
             (1.0, limits.per_second, deque[Slot]()),
@@ -55,6 +59,7 @@ class SlidingWindowLimiter:
         ]
         self._clock = clock
         self._sleep = sleep
+        self._on_wait = on_wait
         self._paused_until = 0.0
         self._lock = asyncio.Lock()
 
@@ -75,6 +80,8 @@ class SlidingWindowLimiter:
         """Wait until a call is allowed under every window, then record it."""
         async with self._lock:  # FIFO among waiters, and no double-booking of a slot
             while (wait := self.delay()) > 0:
+                if self._on_wait is not None:
+                    self._on_wait(wait)
                 await self._sleep(wait)
             slot = Slot(self._clock())
             for _span, _limit, stamps in self._windows:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import signal
 import textwrap
 import threading
@@ -92,33 +91,47 @@ def serve(
     log_level: Annotated[
         str, typer.Option(help="Logging level: debug, info, warning or error.")
     ] = "info",
+    log_format: Annotated[
+        str, typer.Option(help="Log lines as 'human' text or 'json' (one object a line).")
+    ] = "human",
 ) -> None:
-    """Run intake, workers and pollers in one process, with GET /health."""
+    """Run intake, workers and pollers in one process, with /health, /ready and /metrics."""
     import uvicorn
 
     from rsbridge.engine.runtime import Engine
+    from rsbridge.log_setup import LOG_FORMATS, configure
     from rsbridge.web.guard import ConnectionLimits, guarded_protocol
+    from rsbridge.web.listen import bind_listener
 
     level = log_level.lower()
     if level not in _LOG_LEVELS:
         raise typer.BadParameter(
             f"{log_level!r} is not one of {', '.join(_LOG_LEVELS)}", param_hint="--log-level"
         )
+    if log_format not in LOG_FORMATS:
+        raise typer.BadParameter(
+            f"{log_format!r} is not one of {', '.join(LOG_FORMATS)}", param_hint="--log-format"
+        )
     settings = _config(config)
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     engine = Engine(settings)
     try:
         engine.build()
+        # Bound before the engine opens: a busy port fails here, before any poller or
+        # worker has started (uvicorn would run the app's startup first, then bind).
+        sock = bind_listener(
+            host or settings.engine.listen_host,
+            settings.engine.listen_port if port is None else port,
+        )
     except RsbridgeError as exc:
         raise fail(exc.message) from None
+    # Only now: a command that failed above leaves the process's logging as it was.
+    configure(level, "json" if log_format == "json" else "human")
     server = uvicorn.Server(
         uvicorn.Config(
             engine.asgi_app(),
-            host=host or settings.engine.listen_host,
-            port=settings.engine.listen_port if port is None else port,
             log_level=level,
+            # Our handler (configure above) formats uvicorn's lines too.
+            log_config=None,
             timeout_graceful_shutdown=int(settings.engine.shutdown_grace_seconds) + 5,
             # The intake believes X-Forwarded-For only from engine.trusted_proxies.
             proxy_headers=False,
@@ -131,7 +144,8 @@ def serve(
         )
     )
     _stop_on_signals(server)
-    server.run()
+    with sock:
+        server.run(sockets=[sock])
     if not server.started:
         raise fail("the server did not start (see the log above)")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from rsbridge import __version__
-from rsbridge.cli import actions, demo, engine, rehearse, report, sim
+from rsbridge.cli import actions, demo, engine, rehearse, report, sim, status
 from rsbridge.cli.plugins import RootGroup
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app = typer.Typer(
 app.add_typer(report.report_app, name="report")
 app.add_typer(sim.sim_app, name="sim", help="Run simulated peers (the appliance, ...).")
 engine.register(app)
+status.register(app)
 app.add_typer(actions.actions_app, name="actions")
 rehearse.register(app)
 

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, c
 from rsbridge.appliance.report_model import ExitSurvey, SupportSession
 from rsbridge.deadline import DEFAULT_CALL_DEADLINE_SECONDS, DeadlineClient
 from rsbridge.errors import ConfigurationError, ConnectorPermanentError, TicketNotFoundError
+from rsbridge.metrics import instrument_http
 from rsbridge.tls import is_loopback_host
 
 SettingType = Literal["str", "int", "float", "bool", "url", "path", "list"]
@@ -295,6 +296,7 @@ class Connector(abc.ABC):
         self.config = config
         self._own_http = http is None
         self.http = http or DeadlineClient(deadline=self.call_deadline_seconds, timeout=30.0)
+        instrument_http(self.http, peer=self.name)
 
     @classmethod
     def settings_model(cls) -> type[ConnectorSettings]:

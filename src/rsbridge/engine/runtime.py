@@ -31,8 +31,11 @@ from rsbridge.engine.render import Renderer
 from rsbridge.engine.retention import prune, retention_policy
 from rsbridge.engine.store import open_store
 from rsbridge.engine.store.base import Store
+from rsbridge.engine.store.metered import MeteredStore
 from rsbridge.engine.worker import CANCEL_WAIT_SECONDS, Services, Worker
 from rsbridge.errors import RsbridgeError
+from rsbridge.log_setup import bind_log_fields
+from rsbridge.metrics import Metrics, binding
 from rsbridge.web.actions import action_routes
 from rsbridge.web.app import create_app
 
@@ -56,7 +59,11 @@ class Engine:
         appliances: dict[str, ApplianceClient] | None = None,
     ) -> None:
         self.config = config
-        self.store: Store = store or open_store(str(config.engine.store))
+        self.metrics = Metrics()
+        """This engine's metrics (``GET /metrics``), on a registry of its own."""
+        self.store: Store = MeteredStore(
+            store or open_store(str(config.engine.store)), self.metrics
+        )
         self._given_appliances = appliances
         self.appliances: dict[str, ApplianceClient] = {}
         self.connectors: dict[str, Connector] = {}
@@ -91,12 +98,14 @@ class Engine:
         if self._given_appliances is not None:
             self.appliances = dict(self._given_appliances)
         else:
-            self.appliances = {
-                a.id: make_appliance_client(a) for a in self.config.appliances if a.id in used
-            }
+            for a in self.config.appliances:
+                if a.id in used:
+                    with binding(self.metrics, a.id):
+                        self.appliances[a.id] = make_appliance_client(a)
         for integration in self.config.active_integrations():
             cls = connector_class(integration.connector)
-            self.connectors[integration.name] = cls(integration.connector_settings())
+            with binding(self.metrics, integration.name):
+                self.connectors[integration.name] = cls(integration.connector_settings())
             self.renderers[integration.name] = Renderer(
                 integration.templates, import_events=integration.import_events
             )
@@ -187,6 +196,7 @@ class Engine:
         self._opened = False
 
     async def _poll_loop(self, poller: Poller) -> None:
+        bind_log_fields(integration=poller.integration.name, appliance=poller.integration.appliance)
         interval = poller.integration.polling_interval_seconds
         while not self._stop.is_set():
             try:
@@ -276,4 +286,5 @@ class Engine:
             lifespan=lifespan,
             background=self.background_tasks,
             extra_routes=routes,
+            metrics=self.metrics,
         )

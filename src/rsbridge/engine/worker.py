@@ -47,7 +47,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from rsbridge.appliance.client import ApplianceClient
@@ -101,6 +101,7 @@ from rsbridge.errors import (
     RsbridgeError,
     SessionNotReadyError,
 )
+from rsbridge.log_setup import bind_log_fields
 
 log = logging.getLogger(__name__)
 
@@ -335,6 +336,9 @@ class Worker:
     # --- one job ----------------------------------------------------------------
 
     async def _guarded(self, job: Job, answer: Answer | None) -> Outcome:
+        bind_log_fields(
+            integration=job.integration, appliance=job.appliance_id, lsid=job.lsid, job=job.id
+        )
         try:
             if isinstance(answer, asyncio.Task):
                 try:
@@ -377,15 +381,17 @@ class Worker:
                 return Finish(
                     AttemptOutcome.WAIT, run_after=self._clock() + delay, error=exc.message
                 )
-            return await self._failure(job, exc)
+            return replace(await self._failure(job, exc), error_class=type(exc).__name__)
         except RsbridgeError as exc:
-            return await self._failure(job, exc)
+            return replace(await self._failure(job, exc), error_class=type(exc).__name__)
         except Exception as exc:
             # A bug, not a peer's failure: park it where an operator sees it and can retry
             # it after the fix, rather than spinning on it.
             log.exception("job %d: unexpected error", job.id)
             return Finish(
-                AttemptOutcome.DEAD, error=f"unexpected error: {type(exc).__name__}: {exc}"
+                AttemptOutcome.DEAD,
+                error=f"unexpected error: {type(exc).__name__}: {exc}",
+                error_class=type(exc).__name__,
             )
 
     async def _failure(self, job: Job, exc: RsbridgeError) -> Finish:

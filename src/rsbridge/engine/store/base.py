@@ -177,6 +177,8 @@ class Finish:
     outcome: AttemptOutcome
     run_after: float | None = None
     error: str | None = None
+    error_class: str | None = None
+    """The failure's exception class name (for metrics); not stored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +274,35 @@ class PruneCounts:
 
     def __bool__(self) -> bool:
         return bool(self.events or self.jobs or self.attempts or self.ledger)
+
+
+@dataclass(frozen=True, slots=True)
+class JobStats:
+    """The jobs of one appliance and integration, counted (see :meth:`Store.job_stats`)."""
+
+    appliance_id: str
+    integration: str
+    queued: int = 0
+    """Queued and runnable now."""
+    waiting: int = 0
+    """Queued for later: in backoff, or waiting for the appliance's report."""
+    running: int = 0
+    done: int = 0
+    dead: int = 0
+    oldest_unfinished_at: float | None = None
+    """``created_at`` of the oldest queued or running job."""
+    last_done_at: float | None = None
+    """``updated_at`` of the newest done job: the last success."""
+
+
+@dataclass(frozen=True, slots=True)
+class LastFailure:
+    """The newest failed attempt (retry or dead) of one appliance and integration."""
+
+    appliance_id: str
+    integration: str
+    at: float
+    error: str | None
 
 
 class Store(Protocol):
@@ -385,6 +416,17 @@ class Store(Protocol):
 
     async def counts(self) -> dict[str, int]:
         """Jobs per :class:`JobStatus` value plus ``events`` and ``ignored`` totals."""
+
+    async def job_stats(self, *, now: float | None = None) -> list[JobStats]:
+        """Jobs counted per appliance and integration (one entry per pair that has jobs),
+        sorted by both; ``now`` splits queued jobs into runnable and waiting.
+
+        Read at every metrics scrape: one aggregate over the jobs, nothing per job.
+        """
+
+    async def last_failures(self) -> list[LastFailure]:
+        """Per appliance and integration, the newest attempt that ended in RETRY or DEAD
+        (the last error ``rsbridge status`` shows), sorted by both."""
 
     # --- retention --------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 
@@ -22,7 +23,9 @@ from rsbridge.engine.store.base import (
     Job,
     JobFilter,
     JobSpec,
+    JobStats,
     JobStatus,
+    LastFailure,
     LedgerEntry,
     LedgerKey,
     PruneCounts,
@@ -368,6 +371,51 @@ class MemoryStore:
         counts["events"] = len(self._events)
         counts["ignored"] = sum(e.status is EventStatus.IGNORED for e in self._events.values())
         return counts
+
+    async def job_stats(self, *, now: float | None = None) -> list[JobStats]:
+        """Jobs counted per appliance and integration (see the base's docstring)."""
+        at = _clock(now)
+        groups: dict[tuple[str, str], list[Job]] = {}
+        for job in self._jobs.values():
+            groups.setdefault((job.appliance_id, job.integration), []).append(job)
+        stats = []
+        for (appliance_id, integration), jobs in sorted(groups.items()):
+            by_status = Counter(j.status for j in jobs)
+            waiting = sum(j.status is JobStatus.QUEUED and j.run_after > at for j in jobs)
+            unfinished = [j.created_at for j in jobs if j.status in _UNFINISHED]
+            done = [j.updated_at for j in jobs if j.status is JobStatus.DONE]
+            stats.append(
+                JobStats(
+                    appliance_id,
+                    integration,
+                    queued=by_status[JobStatus.QUEUED] - waiting,
+                    waiting=waiting,
+                    running=by_status[JobStatus.RUNNING],
+                    done=by_status[JobStatus.DONE],
+                    dead=by_status[JobStatus.DEAD],
+                    oldest_unfinished_at=min(unfinished, default=None),
+                    last_done_at=max(done, default=None),
+                )
+            )
+        return stats
+
+    async def last_failures(self) -> list[LastFailure]:
+        """The newest RETRY or DEAD attempt per appliance and integration."""
+        newest: dict[tuple[str, str], Attempt] = {}
+        for job_id, attempts in self._attempts.items():
+            job = self._jobs.get(job_id)
+            if job is None:
+                continue
+            key = (job.appliance_id, job.integration)
+            for attempt in attempts:
+                if attempt.outcome in _FAILED and (
+                    key not in newest or attempt.finished_at >= newest[key].finished_at
+                ):
+                    newest[key] = attempt
+        return [
+            LastFailure(appliance_id, integration, attempt.finished_at, attempt.error)
+            for (appliance_id, integration), attempt in sorted(newest.items())
+        ]
 
     # --- retention --------------------------------------------------------------
 

@@ -47,7 +47,9 @@ from rsbridge.engine.store.base import (
     Job,
     JobFilter,
     JobSpec,
+    JobStats,
     JobStatus,
+    LastFailure,
     LedgerEntry,
     LedgerKey,
     PruneCounts,
@@ -56,6 +58,7 @@ from rsbridge.engine.store.base import (
     StoredEvent,
 )
 from rsbridge.engine.store.sqlite_retention import count_prunable, prune_step
+from rsbridge.engine.store.sqlite_stats import job_stats, last_failures
 from rsbridge.errors import ConfigurationError
 
 __all__ = ["Migration", "SQLiteStore", "WriterStats", "load_migrations"]
@@ -1010,6 +1013,15 @@ class SQLiteStore:
             return counts
 
         return await self._read(op)
+
+    async def job_stats(self, *, now: float | None = None) -> list[JobStats]:
+        """Jobs counted per appliance and integration (see the base and sqlite_stats)."""
+        at = time.time() if now is None else now
+        return await self._read(lambda conn: job_stats(conn, at))
+
+    async def last_failures(self) -> list[LastFailure]:
+        """The newest RETRY or DEAD attempt per appliance and integration."""
+        return await self._read(last_failures)
 
     # --- retention --------------------------------------------------------------
 
