@@ -5,8 +5,10 @@
     python3 dev.py test [ARGS]   install with the dev extras, then ruff, mypy and pytest
                                  (4 pytest-xdist workers; RSBRIDGE_TEST_WORKERS=N to change)
     python3 dev.py bench NAME    run benchmarks/NAME.py in the venv
-    python3 dev.py lock          re-resolve requirements/lock.txt and lock-dev.txt (after
-                                 changing the dependencies in pyproject.toml)
+    python3 dev.py lock [--upgrade]
+                                 re-resolve requirements/lock.txt and lock-dev.txt after
+                                 changing the dependencies in pyproject.toml: locked versions
+                                 that still fit stay; --upgrade takes the newest of everything
 
 Installs take exact versions from the locks, every file checked against its hash, so a
 machine set up next year gets what was tested: requirements/lock.txt (rsbridge's
@@ -71,15 +73,18 @@ def ensure_venv(extras: str) -> None:
     stamp.write_text(digest)
 
 
-def lock() -> None:
-    """Re-resolve both locks from pyproject.toml: newest versions allowed, universal
-    (any OS, Python 3.11+), with the hashes of every file PyPI has for each version."""
+def lock(args: list[str]) -> None:
+    """Re-resolve both locks from pyproject.toml, universal (any OS, Python 3.11+), with the
+    hashes of every file PyPI has for each version. uv keeps the versions already in a lock
+    where they still fit (``--upgrade``: the newest of everything)."""
+    if args not in ([], ["--upgrade"]):
+        raise SystemExit("usage: python3 dev.py lock [--upgrade]")
     _create_venv()
     uv = BIN / "uv"
     if not uv.exists():
         _run(PY, "-m", "pip", "install", "--quiet", f"uv=={UV_VERSION}")
-    common = ("--universal", "--python-version", "3.11", "--generate-hashes", "--quiet")
-    common += ("--custom-compile-command", "python3 dev.py lock")
+    common = ["--universal", "--python-version", "3.11", "--generate-hashes", "--quiet"]
+    common += ["--custom-compile-command", "python3 dev.py lock", *args]
     build = REQUIREMENTS / "build.in"
     _run(uv, "pip", "compile", "pyproject.toml", build, *common, "-o", LOCK)
     # The dev lock keeps the runtime lock's versions, so demo and test run the same code.
@@ -95,7 +100,7 @@ def main(argv: list[str]) -> None:
         ensure_venv("")
         _run(BIN / "rsbridge", "demo", *rest)
     elif task == "lock":
-        lock()
+        lock(rest)
     elif task == "test":
         ensure_venv("dev")
         _run(BIN / "ruff", "check", ".")
