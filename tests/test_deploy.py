@@ -221,3 +221,20 @@ def test_nginx_example_terminates_tls_and_keeps_tokens_out_of_its_log(
     assert '"POST /ERSPost HTTP/1.1" 200' in access
     assert '"GET /events/default HTTP/1.1" 301' in access
     assert TOKEN not in access
+
+
+# -- container image (no runtime here: the file is read, not built) --------------------------
+
+
+def test_containerfile_installs_with_install_sh_as_non_root_with_a_health_check() -> None:
+    text = (DEPLOY / "Containerfile").read_text()
+    final = text[text.rindex("\nFROM ") :]  # the runtime stage
+    # It installs by the script tests/test_packaging.py runs, with the runtime lock.
+    assert "COPY requirements/lock.txt deploy/install.sh /tmp/" in final
+    assert "sh /tmp/install.sh /tmp/dist/rsbridge-*.whl /tmp/lock.txt /opt/rsbridge" in final
+    [user] = re.findall(r"^USER (\S+)$", final, flags=re.MULTILINE)
+    assert user.split(":")[0] not in {"root", "0"}
+    # The HEALTHCHECK instruction with its continuation lines, up to the next instruction.
+    healthcheck = re.search(r"^HEALTHCHECK .*?(?=^[A-Z])", final, re.MULTILINE | re.DOTALL)
+    assert healthcheck is not None and "http://127.0.0.1:8180/health" in healthcheck.group()
+    assert '\nENTRYPOINT ["rsbridge"]\n' in final
