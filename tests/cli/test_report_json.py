@@ -110,13 +110,26 @@ def test_hostile_values_survive_the_cli(tmp_path: Path) -> None:
     assert "😀𝄞".encode() in out  # non-BMP text stays UTF-8, unescaped
 
 
-def test_what_orjson_refuses_falls_back_to_the_standard_library() -> None:
-    # Not from the parser (it keeps integers and text within what XML and JSON carry),
-    # but the serialiser must not fail on a model made by other code.
-    session = m.SupportSession(lsid="a" * 32, lseq=2**70, external_key="lone \ud800 surrogate")
+def test_an_integer_past_64_bits_falls_back_to_the_standard_library(tmp_path: Path) -> None:
+    # A report can hold one (a file size, a count) and the parser keeps it exact; orjson
+    # refuses it, so that session is written by the standard library, as before.
+    generator = SessionGenerator(11)
+    sessions = [generator.session() for _ in range(3)]
+    sessions[1].file_transfer_count = 2**70
+    sessions[1].customers[0].username = "Zoë 😀"
+    path = write_report(tmp_path / "r.xml", iter(sessions))
+    parsed = list(iter_sessions(path))
+    assert parsed[1].file_transfer_count == 2**70
+    out = run_json(path)
+    assert out == b"[\n" + b",\n".join(stdlib_json(s) for s in parsed) + b"\n]\n"
+
+
+def test_a_lone_surrogate_is_escaped() -> None:
+    # Not from the parser (XML and its UTF-8 bodies carry none), from a model made by code.
+    session = m.SupportSession(lsid="a" * 32, external_key="lone \ud800 surrogate, Zoë")
     out = session_json(session)
     assert json.loads(out) == m.to_jsonable(session)
-    assert out.isascii()
+    assert out.isascii() and b"\\ud800" in out
 
 
 @settings(max_examples=150, deadline=None)

@@ -12,9 +12,10 @@ dataclasses, datetimes and enums natively; only what it would write differently 
   :class:`Customer` and :class:`Representative` (a test walks the model's types to keep
   it so), so those two are turned into dicts and everything else stays native.
 
-A session orjson refuses (an integer past 64 bits, text with a lone surrogate: a model
-not made by the parser) falls back to the standard library, ASCII-escaped, so the output
-is always valid JSON of the same structure.
+A session orjson refuses falls back to the standard library, so the output is always valid
+JSON of the same structure: an integer past 64 bits (a report can hold one in a count or a
+size; the parser keeps it exact) gives what the standard library always wrote, and text with
+a lone surrogate (only a model made by other code has one) is written ASCII-escaped.
 """
 
 from __future__ import annotations
@@ -67,4 +68,8 @@ def session_json(session: SupportSession) -> bytes:
     try:
         return orjson.dumps(data, default=_default, option=_OPTIONS)
     except orjson.JSONEncodeError:
-        return json.dumps(to_jsonable(session), indent=2).encode("ascii")
+        data = to_jsonable(session)
+    try:
+        return json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: UTF-8 cannot carry it, a JSON escape can
+        return json.dumps(data, indent=2).encode("ascii")
