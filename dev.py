@@ -5,6 +5,8 @@
     python3 dev.py test [ARGS]   install with the dev extras, then ruff, mypy and pytest
                                  (4 pytest-xdist workers; RSBRIDGE_TEST_WORKERS=N to change)
     python3 dev.py bench NAME    run benchmarks/NAME.py in the venv
+    python3 dev.py wheel         build dist/rsbridge-VERSION-py3-none-any.whl (with the locked
+                                 build backend), for deploy/install.sh and the container image
     python3 dev.py lock [--upgrade]
                                  re-resolve requirements/lock.txt and lock-dev.txt after
                                  changing the dependencies in pyproject.toml: locked versions
@@ -93,7 +95,7 @@ def lock(args: list[str]) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if not argv or argv[0] not in {"demo", "test", "bench", "lock"}:
+    if not argv or argv[0] not in {"demo", "test", "bench", "lock", "wheel"}:
         raise SystemExit(__doc__)
     task, rest = argv[0], argv[1:]
     if task == "demo":
@@ -101,6 +103,10 @@ def main(argv: list[str]) -> None:
         _run(BIN / "rsbridge", "demo", *rest)
     elif task == "lock":
         lock(rest)
+    elif task == "wheel":
+        ensure_venv("")
+        _run(PY, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+             "--wheel-dir", ROOT / "dist", ".")  # fmt: skip
     elif task == "test":
         ensure_venv("dev")
         _run(BIN / "ruff", "check", ".")

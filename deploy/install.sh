@@ -4,6 +4,7 @@
 # (deploy/Containerfile) runs this script, the test suite runs it into a temporary directory
 # (tests/test_packaging.py), and a host installs with it for the systemd unit:
 #
+#     python3 dev.py wheel
 #     deploy/install.sh dist/rsbridge-VERSION-py3-none-any.whl requirements/lock.txt /opt/rsbridge
 #
 # PYTHON picks the interpreter (default python3, 3.11 or newer). The prefix must not exist yet:
