@@ -1,6 +1,6 @@
 """Parse throughput and peak memory: rsbridge's streaming parser vs a naive xmltodict parse.
 
-    python3 dev.py bench parse [--mb 50] [--repeat 3]
+    python3 dev.py bench parse [--mb 50] [--repeat 3] [--cli-only]
 
 Builds (once, cached under benchmarks/.data/) a multi-session SupportSession report of
 about ``--mb`` megabytes from the seeded scenario generator, plus one a quarter of that
@@ -17,12 +17,20 @@ gap to the target can be read off one run:
   Python object made for any element (the ceiling of the approach);
 * ``+ one object per element``: as above, plus reading ``.text`` and one attribute of
   every element, the least a typed model needs (each visit creates lxml's Python proxy).
+
+CLI rows (issue 15): ``rsbridge report parse --json`` on the same file against the naive
+script a user would write (``xmltodict.parse`` plus ``json.dump(..., indent=2)``), and
+against the command's previous JSON path (the same parse, ``to_jsonable`` and the standard
+library's encoder). Each runs as a child process writing to /dev/null; its wall and CPU
+seconds and its whole peak RSS come from ``os.wait4``. Targets: the command at least 2x
+faster than the naive script, with at most a third of its peak memory.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -97,6 +105,51 @@ def _lxml_floor(path: Path, *, touch: bool) -> int:
         return sum(1 for _ in iter_report(fh, ReportKind("session_list", "session", visit)))
 
 
+# What a user without rsbridge would write to get the report as JSON.
+NAIVE_SCRIPT = """
+import json, sys, xmltodict
+with open(sys.argv[1], "rb") as fh:
+    doc = xmltodict.parse(fh)
+json.dump(doc, sys.stdout, ensure_ascii=False, indent=2)
+"""
+
+# The command's JSON path before orjson (kept here as the "before" row).
+STDLIB_CLI_SCRIPT = """
+import json, sys
+from pathlib import Path
+import rsbridge.cli
+from rsbridge.appliance.report_model import to_jsonable
+from rsbridge.appliance.report_parser import iter_sessions
+sys.stdout.write("[")
+for n, session in enumerate(iter_sessions(Path(sys.argv[1])), start=1):
+    sys.stdout.write(",\\n" if n > 1 else "\\n")
+    sys.stdout.write(json.dumps(to_jsonable(session), ensure_ascii=False, indent=2))
+sys.stdout.write("\\n]\\n")
+"""
+
+
+def run_child(argv: list[str]) -> dict[str, float]:
+    """Run ``argv`` (stdout to /dev/null): wall and CPU seconds, peak RSS in MB (wait4)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)  # noqa: S603 - our own commands
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"{argv[:4]} exited with {proc.returncode}")
+    return {
+        "seconds": seconds,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "peak_mb": usage.ru_maxrss / 1024,  # Linux: KiB
+    }
+
+
+def measure_command(argv: list[str], repeat: int) -> dict[str, float]:
+    """Best-of-``repeat`` figures of a whole command, each run in a fresh child."""
+    runs = [run_child(argv) for _ in range(repeat)]
+    return {key: min(r[key] for r in runs) for key in ("seconds", "cpu", "peak_mb")}
+
+
 def measure(kind: str, path: Path, repeat: int) -> dict[str, float]:
     """Best-of-``repeat`` figures, each from a fresh interpreter."""
     runs = []
@@ -120,6 +173,7 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=50.0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--cli-only", action="store_true", help="only the CLI rows")
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -134,6 +188,10 @@ def main() -> None:
             print(f"building {path.name} ...", flush=True)
             build_report(path, size, args.seed)
     size_mb = big.stat().st_size / 1_000_000
+    if args.cli_only:
+        print(f"report: {size_mb:.1f} MB (best of {args.repeat})")
+        cli_rows(big, args.repeat)
+        return
 
     naive = measure("xmltodict", big, args.repeat)
     ours = measure("rsbridge", big, args.repeat)
@@ -162,6 +220,36 @@ def main() -> None:
         f"memory growth for {ours['sessions'] / ours_small['sessions']:.1f}x the sessions: "
         f"{growth:.2f}x ({ours_small['peak_mb']:.1f} MB -> {ours['peak_mb']:.1f} MB; "
         "target: flat)"
+    )
+    cli_rows(big, args.repeat)
+
+
+def cli_rows(path: Path, repeat: int) -> None:
+    """The report CLI's JSON output against the naive script, as whole child processes."""
+    py = sys.executable
+    naive = measure_command([py, "-c", NAIVE_SCRIPT, str(path)], repeat)
+    before = measure_command([py, "-c", STDLIB_CLI_SCRIPT, str(path)], repeat)
+    cli = measure_command([py, "-m", "rsbridge", "report", "parse", "--json", str(path)], repeat)
+    print()
+    head = f"{'to JSON, whole command':<36}{'wall s':>8}{'CPU s':>8}{'vs naive':>10}"
+    print(f"{head}{'peak RSS MB':>13}")
+    rows = (
+        ("naive script (xmltodict + json.dump)", naive),
+        ("before: report parse, stdlib json", before),
+        ("rsbridge report parse --json", cli),
+    )
+    for label, r in rows:
+        speed = naive["seconds"] / r["seconds"]
+        print(f"{label:<36}{r['seconds']:>8.2f}{r['cpu']:>8.2f}{speed:>9.1f}x{r['peak_mb']:>13.1f}")
+    speed, cpu_speed = naive["seconds"] / cli["seconds"], naive["cpu"] / cli["cpu"]
+    memory = cli["peak_mb"] / naive["peak_mb"]
+    print(
+        f"CLI speed-up vs naive script: {speed:.1f}x wall, {cpu_speed:.1f}x CPU (target >= 2x) "
+        f"-> {'met' if min(speed, cpu_speed) >= 2 else 'NOT met'}"
+    )
+    print(
+        f"CLI peak RSS / naive script: {memory:.2f} (target <= 0.33) "
+        f"-> {'met' if memory <= 1 / 3 else 'NOT met'}"
     )
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rsbridge.appliance.report_model import EventType, SupportSession, to_jsonable
+from rsbridge.appliance.report_json import session_json
+from rsbridge.appliance.report_model import EventType, SupportSession
 from rsbridge.appliance.report_parser import ReportLimits, iter_sessions
 from rsbridge.console import fail
 from rsbridge.errors import RsbridgeError
@@ -35,12 +36,7 @@ def report_parse(
     count = 0
     try:
         if as_json:
-            # Streamed as a JSON array so a huge report never sits in memory.
-            sys.stdout.write("[")
-            for count, session in enumerate(iter_sessions(file, limits), start=1):
-                sys.stdout.write(",\n" if count > 1 else "\n")
-                sys.stdout.write(json.dumps(to_jsonable(session), ensure_ascii=False, indent=2))
-            sys.stdout.write("\n]\n" if count else "]\n")
+            _write_json(iter_sessions(file, limits))
             return
         for session in iter_sessions(file, limits):
             count += 1
@@ -48,6 +44,21 @@ def report_parse(
         console.print(f"{count} session(s) in {file}")
     except RsbridgeError as exc:
         raise fail(f"{file}: {exc.message}") from None
+
+
+def _write_json(sessions: Iterator[SupportSession]) -> None:
+    """Stream ``sessions`` as one JSON array, a session at a time, so a huge report never
+    sits in memory (orjson: the standard library's encoder cost more than the parsing)."""
+    out = sys.stdout.buffer
+    count = 0
+    out.write(b"[")
+    for count, session in enumerate(sessions, start=1):
+        out.write(b",\n" if count > 1 else b"\n")
+        out.write(session_json(session))
+    # Closed only on success: a report that fails half-way leaves JSON that no reader
+    # mistakes for the whole report (the error goes to stderr with a non-zero exit).
+    out.write(b"\n]\n" if count else b"]\n")
+    out.flush()
 
 
 def session_table(s: SupportSession) -> Table:

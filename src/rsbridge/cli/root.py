@@ -6,6 +6,8 @@ through their plugin (:mod:`rsbridge.cli.plugins`), so adding a connector edits 
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from rsbridge import __version__
@@ -18,6 +20,26 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """rsbridge: BeyondTrust Remote Support to ticketing integration engine."""
+
+
 app.add_typer(report.report_app, name="report")
 app.add_typer(sim.sim_app, name="sim", help="Run simulated peers (the appliance, ...).")
 engine.register(app)
