@@ -72,8 +72,10 @@ def test_dev_lock_pins_the_dev_tools_too_at_the_same_versions() -> None:
 
 def test_the_check_notices_a_new_dependency_and_a_stale_pin() -> None:
     locked = pins(LOCK.read_text())
-    assert unpinned(["prometheus-client>=0.20", "httpx>=0.27"], locked) == [
-        "prometheus-client>=0.20"
+    # A package rsbridge does not depend on stands for a newly added dependency.
+    assert "left-pad-for-tests" not in locked
+    assert unpinned(["left-pad-for-tests>=1.0", "httpx>=0.27"], locked) == [
+        "left-pad-for-tests>=1.0"
     ]
     assert unpinned([f"httpx>{locked['httpx']}"], locked) == [f"httpx>{locked['httpx']}"]
 
