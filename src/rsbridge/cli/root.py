@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from rsbridge import __version__
-from rsbridge.cli import actions, demo, engine, report, sim
+from rsbridge.cli import actions, demo, engine, report, sim, store
 from rsbridge.cli.plugins import RootGroup
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.add_typer(report.report_app, name="report")
 app.add_typer(sim.sim_app, name="sim", help="Run simulated peers (the appliance, ...).")
 engine.register(app)
 app.add_typer(actions.actions_app, name="actions")
+app.add_typer(store.store_app, name="store")
 
 
 @app.command()

@@ -64,7 +64,7 @@ T = TypeVar("T")
 Row = tuple[Any, ...]
 
 MIGRATIONS_PACKAGE: Final = "rsbridge.engine.store"
-MIGRATIONS_DIR: Final = ("migrations", "sqlite")
+MIGRATIONS_DIR: Final = "migrations"
 
 BUSY_TIMEOUT_S: Final = 30.0
 """How long a connection waits for another process's write lock before failing."""
@@ -273,11 +273,12 @@ class Migration:
 
 
 @functools.cache
-def load_migrations() -> tuple[Migration, ...]:
-    """The migrations shipped with the package, by version; versions run 1, 2, ..."""
-    folder = resources.files(MIGRATIONS_PACKAGE)
-    for part in MIGRATIONS_DIR:
-        folder = folder / part
+def load_migrations(dialect: str = "sqlite") -> tuple[Migration, ...]:
+    """The migrations shipped for ``dialect`` (``sqlite``, ``postgresql``), by version.
+
+    Versions run 1, 2, ... without gaps.
+    """
+    folder = resources.files(MIGRATIONS_PACKAGE) / MIGRATIONS_DIR / dialect
     found: list[Migration] = []
     for entry in folder.iterdir():
         if not entry.name.endswith(".sql"):
