@@ -30,7 +30,7 @@ from rsbridge.engine.poller import Poller
 from rsbridge.engine.render import Renderer
 from rsbridge.engine.retention import prune, retention_policy
 from rsbridge.engine.store import open_store
-from rsbridge.engine.store.base import Store
+from rsbridge.engine.store.base import LeadsPollers, Store
 from rsbridge.engine.worker import CANCEL_WAIT_SECONDS, Services, Worker
 from rsbridge.errors import RsbridgeError
 from rsbridge.web.actions import action_routes
@@ -67,6 +67,7 @@ class Engine:
         self.actions: ActionService | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
+        self._leading: set[str] = set()  # appliances this node polls (shared stores)
         self._built = False
         self._opened = False
 
@@ -190,19 +191,36 @@ class Engine:
         interval = poller.integration.polling_interval_seconds
         while not self._stop.is_set():
             try:
-                result = await poller.poll()
-                log.info(
-                    "%s: polled %d sessions, %d new",
-                    result.integration,
-                    result.sessions,
-                    result.queued,
-                )
+                if await self._leads(poller):
+                    result = await poller.poll()
+                    log.info(
+                        "%s: polled %d sessions, %d new",
+                        result.integration,
+                        result.sessions,
+                        result.queued,
+                    )
             except RsbridgeError as exc:
                 log.warning("%s: poll failed: %s", poller.integration.name, exc.message)
             except Exception:
                 log.exception("%s: poll failed", poller.integration.name)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), interval)
+
+    async def _leads(self, poller: Poller) -> bool:
+        """Whether this node polls ``poller``'s appliance now: on a store that several
+        nodes share, only the one holding the appliance's lead does (with failover)."""
+        if not isinstance(self.store, LeadsPollers):
+            return True
+        appliance = poller.integration.appliance
+        leads = await self.store.lead(f"poll:{appliance}")
+        if leads != (appliance in self._leading):
+            self._leading ^= {appliance}
+            log.info(
+                "appliance %s: %s",
+                appliance,
+                "this node polls it now" if leads else "another node polls it now",
+            )
+        return leads
 
     async def _prune_loop(self) -> None:
         """Prune the store at start, then every ``prune_interval_seconds``.

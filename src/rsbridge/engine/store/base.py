@@ -26,7 +26,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 EventSource = Literal["outbound", "poll", "pull", "replay"]
 
@@ -399,3 +399,21 @@ class Store(Protocol):
 
     async def count_prunable(self, policy: RetentionPolicy) -> PruneCounts:
         """What :meth:`prune` would remove in all, removing nothing (``--dry-run``)."""
+
+
+@runtime_checkable
+class WakesWorkers(Protocol):
+    """A store that tells idle workers when a job may have become claimable."""
+
+    async def wait_for_jobs(self, within: float) -> bool:
+        """Wait until a job was queued, re-queued or freed (its successor may run), at
+        most ``within`` seconds; True when woken. Spurious wake-ups are allowed."""
+
+
+@runtime_checkable
+class LeadsPollers(Protocol):
+    """A store shared by several nodes, which elects one of them per named task."""
+
+    async def lead(self, name: str) -> bool:
+        """Take or keep the lead ``name``: True while this node (alone) holds it. A node
+        that dies loses its leads, and another node's next call takes them over."""

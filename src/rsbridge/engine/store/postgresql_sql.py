@@ -27,6 +27,9 @@ NOTIFY_CHANNEL: Final = "rsbridge_jobs"
 """The LISTEN/NOTIFY channel: a notification means a job may have become claimable."""
 NOTIFY: Final = f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')"
 
+# A lead (PostgreSQLStore.lead): a session-level advisory lock, never waited for.
+TRY_LEAD: Final = "SELECT pg_try_advisory_lock(%s)"
+
 # A duplicate delivery only counts itself; RETURNING deliveries > 1 tells it apart.
 # Concurrent deliveries of one key wait for each other on the unique index.
 INSERT_EVENT: Final = """

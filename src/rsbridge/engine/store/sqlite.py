@@ -56,6 +56,7 @@ from rsbridge.engine.store.base import (
     StoredEvent,
 )
 from rsbridge.engine.store.sqlite_retention import count_prunable, prune_step
+from rsbridge.engine.store.wakeup import Wakeup
 from rsbridge.errors import ConfigurationError
 
 __all__ = ["Migration", "SQLiteStore", "WriterStats", "load_migrations"]
@@ -472,6 +473,7 @@ class SQLiteStore:
         self._read_conns_lock = threading.Lock()
         self._groups = 0
         self._operations = 0
+        self._wakeup = Wakeup()
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r}, synchronous={self.synchronous!r})"
@@ -655,6 +657,19 @@ class SQLiteStore:
             else:
                 future.set_exception(value)
 
+    async def wait_for_jobs(self, within: float) -> bool:
+        """Wait until this process queued or freed a job, at most ``within`` seconds.
+
+        In-process only: another process writing the same file does not wake it.
+        """
+        return await self._wakeup.wait(within)
+
+    async def _write_and_wake(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """:meth:`_write`, then wake idle workers: a job may have become claimable."""
+        result = await self._write(op)
+        self._wakeup.notify()
+        return result
+
     async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``op`` in the writer's next group; return once it is committed."""
         writer = self._writer
@@ -721,7 +736,7 @@ class SQLiteStore:
             )
             return RecordResult(event_id=event_id, duplicate=False, job_ids=job_ids)
 
-        return await self._write(op)
+        return await self._write_and_wake(op)
 
     # --- workers ----------------------------------------------------------------
 
@@ -832,7 +847,7 @@ class SQLiteStore:
             _insert_attempt(conn, job_id, owner, started_at, at, finish.outcome, finish.error)
             return True
 
-        return await self._write(op)
+        return await self._write_and_wake(op)
 
     async def release(self, owner: str, *, now: float | None = None) -> int:
         """Re-queue every job ``owner`` holds, recording a RELEASED attempt for each."""
@@ -846,7 +861,7 @@ class SQLiteStore:
                 _insert_attempt(conn, job_id, owner, started, at, AttemptOutcome.RELEASED, None)
             return len(held)
 
-        return await self._write(op)
+        return await self._write_and_wake(op)
 
     # --- ledger -----------------------------------------------------------------
 
@@ -975,7 +990,7 @@ class SQLiteStore:
         def op(conn: sqlite3.Connection) -> bool:
             return conn.execute(RETRY_DEAD_JOB, params).rowcount == 1
 
-        return await self._write(op)
+        return await self._write_and_wake(op)
 
     async def replay_event(
         self, event_id: int, jobs: Sequence[JobSpec], *, now: float | None = None
@@ -998,7 +1013,7 @@ class SQLiteStore:
                 conn.execute(MARK_EVENT_ACCEPTED, (event_id,))
             return list(job_ids)
 
-        return await self._write(op)
+        return await self._write_and_wake(op)
 
     async def counts(self) -> dict[str, int]:
         """Jobs per :class:`JobStatus` value (zeros included) plus ``events`` and ``ignored``."""
