@@ -7,7 +7,9 @@ import time
 from pathlib import Path
 
 from rsbridge.appliance.events import END
+from rsbridge.appliance.ratelimit import SlidingWindowLimiter
 from rsbridge.config import Config
+from rsbridge.engine.budget import SharedLimiter
 from rsbridge.engine.runtime import Engine
 
 from .conftest import SimAppliance, engine_config
@@ -68,3 +70,12 @@ async def test_one_node_polls_an_appliance_and_another_takes_over(
     finally:
         await first.aclose()
         await second.aclose()
+
+
+async def test_a_shared_store_shares_the_appliance_budget(
+    tmp_path: Path, sim: SimAppliance, postgres_url: str
+) -> None:
+    async with Engine(polling_config(tmp_path, sim, postgres_url)) as engine:
+        assert isinstance(engine.appliances["default"].limiter, SharedLimiter)
+    async with Engine(engine_config(tmp_path, sim)) as alone:  # SQLite: this node's own
+        assert isinstance(alone.appliances["default"].limiter, SlidingWindowLimiter)

@@ -25,6 +25,7 @@ from rsbridge.config import Config
 from rsbridge.connectors.base import Connector
 from rsbridge.connectors.registry import connector_class
 from rsbridge.engine.appliances import make_appliance_client
+from rsbridge.engine.budget import SharedLimiter, SharesBudgets, budget_account
 from rsbridge.engine.intake import Intake
 from rsbridge.engine.poller import Poller
 from rsbridge.engine.render import Renderer
@@ -113,6 +114,7 @@ class Engine:
             return
         await self.store.open()
         self.build()
+        self._share_budgets()
         self.worker = Worker(
             self.config, self.store, Services(self.appliances, self.connectors, self.renderers)
         )
@@ -130,6 +132,17 @@ class Engine:
             mailer=Mailer(smtp) if smtp is not None else None,
         )
         self._opened = True
+
+    def _share_budgets(self) -> None:
+        """On a store several nodes share, the appliance clients' request budgets are
+        shared too: together the nodes never exceed an API account's limits."""
+        if not isinstance(self.store, SharesBudgets) or self._given_appliances is not None:
+            return
+        for appliance in self.config.appliances:
+            client = self.appliances.get(appliance.id)
+            if client is not None:
+                account = budget_account(appliance.host, appliance.client_id)
+                client.limiter = SharedLimiter(self.store, account)
 
     @property
     def running(self) -> bool:

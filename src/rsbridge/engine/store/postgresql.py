@@ -44,6 +44,7 @@ from psycopg import AsyncConnection, AsyncCursor
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from rsbridge.engine.store import postgresql_budget as budget
 from rsbridge.engine.store import postgresql_sql as sql
 from rsbridge.engine.store.base import (
     Attempt,
@@ -269,6 +270,32 @@ class PostgreSQLStore:
                 self._leading.add(name)
                 return True
             return False
+
+    # --- the shared appliance budget -------------------------------------------
+
+    async def take_budget(
+        self, account: str, windows: Sequence[tuple[float, int]], now: float
+    ) -> tuple[int | None, float]:
+        """Admit one call of ``account`` under every ``(seconds, limit)`` window, counted
+        over all nodes: ``(call id, 0)``, or ``(None, seconds to wait)``."""
+        key = advisory_key(f"budget:{account}")
+
+        async def attempt() -> tuple[int | None, float]:
+            async with self._transaction() as cur:
+                return await budget.take(cur, key, account, windows, now)
+
+        taken: tuple[int | None, float] = await self._retrying(attempt)
+        return taken
+
+    async def settle_budget(self, call_id: int, at: float) -> None:
+        """Count call ``call_id`` from ``at`` (its answer) on, if that is later."""
+        async with self._transaction() as cur:
+            await budget.settle(cur, call_id, at)
+
+    async def pause_budget(self, account: str, until: float) -> None:
+        """Hold every node's calls of ``account`` until ``until``."""
+        async with self._transaction() as cur:
+            await budget.pause(cur, account, until)
 
     # --- intake -----------------------------------------------------------------
 
