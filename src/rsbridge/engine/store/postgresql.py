@@ -64,13 +64,14 @@ from rsbridge.engine.store.base import (
     RetentionPolicy,
     StoredEvent,
 )
+from rsbridge.engine.store.postgresql_node import NodeLinks
 from rsbridge.engine.store.postgresql_retention import count_prunable, prune_step
 from rsbridge.engine.store.postgresql_schema import advisory_key, migrate
 from rsbridge.engine.store.urls import mask_url
-from rsbridge.engine.store.wakeup import Wakeup
 from rsbridge.errors import ConfigurationError
 
 __all__ = ["PostgreSQLStore"]
+
 
 Cursor = AsyncCursor[tuple[Any, ...]]
 
@@ -112,14 +113,7 @@ class PostgreSQLStore:
         self._max = max(max_connections, min_connections)
         self._pool: AsyncConnectionPool[AsyncConnection[tuple[Any, ...]]] | None = None
         self._lifecycle = asyncio.Lock()
-        self._listener: AsyncConnection[tuple[Any, ...]] | None = None
-        self._listen_task: asyncio.Task[None] | None = None
-        self._wakeup = Wakeup()
-        # The leads this node holds: session advisory locks on one connection of their
-        # own, released by the server when the node (or its connection) dies.
-        self._lead_conn: AsyncConnection[tuple[Any, ...]] | None = None
-        self._leading: set[str] = set()
-        self._lead_lock = asyncio.Lock()
+        self._links = NodeLinks(self.connect, self.label)
 
     def __repr__(self) -> str:
         return f"PostgreSQLStore({self.label!r})"
@@ -172,19 +166,7 @@ class PostgreSQLStore:
         """Stop listening and close every connection; idempotent."""
         async with self._lifecycle:
             pool, self._pool = self._pool, None
-            task, self._listen_task = self._listen_task, None
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            listener, self._listener = self._listener, None
-            if listener is not None:
-                await listener.close()
-            async with self._lead_lock:
-                lead_conn, self._lead_conn = self._lead_conn, None
-                self._leading.clear()
-            if lead_conn is not None:
-                await lead_conn.close()  # gives up every lead at once
+            await self._links.close()
             if pool is not None:
                 await pool.close()
 
@@ -211,65 +193,18 @@ class PostgreSQLStore:
                 await asyncio.sleep(0.01 * (n + 1))
         raise AssertionError("unreachable")
 
-    # --- wake-ups ---------------------------------------------------------------
+    # --- wake-ups and leads (postgresql_node) ----------------------------------
 
     async def wait_for_jobs(self, within: float) -> bool:
-        """Wait until another node or task may have queued a claimable job, or ``within`` s.
-
-        True when woken by a notification. The first call starts listening on a
-        dedicated connection; if it is lost, waiting falls back to the timeout until the
-        next call reconnects.
-        """
-        if self._pool is None:
-            raise RuntimeError(f"{self!r} is not open")
-        if self._listen_task is None or self._listen_task.done():
-            self._listen_task = asyncio.create_task(self._listen(), name="rsbridge-store-listen")
-        return await self._wakeup.wait(within)
-
-    async def _listen(self) -> None:
-        conn = await AsyncConnection.connect(
-            self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
-        )
-        self._listener = conn
-        await conn.execute(f"LISTEN {sql.NOTIFY_CHANNEL}")
-        async for _ in conn.notifies():
-            self._wakeup.notify()
-
-    # --- leads ------------------------------------------------------------------
+        """Wait until any node may have queued a claimable job, at most ``within`` s;
+        True when woken (LISTEN/NOTIFY, see :class:`NodeLinks`)."""
+        self._require_pool()
+        return await self._links.wait_for_jobs(within)
 
     async def lead(self, name: str) -> bool:
-        """Take, or keep, the lead named ``name`` among the nodes on this database.
-
-        True while this node holds it: a session advisory lock on a connection kept for
-        leads, so that exactly one node at a time holds it, and the server releases it
-        when that node dies or loses its connection; another node's next call then
-        takes it over. False when another node holds it, or the connection was lost
-        (the next call reconnects and tries again).
-        """
-        if self._pool is None:
-            raise RuntimeError(f"{self!r} is not open")
-        async with self._lead_lock:
-            conn = self._lead_conn
-            if conn is None or conn.closed or conn.broken:
-                if conn is not None:
-                    await conn.close()
-                self._leading.clear()
-                self._lead_conn = conn = await self.connect()
-            try:
-                if name in self._leading:
-                    await conn.execute("SELECT 1")  # still connected: still held
-                    return True
-                cur = await conn.execute(sql.TRY_LEAD, (advisory_key(f"lead:{name}"),))
-                row = await cur.fetchone()
-            except psycopg.OperationalError:
-                await conn.close()
-                self._lead_conn = None
-                self._leading.clear()
-                return False
-            if row is not None and row[0]:
-                self._leading.add(name)
-                return True
-            return False
+        """Take, or keep, the lead ``name`` among the nodes (see :meth:`NodeLinks.lead`)."""
+        self._require_pool()
+        return await self._links.lead(name)
 
     # --- the shared appliance budget -------------------------------------------
 
