@@ -6,6 +6,7 @@ Registered on the main app by :mod:`rsbridge.cli.root`.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,7 +16,9 @@ from rsbridge.config import load_config
 from rsbridge.console import fail
 from rsbridge.errors import RsbridgeError
 
-store_app = typer.Typer(help="The store: schema migrations.", no_args_is_help=True)
+store_app = typer.Typer(
+    help="The store: schema migrations, moving to PostgreSQL.", no_args_is_help=True
+)
 
 StoreOption = Annotated[
     str | None,
@@ -56,6 +59,42 @@ def migrate(
         typer.echo(line)
     if check and pending:
         raise typer.Exit(code=1)
+
+
+@store_app.command("copy")
+def copy(
+    source: Annotated[
+        str,
+        typer.Option("--from", help="The SQLite store to copy: a file path or sqlite:///path."),
+    ],
+    target: Annotated[
+        str,
+        typer.Option("--to", help="The empty PostgreSQL store: a postgresql:// URL."),
+    ],
+) -> None:
+    """Copy a SQLite store (events, jobs, attempts, ledger, watermarks) into PostgreSQL.
+
+    Stop every node first: what an engine writes after the copy's snapshot is not
+    copied. Ids are kept, so nothing is imported twice after the move. The target must
+    hold no data; it is written in one transaction.
+    """
+    from rsbridge.engine.store.copy import copy_sqlite_to_postgresql
+    from rsbridge.engine.store.urls import is_postgresql_url, mask_url
+
+    path = Path(source.removeprefix("sqlite:///"))
+    if "://" in str(path):
+        raise fail(f"--from {mask_url(source)!r}: give the SQLite file (path or sqlite:///path)")
+    if not is_postgresql_url(target):
+        raise fail(f"--to {mask_url(target)!r}: give a postgresql:// URL")
+    try:
+        counts = asyncio.run(copy_sqlite_to_postgresql(path, target))
+    except RsbridgeError as exc:
+        raise fail(exc.message) from None
+    typer.echo(
+        f"copied {counts.events} events, {counts.jobs} jobs, {counts.attempts} attempts,"
+        f" {counts.ledger} ledger entries and {counts.watermarks} watermarks to"
+        f" {mask_url(target)}"
+    )
 
 
 async def _migrate(location: str, *, check: bool) -> tuple[list[str], bool]:
