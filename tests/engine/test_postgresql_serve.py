@@ -25,14 +25,19 @@ SESSIONS = 150
 
 
 def node_config(folder: Path, sim: SimAppliance, store_url: str) -> Path:
-    """A node's configuration: the shared store, its own jsonl file (one writer per file)."""
+    """A node's configuration: the shared store, its own jsonl file (one writer per file).
+
+    A long lease: nothing is killed here, and a lease that expired while its node was
+    only slow (a loaded machine) would let both nodes write the effect, each to its own
+    file (the crash test, with a connector that upserts, covers that case).
+    """
     folder.mkdir()
     path = folder / "rsbridge.toml"
     path.write_text(
         f"""
 [engine]
 store = "{store_url}"
-lease_seconds = 5
+lease_seconds = 60
 backoff_base_seconds = 0.1
 backoff_max_seconds = 0.5
 shutdown_grace_seconds = 1

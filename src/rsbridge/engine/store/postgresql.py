@@ -240,7 +240,7 @@ class PostgreSQLStore:
         """Durably record ``event`` and queue ``jobs`` for it, atomically (see base)."""
         at = time.time() if now is None else now
         specs = tuple(jobs)
-        params = {
+        params: dict[str, Any] = {
             "received_at": at,
             "appliance_id": event.appliance_id,
             "event_type": event.event_type,
@@ -252,18 +252,13 @@ class PostgreSQLStore:
             "timestamp": event.timestamp,
             "form": Jsonb([list(pair) for pair in event.form]),
         }
-        async with self._transaction() as cur:
-            await cur.execute(sql.INSERT_EVENT, params)
-            row = await cur.fetchone()
-            assert row is not None
-            event_id, deliveries = row
-            if deliveries > 1:
-                return RecordResult(event_id=event_id, duplicate=True)
-            job_ids = await _insert_jobs(
-                cur, event_id, event.appliance_id, event.event_type, event.lsid, specs, at
-            )
-            if job_ids:
-                await cur.execute(sql.NOTIFY)
+        params["integrations"] = [spec.integration for spec in specs]
+        params["ranks"] = [spec.rank for spec in specs]
+        row = await self._fetchone(sql.RECORD_EVENT, params)
+        assert row is not None
+        event_id, deliveries, job_ids = row[0], row[1], tuple(row[2])
+        if deliveries > 1:
+            return RecordResult(event_id=event_id, duplicate=True)
         return RecordResult(event_id=event_id, duplicate=False, job_ids=job_ids)
 
     # --- workers ----------------------------------------------------------------
@@ -364,16 +359,11 @@ class PostgreSQLStore:
             "now": at,
             "id": job_id,
             "owner": owner,
+            "started_at": started_at,
+            "outcome": finish.outcome.value,
         }
-        async with self._transaction() as cur:
-            await cur.execute(sql.FINISH_JOB, params)
-            if cur.rowcount != 1:
-                return False
-            await _insert_attempt(cur, job_id, owner, started_at, at, finish.outcome, finish.error)
-            # A finished job may unblock the next of its session; a re-queued one is
-            # claimable again (now, or after its backoff: then the wake-up is early).
-            await cur.execute(sql.NOTIFY)
-        return True
+        row = await self._fetchone(sql.FINISH_JOB, params)
+        return row is not None and row[0] == 1
 
     async def release(self, owner: str, *, now: float | None = None) -> int:
         """Re-queue every job ``owner`` holds, recording a RELEASED attempt for each."""

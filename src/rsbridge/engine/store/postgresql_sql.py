@@ -30,15 +30,33 @@ NOTIFY: Final = f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')"
 # A lead (PostgreSQLStore.lead): a session-level advisory lock, never waited for.
 TRY_LEAD: Final = "SELECT pg_try_advisory_lock(%s)"
 
-# A duplicate delivery only counts itself; RETURNING deliveries > 1 tells it apart.
-# Concurrent deliveries of one key wait for each other on the unique index.
-INSERT_EVENT: Final = """
-INSERT INTO events (received_at, appliance_id, event_type, source, dedup_key, status,
-                    lsid, external_key, timestamp, form)
-VALUES (%(received_at)s, %(appliance_id)s, %(event_type)s, %(source)s, %(dedup_key)s,
-        %(status)s, %(lsid)s, %(external_key)s, %(timestamp)s, %(form)s)
-ON CONFLICT (dedup_key) DO UPDATE SET deliveries = events.deliveries + 1
-RETURNING id, deliveries"""
+# record_event in one statement (one round trip, its own transaction): the event, or
+# one more delivery of it (RETURNING deliveries > 1 tells a duplicate apart, and then no
+# job is inserted), its jobs in the order given (identity ids follow the rows), and a
+# notification when jobs were queued. Concurrent deliveries of one key wait for each
+# other on the unique index.
+RECORD_EVENT: Final = """
+WITH e AS (
+    INSERT INTO events (received_at, appliance_id, event_type, source, dedup_key, status,
+                        lsid, external_key, timestamp, form)
+    VALUES (%(received_at)s, %(appliance_id)s, %(event_type)s, %(source)s, %(dedup_key)s,
+            %(status)s, %(lsid)s, %(external_key)s, %(timestamp)s, %(form)s)
+    ON CONFLICT (dedup_key) DO UPDATE SET deliveries = events.deliveries + 1
+    RETURNING id, deliveries
+), j AS (
+    INSERT INTO jobs (event_id, integration, appliance_id, event_type, lsid, rank, status,
+                      attempts, run_after, created_at, updated_at)
+    SELECT e.id, s.integration, %(appliance_id)s, %(event_type)s, %(lsid)s, s.rank,
+           'queued', 0, %(received_at)s, %(received_at)s, %(received_at)s
+    FROM e, unnest(%(integrations)s::text[], %(ranks)s::integer[])
+            WITH ORDINALITY AS s (integration, rank, n)
+    WHERE e.deliveries = 1
+    ORDER BY s.n
+    RETURNING id
+)
+SELECT e.id, e.deliveries, ARRAY(SELECT id FROM j ORDER BY id),
+       CASE WHEN EXISTS (SELECT 1 FROM j) THEN pg_notify('rsbridge_jobs', '') END::text
+FROM e"""
 INSERT_JOB: Final = """
 INSERT INTO jobs (event_id, integration, appliance_id, event_type, lsid, rank, status,
                   attempts, run_after, created_at, updated_at)
@@ -93,12 +111,27 @@ WHERE id = ANY(%(ids)s)"""
 EXTEND_LEASE: Final = """
 UPDATE jobs SET lease_until = %(until)s, updated_at = %(now)s
 WHERE id = ANY(%(ids)s) AND status = 'running' AND lease_owner = %(owner)s"""
+# finish in one statement: the job's new state, its attempt (numbered after the
+# others: only the holder of the row's lock adds attempts), and a notification (a
+# finished job may unblock the next of its session; a re-queued one is claimable).
+# Nothing happens, and 0 is returned, when the owner no longer holds the job.
 FINISH_JOB: Final = """
-UPDATE jobs SET status = %(status)s, attempts = attempts + %(failed)s,
-                run_after = COALESCE(%(run_after)s::double precision, run_after),
-                last_error = COALESCE(%(error)s::text, last_error),
-                lease_owner = NULL, lease_until = NULL, claimed_at = NULL, updated_at = %(now)s
-WHERE id = %(id)s AND status = 'running' AND lease_owner = %(owner)s"""
+WITH f AS (
+    UPDATE jobs SET status = %(status)s, attempts = attempts + %(failed)s,
+                    run_after = COALESCE(%(run_after)s::double precision, run_after),
+                    last_error = COALESCE(%(error)s::text, last_error),
+                    lease_owner = NULL, lease_until = NULL, claimed_at = NULL,
+                    updated_at = %(now)s
+    WHERE id = %(id)s AND status = 'running' AND lease_owner = %(owner)s
+    RETURNING id
+), a AS (
+    INSERT INTO attempts (job_id, number, owner, started_at, finished_at, outcome, error)
+    SELECT f.id, (SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE job_id = f.id),
+           %(owner)s, %(started_at)s, %(now)s, %(outcome)s, %(error)s
+    FROM f
+    RETURNING job_id
+)
+SELECT COUNT(*), CASE WHEN COUNT(*) > 0 THEN pg_notify('rsbridge_jobs', '') END::text FROM a"""
 # Locked in id order, as claim() locks them, so that the two cannot deadlock.
 RELEASE_HELD: Final = """
 WITH held AS (
