@@ -310,10 +310,12 @@ class Store(Protocol):
         """Hand out up to ``limit`` runnable jobs to ``owner`` for ``lease`` seconds.
 
         Runnable: queued with ``run_after <= now``, or running with an expired lease (an
-        EXPIRED attempt is recorded for it), and first of its session and integration in
-        ``(rank, id)`` order among unfinished jobs. Oldest first. Jobs of the appliances in
-        ``exclude_appliances`` are left for later (a worker whose fetch from one of them
-        is slow keeps claiming for the others).
+        EXPIRED attempt is recorded for it), first of its session and integration in
+        ``(rank, id)`` order among unfinished jobs, and no other job of that session and
+        integration running under a live lease (one at a time per session, even when an
+        earlier-ranked job is recorded after a later one was handed out). Oldest first.
+        Jobs of the appliances in ``exclude_appliances`` are left for later (a worker
+        whose fetch from one of them is slow keeps claiming for the others).
         """
 
     async def extend_lease(

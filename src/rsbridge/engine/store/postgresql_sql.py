@@ -78,7 +78,8 @@ MARK_EVENT_ACCEPTED: Final = "UPDATE events SET status = 'accepted' WHERE id = %
 JOB_COLUMNS: Final = """id, event_id, integration, appliance_id, event_type, lsid, rank, status,
        attempts, run_after, created_at, updated_at, last_error, lease_owner, lease_until"""
 
-# Runnable, and first of its session and integration among unfinished jobs. FOR UPDATE
+# Runnable, first of its session and integration among unfinished jobs, and no other
+# job of that session at work on any node under a live lease. FOR UPDATE
 # SKIP LOCKED: concurrent claimers (other workers, other nodes) pass over the rows one
 # of them is taking instead of waiting for it, and a row another claimer changed since
 # this statement's snapshot is re-checked against the WHERE clause before it is locked,
@@ -98,7 +99,8 @@ WHERE j.status IN ('queued', 'running')
           AND p.appliance_id = j.appliance_id
           AND p.lsid = j.lsid
           AND p.integration = j.integration
-          AND (p.rank < j.rank OR (p.rank = j.rank AND p.id < j.id))))
+          AND (p.rank < j.rank OR (p.rank = j.rank AND p.id < j.id)
+               OR (p.status = 'running' AND p.lease_until > %(now)s AND p.id <> j.id))))
   {exclude}
 ORDER BY j.id
 LIMIT %(limit)s

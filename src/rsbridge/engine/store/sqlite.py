@@ -120,7 +120,9 @@ FROM events WHERE id = ?"""
 SELECT_EVENT_FOR_REPLAY: Final = "SELECT appliance_id, event_type, lsid FROM events WHERE id = ?"
 MARK_EVENT_ACCEPTED: Final = "UPDATE events SET status = 'accepted' WHERE id = ?"
 
-# Runnable and first of its session and integration among unfinished jobs. The
+# Runnable, first of its session and integration among unfinished jobs, and no other
+# job of that session at work under a live lease (a survey that imports its session
+# must not race an end event recorded after it was claimed). The
 # ``status IN ('queued', 'running')`` terms are spelled exactly as in the partial
 # indexes' WHERE clauses so that the planner may use them. INDEXED BY pins the walk in
 # id order over the covering partial index: without statistics the planner prefers
@@ -140,7 +142,8 @@ WHERE j.status IN ('queued', 'running')
           AND p.appliance_id = j.appliance_id
           AND p.lsid = j.lsid
           AND p.integration = j.integration
-          AND (p.rank < j.rank OR (p.rank = j.rank AND p.id < j.id))))
+          AND (p.rank < j.rank OR (p.rank = j.rank AND p.id < j.id)
+               OR (p.status = 'running' AND p.lease_until > :now AND p.id <> j.id))))
   AND (:exclude = '' OR instr(:exclude, ',' || j.appliance_id || ',') = 0)
 ORDER BY j.id
 LIMIT :limit"""
