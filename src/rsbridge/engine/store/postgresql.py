@@ -14,9 +14,11 @@ How the contract holds across nodes:
   READ COMMITTED. ``record_event`` inserts the event and its jobs together; a
   duplicate delivery meets the unique ``dedup_key`` and only counts itself.
 * :meth:`PostgreSQLStore.claim` selects runnable jobs with ``FOR UPDATE SKIP LOCKED``
-  and leases them in the same transaction: two nodes never get the same job, and
-  neither waits for the other. Per-session ordering is checked in that statement (see
-  :data:`~rsbridge.engine.store.postgresql_sql.SELECT_CLAIMABLE`).
+  and leases them in the same transaction: two nodes never get the same job, and rows
+  being finished elsewhere are passed over. Per-session ordering is checked in that
+  statement (see :data:`~rsbridge.engine.store.postgresql_sql.SELECT_CLAIMABLE`); as it
+  reads other rows than it locks, claims take turns under a transaction-scoped advisory
+  lock (one short transaction per batch of up to 100 jobs), so each sees the last.
 * A lease is a time in the row: a node that dies (kill -9, lost network) leaves jobs
   whose lease expires, and the next claim anywhere takes them over, recording an
   EXPIRED attempt. The server's clock is not used: ``now`` comes from the caller, as in
@@ -79,6 +81,7 @@ CONNECT_TIMEOUT_S: Final = 10
 POOL_MIN: Final = 2
 POOL_MAX: Final = 20
 """Enough for the default 8 workers, the intake's concurrent writes and the pollers."""
+CLAIM_LOCK: Final = advisory_key("claim")
 RETRIES: Final = 5
 """Attempts at a transaction the server aborted as a deadlock or serialization failure."""
 
@@ -287,6 +290,11 @@ class PostgreSQLStore:
 
         async def attempt() -> list[Job]:
             async with self._transaction() as cur:
+                # Claims take turns (as under SQLite's write lock): the per-session checks
+                # read other rows than the ones locked, and a claim committed by another
+                # node after this statement's snapshot would otherwise go unseen (a late
+                # session end handed out beside its survey, each on a node).
+                await cur.execute(sql.CLAIM_TURN, (CLAIM_LOCK,))
                 await cur.execute(statement, params)
                 rows = await cur.fetchall()
                 if not rows:

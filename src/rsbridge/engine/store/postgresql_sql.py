@@ -105,6 +105,8 @@ WHERE j.status IN ('queued', 'running')
 ORDER BY j.id
 LIMIT %(limit)s
 FOR UPDATE OF j SKIP LOCKED"""
+# Held until the claim's transaction ends; taken before its snapshot.
+CLAIM_TURN: Final = "SELECT pg_advisory_xact_lock(%s)"
 EXCLUDE_APPLIANCES: Final = "AND NOT (j.appliance_id = ANY(%(exclude)s))"
 CLAIM_JOBS: Final = """
 UPDATE jobs SET status = 'running', lease_owner = %(owner)s, lease_until = %(until)s,
