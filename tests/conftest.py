@@ -177,3 +177,7 @@ async def trickling_server(routes: Mapping[str, Trickle]) -> AsyncIterator[str]:
         for handler in handlers:  # still trickling to a client that gave up
             handler.cancel()
         await asyncio.gather(*handlers, return_exceptions=True)
+
+
+# The real PostgreSQL server (tests/postgres.py): skipped without it, failed in CI.
+from tests.postgres import postgres_database, postgres_url  # noqa: E402, F401

@@ -901,4 +901,4 @@ def test_the_example_configuration_loads(monkeypatch: pytest.MonkeyPatch) -> Non
     assert sorted(i.connector for i in config.integrations) == ["jsonl", "webhook"]
     for item in config.integrations:
         item.connector_settings()
-    assert config.engine.store.parent == path.parent
+    assert isinstance(config.engine.store, Path) and config.engine.store.parent == path.parent

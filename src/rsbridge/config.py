@@ -115,10 +115,30 @@ MIN_LEDGER_RETENTION_DAYS = 30.0
 """Shortest ledger retention accepted: it must outlive the appliance's resend window."""
 
 
+def _store_location(value: object) -> object:
+    """A store URL stays text (checked, never echoed with its password); the rest a path."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if "://" not in text and text != "memory:":
+        return Path(text)
+    from rsbridge.engine.store import open_store  # the store's own check of its URLs
+
+    try:
+        open_store(text)
+    except ConfigurationError as exc:
+        raise ValueError(exc.message) from None
+    return text
+
+
+StoreLocation = Annotated[Path | str, BeforeValidator(_store_location)]
+"""``[engine] store``: a SQLite file path, or a URL (``postgresql://...``, ``memory:``)."""
+
+
 class EngineConfig(ConfigModel):
     """``[engine]``: the process itself."""
 
-    store: Path = Path("rsbridge.db")
+    store: StoreLocation = Path("rsbridge.db")
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(8180, ge=0, le=65535)
     trusted_proxies: Networks = Field(default_factory=list)
@@ -514,7 +534,10 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Co
 
 
 def _anchor_paths(config: Config, base: Path) -> Config:
-    engine = config.engine.model_copy(update={"store": base / config.engine.store})
+    store = config.engine.store
+    engine = config.engine.model_copy(
+        update={"store": base / store if isinstance(store, Path) else store}
+    )
     integrations = [
         i.model_copy(update={"templates": base / i.templates}) if i.templates else i
         for i in config.integrations

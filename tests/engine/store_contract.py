@@ -272,6 +272,27 @@ class StoreContract(StoreStatsContract):
         assert await store.finish(end, "w", DONE, started_at=T0 + 60, now=T0 + 61)
         assert ids(await store.claim("w", limit=10, lease=30, now=T0 + 61)) == [survey]
 
+    async def test_an_end_recorded_after_its_survey_was_handed_out_waits_for_it(
+        self, store: Store
+    ) -> None:
+        # The survey came first and is at work (it may import the session itself): the
+        # late end must not run beside it, or both would write the session's report.
+        survey = await self._one(store, "s", JobSpec("sn", RANK_SURVEY), event_type=SURVEY)
+        assert ids(await store.claim("w1", limit=5, lease=30, now=T0)) == [survey]
+        end = await self._one(store, "e", JobSpec("sn"))
+        other = await self._one(store, "o", JobSpec("sn"), lsid="L2")
+        assert ids(await store.claim("w2", limit=5, lease=30, now=T0 + 1)) == [other]
+        assert await store.finish(survey, "w1", DONE, started_at=T0, now=T0 + 2)
+        assert ids(await store.claim("w2", limit=5, lease=30, now=T0 + 3)) == [end]
+
+    async def test_an_expired_lease_does_not_block_its_session(self, store: Store) -> None:
+        survey = await self._one(store, "s", JobSpec("sn", RANK_SURVEY), event_type=SURVEY)
+        await store.claim("dead", limit=5, lease=30, now=T0)
+        end = await self._one(store, "e", JobSpec("sn"))
+        # The survey's worker died: once its lease is over, the end goes first.
+        assert ids(await store.claim("w", limit=5, lease=30, now=T0 + 31)) == [end]
+        assert survey not in ids(await store.claim("w", limit=5, lease=30, now=T0 + 32))
+
     async def test_same_rank_in_a_session_runs_in_id_order(self, store: Store) -> None:
         first = await self._one(store, "s1", JobSpec("sn", RANK_SURVEY), event_type=SURVEY)
         second = await self._one(store, "s2", JobSpec("sn", RANK_SURVEY), event_type=SURVEY)

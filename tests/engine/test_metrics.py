@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
 from rsbridge.appliance.client import ApplianceClient
-from rsbridge.appliance.ratelimit import RateLimits
+from rsbridge.appliance.ratelimit import RateLimits, SlidingWindowLimiter
 from rsbridge.engine.intake import Intake
 from rsbridge.engine.runtime import Engine
 from rsbridge.engine.store.base import AttemptOutcome, Finish, IncomingEvent, JobSpec, JobStats
@@ -221,6 +221,7 @@ async def test_appliance_rate_limit_waits_are_counted(sim: SimAppliance) -> None
 
 def test_clients_built_outside_a_binding_are_not_instrumented() -> None:
     client = ApplianceClient("appliance.example.com", "id", "secret")
+    assert isinstance(client.limiter, SlidingWindowLimiter)
     assert client.limiter._on_wait is None
     assert not client._http.event_hooks["response"]
 

@@ -228,7 +228,7 @@ async def _old_and_new(store: SQLiteStore, now: float) -> tuple[list[int], list[
 
 async def test_serve_prunes_in_the_background(tmp_path: Path) -> None:
     config = engine_config(tmp_path, None, engine={"prune_interval_seconds": 0.05})
-    store = SQLiteStore(config.engine.store)
+    store = SQLiteStore(Path(config.engine.store))
     async with Engine(config, store=store) as engine:
         old, new = await _old_and_new(store, datetime.now(UTC).timestamp())
         engine.start()

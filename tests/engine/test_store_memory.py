@@ -8,6 +8,7 @@ import pytest
 
 from rsbridge.engine.store import MemoryStore, SQLiteStore, open_store
 from rsbridge.engine.store.base import Store
+from rsbridge.engine.store.postgresql import PostgreSQLStore
 from rsbridge.errors import ConfigurationError
 
 from .store_contract import StoreContract
@@ -31,13 +32,30 @@ def test_open_store_picks_the_backend(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["postgresql://rsbridge@db/rsbridge", "mysql://x/y", "sqlite://", "sqlite:///", ""]
+    "url", ["postgresql://x/y?bogus=1", "mysql://x/y", "sqlite://", "sqlite:///", ""]
 )
 def test_open_store_refuses_what_it_cannot_open(url: str) -> None:
     with pytest.raises(ConfigurationError):
         open_store(url)
 
 
-def test_open_store_says_postgres_is_not_supported_yet() -> None:
-    with pytest.raises(ConfigurationError, match="not supported yet"):
-        open_store("postgresql://rsbridge@db/rsbridge")
+def test_open_store_picks_postgresql_for_its_urls() -> None:
+    for url in ("postgresql://rsbridge@db/rsbridge", "postgres://db/rsbridge?sslmode=require"):
+        store = open_store(url)
+        assert isinstance(store, PostgreSQLStore) and store.url == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://rsb:hunter22@db/x",
+        "postgresql://rsb:hunter22@db/x?bogus=1",
+        "postgresql://rsb:hunter22@db/x?password=hunter22&bogus=1",
+        "postgresql://rsb:hunter22@[db/x",
+    ],
+)
+def test_open_store_errors_never_show_the_password(url: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        open_store(url)
+    assert "hunter22" not in str(caught.value)
+    assert "rsb:***@db" in str(caught.value) or "cannot be parsed" in str(caught.value)

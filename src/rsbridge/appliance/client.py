@@ -27,7 +27,12 @@ from rsbridge.appliance import command as cmd
 from rsbridge.appliance.auth import TokenCache
 from rsbridge.appliance.custom_fields import custom_field_params
 from rsbridge.appliance.host import check_host
-from rsbridge.appliance.ratelimit import DEFAULT_RATE_LIMITS, RateLimits, SlidingWindowLimiter
+from rsbridge.appliance.ratelimit import (
+    DEFAULT_RATE_LIMITS,
+    Limiter,
+    RateLimits,
+    SlidingWindowLimiter,
+)
 from rsbridge.appliance.report_model import (
     ExitSurveyRecord,
     SessionSummary,
@@ -140,7 +145,7 @@ class ApplianceClient:
         instrument_http(self._http, peer="appliance")
         self._headers = {"Connection": "close"} if close_connections else {}
         self.tokens = TokenCache(self._http, self.base_url, client_id, client_secret)
-        self.limiter = SlidingWindowLimiter(rate_limits, on_wait=rate_limit_observer())
+        self.limiter: Limiter = SlidingWindowLimiter(rate_limits, on_wait=rate_limit_observer())
         self._max_wait = max_rate_limit_wait
         self._report_limits = report_limits
         self.requests_sent = 0

@@ -19,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(slots=True)
@@ -37,6 +38,23 @@ class RateLimits:
 
 
 DEFAULT_RATE_LIMITS = RateLimits()
+
+
+class Limiter(Protocol):
+    """What the appliance client needs of a limiter (this process's, or one shared by
+    every node through the store: :class:`rsbridge.engine.budget.SharedLimiter`)."""
+
+    def delay(self) -> float:
+        """Seconds until the next call would be admitted, as far as known now."""
+
+    async def acquire(self) -> Slot:
+        """Wait until a call is allowed, then record it."""
+
+    def settle(self, slot: Slot) -> None:
+        """The call of ``slot`` got its answer (or failed): count it from now on."""
+
+    def pause(self, seconds: float) -> None:
+        """Hold every caller for ``seconds`` (the appliance answered 429)."""
 
 
 class SlidingWindowLimiter:

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from rsbridge import __version__
-from rsbridge.cli import actions, demo, engine, rehearse, report, sim, status
+from rsbridge.cli import actions, demo, engine, rehearse, report, sim, status, store
 from rsbridge.cli.plugins import RootGroup
 
 app = typer.Typer(
@@ -46,6 +46,7 @@ engine.register(app)
 status.register(app)
 app.add_typer(actions.actions_app, name="actions")
 rehearse.register(app)
+app.add_typer(store.store_app, name="store")
 
 
 @app.command()

@@ -25,12 +25,13 @@ from rsbridge.config import Config
 from rsbridge.connectors.base import Connector
 from rsbridge.connectors.registry import connector_class
 from rsbridge.engine.appliances import make_appliance_client
+from rsbridge.engine.budget import SharedLimiter, SharesBudgets, budget_account
 from rsbridge.engine.intake import Intake
 from rsbridge.engine.poller import Poller
 from rsbridge.engine.render import Renderer
 from rsbridge.engine.retention import prune, retention_policy
 from rsbridge.engine.store import open_store
-from rsbridge.engine.store.base import Store
+from rsbridge.engine.store.base import LeadsPollers, Store, backend_of
 from rsbridge.engine.store.metered import MeteredStore
 from rsbridge.engine.worker import CANCEL_WAIT_SECONDS, Services, Worker
 from rsbridge.errors import RsbridgeError
@@ -74,6 +75,7 @@ class Engine:
         self.actions: ActionService | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
+        self._leading: set[str] = set()  # appliances this node polls (shared stores)
         self._built = False
         self._opened = False
 
@@ -121,6 +123,7 @@ class Engine:
             return
         await self.store.open()
         self.build()
+        self._share_budgets()
         self.worker = Worker(
             self.config, self.store, Services(self.appliances, self.connectors, self.renderers)
         )
@@ -138,6 +141,18 @@ class Engine:
             mailer=Mailer(smtp) if smtp is not None else None,
         )
         self._opened = True
+
+    def _share_budgets(self) -> None:
+        """On a store several nodes share, the appliance clients' request budgets are
+        shared too: together the nodes never exceed an API account's limits."""
+        backend = backend_of(self.store)
+        if not isinstance(backend, SharesBudgets) or self._given_appliances is not None:
+            return
+        for appliance in self.config.appliances:
+            client = self.appliances.get(appliance.id)
+            if client is not None:
+                account = budget_account(appliance.host, appliance.client_id)
+                client.limiter = SharedLimiter(backend, account)
 
     @property
     def running(self) -> bool:
@@ -200,19 +215,37 @@ class Engine:
         interval = poller.integration.polling_interval_seconds
         while not self._stop.is_set():
             try:
-                result = await poller.poll()
-                log.info(
-                    "%s: polled %d sessions, %d new",
-                    result.integration,
-                    result.sessions,
-                    result.queued,
-                )
+                if await self._leads(poller):
+                    result = await poller.poll()
+                    log.info(
+                        "%s: polled %d sessions, %d new",
+                        result.integration,
+                        result.sessions,
+                        result.queued,
+                    )
             except RsbridgeError as exc:
                 log.warning("%s: poll failed: %s", poller.integration.name, exc.message)
             except Exception:
                 log.exception("%s: poll failed", poller.integration.name)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), interval)
+
+    async def _leads(self, poller: Poller) -> bool:
+        """Whether this node polls ``poller``'s appliance now: on a store that several
+        nodes share, only the one holding the appliance's lead does (with failover)."""
+        backend = backend_of(self.store)
+        if not isinstance(backend, LeadsPollers):
+            return True
+        appliance = poller.integration.appliance
+        leads = await backend.lead(f"poll:{appliance}")
+        if leads != (appliance in self._leading):
+            self._leading ^= {appliance}
+            log.info(
+                "appliance %s: %s",
+                appliance,
+                "this node polls it now" if leads else "another node polls it now",
+            )
+        return leads
 
     async def _prune_loop(self) -> None:
         """Prune the store at start, then every ``prune_interval_seconds``.

@@ -40,7 +40,6 @@ time, a survey not in the report yet), bounded by ``report_wait_seconds``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -94,6 +93,8 @@ from rsbridge.engine.store.base import (
     LedgerEntry,
     LedgerKey,
     Store,
+    WakesWorkers,
+    backend_of,
 )
 from rsbridge.errors import (
     ConfigurationError,
@@ -217,12 +218,27 @@ class Worker:
                 await self._heartbeat()
                 claimed = await self._claim_and_start()
                 if claimed == 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), poll_interval)
+                    await self._idle(stop, poll_interval)
                 else:
                     await asyncio.sleep(0)
         finally:
             await self._shutdown()
+
+    async def _idle(self, stop: asyncio.Event, seconds: float) -> None:
+        """Wait for ``stop``, the store's word that a job may be claimable, or ``seconds``.
+
+        The wake-up takes the idle poll out of an event's latency; the poll stays for
+        backoffs that end and for stores that cannot tell (memory).
+        """
+        waits: list[asyncio.Future[bool]] = [asyncio.ensure_future(stop.wait())]
+        backend = backend_of(self.store)
+        if isinstance(backend, WakesWorkers):
+            waits.append(asyncio.ensure_future(backend.wait_for_jobs(seconds)))
+        first = asyncio.FIRST_COMPLETED
+        _, pending = await asyncio.wait(waits, timeout=seconds, return_when=first)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def run_until_idle(self, *, max_wait: float = 30.0) -> list[Outcome]:
         """Process jobs until none is runnable and none is in flight (tests, ``pull``).

@@ -8,6 +8,7 @@ from typing import Literal
 from rsbridge.engine.store.base import Store
 from rsbridge.engine.store.memory import MemoryStore
 from rsbridge.engine.store.sqlite import SQLiteStore
+from rsbridge.engine.store.urls import is_postgresql_url, mask_url
 from rsbridge.errors import ConfigurationError
 
 __all__ = ["MemoryStore", "SQLiteStore", "Store", "open_store"]
@@ -25,9 +26,11 @@ def open_store(
       in SQLAlchemy, ``sqlite:///data/rsbridge.db`` is relative to the working
       directory and ``sqlite:////var/lib/rsbridge/rsbridge.db`` absolute.
     * ``memory:``: a :class:`MemoryStore` (tests and demos; nothing survives exit).
+    * ``postgresql://...`` (or ``postgres://``): a
+      :class:`~rsbridge.engine.store.postgresql.PostgreSQLStore`, shared by several nodes.
 
-    Any other URL (``postgresql://...``) raises
-    :class:`~rsbridge.errors.ConfigurationError`.
+    Any other URL raises :class:`~rsbridge.errors.ConfigurationError`; messages never
+    show a password the URL holds.
     """
     if isinstance(path_or_url, Path):
         return SQLiteStore(path_or_url, synchronous=synchronous)
@@ -43,10 +46,28 @@ def open_store(
         return SQLiteStore(Path(path), synchronous=synchronous)
     if text.startswith("sqlite:"):
         raise ConfigurationError(f"store URL {text!r}: write sqlite:///path/to/file.db")
+    if is_postgresql_url(text):
+        return _postgresql(text)
     if "://" in text:
         scheme = text.partition("://")[0]
         raise ConfigurationError(
-            f"store URL {text!r}: the {scheme!r} store is not supported yet;"
-            " use a file path, sqlite:///path or memory:"
+            f"store URL {mask_url(text)!r}: the {scheme!r} store is not supported;"
+            " use a file path, sqlite:///path, postgresql://... or memory:"
         )
     return SQLiteStore(Path(text), synchronous=synchronous)
+
+
+def _postgresql(url: str) -> Store:
+    # psycopg is imported only by installations that use it.
+    import psycopg
+
+    from rsbridge.engine.store.postgresql import PostgreSQLStore
+
+    try:
+        psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # libpq quotes the whole URL in some of its messages.
+        reason = reason.replace(url, mask_url(url))
+        raise ConfigurationError(f"store URL {mask_url(url)!r} is not valid: {reason}") from None
+    return PostgreSQLStore(url)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 EventSource = Literal["outbound", "poll", "pull", "replay"]
 
@@ -341,10 +341,12 @@ class Store(Protocol):
         """Hand out up to ``limit`` runnable jobs to ``owner`` for ``lease`` seconds.
 
         Runnable: queued with ``run_after <= now``, or running with an expired lease (an
-        EXPIRED attempt is recorded for it), and first of its session and integration in
-        ``(rank, id)`` order among unfinished jobs. Oldest first. Jobs of the appliances in
-        ``exclude_appliances`` are left for later (a worker whose fetch from one of them
-        is slow keeps claiming for the others).
+        EXPIRED attempt is recorded for it), first of its session and integration in
+        ``(rank, id)`` order among unfinished jobs, and no other job of that session and
+        integration running under a live lease (one at a time per session, even when an
+        earlier-ranked job is recorded after a later one was handed out). Oldest first.
+        Jobs of the appliances in ``exclude_appliances`` are left for later (a worker
+        whose fetch from one of them is slow keeps claiming for the others).
         """
 
     async def extend_lease(
@@ -441,3 +443,28 @@ class Store(Protocol):
 
     async def count_prunable(self, policy: RetentionPolicy) -> PruneCounts:
         """What :meth:`prune` would remove in all, removing nothing (``--dry-run``)."""
+
+
+def backend_of(store: Store) -> object:
+    """The store that does the work behind a wrapper (``MeteredStore.inner``), else
+    ``store``: the optional capabilities below (:class:`WakesWorkers`,
+    :class:`LeadsPollers`, ``SharesBudgets``) are the backend's, so they are checked there."""
+    return getattr(store, "inner", store)
+
+
+@runtime_checkable
+class WakesWorkers(Protocol):
+    """A store that tells idle workers when a job may have become claimable."""
+
+    async def wait_for_jobs(self, within: float) -> bool:
+        """Wait until a job was queued, re-queued or freed (its successor may run), at
+        most ``within`` seconds; True when woken. Spurious wake-ups are allowed."""
+
+
+@runtime_checkable
+class LeadsPollers(Protocol):
+    """A store shared by several nodes, which elects one of them per named task."""
+
+    async def lead(self, name: str) -> bool:
+        """Take or keep the lead ``name``: True while this node (alone) holds it. A node
+        that dies loses its leads, and another node's next call takes them over."""

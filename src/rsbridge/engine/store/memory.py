@@ -166,6 +166,17 @@ class MemoryStore:
                 if job.lsid is not None:
                     key = (job.appliance_id, job.lsid, job.integration)
                     first[key] = min(first.get(key, (job.rank, job.id)), (job.rank, job.id))
+            # Sessions with a job at work under a live lease: none of their other jobs
+            # is handed out meanwhile (a survey importing its session must not race a
+            # session end recorded after it was claimed).
+            busy = {
+                (job.appliance_id, job.lsid, job.integration)
+                for job in unfinished
+                if job.lsid is not None
+                and job.status is JobStatus.RUNNING
+                and job.lease_until is not None
+                and job.lease_until > at
+            }
             claimed: list[Job] = []
             for job in unfinished:
                 if len(claimed) >= limit:
@@ -176,7 +187,7 @@ class MemoryStore:
                     runnable = job.lease_until is not None and job.lease_until <= at
                 if job.lsid is not None:
                     key = (job.appliance_id, job.lsid, job.integration)
-                    runnable = runnable and first[key] == (job.rank, job.id)
+                    runnable = runnable and first[key] == (job.rank, job.id) and key not in busy
                 if not runnable or job.appliance_id in exclude_appliances:
                     continue
                 if job.status is JobStatus.RUNNING:

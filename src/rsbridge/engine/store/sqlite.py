@@ -59,6 +59,7 @@ from rsbridge.engine.store.base import (
 )
 from rsbridge.engine.store.sqlite_retention import count_prunable, prune_step
 from rsbridge.engine.store.sqlite_stats import job_stats, last_failures
+from rsbridge.engine.store.wakeup import Wakeup
 from rsbridge.errors import ConfigurationError
 
 __all__ = ["Migration", "SQLiteStore", "WriterStats", "load_migrations"]
@@ -67,7 +68,7 @@ T = TypeVar("T")
 Row = tuple[Any, ...]
 
 MIGRATIONS_PACKAGE: Final = "rsbridge.engine.store"
-MIGRATIONS_DIR: Final = ("migrations", "sqlite")
+MIGRATIONS_DIR: Final = "migrations"
 
 BUSY_TIMEOUT_S: Final = 30.0
 """How long a connection waits for another process's write lock before failing."""
@@ -122,7 +123,9 @@ FROM events WHERE id = ?"""
 SELECT_EVENT_FOR_REPLAY: Final = "SELECT appliance_id, event_type, lsid FROM events WHERE id = ?"
 MARK_EVENT_ACCEPTED: Final = "UPDATE events SET status = 'accepted' WHERE id = ?"
 
-# Runnable and first of its session and integration among unfinished jobs. The
+# Runnable, first of its session and integration among unfinished jobs, and no other
+# job of that session at work under a live lease (a survey that imports its session
+# must not race an end event recorded after it was claimed). The
 # ``status IN ('queued', 'running')`` terms are spelled exactly as in the partial
 # indexes' WHERE clauses so that the planner may use them. INDEXED BY pins the walk in
 # id order over the covering partial index: without statistics the planner prefers
@@ -142,7 +145,8 @@ WHERE j.status IN ('queued', 'running')
           AND p.appliance_id = j.appliance_id
           AND p.lsid = j.lsid
           AND p.integration = j.integration
-          AND (p.rank < j.rank OR (p.rank = j.rank AND p.id < j.id))))
+          AND (p.rank < j.rank OR (p.rank = j.rank AND p.id < j.id)
+               OR (p.status = 'running' AND p.lease_until > :now AND p.id <> j.id))))
   AND (:exclude = '' OR instr(:exclude, ',' || j.appliance_id || ',') = 0)
 ORDER BY j.id
 LIMIT :limit"""
@@ -276,11 +280,12 @@ class Migration:
 
 
 @functools.cache
-def load_migrations() -> tuple[Migration, ...]:
-    """The migrations shipped with the package, by version; versions run 1, 2, ..."""
-    folder = resources.files(MIGRATIONS_PACKAGE)
-    for part in MIGRATIONS_DIR:
-        folder = folder / part
+def load_migrations(dialect: str = "sqlite") -> tuple[Migration, ...]:
+    """The migrations shipped for ``dialect`` (``sqlite``, ``postgresql``), by version.
+
+    Versions run 1, 2, ... without gaps.
+    """
+    folder = resources.files(MIGRATIONS_PACKAGE) / MIGRATIONS_DIR / dialect
     found: list[Migration] = []
     for entry in folder.iterdir():
         if not entry.name.endswith(".sql"):
@@ -474,6 +479,7 @@ class SQLiteStore:
         self._read_conns_lock = threading.Lock()
         self._groups = 0
         self._operations = 0
+        self._wakeup = Wakeup()
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r}, synchronous={self.synchronous!r})"
@@ -657,6 +663,19 @@ class SQLiteStore:
             else:
                 future.set_exception(value)
 
+    async def wait_for_jobs(self, within: float) -> bool:
+        """Wait until this process queued or freed a job, at most ``within`` seconds.
+
+        In-process only: another process writing the same file does not wake it.
+        """
+        return await self._wakeup.wait(within)
+
+    async def _write_and_wake(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """:meth:`_write`, then wake idle workers: a job may have become claimable."""
+        result = await self._write(op)
+        self._wakeup.notify()
+        return result
+
     async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``op`` in the writer's next group; return once it is committed."""
         writer = self._writer
@@ -723,7 +742,7 @@ class SQLiteStore:
             )
             return RecordResult(event_id=event_id, duplicate=False, job_ids=job_ids)
 
-        return await self._write(op)
+        return await self._write_and_wake(op)
 
     # --- workers ----------------------------------------------------------------
 
@@ -834,7 +853,7 @@ class SQLiteStore:
             _insert_attempt(conn, job_id, owner, started_at, at, finish.outcome, finish.error)
             return True
 
-        return await self._write(op)
+        return await self._write_and_wake(op)
 
     async def release(self, owner: str, *, now: float | None = None) -> int:
         """Re-queue every job ``owner`` holds, recording a RELEASED attempt for each."""
@@ -848,7 +867,7 @@ class SQLiteStore:
                 _insert_attempt(conn, job_id, owner, started, at, AttemptOutcome.RELEASED, None)
             return len(held)
 
-        return await self._write(op)
+        return await self._write_and_wake(op)
 
     # --- ledger -----------------------------------------------------------------
 
@@ -977,7 +996,7 @@ class SQLiteStore:
         def op(conn: sqlite3.Connection) -> bool:
             return conn.execute(RETRY_DEAD_JOB, params).rowcount == 1
 
-        return await self._write(op)
+        return await self._write_and_wake(op)
 
     async def replay_event(
         self, event_id: int, jobs: Sequence[JobSpec], *, now: float | None = None
@@ -1000,7 +1019,7 @@ class SQLiteStore:
                 conn.execute(MARK_EVENT_ACCEPTED, (event_id,))
             return list(job_ids)
 
-        return await self._write(op)
+        return await self._write_and_wake(op)
 
     async def counts(self) -> dict[str, int]:
         """Jobs per :class:`JobStatus` value (zeros included) plus ``events`` and ``ignored``."""

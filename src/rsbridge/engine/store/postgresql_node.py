@@ -1,0 +1,115 @@
+"""What a node of a PostgreSQL store keeps connections of its own for: LISTEN and leads.
+
+Neither can use the pool: a LISTEN is heard only on the connection that issued it, and
+a session advisory lock is held by its connection, for as long as it lives, which is
+what makes a lead go when its node dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection
+
+from rsbridge.engine.store import postgresql_sql as sql
+from rsbridge.engine.store.postgresql_schema import advisory_key
+from rsbridge.engine.store.wakeup import Wakeup
+from rsbridge.errors import ConfigurationError
+
+__all__ = ["NodeLinks"]
+
+log = logging.getLogger(__name__)
+
+Connection = AsyncConnection[tuple[Any, ...]]
+
+
+class NodeLinks:
+    """The listener and the leads of one node; ``connect`` makes a new connection."""
+
+    def __init__(self, connect: Callable[[], Awaitable[Connection]], label: str) -> None:
+        self._connect = connect
+        self._label = label
+        self._listener: Connection | None = None
+        self._listen_task: asyncio.Task[None] | None = None
+        self._wakeup = Wakeup()
+        self._lead_conn: Connection | None = None
+        self._leading: set[str] = set()
+        self._lead_lock = asyncio.Lock()
+
+    async def close(self) -> None:
+        """Stop listening and give up every lead (closing their connection)."""
+        task, self._listen_task = self._listen_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.close()
+        async with self._lead_lock:
+            lead_conn, self._lead_conn = self._lead_conn, None
+            self._leading.clear()
+        if lead_conn is not None:
+            await lead_conn.close()
+
+    # --- wake-ups ---------------------------------------------------------------
+
+    async def wait_for_jobs(self, within: float) -> bool:
+        """Wait for a notification on ``rsbridge_jobs``, at most ``within`` seconds.
+
+        The first call starts listening; if the connection is lost, waiting falls back
+        to the timeout until the next call listens again.
+        """
+        if self._listen_task is None or self._listen_task.done():
+            self._listen_task = asyncio.create_task(self._listen(), name="rsbridge-store-listen")
+        return await self._wakeup.wait(within)
+
+    async def _listen(self) -> None:
+        try:
+            conn = await self._connect()
+            self._listener = conn
+            await conn.execute(f"LISTEN {sql.NOTIFY_CHANNEL}")
+            async for _ in conn.notifies():
+                self._wakeup.notify()
+        except (psycopg.Error, ConfigurationError) as exc:
+            # Workers poll meanwhile; the next wait_for_jobs() listens again.
+            log.warning("not listening for new jobs on %s: %s", self._label, exc)
+
+    # --- leads ------------------------------------------------------------------
+
+    async def lead(self, name: str) -> bool:
+        """Take, or keep, the lead named ``name`` among the nodes on this database.
+
+        True while this node holds it: a session advisory lock on the connection kept
+        for leads, so exactly one node at a time holds it, and the server releases it
+        when that node dies or loses its connection; another node's next call then
+        takes it over. False when another node holds it, or the connection was lost
+        (the next call reconnects and tries again).
+        """
+        async with self._lead_lock:
+            conn = self._lead_conn
+            if conn is None or conn.closed or conn.broken:
+                if conn is not None:
+                    await conn.close()
+                self._leading.clear()
+                self._lead_conn = conn = await self._connect()
+            try:
+                if name in self._leading:
+                    await conn.execute("SELECT 1")  # still connected: still held
+                    return True
+                cur = await conn.execute(sql.TRY_LEAD, (advisory_key(f"lead:{name}"),))
+                row = await cur.fetchone()
+            except psycopg.OperationalError:
+                await conn.close()
+                self._lead_conn = None
+                self._leading.clear()
+                return False
+            if row is not None and row[0]:
+                self._leading.add(name)
+                return True
+            return False

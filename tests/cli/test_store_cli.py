@@ -1,0 +1,49 @@
+"""``rsbridge store migrate`` against the real PostgreSQL server and a SQLite file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+from typer.testing import CliRunner
+
+from rsbridge.cli import app
+from rsbridge.engine.store.sqlite import load_migrations
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["store", *args], prog_name="rsbridge")
+    return result.exit_code, result.output
+
+
+def test_migrate_applies_then_reports_up_to_date(postgres_url: str) -> None:
+    # trust authentication ignores the password: it is here to be kept out of the output.
+    url = f"{postgres_url}&password=hunter22"
+    known = len(load_migrations("postgresql"))
+    code, out = run("migrate", "--store", url, "--check")
+    assert code == 1 and "applied versions none" in out and "pending 1" in out
+    code, out = run("migrate", "--store", url)
+    assert code == 0 and "applied migration 1" in out
+    code, out = run("migrate", "--store", url)
+    assert code == 0 and f"schema up to date (version {known})" in out
+    code, out = run("migrate", "--store", url, "--check")
+    assert code == 0 and "pending none" in out
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)")
+    code, out = run("migrate", "--store", url)
+    assert code == 1 and "newer rsbridge" in out
+    code, out = run("migrate", "--store", url, "--check")
+    assert code == 1 and "written by a newer rsbridge" in out
+    assert "hunter22" not in out
+
+
+def test_migrate_opens_a_sqlite_file(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    code, out = run("migrate", "--store", str(path))
+    assert code == 0 and "schema up to date" in out and path.exists()
+
+
+def test_an_unreachable_database_is_one_clear_line() -> None:
+    code, out = run("migrate", "--store", "postgresql://u:hunter22@127.0.0.1:1/db")
+    assert code == 1 and "cannot connect to the store database" in out
+    assert "hunter22" not in out and "Traceback" not in out

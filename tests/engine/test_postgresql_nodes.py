@@ -1,0 +1,81 @@
+"""Several engine nodes on one PostgreSQL database: one polls each appliance, with failover."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from rsbridge.appliance.events import END
+from rsbridge.appliance.ratelimit import SlidingWindowLimiter
+from rsbridge.config import Config
+from rsbridge.engine.budget import SharedLimiter
+from rsbridge.engine.runtime import Engine
+
+from .conftest import SimAppliance, engine_config
+
+
+def polling_config(tmp_path: Path, sim: SimAppliance, url: str) -> Config:
+    config = engine_config(
+        tmp_path,
+        sim,
+        engine={"store": url, "prune_interval_seconds": 0},
+        integrations=[
+            {
+                "name": "audit",
+                "connector": "jsonl",
+                "outbound_events": [],
+                "polling_events": [END],
+                "association": {"on_unmatched": "create"},
+                "settings": {"path": str(tmp_path / "deliveries.jsonl"), "fsync": False},
+            }
+        ],
+    )
+    # Faster than the 5 s the configuration allows, so that the test sees many rounds.
+    (integration,) = config.integrations
+    fast = integration.model_copy(update={"polling_interval_seconds": 0.1})
+    return config.model_copy(update={"integrations": [fast]})
+
+
+def calls(engine: Engine) -> int:
+    return sum(client.requests_sent for client in engine.appliances.values())
+
+
+async def wait_for(condition: object, limit: float = 10.0) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if callable(condition) and condition():
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_one_node_polls_an_appliance_and_another_takes_over(
+    tmp_path: Path, sim: SimAppliance, postgres_url: str
+) -> None:
+    config = polling_config(tmp_path, sim, postgres_url)
+    first, second = Engine(config), Engine(config)
+    await first.open()
+    await second.open()
+    try:
+        first.start()
+        second.start()
+        assert await wait_for(lambda: calls(first) + calls(second) >= 10)
+        await asyncio.sleep(0.5)
+        counts = sorted([calls(first), calls(second)])
+        assert counts[0] == 0 and counts[1] >= 10, counts  # many polls, all by one node
+        leader, follower = (first, second) if calls(first) else (second, first)
+        await leader.aclose()  # its connection goes, and the lead with it
+        assert await wait_for(lambda: calls(follower) >= 5)
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_a_shared_store_shares_the_appliance_budget(
+    tmp_path: Path, sim: SimAppliance, postgres_url: str
+) -> None:
+    async with Engine(polling_config(tmp_path, sim, postgres_url)) as engine:
+        assert isinstance(engine.appliances["default"].limiter, SharedLimiter)
+    async with Engine(engine_config(tmp_path, sim)) as alone:  # SQLite: this node's own
+        assert isinstance(alone.appliances["default"].limiter, SlidingWindowLimiter)

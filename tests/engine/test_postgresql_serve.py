@@ -1,0 +1,128 @@
+"""Two ``rsbridge serve`` processes on one PostgreSQL database, outbound events spread
+over both as a load balancer would: every session and survey is delivered exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import random
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from rsbridge.appliance.events import IMPORTABLE_EVENTS
+from rsbridge.connectors.jsonl import read_deliveries
+from rsbridge.engine.store.postgresql import PostgreSQLStore
+from rsbridge.sim.appliance.emitter import OutboundEventEmitter, Recipient, events_for_session
+from rsbridge.sim.appliance.scenarios import SessionGenerator
+
+from .conftest import SimAppliance
+from .test_crash import ServeProcess, _free_port
+
+SESSIONS = 150
+
+
+def node_config(folder: Path, sim: SimAppliance, store_url: str) -> Path:
+    """A node's configuration: the shared store, its own jsonl file (one writer per file).
+
+    A long lease: nothing is killed here, and a lease that expired while its node was
+    only slow (a loaded machine) would let both nodes write the effect, each to its own
+    file (the crash test, with a connector that upserts, covers that case).
+    """
+    folder.mkdir()
+    path = folder / "rsbridge.toml"
+    path.write_text(
+        f"""
+[engine]
+store = "{store_url}"
+lease_seconds = 60
+backoff_base_seconds = 0.1
+backoff_max_seconds = 0.5
+shutdown_grace_seconds = 1
+
+[[appliances]]
+id = "default"
+host = "{sim.host}"
+client_id = "{sim.client_id}"
+client_secret = {{ env = "NODES_TEST_SECRET" }}
+use_plain_http = true
+
+[[integrations]]
+name = "audit"
+connector = "jsonl"
+association = {{ on_unmatched = "create" }}
+settings = {{ path = "deliveries.jsonl", fsync = false }}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+async def test_two_serve_nodes_deliver_every_session_once(
+    tmp_path: Path, sim: SimAppliance, postgres_url: str
+) -> None:
+    rng = random.Random(16)
+    now = datetime.now(UTC)
+    sessions = []
+    for index, session in enumerate(SessionGenerator(41).sessions(SESSIONS)):
+        assert session.start_time and session.end_time
+        shift = now - timedelta(seconds=3600 - index) - session.end_time
+        session = dataclasses.replace(
+            session, start_time=session.start_time + shift, end_time=session.end_time + shift
+        )
+        sim.state.add_report(session)
+        sessions.append(session)
+    env = {**os.environ, "NODES_TEST_SECRET": sim.client_secret}
+    nodes = [
+        ServeProcess(node_config(tmp_path / f"node{n}", sim, postgres_url), _free_port(), env)
+        for n in (1, 2)
+    ]
+    await asyncio.gather(*(node.start() for node in nodes))
+    recipients = [
+        Recipient(
+            f"http://127.0.0.1:{node.port}/ERSPost?appliance=default",
+            retry_interval=0.05,
+            retry_duration=120,
+            timeout=5,
+            events=set(IMPORTABLE_EVENTS),
+        )
+        for node in nodes
+    ]
+    emitters = [OutboundEventEmitter([recipient]) for recipient in recipients]
+    expected: Counter[str] = Counter()
+    for session in sessions:
+        for event in events_for_session(session, sim.state.appliance_id):
+            rng.choice(emitters).enqueue(event)  # a session's events may go to either node
+        expected[session.lsid] = 1 + len(session.customer_surveys) + len(session.rep_surveys)
+    store = PostgreSQLStore(postgres_url)
+    await store.open()
+    try:
+        await asyncio.wait_for(asyncio.gather(*(e.run_until_idle() for e in emitters)), 180)
+        assert [r.dropped for r in recipients] == [0, 0]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            counts = await store.counts()
+            if counts["queued"] + counts["running"] == 0:
+                break
+            await asyncio.sleep(0.2)
+        assert counts["queued"] + counts["running"] + counts["dead"] == 0, counts
+    finally:
+        await store.close()
+        for node in nodes:
+            node.terminate()
+        for emitter in emitters:
+            await emitter.aclose()
+    by_node = [
+        [
+            d
+            for d in read_deliveries(tmp_path / f"node{n}" / "deliveries.jsonl")
+            if d["kind"] != "ticket"
+        ]
+        for n in (1, 2)
+    ]
+    assert all(by_node), [len(d) for d in by_node]  # both nodes did part of the work
+    by_key = Counter(d["key"] for deliveries in by_node for d in deliveries)
+    assert max(by_key.values()) == 1, [k for k, n in by_key.items() if n > 1][:5]
+    assert Counter(key.split("/")[1] for key in by_key) == expected

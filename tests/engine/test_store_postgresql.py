@@ -1,0 +1,206 @@
+"""The store contract against PostgreSQL, plus what only a shared server can show:
+migrations, a newer schema refused, several stores (nodes) on one database."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from rsbridge.engine.store.base import (
+    RANK_SURVEY,
+    AttemptOutcome,
+    JobSpec,
+    LedgerEntry,
+    LedgerKey,
+    Store,
+)
+from rsbridge.engine.store.postgresql import PostgreSQLStore
+from rsbridge.engine.store.sqlite import load_migrations
+from rsbridge.engine.store.urls import mask_url
+from rsbridge.errors import ConfigurationError
+from tests.conftest import free_port
+
+from .store_contract import DONE, END, SURVEY, T0, StoreContract, event
+
+
+class TestPostgreSQLStore(StoreContract):
+    @pytest.fixture(autouse=True)
+    def _database(self, postgres_url: str) -> None:
+        self.url = postgres_url
+
+    def make_store(self, tmp_path: Path) -> Store:
+        return PostgreSQLStore(self.url)
+
+
+# --- helpers ------------------------------------------------------------------------
+
+
+async def opened(url: str) -> PostgreSQLStore:
+    store = PostgreSQLStore(url)
+    await store.open()
+    return store
+
+
+@pytest.fixture
+async def nodes(postgres_url: str) -> AsyncIterator[tuple[PostgreSQLStore, PostgreSQLStore]]:
+    """Two stores on one database, as two engine nodes have."""
+    first = await opened(postgres_url)
+    second = await opened(postgres_url)
+    try:
+        yield first, second
+    finally:
+        await first.close()
+        await second.close()
+
+
+# --- migrations -----------------------------------------------------------------------
+
+
+async def test_open_applies_every_migration_once(postgres_url: str) -> None:
+    first = await opened(postgres_url)
+    await first.close()
+    again = await opened(postgres_url)  # nothing left to apply: no error, no duplicate
+    await again.close()
+    with psycopg.connect(postgres_url) as conn:
+        versions = [row[0] for row in conn.execute("SELECT version FROM schema_migrations")]
+    assert versions == [m.version for m in load_migrations("postgresql")]
+
+
+async def test_nodes_starting_together_migrate_once(postgres_url: str) -> None:
+    stores = [PostgreSQLStore(postgres_url) for _ in range(4)]
+    await asyncio.gather(*(store.open() for store in stores))
+    try:
+        await stores[0].record_event(event("k"), [JobSpec("sn")], now=T0)
+        assert (await stores[3].counts())["queued"] == 1
+    finally:
+        await asyncio.gather(*(store.close() for store in stores))
+
+
+async def test_a_newer_schema_is_refused_before_anything_changes(postgres_url: str) -> None:
+    store = await opened(postgres_url)
+    await store.close()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)")
+    with pytest.raises(ConfigurationError, match=r"schema version 99.*newer rsbridge"):
+        await PostgreSQLStore(postgres_url).open()
+
+
+async def test_an_unreachable_server_is_a_clear_error_without_the_password() -> None:
+    url = f"postgresql://rsb:sup3r-secret@127.0.0.1:{free_port()}/db?password=sup3r-secret"
+    store = PostgreSQLStore(url)
+    assert "sup3r-secret" not in repr(store)
+    with pytest.raises(ConfigurationError) as caught:
+        await store.open()
+    assert "cannot connect to the store database" in caught.value.message
+    assert "sup3r-secret" not in str(caught.value)
+    assert "rsb:***@127.0.0.1" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("postgresql://u:p%40ss@h:5432/db", "postgresql://u:***@h:5432/db"),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
+        (
+            "postgres://h/db?sslmode=require&password=x",
+            "postgres://h/db?sslmode=require&password=***",
+        ),
+    ],
+)
+def test_mask_url(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+# --- several nodes ------------------------------------------------------------------
+
+
+async def test_nodes_claim_disjoint_jobs_and_together_all(
+    nodes: tuple[PostgreSQLStore, PostgreSQLStore],
+) -> None:
+    first, second = nodes
+    queued: set[int] = set()
+    for n in range(60):
+        result = await first.record_event(event(f"k{n}", lsid=f"L{n}"), [JobSpec("sn")], now=T0)
+        queued.update(result.job_ids)
+    claims = await asyncio.gather(
+        *(
+            store.claim(f"{name}-{w}", limit=7, lease=60, now=T0)
+            for w in range(5)
+            for name, store in (("a", first), ("b", second))
+        )
+    )
+    claimed = [job.id for jobs in claims for job in jobs]
+    assert len(claimed) == len(set(claimed)) == 60  # 10 claimers x 7 > 60: all, once
+    assert set(claimed) == queued
+
+
+async def test_session_order_holds_across_nodes(
+    nodes: tuple[PostgreSQLStore, PostgreSQLStore],
+) -> None:
+    first, second = nodes
+    survey = await first.record_event(
+        event("s", event_type=SURVEY), [JobSpec("sn", RANK_SURVEY)], now=T0
+    )
+    end = await second.record_event(event("e"), [JobSpec("sn")], now=T0)
+    got = await asyncio.gather(
+        first.claim("a", limit=5, lease=60, now=T0), second.claim("b", limit=5, lease=60, now=T0)
+    )
+    assert [job.id for jobs in got for job in jobs] == list(end.job_ids)
+    # The survey stays behind the end while the other node works on it ...
+    assert await first.claim("a", limit=5, lease=60, now=T0 + 1) == []
+    holder = "a" if got[0] else "b"
+    assert await (first if holder == "a" else second).finish(
+        end.job_ids[0], holder, DONE, started_at=T0, now=T0 + 2
+    )
+    # ... and is handed out once it is done.
+    (job,) = await second.claim("b", limit=5, lease=60, now=T0 + 3)
+    assert job.id == survey.job_ids[0]
+
+
+async def test_a_dead_nodes_jobs_are_taken_over_after_its_lease(postgres_url: str) -> None:
+    dead = await opened(postgres_url)
+    await dead.record_event(event("k1"), [JobSpec("sn")], now=T0)
+    (job,) = await dead.claim("node-1", limit=1, lease=30, now=T0)
+    await dead.close()  # gone without finishing or releasing
+    survivor = await opened(postgres_url)
+    try:
+        assert await survivor.claim("node-2", limit=1, lease=30, now=T0 + 29) == []
+        (taken,) = await survivor.claim("node-2", limit=1, lease=30, now=T0 + 31)
+        assert taken.id == job.id and taken.lease_owner == "node-2"
+        (attempt,) = await survivor.attempts(job.id)
+        assert attempt.outcome is AttemptOutcome.EXPIRED and attempt.owner == "node-1"
+        # The dead node's late finish changes nothing.
+        assert not await survivor.finish(job.id, "node-1", DONE, started_at=T0, now=T0 + 32)
+    finally:
+        await survivor.close()
+
+
+async def test_the_ledger_has_one_winner_across_nodes(
+    nodes: tuple[PostgreSQLStore, PostgreSQLStore],
+) -> None:
+    first, second = nodes
+    key = LedgerKey("a1", "L1", END, "sn", "session_report")
+    entries = [LedgerEntry(key, f"INC{n}", f"ref{n}", T0) for n in range(10)]
+    stood = await asyncio.gather(
+        *((first if n % 2 else second).ledger_put(e) for n, e in enumerate(entries))
+    )
+    assert len({(e.ticket_id, e.ref) for e in stood}) == 1
+    assert await first.ledger_get(key) == stood[0] == await second.ledger_get(key)
+
+
+async def test_an_idle_node_is_woken_when_another_queues_a_job(
+    nodes: tuple[PostgreSQLStore, PostgreSQLStore],
+) -> None:
+    first, second = nodes
+    assert not await second.wait_for_jobs(0.2)  # listening now; nothing queued
+    waiter = asyncio.create_task(second.wait_for_jobs(30))
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    await first.record_event(event("k1"), [JobSpec("sn")], now=T0)
+    assert await waiter
+    assert time.monotonic() - started < 5  # far from the 30 s timeout: woken, not timed out
