@@ -74,18 +74,23 @@ async def call(bridge: Bridge, method_name: str, **variables: str) -> httpx.Resp
 
 
 async def test_session_key_gets_a_key_for_the_ticket(bridge: Bridge) -> None:
-    answer = await call(bridge, "session-key", ticket="INC0010001", user="jsmith")
+    click = {"ticket": "INC0010001", "user": "jsmith", "request_id": "sys-inc1-click-1"}
+    answer = await call(bridge, "session-key", **click)
     assert answer.status_code == 200, answer.text
     body = answer.json()
     key = bridge.sim.state.session_keys[body["short_key"]]
     assert key.custom["snow_task_id"] == bridge.snow.demo.ids["INC0010001"]
+    # The same click sent again (a double click) gets the same key, not a second one.
+    again = await call(bridge, "session-key", **click)
+    assert again.json()["short_key"] == body["short_key"] and again.json()["repeated"]
+    assert len(bridge.sim.state.session_keys) == 1
 
 
 async def test_issues_and_pull_answer_for_the_integration(bridge: Bridge) -> None:
     issues = await call(bridge, "issues")
     assert issues.status_code == 200, issues.text
     assert issues.json()["integration"] == "servicenow"
-    pulled = await call(bridge, "pull")
+    pulled = await call(bridge, "pull-now")
     assert pulled.status_code == 200, pulled.text
     assert pulled.json()["integration"] == "servicenow" and pulled.json()["first_run"] is True
 

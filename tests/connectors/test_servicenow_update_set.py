@@ -161,12 +161,12 @@ def test_the_rest_message_methods_call_the_configured_url_and_routes() -> None:
     (message,) = records(xml, "sys_rest_message")
     assert field(message, "rest_endpoint") == URL
     methods = {field(m, "function_name"): m for m in records(xml, "sys_rest_message_fn")}
-    assert set(methods) == {"session-key", "jump", "support-now", "issues", "pull"}
+    assert set(methods) == {"session-key", "jump", "support-now", "issues", "pull-now"}
     for name, route in (
         ("session-key", "/actions/session-key"),
         ("jump", "/actions/jump"),
         ("support-now", "/actions/support-now"),
-        ("pull", "/actions/pull"),
+        ("pull-now", "/actions/pull"),
     ):
         method = methods[name]
         assert field(method, "http_method") == "post"
@@ -177,6 +177,7 @@ def test_the_rest_message_methods_call_the_configured_url_and_routes() -> None:
         "integration": "snow",
         "ticket": "${ticket}",
         "user": "${user}",
+        "request_id": "${request_id}",
     }
     issues = methods["issues"]
     assert field(issues, "http_method") == "get"

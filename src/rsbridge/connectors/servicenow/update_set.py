@@ -85,12 +85,17 @@ class Method:
 
 
 METHODS: tuple[Method, ...] = (
-    Method("session-key", "post", "/actions/session-key", ("ticket", "user")),
+    Method("session-key", "post", "/actions/session-key", ("ticket", "user", "request_id")),
     Method("jump", "post", "/actions/jump", ("ticket", "ci")),
-    Method("support-now", "post", "/actions/support-now", ("ticket", "issue", "requester_email")),
+    Method(
+        "support-now",
+        "post",
+        "/actions/support-now",
+        ("ticket", "issue", "requester_email", "request_id"),
+    ),
     # The issue list is a GET with the integration in the query (docs/actions.md).
     Method("issues", "get", "/actions/issues", ()),
-    Method("pull", "post", "/actions/pull", ()),
+    Method("pull-now", "post", "/actions/pull", ()),
 )
 """The actions a ServiceNow instance calls (docs/actions.md), one method each."""
 

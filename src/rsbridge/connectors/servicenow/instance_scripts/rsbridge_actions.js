@@ -114,7 +114,7 @@ RsbridgeActions.prototype = {
     },
 
     pull: function () {
-        return this.call('pull', {integration: this.INTEGRATION});
+        return this.call('pull-now', {integration: this.INTEGRATION});
     },
 
     /* Text for gs.addInfoMessage / addErrorMessage, which show HTML. */
