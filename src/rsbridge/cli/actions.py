@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 
-from rsbridge.cli.engine import DEFAULT_CONFIG, ConfigOption
+from rsbridge.cli.common import DEFAULT_CONFIG, ConfigOption
 from rsbridge.console import fail
 from rsbridge.errors import RsbridgeError
 

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from rsbridge import __version__
-from rsbridge.cli import actions, demo, engine, rehearse, report, sim, status, store
+from rsbridge.cli import actions, demo, engine, events, rehearse, report, sim, status, store
 from rsbridge.cli.plugins import RootGroup
 
 app = typer.Typer(
@@ -43,6 +43,7 @@ def root(
 app.add_typer(report.report_app, name="report")
 app.add_typer(sim.sim_app, name="sim", help="Run simulated peers (the appliance, ...).")
 engine.register(app)
+events.register(app)
 status.register(app)
 app.add_typer(actions.actions_app, name="actions")
 rehearse.register(app)

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from rsbridge.cli.engine import DEFAULT_CONFIG, ConfigOption, _config, _run, _with_store
+from rsbridge.cli.common import DEFAULT_CONFIG, ConfigOption, load_or_fail, run_or_fail, with_store
 from rsbridge.config import Config
 from rsbridge.engine.store.base import JobStats, LastFailure, Store
 
@@ -100,12 +100,12 @@ def status(
     ] = False,
 ) -> None:
     """Per appliance and integration: last success, last error, queued, waiting and dead jobs."""
-    settings = _config(config)
+    settings = load_or_fail(config)
 
     async def read(store: Store) -> tuple[list[JobStats], list[LastFailure]]:
         return await store.job_stats(), await store.last_failures()
 
-    stats, failures = _run(lambda: _with_store(settings, read))
+    stats, failures = run_or_fail(lambda: with_store(settings, read))
     now = time.time()
     rows = collect(settings, stats, failures)
     if as_json:

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from rsbridge.cli.engine import DEFAULT_CONFIG, ConfigOption
+from rsbridge.cli.common import DEFAULT_CONFIG, ConfigOption
 from rsbridge.config import load_config
 from rsbridge.console import fail
 from rsbridge.errors import RsbridgeError
