@@ -135,6 +135,13 @@ def test_support_now_for_someone_elses_ticket_is_refused(server: Server) -> None
     assert other.status_code == 403, other.text
     assert other.json()["error"] == "not_your_ticket"
     assert "session.custom" not in other.text
+    # A portal user without an e-mail address is nobody's caller, not a skipped check.
+    for blank in ("", "  "):
+        nobody = server.post(
+            "/actions/support-now",
+            {"integration": "portal", "ticket": "INC0010001", "requester_email": blank},
+        )
+        assert (nobody.status_code, nobody.json()["error"]) == (403, "not_your_ticket")
     mine = server.post(
         "/actions/support-now",
         {

@@ -4,6 +4,7 @@ against the simulated instance over real HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -166,11 +167,26 @@ async def test_old_answers_are_read_again(
     assert len(sn.calls_since(mark)) == 3  # its own read round, the write, "complete"
 
 
+async def test_a_later_attempt_never_uses_what_an_earlier_one_read(
+    sn: Instance, make: Factory
+) -> None:
+    """The engine runs each attempt in a task of its own. An attempt that looked the ticket
+    up and failed before writing leaves its answers behind; the next attempt (its ticket
+    from the ledger, no lookup) must read for itself: the rows may have changed meanwhile,
+    e.g. written by another node, and stale answers would write the journal twice."""
+    connector = make()
+    ticket = await asyncio.create_task(find(connector))  # attempt 1: lookup, then a failure
+    mark = len(sn.state.requests)
+    # Attempt 2, within PREFETCH_SECONDS, on the ticket the ledger holds.
+    await asyncio.create_task(connector.write_session_report(ticket, session_delivery("k1")))
+    assert len(sn.calls_since(mark)) == 3  # its own read round, the write, "complete"
+
+
 async def test_a_ticket_not_found_keeps_nothing(sn: Instance, make: Factory) -> None:
     connector = make()
     with pytest.raises(TicketNotFoundError, match="INC0099999"):
         await find(connector, "INC0099999")
-    assert not connector._prefetched
+    assert connector._take_prefetch(sample_session().lsid) is None
 
 
 async def test_the_lookup_follows_only_accepted_references(sn: Instance, make: Factory) -> None:
@@ -203,7 +219,7 @@ async def test_a_live_session_lookup_reads_nothing_more(sn: Instance, make: Fact
     await find(connector, session=live)
     (call,) = sn.calls_since(mark)
     assert call.method == "GET" and call.path == "/api/now/table/incident"
-    assert not connector._prefetched
+    assert connector._take_prefetch(live.lsid) is None
 
 
 async def test_an_interrupted_import_found_again_writes_nothing_twice(

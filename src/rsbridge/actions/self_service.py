@@ -60,8 +60,13 @@ class SelfServiceActions(ActionBase):
                 code="self_service_disabled",
             )
         context = await self._context(parts, request.ticket, purpose="getting support")
-        requester = (request.requester_email or "").strip().casefold()
-        if requester and requester != (context.caller_email or "").strip().casefold():
+        # Given at all (a portal passes the user it authenticated), it must name the caller:
+        # an empty address is a user the portal knows no address of, not "no check".
+        requester = None if request.requester_email is None else request.requester_email
+        if requester is not None and (
+            not requester.strip()
+            or requester.strip().casefold() != (context.caller_email or "").strip().casefold()
+        ):
             # The start URL carries signed references: it goes to the ticket's caller only.
             raise ActionError(
                 f"ticket {ticket_label(context.ticket)} is not the requester's: its caller has "

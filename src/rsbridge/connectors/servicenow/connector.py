@@ -28,7 +28,6 @@ rows of a session) and ``schema`` (table and column names).
 from __future__ import annotations
 
 import weakref
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
@@ -112,7 +111,6 @@ class ServiceNowConnector(SessionImportMixin, SurveysMixin, ActionsMixin):
         # the engine's job leases keep one worker per session.)
         self._session_locks = weakref.WeakValueDictionary()
         # What a ticket lookup read along for the import that follows (see ``reads``).
-        self._prefetched = OrderedDict()
 
     @classmethod
     def validate_settings(

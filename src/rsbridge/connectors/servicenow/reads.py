@@ -9,17 +9,21 @@ answers them with one Batch API call (the Batch API serves GETs as it serves wri
 The ticket is looked up by the engine before the import starts. For a session that has
 ended, :meth:`ReadsMixin.find_session_ticket` sends the import's reads in the same call as
 the lookup and keeps their answers for the write that follows: a session end costs one
-read round, one write round and the call that marks it complete. The answers are kept
-for one use, for the ticket found, at most :data:`PREFETCH_SECONDS`: the engine runs one
-job of a session at a time (job leases), so nothing else writes the session's rows in
-that time; an older or unused answer is read again.
+read round, one write round and the call that marks it complete.
+
+The answers are kept for one use, for the ticket found, at most :data:`PREFETCH_SECONDS`,
+and only within the attempt that read them: they live in a context variable, and the
+engine runs each attempt in an asyncio task of its own, so a later attempt (after a
+failure between the lookup and the writes, perhaps on another node meanwhile) never sees
+them and reads again. An import that finds its ticket in the ledger (no lookup) reads for
+itself.
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,11 +65,31 @@ def ticket_slot(ticket_table: str | None) -> str:
     return {"new_call": "call", "interaction": "interaction"}.get(ticket_table or "", "task")
 
 
+# Per asyncio task (one engine attempt): (connector, lsid) -> answers. Always replaced,
+# never mutated in place, so that a task's additions stay its own.
+_KEPT: ContextVar[dict[tuple[int, str], _Prefetch]] = ContextVar("servicenow_prefetch")
+
+
+def _kept() -> dict[tuple[int, str], _Prefetch]:
+    return dict(_KEPT.get({}))
+
+
 class ReadsMixin(TicketsMixin):
     """Read rounds and the answers read along with a ticket lookup."""
 
-    # Set by ServiceNowConnector.__init__.
-    _prefetched: OrderedDict[str, _Prefetch]
+    def _take_prefetch(self, lsid: str) -> _Prefetch | None:
+        """The answers kept for ``lsid`` in this attempt, removed (one use)."""
+        kept = _kept()
+        found = kept.pop((id(self), lsid), None)
+        _KEPT.set(kept)
+        return found
+
+    def _keep_prefetch(self, lsid: str, prefetch: _Prefetch) -> None:
+        kept = _kept()
+        kept[(id(self), lsid)] = prefetch
+        while len(kept) > PREFETCH_KEPT:
+            del kept[next(iter(kept))]
+        _KEPT.set(kept)
 
     async def find_session_ticket(
         self,
@@ -89,17 +113,19 @@ class ReadsMixin(TicketsMixin):
             for code, _, read in self._reference_reads(association, None)
             if source != f"custom:{code}"
         ]
+        # An older answer goes first, whatever becomes of this read.
+        self._take_prefetch(session.lsid)
         answers = await self.client.read(reads, what=f"find the ticket of session {session.lsid}")
-        self._prefetched.pop(session.lsid, None)
         ticket = self._found(find, answers[find], reference, source)
-        self._prefetched[session.lsid] = _Prefetch(
-            time.monotonic(),
-            ticket.id,
-            list(answers[rows] or []),
-            {r: a for r, a in answers.items() if r not in (find, rows)},
+        self._keep_prefetch(
+            session.lsid,
+            _Prefetch(
+                time.monotonic(),
+                ticket.id,
+                list(answers[rows] or []),
+                {r: a for r, a in answers.items() if r not in (find, rows)},
+            ),
         )
-        while len(self._prefetched) > PREFETCH_KEPT:
-            self._prefetched.popitem(last=False)
         return ticket
 
     async def _read_round(
@@ -114,7 +140,7 @@ class ReadsMixin(TicketsMixin):
         """Answers to ``reads`` (None entries skipped): those read along with the ticket
         lookup, if still good, and the rest in one call."""
         wanted = [r for r in reads if r is not None]
-        kept = self._prefetched.pop(session.lsid, None)
+        kept = self._take_prefetch(session.lsid)
         usable = (
             kept is not None
             and ticket is not None

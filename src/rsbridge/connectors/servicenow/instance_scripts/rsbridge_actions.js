@@ -94,10 +94,16 @@ RsbridgeActions.prototype = {
     },
 
     supportNow: function (task, issue, details) {
+        var email = String(gs.getUser().getEmail() || '');
+        if (!email) {
+            // rsbridge gives the start URL to the ticket's caller only, by e-mail address.
+            return {ok: false, status: 0, error: 'no_email',
+                    message: 'Your user has no e-mail address: Get Support Now needs one.'};
+        }
         var body = {
             integration: this.INTEGRATION,
             ticket: task.getUniqueValue(),
-            requester_email: String(gs.getUser().getEmail() || ''),
+            requester_email: email,
             request_id: this.requestId('sn', task)
         };
         if (issue) {
