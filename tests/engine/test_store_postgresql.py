@@ -14,6 +14,7 @@ import pytest
 from rsbridge.engine.store.base import (
     RANK_SURVEY,
     AttemptOutcome,
+    EventFilter,
     JobSpec,
     LedgerEntry,
     LedgerKey,
@@ -204,3 +205,57 @@ async def test_an_idle_node_is_woken_when_another_queues_a_job(
     await first.record_event(event("k1"), [JobSpec("sn")], now=T0)
     assert await waiter
     assert time.monotonic() - started < 5  # far from the 30 s timeout: woken, not timed out
+
+
+# --- values PostgreSQL's text refuses --------------------------------------------------
+
+
+async def test_a_nul_in_a_customer_value_is_recorded_not_refused(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """A customer can put %00 in the external key (a start URL): PostgreSQL's text refuses
+    NUL, and a 503 would hold the appliance's queue until it drops the event."""
+    from urllib.parse import urlencode
+
+    import httpx
+
+    from rsbridge.engine.intake import Intake
+    from rsbridge.web.app import create_app
+    from rsbridge.web.serve import serving
+
+    from .conftest import engine_config
+
+    config = engine_config(tmp_path, None, appliance={"outbound_event_token": "tok"})
+    store = await opened(postgres_url)
+    form = [
+        ("event", "support_conference_end"),
+        ("lsid", "5f1e0c5b7a2a4c8e9d0f1a2b3c4d5e6f"),
+        ("external_key", "INC0001\x00x"),
+        ("session.custom.note", "a\x00b"),
+        ("outbound_event_token", "tok"),
+    ]
+    try:
+        async with (
+            serving(create_app(Intake(config, store), store)) as url,
+            httpx.AsyncClient() as client,
+        ):
+            answer = await client.post(
+                f"{url}/ERSPost?appliance=default",
+                content=urlencode(form).encode(),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+            assert answer.status_code == 200, answer.text
+            # A malformed body with a raw NUL is parked, not refused, too.
+            raw = await client.post(
+                f"{url}/ERSPost?appliance=default&outbound_event_token=tok",
+                content=b"event=support_conference_end&lsid=\x00\xff%zz",
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+            assert raw.status_code == 200, raw.text
+        events = await store.list_events(EventFilter())
+        [ended] = [e for e in events if e.event_type == "support_conference_end"]
+        assert ended.external_key == "INC0001\ufffdx"
+        assert dict(ended.form)["session.custom.note"] == "a\ufffdb"
+        assert len(events) == 2
+    finally:
+        await store.close()

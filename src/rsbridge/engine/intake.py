@@ -289,7 +289,7 @@ class Intake:
             # that bodies differing only in them are still told apart.
             kept = strip_token(body.decode("utf-8", errors="surrogateescape"))
             kept_bytes = kept.encode("utf-8", errors="surrogateescape")
-            raw = kept_bytes.decode("utf-8", errors="replace")
+            raw = _storable(kept_bytes.decode("utf-8", errors="replace"))
             digest = hashlib.sha256(appliance_id.encode() + b"\0" + kept_bytes).hexdigest()
             return IncomingEvent(
                 appliance_id,
@@ -298,14 +298,25 @@ class Intake:
                 digest,
                 form=(("body", raw), ("problem", problem or "")),
             )
-        variables = tuple((k, v) for k, v in form.variables if not _is_token_variable(k))
+        variables = tuple(
+            (_storable(k), _storable(v)) for k, v in form.variables if not _is_token_variable(k)
+        )
+        external_key = form.get("external_key")
         return IncomingEvent(
             appliance_id,
             form.event,
             "outbound",
             form.dedup_key(appliance_id),
             lsid=form.lsid,
-            external_key=form.get("external_key"),
+            external_key=None if external_key is None else _storable(external_key),
             timestamp=form.timestamp,
             form=variables,
         )
+
+
+def _storable(text: str) -> str:
+    """``text`` with NUL characters replaced by U+FFFD. A customer can put one in the
+    external key or a custom attribute (``%00`` in a start URL); PostgreSQL's text and
+    jsonb refuse it, which would answer the appliance 503 and hold its queue until it drops
+    the event. Both stores keep the same value, so a store copy loses nothing."""
+    return text.replace("\x00", "\ufffd")
