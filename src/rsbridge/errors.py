@@ -34,7 +34,8 @@ check, and never contain a secret (client secrets and bearer tokens are not pass
     │   │   └── CheckFailedError            a connection test's findings, one per line
     │   └── ConnectorAuthError              the system refused our credentials (permanent)
     ├── TemplateError                       a report template fails, with file and line
-    └── SessionNotReadyError                the report has no end time yet (retryable)
+    ├── SessionNotReadyError                the report has no end time yet (retryable)
+    └── StoreUnavailableError               the store's database is unreachable (retryable)
 """
 
 from __future__ import annotations
@@ -232,6 +233,13 @@ class TemplateError(RsbridgeError):
 
 class SessionNotReadyError(RsbridgeError):
     """The appliance has no complete report for the session yet (no end time)."""
+
+    retryable = True
+
+
+class StoreUnavailableError(RsbridgeError):
+    """The store's database could not be reached or dropped the connection (a restart, a
+    failover): a job that met it is retried, and the workers keep claiming."""
 
     retryable = True
 

@@ -23,6 +23,7 @@ from rsbridge.engine.store.base import (
     JobStatus,
 )
 from rsbridge.engine.store.memory import MemoryStore
+from rsbridge.errors import StoreUnavailableError
 from rsbridge.sim.appliance.scenarios import SessionGenerator
 
 from .conftest import Hook, SimAppliance, engine_config
@@ -372,5 +373,46 @@ async def test_leases_of_held_jobs_are_extended_while_they_run(
         [job] = await engine.store.list_jobs(JobFilter())
         assert job.status is JobStatus.DONE
         assert await _attempts(engine) == ["done"]
+    finally:
+        await engine.aclose()
+
+
+class _FlakyStore(MemoryStore):
+    """A store whose claims fail ``failures`` times (a database restart), then work."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def claim(self, *args: Any, **kwargs: Any) -> Any:
+        if self.failures > 0:
+            self.failures -= 1
+            raise StoreUnavailableError("the store database is unreachable (test)")
+        return await super().claim(*args, **kwargs)
+
+
+async def test_the_worker_outlives_a_store_outage(
+    tmp_path: Path, sim: SimAppliance, hook: Hook
+) -> None:
+    """A worker whose claims fail keeps trying; it does not end and leave the node taking
+    events that nobody processes."""
+    config = _config(tmp_path, sim, hook.url)
+    session = _session(sim)
+    store = _FlakyStore(failures=3)
+    engine = Engine(config, store=store)
+    await engine.open()
+    try:
+        await _record(engine, config, session, END)
+        assert engine.worker is not None
+        stop = asyncio.Event()
+        running = asyncio.create_task(engine.worker.run(stop, poll_interval=0.05))
+        for _ in range(200):
+            if hook.state.of_kind("session_report"):
+                break
+            await asyncio.sleep(0.05)
+        assert store.failures == 0 and not running.done()
+        stop.set()
+        await running
+        assert len(hook.state.of_kind("session_report")) == 1
     finally:
         await engine.aclose()

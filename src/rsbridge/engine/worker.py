@@ -40,6 +40,7 @@ time, a survey not in the report yet), bounded by ``report_wait_seconds``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -213,10 +214,25 @@ class Worker:
         ``shutdown_grace_seconds`` to finish; what is still running then is cancelled
         and released back to the queue.
         """
+        failures = 0
         try:
             while not stop.is_set():
-                await self._heartbeat()
-                claimed = await self._claim_and_start()
+                try:
+                    await self._heartbeat()
+                    claimed = await self._claim_and_start()
+                except Exception as exc:
+                    # The store failed (a database restart, a full disk): keep trying. A
+                    # worker that ended here would leave the node taking events that it
+                    # never processes, while /ready still says it is fine.
+                    failures += 1
+                    if failures == 1 or failures % 20 == 0:
+                        log.error("the worker cannot claim jobs (%d in a row): %s", failures, exc)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), min(30.0, 0.25 * 2 ** min(failures, 7)))
+                    continue
+                if failures:
+                    log.warning("the worker claims jobs again after %d failure(s)", failures)
+                    failures = 0
                 if claimed == 0:
                     await self._idle(stop, poll_interval)
                 else:
@@ -290,7 +306,12 @@ class Worker:
         # A task cancelled before it began never cleared its marks; run() may start again.
         self._awaiting.clear()
         self._held.clear()
-        released = await self.store.release(self.owner)
+        try:
+            released = await self.store.release(self.owner)
+        except Exception as exc:
+            # Their leases expire and another worker takes them over: nothing is lost.
+            log.warning("could not release unfinished jobs at shutdown: %s", exc)
+            return
         if released:
             log.info("released %d unfinished jobs at shutdown", released)
 

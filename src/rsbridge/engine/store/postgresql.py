@@ -44,7 +44,7 @@ from typing import Any, Final
 import psycopg
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from rsbridge.engine.store import postgresql_budget as budget
 from rsbridge.engine.store import postgresql_sql as sql
@@ -73,7 +73,7 @@ from rsbridge.engine.store.postgresql_node import NodeLinks
 from rsbridge.engine.store.postgresql_retention import count_prunable, prune_step
 from rsbridge.engine.store.postgresql_schema import advisory_key, migrate
 from rsbridge.engine.store.urls import mask_url
-from rsbridge.errors import ConfigurationError
+from rsbridge.errors import ConfigurationError, StoreUnavailableError
 
 __all__ = ["PostgreSQLStore"]
 
@@ -162,6 +162,9 @@ class PostgreSQLStore:
                 min_size=self._min,
                 max_size=self._max,
                 kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+                # A connection the server dropped (a restart, a failover) is replaced
+                # before use instead of failing the first statement given to it.
+                check=AsyncConnectionPool.check_connection,
                 open=False,
                 name="rsbridge-store",
             )
@@ -183,9 +186,29 @@ class PostgreSQLStore:
         return pool
 
     @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[Cursor]:
+    async def _connection(self) -> AsyncIterator[AsyncConnection[tuple[Any, ...]]]:
+        """A pooled connection; a lost server becomes :class:`StoreUnavailableError`
+        (retryable) rather than an unexpected error that would park the job."""
         pool = self._require_pool()
-        async with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+        try:
+            async with pool.connection() as conn:
+                yield conn
+        except (
+            psycopg.errors.DeadlockDetected,
+            psycopg.errors.SerializationFailure,
+            psycopg.errors.TransactionRollback,
+        ):
+            raise  # deadlock victims and serialization failures: _retrying's to handle
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            # The message names the database by its masked URL; libpq's text stays in the
+            # chain (it names host and port, never the password).
+            raise StoreUnavailableError(
+                f"the store database {self.label} is unreachable ({type(exc).__name__})"
+            ) from exc
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Cursor]:
+        async with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
             yield cur
 
     async def _retrying(self, attempt: Any) -> Any:
@@ -436,14 +459,12 @@ class PostgreSQLStore:
     # One statement reads in autocommit: no BEGIN and COMMIT round trips.
 
     async def _fetchone(self, statement: str, params: Any) -> tuple[Any, ...] | None:
-        pool = self._require_pool()
-        async with pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(statement, params)
             return await cur.fetchone()
 
     async def _fetchall(self, statement: str, params: Any) -> list[tuple[Any, ...]]:
-        pool = self._require_pool()
-        async with pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(statement, params)
             return await cur.fetchall()
 
