@@ -212,6 +212,10 @@ def test_nginx_example_terminates_tls_and_keeps_tokens_out_of_its_log(
             plain = client.get(f"http://127.0.0.1:{http_port}/events/default?token={TOKEN}")
             assert plain.status_code == 301
             assert plain.headers["location"] == "https://127.0.0.1/events/default"
+            # An encoded CR LF stays encoded: no header of the client's choosing.
+            split = client.get(f"http://127.0.0.1:{http_port}/x%0d%0aSet-Cookie:%20a=b")
+            assert split.status_code == 301 and "set-cookie" not in split.headers
+            assert split.headers["location"] == "https://127.0.0.1/x%0d%0aSet-Cookie:%20a=b"
         # The node got the token (it checks it); nginx passed it on untouched.
         assert _Backend.seen == [f"/ERSPost?appliance=default&outbound_event_token={TOKEN}"]
     finally:
