@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg
+import pytest
 from typer.testing import CliRunner
 
 from rsbridge.cli import app
@@ -47,3 +48,24 @@ def test_an_unreachable_database_is_one_clear_line() -> None:
     code, out = run("migrate", "--store", "postgresql://u:hunter22@127.0.0.1:1/db")
     assert code == 1 and "cannot connect to the store database" in out
     assert "hunter22" not in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize(
+    ("password", "fragments"),
+    [
+        ("pw?with#hash", ["pw?with", "with#hash", "#hash"]),
+        ("Sup3r%Secret", ["Sup3r", "Secret"]),
+        ("has sp4ce", ["has sp4ce"]),
+        ("a/b@c", ["a/b"]),
+    ],
+    ids=["query-and-fragment", "bad-percent", "space", "slash-and-at"],
+)
+def test_no_password_in_any_message(password: str, fragments: list[str]) -> None:
+    """Passwords libpq accepts but a URL parser splits, or that libpq quotes in its own
+    error: the CLI's messages never show them, whole or in part."""
+    url = f"postgresql://rsb:{password}@127.0.0.1:1/db"
+    for args in (["migrate", "--store", url], ["copy", "--from", "x.db", "--to", url]):
+        code, out = run(*args)
+        assert code != 0
+        for piece in [password, *fragments]:
+            assert piece not in out, (args, out)

@@ -8,7 +8,7 @@ from typing import Literal
 from rsbridge.engine.store.base import Store
 from rsbridge.engine.store.memory import MemoryStore
 from rsbridge.engine.store.sqlite import SQLiteStore
-from rsbridge.engine.store.urls import is_postgresql_url, mask_url
+from rsbridge.engine.store.urls import is_postgresql_url, mask_url, scrub
 from rsbridge.errors import ConfigurationError
 
 __all__ = ["MemoryStore", "SQLiteStore", "Store", "open_store"]
@@ -68,6 +68,6 @@ def _postgresql(url: str) -> Store:
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         # libpq quotes the whole URL in some of its messages.
-        reason = reason.replace(url, mask_url(url))
+        reason = scrub(reason.replace(url, mask_url(url)), url)
         raise ConfigurationError(f"store URL {mask_url(url)!r} is not valid: {reason}") from None
     return PostgreSQLStore(url)

@@ -72,7 +72,7 @@ from rsbridge.engine.store.base import (
 from rsbridge.engine.store.postgresql_node import NodeLinks
 from rsbridge.engine.store.postgresql_retention import count_prunable, prune_step
 from rsbridge.engine.store.postgresql_schema import advisory_key, migrate
-from rsbridge.engine.store.urls import mask_url
+from rsbridge.engine.store.urls import mask_url, scrub
 from rsbridge.errors import ConfigurationError, StoreUnavailableError
 
 __all__ = ["PostgreSQLStore"]
@@ -139,6 +139,7 @@ class PostgreSQLStore:
         except psycopg.Error as exc:
             # libpq's messages name host, port and user, never the password.
             reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            reason = scrub(reason, self.url)
             raise ConfigurationError(
                 f"cannot connect to the store database {self.label}: {reason}"
             ) from None
