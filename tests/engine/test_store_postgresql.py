@@ -262,3 +262,24 @@ async def test_a_nul_in_a_customer_value_is_recorded_not_refused(
         assert len(events) == 2
     finally:
         await store.close()
+
+
+async def test_connections_keep_alive_both_ways(postgres_url: str) -> None:
+    """A node that vanishes without closing its sockets must lose its poll lead (a session
+    advisory lock) within about a minute: the server probes its connections."""
+    sep = "&" if "?" in postgres_url else "?"
+    store = await opened(f"{postgres_url}{sep}options=-c%20statement_timeout%3D60000")
+    try:
+        own = await store.connect()
+        try:
+            cur = await own.execute("SHOW tcp_keepalives_idle")
+            assert await cur.fetchone() == ("30",)
+            cur = await own.execute("SHOW statement_timeout")  # the URL's own options stay
+            assert await cur.fetchone() == ("1min",)
+        finally:
+            await own.close()
+        async with store._connection() as pooled:
+            cur = await pooled.execute("SHOW tcp_keepalives_count")
+            assert await cur.fetchone() == ("3",)
+    finally:
+        await store.close()
