@@ -90,10 +90,12 @@ class ReportFetcher:
                 # The job itself meets the store's failure (or succeeds after all).
                 log.warning("job %d: the ledger could not be checked: %s", job.id, note)
                 note = None
-            kept = self.cache.get(job.appliance_id, lsid, asked_since=job.run_after, now=now)
             if note is not None:
                 answers[job.id] = note
-            elif kept is not None:
+                continue
+            # Asked only when it is used: the cache counts every answer as a hit.
+            kept = self.cache.get(job.appliance_id, lsid, asked_since=job.run_after, now=now)
+            if kept is not None:
                 answers[job.id] = Fetched({lsid: kept.session}, kept.asked_at)
             else:
                 wanted.setdefault(job.appliance_id, set()).add(lsid)

@@ -127,8 +127,12 @@ class MeteredStore:
         held = await self._write(
             "finish", self.inner.finish(job_id, owner, finish, started_at=started_at, now=now)
         )
+        if not held:
+            # Not this owner's any more (its lease expired and another worker of this
+            # process may hold the job now): that worker's claim entry stays.
+            return held
         claimed = self._claimed.pop(job_id, None)
-        if not held or claimed is None:
+        if claimed is None:
             return held
         integration = claimed[1]
         error_class = finish.error_class or ""
