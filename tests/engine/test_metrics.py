@@ -257,3 +257,19 @@ async def test_ready_is_503_before_the_lifespan_started_and_after_it_ended(
             assert (await http.get(f"{url}/ready")).status_code == 200
         # Shut down: out of rotation again.
         assert (await direct.get("/ready")).status_code == 503
+
+
+@pytest.mark.parametrize(
+    ("peer", "local"),
+    [("127.0.0.1", True), ("::1", True), ("::ffff:127.0.0.1", True), ("::ffff:10.0.0.5", False)],
+)
+def test_a_dual_stack_listener_sees_loopback_as_loopback(
+    tmp_path: Path, peer: str, local: bool
+) -> None:
+    from starlette.requests import Request
+
+    from rsbridge.web.app import local_caller
+
+    config = engine_config(tmp_path, None)
+    request = Request({"type": "http", "headers": [], "client": (peer, 5000)})
+    assert local_caller(config, request) is local

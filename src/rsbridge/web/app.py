@@ -100,6 +100,8 @@ def local_caller(config: Config, request: Request) -> bool:
         peer = ipaddress.ip_address(request.client.host)
     except ValueError:
         return False
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+        peer = peer.ipv4_mapped  # a dual-stack listener: ::ffff:127.0.0.1 is 127.0.0.1
     proxies = config.engine.trusted_proxies
     return peer.is_loopback and not any(peer.version == n.version and peer in n for n in proxies)
 
