@@ -72,6 +72,7 @@ from rsbridge.engine.store.base import (
 from rsbridge.engine.store.postgresql_node import NodeLinks
 from rsbridge.engine.store.postgresql_retention import count_prunable, prune_step
 from rsbridge.engine.store.postgresql_schema import advisory_key, migrate
+from rsbridge.engine.store.rows import attempt_from_row, job_from_row, ledger_key_params
 from rsbridge.engine.store.urls import mask_url, scrub
 from rsbridge.errors import ConfigurationError, StoreUnavailableError
 
@@ -350,7 +351,7 @@ class PostgreSQLStore:
                     return []
                 claimed: list[Job] = []
                 for row in rows:
-                    job = sql.job_from_row(row)
+                    job = job_from_row(row)
                     if job.status is JobStatus.RUNNING:
                         assert job.lease_owner is not None
                         await _insert_attempt(
@@ -446,12 +447,12 @@ class PostgreSQLStore:
 
     async def ledger_get(self, key: LedgerKey) -> LedgerEntry | None:
         """The effect recorded under ``key``, if any."""
-        row = await self._fetchone(sql.SELECT_LEDGER, sql.ledger_key_params(key))
+        row = await self._fetchone(sql.SELECT_LEDGER, ledger_key_params(key))
         return None if row is None else sql.ledger_from_row(row)
 
     async def ledger_put(self, entry: LedgerEntry) -> LedgerEntry:
         """Record an effect unless its key is recorded; return the entry that stands."""
-        key = sql.ledger_key_params(entry.key)
+        key = ledger_key_params(entry.key)
         values = (*key, entry.ticket_id, entry.ref, entry.created_at, Jsonb(entry.detail))
         async with self._transaction() as cur:
             await cur.execute(sql.INSERT_LEDGER, values)
@@ -512,7 +513,7 @@ class PostgreSQLStore:
     async def get_job(self, job_id: int) -> Job | None:
         """One job by id."""
         row = await self._fetchone(sql.SELECT_JOB, (job_id,))
-        return None if row is None else sql.job_from_row(row)
+        return None if row is None else job_from_row(row)
 
     async def list_jobs(self, selection: JobFilter) -> list[Job]:
         """Jobs matching ``selection``, newest first."""
@@ -524,12 +525,12 @@ class PostgreSQLStore:
         }
         statement = sql.select_where(sql.SELECT_JOBS, sql.JOB_CONDITIONS, params)
         params["limit"] = max(selection.limit, 0)
-        return [sql.job_from_row(row) for row in await self._fetchall(statement, params)]
+        return [job_from_row(row) for row in await self._fetchall(statement, params)]
 
     async def attempts(self, job_id: int) -> list[Attempt]:
         """Every attempt at a job, in order."""
         rows = await self._fetchall(sql.SELECT_ATTEMPTS, (job_id,))
-        return [sql.attempt_from_row(row) for row in rows]
+        return [attempt_from_row(row) for row in rows]
 
     async def retry_job(self, job_id: int, *, now: float | None = None) -> bool:
         """Re-queue a dead job now with its attempt count reset; False if it is not dead."""

@@ -10,12 +10,8 @@ from __future__ import annotations
 from typing import Any, Final, cast
 
 from rsbridge.engine.store.base import (
-    Attempt,
-    AttemptOutcome,
     EventSource,
     EventStatus,
-    Job,
-    JobStatus,
     LedgerEntry,
     LedgerKey,
     StoredEvent,
@@ -247,40 +243,6 @@ def event_from_row(row: Row) -> StoredEvent:
     )
 
 
-def job_from_row(row: Row) -> Job:
-    """A :class:`Job` from :data:`JOB_COLUMNS` (extra columns are ignored)."""
-    return Job(
-        id=row[0],
-        event_id=row[1],
-        integration=row[2],
-        appliance_id=row[3],
-        event_type=row[4],
-        lsid=row[5],
-        rank=row[6],
-        status=JobStatus(row[7]),
-        attempts=row[8],
-        run_after=row[9],
-        created_at=row[10],
-        updated_at=row[11],
-        last_error=row[12],
-        lease_owner=row[13],
-        lease_until=row[14],
-    )
-
-
-def attempt_from_row(row: Row) -> Attempt:
-    """An :class:`Attempt` from the columns of :data:`SELECT_ATTEMPTS`."""
-    return Attempt(
-        job_id=row[0],
-        number=row[1],
-        owner=row[2],
-        started_at=row[3],
-        finished_at=row[4],
-        outcome=AttemptOutcome(row[5]),
-        error=row[6],
-    )
-
-
 def ledger_from_row(row: Row) -> LedgerEntry:
     """A :class:`LedgerEntry` from :data:`LEDGER_COLUMNS`."""
     return LedgerEntry(
@@ -290,8 +252,3 @@ def ledger_from_row(row: Row) -> LedgerEntry:
         created_at=row[7],
         detail={str(k): str(v) for k, v in row[8].items()},
     )
-
-
-def ledger_key_params(key: LedgerKey) -> tuple[str, str, str, str, str]:
-    """The bound parameters of :data:`SELECT_LEDGER` for ``key``."""
-    return (key.appliance_id, key.lsid, key.event, key.integration, key.effect)

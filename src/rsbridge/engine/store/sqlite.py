@@ -57,6 +57,7 @@ from rsbridge.engine.store.base import (
     RetentionPolicy,
     StoredEvent,
 )
+from rsbridge.engine.store.rows import attempt_from_row, job_from_row, ledger_key_params
 from rsbridge.engine.store.sqlite_retention import count_prunable, prune_step
 from rsbridge.engine.store.sqlite_stats import job_stats, last_failures
 from rsbridge.engine.store.wakeup import Wakeup
@@ -352,38 +353,6 @@ def _event_from_row(row: Row) -> StoredEvent:
     )
 
 
-def _job_from_row(row: Row) -> Job:
-    return Job(
-        id=row[0],
-        event_id=row[1],
-        integration=row[2],
-        appliance_id=row[3],
-        event_type=row[4],
-        lsid=row[5],
-        rank=row[6],
-        status=JobStatus(row[7]),
-        attempts=row[8],
-        run_after=row[9],
-        created_at=row[10],
-        updated_at=row[11],
-        last_error=row[12],
-        lease_owner=row[13],
-        lease_until=row[14],
-    )
-
-
-def _attempt_from_row(row: Row) -> Attempt:
-    return Attempt(
-        job_id=row[0],
-        number=row[1],
-        owner=row[2],
-        started_at=row[3],
-        finished_at=row[4],
-        outcome=AttemptOutcome(row[5]),
-        error=row[6],
-    )
-
-
 def _ledger_from_row(row: Row) -> LedgerEntry:
     return LedgerEntry(
         key=LedgerKey(*row[:5]),
@@ -392,10 +361,6 @@ def _ledger_from_row(row: Row) -> LedgerEntry:
         created_at=row[7],
         detail=dict(json.loads(row[8])),
     )
-
-
-def _ledger_key_params(key: LedgerKey) -> tuple[str, str, str, str, str]:
-    return (key.appliance_id, key.lsid, key.event, key.integration, key.effect)
 
 
 def _insert_attempt(
@@ -774,7 +739,7 @@ class SQLiteStore:
             ).fetchall()
             claimed: list[Job] = []
             for row in rows:
-                job = _job_from_row(row)
+                job = job_from_row(row)
                 if job.status is JobStatus.RUNNING:
                     assert job.lease_owner is not None
                     _insert_attempt(
@@ -873,7 +838,7 @@ class SQLiteStore:
 
     async def ledger_get(self, key: LedgerKey) -> LedgerEntry | None:
         """The effect recorded under ``key``, if any."""
-        params = _ledger_key_params(key)
+        params = ledger_key_params(key)
 
         def op(conn: sqlite3.Connection) -> LedgerEntry | None:
             row = conn.execute(SELECT_LEDGER, params).fetchone()
@@ -883,7 +848,7 @@ class SQLiteStore:
 
     async def ledger_put(self, entry: LedgerEntry) -> LedgerEntry:
         """Record an effect unless its key is recorded; return the entry that stands."""
-        key = _ledger_key_params(entry.key)
+        key = ledger_key_params(entry.key)
         values = (
             *key,
             entry.ticket_id,
@@ -960,7 +925,7 @@ class SQLiteStore:
 
         def op(conn: sqlite3.Connection) -> Job | None:
             row = conn.execute(SELECT_JOB, (job_id,)).fetchone()
-            return None if row is None else _job_from_row(row)
+            return None if row is None else job_from_row(row)
 
         return await self._read(op)
 
@@ -976,7 +941,7 @@ class SQLiteStore:
         params["limit"] = max(selection.limit, 0)
 
         def op(conn: sqlite3.Connection) -> list[Job]:
-            return [_job_from_row(row) for row in conn.execute(sql, params).fetchall()]
+            return [job_from_row(row) for row in conn.execute(sql, params).fetchall()]
 
         return await self._read(op)
 
@@ -985,7 +950,7 @@ class SQLiteStore:
 
         def op(conn: sqlite3.Connection) -> list[Attempt]:
             rows = conn.execute(SELECT_ATTEMPTS, (job_id,)).fetchall()
-            return [_attempt_from_row(row) for row in rows]
+            return [attempt_from_row(row) for row in rows]
 
         return await self._read(op)
 
