@@ -196,3 +196,42 @@ async def tried_jobs(engine: Engine, *, limit: float = 10.0) -> list[Job]:
         await asyncio.sleep(0.1)
         tried = [j for j in await all_jobs(engine) if j.attempts > 0]
     return tried
+
+
+def serve_config(
+    path: Path,
+    sim: SimAppliance,
+    *,
+    store: str,
+    secret_env: str,
+    integration: str,
+    lease_seconds: float = 2,
+    extra: str = "",
+) -> Path:
+    """Write the TOML of a ``rsbridge serve`` process to ``path``: fast backoffs, the
+    simulator as appliance ``default`` (its secret from ``secret_env``), one integration
+    ``audit`` (``integration``: its ``connector = ...`` and ``settings = ...`` lines)."""
+    path.write_text(
+        f"""
+[engine]
+store = "{store}"
+lease_seconds = {lease_seconds}
+backoff_base_seconds = 0.1
+backoff_max_seconds = 0.5
+shutdown_grace_seconds = 1
+
+[[appliances]]
+id = "default"
+host = "{sim.host}"
+client_id = "{sim.client_id}"
+client_secret = {{ env = "{secret_env}" }}
+use_plain_http = true
+
+[[integrations]]
+name = "audit"
+association = {{ on_unmatched = "create" }}
+{integration}
+{extra}""",
+        encoding="utf-8",
+    )
+    return path

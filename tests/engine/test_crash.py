@@ -24,7 +24,7 @@ from rsbridge.connectors.jsonl import read_deliveries
 from rsbridge.sim.appliance.emitter import OutboundEventEmitter, Recipient, events_for_session
 from rsbridge.sim.appliance.scenarios import SessionGenerator
 
-from .conftest import SimAppliance
+from .conftest import SimAppliance, serve_config
 
 SESSIONS = 1000
 KILLS = 4
@@ -38,35 +38,14 @@ def _free_port() -> int:
 
 
 def _config(tmp_path: Path, sim: SimAppliance) -> Path:
-    path = tmp_path / "rsbridge.toml"
-    path.write_text(
-        f"""
-[engine]
-store = "engine.db"
-lease_seconds = 2
-backoff_base_seconds = 0.1
-backoff_max_seconds = 0.5
-shutdown_grace_seconds = 1
-
-[[appliances]]
-id = "default"
-host = "{sim.host}"
-client_id = "{sim.client_id}"
-client_secret = {{ env = "CRASH_TEST_SECRET" }}
-use_plain_http = true
-
-[[integrations]]
-name = "audit"
-connector = "jsonl"
-association = {{ on_unmatched = "create" }}
-settings = {{ path = "deliveries.jsonl", fsync = true }}
-
-[actions]
-tokens = ["{STATUS_TOKEN}"]
-""",
-        encoding="utf-8",
+    return serve_config(
+        tmp_path / "rsbridge.toml",
+        sim,
+        store="engine.db",
+        secret_env="CRASH_TEST_SECRET",
+        integration='connector = "jsonl"\nsettings = { path = "deliveries.jsonl", fsync = true }',
+        extra=f'[actions]\ntokens = ["{STATUS_TOKEN}"]\n',
     )
-    return path
 
 
 class ServeProcess:

@@ -20,7 +20,7 @@ from rsbridge.engine.store.postgresql import PostgreSQLStore
 from rsbridge.sim.appliance.emitter import OutboundEventEmitter, Recipient, events_for_session
 from rsbridge.sim.appliance.scenarios import SessionGenerator
 
-from .conftest import Hook, SimAppliance
+from .conftest import Hook, SimAppliance, serve_config
 from .test_crash import ServeProcess, _free_port
 
 SESSIONS = 300
@@ -30,32 +30,13 @@ KILLS = 4
 
 def node_config(folder: Path, sim: SimAppliance, hook: Hook, store_url: str) -> Path:
     folder.mkdir()
-    path = folder / "rsbridge.toml"
-    path.write_text(
-        f"""
-[engine]
-store = "{store_url}"
-lease_seconds = 2
-backoff_base_seconds = 0.1
-backoff_max_seconds = 0.5
-shutdown_grace_seconds = 1
-
-[[appliances]]
-id = "default"
-host = "{sim.host}"
-client_id = "{sim.client_id}"
-client_secret = {{ env = "NODES_TEST_SECRET" }}
-use_plain_http = true
-
-[[integrations]]
-name = "audit"
-connector = "webhook"
-association = {{ on_unmatched = "create" }}
-settings = {{ url = "{hook.url}", timeout = 5.0 }}
-""",
-        encoding="utf-8",
+    return serve_config(
+        folder / "rsbridge.toml",
+        sim,
+        store=store_url,
+        secret_env="NODES_TEST_SECRET",
+        integration=f'connector = "webhook"\nsettings = {{ url = "{hook.url}", timeout = 5.0 }}',
     )
-    return path
 
 
 @pytest.mark.slow

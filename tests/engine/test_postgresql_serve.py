@@ -18,7 +18,7 @@ from rsbridge.engine.store.postgresql import PostgreSQLStore
 from rsbridge.sim.appliance.emitter import OutboundEventEmitter, Recipient, events_for_session
 from rsbridge.sim.appliance.scenarios import SessionGenerator
 
-from .conftest import SimAppliance
+from .conftest import SimAppliance, serve_config
 from .test_crash import ServeProcess, _free_port
 
 SESSIONS = 150
@@ -32,32 +32,14 @@ def node_config(folder: Path, sim: SimAppliance, store_url: str) -> Path:
     file (the crash test, with a connector that upserts, covers that case).
     """
     folder.mkdir()
-    path = folder / "rsbridge.toml"
-    path.write_text(
-        f"""
-[engine]
-store = "{store_url}"
-lease_seconds = 60
-backoff_base_seconds = 0.1
-backoff_max_seconds = 0.5
-shutdown_grace_seconds = 1
-
-[[appliances]]
-id = "default"
-host = "{sim.host}"
-client_id = "{sim.client_id}"
-client_secret = {{ env = "NODES_TEST_SECRET" }}
-use_plain_http = true
-
-[[integrations]]
-name = "audit"
-connector = "jsonl"
-association = {{ on_unmatched = "create" }}
-settings = {{ path = "deliveries.jsonl", fsync = false }}
-""",
-        encoding="utf-8",
+    return serve_config(
+        folder / "rsbridge.toml",
+        sim,
+        store=store_url,
+        secret_env="NODES_TEST_SECRET",
+        integration='connector = "jsonl"\nsettings = { path = "deliveries.jsonl", fsync = false }',
+        lease_seconds=60,
     )
-    return path
 
 
 async def test_two_serve_nodes_deliver_every_session_once(
