@@ -235,3 +235,20 @@ association = {{ on_unmatched = "create" }}
         encoding="utf-8",
     )
     return path
+
+
+def sessions_in_the_sim(sim: SimAppliance, seed: int, count: int) -> list[SupportSession]:
+    """``count`` sessions of ``SessionGenerator(seed)``, moved to end a second apart within
+    the last hour, stored in the simulated appliance (a backlog the nodes pull or get
+    events for)."""
+    now = datetime.now(UTC)
+    sessions = []
+    for index, session in enumerate(SessionGenerator(seed).sessions(count)):
+        assert session.start_time and session.end_time
+        shift = now - timedelta(seconds=3600 - index) - session.end_time
+        moved = dataclasses.replace(
+            session, start_time=session.start_time + shift, end_time=session.end_time + shift
+        )
+        sim.state.add_report(moved)
+        sessions.append(moved)
+    return sessions

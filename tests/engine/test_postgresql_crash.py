@@ -5,12 +5,10 @@ and survey reaches the ticketing side exactly once, nothing is lost."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import random
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,9 +16,8 @@ import pytest
 from rsbridge.appliance.events import IMPORTABLE_EVENTS
 from rsbridge.engine.store.postgresql import PostgreSQLStore
 from rsbridge.sim.appliance.emitter import OutboundEventEmitter, Recipient, events_for_session
-from rsbridge.sim.appliance.scenarios import SessionGenerator
 
-from .conftest import Hook, SimAppliance, serve_config
+from .conftest import Hook, SimAppliance, serve_config, sessions_in_the_sim
 from .test_crash import ServeProcess, _free_port
 
 SESSIONS = 300
@@ -44,16 +41,7 @@ async def test_sigkill_of_nodes_loses_and_duplicates_nothing(
     tmp_path: Path, sim: SimAppliance, hook: Hook, postgres_url: str
 ) -> None:
     rng = random.Random(20261202)
-    now = datetime.now(UTC)
-    sessions = []
-    for index, session in enumerate(SessionGenerator(43).sessions(SESSIONS)):
-        assert session.start_time and session.end_time
-        shift = now - timedelta(seconds=3600 - index) - session.end_time
-        session = dataclasses.replace(
-            session, start_time=session.start_time + shift, end_time=session.end_time + shift
-        )
-        sim.state.add_report(session)
-        sessions.append(session)
+    sessions = sessions_in_the_sim(sim, 43, SESSIONS)
     env = {**os.environ, "NODES_TEST_SECRET": sim.client_secret}
     nodes = [
         ServeProcess(node_config(tmp_path / f"node{n}", sim, hook, postgres_url), _free_port(), env)

@@ -4,21 +4,18 @@ over both as a load balancer would: every session and survey is delivered exactl
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import random
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rsbridge.appliance.events import IMPORTABLE_EVENTS
 from rsbridge.connectors.jsonl import read_deliveries
 from rsbridge.engine.store.postgresql import PostgreSQLStore
 from rsbridge.sim.appliance.emitter import OutboundEventEmitter, Recipient, events_for_session
-from rsbridge.sim.appliance.scenarios import SessionGenerator
 
-from .conftest import SimAppliance, serve_config
+from .conftest import SimAppliance, serve_config, sessions_in_the_sim
 from .test_crash import ServeProcess, _free_port
 
 SESSIONS = 150
@@ -46,16 +43,7 @@ async def test_two_serve_nodes_deliver_every_session_once(
     tmp_path: Path, sim: SimAppliance, postgres_url: str
 ) -> None:
     rng = random.Random(16)
-    now = datetime.now(UTC)
-    sessions = []
-    for index, session in enumerate(SessionGenerator(41).sessions(SESSIONS)):
-        assert session.start_time and session.end_time
-        shift = now - timedelta(seconds=3600 - index) - session.end_time
-        session = dataclasses.replace(
-            session, start_time=session.start_time + shift, end_time=session.end_time + shift
-        )
-        sim.state.add_report(session)
-        sessions.append(session)
+    sessions = sessions_in_the_sim(sim, 41, SESSIONS)
     env = {**os.environ, "NODES_TEST_SECRET": sim.client_secret}
     nodes = [
         ServeProcess(node_config(tmp_path / f"node{n}", sim, postgres_url), _free_port(), env)
