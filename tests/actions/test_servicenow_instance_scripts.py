@@ -215,6 +215,16 @@ async def test_session_key_dialog_refuses_without_the_role_or_on_a_closed_task(
     )
     assert viewer["requests"] == []
     assert "Session keys need the role rsbridge_user." in viewer["dialogs"][0]["html"][0]
+    # Closed before the answer came: nothing is shown for it.
+    gone = await open_dialog(
+        node,
+        tmp_path,
+        bridge,
+        ["rsbridgeSessionKey(); rsbridgeCloseSessionKey()"],
+        current=ticket,
+        user=("viewer", ["itil"]),
+    )
+    assert gone["dialogs"] == []
     closed = incident(bridge, "INC0010003")
     bridge.snow.state.update("incident", closed[1], {"state": "7", "active": "false"})
     answer = await open_dialog(node, tmp_path, bridge, ["rsbridgeSessionKey()"], current=closed)

@@ -40,6 +40,9 @@ function rsbridgeAskKey(email) {
     ajax.addParam('sysparm_request', dialog.request);
     ajax.addParam('sysparm_email', email ? 'true' : 'false');
     ajax.getXMLAnswer(function (text) {
+        if (rsbridgeKeyDialog !== dialog) {
+            return; // closed while asking: nothing to show
+        }
         var answer;
         try {
             answer = JSON.parse(text);
