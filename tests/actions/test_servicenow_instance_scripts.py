@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -139,62 +140,123 @@ def incident(bridge: Bridge, number: str) -> tuple[str, str]:
 # --- Session Key ------------------------------------------------------------------------
 
 
-async def test_session_key_gets_a_key_and_a_double_click_the_same_key(
-    node: str, tmp_path: Path, bridge: Bridge
-) -> None:
-    ticket = incident(bridge, "INC0010001")
-    first = await click(node, tmp_path, bridge, "task", "rsbridge_session_key", current=ticket)
-    assert first["errors"] == [], first
-    (request,) = first["requests"]
-    assert request["url"] == bridge.url + "/actions/session-key"
-    assert request["headers"]["Authorization"] == f"Bearer {TOKEN}"
-    body = json.loads(request["body"])
-    assert body["integration"] == "servicenow" and body["ticket"] == ticket[1]
-    assert body["user"] == "jsmith" and body["request_id"].startswith("rsb-sk.")
-    keys = bridge.sim.state.session_keys
-    assert len(keys) == 1
-    (short_key,) = keys
-    assert keys[short_key].custom["snow_task_id"] == ticket[1]
-    (message,) = first["info"]
-    assert f"Session key <b>{short_key}</b> for INC0010001" in message
-    assert "E-mail Session Key" in message
-    assert first["redirect"] == f"incident.do?sys_id={ticket[1]}"
-
-    again = await click(node, tmp_path, bridge, "task", "rsbridge_session_key", current=ticket)
-    assert json.loads(again["requests"][0]["body"])["request_id"] == body["request_id"]
-    assert len(bridge.sim.state.session_keys) == 1
-    assert f"<b>{short_key}</b>" in again["info"][0] and "The same key" in again["info"][0]
-
-    later = await click(
-        node,
-        tmp_path,
-        bridge,
-        "task",
-        "rsbridge_session_key",
-        current=ticket,
-        now_ms=NOW_MS + 10 * 60 * 1000,
+async def open_dialog(
+    node: str, tmp_path: Path, bridge: Bridge, clicks: list[str], **kwargs: Any
+) -> dict[str, Any]:
+    """The client-side Session Key button's script loaded on the task form, then
+    ``clicks`` run one after the other (each followed by its GlideAjax answers)."""
+    stored_action = stored(
+        bridge, "sys_ui_action", table="task", action_name="rsbridge_session_key"
     )
-    assert later["errors"] == [] and len(bridge.sim.state.session_keys) == 2
+    assert stored_action["client"] == "true"
+    assert stored_action["onclick"] == "rsbridgeSessionKey()"
+    data = world(bridge, stored_action["script"], mode="client", clicks=clicks, **kwargs)
+    return await run(node, tmp_path, data)
 
 
-async def test_email_session_key_mails_the_key_of_the_click(
+async def test_session_key_dialog_shows_the_key_repeats_it_and_emails_it_once(
     node: str, tmp_path: Path, bridge: Bridge, mailbox: Mailbox
 ) -> None:
     ticket = incident(bridge, "INC0010001")
-    await click(node, tmp_path, bridge, "task", "rsbridge_session_key", current=ticket)
-    (short_key,) = bridge.sim.state.session_keys
-    mailed = await click(
-        node, tmp_path, bridge, "task", "rsbridge_email_session_key", current=ticket
+    answer = await open_dialog(
+        node,
+        tmp_path,
+        bridge,
+        [
+            "rsbridgeSessionKey(); rsbridgeSessionKey()",  # a double click
+            "rsbridgeSessionKey()",  # clicked again, the dialog still open
+            "rsbridgeEmailSessionKey()",
+            "rsbridgeEmailSessionKey()",
+            "rsbridgeCloseSessionKey()",
+            "rsbridgeSessionKey()",  # a new dialog opening
+        ],
+        current=ticket,
     )
-    assert mailed["errors"] == [], mailed
-    assert "E-mailed to abel.tuter@example.com" in mailed["info"][0]
-    assert len(bridge.sim.state.session_keys) == 1
-    ((_, to, message),) = mailbox.received()
+    assert answer["errors"] == [], answer
+    bodies = [json.loads(r["body"]) for r in answer["requests"]]
+    assert all(r["url"] == bridge.url + "/actions/session-key" for r in answer["requests"])
+    assert all(r["headers"]["Authorization"] == f"Bearer {TOKEN}" for r in answer["requests"])
+    assert [b.get("email", False) for b in bodies] == [False, False, False, True, True, False]
+    first_id = bodies[0]["request_id"]
+    assert first_id.startswith(f"rsb-sk.{ticket[1]}.")
+    assert {b["request_id"] for b in bodies[:5]} == {first_id}
+    assert bodies[5]["request_id"] != first_id
+    assert all(b["ticket"] == ticket[1] and b["user"] == "jsmith" for b in bodies)
+
+    keys = bridge.sim.state.session_keys
+    assert len(keys) == 2  # one per dialog opening
+    first_key = next(k for k, v in keys.items() if v.custom["snow_task_id"] == ticket[1])
+    first, second = answer["dialogs"]
+    assert first["title"] == "Session Key" and first["closed"] and not second["closed"]
+    assert len(first["html"]) == 5
+    shown = first["html"][0]
+    assert f'<b class="rsbridge-key">{first_key}</b> for INC0010001' in shown
+    access_key = bridge.sim.state.session_keys[first_key].access_key
+    assert re.search(f'<a href="https://[^"<>]+{access_key}"', shown), shown
+    assert "valid until " in shown
+    assert 'onclick="rsbridgeEmailSessionKey()">E-mail the key</button>' in shown
+    assert all(f">{first_key}</b>" in html for html in first["html"])
+    assert "E-mailed to abel.tuter@example.com." in first["html"][3]
+    assert first_key not in second["html"][0]
+
+    ((_, to, message),) = mailbox.received()  # e-mailed once
     assert to == ["abel.tuter@example.com"]
-    assert f"<b>{short_key}</b>" in mailed["info"][0]
-    access_key = bridge.sim.state.session_keys[short_key].access_key
     payload = message.get_payload(decode=True)
-    assert isinstance(payload, bytes) and access_key in payload.decode()
+    assert isinstance(payload, bytes)
+    assert bridge.sim.state.session_keys[first_key].access_key in payload.decode()
+
+
+async def test_session_key_dialog_refuses_without_the_role_or_on_a_closed_task(
+    node: str, tmp_path: Path, bridge: Bridge
+) -> None:
+    ticket = incident(bridge, "INC0010001")
+    viewer = await open_dialog(
+        node, tmp_path, bridge, ["rsbridgeSessionKey()"], current=ticket, user=("viewer", ["itil"])
+    )
+    assert viewer["requests"] == []
+    assert "Session keys need the role rsbridge_user." in viewer["dialogs"][0]["html"][0]
+    # Closed before the answer came: nothing is shown for it.
+    gone = await open_dialog(
+        node,
+        tmp_path,
+        bridge,
+        ["rsbridgeSessionKey(); rsbridgeCloseSessionKey()"],
+        current=ticket,
+        user=("viewer", ["itil"]),
+    )
+    assert gone["dialogs"] == []
+    closed = incident(bridge, "INC0010003")
+    bridge.snow.state.update("incident", closed[1], {"state": "7", "active": "false"})
+    answer = await open_dialog(node, tmp_path, bridge, ["rsbridgeSessionKey()"], current=closed)
+    assert answer["requests"] == []
+    assert "No open task to make a key for." in answer["dialogs"][0]["html"][0]
+    assert bridge.sim.state.session_keys == {}
+
+
+async def test_session_key_in_workspace_gets_a_key_and_a_double_click_the_same_key(
+    node: str, tmp_path: Path, bridge: Bridge
+) -> None:
+    ticket = incident(bridge, "INC0010001")
+    name = "rsbridge_session_key_workspace"
+    first = await click(node, tmp_path, bridge, "task", name, current=ticket)
+    assert first["errors"] == [], first
+    (request,) = first["requests"]
+    body = json.loads(request["body"])
+    assert body["ticket"] == ticket[1] and body["request_id"].startswith("rsb-sk.")
+    (short_key,) = bridge.sim.state.session_keys
+    (message,) = first["info"]
+    assert f"Session key <b>{short_key}</b> for INC0010001" in message
+    assert first["redirect"] == f"incident.do?sys_id={ticket[1]}"
+
+    again = await click(node, tmp_path, bridge, "task", name, current=ticket)
+    assert json.loads(again["requests"][0]["body"])["request_id"] == body["request_id"]
+    assert len(bridge.sim.state.session_keys) == 1
+    assert "The same key" in again["info"][0]
+
+    later = await click(
+        node, tmp_path, bridge, "task", name, current=ticket, now_ms=NOW_MS + 10 * 60 * 1000
+    )
+    assert later["errors"] == [] and len(bridge.sim.state.session_keys) == 2
 
 
 async def test_conditions_show_the_buttons_where_they_belong(
@@ -329,7 +391,7 @@ async def test_an_unreachable_rsbridge_is_named_in_the_error(
 ) -> None:
     data = world(
         bridge,
-        action_script(bridge, "task", "rsbridge_session_key"),
+        action_script(bridge, "task", "rsbridge_session_key_workspace"),
         current=incident(bridge, "INC0010001"),
     )
     for method in data["rest_messages"][REST_MESSAGE].values():
@@ -438,15 +500,15 @@ async def test_with_the_rep_console_source_session_key_opens_the_console(
     node: str, tmp_path: Path, sim: Sim, mailbox: Mailbox, snow: Snow
 ) -> None:
     async with bridge_for(tmp_path, sim, mailbox, snow, session_key_source="rep_console") as bridge:
+        ticket = incident(bridge, "INC0010001")
         answer = await click(
-            node,
-            tmp_path,
-            bridge,
-            "task",
-            "rsbridge_session_key",
-            current=incident(bridge, "INC0010001"),
+            node, tmp_path, bridge, "task", "rsbridge_session_key_workspace", current=ticket
         )
+        dialog = await open_dialog(node, tmp_path, bridge, ["rsbridgeSessionKey()"], current=ticket)
     assert answer["errors"] == [], answer
     assert bridge.sim.state.session_keys == {}
     assert answer["info"] == ["Opening the representative console's Generate Session Key dialog."]
     assert answer["redirect"] and not answer["redirect"].startswith("incident.do")
+    # The dialog's button opens the console instead of a dialog.
+    assert dialog["dialogs"] == [] and dialog["redirect"]
+    assert dialog["redirect"].split("?")[0] == answer["redirect"].split("?")[0]

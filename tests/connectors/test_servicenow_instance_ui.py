@@ -12,6 +12,7 @@ import pytest
 from lxml import etree
 
 from rsbridge.connectors.servicenow.instance_ui import (
+    AJAX_INCLUDE,
     SCRIPT_INCLUDE,
     UI_ACTIONS,
     WIDGET_ID,
@@ -55,7 +56,7 @@ def scripts_of(xml: str) -> dict[str, str]:
         ("sys_ui_page", ("processing_script",)),
     ):
         for element in payload_records(xml, table):
-            name = element.findtext("name") or ""
+            name = element.findtext("action_name") or element.findtext("name") or ""
             where = element.findtext("table") or ""
             for column in columns:
                 text = element.findtext(column) or ""
@@ -79,7 +80,9 @@ def test_every_generated_script_passes_node_check(tmp_path: Path, integration: s
     node = node_or_skip()
     xml = update_set_xml(Schema.build(), url=URL, integration=integration)
     scripts = scripts_of(xml)
-    assert len(scripts) == 1 + 2 * len(UI_ACTIONS) + 2 + 2
+    assert len(scripts) == 2 + 2 * len(UI_ACTIONS) + 2 + 2
+    assert "sys_script_include::RsbridgeActionsAjax:script" in scripts
+    assert "sys_ui_action:task:rsbridge_session_key:script" in scripts
     for name, text in scripts.items():
         assert text.strip(), name
         node_check(node, tmp_path, name, text)
@@ -143,11 +146,30 @@ def test_the_instance_stores_what_the_update_set_holds() -> None:
         assert stored["sys_id"] == ui_action_sys_id(action)
         assert stored["script"] == script_text(action.script)
         assert stored["condition"] == action.condition
-        assert stored["form_link" if action.link else "form_button"] == "true"
+        classic = "true" if action.classic else "false"
+        assert stored["form_link" if action.link else "form_button"] == classic
         assert stored["form_button_v2"] == ("true" if action.workspace else "false")
-    (include,) = state.records("sys_script_include")
-    assert include["name"] == SCRIPT_INCLUDE
+        assert stored["client"] == ("true" if action.onclick else "false")
+        assert stored["onclick"] == action.onclick
+    key = actions[("task", "rsbridge_session_key")]
+    assert (key["client"], key["form_button"], key["form_button_v2"]) == ("true", "true", "false")
+    assert key["onclick"] == "rsbridgeSessionKey()"
+    assert "function rsbridgeSessionKey()" in key["script"]
+    twin = actions[("task", "rsbridge_session_key_workspace")]
+    assert (twin["client"], twin["form_button"], twin["form_button_v2"]) == (
+        "false",
+        "false",
+        "true",
+    )
+    assert twin["condition"] == key["condition"]
+    includes = {i["name"]: i for i in state.records("sys_script_include")}
+    assert set(includes) == {SCRIPT_INCLUDE, AJAX_INCLUDE}
+    include = includes[SCRIPT_INCLUDE]
+    assert include["client_callable"] == "false"
     assert include["script"] == script_include_source("servicenow", REST_MESSAGE, TOKEN_PROPERTY)
+    ajax = includes[AJAX_INCLUDE]
+    assert ajax["client_callable"] == "true"
+    assert "Object.extendsObject(AbstractAjaxProcessor" in ajax["script"]
     (widget,) = state.records("sp_widget")
     assert widget["id"] == WIDGET_ID
     assert widget["script"] == script_text("support_now_widget_server.js")
@@ -227,3 +249,44 @@ def test_the_widget_controller_sends_the_choice_and_opens_the_session(tmp_path: 
     assert opened["sent"] == [expected]
     assert opened["href"] == "https://appliance/api/start_session?x=1" and not opened["busy"]
     assert refused["href"] == "" and refused["error"] == "not yours"
+
+
+def test_the_session_key_dialog_escapes_what_it_shows(tmp_path: Path) -> None:
+    node = node_or_skip()
+    script = script_text("session_key.js")
+    program = tmp_path / "dialog.js"
+    # The dialog's script with GlideAjax answering a hostile answer and GlideModal
+    # recording what it renders.
+    hostile = {
+        "ok": True,
+        "short_key": '<img src=x onerror="alert(1)">',
+        "key_url": "javascript:alert(1)",
+        "expires": "</p><script>alert(2)</script>",
+        "number": "INC'\"",
+        "email": {"sent": False, "to": "", "error": "<b>bad</b>"},
+    }
+    program.write_text(
+        "const rendered = [];\n"
+        f"const answer = {json.dumps(json.dumps(hostile))};\n"
+        "function GlideAjax() {}\n"
+        "GlideAjax.prototype.addParam = function () {};\n"
+        "GlideAjax.prototype.getXMLAnswer = function (cb) { cb(answer); };\n"
+        "function GlideModal() {}\n"
+        "GlideModal.prototype.setTitle = function () {};\n"
+        "GlideModal.prototype.renderWithContent = function (html) { rendered.push(html); };\n"
+        "const g_form = {getUniqueValue: () => 'abc'};\n"
+        f"{script}\n"
+        "rsbridgeSessionKey();\n"
+        "process.stdout.write(JSON.stringify(rendered));\n",
+        encoding="utf-8",
+    )
+    ran = subprocess.run(  # noqa: S603
+        [node, str(program)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert ran.returncode == 0, ran.stderr
+    (html,) = json.loads(ran.stdout)
+    assert "<img" not in html and "<script" not in html and "<b>bad" not in html
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
+    assert "&lt;/p&gt;&lt;script&gt;alert(2)&lt;/script&gt;" in html
+    assert "INC&#39;&quot;" in html and "&lt;b&gt;bad&lt;/b&gt;" in html
+    assert 'href="javascript' not in html and "The customer opens javascript:alert(1)" in html

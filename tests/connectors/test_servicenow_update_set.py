@@ -105,7 +105,7 @@ def test_one_update_set_whose_updates_carry_their_records() -> None:
         "System Property": 2,
         "REST Message": 1,
         "HTTP Method": len(METHODS),
-        "Script Include": 1,
+        "Script Include": 2,  # RsbridgeActions and RsbridgeActionsAjax
         "UI Action": len(UI_ACTIONS),
         "Widget": 1,
         "UI Page": 2,

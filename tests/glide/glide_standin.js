@@ -4,11 +4,15 @@
 // sn_ws.RESTMessageV2 (built from the stored REST message records, executed as a REAL
 // synchronous HTTP call by a child process), gs, GlideDateTime, GlideStringUtil, Class,
 // current, action, response (UI pages), and data/input/$sp (widget server scripts).
+// Client mode (UI actions with Client set): g_form, g_navigation, a GlideModal recorder and
+// GlideAjax, which runs the client-callable Script Include's method in this process with
+// the params (the instance runs it server-side as the clicking user).
 //
 // Usage: node glide_standin.js WORLD.json. WORLD holds what the instance holds (REST
 // messages, properties, Script Includes), who clicks (user), the time, what to run
-// (mode: "script", "condition" or "widget") and on which record (current). Prints
-// {info, errors, redirect, requests, result, data} as JSON.
+// (mode: "script", "condition", "widget" or "client": clicks, JavaScript run one after
+// the other, each followed by the GlideAjax answers it asked for) and on which record
+// (current). Prints {info, errors, redirect, requests, result, data, dialogs} as JSON.
 'use strict';
 
 const fs = require('fs');
@@ -17,7 +21,9 @@ const vm = require('vm');
 const { execFileSync } = require('child_process');
 
 const world = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
-const out = { info: [], errors: [], redirect: null, requests: [], result: null, data: null };
+const out = {
+  info: [], errors: [], redirect: null, requests: [], result: null, data: null, dialogs: [],
+};
 
 function httpSync(request) {
   const raw = execFileSync(process.execPath, [path.join(__dirname, 'http_once.js')], {
@@ -224,14 +230,78 @@ const sandbox = {
   options: world.options || {},
   data: {},
 };
-if (world.current) {
+// Client side: the GlideAjax answers wait until the click's script has run, as the
+// browser's callbacks do.
+const pendingAjax = [];
+class GlideAjax {
+  constructor(processor) { this._processor = processor; this._params = {}; }
+  addParam(name, value) { this._params[name] = String(value); }
+  getXMLAnswer(callback) {
+    const params = Object.assign({}, this._params);
+    const processor = this._processor;
+    pendingAjax.push(() => {
+      const include = context[processor];
+      if (!include || !include.prototype.getParameter) {
+        throw new Error(processor + ' is not a client-callable Script Include');
+      }
+      const handler = new include();
+      const method = params.sysparm_name;
+      if (typeof handler[method] !== 'function' || method.startsWith('_')) {
+        throw new Error(processor + ' has no method ' + method);
+      }
+      handler._params = params;
+      const answer = handler[method]();
+      callback(answer === undefined || answer === null ? null : String(answer));
+    });
+  }
+}
+function AbstractAjaxProcessor() {}
+AbstractAjaxProcessor.prototype = {
+  initialize() {},
+  getParameter(name) { return Object.prototype.hasOwnProperty.call(this._params, name) ? this._params[name] : null; },
+};
+class GlideModal {
+  constructor(id, readOnly, width) {
+    this._dialog = { id: String(id), read_only: Boolean(readOnly), width, title: '', html: [], closed: false };
+    out.dialogs.push(this._dialog);
+  }
+  setTitle(title) { this._dialog.title = String(title); }
+  setWidth(width) { this._dialog.width = width; }
+  renderWithContent(html) { this._dialog.html.push(String(html)); }
+  destroy() { this._dialog.closed = true; }
+}
+if (world.mode === 'client') {
+  Object.assign(sandbox, {
+    GlideAjax,
+    GlideModal,
+    g_form: {
+      getUniqueValue: () => world.current.sys_id,
+      getTableName: () => world.current.table,
+      addInfoMessage: (message) => out.info.push(String(message)),
+      addErrorMessage: (message) => out.errors.push(String(message)),
+    },
+    g_navigation: { open: (url) => { out.redirect = String(url); } },
+  });
+} else if (world.current) {
   const current = GlideRecord(world.current.table);
   if (!current.get(world.current.sys_id)) throw new Error('no such current record');
   sandbox.current = current;
 }
+// Script Includes load on every side: a client-callable one extends this.
+sandbox.AbstractAjaxProcessor = AbstractAjaxProcessor;
 const context = vm.createContext(sandbox);
+// Object.extendsObject as the instance defines it for Script Includes.
+vm.runInContext('Object.extendsObject = function (base, props) {' +
+  ' var proto = Object.create(base.prototype);' +
+  ' for (var k in props) proto[k] = props[k]; return proto; };', context);
 for (const include of world.script_includes) vm.runInContext(include, context);
-if (world.mode === 'condition') {
+if (world.mode === 'client') {
+  vm.runInContext(world.script, context);
+  for (const click of world.clicks) {
+    vm.runInContext(click, context);
+    while (pendingAjax.length) pendingAjax.shift()();
+  }
+} else if (world.mode === 'condition') {
   out.result = Boolean(vm.runInContext('(' + world.script + ')', context));
 } else {
   vm.runInContext(world.script, context);

@@ -68,12 +68,13 @@ RsbridgeActions.prototype = {
         return 'rsb-' + kind + '.' + record.getUniqueValue() + '.' + gs.getUserID() + '.' + window;
     },
 
-    sessionKey: function (task, email) {
+    /* requestId: the caller's (the Session Key dialog's), or the click's window. */
+    sessionKey: function (task, email, requestId) {
         var body = {
             integration: this.INTEGRATION,
             ticket: task.getUniqueValue(),
             user: gs.getUserName(),
-            request_id: this.requestId('sk', task)
+            request_id: requestId || this.requestId('sk', task)
         };
         if (email) {
             body.email = true;
@@ -139,8 +140,6 @@ RsbridgeActions.prototype = {
         }
         if (data.email && data.email.sent) {
             text += ' E-mailed to ' + e(data.email.to) + '.';
-        } else {
-            text += ' To e-mail it to the caller: Related Links &gt; E-mail Session Key.';
         }
         return text;
     },
