@@ -367,7 +367,7 @@ def test_events_list_as_a_table_and_as_json(
     ok(rsbridge("pull", "--config", config))
 
     table = ok(rsbridge("events", "list", "--config", config, columns=200))
-    for header in ("job", "event", "integration", "type", "lsid", "status", "attempts"):
+    for header in ("job", "event", "integration", "type", "lsid", "status", "failed"):
         assert header in table
     rows = [line for line in table.splitlines() if END in line]
     assert len(rows) == 3
@@ -463,6 +463,24 @@ def test_events_retry_requeues_the_dead_among_refused_jobs(tmp_path: Path, sim: 
     # The refusal does not hide that the other one was re-queued.
     assert "re-queued 1 job(s)" in result.stdout
     assert {j["status"] for j in jobs(config)} == {"queued"}
+
+
+def test_events_list_says_skipped_not_error(tmp_path: Path, sim: Sim) -> None:
+    """A session the integration skips (no ticket, by its configuration) is ``skipped``
+    with its reason as a note, not ``done`` with an error."""
+    skip = jsonl_integration(tmp_path / "out.jsonl", polling=True).replace(
+        'on_unmatched = "create"', 'on_unmatched = "skip"'
+    )
+    config = write_config(tmp_path, sim, skip)
+    add_sessions(sim, 36, 900, 1000, 1100)
+    ok(rsbridge("pull", "--config", config))
+    listed = jobs(config)
+    skipped = [j for j in listed if j["status"] == "skipped"]
+    assert skipped, listed
+    for job in skipped:
+        assert job["error"] is None and job["note"].startswith("skipped: ")
+    table = ok(rsbridge("events", "list", "--config", config, columns=200))
+    assert "skipped" in table and "failed" in table
 
 
 def test_events_retry_dead_requeues_the_dead_letters_that_match(tmp_path: Path, sim: Sim) -> None:

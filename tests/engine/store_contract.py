@@ -425,6 +425,31 @@ class StoreContract(StoreStatsContract):
         assert [a.error for a in attempts] == ["503 #1", "503 #2", "503 #3"]
         assert {a.outcome for a in attempts} == {AttemptOutcome.RETRY}
 
+    async def test_a_success_clears_a_stale_error(self, store: Store) -> None:
+        job = await self._one(store, "k", JobSpec("sn"))
+        await store.claim("w", limit=1, lease=30, now=T0)
+        retry = Finish(AttemptOutcome.RETRY, error="503 service unavailable")
+        assert await store.finish(job, "w", retry, started_at=T0, now=T0 + 1)
+        await store.claim("w", limit=1, lease=30, now=T0 + 2)
+        released = Finish(AttemptOutcome.RELEASED)  # brings no error: the last one stays
+        assert await store.finish(job, "w", released, started_at=T0 + 2, now=T0 + 3)
+        stored = await store.get_job(job)
+        assert stored is not None and stored.last_error == "503 service unavailable"
+        await store.claim("w", limit=1, lease=30, now=T0 + 4)
+        assert await store.finish(
+            job, "w", Finish(AttemptOutcome.DONE), started_at=T0 + 4, now=T0 + 5
+        )
+        stored = await store.get_job(job)
+        assert stored is not None
+        assert (stored.status, stored.last_error) == (JobStatus.DONE, None)
+        # A success with a note (a skip, "already delivered") keeps the note.
+        other = await self._one(store, "k2", JobSpec("sn"))
+        await store.claim("w", limit=1, lease=30, now=T0 + 6)
+        skipped = Finish(AttemptOutcome.DONE, error="skipped: no ticket")
+        assert await store.finish(other, "w", skipped, started_at=T0 + 6, now=T0 + 7)
+        noted = await store.get_job(other)
+        assert noted is not None and noted.last_error == "skipped: no ticket"
+
     async def test_retry_without_run_after_is_runnable_now(self, store: Store) -> None:
         job = await self._one(store, "k", JobSpec("sn"))
         await store.claim("w", limit=1, lease=30, now=T0)

@@ -25,6 +25,7 @@ from rsbridge.console import fail
 from rsbridge.engine.store.base import (
     EventFilter,
     EventStatus,
+    Job,
     JobFilter,
     JobStatus,
     PruneCounts,
@@ -91,9 +92,10 @@ def events_list(
                             "integration": j.integration,
                             "type": j.event_type,
                             "lsid": j.lsid,
-                            "status": j.status.value,
+                            "status": _shown_status(j),
                             "attempts": j.attempts,
-                            "error": j.last_error,
+                            "error": _error(j),
+                            "note": j.last_error if j.status is JobStatus.DONE else None,
                         }
                     )
                 )
@@ -105,7 +107,7 @@ def events_list(
             "type",
             "lsid",
             "status",
-            "attempts",
+            "failed",
             "updated",
             "last error",
         )
@@ -120,16 +122,30 @@ def events_list(
                         j.integration,
                         j.event_type,
                         j.lsid or "-",
-                        j.status.value,
+                        _shown_status(j),
                         str(j.attempts),
                         _when(j.updated_at),
-                        (j.last_error or "")[:80],
+                        (_error(j) or "")[:80],
                     ),
                 )
             )
         console.print(table)
 
     run_or_fail(lambda: with_store(settings, go))
+
+
+def _shown_status(job: Job) -> str:
+    """The job's status as an operator reads it: a session the integration skips (no
+    ticket, by its configuration) is ``skipped``, not ``done`` with an error."""
+    if job.status is JobStatus.DONE and (job.last_error or "").startswith("skipped:"):
+        return "skipped"
+    return job.status.value
+
+
+def _error(job: Job) -> str | None:
+    """The last error, for jobs that have not succeeded; a done job's text is a note (why
+    it was skipped, or that its effects were already there), not an error."""
+    return None if job.status is JobStatus.DONE else job.last_error
 
 
 @events_app.command("show")

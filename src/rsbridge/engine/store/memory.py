@@ -255,7 +255,11 @@ class MemoryStore:
                 status=status,
                 attempts=job.attempts + (finish.outcome in _FAILED),
                 run_after=run_after,
-                last_error=job.last_error if finish.error is None else finish.error,
+                # A success clears a stale error (its own note, if any, replaces it); the
+                # other outcomes keep the last error when they bring none.
+                last_error=finish.error
+                if status is JobStatus.DONE or finish.error is not None
+                else job.last_error,
                 lease_owner=None,
                 lease_until=None,
                 updated_at=at,

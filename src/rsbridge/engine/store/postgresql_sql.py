@@ -119,7 +119,8 @@ FINISH_JOB: Final = """
 WITH f AS (
     UPDATE jobs SET status = %(status)s, attempts = attempts + %(failed)s,
                     run_after = COALESCE(%(run_after)s::double precision, run_after),
-                    last_error = COALESCE(%(error)s::text, last_error),
+                    last_error = CASE WHEN %(status)s = 'done' THEN %(error)s::text
+                                      ELSE COALESCE(%(error)s::text, last_error) END,
                     lease_owner = NULL, lease_until = NULL, claimed_at = NULL,
                     updated_at = %(now)s
     WHERE id = %(id)s AND status = 'running' AND lease_owner = %(owner)s

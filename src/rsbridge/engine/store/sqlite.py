@@ -161,7 +161,8 @@ WHERE id = :id AND status = 'running' AND lease_owner = :owner"""
 FINISH_JOB: Final = """
 UPDATE jobs SET status = :status, attempts = attempts + :failed,
                 run_after = COALESCE(:run_after, run_after),
-                last_error = COALESCE(:error, last_error),
+                last_error = CASE WHEN :status = 'done' THEN :error
+                                  ELSE COALESCE(:error, last_error) END,
                 lease_owner = NULL, lease_until = NULL, claimed_at = NULL, updated_at = :now
 WHERE id = :id AND status = 'running' AND lease_owner = :owner"""
 SELECT_HELD_BY: Final = (
