@@ -47,7 +47,7 @@ from rsbridge.sim.serve import SwappableApp, serve_in_thread
 from rsbridge.sim.servicenow import DemoSeed, SimServiceNowState, create_app
 from rsbridge.sim.servicenow.render import activity_html
 from tests.conftest import Trickle, trickling_server
-from tests.servicenow_helpers import seeded_state
+from tests.servicenow_helpers import connector_factory, seeded_state
 
 from .contract import (
     APPLIANCE_ID,
@@ -89,18 +89,9 @@ Factory = Callable[..., ServiceNowConnector]
 
 @pytest.fixture
 async def make(sn: Instance) -> AsyncIterator[Factory]:
-    made: list[ServiceNowConnector] = []
-
-    def factory(**settings: Any) -> ServiceNowConnector:
-        user, password = sn.demo.integration
-        raw = {"instance_url": sn.url, "username": user, "password": password, **settings}
-        connector = ServiceNowConnector(ServiceNowConnector.validate_settings(raw))
-        made.append(connector)
-        return connector
-
-    yield factory
-    for connector in made:
-        await connector.aclose()
+    user, password = sn.demo.integration
+    async with connector_factory(sn.url, user, password) as factory:
+        yield factory
 
 
 def rows(sn: Instance, table: str, query: str = "") -> list[dict[str, str]]:

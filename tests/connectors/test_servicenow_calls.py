@@ -19,7 +19,7 @@ from rsbridge.errors import TicketNotFoundError
 from rsbridge.sim.serve import serve_in_thread
 from rsbridge.sim.servicenow import DemoSeed, SimServiceNowState, create_app
 from rsbridge.sim.servicenow.state import LoggedRequest
-from tests.servicenow_helpers import seeded_state
+from tests.servicenow_helpers import connector_factory, seeded_state
 
 from .contract import APPLIANCE_ID, INTEGRATION, sample_session, session_delivery, survey_delivery
 
@@ -46,18 +46,9 @@ def sn() -> Iterator[Instance]:
 
 @pytest.fixture
 async def make(sn: Instance) -> AsyncIterator[Factory]:
-    made: list[ServiceNowConnector] = []
-
-    def factory(**settings: Any) -> ServiceNowConnector:
-        user, password = sn.demo.integration
-        raw = {"instance_url": sn.url, "username": user, "password": password, **settings}
-        connector = ServiceNowConnector(ServiceNowConnector.validate_settings(raw))
-        made.append(connector)
-        return connector
-
-    yield factory
-    for connector in made:
-        await connector.aclose()
+    user, password = sn.demo.integration
+    async with connector_factory(sn.url, user, password) as factory:
+        yield factory
 
 
 def session_id(lsid: str) -> str:

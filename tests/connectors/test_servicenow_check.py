@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -21,7 +20,7 @@ from rsbridge.errors import CheckFailedError, ConfigurationError, ConnectorPerma
 from rsbridge.sim.serve import serve_in_thread
 from rsbridge.sim.servicenow import DemoSeed, SimServiceNowState, create_app
 from tests.conftest import SIGNING_SECRET, free_port
-from tests.servicenow_helpers import seeded_state
+from tests.servicenow_helpers import connector_factory, seeded_state
 
 SESSION_TABLES = [t.name for t in DEFAULT_TABLES]
 
@@ -42,18 +41,9 @@ def sn() -> Iterator[Instance]:
 
 @pytest.fixture
 async def make(sn: Instance) -> AsyncIterator[Factory]:
-    made: list[ServiceNowConnector] = []
-
-    def factory(**settings: Any) -> ServiceNowConnector:
-        user, password = sn.demo.integration
-        raw = {"instance_url": sn.url, "username": user, "password": password, **settings}
-        connector = ServiceNowConnector(ServiceNowConnector.validate_settings(raw))
-        made.append(connector)
-        return connector
-
-    yield factory
-    for connector in made:
-        await connector.aclose()
+    user, password = sn.demo.integration
+    async with connector_factory(sn.url, user, password) as factory:
+        yield factory
 
 
 def row_counts(sn: Instance) -> dict[str, int]:

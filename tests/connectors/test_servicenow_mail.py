@@ -12,7 +12,7 @@ from rsbridge.connectors.servicenow import ServiceNowConnector
 from rsbridge.errors import ConnectorPermanentError, ConnectorRetryableError
 from rsbridge.sim.serve import serve_in_thread
 from rsbridge.sim.servicenow import SimServiceNowState, create_app
-from tests.servicenow_helpers import seeded_state
+from tests.servicenow_helpers import connector_factory, seeded_state
 
 Factory = Callable[..., ServiceNowConnector]
 
@@ -27,18 +27,9 @@ def sn() -> Iterator[tuple[SimServiceNowState, str, tuple[str, str], str]]:
 
 @pytest.fixture
 async def make(sn: tuple[SimServiceNowState, str, tuple[str, str], str]) -> AsyncIterator[Factory]:
-    made: list[ServiceNowConnector] = []
     _, url, (user, password), _ = sn
-
-    def factory(**settings: Any) -> ServiceNowConnector:
-        raw = {"instance_url": url, "username": user, "password": password, **settings}
-        connector = ServiceNowConnector(ServiceNowConnector.validate_settings(raw))
-        made.append(connector)
-        return connector
-
-    yield factory
-    for connector in made:
-        await connector.aclose()
+    async with connector_factory(url, user, password) as factory:
+        yield factory
 
 
 async def test_smtp_unless_the_instance_is_asked_for(make: Factory) -> None:
