@@ -9,6 +9,8 @@ import pytest
 from pydantic import BaseModel
 
 from rsbridge.config import (
+    AdminConfig,
+    AdminUserConfig,
     ApplianceConfig,
     AssociationConfig,
     Config,
@@ -28,6 +30,8 @@ MODELS: list[type[BaseModel]] = [
     IntegrationConfig,
     AssociationConfig,
     SigningConfig,
+    AdminConfig,
+    AdminUserConfig,
 ]
 
 
@@ -52,7 +56,16 @@ def test_the_check_notices_a_missing_field() -> None:
 
 
 @pytest.mark.parametrize(
-    "model", [EngineConfig, ApplianceConfig, IntegrationConfig, AssociationConfig, SigningConfig]
+    "model",
+    [
+        EngineConfig,
+        ApplianceConfig,
+        IntegrationConfig,
+        AssociationConfig,
+        SigningConfig,
+        AdminConfig,
+        AdminUserConfig,
+    ],
 )
 def test_every_field_has_a_table_row(model: type[BaseModel]) -> None:
     # A row starts with the field's name; mentions in prose alone do not count.

@@ -54,6 +54,7 @@ from rsbridge.config_actions import (
     SmtpConfig,
     prepare_action_secrets,
 )
+from rsbridge.config_admin import AdminConfig, AdminRole, AdminUserConfig
 from rsbridge.config_base import ConfigModel, anchor_file, plain_name, resolve_secret
 from rsbridge.connectors.base import ConnectorSettings
 from rsbridge.connectors.registry import connector_class
@@ -69,6 +70,9 @@ __all__ = [
     "ActionRoute",
     "ActionsClientConfig",
     "ActionsConfig",
+    "AdminConfig",
+    "AdminRole",
+    "AdminUserConfig",
     "ApplianceConfig",
     "AssociationConfig",
     "Config",
@@ -402,6 +406,7 @@ class Config(ConfigModel):
     actions: ActionsConfig = Field(default_factory=ActionsConfig)
     smtp: SmtpConfig | None = None
     signing: SigningConfig | None = None
+    admin: AdminConfig = Field(default_factory=AdminConfig)
 
     @model_validator(mode="after")
     def _references(self) -> Config:
@@ -456,6 +461,25 @@ class Config(ConfigModel):
                 "actions.enabled needs a [signing] secret: the references that keys, Jump "
                 "and Get Support Now put on sessions would be unsigned, and integration "
                 f"{', '.join(strict)} (association.trust) would refuse them"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _console_behind_tls(self) -> Config:
+        # Passwords and session cookies must not cross a network in clear text: a
+        # console on an outside listener needs a TLS-terminating proxy in front (its
+        # requests then arrive from a trusted proxy with X-Forwarded-Proto: https).
+        admin = self.admin
+        if (
+            admin.enabled
+            and not admin.allow_insecure_remote
+            and not is_loopback_host(self.engine.listen_host)
+            and not self.engine.trusted_proxies
+        ):
+            raise ValueError(
+                "admin.enabled on a non-loopback listener "
+                f"({self.engine.listen_host}) needs TLS in front: list the TLS-terminating "
+                "proxy in engine.trusted_proxies, or set admin.allow_insecure_remote = true"
             )
         return self
 

@@ -38,6 +38,7 @@ from rsbridge.errors import RsbridgeError
 from rsbridge.log_setup import bind_log_fields
 from rsbridge.metrics import Metrics, binding
 from rsbridge.web.actions import action_routes
+from rsbridge.web.admin import admin_routes
 from rsbridge.web.app import create_app
 
 log = logging.getLogger(__name__)
@@ -313,6 +314,8 @@ class Engine:
         routes = (
             action_routes(self.config, lambda: self.actions) if self.config.actions.enabled else []
         )
+        if self.config.admin.enabled:
+            routes.extend(admin_routes(self))
         return create_app(
             self.intake,
             self.store,
