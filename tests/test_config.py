@@ -902,3 +902,11 @@ def test_the_example_configuration_loads(monkeypatch: pytest.MonkeyPatch) -> Non
     for item in config.integrations:
         item.connector_settings()
     assert isinstance(config.engine.store, Path) and config.engine.store.parent == path.parent
+
+
+def test_the_clock_margin_defaults_by_store() -> None:
+    # Several nodes' clocks stamp the compared times only on a shared store.
+    assert parse_config({}).engine.clock_margin() == 0.0
+    shared = {"store": "postgresql://rsbridge@db.example/rsbridge"}
+    assert parse_config({"engine": shared}).engine.clock_margin() == 1.0
+    assert parse_config({"engine": {**shared, "clock_margin_seconds": 3}}).engine.clock_margin() == 3

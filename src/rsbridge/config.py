@@ -58,6 +58,7 @@ from rsbridge.config_admin import AdminConfig, AdminRole, AdminUserConfig
 from rsbridge.config_base import ConfigModel, anchor_file, plain_name, resolve_secret
 from rsbridge.connectors.base import ConnectorSettings
 from rsbridge.connectors.registry import connector_class
+from rsbridge.engine.store.urls import is_postgresql_url
 from rsbridge.errors import ConfigurationError
 from rsbridge.tls import is_loopback_host
 
@@ -159,6 +160,7 @@ class EngineConfig(ConfigModel):
     backoff_max_seconds: float = Field(900.0, gt=0)
     poll_lookback_hours: float = Field(24.0, gt=0)
     quota_wait_hours: float = Field(48.0, ge=0, le=24 * 14)
+    clock_margin_seconds: float | None = Field(None, ge=0, le=300)
     # Retention (rsbridge.engine.retention; docs/configuration.md#retention).
     retention_days: float = Field(30.0, gt=0)
     dead_letter_retention_days: float | None = Field(None, gt=0)
@@ -184,6 +186,13 @@ class EngineConfig(ConfigModel):
                 "dead_letter_retention_days"
             )
         return self
+
+    def clock_margin(self) -> float:
+        """``clock_margin_seconds``, or its default: 1 s on a store several nodes share
+        (their clocks stamp the times compared), none on SQLite (one clock)."""
+        if self.clock_margin_seconds is not None:
+            return self.clock_margin_seconds
+        return 1.0 if is_postgresql_url(str(self.store)) else 0.0
 
 
 class ApplianceConfig(ConfigModel):

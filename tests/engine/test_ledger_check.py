@@ -129,3 +129,16 @@ async def test_joins_and_unknown_integrations(tmp_path: Path) -> None:
     assert await effects_done(store, None, job) is None
     disabled = _config(tmp_path, disabled=True).integration("one")
     assert await effects_done(store, disabled, await _job(store, END)) is None
+
+
+async def test_a_survey_report_asked_for_within_the_margin_does_not_count(tmp_path: Path) -> None:
+    # Received and asked-at may be stamped by two nodes' clocks: a report asked for just
+    # after the event (by the clocks) may in truth predate it.
+    config, store = _config(tmp_path), MemoryStore()
+    job = await _job(store, CUSTOMER_SURVEY)
+    await _put(store, END, REPORT_EFFECT, {})
+    detail = {"status": "201", **survey_detail(1, RECEIVED + 0.5)}
+    await _put(store, CUSTOMER_SURVEY, survey_effect("customer", 0), detail)
+    integration = config.integration("one")
+    assert await effects_done(store, integration, job, margin=1.0) is None
+    assert await effects_done(store, integration, job, margin=0.25) == "already delivered"

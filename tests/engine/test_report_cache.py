@@ -42,3 +42,13 @@ def test_the_cache_is_bounded_in_entries_and_age() -> None:
     assert cache.get("default", sessions[4].lsid, asked_since=0.0, now=110.0) is not None
     assert cache.get("default", sessions[4].lsid, asked_since=0.0, now=200.0) is None
     assert len(cache) == 2
+
+
+def test_a_margin_keeps_a_report_asked_for_just_after_from_standing_in() -> None:
+    # The job's time may come from another node's clock: a report asked for within the
+    # margin after it is not trusted to hold what the job's event announced.
+    cache = ReportCache(margin=1.0)
+    session = SessionGenerator(1).session()
+    cache.put("default", session, asked_at=100.0)
+    assert cache.get("default", session.lsid, asked_since=99.5, now=101.0) is None
+    assert cache.get("default", session.lsid, asked_since=99.0, now=101.0) is not None

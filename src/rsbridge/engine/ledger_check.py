@@ -17,7 +17,8 @@ checked on their own).
   effect records how many surveys of its kind the report it was written from held and
   when that report was asked for (:func:`survey_detail`). The job is done when, for the
   newest such report, every one of those surveys is recorded and that report was asked
-  for at or after its event was received (so it held what the event announced).
+  for a safety margin after its event was received (so it held what the event announced,
+  whichever node's clock stamped each time).
 * A join (auto-create) is done without a report when auto-create on join is off.
 
 Entries written before these details existed count as not done: the job fetches.
@@ -65,8 +66,14 @@ def _report_of(entry: LedgerEntry) -> tuple[float, int] | None:
         return None
 
 
-async def effects_done(store: Store, integration: IntegrationConfig | None, job: Job) -> str | None:
+async def effects_done(
+    store: Store, integration: IntegrationConfig | None, job: Job, *, margin: float = 0.0
+) -> str | None:
     """A note when the ledger holds every effect ``job`` would have; None otherwise.
+
+    A survey's report counts only when asked for at least ``margin`` seconds after the
+    survey's event was recorded (``[engine] clock_margin_seconds``): the two times may
+    come from two nodes' clocks, and the appliance may take a moment to show the survey.
 
     None also when the job is not one this check knows (it then runs as usual).
     """
@@ -101,6 +108,6 @@ async def effects_done(store: Store, integration: IntegrationConfig | None, job:
     if any(survey_effect(kind, i) not in effects for i in range(count)):
         return None
     event = await store.get_event(job.event_id)
-    if event is None or asked_at < event.received_at:
+    if event is None or asked_at < event.received_at + margin:
         return None
     return ALREADY_DELIVERED

@@ -6,8 +6,9 @@ the end job's fetch already held everything. The worker keeps the complete repor
 fetched here, a bounded number for a bounded time, and a later job of the same session
 uses one instead of calling the appliance.
 
-Only when that is exact: a report serves a job only if it was asked for at or after the
-moment the job became runnable (``run_after``: when its event was recorded, or when a
+Only when that is exact: a report serves a job only if it was asked for a margin
+(``[engine] clock_margin_seconds``, for clock skew between nodes) after the moment the job
+became runnable (``run_after``: when its event was recorded, or when a
 wait for the appliance ended), so it is an answer the job's own fetch could have had. A
 job that waited because the report lacked something (no end time, no survey yet) became
 runnable after that answer, and fetches again.
@@ -38,9 +39,14 @@ class ReportCache:
     """Complete reports by (appliance, lsid), least recently stored dropped first."""
 
     def __init__(
-        self, *, entries: int = DEFAULT_ENTRIES, max_age: float = DEFAULT_MAX_AGE_SECONDS
+        self,
+        *,
+        entries: int = DEFAULT_ENTRIES,
+        max_age: float = DEFAULT_MAX_AGE_SECONDS,
+        margin: float = 0.0,
     ) -> None:
         self._entries = max(0, entries)
+        self._margin = margin
         self._max_age = max_age
         self._reports: OrderedDict[tuple[str, str], CachedReport] = OrderedDict()
         self.hits = 0
@@ -65,7 +71,8 @@ class ReportCache:
     def get(
         self, appliance_id: str, lsid: str, *, asked_since: float, now: float
     ) -> CachedReport | None:
-        """The report of ``lsid`` if one asked for at or after ``asked_since`` is kept."""
+        """The report of ``lsid`` if one asked for at least the margin after ``asked_since``
+        is kept (``asked_since`` may come from another node's clock)."""
         key = (appliance_id, lsid)
         found = self._reports.get(key)
         if found is None:
@@ -73,7 +80,7 @@ class ReportCache:
         if now - found.asked_at > self._max_age:
             del self._reports[key]
             return None
-        if found.asked_at < asked_since:
+        if found.asked_at < asked_since + self._margin:
             return None
         self.hits += 1
         return found

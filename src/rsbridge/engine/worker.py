@@ -180,7 +180,10 @@ class Worker:
             if any(e in SURVEY_EVENTS for e in (*i.outbound_events, *i.polling_events))
         }
         self._fetcher = ReportFetcher(
-            services.appliances, ReportCache(), keep=surveys, clock=self._clock
+            services.appliances,
+            ReportCache(margin=self._engine.clock_margin()),
+            keep=surveys,
+            clock=self._clock,
         )
         self._last_heartbeat = 0.0
         self._slots = asyncio.Semaphore(self._engine.workers)
@@ -344,7 +347,12 @@ class Worker:
         self._held.update(job.id for job in jobs)
         answers = await self._fetcher.answers(
             [job for job in jobs if _needs_report(job)],
-            lambda job: effects_done(self.store, self.config.integration(job.integration), job),
+            lambda job: effects_done(
+                self.store,
+                self.config.integration(job.integration),
+                job,
+                margin=self._engine.clock_margin(),
+            ),
         )
         for job in jobs:
             answer = answers.get(job.id)
