@@ -909,4 +909,5 @@ def test_the_clock_margin_defaults_by_store() -> None:
     assert parse_config({}).engine.clock_margin() == 0.0
     shared = {"store": "postgresql://rsbridge@db.example/rsbridge"}
     assert parse_config({"engine": shared}).engine.clock_margin() == 1.0
-    assert parse_config({"engine": {**shared, "clock_margin_seconds": 3}}).engine.clock_margin() == 3
+    given = {**shared, "clock_margin_seconds": 3}
+    assert parse_config({"engine": given}).engine.clock_margin() == 3
