@@ -95,6 +95,51 @@ async def test_the_key_email_is_in_the_instance_log_on_the_incident(running: Run
     assert len(running.emails()) == 1
 
 
+async def test_a_lost_email_api_answer_sends_no_second_email_on_the_retry(
+    running: Running,
+) -> None:
+    # The instance sends the e-mail but its answer is lost (a proxy timed out): the
+    # technician clicks again with the same request, and rsbridge finds the e-mail by the
+    # marker it sent in the headers instead of sending a second one (the integration user
+    # may read the e-mail log).
+    running.snow.state.set_table_acl("sys_email", ["email_api_send"], ["admin"])
+    first = await running.key(request_id="mail-lost")
+    assert first.json()["email"]["sent"] is True
+    assert len(running.emails()) == 1
+    running.snow.state.fail_next(1, 504, after_processing=True, path="/api/now/v1/email")
+    lost = await running.key(request_id="mail-lost-2")
+    assert lost.json()["email"]["sent"] is False
+    (sent,) = [e for e in running.emails() if e["sys_id"] != first.json()["email"]["ref"]]
+    again = await running.key(request_id="mail-lost-2")
+    assert again.json()["email"] == {
+        "sent": True,
+        "ref": sent["sys_id"],
+        "to": "abel.tuter@example.com",
+    }
+    assert len(running.emails()) == 2
+    # A request that never reached the instance is sent on the retry.
+    running.snow.state.fail_next(1, 503, path="/api/now/v1/email")
+    refused = await running.key(request_id="mail-down")
+    assert refused.json()["email"]["sent"] is False
+    assert len(running.emails()) == 2
+    retried = await running.key(request_id="mail-down")
+    assert retried.json()["email"]["sent"] is True
+    assert len(running.emails()) == 3
+
+
+async def test_without_read_access_to_the_email_log_a_lost_answer_sends_again(
+    running: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    running.snow.state.fail_next(1, 504, after_processing=True, path="/api/now/v1/email")
+    lost = (await running.key(request_id="mail-x")).json()
+    assert lost["email"]["sent"] is False
+    assert len(running.emails()) == 1
+    again = (await running.key(request_id="mail-x")).json()
+    assert again["email"]["sent"] is True
+    assert len(running.emails()) == 2  # sent twice: better than not at all
+    assert "grant the integration user read access to sys_email" in caplog.text
+
+
 @pytest.mark.parametrize(
     "address", ["not an address", "a@example.com\r\nBcc: b@example.com", "A <a@example.com>"]
 )

@@ -5,6 +5,8 @@ e-mailed, each once per ``request_id``.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from datetime import UTC, datetime
 
 from rsbridge.actions.base import ActionBase, Parts, invalid, log, split_attributes, ticket_label
@@ -15,7 +17,7 @@ from rsbridge.appliance import scripting
 from rsbridge.appliance.command import Queue, SessionKey
 from rsbridge.connectors.base import Ticket, TicketContext
 from rsbridge.engine.render import Renderer
-from rsbridge.engine.store.base import LedgerEntry
+from rsbridge.engine.store.base import LedgerEntry, LedgerKey
 from rsbridge.errors import ApplianceCommandError, ConnectorError, RsbridgeError
 
 DEFAULT_MAIL_SUBJECT = "Remote Support Invitation"
@@ -315,7 +317,16 @@ class SessionKeyActions(ActionBase):
             subject, body = self._key_mail(parts, key, context)
             subject, body = subject or DEFAULT_MAIL_SUBJECT, body or key.key_url
             if parts.connector.sends_mail():
-                ref = await parts.connector.send_mail(context.ticket, to, subject, body)
+                marker = None
+                if ledger_key is not None:
+                    marker = hashlib.sha256(str(ledger_key).encode()).hexdigest()[:32]
+                    sent = await self._sent_before(parts, ledger_key, context.ticket, marker)
+                    if sent is not None:
+                        await self.store.ledger_put(LedgerEntry(ledger_key, "", sent, self.clock()))
+                        return EffectOutcome(True, sent)
+                ref = await parts.connector.send_mail(
+                    context.ticket, to, subject, body, marker=marker
+                )
             else:
                 assert self.mailer is not None  # checked before the key was made
                 await self.mailer.send(to, subject, body)
@@ -325,6 +336,22 @@ class SessionKeyActions(ActionBase):
         if ledger_key is not None:
             await self.store.ledger_put(LedgerEntry(ledger_key, "", ref, self.clock()))
         return EffectOutcome(True, ref)
+
+    async def _sent_before(
+        self, parts: Parts, ledger_key: LedgerKey, ticket: Ticket, marker: str
+    ) -> str | None:
+        """The e-mail an earlier attempt of this request sent, if the system holds one.
+
+        An attempt whose answer was lost (a timeout after the system sent the e-mail)
+        leaves no ledger entry; it left a note that it was about to send, and then the
+        system is asked for the e-mail by its marker before a second one goes out. Only
+        then: a first attempt costs no extra call.
+        """
+        tried = dataclasses.replace(ledger_key, effect=f"{ledger_key.effect}:tried")
+        if await self.store.ledger_get(tried) is None:
+            await self.store.ledger_put(LedgerEntry(tried, "", "", self.clock()))
+            return None
+        return await parts.connector.find_mail(ticket, marker)
 
     def _key_mail(self, parts: Parts, key: SessionKey, context: TicketContext) -> tuple[str, str]:
         """The key e-mail's subject and body, rendered with the integration's templates."""

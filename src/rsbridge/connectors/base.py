@@ -484,11 +484,20 @@ class Connector(abc.ABC):
         keeps them with the ticket) rather than through SMTP. False by default."""
         return False
 
-    async def send_mail(self, ticket: Ticket, to: str, subject: str, text: str) -> str:
+    async def send_mail(
+        self, ticket: Ticket, to: str, subject: str, text: str, *, marker: str | None = None
+    ) -> str:
         """E-mail ``text`` to the one address ``to`` through the system, recorded with
         ``ticket``; the system's id of the e-mail. ``to`` may come from a customer: an
-        address that is not one plain address is refused (ConnectorPermanentError)."""
+        address that is not one plain address is refused (ConnectorPermanentError).
+        ``marker`` (letters and digits) is kept with the e-mail for :meth:`find_mail`."""
         raise ConnectorPermanentError(f"the {self.title} connector does not send e-mail")
+
+    async def find_mail(self, ticket: Ticket, marker: str) -> str | None:
+        """The id of an e-mail :meth:`send_mail` sent with ``marker`` on ``ticket``, if the
+        system holds one: an attempt whose answer was lost may have sent it. None when
+        there is none or the connector cannot tell."""
+        return None
 
     async def rep_username(self, user: str) -> str | None:
         """The appliance username mapped to ``user`` of the ticketing system, or None."""

@@ -7,12 +7,18 @@ instance (``key_mail = "instance"``).
 from __future__ import annotations
 
 import html
+import logging
 
 from rsbridge.connectors.base import ConfigurationItem, CustomLink, Ticket, TicketContext
 from rsbridge.connectors.servicenow.settings import CALLER_FIELDS
 from rsbridge.connectors.servicenow.tickets import SYS_ID, TicketsMixin, query_value
 from rsbridge.connectors.text import is_email_address
 from rsbridge.errors import ConnectorPermanentError, TicketNotFoundError
+
+log = logging.getLogger(__name__)
+
+MAIL_MARKER_HEADER = "X-Rsbridge-Request"
+"""The e-mail header that ties a key e-mail to the action request that sent it."""
 
 
 class ActionsMixin(TicketsMixin):
@@ -127,7 +133,9 @@ class ActionsMixin(TicketsMixin):
         """With ``key_mail = "instance"``: the key e-mail goes through the instance."""
         return str(self._c.key_mail) == "instance"
 
-    async def send_mail(self, ticket: Ticket, to: str, subject: str, text: str) -> str:
+    async def send_mail(
+        self, ticket: Ticket, to: str, subject: str, text: str, *, marker: str | None = None
+    ) -> str:
         """The Email API: the instance sends the e-mail and keeps it in its e-mail log
         (``sys_email``), on the task's activity; the sys_email record's sys_id."""
         if not is_email_address(to):
@@ -145,4 +153,21 @@ class ActionsMixin(TicketsMixin):
             html=f"<div>{'<br>'.join(lines)}</div>",
             table=table,
             sys_id=ticket.id,
+            headers={MAIL_MARKER_HEADER: marker} if marker else None,
         )
+
+    async def find_mail(self, ticket: Ticket, marker: str) -> str | None:
+        """The ``sys_email`` record on the ticket whose headers carry ``marker``, if any."""
+        if not marker.isalnum():
+            return None  # only our own markers: the value goes into an encoded query
+        try:
+            return await self.client.find_email(ticket.id, marker)
+        except ConnectorPermanentError as exc:
+            # Reading the e-mail log is a grant of its own: without it the e-mail is
+            # sent again rather than possibly not at all.
+            log.warning(
+                "ServiceNow: cannot tell whether an earlier attempt sent the key e-mail "
+                "(grant the integration user read access to sys_email): %s",
+                exc,
+            )
+            return None

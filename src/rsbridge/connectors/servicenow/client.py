@@ -415,21 +415,32 @@ class ServiceNowClient:
     # --- Email API ----------------------------------------------------------------
 
     async def send_email(
-        self, *, to: str, subject: str, text: str, html: str, table: str, sys_id: str
+        self,
+        *,
+        to: str,
+        subject: str,
+        text: str,
+        html: str,
+        table: str,
+        sys_id: str,
+        headers: dict[str, str] | None = None,
     ) -> str:
         """Send an e-mail through the instance (Email API, ``POST /api/now/v1/email``),
         attached to the record ``sys_id`` of ``table``; the sys_email record's sys_id."""
+        body: dict[str, object] = {
+            "to": [to],
+            "subject": subject,
+            "text": text,
+            "html": html,
+            "table_name": table,
+            "table_record_id": sys_id,
+        }
+        if headers:
+            body["headers"] = headers
         response = await self.request(
             "POST",
             "/api/now/v1/email",
-            json_body={
-                "to": [to],
-                "subject": subject,
-                "text": text,
-                "html": html,
-                "table_name": table,
-                "table_record_id": sys_id,
-            },
+            json_body=body,
             what="send an e-mail",
             refused="give the integration user the email_api_send role (and access to sys_email)",
         )
@@ -441,6 +452,20 @@ class ServiceNowClient:
                 f"ServiceNow {self.host}: send an e-mail: the answer holds no e-mail id"
             )
         return email_id
+
+    async def find_email(self, record_sys_id: str, in_headers: str) -> str | None:
+        """The sys_id of an e-mail of the e-mail log (``sys_email``) targeting the record
+        ``record_sys_id`` whose headers contain ``in_headers`` (letters and digits), if any.
+        How the instance lays out the headers it was given is not documented: only the
+        value is looked for."""
+        found = await self.query(
+            "sys_email",
+            f"instance={record_sys_id}^headersLIKE{in_headers}",
+            fields=("sys_id",),
+            limit=1,
+        )
+        sys_id = found[0].get("sys_id") if found else None
+        return sys_id if isinstance(sys_id, str) and sys_id else None
 
     async def batch(self, requests: Sequence[BatchRequest], *, what: str) -> list[BatchResult]:
         """Send sub-requests in one Batch API call; their answers in request order."""

@@ -190,7 +190,11 @@ class _Instance:
                 answer = SimResponse(503, DOWN_PAGE.encode(), {"Content-Type": HTML_TYPE})
             elif state.hibernating:
                 answer = SimResponse(200, HIBERNATING_PAGE.encode(), {"Content-Type": HTML_TYPE})
-            elif state.faults:
+            elif (
+                state.faults
+                and state.faults[0].meets(req.path)
+                and not state.faults[0].after_processing
+            ):
                 answer = self._fault()
             elif req.path == "/oauth_token.do":
                 answer = self.token(req)
@@ -204,6 +208,12 @@ class _Instance:
                 else:
                     user_name = user.user_name
                     answer = self._limited(req, user, subs)
+                    if (
+                        state.faults
+                        and state.faults[0].meets(req.path)
+                        and state.faults[0].after_processing
+                    ):
+                        answer = self._fault()  # done, but the caller never hears it
             else:
                 answer = error_response(_error(400, NO_RESOURCE, None))
             answer.headers = {**_COMMON_HEADERS, **answer.headers}

@@ -191,6 +191,15 @@ class Fault:
 
     status: int
     retry_after: int | None = None
+    after_processing: bool = False
+    """The request is carried out, then its answer replaced: a lost answer (a proxy that
+    timed out after the instance did the work)."""
+    path: str | None = None
+    """Only a request whose path starts with this meets the fault (others pass)."""
+
+    def meets(self, path: str) -> bool:
+        """Whether a request for ``path`` meets this fault."""
+        return self.path is None or path.startswith(self.path)
 
 
 @dataclass
@@ -1137,10 +1146,22 @@ class SimServiceNowState:
             rule.counts[key] = used + 1
             return rule, reset, True
 
-    def fail_next(self, count: int, status: int = 503, retry_after: int | None = None) -> None:
-        """Answer the next ``count`` requests with ``status`` (and ``Retry-After``)."""
+    def fail_next(
+        self,
+        count: int,
+        status: int = 503,
+        retry_after: int | None = None,
+        *,
+        after_processing: bool = False,
+        path: str | None = None,
+    ) -> None:
+        """Answer the next ``count`` requests (for ``path`` and below, if given) with
+        ``status`` (and ``Retry-After``); with ``after_processing``, API requests are
+        carried out first (their answer is lost)."""
         with self.lock:
-            self.faults.extend(Fault(status, retry_after) for _ in range(count))
+            self.faults.extend(
+                Fault(status, retry_after, after_processing, path) for _ in range(count)
+            )
 
     def count_requests(self, method: str | None = None, path_prefix: str = "") -> int:
         """How many logged requests match (batch sub-requests not included)."""
