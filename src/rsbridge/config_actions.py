@@ -94,11 +94,29 @@ MIN_SIGNING_SECRET_CHARS = 32
 """Shortest signing secret accepted (e.g. ``openssl rand -hex 32`` gives 64)."""
 
 
-ACTION_ROUTES = ("session_key", "jump", "issues", "support_now", "links", "auto_create", "pull")
+ACTION_ROUTES = (
+    "session_key",
+    "jump",
+    "issues",
+    "support_now",
+    "links",
+    "auto_create",
+    "pull",
+    "metrics",
+    "status",
+)
 """The actions API's routes by name, as ``[[actions.clients]] routes`` lists them."""
 
 ActionRoute = Literal[
-    "session_key", "jump", "issues", "support_now", "links", "auto_create", "pull"
+    "session_key",
+    "jump",
+    "issues",
+    "support_now",
+    "links",
+    "auto_create",
+    "pull",
+    "metrics",
+    "status",
 ]
 
 

@@ -174,6 +174,31 @@ async def test_metrics_need_a_token_unless_asked_straight_from_loopback(tmp_path
         assert (await _scrape(url)).status_code == 404
 
 
+async def test_a_monitoring_client_token_opens_metrics_and_nothing_else(tmp_path: Path) -> None:
+    scraper = "prometheus-scrape-token-0123"
+    actions = {
+        "enabled": True,
+        "tokens": [TOKEN],
+        "clients": [
+            {
+                "name": "prometheus",
+                "token": scraper,
+                "integrations": ["audit"],
+                "routes": ["metrics"],
+            }
+        ],
+    }
+    config = engine_config(tmp_path, None, actions=actions)
+    store = MemoryStore()
+    await store.open()
+    app = create_app(Intake(config, store), store, metrics=Metrics())
+    far = {"X-Forwarded-For": "203.0.113.9", "Authorization": f"Bearer {scraper}"}
+    async with serving(app) as url, httpx.AsyncClient(timeout=10) as http:
+        assert (await _scrape(url, **far)).status_code == 200
+        # The status route and the actions are not this token's.
+        assert (await http.get(f"{url}/status", headers=far)).status_code == 401
+
+
 async def test_engines_in_one_process_count_apart() -> None:
     first, second = Metrics(), Metrics()
     store = MeteredStore(MemoryStore(), first)

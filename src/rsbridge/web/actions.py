@@ -25,7 +25,7 @@ from datetime import UTC
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -140,11 +140,12 @@ def _bearer(credentials: Sequence[_Credential], header: str | None) -> Caller | 
     return matched
 
 
-def bearer_ok(tokens: Sequence[SecretStr], header: str | None) -> bool:
-    """Whether an ``Authorization`` header carries one of the unscoped ``tokens`` (the
-    ``[actions] tokens`` that also open ``GET /status``), compared in constant time."""
-    credentials = [_Credential(_digest(t.get_secret_value()), Caller("status")) for t in tokens]
-    return _bearer(credentials, header) is not None
+def bearer_opens(settings: ActionsConfig, header: str | None, route: str) -> bool:
+    """Whether an ``Authorization`` header carries one of the unscoped ``[actions] tokens``
+    or the token of a client whose ``routes`` name ``route`` (``metrics``, ``status``):
+    a monitoring system's token need open nothing else. Compared in constant time."""
+    caller = _bearer(_credentials(settings), header)
+    return caller is not None and (caller.routes is None or route in caller.routes)
 
 
 _UNAUTHORIZED = Problem(401, "unauthorized", "missing or wrong bearer token")

@@ -41,7 +41,7 @@ from rsbridge.engine.intake import TOKEN_VARIABLE, Intake, IntakeResult
 from rsbridge.engine.store.base import Store
 from rsbridge.log_setup import bind_log_fields
 from rsbridge.metrics import CONTENT_TYPE, Metrics, RefusalReason
-from rsbridge.web.actions import bearer_ok, refuse_unauthorized
+from rsbridge.web.actions import bearer_opens, refuse_unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,6 @@ def create_app(
     """
     config = intake.config
     limit = config.engine.max_event_bytes
-    status_tokens = config.actions.tokens
     serving = [lifespan is None]
 
     def refused(result: IntakeResult) -> Response:
@@ -188,7 +187,7 @@ def create_app(
         if metrics is None:
             return PlainTextResponse("not found", status_code=404)
         if not (
-            bearer_ok(status_tokens, request.headers.get("authorization"))
+            bearer_opens(config.actions, request.headers.get("authorization"), "metrics")
             or local_caller(config, request)
         ):
             log.warning(
@@ -200,7 +199,7 @@ def create_app(
         return Response(body, media_type=CONTENT_TYPE, headers=_NO_STORE)
 
     async def status(request: Request) -> Response:
-        if not bearer_ok(status_tokens, request.headers.get("authorization")):
+        if not bearer_opens(config.actions, request.headers.get("authorization"), "status"):
             log.warning(
                 "status: refused: missing or wrong bearer token (from %s)",
                 request.client.host if request.client else "?",
