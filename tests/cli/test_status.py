@@ -121,8 +121,19 @@ def test_status_table_shows_errors_as_text(tmp_path: Path) -> None:
 
 
 def test_status_on_an_empty_store_lists_the_configured_integrations(tmp_path: Path) -> None:
-    result = _run("status", "--config", _config(tmp_path), "--json")
+    config = _config(tmp_path)
+    assert _run("store", "migrate", "--config", config).exit_code == 0
+    result = _run("status", "--config", config, "--json")
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)["integrations"]
     assert [r["integration"] for r in rows] == ["audit", "quiet"]
     assert all(r["queued"] == r["dead"] == 0 for r in rows)
+
+
+def test_status_creates_no_store_where_there_is_none(tmp_path: Path) -> None:
+    # A wrong [engine] store path must not be answered with an empty, new store.
+    result = _run("status", "--config", _config(tmp_path))
+    assert result.exit_code != 0
+    assert "there is no store database at" in result.output
+    assert "rsbridge store migrate" in result.output
+    assert not (tmp_path / "engine.db").exists()

@@ -69,3 +69,44 @@ def test_no_password_in_any_message(password: str, fragments: list[str]) -> None
         assert code != 0
         for piece in [password, *fragments]:
             assert piece not in out, (args, out)
+
+
+async def _open_without_migrating(location: str) -> None:
+    from rsbridge.engine.store import open_store
+
+    store = open_store(location, migrate=False)
+    await store.open()
+    await store.close()
+
+
+def test_an_operators_command_does_not_migrate_a_sqlite_store(tmp_path: Path) -> None:
+    import asyncio
+    import sqlite3
+
+    from rsbridge.errors import ConfigurationError
+
+    db = tmp_path / "old.db"
+    assert run("migrate", "--store", str(db))[0] == 0
+    asyncio.run(_open_without_migrating(str(db)))  # up to date: opens
+    newest = len(load_migrations())
+    with sqlite3.connect(db) as conn:  # as a store of the rsbridge before the newest migration
+        conn.execute("DELETE FROM schema_migrations WHERE version = ?", (newest,))
+    with pytest.raises(ConfigurationError, match="run `rsbridge store migrate`"):
+        asyncio.run(_open_without_migrating(str(db)))
+    with sqlite3.connect(db) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
+    assert newest not in versions  # nothing was applied
+
+
+def test_an_operators_command_does_not_migrate_a_postgresql_store(postgres_url: str) -> None:
+    import asyncio
+
+    from rsbridge.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="run `rsbridge store migrate`"):
+        asyncio.run(_open_without_migrating(postgres_url))  # an empty database
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT to_regclass('jobs') IS NOT NULL").fetchone()
+    assert exists == (False,)
+    assert run("migrate", "--store", postgres_url)[0] == 0
+    asyncio.run(_open_without_migrating(postgres_url))

@@ -49,9 +49,12 @@ def run_or_fail(action: Callable[[], Awaitable[T]]) -> T:
 
 
 async def with_store(config: Config, action: Callable[[Store], Awaitable[T]]) -> T:
+    """Run ``action`` on the configured store. An operator's command neither creates the
+    store nor changes its schema: a missing database (a wrong path) or one that lacks a
+    migration is refused with what to do."""
     from rsbridge.engine.store import open_store
 
-    store = open_store(str(config.engine.store))
+    store = open_store(str(config.engine.store), migrate=False)
     await store.open()
     try:
         return await action(store)

@@ -18,9 +18,16 @@ MEMORY_URL = "memory:"
 
 
 def open_store(
-    path_or_url: str | Path, *, synchronous: Literal["normal", "full"] = "full"
+    path_or_url: str | Path,
+    *,
+    synchronous: Literal["normal", "full"] = "full",
+    migrate: bool = True,
 ) -> Store:
     """The store a setting names (not opened yet: call ``await store.open()``).
+
+    With ``migrate`` (the engine), opening creates the database and applies missing
+    migrations; without (operators' commands), it refuses a database that does not exist
+    or lacks a migration, naming ``rsbridge store migrate``.
 
     * a file system path, or ``sqlite:///path``: :class:`SQLiteStore` on that file. As
       in SQLAlchemy, ``sqlite:///data/rsbridge.db`` is relative to the working
@@ -33,7 +40,7 @@ def open_store(
     show a password the URL holds.
     """
     if isinstance(path_or_url, Path):
-        return SQLiteStore(path_or_url, synchronous=synchronous)
+        return SQLiteStore(path_or_url, synchronous=synchronous, migrate=migrate)
     text = path_or_url.strip()
     if text == MEMORY_URL:
         return MemoryStore()
@@ -43,21 +50,21 @@ def open_store(
         path = text.removeprefix(SQLITE_URL_PREFIX)
         if not path:
             raise ConfigurationError(f"store URL {text!r} names no database file")
-        return SQLiteStore(Path(path), synchronous=synchronous)
+        return SQLiteStore(Path(path), synchronous=synchronous, migrate=migrate)
     if text.startswith("sqlite:"):
         raise ConfigurationError(f"store URL {text!r}: write sqlite:///path/to/file.db")
     if is_postgresql_url(text):
-        return _postgresql(text)
+        return _postgresql(text, migrate=migrate)
     if "://" in text:
         scheme = text.partition("://")[0]
         raise ConfigurationError(
             f"store URL {mask_url(text)!r}: the {scheme!r} store is not supported;"
             " use a file path, sqlite:///path, postgresql://... or memory:"
         )
-    return SQLiteStore(Path(text), synchronous=synchronous)
+    return SQLiteStore(Path(text), synchronous=synchronous, migrate=migrate)
 
 
-def _postgresql(url: str) -> Store:
+def _postgresql(url: str, *, migrate: bool = True) -> Store:
     # psycopg is imported only by installations that use it.
     import psycopg
 
@@ -70,4 +77,4 @@ def _postgresql(url: str) -> Store:
         # libpq quotes the whole URL in some of its messages.
         reason = scrub(reason.replace(url, mask_url(url)), url)
         raise ConfigurationError(f"store URL {mask_url(url)!r} is not valid: {reason}") from None
-    return PostgreSQLStore(url)
+    return PostgreSQLStore(url, migrate=migrate)

@@ -71,7 +71,7 @@ from rsbridge.engine.store.base import (
 )
 from rsbridge.engine.store.postgresql_node import NodeLinks
 from rsbridge.engine.store.postgresql_retention import count_prunable, prune_step
-from rsbridge.engine.store.postgresql_schema import advisory_key, migrate
+from rsbridge.engine.store.postgresql_schema import advisory_key, check_schema, migrate
 from rsbridge.engine.store.rows import attempt_from_row, job_from_row, ledger_key_params
 from rsbridge.engine.store.urls import mask_url, scrub
 from rsbridge.errors import ConfigurationError, StoreUnavailableError
@@ -134,9 +134,16 @@ class PostgreSQLStore:
     """
 
     def __init__(
-        self, url: str, *, min_connections: int = POOL_MIN, max_connections: int = POOL_MAX
+        self,
+        url: str,
+        *,
+        min_connections: int = POOL_MIN,
+        max_connections: int = POOL_MAX,
+        migrate: bool = True,
     ) -> None:
         self.url = url.strip()
+        self.migrate = migrate
+        """Apply missing migrations on open; else refuse a database that lacks some."""
         self.label = mask_url(self.url)
         self._min = min_connections
         self._max = max(max_connections, min_connections)
@@ -178,7 +185,10 @@ class PostgreSQLStore:
                 return
             conn = await self.connect()
             try:
-                await migrate(conn, self.label)
+                if self.migrate:
+                    await migrate(conn, self.label)
+                else:
+                    await check_schema(conn, self.label)
             finally:
                 await conn.close()
             pool: AsyncConnectionPool[AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(

@@ -81,6 +81,18 @@ def _refuse_newer(state: SchemaState, label: str) -> None:
         )
 
 
+async def check_schema(conn: psycopg.AsyncConnection[tuple[object, ...]], label: str) -> None:
+    """Refuse a database whose schema is not exactly the one this rsbridge knows."""
+    state = await schema_state(conn)
+    _refuse_newer(state, label)
+    if state.pending:
+        raise ConfigurationError(
+            f"the store database {label} has schema version {max(state.applied, default=0)};"
+            f" this rsbridge needs version {state.known}: run `rsbridge store migrate`"
+            " (starting `rsbridge serve` applies it too)"
+        )
+
+
 async def migrate(conn: psycopg.AsyncConnection[tuple[object, ...]], label: str) -> list[int]:
     """Apply the migrations the database of ``conn`` (autocommit) lacks; the versions applied.
 

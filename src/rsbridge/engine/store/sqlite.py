@@ -303,6 +303,22 @@ def load_migrations(dialect: str = "sqlite") -> tuple[Migration, ...]:
     return tuple(found)
 
 
+def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a database whose schema is not exactly the one this rsbridge knows."""
+    known = len(load_migrations())
+    conn.execute(CREATE_SCHEMA_MIGRATIONS)
+    applied = {row[0] for row in conn.execute(SELECT_SCHEMA_VERSIONS).fetchall()}
+    newest = max(applied, default=0)
+    if newest > known:
+        _migrate(conn, path)  # raises the newer-rsbridge error
+    if len(applied) < known:
+        raise ConfigurationError(
+            f"the store database {path} has schema version {newest}; this rsbridge needs "
+            f"version {known}: run `rsbridge store migrate` (starting `rsbridge serve` "
+            "applies it too)"
+        )
+
+
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     """Apply the migrations ``conn``'s database lacks, each in its own transaction."""
     migrations = load_migrations()
@@ -431,11 +447,20 @@ class SQLiteStore:
     A closed store can be opened again.
     """
 
-    def __init__(self, path: Path, *, synchronous: Literal["normal", "full"] = "full") -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: Literal["normal", "full"] = "full",
+        migrate: bool = True,
+    ) -> None:
         if synchronous not in PRAGMA_SYNCHRONOUS:
             raise ConfigurationError(f"synchronous must be 'normal' or 'full', not {synchronous!r}")
         self.path = Path(path)
         self.synchronous = synchronous
+        self.migrate = migrate
+        """Create the file and apply missing migrations on open; else refuse both (an
+        operator's command must not create a store or change its schema)."""
         self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
         self._lifecycle = asyncio.Lock()  # open() and close() do not overlap
         self._writer: threading.Thread | None = None
@@ -538,7 +563,13 @@ class SQLiteStore:
     def _writer_main(self, ready: cf.Future[None], jobs: queue.SimpleQueue[_Item | object]) -> None:
         conn: sqlite3.Connection | None = None
         try:
-            self._create_owner_only()
+            if self.migrate:
+                self._create_owner_only()
+            elif not self.path.exists():
+                raise ConfigurationError(
+                    f"there is no store database at {self.path}: check [engine] store, or "
+                    "create it with `rsbridge store migrate` (`rsbridge serve` does too)"
+                )
             conn = self._connect()
             try:
                 mode = conn.execute(PRAGMA_WAL).fetchone()[0]
@@ -553,7 +584,10 @@ class SQLiteStore:
                 )
             conn.execute(PRAGMA_SYNCHRONOUS[self.synchronous])
             conn.execute(PRAGMA_FOREIGN_KEYS)
-            _migrate(conn, self.path)
+            if self.migrate:
+                _migrate(conn, self.path)
+            else:
+                _check_schema(conn, self.path)
         except BaseException as exc:
             if conn is not None:
                 conn.close()
