@@ -259,6 +259,31 @@ async def test_session_key_in_workspace_gets_a_key_and_a_double_click_the_same_k
     assert later["errors"] == [] and len(bridge.sim.state.session_keys) == 2
 
 
+async def test_email_session_key_in_workspace_sends_the_key_already_shown_once(
+    node: str, tmp_path: Path, bridge: Bridge, mailbox: Mailbox
+) -> None:
+    ticket = incident(bridge, "INC0010001")
+    shown = await click(
+        node, tmp_path, bridge, "task", "rsbridge_session_key_workspace", current=ticket
+    )
+    (short_key,) = bridge.sim.state.session_keys
+    name = "rsbridge_session_key_email_workspace"
+    mailed = await click(node, tmp_path, bridge, "task", name, current=ticket)
+    assert mailed["errors"] == [], mailed
+    body = json.loads(mailed["requests"][0]["body"])
+    assert body["email"] is True
+    assert body["request_id"] == json.loads(shown["requests"][0]["body"])["request_id"]
+    assert len(bridge.sim.state.session_keys) == 1  # the key already shown
+    assert f"<b>{short_key}</b>" in mailed["info"][0]
+    ((_, to, message),) = mailbox.received()
+    assert mailed["info"][1] == f"E-mailed to {to[0]}."
+    payload = message.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    assert bridge.sim.state.session_keys[short_key].access_key in payload.decode()
+    again = await click(node, tmp_path, bridge, "task", name, current=ticket)
+    assert again["errors"] == [] and len(mailbox.received()) == 1  # no second e-mail
+
+
 async def test_conditions_show_the_buttons_where_they_belong(
     node: str, tmp_path: Path, bridge: Bridge
 ) -> None:

@@ -148,6 +148,17 @@ UI_ACTIONS: tuple[UiAction, ...] = (
         classic=False,
     ),
     UiAction(
+        "rsbridge_session_key_email_workspace",
+        "E-mail Session Key",
+        "task",
+        "session_key_email_server.js",
+        f"{_OPEN} && gs.hasRole('rsbridge_user')",
+        "E-mail this task's BeyondTrust Remote Support session key to its caller",
+        workspace=True,
+        classic=False,
+        order=105,
+    ),
+    UiAction(
         "rsbridge_jump_to_ci",
         "Jump to Configuration Item",
         "task",
