@@ -147,7 +147,7 @@ _JOB_COLUMNS: Columns = (
     ("status", None, 1),
     ("failed", None, 1),
     ("updated", None, 1),
-    ("last error", 12, 3),
+    ("last error", 10, 3),
 )
 _IGNORED_COLUMNS: Columns = (
     ("event", None, 1),
@@ -183,7 +183,7 @@ def _widths(natural: list[int], columns: Columns, available: int) -> list[int]:
         cuttable = [
             i
             for i, (w, (_, low, _)) in enumerate(zip(widths, columns, strict=True))
-            if low is not None and w > low
+            if low is not None and w > max(low, len(columns[i][0]))
         ]
         if not cuttable:
             break
