@@ -5,6 +5,7 @@ prune). Registered on the main app by :mod:`rsbridge.cli.root`. Reference: docs/
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -192,7 +193,7 @@ def _widths(natural: list[int], columns: Columns, available: int) -> list[int]:
     return widths
 
 
-def _fitted(width: int, columns: Columns, rows: list[tuple[str, ...]]) -> Table:
+def _fitted(width: int, columns: Columns, rows: Sequence[tuple[str, ...]]) -> Table:
     """A table of ``rows`` no wider than ``width``: one line per row, a cut cell ends with
     an ellipsis, never wraps. Text cells: an error or an lsid is never read as markup."""
     natural = [
