@@ -291,7 +291,7 @@ def _effects(entries: list[LedgerEntry]) -> list[str]:
         number = detail.get("number", "")
         if number and number != entry.ticket_id:
             numbers[entry.ticket_id] = number
-        facts = [detail.get("kind", ""), _record(entry.ticket_id, number), detail.get("source", "")]
+        facts = [detail.get("kind", ""), _record(entry.ticket_id, number), _source(detail)]
         said = ", ".join(f for f in facts if f)
         lines.append(f"  ticket {number or entry.ticket_id}" + (f" ({said})" if said else ""))
         if detail.get("url"):
@@ -305,6 +305,16 @@ def _effects(entries: list[LedgerEntry]) -> list[str]:
 
 def _record(ticket_id: str, number: str) -> str:
     return f"record {ticket_id}" if number and number != ticket_id else ""
+
+
+def _source(detail: dict[str, str]) -> str:
+    """How the session got its ticket: created by rsbridge, or found by a reference."""
+    from rsbridge.engine.association import CREATED_SOURCE
+
+    source = detail.get("source", "")
+    if not source:
+        return ""
+    return "created by rsbridge" if source == CREATED_SOURCE else f"found by {source}"
 
 
 @events_app.command("retry")
