@@ -161,8 +161,8 @@ _EVENT_PREFIX = "support_conference_"
 
 
 def _type(event_type: str) -> str:
-    """An event type as the table shows it: ``end``, ``member_added``, ``customer_exit_
-    survey_completed`` (every session event starts with ``support_conference_``)."""
+    """An event type as the table shows it, without the ``support_conference_`` every
+    session event starts with: ``end``, ``member_added``..."""
     return event_type.removeprefix(_EVENT_PREFIX)
 
 
@@ -242,7 +242,7 @@ def events_show(
         event = await store.get_event(found.event_id)
         typer.echo(
             f"job {found.id}: {found.event_type} for {found.integration}, "
-            f"status {found.status.value}, {found.attempts} failed attempts"
+            f"status {_shown_status(found)}, {found.attempts} failed attempts"
         )
         if event is not None:
             typer.echo(
