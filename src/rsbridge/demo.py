@@ -8,6 +8,11 @@ system's), sessions whose keys a technician generates from a ticket, sessions th
 ticket created as the representative joins, a customer's forged start URL, the outbound
 events sent twice, and the columns of what reached the file and the webhook.
 
+With ``rsbridge demo --keep`` the story ends with everything still running: the stage's
+:meth:`Stage.kept` (called by the story while its engine serves) hands over to a
+:data:`Keep`; the command line's (:func:`linger`) prints :meth:`Stage.links` and the
+``rsbridge rehearse`` lines of :func:`rehearsal_lines`, and waits for Ctrl-C.
+
 A story may also seat *side systems* beside its own (:class:`SideSystem`, from
 :data:`DEFAULT_SIDES` in the default story): another ticketing system's simulator with an
 integration that imports every session without a ticket ("import all"), one more column
@@ -16,16 +21,20 @@ of the table.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import importlib
+import os
 import secrets
+import shlex
+import signal
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from rich.console import Console
@@ -36,6 +45,7 @@ from rsbridge.config import Config, parse_config
 from rsbridge.connectors.jsonl import read_deliveries
 from rsbridge.engine.runtime import Engine
 from rsbridge.sim.appliance.emitter import OutboundEventEmitter, Recipient, events_for_session
+from rsbridge.sim.appliance.rehearsal import Rehearsal
 from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.sim.appliance.server import create_app
 from rsbridge.sim.appliance.state import SimApplianceState
@@ -61,6 +71,8 @@ class SideSystem:
     """What arrived for an lsid (e.g. "1 record, 3 answers")."""
     imported: Callable[[str], int]
     """How many session records an lsid has there (once-only: 1)."""
+    url: str = ""
+    """Where its simulator answers (listed by ``demo --keep``)."""
 
 
 SideFactory = Callable[[int, Path], AbstractContextManager[SideSystem]]
@@ -85,6 +97,15 @@ class DemoSession:
     """The ticket its key was generated from, None for an auto-created one."""
 
 
+Keep = Callable[["Stage", str], Awaitable[None]]
+"""What ``demo --keep`` does once the story is told, with the simulators and the engine
+still running (given the stage and the engine's URL): the command line's :func:`linger`
+lists the URLs and waits for Ctrl-C; a test uses the running demo and returns."""
+
+REHEARSAL_REP = "jsmith"
+"""The simulated appliance's representative the rehearsal lines join as."""
+
+
 @dataclasses.dataclass
 class Stage:
     """The peers every story shares, served on loopback for the story's duration."""
@@ -97,6 +118,45 @@ class Stage:
     token: str
     """The actions API bearer token of the demo configuration."""
     sides: list[SideSystem] = dataclasses.field(default_factory=list)
+    keep: Keep | None = None
+    """Set by ``demo --keep``: see :meth:`kept`."""
+    intake: Recipient | None = None
+    """With :attr:`keep`: the recipient of the rehearsed sessions' outbound events, aimed
+    at the engine's intake once it serves."""
+    systems: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    """The story's own simulated systems, (label, URL), from :meth:`announce`."""
+
+    def announce(self, console: Console, label: str, url: str) -> None:
+        """Say that the story's simulated system ``label`` serves on ``url`` (and list it
+        among :meth:`links`)."""
+        console.print(f"[bold]{label}[/] on {url}")
+        self.systems.append((label, url))
+
+    def links(self, engine_url: str) -> list[tuple[str, str]]:
+        """What a newcomer can open while the demo is kept running: (label, URL), the
+        engine's pages first. The one list to extend with a new page."""
+        return [
+            ("Engine status", f"{engine_url}/status"),
+            ("Engine metrics", f"{engine_url}/metrics"),
+            ("Engine health", f"{engine_url}/health"),
+            ("Engine intake (POST)", f"{engine_url}/ERSPost?appliance={APPLIANCE}"),
+            ("Simulated appliance", f"{self.appliance_url}/check_health"),
+            ("Its control API (outbound events)", f"{self.appliance_url}/sim/outbound"),
+            *self.systems,
+            *((f"Simulated {side.title}", side.url) for side in self.sides if side.url),
+            ("Simulated webhook receiver", f"{self.webhook_url}/hook"),
+        ]
+
+    async def kept(self, engine_url: str) -> None:
+        """With :attr:`keep` (``demo --keep``): aim the simulated appliance's outbound
+        events at the engine serving on ``engine_url`` and hand over to :attr:`keep`;
+        otherwise nothing. A story calls it once told, while its engine serves."""
+        if self.keep is None:
+            return
+        if self.intake is not None:
+            # Read by the simulator's emitter thread at each POST: a plain attribute.
+            self.intake.url = f"{engine_url}/ERSPost?appliance={APPLIANCE}"
+        await self.keep(self, engine_url)
 
     def config(self, integration: Mapping[str, Any]) -> Config:
         """The demo configuration: ``integration`` (named like the story), then ``audit``
@@ -150,13 +210,22 @@ class Stage:
 
 
 @contextmanager
-def stage(seed: int, *, sides: Sequence[SideFactory] = ()) -> Iterator[Stage]:
+def stage(
+    seed: int, *, sides: Sequence[SideFactory] = (), keep: Keep | None = None
+) -> Iterator[Stage]:
     """Serve the simulated appliance and webhook receiver, and the ``sides``; a temporary
-    work directory."""
+    work directory. With ``keep`` (``demo --keep``) the appliance also serves its control
+    API (``rsbridge rehearse``), whose sessions' events go to the engine (:meth:`Stage.kept`)."""
     state = SimApplianceState.default(seed=seed)
     receiver = WebhookReceiverState()
+    intake: Recipient | None = None
+    rehearsal: Rehearsal | None = None
+    if keep is not None:
+        # No URL until the engine serves; nothing is sent before (no rehearsal yet).
+        intake = Recipient("", retry_interval=1)
+        rehearsal = Rehearsal(state, OutboundEventEmitter([intake]))
     with (
-        serve_in_thread(create_app(state)) as appliance_url,
+        serve_in_thread(create_app(state, rehearsal=rehearsal)) as appliance_url,
         serve_in_thread(create_webhook_app(receiver)) as webhook_url,
         tempfile.TemporaryDirectory(prefix="rsbridge-demo-") as workdir,
         ExitStack() as stack,
@@ -170,6 +239,8 @@ def stage(seed: int, *, sides: Sequence[SideFactory] = ()) -> Iterator[Stage]:
             Path(workdir),
             secrets.token_urlsafe(24),
             seated,
+            keep,
+            intake,
         )
 
 
@@ -315,6 +386,9 @@ async def tell(
     return Story(finished, forged, counts)
 
 
+R = TypeVar("R")
+
+
 @dataclasses.dataclass
 class Told:
     """What :func:`run_story` did: the story, the closed ticket's refusal, what reached
@@ -339,10 +413,12 @@ async def run_story(
     user: str,
     count: int,
     console: Console,
+    report: Callable[[Told], R],
     attribute: str = "external_key",
-) -> Told:
+) -> R:
     """The engine with its intake and actions API, a session key refused for the
-    ``closed`` ticket (asked as ``user``), then :func:`tell`."""
+    ``closed`` ticket (asked as ``user``), then :func:`tell`; ``report`` says what
+    arrived (its value is returned) before :meth:`Stage.kept`, while the engine serves."""
     async with (
         Engine(config) as engine,
         serving(engine.asgi_app()) as url,
@@ -369,12 +445,15 @@ async def run_story(
             count=count,
             console=console,
         )
-    return Told(
-        story,
-        refused,
-        read_deliveries(peers.jsonl_path),
-        [r.body for r in peers.receiver.received],
-    )
+        told = Told(
+            story,
+            refused,
+            read_deliveries(peers.jsonl_path),
+            [r.body for r in peers.receiver.received],
+        )
+        result = report(told)
+        await peers.kept(url)
+    return result
 
 
 def file_counts(lines: list[dict[str, Any]]) -> Counter[tuple[Any, Any]]:
@@ -395,3 +474,63 @@ def describe(counts: Counter[tuple[Any, Any]], lsid: str) -> str:
         if who == lsid
     ]
     return ", ".join(parts) or "-"
+
+
+# --- demo --keep ----------------------------------------------------------------------
+
+
+def rehearsal_lines(appliance_url: str) -> list[str]:
+    """Shell lines that rehearse one session on the kept demo's simulated appliance: a
+    key, a customer, a representative joining (its ticket is created on join), a chat
+    line, a note, the end. Each command prints what the next one reads."""
+    return [
+        f"export RSBRIDGE_SIM_URL={shlex.quote(appliance_url)}",
+        "KEY=$(rsbridge rehearse key)",
+        'LSID=$(rsbridge rehearse start "$KEY" --customer "Pat Doe")',
+        f'rsbridge rehearse join "$LSID" --rep {REHEARSAL_REP}',
+        'rsbridge rehearse chat "$LSID" "The printer jams on page two"',
+        'rsbridge rehearse note "$LSID" "Cleared the jam"',
+        'rsbridge rehearse end "$LSID"',
+    ]
+
+
+async def linger(peers: Stage, engine_url: str, console: Console) -> None:
+    """``rsbridge demo --keep``: print :meth:`Stage.links` (one URL a line) and the
+    :func:`rehearsal_lines`, then wait for Ctrl-C (SIGINT) or SIGTERM and return, so that
+    the story shuts the engine and the simulators down in order."""
+
+    def say(text: str) -> None:
+        # One line each, never wrapped or read as markup: they are copied and pasted.
+        console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+    links = peers.links(engine_url)
+    width = max(len(label) for label, _ in links) + 1
+    say("\nEverything keeps running. Open:")
+    for label, url in links:
+        say(f"  {label + ':':<{width}} {url}")
+    # The token itself stays off the screen (and out of terminal logs): a file only the
+    # user can read holds it.
+    token_file = peers.workdir / "actions-token"
+    descriptor = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(peers.token)
+    say(
+        "The engine's status and actions API take the demo's bearer token, e.g.:\n"
+        f'  curl -H "Authorization: Bearer $(cat {shlex.quote(str(token_file))})" '
+        f"{engine_url}/status"
+    )
+    say(f"\nRehearse a session in a shell (it lands in {peers.jsonl_path} too):")
+    for line in rehearsal_lines(peers.appliance_url):
+        say(f"  {line}")
+    say("\nPress Ctrl-C to stop.")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    stopping = (signal.SIGINT, signal.SIGTERM)
+    for signum in stopping:
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for signum in stopping:
+            loop.remove_signal_handler(signum)
+    say("Stopping the engine and the simulators.")

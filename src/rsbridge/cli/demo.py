@@ -5,7 +5,8 @@ Each connector plugin may bring a story (its ``demo`` hook); ``--target`` picks 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import inspect
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,6 +15,9 @@ from rsbridge.cli.plugins import hooks
 from rsbridge.connectors.registry import load_hook
 from rsbridge.console import fail
 from rsbridge.errors import ConfigurationError, RsbridgeError
+
+if TYPE_CHECKING:
+    from rsbridge.demo import Stage
 
 DEFAULT_TARGET = "servicenow"
 
@@ -27,6 +31,14 @@ def demo(
     ] = DEFAULT_TARGET,
     sessions: Annotated[int, typer.Option(min=1, help="How many simulated sessions to run.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the session generator.")] = 7,
+    keep: Annotated[
+        bool,
+        typer.Option(
+            "--keep",
+            help="Then keep the simulators and the engine running, print their URLs and how "
+            "to rehearse a session, until Ctrl-C.",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole story on simulated peers, in a temporary directory, in seconds.
 
@@ -45,6 +57,10 @@ def demo(
     ends with a table of what arrived where (each session's ticket, its records, notes
     and survey answers, the file, the webhook) and the calls it took.
 
+    With --keep everything stays up once the sessions are delivered: it prints the URLs
+    of the engine's pages and of the simulators, and ``rsbridge rehearse`` lines that
+    play one more session against them, and stops cleanly on Ctrl-C.
+
     Targets: servicenow (the default), salesforce, remedy, agiloft; an installed
     connector package may add its own.
     """
@@ -57,7 +73,19 @@ def demo(
         if isinstance(story, ConfigurationError):
             raise story
         run: Any = load_hook(story)
-        run(sessions=sessions, seed=seed, console=Console())
+        console = Console()
+        if not keep:
+            run(sessions=sessions, seed=seed, console=console)
+            return
+        if "keep" not in inspect.signature(run).parameters:
+            raise fail(f"the {target} demo cannot keep running (its story takes no keep)")
+
+        from rsbridge.demo import linger
+
+        async def linger_here(peers: Stage, engine_url: str) -> None:
+            await linger(peers, engine_url, console)
+
+        run(sessions=sessions, seed=seed, console=console, keep=linger_here)
     except RsbridgeError as exc:
         raise fail(exc.message) from None
 

@@ -5,6 +5,7 @@ prune). Registered on the main app by :mod:`rsbridge.cli.root`. Reference: docs/
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -28,6 +29,7 @@ from rsbridge.engine.store.base import (
     Job,
     JobFilter,
     JobStatus,
+    LedgerEntry,
     PruneCounts,
     Store,
 )
@@ -64,20 +66,31 @@ def events_list(
             events = await store.list_events(
                 EventFilter(status=EventStatus.IGNORED, lsid=lsid, limit=limit)
             )
-            for e in events:
-                row = {
-                    "event": e.id,
-                    "received": _when(e.received_at),
-                    "type": e.event_type,
-                    "lsid": e.lsid,
-                }
-                # Plain echo: Rich would wrap a long line (breaking the JSON) and read
-                # "[...]" in the event's values as markup.
-                typer.echo(
-                    json.dumps(row)
-                    if as_json
-                    else f"{e.id:>7}  {_when(e.received_at)}  {e.event_type}  {e.lsid or '-'}"
+            if as_json:
+                for e in events:
+                    row = {
+                        "event": e.id,
+                        "received": _when(e.received_at),
+                        "type": e.event_type,
+                        "lsid": e.lsid,
+                    }
+                    typer.echo(json.dumps(row))
+                return
+            console.print(
+                _fitted(
+                    console.width,
+                    _IGNORED_COLUMNS,
+                    [
+                        (
+                            str(e.id),
+                            _short(e.received_at, console.width),
+                            _type(e.event_type),
+                            e.lsid or "-",
+                        )
+                        for e in events
+                    ],
                 )
+            )
             return
         jobs = await store.list_jobs(
             JobFilter(status=JobStatus(status) if status else None, lsid=lsid, limit=limit)
@@ -100,38 +113,102 @@ def events_list(
                     )
                 )
             return
-        table = Table(
-            "job",
-            "event",
-            "integration",
-            "type",
-            "lsid",
-            "status",
-            "failed",
-            "updated",
-            "last error",
-        )
-        for j in jobs:
-            # Text cells: an error or an lsid is shown as is, never read as Rich markup.
-            table.add_row(
-                *map(
-                    Text,
-                    (
-                        str(j.id),
-                        str(j.event_id),
-                        j.integration,
-                        j.event_type,
-                        j.lsid or "-",
-                        _shown_status(j),
-                        str(j.attempts),
-                        _when(j.updated_at),
-                        (_error(j) or "")[:80],
-                    ),
-                )
+        rows = [
+            (
+                str(j.id),
+                str(j.event_id),
+                j.integration,
+                _type(j.event_type),
+                j.lsid or "-",
+                _shown_status(j),
+                str(j.attempts),
+                _short(j.updated_at, console.width),
+                # One line: a multi-line error would break the row.
+                " ".join((_error(j) or "").split()),
             )
-        console.print(table)
+            for j in jobs
+        ]
+        console.print(_fitted(console.width, _JOB_COLUMNS, rows))
 
     run_or_fail(lambda: with_store(settings, go))
+
+
+# --- tables that fit the terminal -------------------------------------------------------
+
+Columns = tuple[tuple[str, int | None, int], ...]
+"""A table's columns: header, narrowest width (None: never cut), weight (how much more
+room it keeps than a weight-1 column when the terminal is too narrow for every cell)."""
+
+_JOB_COLUMNS: Columns = (
+    ("job", None, 1),
+    ("event", None, 1),
+    ("integration", 8, 1),
+    ("type", 8, 1),
+    ("lsid", 8, 1),
+    ("status", None, 1),
+    ("failed", None, 1),
+    ("updated", None, 1),
+    ("last error", 10, 3),
+)
+_IGNORED_COLUMNS: Columns = (
+    ("event", None, 1),
+    ("received", None, 1),
+    ("type", 12, 1),
+    ("lsid", 8, 1),
+)
+
+_EVENT_PREFIX = "support_conference_"
+
+
+def _type(event_type: str) -> str:
+    """An event type as the table shows it, without the ``support_conference_`` every
+    session event starts with: ``end``, ``member_added``..."""
+    return event_type.removeprefix(_EVENT_PREFIX)
+
+
+def _short(ts: float | None, width: int) -> str:
+    """A time in a table cell: month, day and time of day (UTC), to the minute only on a
+    terminal narrower than 100 columns (so that the error keeps some room)."""
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime(
+        "%m-%d %H:%M:%S" if width >= 100 else "%m-%d %H:%M"
+    )
+
+
+def _widths(natural: list[int], columns: Columns, available: int) -> list[int]:
+    """Column widths within ``available``: the cuttable column widest for its weight loses
+    a character at a time until the row fits or every one is at its narrowest."""
+    widths = list(natural)
+    while sum(widths) > available:
+        cuttable = [
+            i
+            for i, (w, (_, low, _)) in enumerate(zip(widths, columns, strict=True))
+            if low is not None and w > max(low, len(columns[i][0]))
+        ]
+        if not cuttable:
+            break
+        widest = max(cuttable, key=lambda i: widths[i] / columns[i][2])
+        widths[widest] -= 1
+    return widths
+
+
+def _fitted(width: int, columns: Columns, rows: Sequence[tuple[str, ...]]) -> Table:
+    """A table of ``rows`` no wider than ``width``: one line per row, a cut cell ends with
+    an ellipsis, never wraps. Text cells: an error or an lsid is never read as markup."""
+    natural = [
+        max([len(header), *(len(row[i]) for row in rows)])
+        for i, (header, _, _) in enumerate(columns)
+    ]
+    # Each column is followed by one space (the last one's is a trailing blank).
+    available = width - len(columns)
+    widths = _widths(natural, columns, available)
+    table = Table(box=None, padding=(0, 1, 0, 0), pad_edge=False)
+    for (header, _, _), column_width in zip(columns, widths, strict=True):
+        table.add_column(header, width=column_width, no_wrap=True, overflow="ellipsis")
+    for row in rows:
+        table.add_row(*map(Text, row))
+    return table
 
 
 def _shown_status(job: Job) -> str:
@@ -165,7 +242,7 @@ def events_show(
         event = await store.get_event(found.event_id)
         typer.echo(
             f"job {found.id}: {found.event_type} for {found.integration}, "
-            f"status {found.status.value}, {found.attempts} failed attempts"
+            f"status {_shown_status(found)}, {found.attempts} failed attempts"
         )
         if event is not None:
             typer.echo(
@@ -180,14 +257,64 @@ def events_show(
                 f"{attempt.outcome.value}: {attempt.error or ''}"
             )
         if found.lsid:
-            for entry in await store.ledger_for_session(found.appliance_id, found.lsid):
-                if entry.key.integration == found.integration:
-                    typer.echo(
-                        f"  effect {entry.key.effect}: "
-                        f"ticket {entry.ticket_id or '-'} ref {entry.ref or '-'}"
-                    )
+            entries = [
+                entry
+                for entry in await store.ledger_for_session(found.appliance_id, found.lsid)
+                if entry.key.integration == found.integration
+            ]
+            for line in _effects(entries):
+                typer.echo(line)
 
     run_or_fail(lambda: with_store(settings, go))
+
+
+def _effects(entries: list[LedgerEntry]) -> list[str]:
+    """The lines of ``events show`` for a session's ledger entries in one integration:
+    its ticket by the number people know it by (INC0010001, a CaseNumber...), with the
+    record id, kind and link the connector recorded, then each effect on that ticket.
+
+    The number is recorded with the session's ticket (the ``ticket`` entry); entries
+    written before numbers were recorded show the record id alone.
+    """
+    from rsbridge.engine.association import TICKET_EFFECT
+
+    numbers: dict[str, str] = {}
+    lines: list[str] = []
+    for entry in entries:
+        if entry.key.effect != TICKET_EFFECT:
+            continue
+        detail = entry.detail
+        if not entry.ticket_id:
+            why = detail.get("unassociated")
+            lines.append("  ticket: none, imported without one" + (f" ({why})" if why else ""))
+            continue
+        number = detail.get("number", "")
+        if number and number != entry.ticket_id:
+            numbers[entry.ticket_id] = number
+        facts = [detail.get("kind", ""), _record(entry.ticket_id, number), _source(detail)]
+        said = ", ".join(f for f in facts if f)
+        lines.append(f"  ticket {number or entry.ticket_id}" + (f" ({said})" if said else ""))
+        if detail.get("url"):
+            lines.append(f"    {detail['url']}")
+    for entry in entries:
+        ticket = entry.ticket_id
+        shown = f"{numbers[ticket]} (record {ticket})" if ticket in numbers else ticket or "-"
+        lines.append(f"  effect {entry.key.effect}: ticket {shown} ref {entry.ref or '-'}")
+    return lines
+
+
+def _record(ticket_id: str, number: str) -> str:
+    return f"record {ticket_id}" if number and number != ticket_id else ""
+
+
+def _source(detail: dict[str, str]) -> str:
+    """How the session got its ticket: created by rsbridge, or found by a reference."""
+    from rsbridge.engine.association import CREATED_SOURCE
+
+    source = detail.get("source", "")
+    if not source:
+        return ""
+    return "created by rsbridge" if source == CREATED_SOURCE else f"found by {source}"
 
 
 @events_app.command("retry")

@@ -34,7 +34,9 @@ from rsbridge.config import Config
 from rsbridge.connectors.agiloft.tables import Names, rsbridge_definitions
 from rsbridge.demo import (
     DemoSession,
+    Keep,
     Stage,
+    Told,
     describe,
     file_counts,
     run_story,
@@ -86,20 +88,22 @@ def session_records(kb: SimAgiloftState, lsid: str) -> list[dict[str, Any]]:
         ]
 
 
-def run_demo(*, sessions: int, seed: int, console: Console) -> DemoResult:
+def run_demo(*, sessions: int, seed: int, console: Console, keep: Keep | None = None) -> DemoResult:
     """Keys from support cases, every event twice, one session record per session."""
-    return asyncio.run(run_demo_async(sessions=sessions, seed=seed, console=console))
+    return asyncio.run(run_demo_async(sessions=sessions, seed=seed, console=console, keep=keep))
 
 
-async def run_demo_async(*, sessions: int, seed: int, console: Console) -> DemoResult:
+async def run_demo_async(
+    *, sessions: int, seed: int, console: Console, keep: Keep | None = None
+) -> DemoResult:
     """:func:`run_demo` in the running event loop (the engine shares it)."""
     if sessions < 1:
         raise ValueError("the demo needs at least one session")
-    with stage(seed) as peers:
+    with stage(seed, keep=keep) as peers:
         kb, demo = prepared_kb()
         with serve_in_thread(create_agiloft_app(kb)) as kb_url:
             console.print(f"[bold]Simulated appliance[/] on {peers.appliance_url}")
-            console.print(f"[bold]Simulated Agiloft KB[/] on {kb_url}/ewws/")
+            peers.announce(console, "Simulated Agiloft KB", f"{kb_url}/ewws/")
             console.print(f"[bold]Simulated webhook receiver[/] on {peers.webhook_url}/hook")
             return await _run(
                 _config(peers, kb_url, demo), peers, kb, demo, sessions, seed, console
@@ -128,7 +132,27 @@ async def _run(
     seed: int,
     console: Console,
 ) -> DemoResult:
-    told = await run_story(
+    def report(told: Told) -> DemoResult:
+        story = told.story
+        result = DemoResult(
+            story.sessions,
+            kb,
+            demo.ids,
+            told.jsonl,
+            told.webhook,
+            len(kb.requests),
+            story.counts.get("dead", 0),
+            told.refused,
+            story.forged,
+        )
+        console.print(_table(result))
+        console.print(
+            f"{len(story.sessions) + 1} sessions: {result.calls} Agiloft calls in all (logins, "
+            f"keys, case creation and surveys included), {result.dead} dead letters"
+        )
+        return result
+
+    return await run_story(
         config,
         peers,
         seed,
@@ -140,25 +164,8 @@ async def _run(
         user="jdoe",
         count=count,
         console=console,
+        report=report,
     )
-    story = told.story
-    result = DemoResult(
-        story.sessions,
-        kb,
-        demo.ids,
-        told.jsonl,
-        told.webhook,
-        len(kb.requests),
-        story.counts.get("dead", 0),
-        told.refused,
-        story.forged,
-    )
-    console.print(_table(result))
-    console.print(
-        f"{len(story.sessions) + 1} sessions: {result.calls} Agiloft calls in all (logins, keys, "
-        f"case creation and surveys included), {result.dead} dead letters"
-    )
-    return result
 
 
 def _table(result: DemoResult) -> Table:

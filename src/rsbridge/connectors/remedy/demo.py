@@ -32,7 +32,9 @@ from rsbridge.config import Config
 from rsbridge.connectors.remedy.forms import sim_definitions
 from rsbridge.demo import (
     DemoSession,
+    Keep,
     Stage,
+    Told,
     describe,
     file_counts,
     run_story,
@@ -77,20 +79,22 @@ def prepared_server() -> tuple[SimRemedyState, DemoSeed]:
     return server, demo
 
 
-def run_demo(*, sessions: int, seed: int, console: Console) -> DemoResult:
+def run_demo(*, sessions: int, seed: int, console: Console, keep: Keep | None = None) -> DemoResult:
     """Keys from incidents, every event twice, once-only session entries and work info."""
-    return asyncio.run(run_demo_async(sessions=sessions, seed=seed, console=console))
+    return asyncio.run(run_demo_async(sessions=sessions, seed=seed, console=console, keep=keep))
 
 
-async def run_demo_async(*, sessions: int, seed: int, console: Console) -> DemoResult:
+async def run_demo_async(
+    *, sessions: int, seed: int, console: Console, keep: Keep | None = None
+) -> DemoResult:
     """:func:`run_demo` in the running event loop (the engine shares it)."""
     if sessions < 1:
         raise ValueError("the demo needs at least one session")
-    with stage(seed) as peers:
+    with stage(seed, keep=keep) as peers:
         server, demo = prepared_server()
         with serve_in_thread(create_remedy_app(server)) as ar_url:
             console.print(f"[bold]Simulated appliance[/] on {peers.appliance_url}")
-            console.print(f"[bold]Simulated AR System server[/] on {ar_url}")
+            peers.announce(console, "Simulated AR System server", ar_url)
             console.print(f"[bold]Simulated webhook receiver[/] on {peers.webhook_url}/hook")
             config = _config(peers, ar_url, demo)
             return await _run(config, peers, server, demo, sessions, seed, console)
@@ -118,7 +122,27 @@ async def _run(
     seed: int,
     console: Console,
 ) -> DemoResult:
-    told = await run_story(
+    def report(told: Told) -> DemoResult:
+        story = told.story
+        result = DemoResult(
+            story.sessions,
+            server,
+            demo.ids,
+            told.jsonl,
+            told.webhook,
+            len(server.requests),
+            story.counts.get("dead", 0),
+            told.refused,
+            story.forged,
+        )
+        console.print(_table(result))
+        console.print(
+            f"{len(story.sessions) + 1} sessions: {result.ar_calls} AR calls in all (logins, keys, "
+            f"incident creation and work info included), {result.dead} dead letters"
+        )
+        return result
+
+    return await run_story(
         config,
         peers,
         seed,
@@ -130,25 +154,8 @@ async def _run(
         user="jsmith",
         count=count,
         console=console,
+        report=report,
     )
-    story = told.story
-    result = DemoResult(
-        story.sessions,
-        server,
-        demo.ids,
-        told.jsonl,
-        told.webhook,
-        len(server.requests),
-        story.counts.get("dead", 0),
-        told.refused,
-        story.forged,
-    )
-    console.print(_table(result))
-    console.print(
-        f"{len(story.sessions) + 1} sessions: {result.ar_calls} AR calls in all (logins, keys, "
-        f"incident creation and work info included), {result.dead} dead letters"
-    )
-    return result
 
 
 def entries(server: SimRemedyState, form: str, field: str, value: object) -> list[dict[str, Any]]:

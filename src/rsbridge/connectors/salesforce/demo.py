@@ -39,8 +39,10 @@ from rsbridge.connectors.salesforce.package import package_files, write_package
 from rsbridge.connectors.salesforce.schema import Schema
 from rsbridge.demo import (
     DemoSession,
+    Keep,
     SideSystem,
     Stage,
+    Told,
     describe,
     file_counts,
     run_story,
@@ -111,6 +113,7 @@ def import_all_side(seed: int, workdir: Path) -> Iterator[SideSystem]:
             },
             cell=lambda lsid: _side_cell(org, lsid),
             imported=lambda lsid: len(session_records(org, lsid)),
+            url=url,
         )
 
 
@@ -129,20 +132,22 @@ def api_calls(org: SimSalesforceState) -> int:
     return len(org.requests) - org.count_requests("POST", "/services/oauth2/token")
 
 
-def run_demo(*, sessions: int, seed: int, console: Console) -> DemoResult:
+def run_demo(*, sessions: int, seed: int, console: Console, keep: Keep | None = None) -> DemoResult:
     """Keys from Cases, auto-create on join, every event twice, once-only records and comments."""
-    return asyncio.run(run_demo_async(sessions=sessions, seed=seed, console=console))
+    return asyncio.run(run_demo_async(sessions=sessions, seed=seed, console=console, keep=keep))
 
 
-async def run_demo_async(*, sessions: int, seed: int, console: Console) -> DemoResult:
+async def run_demo_async(
+    *, sessions: int, seed: int, console: Console, keep: Keep | None = None
+) -> DemoResult:
     """:func:`run_demo` in the running event loop (the engine shares it)."""
     if sessions < 1:
         raise ValueError("the demo needs at least one session")
-    with stage(seed) as peers:
+    with stage(seed, keep=keep) as peers:
         org, demo = prepared_org(seed, peers.workdir)
         with serve_in_thread(create_salesforce_app(org)) as org_url:
             console.print(f"[bold]Simulated appliance[/] on {peers.appliance_url}")
-            console.print(f"[bold]Simulated Salesforce org[/] on {org_url}")
+            peers.announce(console, "Simulated Salesforce org", org_url)
             console.print(f"[bold]Simulated webhook receiver[/] on {peers.webhook_url}/hook")
             config = _config(peers, org_url, demo)
             return await _run(config, peers, org, demo, sessions, seed, console)
@@ -171,7 +176,27 @@ async def _run(
     seed: int,
     console: Console,
 ) -> DemoResult:
-    told = await run_story(
+    def report(told: Told) -> DemoResult:
+        finished, forged, counts = told.story.sessions, told.story.forged, told.story.counts
+        result = DemoResult(
+            finished,
+            org,
+            demo.ids,
+            told.jsonl,
+            told.webhook,
+            api_calls(org),
+            counts.get("dead", 0),
+            told.refused,
+            forged,
+        )
+        console.print(_table(result))
+        console.print(
+            f"{len(finished) + 1} sessions: {result.api_calls} Salesforce API calls in all "
+            f"(keys, Case creation and comments included), {result.dead} dead letters"
+        )
+        return result
+
+    return await run_story(
         config,
         peers,
         seed,
@@ -183,25 +208,8 @@ async def _run(
         user="jsmith",
         count=count,
         console=console,
+        report=report,
     )
-    finished, forged, counts = told.story.sessions, told.story.forged, told.story.counts
-    result = DemoResult(
-        finished,
-        org,
-        demo.ids,
-        told.jsonl,
-        told.webhook,
-        api_calls(org),
-        counts.get("dead", 0),
-        told.refused,
-        forged,
-    )
-    console.print(_table(result))
-    console.print(
-        f"{len(finished) + 1} sessions: {result.api_calls} Salesforce API calls in all "
-        f"(keys, Case creation and comments included), {result.dead} dead letters"
-    )
-    return result
 
 
 def session_records(org: SimSalesforceState, lsid: str) -> list[dict[str, Any]]:

@@ -37,6 +37,7 @@ from rsbridge.connectors.servicenow.schema import Schema, unload_xml
 from rsbridge.connectors.servicenow.writes import journal_marker
 from rsbridge.demo import (
     DemoSession,
+    Keep,
     SideSystem,
     Stage,
     default_sides,
@@ -80,12 +81,14 @@ class DemoResult:
     """The other systems beside ServiceNow (the default story's Salesforce column)."""
 
 
-def run_demo(*, sessions: int, seed: int, console: Console) -> DemoResult:
-    """Run the demo and print what arrived."""
-    return asyncio.run(run_demo_async(sessions=sessions, seed=seed, console=console))
+def run_demo(*, sessions: int, seed: int, console: Console, keep: Keep | None = None) -> DemoResult:
+    """Run the demo and print what arrived; ``keep``: see :meth:`rsbridge.demo.Stage.kept`."""
+    return asyncio.run(run_demo_async(sessions=sessions, seed=seed, console=console, keep=keep))
 
 
-async def run_demo_async(*, sessions: int, seed: int, console: Console) -> DemoResult:
+async def run_demo_async(
+    *, sessions: int, seed: int, console: Console, keep: Keep | None = None
+) -> DemoResult:
     """:func:`run_demo` in the running event loop (the engine shares it)."""
     if sessions < 1:
         raise ValueError("the demo needs at least one session")
@@ -93,11 +96,11 @@ async def run_demo_async(*, sessions: int, seed: int, console: Console) -> DemoR
     demo = seed_demo(snow)
     snow.import_unload_xml(unload_xml(Schema.build()))
     with (
-        stage(seed, sides=default_sides()) as peers,
+        stage(seed, sides=default_sides(), keep=keep) as peers,
         serve_in_thread(create_servicenow_app(snow)) as snow_url,
     ):
         console.print(f"[bold]Simulated appliance[/] on {peers.appliance_url}")
-        console.print(f"[bold]Simulated ServiceNow[/] on {snow_url}")
+        peers.announce(console, "Simulated ServiceNow", snow_url)
         console.print(f"[bold]Simulated webhook receiver[/] on {peers.webhook_url}/hook")
         config = _config(peers, snow_url, demo)
         return await _run(config, peers, snow, demo, sessions, seed, console)
@@ -159,24 +162,25 @@ async def _run(
             console=console,
         )
         calls = engine.worker.appliance_calls if engine.worker else 0
-    finished, forged, counts = story.sessions, story.forged, story.counts
-    result = DemoResult(
-        finished,
-        snow,
-        demo.ids,
-        read_deliveries(peers.jsonl_path),
-        [r.body for r in peers.receiver.received],
-        calls,
-        counts.get("dead", 0),
-        str(refused.json().get("message", "")),
-        forged,
-        peers.sides,
-    )
-    console.print(_table(result))
-    console.print(
-        f"{len(finished)} sessions: {result.appliance_calls} report fetch call(s) to the "
-        f"appliance, {result.dead} dead letters"
-    )
+        finished, forged, counts = story.sessions, story.forged, story.counts
+        result = DemoResult(
+            finished,
+            snow,
+            demo.ids,
+            read_deliveries(peers.jsonl_path),
+            [r.body for r in peers.receiver.received],
+            calls,
+            counts.get("dead", 0),
+            str(refused.json().get("message", "")),
+            forged,
+            peers.sides,
+        )
+        console.print(_table(result))
+        console.print(
+            f"{len(finished)} sessions: {result.appliance_calls} report fetch call(s) to the "
+            f"appliance, {result.dead} dead letters"
+        )
+        await peers.kept(url)
     return result
 
 
