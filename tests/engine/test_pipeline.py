@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
 import tomllib
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -90,15 +92,29 @@ async def test_a_replay_and_a_restart_add_no_second_effect(
     assert _deliveries(tmp_path / "deliveries.jsonl") == before
 
 
+async def _until_waited(engine: Engine, lsid: str, limit: float = 60.0) -> None:
+    """Return once a job of ``lsid`` has recorded a ``wait`` attempt."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        for job in await engine.store.list_jobs(JobFilter(lsid=lsid)):
+            if any(a.outcome == "wait" for a in await engine.store.attempts(job.id)):
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no job of {lsid} waited for its report")
+
+
 async def test_an_end_event_waits_for_the_report_to_be_complete(
     tmp_path: Path, sim: SimAppliance
 ) -> None:
     config = engine_config(tmp_path, sim)
     session = _recent(SessionGenerator(2).session(), ended_ago=1)
-    sim.state.add_report(session, report_delay=1.5)
+    # Not ready until the engine has seen it unready: no race with a busy machine's clock.
+    sim.state.add_report(session, report_delay=3600)
     async with Engine(config) as engine, serving(create_app(engine.intake, engine.store)) as url:
         engine.start()
         await emit(url, [session])
+        await _until_waited(engine, session.lsid)
+        sim.state.add_report(session)
         await drained(engine)
         [end_job] = [
             j
