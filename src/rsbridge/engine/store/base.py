@@ -3,8 +3,10 @@
 Everything the engine must not lose lives here: the event log (every delivery the
 intake acknowledged, and every session a poller found), the jobs derived from it (one
 per event and integration), each attempt at a job, dead letters, the idempotency
-ledger and the pollers' watermarks. A backend implements :class:`Store`; the contract
-suite in ``tests/engine/store_contract.py`` is run against each of them.
+ledger and the pollers' watermarks; and the admin console's sign-ins, failed sign-in
+counts and audit log, so that they hold across restarts and nodes. A backend implements
+:class:`Store`; the contract suite in ``tests/engine/store_contract.py`` is run against
+each of them.
 
 Per-session ordering is the store's job, so that it holds across worker processes: a
 job is only handed out (:meth:`Store.claim`) when no unfinished job of the same
