@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import secrets
@@ -22,6 +23,8 @@ from rsbridge.web.admin.site import AdminSite, Viewer, read_form
 log = logging.getLogger(__name__)
 
 _COOKIE_PATH = "/admin"
+PASSWORD_CHECKS = 2
+"""Password hashes checked at once; more sign-in attempts wait their turn."""
 
 
 def _safe_next(target: str | None) -> str:
@@ -44,6 +47,7 @@ def _utc(at: float) -> str:
 
 def sign_in_routes(site: AdminSite) -> list[BaseRoute]:
     """``GET|POST /admin/sign-in`` and ``POST /admin/sign-out``."""
+    checking = asyncio.Semaphore(PASSWORD_CHECKS)
 
     def form(request: Request, status: int = 200, message: str = "") -> Response:
         token = secrets.token_urlsafe(32)
@@ -107,7 +111,12 @@ def sign_in_routes(site: AdminSite) -> list[BaseRoute]:
             )
         user = site.config.admin.user(name)
         stored = user.password_hash.get_secret_value() if user is not None else None
-        if user is None or not password_matches(stored, password):
+        # Argon2id takes ~0.1 s of CPU and 64 MiB: off the event loop (the intake's acks
+        # must not wait for it), and a few at a time (a flood of attempts cannot take
+        # every core and all the memory).
+        async with checking:
+            matches = await asyncio.to_thread(password_matches, stored, password)
+        if user is None or not matches:
             locked = await site.sign_ins.failed(name)
             detail = "" if user is not None else "unknown user name"
             if locked is not None:
