@@ -13,6 +13,8 @@ from rsbridge.cli import app
 from rsbridge.engine.store.base import (
     RANK_SURVEY,
     AttemptOutcome,
+    AuditFilter,
+    ConsoleSignIn,
     EventFilter,
     Finish,
     JobFilter,
@@ -140,3 +142,35 @@ def test_the_command_copies_and_masks_the_password(tmp_path: Path, postgres_url:
     again = CliRunner().invoke(app, ["store", "copy", "--from", str(source), "--to", target])
     assert again.exit_code == 1 and "holds data already" in again.output
     assert "hunter22" not in again.output
+
+
+async def test_copy_moves_the_audit_log_but_not_the_sign_ins(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    source = tmp_path / "rsbridge.db"
+    store = SQLiteStore(source)
+    await store.open()
+    try:
+        written = [
+            await store.write_audit("olga", "retry", target=f"job {n}", remote="::1", now=T0 + n)
+            for n in range(3)
+        ]
+        await store.add_sign_in(ConsoleSignIn("digest-1", "olga", "csrf", T0, T0 + 10**9))
+        await store.sign_in_failed("mallory", window=600, limit=1, now=T0)
+    finally:
+        await store.close()
+
+    counts = await copy_sqlite_to_postgresql(source, postgres_url)
+    assert (counts.events, counts.audit) == (0, 3)
+
+    moved = PostgreSQLStore(postgres_url)
+    await moved.open()
+    try:
+        assert await moved.list_audit(AuditFilter()) == list(reversed(written))
+        newer = await moved.write_audit("vic", "sign-in", now=T0 + 9)
+        assert newer.id == written[-1].id + 1
+        # Sign-ins stay behind: an old cookie does not sign anyone in on the new store.
+        assert await moved.find_sign_in("digest-1", now=T0) is None
+        assert await moved.check_lockout("mallory", now=T0) is None
+    finally:
+        await moved.close()

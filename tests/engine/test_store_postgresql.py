@@ -283,3 +283,19 @@ async def test_connections_keep_alive_both_ways(postgres_url: str) -> None:
             assert await cur.fetchone() == ("3",)
     finally:
         await store.close()
+
+
+async def test_failed_sign_ins_sent_to_two_nodes_at_once_are_each_counted(
+    nodes: tuple[PostgreSQLStore, PostgreSQLStore],
+) -> None:
+    first, second = nodes
+
+    async def fail(store: PostgreSQLStore, n: int) -> object:
+        return await store.sign_in_failed("olga", window=600, limit=20, now=T0 + n / 100)
+
+    # 19 failures at once, spread over both nodes: none is lost to a race, so the
+    # 20th (on either node) locks the name for both.
+    await asyncio.gather(*(fail(first if n % 2 else second, n) for n in range(19)))
+    assert await first.check_lockout("olga", now=T0 + 1) is None
+    assert await fail(second, 99) is not None
+    assert await first.check_lockout("olga", now=T0 + 2) is not None

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from rsbridge import __version__
-from rsbridge.cli import actions, demo, engine, events, rehearse, report, sim, status, store
+from rsbridge.cli import actions, admin, demo, engine, events, rehearse, report, sim, status, store
 from rsbridge.cli.plugins import RootGroup
 
 app = typer.Typer(
@@ -48,6 +48,7 @@ status.register(app)
 app.add_typer(actions.actions_app, name="actions")
 rehearse.register(app)
 app.add_typer(store.store_app, name="store")
+app.add_typer(admin.admin_app, name="admin")
 
 
 @app.command()

@@ -72,7 +72,8 @@ def copy(
         typer.Option("--to", help="The empty PostgreSQL store: a postgresql:// URL."),
     ],
 ) -> None:
-    """Copy a SQLite store (events, jobs, attempts, ledger, watermarks) into PostgreSQL.
+    """Copy a SQLite store (events, jobs, attempts, ledger, watermarks, audit log) into
+    PostgreSQL.
 
     Stop every node first: what an engine writes after the copy's snapshot is not
     copied. Ids are kept, so nothing is imported twice after the move. The target must
@@ -92,7 +93,8 @@ def copy(
         raise fail(exc.message) from None
     typer.echo(
         f"copied {counts.events} events, {counts.jobs} jobs, {counts.attempts} attempts,"
-        f" {counts.ledger} ledger entries and {counts.watermarks} watermarks to"
+        f" {counts.ledger} ledger entries, {counts.watermarks} watermarks and"
+        f" {counts.audit} audit log entries to"
         f" {mask_url(target)}"
     )
 

@@ -46,6 +46,7 @@ def retention_policy(
         finished_before=at - finished,
         dead_before=None if dead is None else at - dead,
         ledger_before=None if ledger is None else at - ledger * DAY,
+        console_before=at,
     )
 
 
@@ -56,7 +57,11 @@ async def prune(
     batch: int = PRUNE_BATCH,
     stop: asyncio.Event | None = None,
 ) -> PruneCounts:
-    """Prune until nothing ``policy`` allows is left (or ``stop`` is set); what went."""
+    """Prune until nothing ``policy`` allows is left (or ``stop`` is set); what went.
+
+    Expired console sign-ins and lapsed failed sign-in counts go too (not counted in the
+    result: they are not the event history it reports on).
+    """
     total = PruneCounts()
     while stop is None or not stop.is_set():
         step = await store.prune(policy, limit=batch)
@@ -64,5 +69,9 @@ async def prune(
             break
         total += step
         # Let the coroutines waiting to write (the intake) queue before the next step.
+        await asyncio.sleep(0)
+    while policy.console_before is not None and (stop is None or not stop.is_set()):
+        if not await store.prune_console(policy.console_before, limit=batch):
+            break
         await asyncio.sleep(0)
     return total

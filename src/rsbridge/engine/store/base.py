@@ -3,8 +3,10 @@
 Everything the engine must not lose lives here: the event log (every delivery the
 intake acknowledged, and every session a poller found), the jobs derived from it (one
 per event and integration), each attempt at a job, dead letters, the idempotency
-ledger and the pollers' watermarks. A backend implements :class:`Store`; the contract
-suite in ``tests/engine/store_contract.py`` is run against each of them.
+ledger and the pollers' watermarks; and the admin console's sign-ins, failed sign-in
+counts and audit log, so that they hold across restarts and nodes. A backend implements
+:class:`Store`; the contract suite in ``tests/engine/store_contract.py`` is run against
+each of them.
 
 Per-session ordering is the store's job, so that it holds across worker processes: a
 job is only handed out (:meth:`Store.claim`) when no unfinished job of the same
@@ -252,6 +254,9 @@ class RetentionPolicy:
     finished_before: float
     dead_before: float | None = None
     ledger_before: float | None = None
+    console_before: float | None = None
+    """Console sign-ins that expired, and failed sign-in counts that lapsed, before this
+    time go too (:meth:`Store.prune_console`); None keeps them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +308,56 @@ class LastFailure:
     integration: str
     at: float
     error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSignIn:
+    """A signed-in browser of the admin console, as stored.
+
+    Only the SHA-256 ``digest`` of the cookie's token is kept: whoever reads the store
+    cannot sign in with what they find there.
+    """
+
+    digest: str
+    user: str
+    csrf: str
+    """The sign-in's CSRF token: every form of the console carries it back."""
+    started_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Lockout:
+    """A user name locked after repeated failed sign-ins."""
+
+    until: float
+    refused: int
+    """Sign-in attempts refused since the lock began (this one included)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One line of the console's audit log: who did what, on what, when, from where."""
+
+    id: int
+    at: float
+    actor: str
+    action: str
+    target: str = ""
+    detail: str = ""
+    remote: str = ""
+    """The browser's address (behind a trusted proxy: the forwarded client)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """Selects audit entries for :meth:`Store.list_audit`, newest first."""
+
+    actor: str | None = None
+    action: str | None = None
+    before_id: int | None = None
+    """Only entries with a smaller id (paging backwards)."""
+    limit: int = 50
 
 
 class Store(Protocol):
@@ -429,6 +484,52 @@ class Store(Protocol):
     async def last_failures(self) -> list[LastFailure]:
         """Per appliance and integration, the newest attempt that ended in RETRY or DEAD
         (the last error ``rsbridge status`` shows), sorted by both."""
+
+    # --- console: sign-ins, lock-out, audit log ---------------------------------
+
+    async def add_sign_in(self, sign_in: ConsoleSignIn) -> None:
+        """Record a console sign-in and forget its user's failed attempts (a success
+        resets the count)."""
+
+    async def find_sign_in(self, digest: str, *, now: float | None = None) -> ConsoleSignIn | None:
+        """The live sign-in whose token has SHA-256 ``digest``; an expired one is removed."""
+
+    async def end_sign_in(self, digest: str) -> bool:
+        """Remove a sign-in (sign-out); False if there was none."""
+
+    async def sign_in_failed(
+        self, name: str, *, window: float, limit: int, now: float | None = None
+    ) -> Lockout | None:
+        """Count a failed sign-in of user name ``name`` (known or not); the lock-out if
+        the name is locked now.
+
+        Failures count in a row while each comes within ``window`` seconds of the one
+        before; the ``limit``-th locks the name for ``window`` seconds. A failure while
+        locked does not extend the lock. One row per name, forgotten (and removed by
+        :meth:`prune_console`, or by later failures) once it no longer matters.
+        """
+
+    async def check_lockout(self, name: str, *, now: float | None = None) -> Lockout | None:
+        """The lock-out of ``name`` if it is locked now, counting this refused attempt."""
+
+    async def write_audit(
+        self,
+        actor: str,
+        action: str,
+        *,
+        target: str = "",
+        detail: str = "",
+        remote: str = "",
+        now: float | None = None,
+    ) -> AuditEntry:
+        """Append an entry to the audit log; ids grow with time and are never reused."""
+
+    async def list_audit(self, selection: AuditFilter) -> list[AuditEntry]:
+        """Audit entries matching ``selection``, newest first (an indexed walk)."""
+
+    async def prune_console(self, before: float, *, limit: int) -> int:
+        """Remove up to ``limit`` sign-ins that expired, and as many lapsed failure
+        counts, before ``before``; how many rows went. The audit log stays."""
 
     # --- retention --------------------------------------------------------------
 

@@ -1,10 +1,13 @@
 """``rsbridge store copy``: move an installation's SQLite store into PostgreSQL.
 
 Everything is copied with its ids (events, jobs, attempts, the delivery ledger, the
-pollers' watermarks), so that after the move a delivery the appliance sends again is a
-duplicate, a replayed job finds its effects in the ledger, and a poller resumes at its
-watermark: nothing is imported twice. Ids continue after the highest ever used (also by
-rows since pruned), as they would have in SQLite.
+pollers' watermarks, the console's audit log), so that after the move a delivery the
+appliance sends again is a duplicate, a replayed job finds its effects in the ledger, a
+poller resumes at its watermark, and the audit log keeps its history. Ids continue after
+the highest ever used (also by rows since pruned), as they would have in SQLite. Console
+sign-ins and failed sign-in counts are not copied: they are short-lived, and signing in
+again after the move is the safe default (a cookie made for the old store does not
+follow it).
 
 The source is read in one read transaction (a consistent snapshot even if an engine is
 still writing, though what it writes afterwards is not copied: stop the nodes first).
@@ -44,6 +47,7 @@ TABLES: Final = (
         "appliance_id, lsid, event, integration, effect, ticket_id, ref, created_at, detail",
     ),
     ("watermarks", "name, value, updated_at"),
+    ("audit_log", "id, at, actor, action, target, detail, remote"),
 )
 # The source's rows in a stable order (the ledger's: the order they were recorded in).
 ORDER: Final = {
@@ -52,11 +56,13 @@ ORDER: Final = {
     "attempts": "job_id, number",
     "ledger": "rowid",
     "watermarks": "name",
+    "audit_log": "id",
 }
-SEQUENCES: Final = ("events", "jobs")
+SEQUENCES: Final = ("events", "jobs", "audit_log")
 _HAS_DATA: Final = """
 SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM jobs)
-    OR EXISTS (SELECT 1 FROM ledger) OR EXISTS (SELECT 1 FROM watermarks)"""
+    OR EXISTS (SELECT 1 FROM ledger) OR EXISTS (SELECT 1 FROM watermarks)
+    OR EXISTS (SELECT 1 FROM audit_log)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +74,8 @@ class CopyCounts:
     attempts: int
     ledger: int
     watermarks: int
+    audit: int
+    """Audit log entries."""
 
 
 def _read(path: Path) -> tuple[dict[str, list[tuple[object, ...]]], dict[str, int]]:

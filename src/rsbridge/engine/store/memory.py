@@ -33,6 +33,7 @@ from rsbridge.engine.store.base import (
     RetentionPolicy,
     StoredEvent,
 )
+from rsbridge.engine.store.memory_console import MemoryConsole
 
 __all__ = ["MemoryStore"]
 
@@ -51,10 +52,11 @@ def _clock(now: float | None) -> float:
     return time.time() if now is None else now
 
 
-class MemoryStore:
+class MemoryStore(MemoryConsole):
     """The store in dicts, guarded by one :class:`asyncio.Lock`; lost on exit."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._lock = asyncio.Lock()
         self._events: dict[int, StoredEvent] = {}
         self._by_dedup: dict[str, int] = {}

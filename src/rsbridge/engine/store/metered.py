@@ -17,6 +17,9 @@ from typing import TypeVar
 from rsbridge.engine.store.base import (
     Attempt,
     AttemptOutcome,
+    AuditEntry,
+    AuditFilter,
+    ConsoleSignIn,
     EventFilter,
     Finish,
     IncomingEvent,
@@ -27,6 +30,7 @@ from rsbridge.engine.store.base import (
     LastFailure,
     LedgerEntry,
     LedgerKey,
+    Lockout,
     PruneCounts,
     RecordResult,
     RetentionPolicy,
@@ -214,6 +218,56 @@ class MeteredStore:
     async def last_failures(self) -> list[LastFailure]:
         """The wrapped store's answer."""
         return await self.inner.last_failures()
+
+    async def add_sign_in(self, sign_in: ConsoleSignIn) -> None:
+        """Record, timed."""
+        await self._write("add_sign_in", self.inner.add_sign_in(sign_in))
+
+    async def find_sign_in(self, digest: str, *, now: float | None = None) -> ConsoleSignIn | None:
+        """The wrapped store's answer."""
+        return await self.inner.find_sign_in(digest, now=now)
+
+    async def end_sign_in(self, digest: str) -> bool:
+        """End, timed."""
+        return await self._write("end_sign_in", self.inner.end_sign_in(digest))
+
+    async def sign_in_failed(
+        self, name: str, *, window: float, limit: int, now: float | None = None
+    ) -> Lockout | None:
+        """Count, timed."""
+        return await self._write(
+            "sign_in_failed", self.inner.sign_in_failed(name, window=window, limit=limit, now=now)
+        )
+
+    async def check_lockout(self, name: str, *, now: float | None = None) -> Lockout | None:
+        """Check, timed (a locked name's refusal is a write)."""
+        return await self._write("check_lockout", self.inner.check_lockout(name, now=now))
+
+    async def write_audit(
+        self,
+        actor: str,
+        action: str,
+        *,
+        target: str = "",
+        detail: str = "",
+        remote: str = "",
+        now: float | None = None,
+    ) -> AuditEntry:
+        """Write, timed."""
+        return await self._write(
+            "write_audit",
+            self.inner.write_audit(
+                actor, action, target=target, detail=detail, remote=remote, now=now
+            ),
+        )
+
+    async def list_audit(self, selection: AuditFilter) -> list[AuditEntry]:
+        """The wrapped store's answer."""
+        return await self.inner.list_audit(selection)
+
+    async def prune_console(self, before: float, *, limit: int) -> int:
+        """Prune, timed."""
+        return await self._write("prune_console", self.inner.prune_console(before, limit=limit))
 
     async def prune(self, policy: RetentionPolicy, *, limit: int) -> PruneCounts:
         """Prune, timed."""

@@ -47,11 +47,15 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from rsbridge.engine.store import postgresql_budget as budget
+from rsbridge.engine.store import postgresql_console as console
 from rsbridge.engine.store import postgresql_sql as sql
 from rsbridge.engine.store import postgresql_stats as stats
 from rsbridge.engine.store.base import (
     Attempt,
     AttemptOutcome,
+    AuditEntry,
+    AuditFilter,
+    ConsoleSignIn,
     EventFilter,
     EventStatus,
     Finish,
@@ -64,6 +68,7 @@ from rsbridge.engine.store.base import (
     LastFailure,
     LedgerEntry,
     LedgerKey,
+    Lockout,
     PruneCounts,
     RecordResult,
     RetentionPolicy,
@@ -591,6 +596,73 @@ class PostgreSQLStore:
     async def last_failures(self) -> list[LastFailure]:
         """The newest RETRY or DEAD attempt per appliance and integration (see base)."""
         return stats.last_failures_from_rows(await self._fetchall(stats.LAST_FAILURES, ()))
+
+    # --- console (postgresql_console) --------------------------------------------
+
+    async def add_sign_in(self, sign_in: ConsoleSignIn) -> None:
+        """Record a sign-in; its user's failed attempts are forgotten."""
+        async with self._transaction() as cur:
+            await console.add_sign_in(cur, sign_in)
+
+    async def find_sign_in(self, digest: str, *, now: float | None = None) -> ConsoleSignIn | None:
+        """The live sign-in of ``digest``; an expired one is removed."""
+        at = time.time() if now is None else now
+        found = console.found_sign_in(await self._fetchone(console.SELECT_SIGN_IN, (digest,)))
+        if found is not None and found.expires_at <= at:
+            async with self._transaction() as cur:
+                await cur.execute(console.DELETE_EXPIRED_SIGN_IN, (digest, at))
+            return None
+        return found
+
+    async def end_sign_in(self, digest: str) -> bool:
+        """Remove a sign-in; False if there was none."""
+        async with self._transaction() as cur:
+            await cur.execute(console.DELETE_SIGN_IN, (digest,))
+            return cur.rowcount == 1
+
+    async def sign_in_failed(
+        self, name: str, *, window: float, limit: int, now: float | None = None
+    ) -> Lockout | None:
+        """Count a failed sign-in of ``name`` on every node's behalf (see the base)."""
+        at = time.time() if now is None else now
+
+        async def attempt() -> Lockout | None:
+            async with self._transaction() as cur:
+                return await console.sign_in_failed(cur, name, at, window, limit)
+
+        lockout: Lockout | None = await self._retrying(attempt)
+        return lockout
+
+    async def check_lockout(self, name: str, *, now: float | None = None) -> Lockout | None:
+        """The lock-out of ``name`` now, counting this refused attempt."""
+        at = time.time() if now is None else now
+        async with self._transaction() as cur:
+            return await console.check_lockout(cur, name, at)
+
+    async def write_audit(
+        self,
+        actor: str,
+        action: str,
+        *,
+        target: str = "",
+        detail: str = "",
+        remote: str = "",
+        now: float | None = None,
+    ) -> AuditEntry:
+        """Append an entry to the audit log."""
+        at = time.time() if now is None else now
+        async with self._transaction() as cur:
+            return await console.write_audit(cur, at, actor, action, (target, detail, remote))
+
+    async def list_audit(self, selection: AuditFilter) -> list[AuditEntry]:
+        """Audit entries matching ``selection``, newest first."""
+        statement, params = console.list_audit_statement(selection)
+        return console.audit_rows(await self._fetchall(statement, params))
+
+    async def prune_console(self, before: float, *, limit: int) -> int:
+        """Remove up to ``limit`` expired sign-ins and as many lapsed failure counts."""
+        async with self._transaction() as cur:
+            return await console.prune_console(cur, before, limit)
 
     # --- retention --------------------------------------------------------------
 

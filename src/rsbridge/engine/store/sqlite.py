@@ -36,9 +36,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar, cast
 
+from rsbridge.engine.store import sqlite_console as console
 from rsbridge.engine.store.base import (
     Attempt,
     AttemptOutcome,
+    AuditEntry,
+    AuditFilter,
+    ConsoleSignIn,
     EventFilter,
     EventSource,
     EventStatus,
@@ -52,6 +56,7 @@ from rsbridge.engine.store.base import (
     LastFailure,
     LedgerEntry,
     LedgerKey,
+    Lockout,
     PruneCounts,
     RecordResult,
     RetentionPolicy,
@@ -1041,6 +1046,60 @@ class SQLiteStore:
     async def last_failures(self) -> list[LastFailure]:
         """The newest RETRY or DEAD attempt per appliance and integration."""
         return await self._read(last_failures)
+
+    # --- console (sqlite_console) ------------------------------------------------
+
+    async def add_sign_in(self, sign_in: ConsoleSignIn) -> None:
+        """Record a sign-in; its user's failed attempts are forgotten."""
+        await self._write(lambda conn: console.add_sign_in(conn, sign_in))
+
+    async def find_sign_in(self, digest: str, *, now: float | None = None) -> ConsoleSignIn | None:
+        """The live sign-in of ``digest``; an expired one is removed."""
+        at = time.time() if now is None else now
+        found = await self._read(lambda conn: console.find_sign_in(conn, digest))
+        if found is not None and found.expires_at <= at:
+            await self._write(lambda conn: console.end_sign_in(conn, digest, at))
+            return None
+        return found
+
+    async def end_sign_in(self, digest: str) -> bool:
+        """Remove a sign-in; False if there was none."""
+        return await self._write(lambda conn: console.end_sign_in(conn, digest))
+
+    async def sign_in_failed(
+        self, name: str, *, window: float, limit: int, now: float | None = None
+    ) -> Lockout | None:
+        """Count a failed sign-in of ``name`` (see the base)."""
+        at = time.time() if now is None else now
+        return await self._write(lambda conn: console.sign_in_failed(conn, name, at, window, limit))
+
+    async def check_lockout(self, name: str, *, now: float | None = None) -> Lockout | None:
+        """The lock-out of ``name`` now, counting this refused attempt."""
+        at = time.time() if now is None else now
+        return await self._write(lambda conn: console.check_lockout(conn, name, at))
+
+    async def write_audit(
+        self,
+        actor: str,
+        action: str,
+        *,
+        target: str = "",
+        detail: str = "",
+        remote: str = "",
+        now: float | None = None,
+    ) -> AuditEntry:
+        """Append an entry to the audit log."""
+        at = time.time() if now is None else now
+        extra = (target, detail, remote)
+        return await self._write(lambda conn: console.write_audit(conn, at, actor, action, extra))
+
+    async def list_audit(self, selection: AuditFilter) -> list[AuditEntry]:
+        """Audit entries matching ``selection``, newest first."""
+        return await self._read(lambda conn: console.list_audit(conn, selection))
+
+    async def prune_console(self, before: float, *, limit: int) -> int:
+        """Remove up to ``limit`` expired sign-ins and as many lapsed failure counts."""
+        return await self._write(lambda conn: console.prune_console(conn, before, limit))
 
     # --- retention --------------------------------------------------------------
 

@@ -2,10 +2,13 @@
 
 A sign-in is a random token in an ``HttpOnly``, ``SameSite=Strict`` cookie; only its
 SHA-256 digest is kept, with the user, the expiry and the sign-in's CSRF token. Failed
-attempts are counted per user name: after ``[admin] max_failed_sign_ins`` in a row the
-name is locked for ``lockout_minutes``, whatever password comes next.
+attempts are counted per user name: after ``[admin] max_failed_sign_ins`` in a row (each
+within ``lockout_minutes`` of the one before) the name is locked for ``lockout_minutes``,
+whatever password comes next.
 
-The book here lives in this process's memory.
+Both live in the engine's store (:meth:`~rsbridge.engine.store.base.Store.add_sign_in`
+and the methods after it): a sign-in outlives a restart, and on a PostgreSQL store a
+sign-in, a sign-out and every failure count on every node.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from rsbridge.config import AdminConfig
+from rsbridge.engine.store.base import ConsoleSignIn, Lockout, Store
 
 SESSION_COOKIE = "rsbridge_admin"
 SIGN_IN_CSRF_COOKIE = "rsbridge_admin_csrf"
@@ -60,50 +64,56 @@ class SignIn:
 
 
 class SignIns:
-    """The sign-ins and failed attempts of this console."""
+    """The sign-ins and failed attempts of this console, kept in the engine's store."""
 
-    def __init__(self, admin: AdminConfig) -> None:
+    def __init__(self, admin: AdminConfig, store: Store) -> None:
         self._admin = admin
-        self._open: dict[str, SignIn] = {}
-        self._failures: dict[str, list[float]] = {}
+        self._store = store
 
     async def start(self, user: str, *, now: float | None = None) -> tuple[str, SignIn]:
-        """A new sign-in for ``user``: the cookie's token and the record kept of it."""
+        """A new sign-in for ``user``: the cookie's token and the record kept of it.
+
+        The user's failed attempts are forgotten: a success resets the count.
+        """
         now = time.time() if now is None else now
         token = secrets.token_urlsafe(32)
         sign_in = SignIn(
             user, secrets.token_urlsafe(32), now, now + self._admin.session_hours * 3600
         )
-        self._open[digest(token)] = sign_in
-        self._failures.pop(user, None)
+        await self._store.add_sign_in(
+            ConsoleSignIn(digest(token), user, sign_in.csrf, sign_in.started_at, sign_in.expires_at)
+        )
         return token, sign_in
 
     async def find(self, token: str | None, *, now: float | None = None) -> SignIn | None:
-        """The live sign-in of cookie ``token``, if any."""
+        """The live sign-in of cookie ``token``, if any (an expired one is removed)."""
         if not token:
             return None
-        now = time.time() if now is None else now
-        sign_in = self._open.get(digest(token))
-        if sign_in is None or sign_in.expires_at <= now:
+        found = await self._store.find_sign_in(digest(token), now=now)
+        if found is None:
             return None
-        return sign_in
+        return SignIn(found.user, found.csrf, found.started_at, found.expires_at)
 
     async def end(self, token: str | None) -> None:
-        """Sign out the browser holding ``token``."""
+        """Sign out the browser holding ``token``: the cookie no longer works anywhere."""
         if token:
-            self._open.pop(digest(token), None)
+            await self._store.end_sign_in(digest(token))
 
-    async def failed(self, user: str, *, now: float | None = None) -> None:
-        """Count a failed sign-in of ``user`` (a known name or not)."""
-        now = time.time() if now is None else now
-        self._failures.setdefault(user, []).append(now)
+    async def failed(self, user: str, *, now: float | None = None) -> Lockout | None:
+        """Count a failed sign-in of ``user`` (a known name or not); the lock-out, if this
+        failure locked the name."""
+        return await self._store.sign_in_failed(
+            user,
+            window=self._admin.lockout_minutes * 60,
+            limit=self._admin.max_failed_sign_ins,
+            now=now,
+        )
+
+    async def lockout(self, user: str, *, now: float | None = None) -> Lockout | None:
+        """The lock-out of ``user`` if the name is locked now (this refusal is counted)."""
+        return await self._store.check_lockout(user, now=now)
 
     async def locked_until(self, user: str, *, now: float | None = None) -> float | None:
-        """When ``user``'s lock-out ends, if the name is locked now."""
-        now = time.time() if now is None else now
-        window = self._admin.lockout_minutes * 60
-        recent = [t for t in self._failures.get(user, []) if t > now - window]
-        self._failures[user] = recent
-        if len(recent) < self._admin.max_failed_sign_ins:
-            return None
-        return recent[self._admin.max_failed_sign_ins - 1] + window
+        """When ``user``'s lock-out ends, if the name is locked now (see :meth:`lockout`)."""
+        found = await self.lockout(user, now=now)
+        return None if found is None else found.until

@@ -30,6 +30,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from rsbridge.actions.service import ActionService
 from rsbridge.config import AdminRole, Config
 from rsbridge.connectors.base import Connector
+from rsbridge.engine.intake import client_address
 from rsbridge.engine.store.base import Store
 from rsbridge.web.admin.audit import AuditLog
 from rsbridge.web.admin.auth import SESSION_COOKIE, SignIn, SignIns
@@ -83,6 +84,8 @@ class Viewer:
     """A POST's form fields (the last value of each), CSRF already checked."""
     form_lists: Mapping[str, list[str]] = field(default_factory=dict)
     """A POST's form fields with every value, in order."""
+    remote: str = ""
+    """Where the browser is (behind a trusted proxy: the forwarded client), for the audit log."""
 
     @property
     def operator(self) -> bool:
@@ -100,8 +103,8 @@ class AdminSite:
     def __init__(self, engine: ConsoleEngine, *, sign_ins: SignIns | None = None) -> None:
         self.engine = engine
         self.config = engine.config
-        self.sign_ins = sign_ins or SignIns(self.config.admin)
-        self.audit_log = AuditLog()
+        self.sign_ins = sign_ins or SignIns(self.config.admin, engine.store)
+        self.audit_log = AuditLog(engine.store)
         self.templates = Environment(
             loader=PackageLoader("rsbridge.web.admin", "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -136,6 +139,14 @@ class AdminSite:
             return request.headers.get("x-forwarded-proto", "").lower() == "https"
         return request.url.scheme == "https"
 
+    def remote(self, request: Request) -> str:
+        """Where ``request`` comes from, for the audit log: the peer, or behind a trusted
+        proxy the client it forwards for (``X-Forwarded-For``, checked hop by hop)."""
+        peer = request.client.host if request.client else None
+        forwarded = request.headers.get("x-forwarded-for")
+        address = client_address(peer, forwarded, self.config.engine.trusted_proxies)
+        return "?" if address is None else str(address)
+
     # --- answering ----------------------------------------------------------------
 
     def render(
@@ -169,7 +180,7 @@ class AdminSite:
 
     async def audit(self, viewer: Viewer, action: str, target: str = "", detail: str = "") -> None:
         """Write an operator action to the audit log (who, what, on what, when)."""
-        await self.audit_log.write(viewer.name, action, target, detail)
+        await self.audit_log.write(viewer.name, action, target, detail, remote=viewer.remote)
 
     def page(self, role: AdminRole = "viewer") -> Callable[[Handler], Endpoint]:
         """Wrap a page handler: transport, sign-in, role and (on POST) CSRF checks."""
@@ -190,7 +201,7 @@ class AdminSite:
                         return self.refuse(request, None, 401, "Your sign-in has ended.")
                     back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                     return self.redirect(f"/admin/sign-in?next={quote(back, safe='')}")
-                viewer = _viewer(sign_in, self.config)
+                viewer = _viewer(sign_in, self.config, self.remote(request))
                 if viewer is None:  # the user was removed from the configuration
                     await self.sign_ins.end(request.cookies.get(SESSION_COOKIE))
                     return self.redirect("/admin/sign-in")
@@ -213,6 +224,7 @@ class AdminSite:
                         viewer.csrf,
                         {k: v[-1] for k, v in fields.items()},
                         fields,
+                        viewer.remote,
                     )
                 if _ROLE_RANK[viewer.role] < _ROLE_RANK[role]:
                     return self.refuse(
@@ -240,13 +252,13 @@ def _peer(request: Request) -> ipaddress.IPv4Address | ipaddress.IPv6Address | N
     return peer
 
 
-def _viewer(sign_in: SignIn, config: Config) -> Viewer | None:
+def _viewer(sign_in: SignIn, config: Config, remote: str) -> Viewer | None:
     # The role is read from the configuration on every request: a user removed or
     # demoted there loses access at once, not when the sign-in ends.
     user = config.admin.user(sign_in.user)
     if user is None:
         return None
-    return Viewer(user.name, user.role, sign_in.csrf)
+    return Viewer(user.name, user.role, sign_in.csrf, remote=remote)
 
 
 async def read_form(request: Request) -> dict[str, list[str]] | None:
