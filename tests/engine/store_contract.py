@@ -32,6 +32,7 @@ from rsbridge.engine.store.base import (
     Store,
 )
 
+from .store_console_contract import StoreConsoleContract
 from .store_stats_contract import StoreStatsContract
 
 T0 = 1_700_000_000.0
@@ -75,7 +76,7 @@ def ids(jobs: list[Job]) -> list[int]:
 DONE = Finish(AttemptOutcome.DONE)
 
 
-class StoreContract(StoreStatsContract):
+class StoreContract(StoreStatsContract, StoreConsoleContract):
     """Tests of the :class:`Store` docstrings; subclasses provide :meth:`make_store`."""
 
     def make_store(self, tmp_path: Path) -> Store:

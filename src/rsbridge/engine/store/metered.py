@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from rsbridge.engine.store.base import (
+    ActivityBucket,
     Attempt,
     AttemptOutcome,
     EventFilter,
@@ -30,6 +31,8 @@ from rsbridge.engine.store.base import (
     PruneCounts,
     RecordResult,
     RetentionPolicy,
+    SessionFilter,
+    SessionRow,
     Store,
     StoredEvent,
 )
@@ -214,6 +217,16 @@ class MeteredStore:
     async def last_failures(self) -> list[LastFailure]:
         """The wrapped store's answer."""
         return await self.inner.last_failures()
+
+    async def activity(self, since: float, until: float, step: float) -> list[ActivityBucket]:
+        """The wrapped store's answer."""
+        return await self.inner.activity(since, until, step)
+
+    async def search_sessions(
+        self, selection: SessionFilter, *, now: float | None = None
+    ) -> list[SessionRow]:
+        """The wrapped store's answer."""
+        return await self.inner.search_sessions(selection, now=now)
 
     async def prune(self, policy: RetentionPolicy, *, limit: int) -> PruneCounts:
         """Prune, timed."""

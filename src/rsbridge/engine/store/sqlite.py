@@ -36,7 +36,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar, cast
 
+from rsbridge.engine.store import sqlite_console
 from rsbridge.engine.store.base import (
+    ActivityBucket,
     Attempt,
     AttemptOutcome,
     EventFilter,
@@ -55,6 +57,8 @@ from rsbridge.engine.store.base import (
     PruneCounts,
     RecordResult,
     RetentionPolicy,
+    SessionFilter,
+    SessionRow,
     StoredEvent,
 )
 from rsbridge.engine.store.rows import attempt_from_row, job_from_row, ledger_key_params
@@ -1007,6 +1011,17 @@ class SQLiteStore:
     async def last_failures(self) -> list[LastFailure]:
         """The newest RETRY or DEAD attempt per appliance and integration."""
         return await self._read(last_failures)
+
+    async def activity(self, since: float, until: float, step: float) -> list[ActivityBucket]:
+        """Deliveries, failures and latency per bucket (see base and console_sql)."""
+        return await self._read(lambda conn: sqlite_console.activity(conn, since, until, step))
+
+    async def search_sessions(
+        self, selection: SessionFilter, *, now: float | None = None
+    ) -> list[SessionRow]:
+        """Sessions per integration, newest first (see base and console_sql)."""
+        at = time.time() if now is None else now
+        return await self._read(lambda conn: sqlite_console.search_sessions(conn, selection, at))
 
     # --- retention --------------------------------------------------------------
 
