@@ -19,6 +19,7 @@ from rsbridge.engine.store.base import (
     LedgerKey,
     SessionFilter,
     SessionRow,
+    SessionState,
     Store,
 )
 
@@ -182,14 +183,15 @@ class StoreConsoleContract:
         assert rows["Lx"].last_error == "400 bad field"
         assert rows["Lw"].last_error == "503"
         assert rows["Ls"].last_error is None  # a skip is a note, not an error
-        for state, lsid in [
+        expected: list[tuple[SessionState, str]] = [
             ("done", "Ld"),
             ("dead", "Lx"),
             ("skipped", "Ls"),
             ("waiting", "Lw"),
             ("running", "Lr"),
             ("queued", "Lq"),
-        ]:
+        ]
+        for state, lsid in expected:
             found = await store.search_sessions(SessionFilter(state=state), now=T0 + 10)
             assert [r.lsid for r in found] == [lsid], state
         # The dead row stands for the dead job, not for the survey done after it.

@@ -4,6 +4,7 @@ page of sessions or a chart costs the same on a store with a million events."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ async def conn(tmp_path: Path) -> sqlite3.Connection:
     return sqlite3.connect(tmp_path / "plans.db")
 
 
-def _plan(conn: sqlite3.Connection, sql: str, params: dict[str, object]) -> list[str]:
+def _plan(conn: sqlite3.Connection, sql: str, params: Mapping[str, object]) -> list[str]:
     return [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
 
 

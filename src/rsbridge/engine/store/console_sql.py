@@ -204,6 +204,7 @@ _SAME_SESSION: Final = (
     "{a}.appliance_id = j.appliance_id AND {a}.lsid = j.lsid AND {a}.integration = j.integration"
 )
 
+
 def _session_jobs(alias: str, dialect: Dialect) -> str:
     # SQLite plans without statistics (the store never runs ANALYZE) and could take the
     # integration's index for these lookups: name the session's index.
