@@ -28,8 +28,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from rsbridge.actions.service import ActionService
+from rsbridge.appliance.client import ApplianceClient
 from rsbridge.config import AdminRole, Config
 from rsbridge.connectors.base import Connector
+from rsbridge.engine.render import Renderer
 from rsbridge.engine.store.base import Store
 from rsbridge.web.admin.audit import AuditLog
 from rsbridge.web.admin.auth import SESSION_COOKIE, SignIn, SignIns
@@ -69,6 +71,14 @@ class ConsoleEngine(Protocol):
     @property
     def connectors(self) -> Mapping[str, Connector]:
         """The connector of each active integration, by name."""
+
+    @property
+    def appliances(self) -> Mapping[str, ApplianceClient]:
+        """The client of each configured appliance, by id."""
+
+    @property
+    def renderers(self) -> Mapping[str, Renderer]:
+        """The report renderer of each active integration, by name."""
 
 
 @dataclass(frozen=True, slots=True)
