@@ -11,6 +11,8 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from rsbridge.web.admin.overview import overview_routes
+from rsbridge.web.admin.session_page import session_routes
+from rsbridge.web.admin.sessions import sessions_routes
 from rsbridge.web.admin.signin import sign_in_routes
 from rsbridge.web.admin.site import AdminSite, ConsoleEngine
 
@@ -24,6 +26,8 @@ def admin_routes(engine: ConsoleEngine) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
         *sign_in_routes(site),
         *overview_routes(site),
+        *sessions_routes(site),
+        *session_routes(site),
         Mount("/static", app=static, name="static"),
     ]
     return [Mount("/admin", routes=routes)]

@@ -20,6 +20,7 @@ import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, quote
 
@@ -119,6 +120,7 @@ class AdminSite:
             lstrip_blocks=True,
         )
         self.templates.globals["quote"] = quote
+        self.templates.globals["utc"] = utc_text
 
     # --- transport --------------------------------------------------------------
 
@@ -236,6 +238,13 @@ class AdminSite:
             return endpoint
 
         return wrap
+
+
+def utc_text(at: float | None) -> str:
+    """A UNIX time as the console shows it: ``2026-12-02 09:30:05`` (UTC); "" for None."""
+    if at is None:
+        return ""
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _peer(request: Request) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
