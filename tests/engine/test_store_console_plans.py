@@ -31,7 +31,8 @@ FILTERS = {
     "state": (SessionFilter(state="dead"), "SEARCH j USING INDEX jobs_by_status"),
     "lsid": (SessionFilter(lsid="L1"), "SEARCH j USING INDEX jobs_by_session"),
     "ticket": (SessionFilter(ticket="INC0010001"), "SEARCH t USING INDEX ledger_by_number"),
-    "time": (SessionFilter(since=1.0, until=2.0), "SEARCH j USING INDEX jobs_by_created"),
+    # By the event's arrival: the events' time index, then each event's jobs.
+    "time": (SessionFilter(since=1.0, until=2.0), "SEARCH j USING INDEX jobs_by_event"),
     "paged": (
         SessionFilter(integration="sn", before=500),
         "SEARCH j USING INDEX jobs_by_integration (integration=? AND id<?)",
@@ -45,6 +46,8 @@ def test_each_session_filter_is_an_index_search(conn: sqlite3.Connection, name: 
     plan = _plan(conn, search_sql(selection, "sqlite"), search_params(selection, 0.0))
     assert any(step.startswith(driving) for step in plan), plan
     assert not [step for step in plan if step.startswith("SCAN")], plan
+    if name == "time":
+        assert any("INDEX events_by_received (received_at>? AND received_at<?)" in s for s in plan)
     # Every per-row lookup (state, newest job, last error, ticket) is a search too.
     lookups = [s for s in plan if s.startswith("SEARCH") and not s.startswith("SEARCH j ")]
     assert lookups and all("USING" in s for s in lookups), plan

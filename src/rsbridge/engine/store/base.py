@@ -328,7 +328,7 @@ class SessionFilter:
     integration: str | None = None
     state: SessionState | None = None
     since: float | None = None
-    """Only sessions whose newest job (of that state) was queued at or after this time."""
+    """Only sessions whose row's job is for an event received at or after this time."""
     until: float | None = None
     """... and before this time."""
     before: int | None = None

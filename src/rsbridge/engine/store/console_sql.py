@@ -10,8 +10,9 @@ of sqrt(2), and a bin's value is its geometric middle.
 ``search_sessions`` pages over jobs newest first and keeps one job per session and
 integration (its newest, of the state searched for); the state of the row is the rank of
 its most active job (:data:`STATE_RANK`). Every condition is an indexed lookup (migration
-0003): the session's jobs by ``(lsid, appliance_id, integration, id)``, jobs by
-integration, by status, by time, ledger entries by ticket id and by ticket number.
+0003): the session's jobs by ``(lsid, id)``, jobs by integration, by status, by their
+event's arrival, ledger entries by ticket id and by ticket number. Only one of these indexes
+(jobs by integration) is written by the intake.
 
 SQL is written once with ``:name`` parameters; :func:`for_postgresql` turns them into
 psycopg's ``%(name)s``. The few spots where the dialects differ are chosen by ``dialect``.
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Literal
 
 from rsbridge.engine.store.base import (
@@ -208,7 +209,7 @@ _SAME_SESSION: Final = (
 def _session_jobs(alias: str, dialect: Dialect) -> str:
     # SQLite plans without statistics (the store never runs ANALYZE) and could take the
     # integration's index for these lookups: name the session's index.
-    hint = " INDEXED BY jobs_of_session" if dialect == "sqlite" else ""
+    hint = " INDEXED BY jobs_by_session" if dialect == "sqlite" else ""
     return f"jobs AS {alias}{hint} WHERE {_SAME_SESSION.format(a=alias)}"
 
 
@@ -252,10 +253,18 @@ def search_sql(selection: SessionFilter, dialect: Dialect) -> str:
             f"EXISTS (SELECT 1 FROM ledger AS m WHERE {_SAME_SESSION.format(a='m')} "
             f"AND (m.ticket_id = :ticket OR {_number(dialect, 'm')} = :ticket))"
         )
-    if selection.since is not None:
-        terms.append("j.created_at >= :since")
-    if selection.until is not None:
-        terms.append("j.created_at < :until")
+    if selection.since is not None or selection.until is not None:
+        # By the event's arrival, through the events' time index and jobs_by_event (no
+        # index of its own on jobs: the intake writes every job).
+        window = " AND ".join(
+            t
+            for t, v in (
+                ("received_at >= :since", selection.since),
+                ("received_at < :until", selection.until),
+            )
+            if v is not None
+        )
+        terms.append(f"j.event_id IN (SELECT id FROM events WHERE {window})")
     if selection.before is not None:
         terms.append("j.id < :before")
     terms.append(f"NOT EXISTS (SELECT 1 FROM {newer})")
@@ -370,10 +379,12 @@ def activity_of(
 def search_in(
     jobs: Sequence[Job],
     ledger: Iterable[LedgerEntry],
+    received: Mapping[int, float],
     selection: SessionFilter,
     now: float,
 ) -> list[SessionRow]:
-    """:meth:`Store.search_sessions` over every job and ledger entry, in memory."""
+    """:meth:`Store.search_sessions` over every job and ledger entry, in memory
+    (``received``: each event's arrival time, by event id)."""
     sessions: dict[tuple[str, str, str], list[Job]] = {}
     for job in jobs:
         if job.lsid is not None:
@@ -399,7 +410,7 @@ def search_in(
             for e in entries
         ):
             continue
-        if not _selected(newest, selection):
+        if not _selected(newest, received.get(newest.event_id, newest.created_at), selection):
             continue
         errors = [
             j for j in sessions[key] if j.status is not JobStatus.DONE and j.last_error is not None
@@ -422,11 +433,11 @@ def search_in(
     return rows[: max(0, selection.limit)]
 
 
-def _selected(job: Job, selection: SessionFilter) -> bool:
+def _selected(job: Job, received: float, selection: SessionFilter) -> bool:
     return (
         (selection.integration is None or job.integration == selection.integration)
         and (selection.lsid is None or job.lsid == selection.lsid)
-        and (selection.since is None or job.created_at >= selection.since)
-        and (selection.until is None or job.created_at < selection.until)
+        and (selection.since is None or received >= selection.since)
+        and (selection.until is None or received < selection.until)
         and (selection.before is None or job.id < selection.before)
     )

@@ -433,7 +433,8 @@ class MemoryStore:
     ) -> list[SessionRow]:
         """Sessions per integration, newest first (see base and console_sql)."""
         jobs = list(self._jobs.values())
-        return console_sql.search_in(jobs, self._ledger.values(), selection, _clock(now))
+        received = {e.id: e.received_at for e in self._events.values()}
+        return console_sql.search_in(jobs, self._ledger.values(), received, selection, _clock(now))
 
     async def last_failures(self) -> list[LastFailure]:
         """The newest RETRY or DEAD attempt per appliance and integration."""

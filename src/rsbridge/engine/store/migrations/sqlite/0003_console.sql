@@ -1,12 +1,12 @@
 -- The console's queries (rsbridge.engine.store.console_sql): the overview's charts and
 -- the session search read by these, so that a store with a million events answers a
--- page without reading the tables.
+-- page without reading the tables. Only jobs_by_integration is written by the intake (the
+-- others change when a job ends, an attempt fails or the ledger records an effect); a
+-- search by time goes through events_by_received and jobs_by_event, a session's own jobs
+-- through jobs_by_session.
 
 -- Session search by integration, newest first.
 CREATE INDEX jobs_by_integration ON jobs (integration, id);
-
--- Session search by time.
-CREATE INDEX jobs_by_created ON jobs (created_at);
 
 -- The activity chart: jobs done per time bucket. Partial: unfinished jobs, whose
 -- updated_at changes at every claim, do not rewrite it.
@@ -20,7 +20,3 @@ CREATE INDEX attempts_failed_by_time ON attempts (finished_at)
 -- its detail (the same expression as the query's, or SQLite will not use it).
 CREATE INDEX ledger_by_ticket ON ledger (ticket_id);
 CREATE INDEX ledger_by_number ON ledger (json_extract(detail, '$.number'));
-
--- A session's jobs for one integration (the search's per-row lookups: its state, its
--- newest job, its last error).
-CREATE INDEX jobs_of_session ON jobs (lsid, appliance_id, integration, id);
