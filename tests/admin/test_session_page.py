@@ -8,8 +8,11 @@ import html
 import re
 from pathlib import Path
 
+from rsbridge.config import Config
+from tests.admin.conftest import _unmask, console_config, serving_console
 from tests.admin.views_helpers import TICKETS, delivered, table_rows
-from tests.engine.conftest import SimAppliance, emit, ended_sessions
+from tests.engine.conftest import SimAppliance, drained, emit, ended_sessions
+from tests.servicenow_helpers import running_instance
 
 HOSTILE = """<script>alert("x")</script> O'Brien & "Sons" <img src=x onerror=alert(1)>"""
 _IFRAME = re.compile(r"<iframe\b([^>]*)>")
@@ -101,3 +104,36 @@ async def test_a_report_the_appliance_does_not_have_is_said_so(
     assert page.status_code == 200
     assert "The appliance has no report of this session." in page.text
     assert "<iframe" not in page.text
+
+
+async def test_a_servicenow_ticket_is_a_link_to_its_record_and_found_by_number(
+    tmp_path: Path, sim: SimAppliance
+) -> None:
+    with running_instance(11) as snow:
+        user, password = snow.demo.integration
+        base = console_config(tmp_path, sim)
+        data = base.model_dump(mode="python")
+        data["integrations"] = [
+            {
+                "name": "servicenow",
+                "connector": "servicenow",
+                "settings": {"instance_url": snow.url, "username": user, "password": password},
+            }
+        ]
+        config = Config.model_validate(_unmask(data))
+        number = sorted(n for n in snow.demo.ids if n.startswith("INC"))[0]
+        [session] = ended_sessions([number], 1, seed=45, integration="servicenow", surveys=False)
+        sim.state.add_report(session)
+        async with serving_console(config) as console, console.signed_in("vic") as browser:
+            await emit(console.url, [session])
+            await drained(console.engine)
+            page = await browser.get(f"/admin/sessions/default/{session.lsid}")
+            found = await browser.get("/admin/sessions", params={"ticket": number})
+    sys_id = snow.demo.ids[number]
+    link = f'<a href="{snow.url}/nav_to.do?uri=incident.do?sys_id={sys_id}"'
+    assert link in page.text
+    assert f'{link} rel="noopener noreferrer" target="_blank">{number}</a>' in page.text
+    rows = [r for r in table_rows(found.text) if len(r) == 7]
+    assert [(r[0], r[2], r[3], r[5]) for r in rows] == [
+        (session.lsid, "servicenow", "done", number)
+    ]
