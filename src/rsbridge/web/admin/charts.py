@@ -56,6 +56,8 @@ def _number(value: float, unit: str) -> str:
 
 
 def _seconds(value: float) -> str:
+    if value == 0:
+        return "0"
     if value < 1:
         return f"{value * 1000:.0f} ms"
     if value < 120:

@@ -81,7 +81,8 @@ def overview_routes(site: AdminSite) -> list[BaseRoute]:
 
 def _charts(
     buckets: list[ActivityBucket], stats: list[JobStats], chosen: Range, now: float
-) -> list[Markup]:
+) -> list[tuple[str, Markup]]:
+    """Each chart with its title (shown above it; the SVG repeats it for screen readers)."""
     labels = [
         datetime.fromtimestamp(b.start, UTC).strftime(chosen.time_format) + " UTC"
         if i in (0, len(buckets) - 1)
@@ -94,19 +95,17 @@ def _charts(
         for s in stats
         if s.oldest_unfinished_at is not None
     ]
-    return [
-        bar_chart(
-            f"Sessions delivered per {per}",
-            labels,
-            Series("delivered", [b.delivered for b in buckets], "a"),
-        ),
-        bar_chart(
-            f"Failed attempts per {per}",
-            labels,
-            Series("failures", [b.failures for b in buckets], "bad"),
-        ),
+    titles = (
+        f"Sessions delivered per {per}",
+        f"Failed attempts per {per}",
+        "End-to-end latency (event received to delivered)",
+        "Oldest queued job, by appliance and integration",
+    )
+    charts = (
+        bar_chart(titles[0], labels, Series("delivered", [b.delivered for b in buckets], "a")),
+        bar_chart(titles[1], labels, Series("failures", [b.failures for b in buckets], "bad")),
         line_chart(
-            "End-to-end latency (event received to delivered)",
+            titles[2],
             labels,
             [
                 Series("median", [b.latency_p50 for b in buckets], "a"),
@@ -114,5 +113,6 @@ def _charts(
             ],
             unit="s",
         ),
-        hbar_chart("Oldest queued job, by appliance and integration", oldest, unit="s"),
-    ]
+        hbar_chart(titles[3], oldest, unit="s"),
+    )
+    return list(zip(titles, charts, strict=True))
