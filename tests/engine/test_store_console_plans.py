@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from rsbridge.engine.store.base import SessionFilter
-from rsbridge.engine.store.console_sql import activity_sql, search_params, search_sql
+from rsbridge.engine.store.console_sql import (
+    LATENCY_BOUNDS,
+    latency_bin_sql,
+    activity_sql,
+    latency_bin,
+    search_params,
+    search_sql,
+)
 from rsbridge.engine.store.sqlite import SQLiteStore
 
 
@@ -67,3 +74,14 @@ def test_the_activity_aggregates_read_the_time_indexes(conn: sqlite3.Connection)
     params = {"since": 0.0, "until": 1.0, "step": 1.0}
     assert "SEARCH jobs USING INDEX jobs_done_by_time" in _plan(conn, done, params)[0]
     assert "SEARCH attempts USING INDEX attempts_failed_by_time" in _plan(conn, failed, params)[0]
+
+
+def test_the_sql_latency_bins_are_the_memory_stores(conn: sqlite3.Connection) -> None:
+    # Both sides of every bound, and a spread: the SQL CASE tree and latency_bin agree, so
+    # every backend draws the same chart from the same jobs.
+    values = [0.0, 1e-4, 1e7, *LATENCY_BOUNDS, *(b * 0.999 for b in LATENCY_BOUNDS)]
+    values += [0.003 * 1.07**k for k in range(300)]
+    statement = f"SELECT {latency_bin_sql(':d')}"
+    for value in values:
+        (index,) = conn.execute(statement, {"d": value}).fetchone()
+        assert index == latency_bin(value), value

@@ -49,6 +49,7 @@ __all__ = [
     "for_postgresql",
     "job_rank",
     "latency_bin",
+    "latency_bin_sql",
     "percentile",
     "search_params",
     "search_sql",
@@ -104,7 +105,7 @@ def bucket_count(since: float, until: float, step: float) -> int:
 
 
 def latency_bin(seconds: float) -> int:
-    """The histogram bin of a latency (the same as the SQL ``CASE`` of :func:`_bin_case`)."""
+    """The histogram bin of a latency (the same as the SQL ``CASE`` of :func:`latency_bin_sql`)."""
     for index, bound in enumerate(LATENCY_BOUNDS):
         if seconds < bound:
             return index
@@ -162,11 +163,16 @@ def buckets_from_counts(
     ]
 
 
-def _bin_case(expression: str) -> str:
-    whens = " ".join(
-        f"WHEN {expression} < {bound!r} THEN {i}" for i, bound in enumerate(LATENCY_BOUNDS)
-    )
-    return f"CASE {whens} ELSE {len(LATENCY_BOUNDS)} END"
+def latency_bin_sql(expression: str, low: int = 0, high: int = len(LATENCY_BOUNDS)) -> str:
+    """The bin of ``expression`` among bins ``low..high`` as a balanced tree of ``CASE``
+    (six comparisons per row instead of up to fifty: the chart reads every done job of its
+    period)."""
+    if low == high:
+        return str(low)
+    middle = (low + high) // 2  # bins low..middle lie below LATENCY_BOUNDS[middle]
+    below = latency_bin_sql(expression, low, middle)
+    above = latency_bin_sql(expression, middle + 1, high)
+    return f"CASE WHEN {expression} < {LATENCY_BOUNDS[middle]!r} THEN {below} ELSE {above} END"
 
 
 def _done_jobs(dialect: Dialect) -> str:
@@ -186,7 +192,7 @@ def activity_sql(dialect: Dialect) -> tuple[str, str]:
     failed attempts per bucket (``:since``, ``:until``, ``:step``)."""
     done = f"""
 SELECT {_bucket("updated_at", dialect)} AS bucket,
-       {_bin_case("(updated_at - created_at)")} AS bin, COUNT(*)
+       {latency_bin_sql("(updated_at - created_at)")} AS bin, COUNT(*)
 FROM {_done_jobs(dialect)}
 WHERE status = 'done' AND updated_at >= :since AND updated_at < :until
   AND (last_error IS NULL OR substr(last_error, 1, 8) <> '{SKIPPED_PREFIX}')
