@@ -12,9 +12,9 @@ import pytest
 from rsbridge.engine.store.base import SessionFilter
 from rsbridge.engine.store.console_sql import (
     LATENCY_BOUNDS,
-    latency_bin_sql,
     activity_sql,
     latency_bin,
+    latency_bin_sql,
     search_params,
     search_sql,
 )
