@@ -218,6 +218,9 @@ class StoreConsoleContract:
     async def test_search_by_ticket_id_or_number_gives_the_ticket(self, store: Store) -> None:
         await _record(store, "e1", "L1", ("sn", "sf"))
         await _record(store, "e2", "L2", ("sn",))
+        # An effect without the number, recorded first, then the ticket with it.
+        report = LedgerKey("a1", "L1", END, "sn", "session_report")
+        await store.ledger_put(LedgerEntry(report, "9d3f0c", "note-1", T0 - 1, {}))
         await _ticket(store, "L1", "sn", "9d3f0c", "INC0010001")
         await _ticket(store, "L1", "sf", "500XY", "00001026")
         by_number = await store.search_sessions(SessionFilter(ticket="INC0010001"), now=T0)

@@ -274,18 +274,21 @@ def search_sql(selection: SessionFilter, dialect: Dialect) -> str:
     if selection.before is not None:
         terms.append("j.id < :before")
     terms.append(f"NOT EXISTS (SELECT 1 FROM {newer})")
+    # The first ticket the session landed on, and the first number the ledger holds for it.
     ticket = (
         "(SELECT {col} FROM ledger AS l WHERE l.appliance_id = j.appliance_id "
-        "AND l.lsid = j.lsid AND l.integration = j.integration AND l.ticket_id <> '' "
-        "ORDER BY l.created_at LIMIT 1)"
+        "AND l.lsid = j.lsid AND l.integration = j.integration AND l.ticket_id <> '' {extra}"
+        "ORDER BY l.created_at, l.event, l.effect LIMIT 1)"
     )
+    number = _number(dialect, "l")
     error = (
         f"(SELECT e.last_error FROM {_session_jobs('e', dialect)} "
         "AND e.status <> 'done' AND e.last_error IS NOT NULL ORDER BY e.id DESC LIMIT 1)"
     )
     return f"""
 SELECT j.id, j.appliance_id, j.lsid, j.integration, j.created_at, {_rank(dialect)}, {error},
-       {ticket.format(col="l.ticket_id")}, {ticket.format(col=_number(dialect, "l"))}
+       {ticket.format(col="l.ticket_id", extra="")},
+       {ticket.format(col=number, extra=f"AND {number} IS NOT NULL ")}
 FROM jobs AS j
 WHERE {" AND ".join(terms)}
 ORDER BY j.id DESC
@@ -421,7 +424,11 @@ def search_in(
         errors = [
             j for j in sessions[key] if j.status is not JobStatus.DONE and j.last_error is not None
         ]
-        landed = sorted((e for e in entries if e.ticket_id), key=lambda e: e.created_at)
+        landed = sorted(
+            (e for e in entries if e.ticket_id),
+            key=lambda e: (e.created_at, e.key.event, e.key.effect),
+        )
+        numbered = [e.detail["number"] for e in landed if e.detail.get("number")]
         rows.append(
             SessionRow(
                 key=newest.id,
@@ -432,7 +439,7 @@ def search_in(
                 at=newest.created_at,
                 last_error=max(errors, key=lambda j: j.id).last_error if errors else None,
                 ticket_id=landed[0].ticket_id if landed else None,
-                ticket_number=landed[0].detail.get("number") if landed else None,
+                ticket_number=numbered[0] if numbered else None,
             )
         )
     rows.sort(key=lambda r: r.key, reverse=True)
