@@ -21,7 +21,8 @@ from rsbridge.connectors.salesforce.mdxml import NS
 from rsbridge.connectors.salesforce.package import SOURCE_DIR, package_files
 from rsbridge.connectors.salesforce.schema import Schema
 from rsbridge.errors import ConfigurationError
-from rsbridge.web.actions import bearer_ok
+from rsbridge.config import ActionsConfig
+from rsbridge.web.actions import bearer_opens
 
 DATA = Path(__file__).parent / "salesforce_data"
 XSD = etree.XMLSchema(etree.parse(str(DATA / "metadata.xsd")))
@@ -88,7 +89,7 @@ def test_the_header_is_a_bearer_token_the_actions_api_accepts() -> None:
     # What Salesforce sends once the principal's parameter holds the client token:
     token = "a-client-token-0123456789"
     sent = f"Bearer {token}"
-    assert bearer_ok([SecretStr(token)], sent)
+    assert bearer_opens(ActionsConfig(tokens=[SecretStr(token)]), sent, "session_key")
     _, nc = _one(files, "namedCredentials", ".namedCredential-meta.xml")
     assert nc.findtext(M + "allowMergeFieldsInHeader") == "true"  # the formula is evaluated
     assert nc.findtext(M + "allowMergeFieldsInBody") == "false"

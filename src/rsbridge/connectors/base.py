@@ -440,6 +440,13 @@ class Connector(abc.ABC):
     # Connectors that support technician and customer actions override these; the
     # defaults say clearly that this connector does not.
 
+    def ticket_link(self, ticket_id: str, detail: Mapping[str, str]) -> str | None:
+        """The URL that opens ticket ``ticket_id`` in the ticketing system's own UI (the
+        console links to it), or None when the system has no documented form for one.
+        ``detail`` is what the ledger keeps of the ticket (``number``, ``kind``...).
+        The id is the system's, but goes into the URL quoted all the same."""
+        return None
+
     def report_templates(self) -> frozenset[str] | None:
         """The report templates this connector's session reports read (``chat.txt``,
         ``report.html``...): the engine renders only those. None (the default): all.

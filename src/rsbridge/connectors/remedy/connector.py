@@ -209,6 +209,15 @@ class RemedyConnector(Connector):
     def _ticket(self, kind: str, number: str) -> Ticket:
         return Ticket(id=number, number=number, url=self._ticket_url(kind, number), kind=kind)
 
+    def ticket_link(self, ticket_id: str, detail: Mapping[str, str]) -> str | None:
+        """The ticket's form on the Mid-Tier (``/arsys/forms/<server>/<form>/``, the form
+        of the vendor guide's links), searched by its number; None for an id that is not
+        a ticket number of a known kind."""
+        kind = detail.get("kind", "incident")
+        if kind not in TICKET_FORMS or not _NUMBER.fullmatch(ticket_id):
+            return None
+        return self._ticket_url(kind, ticket_id)
+
     def _ticket_url(self, kind: str, number: str) -> str:
         form = TICKET_FORMS[kind]
         base_form = "HPD:Help Desk" if kind == "incident" else form.form

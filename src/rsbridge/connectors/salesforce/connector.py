@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import httpx
 
@@ -136,6 +137,11 @@ class SalesforceConnector(Connector):
         return CheckResult(f"org {self.client.where.split(' ', 1)[1]}{usage}")
 
     # --- tickets -------------------------------------------------------------------------
+
+    def ticket_link(self, ticket_id: str, detail: Mapping[str, str]) -> str | None:
+        """The Case in Lightning: ``<instance URL>/lightning/r/Case/<id>/view`` (the
+        vendor guide's Lightning link)."""
+        return f"{self.client.instance_url}/lightning/r/Case/{quote(ticket_id, safe='')}/view"
 
     def _ticket(self, record: Mapping[str, Any]) -> Ticket:
         case_id = str(record["Id"])

@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.connectors.base import Connector, Ticket
@@ -26,6 +27,7 @@ from rsbridge.errors import ConnectorPermanentError, TicketNotFoundError
 log = logging.getLogger("rsbridge.connectors.servicenow.connector")
 SYS_ID = re.compile(r"[0-9a-f]{32}")
 """What a sys_id looks like (a reference of this shape is looked up by sys_id)."""
+_TABLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,79}")
 
 # Association sources that name one kind of record (the vendor's related lists).
 _SOURCE_TABLES = {"custom:snow_call_id": "new_call", "custom:snow_interaction_id": "interaction"}
@@ -41,6 +43,13 @@ class TicketsMixin(Connector):
     options: Options
     base_url: str
     _c: Any  # the validated settings, read by name
+
+    def ticket_link(self, ticket_id: str, detail: Mapping[str, str]) -> str | None:
+        """The record's form on the instance: ``/nav_to.do?uri=<table>.do?sys_id=<id>``
+        (the vendor guide's own links take this form); ``task`` when the table is unknown."""
+        kind = detail.get("kind", "")
+        table = kind if _TABLE_NAME.fullmatch(kind) else "task"
+        return f"{self.base_url}/nav_to.do?uri={table}.do?sys_id={quote(ticket_id, safe='')}"
 
     def _ticket(self, record: Record, table: str) -> Ticket:
         kind = str(record.get("sys_class_name") or table)

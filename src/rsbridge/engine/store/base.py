@@ -360,6 +360,76 @@ class AuditFilter:
     limit: int = 50
 
 
+SessionState = Literal["queued", "waiting", "running", "done", "dead", "skipped"]
+"""A session's state for one integration, from its jobs (see :class:`SessionRow`)."""
+
+SESSION_STATES: tuple[SessionState, ...] = (
+    "queued",
+    "waiting",
+    "running",
+    "done",
+    "dead",
+    "skipped",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFilter:
+    """Selects sessions for :meth:`Store.search_sessions`; ``None`` fields select all."""
+
+    lsid: str | None = None
+    ticket: str | None = None
+    """A ticket id (the ledger's ``ticket_id``) or a ticket number (the ledger's detail)."""
+    integration: str | None = None
+    state: SessionState | None = None
+    since: float | None = None
+    """Only sessions whose row's job is for an event received at or after this time."""
+    until: float | None = None
+    """... and before this time."""
+    before: int | None = None
+    """Paging: only rows whose :attr:`SessionRow.key` is smaller (newest first)."""
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """One session (appliance and lsid) for one integration, as the console lists it.
+
+    ``state`` is the state of its most active job: running, then queued (runnable now),
+    waiting (queued for later), dead, done (one job delivered), skipped (every finished job
+    skipped the session).
+    """
+
+    key: int
+    """The id of the job the row stands for (its newest, of the state searched for): the
+    paging key."""
+    appliance_id: str
+    lsid: str
+    integration: str
+    state: SessionState
+    at: float
+    """When that job was queued."""
+    last_error: str | None = None
+    """The newest error of a job that has not succeeded (a done job's text is a note)."""
+    ticket_id: str | None = None
+    """The ticket the ledger says the session landed on, if any."""
+    ticket_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityBucket:
+    """What happened in ``[start, start + step)`` (see :meth:`Store.activity`)."""
+
+    start: float
+    delivered: int = 0
+    """Jobs that ended done in the bucket (skipped sessions not counted)."""
+    failures: int = 0
+    """Attempts that ended in RETRY or DEAD in the bucket."""
+    latency_p50: float | None = None
+    """Median seconds from a delivered job's queueing (the event's arrival) to done."""
+    latency_p95: float | None = None
+
+
 class Store(Protocol):
     """The engine's durable state. Every method is safe to call concurrently."""
 
@@ -530,6 +600,24 @@ class Store(Protocol):
     async def prune_console(self, before: float, *, limit: int) -> int:
         """Remove up to ``limit`` sign-ins that expired, and as many lapsed failure
         counts, before ``before``; how many rows went. The audit log stays."""
+
+    async def activity(self, since: float, until: float, step: float) -> list[ActivityBucket]:
+        """Deliveries, failures and end-to-end latency in buckets of ``step`` seconds from
+        ``since`` to ``until``: one :class:`ActivityBucket` per bucket, empty ones included.
+
+        Aggregated by the store (indexed on the time columns; nothing per row comes back).
+        Latency percentiles come from a histogram with bins a factor of sqrt(2) apart
+        (:mod:`rsbridge.engine.store.console_sql`), so they are within that factor of the
+        exact value. Raises ValueError for a step that is not positive or more than
+        :data:`~rsbridge.engine.store.console_sql.MAX_BUCKETS` buckets.
+        """
+
+    async def search_sessions(
+        self, selection: SessionFilter, *, now: float | None = None
+    ) -> list[SessionRow]:
+        """Sessions per integration matching ``selection``, newest first, at most
+        ``selection.limit``; ``now`` tells queued from waiting. Every filter is an indexed
+        lookup; the next page is ``before=<last row's key>``."""
 
     # --- retention --------------------------------------------------------------
 

@@ -13,7 +13,9 @@ from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 
+from rsbridge.engine.store import console_sql
 from rsbridge.engine.store.base import (
+    ActivityBucket,
     Attempt,
     AttemptOutcome,
     EventFilter,
@@ -31,6 +33,8 @@ from rsbridge.engine.store.base import (
     PruneCounts,
     RecordResult,
     RetentionPolicy,
+    SessionFilter,
+    SessionRow,
     StoredEvent,
 )
 from rsbridge.engine.store.memory_console import MemoryConsole
@@ -415,6 +419,24 @@ class MemoryStore(MemoryConsole):
                 )
             )
         return stats
+
+    async def activity(self, since: float, until: float, step: float) -> list[ActivityBucket]:
+        """Deliveries, failures and latency per bucket (see base and console_sql)."""
+        failed = (
+            a.finished_at
+            for attempts in self._attempts.values()
+            for a in attempts
+            if a.outcome in _FAILED
+        )
+        return console_sql.activity_of(self._jobs.values(), failed, since, until, step)
+
+    async def search_sessions(
+        self, selection: SessionFilter, *, now: float | None = None
+    ) -> list[SessionRow]:
+        """Sessions per integration, newest first (see base and console_sql)."""
+        jobs = list(self._jobs.values())
+        received = {e.id: e.received_at for e in self._events.values()}
+        return console_sql.search_in(jobs, self._ledger.values(), received, selection, _clock(now))
 
     async def last_failures(self) -> list[LastFailure]:
         """The newest RETRY or DEAD attempt per appliance and integration."""

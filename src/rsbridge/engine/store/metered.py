@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from rsbridge.engine.store.base import (
+    ActivityBucket,
     Attempt,
     AttemptOutcome,
     AuditEntry,
@@ -34,6 +35,8 @@ from rsbridge.engine.store.base import (
     PruneCounts,
     RecordResult,
     RetentionPolicy,
+    SessionFilter,
+    SessionRow,
     Store,
     StoredEvent,
 )
@@ -268,6 +271,16 @@ class MeteredStore:
     async def prune_console(self, before: float, *, limit: int) -> int:
         """Prune, timed."""
         return await self._write("prune_console", self.inner.prune_console(before, limit=limit))
+
+    async def activity(self, since: float, until: float, step: float) -> list[ActivityBucket]:
+        """The wrapped store's answer."""
+        return await self.inner.activity(since, until, step)
+
+    async def search_sessions(
+        self, selection: SessionFilter, *, now: float | None = None
+    ) -> list[SessionRow]:
+        """The wrapped store's answer."""
+        return await self.inner.search_sessions(selection, now=now)
 
     async def prune(self, policy: RetentionPolicy, *, limit: int) -> PruneCounts:
         """Prune, timed."""

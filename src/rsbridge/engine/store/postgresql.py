@@ -46,11 +46,14 @@ from psycopg import AsyncConnection, AsyncCursor
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from rsbridge.engine.store import console_sql
 from rsbridge.engine.store import postgresql_budget as budget
 from rsbridge.engine.store import postgresql_console as console
+from rsbridge.engine.store import postgresql_search as search
 from rsbridge.engine.store import postgresql_sql as sql
 from rsbridge.engine.store import postgresql_stats as stats
 from rsbridge.engine.store.base import (
+    ActivityBucket,
     Attempt,
     AttemptOutcome,
     AuditEntry,
@@ -72,6 +75,8 @@ from rsbridge.engine.store.base import (
     PruneCounts,
     RecordResult,
     RetentionPolicy,
+    SessionFilter,
+    SessionRow,
     StoredEvent,
 )
 from rsbridge.engine.store.postgresql_node import NodeLinks
@@ -663,6 +668,25 @@ class PostgreSQLStore:
         """Remove up to ``limit`` expired sign-ins and as many lapsed failure counts."""
         async with self._transaction() as cur:
             return await console.prune_console(cur, before, limit)
+
+    async def activity(self, since: float, until: float, step: float) -> list[ActivityBucket]:
+        """Deliveries, failures and latency per bucket (see base and console_sql)."""
+        count = console_sql.bucket_count(since, until, step)
+        params = {"since": since, "until": until, "step": step}
+        async with self._transaction() as cur:
+            await cur.execute(search.ACTIVITY_DONE, params)
+            done = await cur.fetchall()
+            await cur.execute(search.ACTIVITY_FAILED, params)
+            failed = await cur.fetchall()
+        return console_sql.buckets_from_counts(since, step, count, done, failed)
+
+    async def search_sessions(
+        self, selection: SessionFilter, *, now: float | None = None
+    ) -> list[SessionRow]:
+        """Sessions per integration, newest first (see base and console_sql)."""
+        params = console_sql.search_params(selection, time.time() if now is None else now)
+        rows = await self._fetchall(search.search_statement(selection), params)
+        return [console_sql.session_row(row) for row in rows]
 
     # --- retention --------------------------------------------------------------
 

@@ -37,7 +37,9 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeVar, cast
 
 from rsbridge.engine.store import sqlite_console as console
+from rsbridge.engine.store import sqlite_search
 from rsbridge.engine.store.base import (
+    ActivityBucket,
     Attempt,
     AttemptOutcome,
     AuditEntry,
@@ -60,6 +62,8 @@ from rsbridge.engine.store.base import (
     PruneCounts,
     RecordResult,
     RetentionPolicy,
+    SessionFilter,
+    SessionRow,
     StoredEvent,
 )
 from rsbridge.engine.store.rows import attempt_from_row, job_from_row, ledger_key_params
@@ -1100,6 +1104,17 @@ class SQLiteStore:
     async def prune_console(self, before: float, *, limit: int) -> int:
         """Remove up to ``limit`` expired sign-ins and as many lapsed failure counts."""
         return await self._write(lambda conn: console.prune_console(conn, before, limit))
+
+    async def activity(self, since: float, until: float, step: float) -> list[ActivityBucket]:
+        """Deliveries, failures and latency per bucket (see base and console_sql)."""
+        return await self._read(lambda conn: sqlite_search.activity(conn, since, until, step))
+
+    async def search_sessions(
+        self, selection: SessionFilter, *, now: float | None = None
+    ) -> list[SessionRow]:
+        """Sessions per integration, newest first (see base and console_sql)."""
+        at = time.time() if now is None else now
+        return await self._read(lambda conn: sqlite_search.search_sessions(conn, selection, at))
 
     # --- retention --------------------------------------------------------------
 

@@ -12,6 +12,8 @@ from starlette.staticfiles import StaticFiles
 
 from rsbridge.web.admin.audit_page import audit_routes
 from rsbridge.web.admin.overview import overview_routes
+from rsbridge.web.admin.session_page import session_routes
+from rsbridge.web.admin.sessions import sessions_routes
 from rsbridge.web.admin.signin import sign_in_routes
 from rsbridge.web.admin.site import AdminSite, ConsoleEngine
 
@@ -26,6 +28,8 @@ def admin_routes(engine: ConsoleEngine) -> list[BaseRoute]:
         *sign_in_routes(site),
         *overview_routes(site),
         *audit_routes(site),
+        *sessions_routes(site),
+        *session_routes(site),
         Mount("/static", app=static, name="static"),
     ]
     return [Mount("/admin", routes=routes)]

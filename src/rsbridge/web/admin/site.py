@@ -20,6 +20,7 @@ import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, quote
 
@@ -28,9 +29,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from rsbridge.actions.service import ActionService
+from rsbridge.appliance.client import ApplianceClient
 from rsbridge.config import AdminRole, Config
 from rsbridge.connectors.base import Connector
 from rsbridge.engine.intake import client_address
+from rsbridge.engine.render import Renderer
 from rsbridge.engine.store.base import Store
 from rsbridge.web.admin.audit import AuditLog
 from rsbridge.web.admin.auth import SESSION_COOKIE, SignIn, SignIns
@@ -70,6 +73,14 @@ class ConsoleEngine(Protocol):
     @property
     def connectors(self) -> Mapping[str, Connector]:
         """The connector of each active integration, by name."""
+
+    @property
+    def appliances(self) -> Mapping[str, ApplianceClient]:
+        """The client of each configured appliance, by id."""
+
+    @property
+    def renderers(self) -> Mapping[str, Renderer]:
+        """The report renderer of each active integration, by name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +123,7 @@ class AdminSite:
             lstrip_blocks=True,
         )
         self.templates.globals["quote"] = quote
+        self.templates.globals["utc"] = utc_text
 
     # --- transport --------------------------------------------------------------
 
@@ -238,6 +250,13 @@ class AdminSite:
             return endpoint
 
         return wrap
+
+
+def utc_text(at: float | None) -> str:
+    """A UNIX time as the console shows it: ``2026-12-02 09:30:05`` (UTC); "" for None."""
+    if at is None:
+        return ""
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _peer(request: Request) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
