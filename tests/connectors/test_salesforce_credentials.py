@@ -16,12 +16,12 @@ import pytest
 from lxml import etree
 from pydantic import SecretStr
 
+from rsbridge.config import ActionsConfig
 from rsbridge.connectors.salesforce.components import APEX_CLASS
 from rsbridge.connectors.salesforce.mdxml import NS
 from rsbridge.connectors.salesforce.package import SOURCE_DIR, package_files
 from rsbridge.connectors.salesforce.schema import Schema
 from rsbridge.errors import ConfigurationError
-from rsbridge.config import ActionsConfig
 from rsbridge.web.actions import bearer_opens
 
 DATA = Path(__file__).parent / "salesforce_data"
