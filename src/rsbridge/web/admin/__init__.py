@@ -10,6 +10,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
+from rsbridge.web.admin.dead import dead_routes
 from rsbridge.web.admin.overview import overview_routes
 from rsbridge.web.admin.signin import sign_in_routes
 from rsbridge.web.admin.site import AdminSite, ConsoleEngine
@@ -24,6 +25,7 @@ def admin_routes(engine: ConsoleEngine) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
         *sign_in_routes(site),
         *overview_routes(site),
+        *dead_routes(site),
         Mount("/static", app=static, name="static"),
     ]
     return [Mount("/admin", routes=routes)]

@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from rsbridge.actions.service import ActionService
+from rsbridge.appliance.client import ApplianceClient
 from rsbridge.config import AdminRole, Config
 from rsbridge.connectors.base import Connector
 from rsbridge.engine.store.base import Store
@@ -69,6 +70,10 @@ class ConsoleEngine(Protocol):
     @property
     def connectors(self) -> Mapping[str, Connector]:
         """The connector of each active integration, by name."""
+
+    @property
+    def appliances(self) -> Mapping[str, ApplianceClient]:
+        """The appliance client of each appliance an active integration uses, by id."""
 
 
 @dataclass(frozen=True, slots=True)
