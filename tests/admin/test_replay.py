@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rsbridge.engine.store.base import JobFilter, JobStatus
-from tests.admin.conftest import serving_console, csrf_of
+from tests.admin.conftest import csrf_of, serving_console
 from tests.admin.operate_helpers import (
     audited,
     delivered,

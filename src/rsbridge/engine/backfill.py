@@ -123,9 +123,7 @@ class Backfills:
         already = self.running(integration.name)
         if already is not None:
             raise BackfillRunningError(already)
-        run = BackfillRun(
-            secrets.token_hex(8), integration.name, since, until, by, self._clock()
-        )
+        run = BackfillRun(secrets.token_hex(8), integration.name, since, until, by, self._clock())
         self._forget_old()
         self._runs[run.id] = run
         poller = Poller(self._config, self._store, client, integration, manual=True)

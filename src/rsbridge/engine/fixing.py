@@ -12,7 +12,14 @@ from datetime import UTC, datetime
 
 from rsbridge.config import Config
 from rsbridge.engine.intake import job_specs
-from rsbridge.engine.store.base import EventFilter, JobFilter, JobSpec, JobStatus, Store, StoredEvent
+from rsbridge.engine.store.base import (
+    EventFilter,
+    JobFilter,
+    JobSpec,
+    JobStatus,
+    Store,
+    StoredEvent,
+)
 
 RETRY_PAGE = 500
 """Dead letters re-queued per store query by :func:`retry_dead`."""

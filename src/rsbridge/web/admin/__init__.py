@@ -12,6 +12,7 @@ from starlette.staticfiles import StaticFiles
 
 from rsbridge.web.admin.dead import dead_routes
 from rsbridge.web.admin.overview import overview_routes
+from rsbridge.web.admin.pull import pull_routes
 from rsbridge.web.admin.replay import replay_routes
 from rsbridge.web.admin.signin import sign_in_routes
 from rsbridge.web.admin.site import AdminSite, ConsoleEngine
@@ -28,6 +29,7 @@ def admin_routes(engine: ConsoleEngine) -> list[BaseRoute]:
         *overview_routes(site),
         *dead_routes(site),
         *replay_routes(site),
+        *pull_routes(site),
         Mount("/static", app=static, name="static"),
     ]
     return [Mount("/admin", routes=routes)]

@@ -87,7 +87,7 @@ def dead_routes(site: AdminSite) -> list[BaseRoute]:
         target = f"job {job_id}" + (f" ({job.integration}, lsid {job.lsid})" if job else "")
         await site.audit(viewer, "retry dead letter", target, "queued" if requeued else "not dead")
         code = "retried" if requeued else "not-dead"
-        return site.redirect(with_notice("/admin/dead", code, **chosen.query()))
+        return site.redirect(with_notice("/admin/dead", code, query=chosen.query()))
 
     @site.page(role="operator")
     async def retry_all(request: Request, viewer: Viewer) -> Response:
@@ -101,7 +101,7 @@ def dead_routes(site: AdminSite) -> list[BaseRoute]:
             chosen.integration or "every integration",
             f"died since {utc(chosen.since)}; {count} queued again",
         )
-        return site.redirect(with_notice("/admin/dead", "retried-all", count, **chosen.query()))
+        return site.redirect(with_notice("/admin/dead", "retried-all", count, chosen.query()))
 
     return [
         Route("/dead", dead, methods=["GET"]),

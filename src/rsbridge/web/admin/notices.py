@@ -7,6 +7,7 @@ never shown: a link someone else made cannot put words in the console's mouth.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlencode
@@ -52,11 +53,13 @@ def notice_of(request: Request) -> Notice | None:
     return Notice(kind, text.format(count=count))
 
 
-def with_notice(path: str, code: str, count: int | None = None, **query: str) -> str:
-    """``path`` with ``notice=code`` (and ``count``, and ``query``) in its query string."""
+def with_notice(
+    path: str, code: str, count: int | None = None, query: Mapping[str, str] | None = None
+) -> str:
+    """``path`` with ``query`` (its non-empty fields), ``notice=code`` and ``count``."""
     if code not in MESSAGES:
         raise ValueError(f"unknown notice {code!r}")
-    fields = {k: v for k, v in query.items() if v}
+    fields = {k: v for k, v in (query or {}).items() if v}
     fields["notice"] = code
     if count is not None:
         fields["count"] = str(count)

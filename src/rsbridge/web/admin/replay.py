@@ -68,8 +68,8 @@ def replay_routes(site: AdminSite) -> list[BaseRoute]:
         )
         back = {"appliance_id": appliance_id, "lsid": lsid, "integration": name}
         if not created:
-            return site.redirect(with_notice("/admin/replay", "nothing-to-replay", **back))
-        return site.redirect(with_notice("/admin/replay", "replayed", len(created), **back))
+            return site.redirect(with_notice("/admin/replay", "nothing-to-replay", query=back))
+        return site.redirect(with_notice("/admin/replay", "replayed", len(created), back))
 
     return [
         Route("/replay", replay_form, methods=["GET"]),
