@@ -10,6 +10,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
+from rsbridge.web.admin.checks import checks_routes
 from rsbridge.web.admin.dead import dead_routes
 from rsbridge.web.admin.overview import overview_routes
 from rsbridge.web.admin.pull import pull_routes
@@ -30,6 +31,7 @@ def admin_routes(engine: ConsoleEngine) -> list[BaseRoute]:
         *dead_routes(site),
         *replay_routes(site),
         *pull_routes(site),
+        *checks_routes(site),
         Mount("/static", app=static, name="static"),
     ]
     return [Mount("/admin", routes=routes)]

@@ -29,7 +29,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "error",
         "A backfill for this integration runs already: here is its progress.",
     ),
-    "checked": ("ok", "Check finished."),
+    "checked": ("ok", "Check finished: nothing failed."),
+    "check-failed": ("error", "Check finished: {count} verdict(s) failed."),
 }
 """Notice code: (kind ``ok`` or ``error``, message; ``{count}`` is the query's count)."""
 
