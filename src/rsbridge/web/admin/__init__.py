@@ -17,6 +17,7 @@ from rsbridge.web.admin.pull import pull_routes
 from rsbridge.web.admin.replay import replay_routes
 from rsbridge.web.admin.signin import sign_in_routes
 from rsbridge.web.admin.site import AdminSite, ConsoleEngine
+from rsbridge.web.admin.templates_page import templates_routes
 
 __all__ = ["AdminSite", "ConsoleEngine", "admin_routes"]
 
@@ -32,6 +33,7 @@ def admin_routes(engine: ConsoleEngine) -> list[BaseRoute]:
         *replay_routes(site),
         *pull_routes(site),
         *checks_routes(site),
+        *templates_routes(site),
         Mount("/static", app=static, name="static"),
     ]
     return [Mount("/admin", routes=routes)]
