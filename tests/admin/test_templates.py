@@ -130,10 +130,8 @@ async def test_a_broken_template_shows_its_file_and_line(tmp_path: Path, sim: Si
             params={"integration": "runtime", "lsid": session.lsid, "part": "chat"},
         )
         page = failing.text
-        assert (
-            f"The template failed: <strong>{runtime / 'chat.html'}</strong>, line <strong>2</strong>"
-            in page
-        )
+        where = f"<strong>{runtime / 'chat.html'}</strong>, line <strong>2</strong>"
+        assert f"The template failed: {where}" in page
         assert "no_such_field" in page
         assert "Chat transcript" in pre(page)  # the text side is the default's
 
