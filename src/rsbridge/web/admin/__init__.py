@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from rsbridge.web.admin.checks import checks_routes
+from rsbridge.web.admin.config_page import config_routes
 from rsbridge.web.admin.dead import dead_routes
 from rsbridge.web.admin.overview import overview_routes
 from rsbridge.web.admin.pull import pull_routes
@@ -34,6 +35,7 @@ def admin_routes(engine: ConsoleEngine) -> list[BaseRoute]:
         *pull_routes(site),
         *checks_routes(site),
         *templates_routes(site),
+        *config_routes(site),
         Mount("/static", app=static, name="static"),
     ]
     return [Mount("/admin", routes=routes)]
