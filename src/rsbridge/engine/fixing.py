@@ -51,22 +51,27 @@ async def retry_dead(store: Store, integration: str | None, since: float | None)
     """Re-queue the dead letters of ``integration`` (None: all) that died at or after
     ``since`` (None: whenever); how many were re-queued.
 
-    A page at a time: each page's jobs leave the dead letters when re-queued, so the next
-    query finds the next ones. A job another process re-queued meanwhile is not counted.
+    A page at a time, newest first, each next page older than the last: a job that dies
+    again while this runs (its system still down) is not met twice. A job another process
+    re-queued meanwhile is not counted.
     """
     count = 0
-    selection = JobFilter(
-        status=JobStatus.DEAD, integration=integration, updated_since=since, limit=RETRY_PAGE
-    )
+    before: int | None = None
     while True:
-        page = await store.list_jobs(selection)
-        requeued = 0
+        page = await store.list_jobs(
+            JobFilter(
+                status=JobStatus.DEAD,
+                integration=integration,
+                updated_since=since,
+                before_id=before,
+                limit=RETRY_PAGE,
+            )
+        )
         for job in page:
-            requeued += await store.retry_job(job.id)
-        count += requeued
-        # A page where nothing could be re-queued would only come back the same.
-        if len(page) < RETRY_PAGE or not requeued:
+            count += await store.retry_job(job.id)
+        if len(page) < RETRY_PAGE:
             return count
+        before = page[-1].id
 
 
 def replay_specs(
