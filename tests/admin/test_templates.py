@@ -141,3 +141,4 @@ async def test_a_broken_template_shows_its_file_and_line(tmp_path: Path, sim: Si
             params={"integration": "runtime", "lsid": session.lsid, "part": "all"},
         )
         assert f"<strong>{runtime / 'chat.html'}</strong>, line <strong>2</strong>" in whole.text
+        assert "Chat transcript" in pre(whole.text)  # the text report is whole

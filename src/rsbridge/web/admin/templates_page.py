@@ -70,11 +70,14 @@ def render_preview(
     except TemplateError as exc:
         failed = Side(problem=problem_of(exc, override))
         return failed, failed
-    name = REPORT if part == ALL else part
 
     def one(html: bool) -> Side:
         try:
-            return Side(renderer.render_part(session, name, html=html))
+            if part == ALL:
+                # Only this format's templates: a broken HTML part leaves the text whole.
+                full = renderer.render(session, [REPORT + (".html" if html else ".txt")]).full
+                return Side(full.html if html else full.text)
+            return Side(renderer.render_part(session, part, html=html))
         except TemplateError as exc:
             return Side(problem=problem_of(exc, override))
 
