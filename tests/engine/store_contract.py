@@ -618,6 +618,10 @@ class StoreContract(StoreStatsContract, StoreConsoleContract, StoreSearchContrac
         assert await select(JobFilter(lsid="L2")) == [sn2]
         assert await select(JobFilter(lsid="L1", integration="audit")) == [audit1]
         assert await select(JobFilter(status=JobStatus.DEAD)) == []
+        assert await select(JobFilter(before_id=sn2)) == [audit1, sn1]
+        assert await select(JobFilter(before_id=audit1, integration="sn")) == [sn1]
+        assert await select(JobFilter(updated_since=T0)) == [sn2, audit1, sn1]
+        assert await select(JobFilter(updated_since=T0 + 1)) == []
 
     async def test_retry_job_only_for_dead_jobs(self, store: Store) -> None:
         job = await self._one(store, "k", JobSpec("sn"))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -64,12 +63,9 @@ async def with_store(config: Config, action: Callable[[Store], Awaitable[T]]) ->
 
 def parse_since(text: str) -> float:
     """``2026-11-20``, an ISO date-time, or a span like ``36h`` / ``3d`` ago."""
-    now = datetime.now(UTC).timestamp()
-    units = {"m": 60, "h": 3600, "d": 86400}
-    if text[:-1].isdigit() and text[-1:] in units:
-        return now - int(text[:-1]) * units[text[-1]]
+    from rsbridge.engine.fixing import parse_since as parse
+
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter("use a date, an ISO date-time, or 30m / 12h / 3d") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+        return parse(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None

@@ -23,6 +23,7 @@ from rsbridge.cli.common import (
     with_store,
 )
 from rsbridge.console import fail
+from rsbridge.engine.fixing import replay_specs, retry_dead
 from rsbridge.engine.store.base import (
     EventFilter,
     EventStatus,
@@ -349,7 +350,7 @@ def events_retry(
 
     if dead:
         count = run_or_fail(
-            lambda: with_store(settings, lambda s: _retry_dead(s, integration, cutoff))
+            lambda: with_store(settings, lambda s: retry_dead(s, integration, cutoff))
         )
         typer.echo(f"re-queued {count} job(s)")
         return
@@ -362,25 +363,6 @@ def events_retry(
         raise fail(f"not dead letters (or unknown): {', '.join(map(str, refused))}")
 
 
-async def _retry_dead(store: Store, integration: str | None, cutoff: float | None) -> int:
-    """Re-queue the dead letters that match, a page at a time (newest first)."""
-    count = 0
-    while True:
-        page = await store.list_jobs(
-            JobFilter(status=JobStatus.DEAD, integration=integration, limit=500)
-        )
-        chosen = [j for j in page if cutoff is None or j.updated_at >= cutoff]
-        requeued = 0
-        for job in chosen:
-            # False when another process re-queued it meanwhile: not counted, not an error.
-            requeued += await store.retry_job(job.id)
-        count += requeued
-        # Newest first: a page with an older job means the rest are older still; a page
-        # where nothing could be re-queued would only come back the same.
-        if len(chosen) < len(page) or len(page) < 500 or not requeued:
-            return count
-
-
 @events_app.command("replay")
 def events_replay(
     event: Annotated[int, typer.Argument(help="Event id to process again.")],
@@ -390,17 +372,13 @@ def events_replay(
 
     Effects already in the ledger are not repeated: a replay completes what is missing.
     """
-    from rsbridge.engine.intake import job_specs
-
     settings = load_or_fail(config)
 
     async def go(store: Store) -> list[int]:
         found = await store.get_event(event)
         if found is None:
             raise fail(f"no event {event}")
-        specs = job_specs(
-            settings, found.appliance_id, found.event_type, polled=found.source in ("poll", "pull")
-        )
+        specs = replay_specs(settings, found)
         if not specs:
             raise fail(f"no enabled integration processes {found.event_type}")
         return await store.replay_event(event, specs)

@@ -81,6 +81,63 @@ async def run_checks(config: Config, *, only: str | None = None) -> list[CheckVe
     ]
 
 
+def configuration_verdicts(config: Config) -> list[CheckVerdict]:
+    """What can be said of ``config`` without reaching any system: one verdict per
+    appliance and integration, as :func:`run_checks` gives them, from the configuration
+    alone (its warnings, the connector settings validated, an integration's own templates
+    compiled). Local files are read; no appliance or ticketing system is called.
+    """
+    used = {i.appliance for i in config.active_integrations()}
+    verdicts = [
+        CheckVerdict(
+            f"appliance {a.id}",
+            True,
+            f"{a.host}: configured (not reached: run the check to reach it)"
+            if a.id in used
+            else "not used by an enabled integration",
+            a.id not in used,
+            _appliance_warnings(a),
+        )
+        for a in config.appliances
+    ]
+    signing = config.signing is not None
+    for integration in config.integrations:
+        target = f"integration {integration.name}"
+        if integration.disabled:
+            verdicts.append(CheckVerdict(target, True, "disabled; not tested", True))
+            continue
+        problems: list[str] = []
+        found = [f"connector {integration.connector}: settings valid"]
+        try:
+            integration.connector_settings()
+        except RsbridgeError as exc:
+            problems.append(exc.message)
+        templates = integration.templates
+        if templates is not None:
+            try:
+                found.append(_check_templates(templates, integration.import_events))
+            except RsbridgeError as exc:
+                problems.append(exc.message)
+        verdicts.append(
+            CheckVerdict(
+                target,
+                not problems,
+                "; ".join(problems or found),
+                warnings=_integration_warnings(integration)
+                + _trust_warnings(integration, signing=signing),
+            )
+        )
+    secrets = _secret_values(config)
+    return [
+        replace(
+            v,
+            summary=_redact(v.summary, secrets),
+            warnings=tuple(_redact(w, secrets) for w in v.warnings),
+        )
+        for v in verdicts
+    ]
+
+
 def _selection(
     config: Config, only: str | None
 ) -> tuple[list[ApplianceConfig], list[IntegrationConfig]]:

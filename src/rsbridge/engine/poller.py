@@ -137,13 +137,15 @@ class Poller:
         source: EventSource = "pull",
         on_chunk: Callable[[int], None] | None = None,
         chunk_seconds: float = 86400.0,
+        on_window: Callable[[int, int, int], None] | None = None,
     ) -> PollResult:
         """Queue sessions that ended in ``[since, until)`` (until: now).
 
         The first listing spans ``chunk_seconds`` at most; the next ones are sized by
         what the previous returned (see the module's doc). ``on_chunk`` is called with
-        the seconds covered after each listing recorded (a progress bar); the watermark
-        is left alone.
+        the seconds covered after each listing recorded (a progress bar), ``on_window``
+        with those seconds, the sessions listed and the events newly queued; the
+        watermark is left alone.
         """
         calls_before = self.client.requests_sent
         end = self._clock() if until is None else until
@@ -174,11 +176,12 @@ class Poller:
                     window.since.isoformat(),
                 )
             sessions += len(listing)
-            queued += await self._record(
-                END, ((s.lsid, s.external_key, "") for s in listing), source
-            )
+            new = await self._record(END, ((s.lsid, s.external_key, "") for s in listing), source)
+            queued += new
             if on_chunk is not None:
                 on_chunk(span)
+            if on_window is not None:
+                on_window(span, len(listing), new)
             start += span
             span = int(span * min(WINDOW_GROWTH, self._full / 2 / max(1, len(listing))))
         surveys = 0

@@ -232,6 +232,11 @@ class JobFilter:
     integration: str | None = None
     event_id: int | None = None
     lsid: str | None = None
+    before_id: int | None = None
+    """Only jobs with a smaller id (paging backwards, newest first)."""
+    updated_since: float | None = None
+    """Only jobs last changed at or after this time (UNIX seconds): for dead letters, those
+    that died since."""
     limit: int = 50
 
 

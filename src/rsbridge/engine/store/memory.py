@@ -352,6 +352,8 @@ class MemoryStore(MemoryConsole):
             and (s.integration is None or job.integration == s.integration)
             and (s.event_id is None or job.event_id == s.event_id)
             and (s.lsid is None or job.lsid == s.lsid)
+            and (s.before_id is None or job.id < s.before_id)
+            and (s.updated_since is None or job.updated_at >= s.updated_since)
         ]
         return found[: max(s.limit, 0)]
 

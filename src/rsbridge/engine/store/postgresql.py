@@ -542,6 +542,8 @@ class PostgreSQLStore:
             "integration": selection.integration,
             "event_id": selection.event_id,
             "lsid": selection.lsid,
+            "before_id": selection.before_id,
+            "updated_since": selection.updated_since,
         }
         statement = sql.select_where(sql.SELECT_JOBS, sql.JOB_CONDITIONS, params)
         params["limit"] = max(selection.limit, 0)

@@ -215,6 +215,8 @@ JOB_CONDITIONS: Final = {
     "integration": "integration = %(integration)s",
     "event_id": "event_id = %(event_id)s",
     "lsid": "lsid = %(lsid)s",
+    "before_id": "id < %(before_id)s",
+    "updated_since": "updated_at >= %(updated_since)s",
 }
 NEWEST_FIRST: Final = " ORDER BY id DESC LIMIT %(limit)s"
 

@@ -243,6 +243,8 @@ JOB_CONDITIONS: Final = {
     "integration": "integration = :integration",
     "event_id": "event_id = :event_id",
     "lsid": "lsid = :lsid",
+    "before_id": "id < :before_id",
+    "updated_since": "updated_at >= :updated_since",
 }
 NEWEST_FIRST: Final = " ORDER BY id DESC LIMIT :limit"
 
@@ -980,6 +982,8 @@ class SQLiteStore:
             "integration": selection.integration,
             "event_id": selection.event_id,
             "lsid": selection.lsid,
+            "before_id": selection.before_id,
+            "updated_since": selection.updated_since,
         }
         sql = _select_where(SELECT_JOBS, JOB_CONDITIONS, params)
         params["limit"] = max(selection.limit, 0)

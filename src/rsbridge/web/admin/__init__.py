@@ -11,11 +11,17 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from rsbridge.web.admin.audit_page import audit_routes
+from rsbridge.web.admin.checks import checks_routes
+from rsbridge.web.admin.config_page import config_routes
+from rsbridge.web.admin.dead import dead_routes
 from rsbridge.web.admin.overview import overview_routes
+from rsbridge.web.admin.pull import pull_routes
+from rsbridge.web.admin.replay import replay_routes
 from rsbridge.web.admin.session_page import session_routes
 from rsbridge.web.admin.sessions import sessions_routes
 from rsbridge.web.admin.signin import sign_in_routes
 from rsbridge.web.admin.site import AdminSite, ConsoleEngine
+from rsbridge.web.admin.templates_page import templates_routes
 
 __all__ = ["AdminSite", "ConsoleEngine", "admin_routes"]
 
@@ -30,6 +36,12 @@ def admin_routes(engine: ConsoleEngine) -> list[BaseRoute]:
         *audit_routes(site),
         *sessions_routes(site),
         *session_routes(site),
+        *dead_routes(site),
+        *replay_routes(site),
+        *pull_routes(site),
+        *checks_routes(site),
+        *templates_routes(site),
+        *config_routes(site),
         Mount("/static", app=static, name="static"),
     ]
     return [Mount("/admin", routes=routes)]
