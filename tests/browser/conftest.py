@@ -56,7 +56,7 @@ def chromium_path() -> Path:
 
 
 def _no_browser(reason: str) -> None:
-    message = f"{reason}: install Debian's chromium (apt-get install chromium) or set {CHROMIUM_ENV}"
+    message = f"{reason}: apt-get install chromium (Debian's), or set {CHROMIUM_ENV}"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{message}; CI=true requires the browser tests to run", pytrace=False)
     pytest.skip(message)
