@@ -70,9 +70,9 @@ def test_forms_play_the_steps_and_answer_with_a_redirect_to_the_page(
     assert _form(sim, f"/sim/sessions/{lsid}/end").status_code == 303
     (row,) = sim.get("/sim/").json()["sessions"]
     assert row["ended"] is True and row["representatives"] == ["jsmith"]
-    page = sim.get("/sim/", headers=HTML).text
-    assert "&lt;script&gt;x()&lt;/script&gt;" in page
-    assert "<script>" not in page
+    listing = sim.get("/sim/", headers=HTML).text
+    assert "&lt;script&gt;x()&lt;/script&gt;" in listing
+    assert "<script>" not in listing
 
 
 def test_a_step_refused_from_a_form_shows_the_page_with_the_reason_escaped(
