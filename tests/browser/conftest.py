@@ -310,6 +310,22 @@ class Tab:
             self.page.set_viewport_size(size)
         self.shots += [wide, phone]
 
+    def open(self, path: str, shot: str | None = None) -> None:
+        """Go to ``path`` (which must answer 200) and save it as ``shot``."""
+        answer = self.page.goto(path)
+        assert answer is not None and answer.status == 200, (
+            f"{path}: {answer.status if answer else 'no answer'}"
+        )
+        if shot:
+            self.shot(shot)
+
+    def overview_row(self, integration: str) -> list[str]:
+        """The overview's cells for ``integration`` (appliance, integration, last success,
+        last error, queued, waiting, running, dead), freshly loaded."""
+        self.open("/admin/")
+        row = self.page.get_by_role("row").filter(has_text=integration)
+        return row.get_by_role("cell").all_inner_texts()
+
     def sign_in(self, name: str, password: str | None = None) -> None:
         """Fill in and send the sign-in form the browser is on (or is sent to)."""
         page = self.page
