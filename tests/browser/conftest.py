@@ -1,7 +1,7 @@
 """The console in a real browser: Playwright driving Debian's Chromium (headless) against
 ``rsbridge serve`` (a child process) with the simulated appliance and ServiceNow instance.
 
-* :func:`browser` launches Chromium once per test session (``RSBRIDGE_CHROMIUM``, default
+* :func:`browser` launches Chromium once per test module (``RSBRIDGE_CHROMIUM``, default
   ``/usr/bin/chromium``). Without it the tests are skipped with the reason, except under
   ``CI=true``, where they fail: a CI run must not report a console it never opened.
 * :func:`make_stage` starts the simulators and the engine for one test (options:
@@ -62,9 +62,14 @@ def _no_browser(reason: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Headless Chromium, one for the test session."""
+    """Headless Chromium, one per test module.
+
+    Not one per session: Playwright's sync API marks an event loop as running in the
+    main thread while it is open, and the async tests of other modules (pytest-asyncio)
+    cannot start their own loop meanwhile.
+    """
     path = chromium_path()
     if not path.exists():
         _no_browser(f"no Chromium at {path}")
