@@ -55,8 +55,13 @@ def chromium_path() -> Path:
     return Path(os.environ.get(CHROMIUM_ENV, "/usr/bin/chromium"))
 
 
-def _no_browser(reason: str) -> None:
-    message = f"{reason}: apt-get install chromium (Debian's), or set {CHROMIUM_ENV}"
+def require_chromium() -> Path:
+    """Chromium's path; skips the test saying why when it is missing, or fails it under
+    ``CI=true``."""
+    path = chromium_path()
+    if path.exists():
+        return path
+    message = f"no Chromium at {path}: apt-get install chromium (Debian's), or set {CHROMIUM_ENV}"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{message}; CI=true requires the browser tests to run", pytrace=False)
     pytest.skip(message)
@@ -70,9 +75,7 @@ def browser() -> Iterator[Browser]:
     main thread while it is open, and the async tests of other modules (pytest-asyncio)
     cannot start their own loop meanwhile.
     """
-    path = chromium_path()
-    if not path.exists():
-        _no_browser(f"no Chromium at {path}")
+    path = require_chromium()
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(path), headless=True)
         try:
