@@ -114,8 +114,11 @@ def main(argv: list[str]) -> None:
         _run(BIN / "mypy")
         # The suite waits on sockets more than on the CPU: four workers halve it even on
         # two cores. RSBRIDGE_TEST_WORKERS=0 runs it in one process.
+        # loadgroup: the browser tests (xdist group "browser") share one worker, so one
+        # Chromium and one engine per module serve them all.
         workers = os.environ.get("RSBRIDGE_TEST_WORKERS", "4")
-        _run(PY, "-m", "pytest", *(["-n", workers] if workers != "0" else []), *rest)
+        spread = ["-n", workers, "--dist", "loadgroup"] if workers != "0" else []
+        _run(PY, "-m", "pytest", *spread, *rest)
     else:
         ensure_venv("dev")
         if not rest:

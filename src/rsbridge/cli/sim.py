@@ -58,6 +58,7 @@ def appliance(
     # Events are retried every 5 s for an hour: a rehearsal wants to see a fix land soon.
     emitter = OutboundEventEmitter([Recipient(url, retry_interval=5) for url in recipient or []])
     rehearsal = Rehearsal(state, emitter, send_custom_fields=send_custom_fields)
-    typer.echo(f"Control API:         {'https' if tls else 'http'}://{host}:{port}/sim/")
+    # The same URL is the rehearsal page in a browser.
+    typer.echo(f"Control API, page:   {'https' if tls else 'http'}://{host}:{port}/sim/")
     app = create_app(state, rehearsal=rehearsal)
     uvicorn.run(app, host=host, port=port, **server_options(tls))

@@ -16,8 +16,13 @@ there, an empty chat line ...). ``rsbridge rehearse`` is its command line.
 ``POST /sim/sessions/{lsid}/survey``    ``{"kind": "customer" | "rep", "answers": {...}}``
 ``POST /sim/sessions/{lsid}/end``       ``{}``
 ``GET /sim/sessions/{lsid}``            what the session holds so far
+``GET /sim/``                           every rehearsed session, live ones first
 ``GET /sim/outbound``                   the outbound-event counters per recipient
 ======================================  =============================================
+
+A browser asking ``GET /sim/`` gets the rehearsal page instead (:mod:`.control_page`),
+whose forms post urlencoded fields to the same routes and are answered with a 303 back to
+the page.
 
 Like the rest of the simulator it has no authentication: keep it on loopback.
 """
@@ -29,9 +34,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from rsbridge.sim.appliance import control_page
 from rsbridge.sim.appliance.rehearsal import Rehearsal, RehearsalError
 
 MAX_BODY = 1_000_000
@@ -113,8 +119,12 @@ def control_routes(rehearsal: Rehearsal) -> list[Route]:
 
     def endpoint(
         handler: Callable[[Request, dict[str, Any]], dict[str, Any]],
-    ) -> Callable[[Request], Awaitable[JSONResponse]]:
-        async def run(request: Request) -> JSONResponse:
+        form_step: Callable[[Request], str] | None = None,
+    ) -> Callable[[Request], Awaitable[Response]]:
+        # form_step names the step for the page's notice; routes without one take no forms.
+        async def run(request: Request) -> Response:
+            if form_step is not None and control_page.is_form(request):
+                return await from_form(request, handler, form_step(request))
             try:
                 body = await _body(request) if request.method == "POST" else {}
             except RehearsalError as exc:
@@ -122,6 +132,29 @@ def control_routes(rehearsal: Rehearsal) -> list[Route]:
             return _answer(lambda: handler(request, body))
 
         return run
+
+    async def from_form(
+        request: Request,
+        handler: Callable[[Request, dict[str, Any]], dict[str, Any]],
+        step: str,
+    ) -> Response:
+        # A step posted by the rehearsal page's forms: every field is a string.
+        if not control_page.same_origin(request):
+            return PlainTextResponse("cross-site form refused", status_code=403)
+        if int(request.headers.get("content-length") or 0) > MAX_BODY:
+            return PlainTextResponse("form too large", status_code=413)
+        body = await control_page.form_fields(request)
+        try:
+            result = handler(request, body)
+        except RehearsalError as exc:
+            return control_page.refused(rehearsal, request, exc)
+        return control_page.after_form(step, result)
+
+    async def index(request: Request) -> Response:
+        if control_page.wants_html(request):
+            return control_page.page(rehearsal, request)
+        sessions = [{k: _plain(v) for k, v in s.items()} for s in rehearsal.sessions()]
+        return JSONResponse({"sessions": sessions})
 
     def new_key(_: Request, body: dict[str, Any]) -> dict[str, Any]:
         external = body.get("external_key")
@@ -147,25 +180,17 @@ def control_routes(rehearsal: Rehearsal) -> list[Route]:
         return rehearsal.status(request.path_params["lsid"])
 
     def outbound(_: Request, __: dict[str, Any]) -> dict[str, Any]:
-        emitter = rehearsal.emitter
-        recipients = [] if emitter is None else emitter.recipients
-        return {
-            "recipients": [
-                # Without the query: an intake URL may carry its token there.
-                {
-                    "url": r.url.split("?", 1)[0],
-                    "sent": r.sent,
-                    "queued": r.queued,
-                    "dropped": r.dropped,
-                }
-                for r in recipients
-            ]
-        }
+        return {"recipients": control_page.recipients(rehearsal)}
 
     return [
-        Route("/sim/keys", endpoint(new_key), methods=["POST"]),
-        Route("/sim/sessions", endpoint(start), methods=["POST"]),
+        Route("/sim/", index, methods=["GET"]),
+        Route("/sim/keys", endpoint(new_key, lambda _: "key"), methods=["POST"]),
+        Route("/sim/sessions", endpoint(start, lambda _: "start"), methods=["POST"]),
         Route("/sim/sessions/{lsid}", endpoint(show), methods=["GET"]),
-        Route("/sim/sessions/{lsid}/{step}", endpoint(step), methods=["POST"]),
+        Route(
+            "/sim/sessions/{lsid}/{step}",
+            endpoint(step, lambda r: str(r.path_params["step"])),
+            methods=["POST"],
+        ),
         Route("/sim/outbound", endpoint(outbound), methods=["GET"]),
     ]

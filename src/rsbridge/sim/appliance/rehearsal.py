@@ -250,6 +250,21 @@ class Rehearsal:
             "representatives": sorted(live.reps),
         }
 
+    def sessions(self) -> list[dict[str, object]]:
+        """Every rehearsed session, newest first: live ones, then ended ones (for the page)."""
+        rows = [
+            {
+                **self.status(lsid),
+                "customer": live.customer.name,
+                "external_key": live.report.external_key or "",
+                "started": live.report.start_time,
+            }
+            for lsid, live in self._live.items()
+        ]
+        rows.reverse()
+        rows.sort(key=lambda row: bool(row["ended"]))
+        return rows
+
     # --- inside -----------------------------------------------------------------------------
 
     def _known(self, lsid: str) -> _Live:
