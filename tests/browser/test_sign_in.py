@@ -5,16 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-import pytest
 from playwright.sync_api import expect
 
 from .conftest import BROWSER_GROUP, SIM_LINK, Stage, Tab
 
 pytestmark = [BROWSER_GROUP]
-
-NEEDS_DEAD_LETTERS = pytest.mark.xfail(
-    strict=False, reason="needs the Dead letters page (/admin/dead, operate helper)"
-)
 
 
 def test_a_stranger_is_sent_to_sign_in_and_signs_in_and_out(tab: Tab) -> None:
@@ -90,26 +85,3 @@ def test_a_form_post_without_its_csrf_token_is_refused(tab: Tab) -> None:
 def test_a_viewer_signs_in_as_a_viewer(tab: Tab) -> None:
     tab.signed_in("vic")
     expect(tab.page.get_by_text("vic (viewer)")).to_be_visible()
-
-
-@NEEDS_DEAD_LETTERS
-def test_a_viewer_sees_no_retry_buttons_and_cannot_retry(
-    stage: Stage, new_tab: Callable[[Stage], Tab]
-) -> None:
-    viewer = new_tab(stage)
-    viewer.signed_in("vic")
-    viewer.page.goto("/admin/dead")
-    expect(viewer.page.get_by_role("heading", name="Dead letters", level=1)).to_be_visible()
-    expect(viewer.page.get_by_role("button", name="Retry all matching")).to_have_count(0)
-    expect(viewer.page.get_by_role("button", name="Retry", exact=True)).to_have_count(0)
-    viewer.shot("dead-letters-viewer")
-    token = viewer.page.locator('input[name="csrf_token"]').first.get_attribute("value")
-    assert token
-    refused = viewer.page.request.post("/admin/dead/retry-all", form={"csrf_token": token})
-    assert refused.status == 403
-    assert "operator" in refused.text()
-
-    operator = new_tab(stage)
-    operator.signed_in("olga")
-    operator.page.goto("/admin/dead")
-    expect(operator.page.get_by_role("button", name="Retry all matching")).to_be_visible()
