@@ -558,7 +558,7 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     results: list[Result] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         workdir = Path(tmp)
         for name in args.only:
             if name == "sqlite":
@@ -590,6 +590,9 @@ def main() -> None:
         default=list(CONFIGS),
         help=f"configurations to run, in order (of {', '.join(CONFIGS)}); the first is the "
         "baseline of the ratios",
+    )
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="where the nodes' folders and logs go"
     )
     parser.add_argument("--quick", action="store_true", help="a small run (about a minute)")
     parser.add_argument("--serve-peers", action="store_true", help=argparse.SUPPRESS)

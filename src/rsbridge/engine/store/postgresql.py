@@ -421,7 +421,12 @@ class PostgreSQLStore:
             "outcome": finish.outcome.value,
         }
         row = await self._fetchone(sql.FINISH_JOB, params)
-        return row is not None and row[0] == 1
+        finished = row is not None and row[0] == 1
+        if finished:
+            # A slot is free here: this node's idle workers claim again at once (other
+            # nodes hear of it only when a job became claimable, see FINISH_JOB).
+            self._links.wake_local()
+        return finished
 
     async def release(self, owner: str, *, now: float | None = None) -> int:
         """Re-queue every job ``owner`` holds, recording a RELEASED attempt for each."""
@@ -454,10 +459,7 @@ class PostgreSQLStore:
         """Record an effect unless its key is recorded; return the entry that stands."""
         key = ledger_key_params(entry.key)
         values = (*key, entry.ticket_id, entry.ref, entry.created_at, Jsonb(entry.detail))
-        async with self._transaction() as cur:
-            await cur.execute(sql.INSERT_LEDGER, values)
-        # After the commit, a new snapshot: the entry that stands, ours or a concurrent one.
-        row = await self._fetchone(sql.SELECT_LEDGER, key)
+        row = await self._fetchone(sql.PUT_LEDGER, values)
         assert row is not None
         return sql.ledger_from_row(row)
 

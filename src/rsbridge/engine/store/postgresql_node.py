@@ -69,6 +69,10 @@ class NodeLinks:
             self._listen_task = asyncio.create_task(self._listen(), name="rsbridge-store-listen")
         return await self._wakeup.wait(within)
 
+    def wake_local(self) -> None:
+        """Wake this node's idle workers without a notification to the others."""
+        self._wakeup.notify()
+
     async def _listen(self) -> None:
         try:
             conn = await self._connect()
