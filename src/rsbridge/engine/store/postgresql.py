@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import weakref
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import replace
 from typing import Any, Final
@@ -102,6 +103,35 @@ def with_keepalives(url: str) -> str:
     params = psycopg.conninfo.conninfo_to_dict(url)
     options = " ".join(filter(None, [str(params.get("options") or ""), _SERVER_KEEPALIVES]))
     return psycopg.conninfo.make_conninfo(url, **_CLIENT_KEEPALIVES, options=options)
+
+
+CHECK_AFTER_IDLE_S: Final = 2.0
+"""A pooled connection idle longer than this is checked (one round trip) before use."""
+
+
+class _IdleCheck:
+    """The pool's ``check`` and ``reset`` callbacks: a connection back from use within the
+    last :data:`CHECK_AFTER_IDLE_S` seconds is handed out unchecked.
+
+    Checking every checkout cost a round trip per statement, about a third of the
+    store's round trips in a backlog. A server restart or failover leaves connections
+    idle for longer than that before the next use, so those are still replaced before
+    use; one broken in between fails its statement as
+    :class:`~rsbridge.errors.StoreUnavailableError` (retried) and the pool discards it.
+    """
+
+    def __init__(self) -> None:
+        self._returned: weakref.WeakKeyDictionary[AsyncConnection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def check(self, conn: AsyncConnection[Any]) -> None:
+        returned = self._returned.get(conn)
+        if returned is None or time.monotonic() - returned > CHECK_AFTER_IDLE_S:
+            await AsyncConnectionPool.check_connection(conn)
+
+    async def reset(self, conn: AsyncConnection[Any]) -> None:
+        self._returned[conn] = time.monotonic()
 
 
 POOL_MIN: Final = 2
@@ -181,6 +211,7 @@ class PostgreSQLStore:
                 await migrate(conn, self.label)
             finally:
                 await conn.close()
+            idle = _IdleCheck()
             pool: AsyncConnectionPool[AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(
                 with_keepalives(self.url),
                 min_size=self._min,
@@ -188,7 +219,8 @@ class PostgreSQLStore:
                 kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
                 # A connection the server dropped (a restart, a failover) is replaced
                 # before use instead of failing the first statement given to it.
-                check=AsyncConnectionPool.check_connection,
+                check=idle.check,
+                reset=idle.reset,
                 open=False,
                 name="rsbridge-store",
             )
