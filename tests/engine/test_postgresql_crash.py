@@ -86,9 +86,7 @@ async def test_sigkill_of_nodes_loses_and_duplicates_nothing(
     store = PostgreSQLStore(postgres_url)
     await store.open()
     try:
-        sending = asyncio.ensure_future(
-            asyncio.gather(*(e.run_until_idle() for e in emitters))
-        )
+        sending = asyncio.ensure_future(asyncio.gather(*(e.run_until_idle() for e in emitters)))
         kills = 0
         while kills < KILLS:
             await asyncio.sleep(rng.uniform(0.3, 1.5))

@@ -291,6 +291,12 @@ class PostgreSQLStore:
         self._require_pool()
         return await self._links.lead(name)
 
+    async def take_token_slot(self, account: str, slots: int) -> int | None:
+        """Hold one of ``slots`` token slots of API account ``account`` for as long as
+        this store is open (see :meth:`NodeLinks.take_slot`); None when all are held."""
+        self._require_pool()
+        return await self._links.take_slot(f"tokens:{account}", slots)
+
     # --- the shared appliance budget -------------------------------------------
 
     async def take_budget(
