@@ -610,7 +610,7 @@ def main() -> None:
     if unknown or not args.only:
         parser.error(f"--only takes some of {', '.join(CONFIGS)}")
     if args.quick:
-        args.backlog, args.rate, args.duration = min(args.backlog, 600), args.rate, 4.0
+        args.backlog, args.duration = min(args.backlog, 600), min(args.duration, 4.0)
     sys.exit(asyncio.run(run(args)))
 
 
