@@ -52,8 +52,8 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
-from datetime import timedelta
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -259,14 +259,23 @@ class Node:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    pythonpath: str | None = None
+    """Another rsbridge's ``src`` folder to run (``--before``)."""
+
     def start(self, secret: str) -> None:
         log = (self.config.parent / f"serve-{self.port}.log").open("ab")
         with log:
             self.proc = subprocess.Popen(  # noqa: S603 (rsbridge itself, as a child)
-                [sys.executable, "-m", "rsbridge", "serve", "--config", str(self.config)]
-                + ["--port", str(self.port), "--log-level", "warning"],
+                [
+                    *(sys.executable, "-m", "rsbridge", "serve", "--config", str(self.config)),
+                    *("--port", str(self.port), "--log-level", "warning"),
+                ],
                 cwd=self.config.parent,
-                env={**os.environ, SECRET_ENV: secret},
+                env={
+                    **os.environ,
+                    SECRET_ENV: secret,
+                    **({"PYTHONPATH": self.pythonpath} if self.pythonpath else {}),
+                },
                 stdout=log,
                 stderr=log,
             )
@@ -447,7 +456,8 @@ async def measure(
         sessions = (await peers.call("/backlog", {"count": args.backlog, "seed": 7}))["sessions"]
         os.environ[SECRET_ENV] = str(peers.info["client_secret"])
         await _record_backlog(store_url, config, sessions)
-        nodes = [Node(config) for _ in range(count)]
+        older = str(args.before) if name.endswith("-before") else None
+        nodes = [Node(config, pythonpath=older) for _ in range(count)]
         async with running_nodes(nodes, str(peers.info["client_secret"])):
             node_cpu = CpuMeter(lambda: [n.proc.pid for n in nodes if n.proc is not None])
             server_cpu = CpuMeter(_postgres_pids if store_url.startswith("postgresql") else list)
@@ -533,17 +543,19 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             )
     if pg1 is not None and base.name == "sqlite":
         ratio = pg1.rate / base.rate
-        print(
-            f"target: PostgreSQL one node >= {PG1_TARGET}x SQLite: {ratio:.2f}x {verdict(ratio >= PG1_TARGET)}"
-        )
+        met = verdict(ratio >= PG1_TARGET)
+        print(f"target: PostgreSQL one node >= {PG1_TARGET}x SQLite: {ratio:.2f}x {met}")
+    old = next((r for r in results if r.name == "pg1-before"), None)
+    if pg1 is not None and old is not None and old.rate:
+        print(f"PostgreSQL one node, this code vs --before: {pg1.rate / old.rate:.2f}x")
     pg2 = next((r for r in results if r.name == "pg2"), None)
     if pg1 is not None and pg2 is not None and pg1.rate:
         ratio = pg2.rate / pg1.rate
-        print(
-            f"target: two nodes >= {TWO_NODES_TARGET}x one: {ratio:.2f}x {verdict(ratio >= TWO_NODES_TARGET)}"
-        )
+        met = verdict(ratio >= TWO_NODES_TARGET)
+        print(f"target: two nodes >= {TWO_NODES_TARGET}x one: {ratio:.2f}x {met}")
     print(
-        "\nwhere the time goes during the backlog (all nodes; ms per session, and calls per session):"
+        "\nwhere the time goes during the backlog (all nodes; ms per session, and calls per "
+        "session):"
     )
     for r in results:
         per = max(1, r.drained)
@@ -566,7 +578,8 @@ async def run(args: argparse.Namespace) -> int:
                 results.append(await measure(name, url, 1, args, workdir))
             else:
                 with fresh_database(args.postgres) as url:
-                    results.append(await measure(name, url, int(name[2:]), args, workdir))
+                    count = int(name[2:].removesuffix("-before"))
+                    results.append(await measure(name, url, count, args, workdir))
             r = results[-1]
             print(
                 f"  {name}: {r.drained} sessions in {r.drain_seconds:.1f} s; "
@@ -594,6 +607,13 @@ def main() -> None:
     parser.add_argument(
         "--workdir", type=Path, default=None, help="where the nodes' folders and logs go"
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="the src folder of another rsbridge (an older commit): --only may then name "
+        "pg1-before, pg2-before, pg3-before, whose nodes run that code",
+    )
     parser.add_argument("--quick", action="store_true", help="a small run (about a minute)")
     parser.add_argument("--serve-peers", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
@@ -606,7 +626,8 @@ def main() -> None:
     if args.serve_peers:
         asyncio.run(_run_peers(args.peer_latency))
         return
-    unknown = set(args.only) - set(CONFIGS)
+    known = set(CONFIGS) | ({f"{c}-before" for c in CONFIGS[1:]} if args.before else set())
+    unknown = set(args.only) - known
     if unknown or not args.only:
         parser.error(f"--only takes some of {', '.join(CONFIGS)}")
     if args.quick:

@@ -20,10 +20,10 @@ from starlette.applications import Starlette
 
 from rsbridge.actions.mail import Mailer
 from rsbridge.actions.service import ActionService
+from rsbridge.appliance.auth import MAX_LIVE_TOKENS
 from rsbridge.appliance.client import ApplianceClient
 from rsbridge.config import Config
 from rsbridge.connectors.base import Connector
-from rsbridge.appliance.auth import MAX_LIVE_TOKENS
 from rsbridge.connectors.registry import connector_class
 from rsbridge.engine.appliances import make_appliance_client
 from rsbridge.engine.budget import HoldsTokenSlots, SharedLimiter, SharesBudgets, budget_account
