@@ -40,9 +40,9 @@ def node_config(folder: Path, sim: SimAppliance, hook: Hook, store_url: str) -> 
         store=store_url,
         secret_env="NODES_TEST_SECRET",
         integration=f'connector = "webhook"\nsettings = {{ url = "{hook.url}", timeout = 5.0 }}',
-        # One report per fetch: the nodes together want more than the appliance's 20
-        # requests a second, so that the shared budget is what holds them back.
-        engine_extra="report_batch_size = 1",
+        # Two reports per fetch (100 by default): the nodes together want more than the
+        # appliance's 20 requests a second, so that the shared budget holds them back.
+        engine_extra="report_batch_size = 2",
     )
 
 
@@ -99,7 +99,7 @@ async def test_sigkill_of_nodes_loses_and_duplicates_nothing(
             started += 1
         await asyncio.wait_for(sending, 600)
         assert [r.dropped for r in recipients] == [0] * NODES
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
             counts = await store.counts()
             if counts["queued"] + counts["running"] == 0:
@@ -123,7 +123,7 @@ async def test_sigkill_of_nodes_loses_and_duplicates_nothing(
     per_second = busiest_window(times, 1.0)
     assert per_second <= DEFAULT_RATE_LIMITS.per_second, per_second
     assert busiest_window(times, 3600.0) <= DEFAULT_RATE_LIMITS.per_hour
-    # Not vacuous: the nodes pressed against the budget (one report a fetch).
-    assert len(times) >= SESSIONS and per_second >= DEFAULT_RATE_LIMITS.per_second // 2
+    # Not vacuous: the nodes pressed against the budget.
+    assert len(times) >= SESSIONS // 2 and per_second >= DEFAULT_RATE_LIMITS.per_second // 2
     # One token a process at most (each caches and reuses its own): 30 per account.
     assert sim.state.tokens_issued <= started
