@@ -116,8 +116,9 @@ WHERE id = ANY(%(ids)s) AND status = 'running' AND lease_owner = %(owner)s"""
 # returned, when the owner no longer holds the job. Other nodes are notified only when the
 # finish made a job claimable: this one re-queued, or a later job of its session waiting
 # for it. A NOTIFY serialises the commits that send one (the server takes a database-wide
-# lock before such a commit and holds it through the WAL flush), so one per finished job held every worker of every
-# node in one line; this node's own workers are woken in-process (PostgreSQLStore.finish).
+# lock before such a commit and holds it through the WAL flush), so one per finished job
+# held every worker of every node in one line; this node's own workers are woken
+# in-process (PostgreSQLStore.finish).
 FINISH_JOB: Final = """
 WITH f AS (
     UPDATE jobs SET status = %(status)s, attempts = attempts + %(failed)s,
