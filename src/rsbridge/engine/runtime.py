@@ -128,7 +128,7 @@ class Engine:
         try:
             await self._take_token_slots()
         except RsbridgeError:
-            await self.store.close()
+            await self.aclose()  # the clients just built and the store, slots freed
             raise
         self.worker = Worker(
             self.config, self.store, Services(self.appliances, self.connectors, self.renderers)
