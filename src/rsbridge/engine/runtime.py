@@ -128,7 +128,8 @@ class Engine:
         try:
             await self._take_token_slots()
         except RsbridgeError:
-            await self.aclose()  # the clients just built and the store, slots freed
+            # The store only: the clients stay usable for an open() that is tried again.
+            await self.store.close()
             raise
         self.worker = Worker(
             self.config, self.store, Services(self.appliances, self.connectors, self.renderers)
