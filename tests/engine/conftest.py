@@ -207,10 +207,12 @@ def serve_config(
     integration: str,
     lease_seconds: float = 2,
     extra: str = "",
+    engine_extra: str = "",
 ) -> Path:
     """Write the TOML of a ``rsbridge serve`` process to ``path``: fast backoffs, the
     simulator as appliance ``default`` (its secret from ``secret_env``), one integration
-    ``audit`` (``integration``: its ``connector = ...`` and ``settings = ...`` lines)."""
+    ``audit`` (``integration``: its ``connector = ...`` and ``settings = ...`` lines);
+    ``engine_extra``: more lines of the ``[engine]`` table."""
     path.write_text(
         f"""
 [engine]
@@ -219,6 +221,7 @@ lease_seconds = {lease_seconds}
 backoff_base_seconds = 0.1
 backoff_max_seconds = 0.5
 shutdown_grace_seconds = 1
+{engine_extra}
 
 [[appliances]]
 id = "default"

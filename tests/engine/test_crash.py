@@ -74,8 +74,9 @@ class ServeProcess:
                 stdout=log,
                 stderr=log,
             )
+        # Up to a minute: on a loaded 2-core machine Python's start alone can take 15 s.
         async with httpx.AsyncClient() as http:
-            for _ in range(300):
+            for _ in range(1200):
                 with contextlib.suppress(httpx.HTTPError):
                     if (await http.get(f"http://127.0.0.1:{self.port}/health")).status_code == 200:
                         return

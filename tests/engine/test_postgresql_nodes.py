@@ -6,11 +6,14 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from rsbridge.appliance.events import END
 from rsbridge.appliance.ratelimit import SlidingWindowLimiter
 from rsbridge.config import Config
 from rsbridge.engine.budget import SharedLimiter
 from rsbridge.engine.runtime import Engine
+from rsbridge.errors import ConfigurationError
 
 from .conftest import SimAppliance, engine_config
 
@@ -79,3 +82,48 @@ async def test_a_shared_store_shares_the_appliance_budget(
         assert isinstance(engine.appliances["default"].limiter, SharedLimiter)
     async with Engine(engine_config(tmp_path, sim)) as alone:  # SQLite: this node's own
         assert isinstance(alone.appliances["default"].limiter, SlidingWindowLimiter)
+
+
+async def test_nodes_hold_one_token_each_and_reauthenticate_once_after_a_401(
+    tmp_path: Path, sim: SimAppliance, postgres_url: str
+) -> None:
+    """The token split (docs/postgresql.md): each node caches one token of the API
+    account and reuses it; counted by the simulated appliance."""
+    config = engine_config(tmp_path, sim, engine={"store": postgres_url})
+    nodes = [Engine(config) for _ in range(3)]
+    for node in nodes:
+        await node.open()
+    try:
+        clients = [node.appliances["default"] for node in nodes]
+        for _ in range(4):
+            await asyncio.gather(*(client.get_api_info() for client in clients))
+        assert sim.state.tokens_issued == 3
+        assert sim.state.live_tokens(sim.client_id) == 3
+        # The appliance ends the tokens (expiry, an administrator): each node gets one
+        # 401, asks for one new token, and goes on.
+        assert sim.state.revoke_tokens(sim.client_id) == 3
+        for _ in range(3):
+            await asyncio.gather(*(client.get_api_info() for client in clients))
+        assert sim.state.tokens_issued == 6
+    finally:
+        for node in nodes:
+            await node.aclose()
+
+
+async def test_a_process_beyond_the_accounts_token_limit_is_refused(
+    tmp_path: Path, sim: SimAppliance, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("rsbridge.engine.runtime.MAX_LIVE_TOKENS", 2)  # 30 in life
+    config = engine_config(tmp_path, sim, engine={"store": postgres_url})
+    first, second, third = Engine(config), Engine(config), Engine(config)
+    await first.open()
+    await second.open()
+    try:
+        with pytest.raises(ConfigurationError, match="at most 2 live tokens"):
+            await third.open()
+        await first.aclose()  # its slot is free again
+        await third.open()
+        await third.aclose()
+    finally:
+        await first.aclose()
+        await second.aclose()

@@ -210,6 +210,51 @@ async def test_an_idle_node_is_woken_when_another_queues_a_job(
     assert time.monotonic() - started < 5  # far from the 30 s timeout: woken, not timed out
 
 
+async def test_finishing_wakes_other_nodes_only_when_a_job_became_claimable(
+    nodes: tuple[PostgreSQLStore, PostgreSQLStore],
+) -> None:
+    first, second = nodes
+    assert not await second.wait_for_jobs(0.2)  # listening now
+    await first.record_event(event("e1", lsid="L1"), [JobSpec("sn")], now=T0)
+    await first.record_event(event("e2", lsid="L2"), [JobSpec("sn")], now=T0)
+    survey = event("s2", lsid="L2", event_type=SURVEY)
+    await first.record_event(survey, [JobSpec("sn", rank=RANK_SURVEY)], now=T0)
+    jobs = await first.claim("w1", limit=10, lease=60, now=T0 + 1)
+    assert sorted(j.lsid or "" for j in jobs) == ["L1", "L2"]  # the survey waits
+    by_lsid = {j.lsid: j for j in jobs}
+    while await second.wait_for_jobs(0.3):  # the wake-ups of the recording
+        pass
+    # L1 has nothing after it: the other node is not disturbed...
+    assert await first.finish(by_lsid["L1"].id, "w1", DONE, started_at=T0, now=T0 + 2)
+    assert not await second.wait_for_jobs(1)
+    # ...while L2's survey becomes claimable: it is woken.
+    assert await first.finish(by_lsid["L2"].id, "w1", DONE, started_at=T0, now=T0 + 2)
+    assert await second.wait_for_jobs(10)
+    assert [j.event_type for j in await second.claim("w2", limit=10, lease=60, now=T0 + 3)] == [
+        SURVEY
+    ]
+
+
+async def test_connections_the_server_dropped_are_replaced_before_use(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await opened(postgres_url)
+    try:
+        await store.set_watermark("w", 1.0)
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            # Every connection of the pool (this test's database is its own).
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        # Idle for longer than the check's threshold (made short here): checked, replaced.
+        monkeypatch.setattr("rsbridge.engine.store.postgresql.CHECK_AFTER_IDLE_S", 0.05)
+        await asyncio.sleep(0.1)
+        assert await store.get_watermark("w") == 1.0
+    finally:
+        await store.close()
+
+
 # --- values PostgreSQL's text refuses --------------------------------------------------
 
 

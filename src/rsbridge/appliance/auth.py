@@ -25,6 +25,9 @@ from rsbridge.errors import (
     ApplianceServerError,
 )
 
+#: Live tokens the appliance keeps per API account (it drops the oldest at the next).
+MAX_LIVE_TOKENS = 30
+
 #: Renew this long before the appliance's expiry (clock skew, request latency).
 RENEW_MARGIN_SECONDS = 60.0
 

@@ -22,7 +22,7 @@ from typing import Protocol, runtime_checkable
 
 from rsbridge.appliance.ratelimit import DEFAULT_RATE_LIMITS, RateLimits, Slot
 
-__all__ = ["SharedLimiter", "SharesBudgets", "budget_account"]
+__all__ = ["HoldsTokenSlots", "SharedLimiter", "SharesBudgets", "budget_account"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,15 @@ class SharesBudgets(Protocol):
 
     async def pause_budget(self, account: str, until: float) -> None:
         """Hold the account's calls until ``until``."""
+
+
+@runtime_checkable
+class HoldsTokenSlots(Protocol):
+    """A store that counts the processes using an API account (PostgreSQLStore)."""
+
+    async def take_token_slot(self, account: str, slots: int) -> int | None:
+        """Hold one of ``slots`` slots of ``account`` while this process lives: its
+        number, or None when all are held."""
 
 
 def budget_account(host: str, client_id: str) -> str:

@@ -20,12 +20,13 @@ from starlette.applications import Starlette
 
 from rsbridge.actions.mail import Mailer
 from rsbridge.actions.service import ActionService
+from rsbridge.appliance.auth import MAX_LIVE_TOKENS
 from rsbridge.appliance.client import ApplianceClient
 from rsbridge.config import Config
 from rsbridge.connectors.base import Connector
 from rsbridge.connectors.registry import connector_class
 from rsbridge.engine.appliances import make_appliance_client
-from rsbridge.engine.budget import SharedLimiter, SharesBudgets, budget_account
+from rsbridge.engine.budget import HoldsTokenSlots, SharedLimiter, SharesBudgets, budget_account
 from rsbridge.engine.intake import Intake
 from rsbridge.engine.poller import Poller
 from rsbridge.engine.render import Renderer
@@ -34,7 +35,7 @@ from rsbridge.engine.store import open_store
 from rsbridge.engine.store.base import LeadsPollers, Store, backend_of
 from rsbridge.engine.store.metered import MeteredStore
 from rsbridge.engine.worker import CANCEL_WAIT_SECONDS, Services, Worker
-from rsbridge.errors import RsbridgeError
+from rsbridge.errors import ConfigurationError, RsbridgeError
 from rsbridge.log_setup import bind_log_fields
 from rsbridge.metrics import Metrics, binding
 from rsbridge.web.actions import action_routes
@@ -125,6 +126,12 @@ class Engine:
         await self.store.open()
         self.build()
         self._share_budgets()
+        try:
+            await self._take_token_slots()
+        except RsbridgeError:
+            # The store only: the clients stay usable for an open() that is tried again.
+            await self.store.close()
+            raise
         self.worker = Worker(
             self.config, self.store, Services(self.appliances, self.connectors, self.renderers)
         )
@@ -154,6 +161,24 @@ class Engine:
             if client is not None:
                 account = budget_account(appliance.host, appliance.client_id)
                 client.limiter = SharedLimiter(backend, account)
+
+    async def _take_token_slots(self) -> None:
+        """On a shared store, this process takes one of an API account's 30 token slots
+        per appliance it calls: each process caches one token per account and reuses it,
+        so no more than 30 processes may share an account (the appliance drops the oldest
+        token of an account at the 31st), checked here rather than found out as 401s."""
+        backend = backend_of(self.store)
+        if not isinstance(backend, HoldsTokenSlots) or self._given_appliances is not None:
+            return
+        for appliance in self.config.appliances:
+            account = budget_account(appliance.host, appliance.client_id)
+            if await backend.take_token_slot(account, MAX_LIVE_TOKENS) is None:
+                raise ConfigurationError(
+                    f"appliance {appliance.id!r}: {MAX_LIVE_TOKENS} rsbridge processes on "
+                    f"this store already use API account {appliance.client_id!r}, which "
+                    f"holds at most {MAX_LIVE_TOKENS} live tokens; run fewer nodes or give "
+                    "some of them another API account"
+                )
 
     @property
     def running(self) -> bool:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import weakref
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import replace
 from typing import Any, Final
@@ -112,6 +113,35 @@ def with_keepalives(url: str) -> str:
     params = psycopg.conninfo.conninfo_to_dict(url)
     options = " ".join(filter(None, [str(params.get("options") or ""), _SERVER_KEEPALIVES]))
     return psycopg.conninfo.make_conninfo(url, **_CLIENT_KEEPALIVES, options=options)
+
+
+CHECK_AFTER_IDLE_S: Final = 2.0
+"""A pooled connection idle longer than this is checked (one round trip) before use."""
+
+
+class _IdleCheck:
+    """The pool's ``check`` and ``reset`` callbacks: a connection back from use within the
+    last :data:`CHECK_AFTER_IDLE_S` seconds is handed out unchecked.
+
+    Checking every checkout cost a round trip per statement, about a third of the
+    store's round trips in a backlog. A server restart or failover leaves connections
+    idle for longer than that before the next use, so those are still replaced before
+    use; one broken in between fails its statement as
+    :class:`~rsbridge.errors.StoreUnavailableError` (retried) and the pool discards it.
+    """
+
+    def __init__(self) -> None:
+        self._returned: weakref.WeakKeyDictionary[AsyncConnection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def check(self, conn: AsyncConnection[Any]) -> None:
+        returned = self._returned.get(conn)
+        if returned is None or time.monotonic() - returned > CHECK_AFTER_IDLE_S:
+            await AsyncConnectionPool.check_connection(conn)
+
+    async def reset(self, conn: AsyncConnection[Any]) -> None:
+        self._returned[conn] = time.monotonic()
 
 
 POOL_MIN: Final = 2
@@ -201,6 +231,7 @@ class PostgreSQLStore:
                     await check_schema(conn, self.label)
             finally:
                 await conn.close()
+            idle = _IdleCheck()
             pool: AsyncConnectionPool[AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(
                 with_keepalives(self.url),
                 min_size=self._min,
@@ -208,7 +239,8 @@ class PostgreSQLStore:
                 kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
                 # A connection the server dropped (a restart, a failover) is replaced
                 # before use instead of failing the first statement given to it.
-                check=AsyncConnectionPool.check_connection,
+                check=idle.check,
+                reset=idle.reset,
                 open=False,
                 name="rsbridge-store",
             )
@@ -278,6 +310,12 @@ class PostgreSQLStore:
         """Take, or keep, the lead ``name`` among the nodes (see :meth:`NodeLinks.lead`)."""
         self._require_pool()
         return await self._links.lead(name)
+
+    async def take_token_slot(self, account: str, slots: int) -> int | None:
+        """Hold one of ``slots`` token slots of API account ``account`` for as long as
+        this store is open (see :meth:`NodeLinks.take_slot`); None when all are held."""
+        self._require_pool()
+        return await self._links.take_slot(f"tokens:{account}", slots)
 
     # --- the shared appliance budget -------------------------------------------
 
@@ -441,7 +479,12 @@ class PostgreSQLStore:
             "outcome": finish.outcome.value,
         }
         row = await self._fetchone(sql.FINISH_JOB, params)
-        return row is not None and row[0] == 1
+        finished = row is not None and row[0] == 1
+        if finished:
+            # A slot is free here: this node's idle workers claim again at once (other
+            # nodes hear of it only when a job became claimable, see FINISH_JOB).
+            self._links.wake_local()
+        return finished
 
     async def release(self, owner: str, *, now: float | None = None) -> int:
         """Re-queue every job ``owner`` holds, recording a RELEASED attempt for each."""
@@ -474,10 +517,7 @@ class PostgreSQLStore:
         """Record an effect unless its key is recorded; return the entry that stands."""
         key = ledger_key_params(entry.key)
         values = (*key, entry.ticket_id, entry.ref, entry.created_at, Jsonb(entry.detail))
-        async with self._transaction() as cur:
-            await cur.execute(sql.INSERT_LEDGER, values)
-        # After the commit, a new snapshot: the entry that stands, ours or a concurrent one.
-        row = await self._fetchone(sql.SELECT_LEDGER, key)
+        row = await self._fetchone(sql.PUT_LEDGER, values)
         assert row is not None
         return sql.ledger_from_row(row)
 

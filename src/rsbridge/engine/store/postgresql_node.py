@@ -69,6 +69,10 @@ class NodeLinks:
             self._listen_task = asyncio.create_task(self._listen(), name="rsbridge-store-listen")
         return await self._wakeup.wait(within)
 
+    def wake_local(self) -> None:
+        """Wake this node's idle workers without a notification to the others."""
+        self._wakeup.notify()
+
     async def _listen(self) -> None:
         try:
             conn = await self._connect()
@@ -81,6 +85,25 @@ class NodeLinks:
             log.warning("not listening for new jobs on %s: %s", self._label, exc)
 
     # --- leads ------------------------------------------------------------------
+
+    async def take_slot(self, name: str, slots: int) -> int | None:
+        """Hold one of ``slots`` numbered slots named ``name`` among the processes on this
+        database: the first free one's number, or None when every one is held.
+
+        A slot is a session advisory lock on the connection kept for leads, as a lead
+        is: the server frees it when this process closes the store or dies.
+        """
+        async with self._lead_lock:
+            conn = self._lead_conn
+            if conn is None or conn.closed or conn.broken:
+                self._leading.clear()
+                self._lead_conn = conn = await self._connect()
+            for number in range(slots):
+                cur = await conn.execute(sql.TRY_LEAD, (advisory_key(f"slot:{name}:{number}"),))
+                row = await cur.fetchone()
+                if row is not None and row[0]:
+                    return number
+            return None
 
     async def lead(self, name: str) -> bool:
         """Take, or keep, the lead named ``name`` among the nodes on this database.

@@ -111,10 +111,14 @@ WHERE id = ANY(%(ids)s)"""
 EXTEND_LEASE: Final = """
 UPDATE jobs SET lease_until = %(until)s, updated_at = %(now)s
 WHERE id = ANY(%(ids)s) AND status = 'running' AND lease_owner = %(owner)s"""
-# finish in one statement: the job's new state, its attempt (numbered after the
-# others: only the holder of the row's lock adds attempts), and a notification (a
-# finished job may unblock the next of its session; a re-queued one is claimable).
-# Nothing happens, and 0 is returned, when the owner no longer holds the job.
+# finish in one statement: the job's new state and its attempt (numbered after the
+# others: only the holder of the row's lock adds attempts). Nothing happens, and 0 is
+# returned, when the owner no longer holds the job. Other nodes are notified only when the
+# finish made a job claimable: this one re-queued, or a later job of its session waiting
+# for it. A NOTIFY serialises the commits that send one (the server takes a database-wide
+# lock before such a commit and holds it through the WAL flush), so one per finished job
+# held every worker of every node in one line; this node's own workers are woken
+# in-process (PostgreSQLStore.finish).
 FINISH_JOB: Final = """
 WITH f AS (
     UPDATE jobs SET status = %(status)s, attempts = attempts + %(failed)s,
@@ -124,7 +128,7 @@ WITH f AS (
                     lease_owner = NULL, lease_until = NULL, claimed_at = NULL,
                     updated_at = %(now)s
     WHERE id = %(id)s AND status = 'running' AND lease_owner = %(owner)s
-    RETURNING id
+    RETURNING id, status, appliance_id, lsid, integration
 ), a AS (
     INSERT INTO attempts (job_id, number, owner, started_at, finished_at, outcome, error)
     SELECT f.id, (SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE job_id = f.id),
@@ -132,7 +136,16 @@ WITH f AS (
     FROM f
     RETURNING job_id
 )
-SELECT COUNT(*), CASE WHEN COUNT(*) > 0 THEN pg_notify('rsbridge_jobs', '') END::text FROM a"""
+SELECT (SELECT COUNT(*) FROM a),
+       CASE WHEN EXISTS (
+           SELECT 1 FROM f
+           WHERE f.status = 'queued'
+              OR (f.lsid IS NOT NULL AND EXISTS (
+                    SELECT 1 FROM jobs AS n
+                    WHERE n.appliance_id = f.appliance_id AND n.lsid = f.lsid
+                      AND n.integration = f.integration AND n.status = 'queued'
+                      AND n.id <> f.id)))
+       THEN pg_notify('rsbridge_jobs', '') END::text"""
 # Locked in id order, as claim() locks them, so that the two cannot deadlock.
 RELEASE_HELD: Final = """
 WITH held AS (
@@ -171,13 +184,17 @@ SELECT appliance_id, lsid, event, integration, effect, ticket_id, ref, created_a
        detail
 FROM ledger
 WHERE appliance_id = %s AND lsid = %s AND event = %s AND integration = %s AND effect = %s"""
-# DO NOTHING waits for a concurrent insert of the same key to commit; the SELECT after
-# it (a new snapshot) then reads the entry that stands.
-INSERT_LEDGER: Final = """
+# ledger_put in one statement: the entry, or the one that stands. A concurrent insert of
+# the same key is waited for; DO UPDATE (which changes nothing) then returns the row that
+# committed first, which a second statement's new snapshot was needed for with DO NOTHING.
+PUT_LEDGER: Final = """
 INSERT INTO ledger (appliance_id, lsid, event, integration, effect, ticket_id, ref,
                     created_at, detail)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT DO NOTHING"""
+ON CONFLICT (appliance_id, lsid, event, integration, effect)
+DO UPDATE SET ticket_id = ledger.ticket_id
+RETURNING appliance_id, lsid, event, integration, effect, ticket_id, ref, created_at,
+          detail"""
 SELECT_LEDGER_FOR_SESSION: Final = """
 SELECT appliance_id, lsid, event, integration, effect, ticket_id, ref, created_at,
        detail

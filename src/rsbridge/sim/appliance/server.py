@@ -237,6 +237,8 @@ class _Appliance:
         )
         if account is None:
             return JSONResponse(ACCESS_DENIED, 401, headers=_API_HEADERS)
+        with self.state.lock:
+            self.state.request_times.append(self.clock())
         remaining, wait = self.limiter.hit(account.client_id)
         headers = {
             **_API_HEADERS,

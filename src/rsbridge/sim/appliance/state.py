@@ -237,6 +237,11 @@ class SimApplianceState:
     calls: Counter[str] = field(default_factory=Counter)
     """Authenticated API requests answered, by report (``generate_report``) or command
     (``action``) name: what tests count appliance calls with."""
+    request_times: list[float] = field(default_factory=list, repr=False)
+    """When each authenticated API request arrived (the server's clock), before any rate
+    limiting: what tests check a request budget against, from the appliance's side."""
+    tokens_issued: int = 0
+    """OAuth tokens issued since the simulator started."""
     rng: random.Random = field(default_factory=random.Random, repr=False)
     live_rng: random.Random | None = field(default=None, repr=False)
     """Source of the ids of new session keys and live sessions; ``None`` uses ``rng`` (a
@@ -274,6 +279,7 @@ class SimApplianceState:
                 del self._tokens[stale]
             token = self._alnum(40)
             self._tokens[token] = _Token(client_id, now + ttl)
+            self.tokens_issued += 1
             return token
 
     def account_for_token(self, token: str, now: float | None = None) -> ApiAccount | None:
@@ -293,6 +299,21 @@ class SimApplianceState:
             for token in [t for t, i in self._tokens.items() if i.client_id == client_id]:
                 del self._tokens[token]
             return account.client_secret
+
+    def revoke_tokens(self, client_id: str) -> int:
+        """End every live token of an account (as expiry or an administrator would);
+        how many there were. Its next requests with them get 401."""
+        with self.lock:
+            own = [t for t, i in self._tokens.items() if i.client_id == client_id]
+            for token in own:
+                del self._tokens[token]
+            return len(own)
+
+    def live_tokens(self, client_id: str) -> int:
+        """How many tokens of the account are live now."""
+        with self.lock:
+            self._drop_expired(_now(None))
+            return sum(1 for i in self._tokens.values() if i.client_id == client_id)
 
     def _drop_expired(self, now: float) -> None:
         for token in [t for t, i in self._tokens.items() if i.expires_at <= now]:
