@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 
 from rsbridge import fastpaths
 from rsbridge.appliance import report_model
+from rsbridge.appliance.report_json import compact_json
 from rsbridge.appliance.report_model import Endpoint, SessionEvent, SupportSession, to_jsonable
+from rsbridge.connectors.jsonl import session_report_record
 from rsbridge.engine.render import Renderer
 from rsbridge.sim.appliance.scenarios import SessionGenerator
-from rsbridge.appliance.report_json import compact_json
-from rsbridge.connectors.jsonl import session_report_record
 from tests import strategies
 from tests.connectors.contract import session_delivery
 
