@@ -148,8 +148,8 @@ async def test_the_fast_path_posts_the_same_session_json(
     for n, session in enumerate(sessions):
         await connector.write_session_report(TICKET, session_delivery(f"k{n}", session=session))
         with fastpaths.turned_off():
-            old = session_delivery(f"old{n}", session=session)
-            await connector.write_session_report(TICKET, old)
+            before = session_delivery(f"old{n}", session=session)
+            await connector.write_session_report(TICKET, before)
     for fast, old in _bodies_on_both_paths(state, len(sessions)):
         assert fast == old
     # Every kind of value was written: times, durations, endpoints, system information.
