@@ -248,7 +248,7 @@ def _nl2br_fast(eval_ctx: EvalContext, value: str | None) -> str:
     """:func:`filter_nl2br` without splitting a value that has no line break."""
     if type(value) is str and eval_ctx.autoescape and "\n" not in value and "\r" not in value:
         return escape(value)
-    return filter_nl2br(eval_ctx, value)  # type: ignore[no-any-return]
+    return filter_nl2br(eval_ctx, value)
 
 
 FILTERS: Mapping[str, Callable[..., Any]] = {
