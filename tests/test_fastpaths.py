@@ -12,10 +12,13 @@ from hypothesis import HealthCheck, given, settings
 
 from rsbridge import fastpaths
 from rsbridge.appliance import report_model
+from rsbridge.appliance.report_json import compact_json
 from rsbridge.appliance.report_model import Endpoint, SessionEvent, SupportSession, to_jsonable
+from rsbridge.connectors.jsonl import session_report_record
 from rsbridge.engine.render import Renderer
 from rsbridge.sim.appliance.scenarios import SessionGenerator
 from tests import strategies
+from tests.connectors.contract import session_delivery
 
 
 def _both(obj: Any) -> tuple[str, str]:
@@ -40,6 +43,22 @@ def test_to_jsonable_gives_the_same_json_on_both_paths() -> None:
 @given(session=strategies.session)
 def test_any_session_converts_the_same(session: SupportSession) -> None:
     fast, old = _both(session)
+    assert fast == old
+
+
+def _record_both_ways(session: SupportSession) -> tuple[Any, Any]:
+    """A session report record as the webhook's fast path and its old path write it."""
+    delivery = session_delivery("k", session=session)
+    fast = compact_json(session_report_record(None, delivery, include_session=True, native=True))
+    old = json.dumps(session_report_record(None, delivery, include_session=True))
+    return json.loads(fast), json.loads(old)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(session=strategies.session)
+def test_any_session_record_is_the_same_json_from_compact_json(session: SupportSession) -> None:
+    fast, old = _record_both_ways(session)
+    fast.pop("at"), old.pop("at")
     assert fast == old
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -10,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from rsbridge import fastpaths
 from rsbridge.appliance.report_model import to_jsonable
 from rsbridge.connectors.base import Connector, Ticket
 from rsbridge.connectors.webhook import WebhookConnector, idempotency_header, retry_after_seconds
@@ -21,6 +23,7 @@ from rsbridge.errors import (
     ConnectorRetryableError,
     TicketNotFoundError,
 )
+from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.sim.serve import SwappableApp, serve_in_thread
 from rsbridge.sim.webhook import WebhookReceiverState, create_app
 
@@ -120,6 +123,42 @@ async def test_session_report_body_and_headers(make: Factory, state: WebhookRece
     assert (body["text"], body["html"]) == (delivery.report.full.text, delivery.report.full.html)
     assert body["parts"]["chat"]["text"] == "Chat transcript"
     assert body["session"] == json.loads(json.dumps(to_jsonable(delivery.session)))
+
+
+def _bodies_on_both_paths(state: WebhookReceiverState, count: int) -> list[tuple[object, object]]:
+    """The received bodies, fast path and old path in turn, without write times and keys."""
+    bodies = [dict(r.body) for r in state.received]
+    for body in bodies:
+        body.pop("at"), body.pop("key")
+    assert len(bodies) == 2 * count
+    return list(zip(bodies[0::2], bodies[1::2], strict=True))
+
+
+async def test_the_fast_path_posts_the_same_session_json(
+    make: Factory, state: WebhookReceiverState
+) -> None:
+    generator = SessionGenerator(seed=5, include_unknown_events=True, system_info_rows=(1, 4))
+    sessions = list(generator.sessions(12))
+    # Values orjson refuses take the standard library's path: an integer past 64 bits
+    # (the parser keeps counts exact) and a key that is not text.
+    sessions.append(dataclasses.replace(sessions[0], lsid="big", file_transfer_count=2**70))
+    event = dataclasses.replace(sessions[1].events[0], data={"n": "1", 7: "x"})  # type: ignore[dict-item]
+    sessions.append(dataclasses.replace(sessions[1], lsid="keys", events=[event]))
+    connector = make()
+    for n, session in enumerate(sessions):
+        await connector.write_session_report(TICKET, session_delivery(f"k{n}", session=session))
+        with fastpaths.turned_off():
+            before = session_delivery(f"old{n}", session=session)
+            await connector.write_session_report(TICKET, before)
+    for fast, old in _bodies_on_both_paths(state, len(sessions)):
+        assert fast == old
+    # Every kind of value was written: times, durations, endpoints, system information.
+    first = state.received[0].body["session"]
+    assert first["start_time"] == sessions[0].start_time.isoformat()  # type: ignore[union-attr]
+    assert isinstance(first["duration"], float)
+    assert any(isinstance(c["public_ip"], str) for c in first["customers"])
+    assert state.received[-4].body["session"]["file_transfer_count"] == 2**70
+    assert state.received[-2].body["session"]["events"][0]["data"] == {"n": "1", "7": "x"}
 
 
 async def test_include_session_off(make: Factory, state: WebhookReceiverState) -> None:

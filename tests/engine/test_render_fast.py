@@ -7,6 +7,7 @@ import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -147,6 +148,50 @@ def test_overriding_templates_render_the_same(tmp_path: Path) -> None:
     for session in _generated(3):
         _same(session, pair)
         assert session.lsid.upper() in pair[1].render_part(session, "notes")
+
+
+TIMES_TEMPLATE = (
+    "{% for t in session.custom_attributes[0].value %}"
+    "{{ t | datetime }}|{{ t | datetime('%A %Y-%m-%d %H:%M:%S %Z %z') }}|"
+    "{{ t | datetime('%d/%m %H:%M %Z %z', tz='Europe/Paris') }}|"
+    "{{ t | datetime('%H:%M %Z', 'America/New_York') }};\n{% endfor %}"
+    "{{ session.lsid | nl2br }}"
+)
+
+
+def test_remembered_times_and_line_breaks_render_the_same(tmp_path: Path) -> None:
+    """The fast lane's ``datetime`` remembers what it wrote: the same time in other zones
+    and formats, the same instant written with another offset, a naive time (read as
+    UTC) and a time that is not a model value give what the plain filter gives."""
+    (tmp_path / "chat.html").write_text(TIMES_TEMPLATE, encoding="utf-8")
+    (tmp_path / "chat.txt").write_text(TIMES_TEMPLATE, encoding="utf-8")
+    summer = datetime(2026, 7, 1, 12, 30, 5, tzinfo=UTC)
+    times = [
+        summer,
+        summer.astimezone(ZoneInfo("Asia/Tokyo")),  # equal to ``summer``, other fields
+        summer.replace(tzinfo=None),  # naive
+        summer.replace(month=12),
+        _Stamp(2026, 7, 1, 12, 30, 5, tzinfo=UTC),
+        summer,
+    ]
+    attribute = CustomAttribute("times", "Times", times)  # type: ignore[arg-type]
+    pair = (Renderer(tmp_path, fast_paths=False), Renderer(tmp_path))
+    for lsid in ("one line <b>", "two\r\nlines & <i>", "cr\ronly", ""):
+        session = SupportSession(lsid or "x", custom_attributes=[attribute])
+        session.lsid = lsid
+        for html in (True, False):
+            fast = pair[1].render_part(session, "chat", html=html)
+            assert fast == pair[0].render_part(session, "chat", html=html)
+    lines = fast.splitlines()
+    assert lines[0] == lines[1] == lines[-1]  # equal instants, whatever their offset
+    assert "Wednesday 2026-07-01 12:30:05 UTC +0000" in lines[0]
+    assert "01/07 14:30 CEST +0200" in lines[0] and "08:30 EDT" in lines[0]
+    assert lines[2] == lines[0] and lines[4] == lines[0]
+    assert "01/12 13:30 CET +0100" in lines[3]
+
+
+class _Stamp(datetime):
+    """Not the exact type the fast lane remembers."""
 
 
 # --- the sandbox's protection -----------------------------------------------------------

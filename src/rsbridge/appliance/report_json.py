@@ -60,11 +60,35 @@ def _with_endpoints(person: Customer | Representative) -> dict[str, Any]:
     return data
 
 
-def session_json(session: SupportSession) -> bytes:
-    """``session`` as indented UTF-8 JSON, the structure :func:`to_jsonable` gives."""
+def session_data(session: SupportSession) -> dict[str, Any]:
+    """``session`` as a dict that orjson writes with :func:`to_jsonable`'s structure (with
+    :func:`compact_json`): its other model objects stay dataclasses, endpoints are text."""
     data = {name: getattr(session, name) for name in _SESSION_FIELDS}
     data["customers"] = [_with_endpoints(c) for c in session.customers]
     data["representatives"] = [_with_endpoints(r) for r in session.representatives]
+    return data
+
+
+def compact_json(data: Any) -> bytes:
+    """``data`` as compact UTF-8 JSON: the JSON of ``json.dumps(to_jsonable(data),
+    ensure_ascii=False)``, written by orjson.
+
+    ``data`` is JSON-compatible data that may hold :func:`session_data` values. Whatever
+    orjson refuses (an integer past 64 bits, a key that is not text, a lone surrogate) takes
+    the standard library's path, which raises what it always raised
+    (``UnicodeEncodeError`` for a lone surrogate). A float that is not finite, which no
+    record holds, would be written as ``null``.
+    """
+    try:
+        return orjson.dumps(data, default=_default)
+    except orjson.JSONEncodeError:
+        text = json.dumps(to_jsonable(data), ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8")
+
+
+def session_json(session: SupportSession) -> bytes:
+    """``session`` as indented UTF-8 JSON, the structure :func:`to_jsonable` gives."""
+    data = session_data(session)
     try:
         return orjson.dumps(data, default=_default, option=_OPTIONS)
     except orjson.JSONEncodeError:

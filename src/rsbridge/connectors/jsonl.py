@@ -47,6 +47,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from rsbridge.appliance.report_json import session_data
 from rsbridge.appliance.report_model import SupportSession, to_jsonable
 from rsbridge.connectors.base import (
     Association,
@@ -120,9 +121,18 @@ def association_jsonable(association: Association) -> dict[str, Any]:
 
 
 def session_report_record(
-    ticket: Ticket | None, delivery: SessionDelivery, *, include_session: bool
+    ticket: Ticket | None,
+    delivery: SessionDelivery,
+    *,
+    include_session: bool,
+    native: bool = False,
 ) -> dict[str, Any]:
-    """The record of a session report: the rendered report, its parts, the session."""
+    """The record of a session report: the rendered report, its parts, the session.
+
+    ``native``: the session as :func:`~rsbridge.appliance.report_json.session_data`, for
+    :func:`~rsbridge.appliance.report_json.compact_json` (the same JSON, without first
+    converting every value), instead of :func:`to_jsonable`'s data.
+    """
     record = _record("session_report", delivery.key, ticket)
     record.update(
         appliance_id=delivery.appliance_id,
@@ -137,7 +147,8 @@ def session_report_record(
         association=association_jsonable(delivery.association),
     )
     if include_session:
-        record["session"] = to_jsonable(delivery.session)
+        session = delivery.session
+        record["session"] = session_data(session) if native else to_jsonable(session)
     return record
 
 

@@ -41,7 +41,8 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import SecretStr
 
-from rsbridge import __version__
+from rsbridge import __version__, fastpaths
+from rsbridge.appliance.report_json import compact_json
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.backoff import backoff
 from rsbridge.connectors.base import (
@@ -291,10 +292,13 @@ class WebhookConnector(Connector):
         self, ticket: Ticket | None, delivery: SessionDelivery
     ) -> WriteResult:
         """POST a ``session_report`` record for ``ticket``."""
+        # The fast path writes the session with orjson as it is, without converting it to
+        # plain data first (the same JSON: tests/connectors/test_webhook.py).
+        fast = fastpaths.enabled()
         record = session_report_record(
-            ticket, delivery, include_session=self._options.include_session
+            ticket, delivery, include_session=self._options.include_session, native=fast
         )
-        return await self._write(record, delivery.key, ticket)
+        return await self._write(record, delivery.key, ticket, fast=fast)
 
     async def write_survey(self, ticket: Ticket | None, delivery: SurveyDelivery) -> WriteResult:
         """POST a ``survey`` record for ``ticket``."""
@@ -306,9 +310,17 @@ class WebhookConnector(Connector):
 
     # --- HTTP ------------------------------------------------------------------------------
 
-    async def _write(self, record: dict[str, Any], key: str, ticket: Ticket | None) -> WriteResult:
+    async def _write(
+        self, record: dict[str, Any], key: str, ticket: Ticket | None, *, fast: bool = False
+    ) -> WriteResult:
         response, answer = await self._request(
-            "POST", self._options.url, record, key=key, ticket=ticket, what=record["kind"]
+            "POST",
+            self._options.url,
+            record,
+            key=key,
+            ticket=ticket,
+            what=record["kind"],
+            fast=fast,
         )
         return WriteResult(
             ref=_answer_str(answer, "id") or key,
@@ -324,8 +336,13 @@ class WebhookConnector(Connector):
         what: str,
         key: str | None = None,
         ticket: Ticket | None = None,
+        fast: bool = False,
     ) -> tuple[httpx.Response, object]:
-        """Send with in-call retries; the 2xx response and its JSON body (or None)."""
+        """Send with in-call retries; the 2xx response and its JSON body (or None).
+
+        ``fast``: ``body`` may hold :func:`~rsbridge.appliance.report_json.session_data`
+        and is written by :func:`~rsbridge.appliance.report_json.compact_json`.
+        """
         if not key and body is not None and what != "check":
             raise ConnectorPermanentError(f"webhook: a {what} write needs an idempotency key")
         options = self._options
@@ -333,7 +350,10 @@ class WebhookConnector(Connector):
         content = None
         if body is not None:
             headers["Content-Type"] = "application/json"
-            content = json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
+            if fast:
+                content = compact_json(body)
+            else:
+                content = json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
         if key:
             headers["Idempotency-Key"] = idempotency_header(key)
         if options.secret is not None:

@@ -96,6 +96,14 @@ def _finalize(value: object) -> object:
     return value
 
 
+def _finalize_fast(value: object) -> object:
+    """:func:`_finalize` with one regular expression search for plain text, the most
+    frequent output (the same result)."""
+    if type(value) is str:
+        return _finalize(value) if _CONTROL_CHARS.search(value) else value
+    return _finalize(value)
+
+
 # --- filters ----------------------------------------------------------------------------
 
 
@@ -204,6 +212,45 @@ def filter_nl2br(eval_ctx: EvalContext, value: str | None) -> str:
     return Markup("<br />\n").join(escape(line) for line in lines)
 
 
+_DATETIME_MEMO_MAX = 4096
+
+
+def _memo_datetime() -> Callable[..., str]:
+    """:func:`filter_datetime` remembering what it wrote for UTC times of the report model.
+
+    The chat templates format each event's time two or three ways, in text and in HTML,
+    and the day heading repeats for every event of a day: most calls repeat an earlier
+    one. Only exact ``datetime`` values in UTC are remembered (the model's own), so equal
+    keys always mean the same output. Bounded; a race between threads only recomputes.
+    """
+    memo: dict[tuple[datetime, str, str], str] = {}
+
+    def filter_datetime_memo(
+        value: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S %Z", tz: str = "UTC"
+    ) -> str:
+        if type(value) is not datetime or value.tzinfo is not UTC:
+            return filter_datetime(value, fmt, tz)
+        key = (value, fmt, tz)
+        text = memo.get(key)
+        if text is None:
+            # Already in UTC: converting to the zone "UTC" changes no field and no name.
+            text = value.strftime(fmt) if tz == "UTC" else filter_datetime(value, fmt, tz)
+            if len(memo) >= _DATETIME_MEMO_MAX:
+                memo.clear()
+            memo[key] = text
+        return text
+
+    return filter_datetime_memo
+
+
+@pass_eval_context
+def _nl2br_fast(eval_ctx: EvalContext, value: str | None) -> str:
+    """:func:`filter_nl2br` without splitting a value that has no line break."""
+    if type(value) is str and eval_ctx.autoescape and "\n" not in value and "\r" not in value:
+        return escape(value)
+    return filter_nl2br(eval_ctx, value)
+
+
 FILTERS: Mapping[str, Callable[..., Any]] = {
     "isotime": filter_isotime,
     "datetime": filter_datetime,
@@ -308,12 +355,15 @@ class Renderer:
             ),
             trim_blocks=True,
             lstrip_blocks=True,
-            finalize=_finalize,
+            finalize=_finalize_fast if fast_paths else _finalize,
             # Compiled templates are kept for the renderer's life; no mtime checks.
             auto_reload=False,
             cache_size=-1,
         )
         self._env.filters.update(FILTERS)
+        if fast_paths:
+            # Same output, less work per event (tests/engine/test_render_fast.py).
+            self._env.filters.update({"datetime": _memo_datetime(), "nl2br": _nl2br_fast})
         self._env.globals.update(
             {
                 "EventType": EventType,
