@@ -125,6 +125,8 @@ class Stage:
     at the engine's intake once it serves."""
     systems: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     """The story's own simulated systems, (label, URL), from :meth:`announce`."""
+    admin_password: str | None = None
+    """With :attr:`keep`: the password of the console's ``admin`` user (an operator)."""
 
     def announce(self, console: Console, label: str, url: str) -> None:
         """Say that the story's simulated system ``label`` serves on ``url`` (and list it
@@ -135,12 +137,15 @@ class Stage:
     def links(self, engine_url: str) -> list[tuple[str, str]]:
         """What a newcomer can open while the demo is kept running: (label, URL), the
         engine's pages first. The one list to extend with a new page."""
+        console = [("Admin console", f"{engine_url}/admin/")] if self.admin_password else []
         return [
+            *console,
             ("Engine status", f"{engine_url}/status"),
             ("Engine metrics", f"{engine_url}/metrics"),
             ("Engine health", f"{engine_url}/health"),
             ("Engine intake (POST)", f"{engine_url}/ERSPost?appliance={APPLIANCE}"),
             ("Simulated appliance", f"{self.appliance_url}/check_health"),
+            ("Its rehearsal page", f"{self.appliance_url}/sim/"),
             ("Its control API (outbound events)", f"{self.appliance_url}/sim/outbound"),
             *self.systems,
             *((f"Simulated {side.title}", side.url) for side in self.sides if side.url),
@@ -158,12 +163,39 @@ class Stage:
             self.intake.url = f"{engine_url}/ERSPost?appliance={APPLIANCE}"
         await self.keep(self, engine_url)
 
+    def console_section(self) -> dict[str, Any]:
+        """``[admin]`` for a kept demo: user ``admin`` (an operator) with
+        :attr:`admin_password`, and the simulators in the console's menu; off otherwise."""
+        if self.admin_password is None:
+            return {}
+        from rsbridge.web.admin.auth import hash_password
+
+        simulators = [
+            ("Rehearse a session", f"{self.appliance_url}/sim/"),
+            *self.systems,
+            *((f"Simulated {side.title}", side.url) for side in self.sides if side.url),
+        ]
+        return {
+            "enabled": True,
+            "users": [
+                {
+                    "name": "admin",
+                    "password_hash": hash_password(self.admin_password),
+                    "role": "operator",
+                }
+            ],
+            "links": dict(simulators),
+        }
+
     def config(self, integration: Mapping[str, Any]) -> Config:
         """The demo configuration: ``integration`` (named like the story), then ``audit``
-        (a jsonl file) and ``webhook``; the actions API on, references signed."""
+        (a jsonl file) and ``webhook``; the actions API on, references signed; with
+        ``demo --keep`` the console too (:meth:`console_section`)."""
         account = self.appliance.accounts[0]
+        admin = self.console_section()
         return parse_config(
             {
+                **({"admin": admin} if admin else {}),
                 "engine": {"store": str(self.workdir / "rsbridge.db")},
                 "appliances": [
                     {
@@ -241,6 +273,7 @@ def stage(
             seated,
             keep,
             intake,
+            admin_password=secrets.token_urlsafe(12) if keep is not None else None,
         )
 
 
@@ -494,6 +527,14 @@ def rehearsal_lines(appliance_url: str) -> list[str]:
     ]
 
 
+def _private_file(path: Path, secret: str) -> Path:
+    """Write ``secret`` to ``path``, readable by its owner only; the path."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(secret)
+    return path
+
+
 async def linger(peers: Stage, engine_url: str, console: Console) -> None:
     """``rsbridge demo --keep``: print :meth:`Stage.links` (one URL a line) and the
     :func:`rehearsal_lines`, then wait for Ctrl-C (SIGINT) or SIGTERM and return, so that
@@ -510,15 +551,19 @@ async def linger(peers: Stage, engine_url: str, console: Console) -> None:
         say(f"  {label + ':':<{width}} {url}")
     # The token itself stays off the screen (and out of terminal logs): a file only the
     # user can read holds it.
-    token_file = peers.workdir / "actions-token"
-    descriptor = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-        out.write(peers.token)
+    token_file = _private_file(peers.workdir / "actions-token", peers.token)
     say(
         "The engine's status and actions API take the demo's bearer token, e.g.:\n"
         f'  curl -H "Authorization: Bearer $(cat {shlex.quote(str(token_file))})" '
         f"{engine_url}/status"
     )
+    if peers.admin_password is not None:
+        password_file = _private_file(peers.workdir / "admin-password", peers.admin_password)
+        say(
+            f"\nThe admin console ({engine_url}/admin/): sign in as admin with the password "
+            f"in {shlex.quote(str(password_file))}; its menu links to the simulators, whose "
+            "rehearsal page plays a session into the engine."
+        )
     say(f"\nRehearse a session in a shell (it lands in {peers.jsonl_path} too):")
     for line in rehearsal_lines(peers.appliance_url):
         say(f"  {line}")

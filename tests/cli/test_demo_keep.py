@@ -94,6 +94,23 @@ def _delivered(path: Path, lsid: str) -> bool:
     return any(d.get("lsid") == lsid and d.get("kind") == "session_report" for d in lines)
 
 
+def _signs_in_to_the_console(demo: Demo, links: dict[str, str]) -> None:
+    """The console link: the demo's admin signs in with the password from the file it
+    names (never printed), and the menu links to the rehearsal page."""
+    [password_file] = re.findall(r"password in (\S+);", "\n".join(demo.lines))
+    password = Path(password_file).read_text(encoding="utf-8")
+    assert password not in "\n".join(demo.lines)
+    assert Path(password_file).stat().st_mode & 0o077 == 0
+    with httpx.Client(base_url=links["Admin console"], timeout=30) as browser:
+        page = browser.get("sign-in")
+        [csrf] = re.findall(r'name="csrf_token" value="([^"]+)"', page.text)
+        form = {"csrf_token": csrf, "username": "admin", "password": password}
+        assert browser.post("sign-in", data=form).status_code == 303
+        overview = browser.get("")
+    assert overview.status_code == 200 and "admin <small>(operator)</small>" in overview.text
+    assert f'href="{links["Its rehearsal page"]}"' in overview.text
+
+
 def test_demo_keep_serves_until_ctrl_c(demo: Demo, tmp_path: Path) -> None:
     demo.wait_for(READY)
     links = {m["label"]: m["url"] for m in map(LINK.match, demo.section("Everything")) if m}
@@ -104,7 +121,7 @@ def test_demo_keep_serves_until_ctrl_c(demo: Demo, tmp_path: Path) -> None:
     token = Path(token_file).read_text(encoding="utf-8")
     assert token not in "\n".join(demo.lines)
     for label, url in links.items():
-        if "POST" in label or label == "Simulated webhook receiver":
+        if "POST" in label or label in ("Simulated webhook receiver", "Admin console"):
             continue
         if label.startswith("Simulated") and label != "Simulated appliance":
             # A ticketing system's base URL: up, whatever it answers to a bare GET.
@@ -113,6 +130,7 @@ def test_demo_keep_serves_until_ctrl_c(demo: Demo, tmp_path: Path) -> None:
         answer = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert answer.status_code == 200, (label, url)
     assert httpx.get(links["Engine status"], timeout=10).status_code == 401
+    _signs_in_to_the_console(demo, links)
 
     # The rehearsal lines, run as printed; the session's lsid is their last output line.
     lines = [line.strip() for line in demo.section("Rehearse a session")]
