@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from rsbridge.engine.store.base import EventFilter, JobFilter
-from tests.admin.conftest import Console, csrf_of, serving_console
+from tests.admin.conftest import Console, console_config, csrf_of, serving_console
 from tests.admin.operate_helpers import (
     audited,
     delivered,
@@ -199,3 +199,19 @@ async def test_a_viewer_sees_pull_but_cannot_pull_or_backfill(
             )
             assert answer.status_code == 403
         assert await pulled_lsids(console) == set()
+
+
+async def test_the_engine_awaits_the_consoles_stop_callbacks_before_closing(
+    tmp_path: Path, sim: SimAppliance
+) -> None:
+    # The console's backfills are cancelled through this before the appliance clients and
+    # the store they use close.
+    seen: list[bool] = []
+    async with serving_console(console_config(tmp_path, sim)) as console:
+        engine = console.engine
+
+        async def callback() -> None:
+            seen.append(engine.store is not None and engine.running)
+
+        engine.on_stop(callback)
+    assert seen == [True]

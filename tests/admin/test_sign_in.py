@@ -160,3 +160,45 @@ def test_a_plain_password_in_place_of_its_hash_is_refused_without_echo() -> None
         parse_config({"admin": admin})
     assert "hash-password" in str(caught.value)
     assert "hunter2-secret" not in str(caught.value)
+
+
+async def test_guesses_sent_all_at_once_do_not_get_past_the_lock_out(
+    tmp_path: Path, sim: SimAppliance
+) -> None:
+    # Twelve wrong passwords and the right one in the same instant: only a few are
+    # checked before the name locks (the limit, plus the checks already under way), and
+    # the right password does not sign in once the lock is set.
+    import asyncio
+
+    from rsbridge.web.admin.signin import PASSWORD_CHECKS
+
+    limit = 3
+    config = console_config(tmp_path, sim, max_failed_sign_ins=limit, lockout_minutes=10)
+    async with serving_console(config) as console:
+        browsers = [console.browser() for _ in range(13)]
+        try:
+            forms = [await b.get("/admin/sign-in") for b in browsers]
+            passwords = ["guess"] * 12 + ["operator-password-1"]
+
+            async def attempt(n: int) -> int:
+                data = {
+                    "csrf_token": csrf_of(forms[n].text),
+                    "username": "olga",
+                    "password": passwords[n],
+                }
+                return (await browsers[n].post("/admin/sign-in", data=data)).status_code
+
+            statuses = await asyncio.gather(*(attempt(n) for n in range(13)))
+        finally:
+            for browser in browsers:
+                await browser.aclose()
+        checked_wrong = statuses[:12].count(401)
+        assert checked_wrong <= limit + PASSWORD_CHECKS - 1, statuses
+        assert statuses[:12].count(429) >= 12 - (limit + PASSWORD_CHECKS - 1)
+        if statuses[12] == 303:
+            # The right password was checked before the lock: then it came early.
+            assert checked_wrong < limit, statuses
+            return
+        assert statuses[12] == 429, statuses
+        async with console.browser() as later:
+            assert (await sign_in(later, "olga", "operator-password-1")).status_code == 429

@@ -198,8 +198,16 @@ async def test_steps_that_cannot_be_played_get_a_clear_error(tmp_path: Path) -> 
         ended = await rehearse("note", lsid, "too late", *sim)
         assert ended.exit_code != 0 and "has ended" in ended.output
         async with httpx.AsyncClient() as client:
-            bad = await client.post(f"{s.sim}/sim/sessions", content=b"{not json")
+            json_type = {"Content-Type": "application/json"}
+            bad = await client.post(
+                f"{s.sim}/sim/sessions", content=b"{not json", headers=json_type
+            )
             assert bad.status_code == 400 and "not JSON" in bad.json()["error"]
+            # A cross-site page can send text/plain without a preflight: refused.
+            plain = await client.post(
+                f"{s.sim}/sim/sessions", content=b"{}", headers={"Content-Type": "text/plain"}
+            )
+            assert plain.status_code == 400 and "application/json" in plain.json()["error"]
             step = await client.post(f"{s.sim}/sim/sessions/{lsid}/dance", json={})
             assert step.status_code == 400 and "unknown step 'dance'" in step.json()["error"]
 

@@ -8,6 +8,7 @@ is already on the ticket.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from rsbridge.config import Config
@@ -37,14 +38,20 @@ def parse_since(text: str, *, now: float | None = None) -> float:
         ValueError: ``text`` is none of these.
     """
     text = text.strip()
-    if text[:-1].isdigit() and text[-1:] in _AGO_UNITS:
-        moment = datetime.now(UTC).timestamp() if now is None else now
-        return moment - int(text[:-1]) * _AGO_UNITS[text[-1]]
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError("use a date, an ISO date-time, or 30m / 12h / 3d") from None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    moment = datetime.now(UTC).timestamp() if now is None else now
+    if re.fullmatch(r"[0-9]{1,9}[mhd]", text):
+        found = moment - int(text[:-1]) * _AGO_UNITS[text[-1]]
+    else:
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError("use a date, an ISO date-time, or 30m / 12h / 3d") from None
+        found = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    # Nothing the store holds is older than 1970 or from the future: such a time is a
+    # typo, and past the calendar's range it would fail wherever it is shown.
+    if not 0 <= found <= moment + 86400:
+        raise ValueError("that time is before 1970 or in the future")
+    return found
 
 
 async def retry_dead(store: Store, integration: str | None, since: float | None) -> int:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 
@@ -76,6 +76,7 @@ class Engine:
         self.pollers: list[Poller] = []
         self.actions: ActionService | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self._stop = asyncio.Event()
         self._leading: set[str] = set()  # appliances this node polls (shared stores)
         self._built = False
@@ -212,6 +213,9 @@ class Engine:
         and the events it recorded already are on disk.
         """
         self._stop.set()
+        callbacks, self._on_stop = self._on_stop, []  # once: aclose stops again
+        for callback in callbacks:
+            await callback()
         if self._tasks:
             workers = [t for t in self._tasks if t.get_name() == _WORKER_TASK]
             if workers:
@@ -224,6 +228,11 @@ class Engine:
             if late:
                 await asyncio.wait(late, timeout=_STOP_MARGIN_SECONDS)
         self._tasks = []
+
+    def on_stop(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Have ``callback`` awaited first when :meth:`stop` runs (the console's
+        background runs end before the clients and the store they use close)."""
+        self._on_stop.append(callback)
 
     async def aclose(self) -> None:
         """Stop, then close connectors, clients and the store."""

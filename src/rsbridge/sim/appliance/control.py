@@ -90,6 +90,12 @@ def _play(r: Rehearsal, step: str, lsid: str, b: dict[str, Any]) -> dict[str, An
 
 
 async def _body(request: Request) -> dict[str, Any]:
+    # Only JSON, declared as such: a page on another site can POST text/plain (or a form)
+    # here without asking, but not application/json (that needs the browser's preflight,
+    # which the control API does not answer).
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise RehearsalError("send the request body as JSON (Content-Type: application/json)")
     raw = await request.body()
     if len(raw) > MAX_BODY:
         raise RehearsalError(f"the request body is larger than {MAX_BODY} bytes")

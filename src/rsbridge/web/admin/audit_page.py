@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from rsbridge.web.admin.site import AdminSite, Viewer
+from rsbridge.web.admin.site import AdminSite, Viewer, parse_id
 
 PAGE_SIZE = 50
 _MAX_ID = 2**63 - 1  # the largest id either store gives
@@ -26,9 +26,9 @@ def audit_routes(site: AdminSite) -> list[BaseRoute]:
         raw = request.query_params.get("before", "")
         before: int | None = None
         if raw:
-            if not raw.isdigit() or not 0 < int(raw) <= _MAX_ID:
+            before = parse_id(raw)
+            if before is None or before > _MAX_ID:
                 return site.refuse(request, viewer, 400, "There is no such page of the audit log.")
-            before = int(raw)
         actor = request.query_params.get("actor") or None
         # One more than shown: whether an older page exists, without counting the log.
         entries = await site.audit_log.newest(PAGE_SIZE + 1, before=before, actor=actor)

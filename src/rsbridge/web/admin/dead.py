@@ -10,7 +10,7 @@ from starlette.routing import BaseRoute, Route
 from rsbridge.engine.fixing import parse_since, retry_dead
 from rsbridge.engine.store.base import JobFilter, JobStatus
 from rsbridge.web.admin.notices import notice_of, utc, with_notice
-from rsbridge.web.admin.site import AdminSite, Viewer
+from rsbridge.web.admin.site import AdminSite, Viewer, parse_id
 
 PAGE_SIZE = 50
 """Dead letters per page."""
@@ -48,7 +48,7 @@ def dead_routes(site: AdminSite) -> list[BaseRoute]:
     async def dead(request: Request, viewer: Viewer) -> Response:
         chosen = _Filter(site, dict(request.query_params))
         before_text = request.query_params.get("before", "")
-        before = int(before_text) if before_text.isdigit() and len(before_text) < 19 else None
+        before = parse_id(before_text)
         jobs = []
         if chosen.problem is None:
             jobs = await site.engine.store.list_jobs(
@@ -79,9 +79,9 @@ def dead_routes(site: AdminSite) -> list[BaseRoute]:
     async def retry(request: Request, viewer: Viewer) -> Response:
         chosen = _Filter(site, dict(viewer.form))
         text = viewer.form.get("job_id", "")
-        if not text.isdigit() or len(text) > 18:
+        job_id = parse_id(text)
+        if job_id is None:
             return site.refuse(request, viewer, 400, "Choose a dead letter to retry.")
-        job_id = int(text)
         job = await site.engine.store.get_job(job_id)
         requeued = await site.engine.store.retry_job(job_id)
         target = f"job {job_id}" + (f" ({job.integration}, lsid {job.lsid})" if job else "")

@@ -7,12 +7,14 @@ never shown: a link someone else made cannot put words in the console's mouth.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from starlette.requests import Request
+
+from rsbridge.web.admin.site import utc_text
 
 MESSAGES: dict[str, tuple[str, str]] = {
     "retried": ("ok", "The dead letter was queued again."),
@@ -49,7 +51,7 @@ def notice_of(request: Request) -> Notice | None:
     if found is None:
         return None
     raw = request.query_params.get("count", "0")
-    count = int(raw) if raw.isdigit() and len(raw) < 10 else 0
+    count = int(raw) if re.fullmatch(r"[0-9]{1,9}", raw) else 0
     kind, text = found
     return Notice(kind, text.format(count=count))
 
@@ -71,4 +73,4 @@ def utc(ts: float | None) -> str:
     """A UNIX time as ``YYYY-MM-DD HH:MM:SS UTC`` (``-`` for none), for the pages."""
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"{utc_text(ts)} UTC"

@@ -30,6 +30,9 @@ def pull_routes(site: AdminSite) -> list[BaseRoute]:
     engine = site.engine
     config = site.config
     runs = Backfills(config, engine.store, engine.appliances)
+    # A run still going at shutdown is cancelled before the appliance clients and the
+    # store it uses close (what it queued stays queued; a new backfill finds the rest).
+    engine.on_stop(runs.aclose)
 
     async def pull_page(
         request: Request,

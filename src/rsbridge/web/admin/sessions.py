@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from rsbridge.engine.store.base import SESSION_STATES, SessionFilter, SessionState
-from rsbridge.web.admin.site import AdminSite, Viewer
+from rsbridge.web.admin.site import AdminSite, Viewer, parse_id
 
 __all__ = ["PAGE_SIZE", "parse_time", "sessions_routes"]
 
@@ -66,7 +66,7 @@ def sessions_routes(site: AdminSite) -> list[BaseRoute]:
             state=state,
             since=times["since"],
             until=times["until"],
-            before=int(before) if before.isdigit() else None,
+            before=parse_id(before),
             limit=PAGE_SIZE + 1,  # one more tells whether there is a next page
         )
         rows = [] if problems else await site.engine.store.search_sessions(selection)

@@ -7,7 +7,6 @@ import hmac
 import logging
 import secrets
 import time
-from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,7 +17,7 @@ from rsbridge.web.admin.auth import (
     SIGN_IN_CSRF_COOKIE,
     password_matches,
 )
-from rsbridge.web.admin.site import AdminSite, Viewer, read_form
+from rsbridge.web.admin.site import AdminSite, Viewer, read_form, utc_text
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ def _worth_auditing(refused: int) -> bool:
 
 
 def _utc(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"{utc_text(at)} UTC"
 
 
 def sign_in_routes(site: AdminSite) -> list[BaseRoute]:
@@ -94,8 +93,12 @@ def sign_in_routes(site: AdminSite) -> list[BaseRoute]:
         name = fields.get("username", [""])[-1].strip()
         password = fields.get("password", [""])[-1]
         remote = site.remote(request)
-        lockout = await site.sign_ins.lockout(name)
-        if lockout is not None:
+
+        async def locked() -> Response | None:
+            """The refusal if ``name`` is locked now (the refusal is counted)."""
+            lockout = await site.sign_ins.lockout(name)
+            if lockout is None:
+                return None
             if _worth_auditing(lockout.refused):
                 await site.audit_log.write(
                     name,
@@ -109,19 +112,33 @@ def sign_in_routes(site: AdminSite) -> list[BaseRoute]:
                 429,
                 f"Too many failed sign-ins: this account is locked for {minutes} more minute(s).",
             )
+
+        refused = await locked()
+        if refused is not None:
+            return refused
         user = site.config.admin.user(name)
         stored = user.password_hash.get_secret_value() if user is not None else None
         # Argon2id takes ~0.1 s of CPU and 64 MiB: off the event loop (the intake's acks
         # must not wait for it), and a few at a time (a flood of attempts cannot take
         # every core and all the memory).
         async with checking:
+            # Asked again once a slot is free: attempts sent together all passed the first
+            # look while the name was open, and their failures may have locked it since.
+            refused = await locked()
+            if refused is not None:
+                return refused
             matches = await asyncio.to_thread(password_matches, stored, password)
+        if user is not None and matches:
+            # A right password does not lift a lock that failures sent alongside it set.
+            refused = await locked()
+            if refused is not None:
+                return refused
         if user is None or not matches:
-            locked = await site.sign_ins.failed(name)
+            now_locked = await site.sign_ins.failed(name)
             detail = "" if user is not None else "unknown user name"
-            if locked is not None:
+            if now_locked is not None:
                 detail = f"{detail}; " if detail else ""
-                detail += f"the name is locked until {_utc(locked.until)}"
+                detail += f"the name is locked until {_utc(now_locked.until)}"
             await site.audit_log.write(name, "sign-in failed", detail=detail, remote=remote)
             log.warning("console: failed sign-in for %r from %s", name, remote)
             return form(request, 401, "Wrong user name or password.")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -81,6 +82,9 @@ class ConsoleEngine(Protocol):
     @property
     def renderers(self) -> Mapping[str, Renderer]:
         """The report renderer of each active integration, by name."""
+
+    def on_stop(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Have ``callback`` awaited when the engine stops (before its clients close)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,10 +257,27 @@ class AdminSite:
 
 
 def utc_text(at: float | None) -> str:
-    """A UNIX time as the console shows it: ``2026-12-02 09:30:05`` (UTC); "" for None."""
+    """A UNIX time as the console shows it: ``2026-12-02 09:30:05`` (UTC); "" for None.
+    Never raises: a time no calendar holds is shown as such."""
     if at is None:
         return ""
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):
+        return "(out of range)"
+
+
+_ID = re.compile(r"[0-9]{1,18}")
+
+
+def parse_id(text: str | None) -> int | None:
+    """A positive record id from a query or form value, or None for anything else
+    (``²`` passes ``str.isdigit``; a 4,300-digit number makes ``int`` raise; an id past
+    64 bits overflows the store)."""
+    if text is None or not _ID.fullmatch(text):
+        return None
+    value = int(text)
+    return value if value > 0 else None
 
 
 def _peer(request: Request) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
