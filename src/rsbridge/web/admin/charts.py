@@ -20,7 +20,7 @@ __all__ = ["Series", "bar_chart", "hbar_chart", "line_chart", "nice_max"]
 
 WIDTH = 360
 HEIGHT = 180
-LEFT = 44  # room for the y-axis labels
+LEFT = 58  # room for the y-axis labels ("500 ms", "1.5 min")
 RIGHT = 8
 TOP = 12
 BOTTOM = 34  # room for the x-axis labels and the legend
