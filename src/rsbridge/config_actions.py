@@ -12,7 +12,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -94,19 +94,6 @@ MIN_SIGNING_SECRET_CHARS = 32
 """Shortest signing secret accepted (e.g. ``openssl rand -hex 32`` gives 64)."""
 
 
-ACTION_ROUTES = (
-    "session_key",
-    "jump",
-    "issues",
-    "support_now",
-    "links",
-    "auto_create",
-    "pull",
-    "metrics",
-    "status",
-)
-"""The actions API's routes by name, as ``[[actions.clients]] routes`` lists them."""
-
 ActionRoute = Literal[
     "session_key",
     "jump",
@@ -118,6 +105,8 @@ ActionRoute = Literal[
     "metrics",
     "status",
 ]
+ACTION_ROUTES: tuple[ActionRoute, ...] = get_args(ActionRoute)
+"""The actions API's routes by name, as ``[[actions.clients]] routes`` lists them."""
 
 
 def _long_enough(value: SecretStr) -> SecretStr:
