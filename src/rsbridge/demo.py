@@ -147,10 +147,14 @@ class Stage:
             ("Simulated appliance", f"{self.appliance_url}/check_health"),
             ("Its rehearsal page", f"{self.appliance_url}/sim/"),
             ("Its control API (outbound events)", f"{self.appliance_url}/sim/outbound"),
-            *self.systems,
-            *((f"Simulated {side.title}", side.url) for side in self.sides if side.url),
+            *self.ticketing_systems(),
             ("Simulated webhook receiver", f"{self.webhook_url}/hook"),
         ]
+
+    def ticketing_systems(self) -> list[tuple[str, str]]:
+        """The simulated ticketing systems: the story's own, then the side systems."""
+        sides = [(f"Simulated {side.title}", side.url) for side in self.sides if side.url]
+        return [*self.systems, *sides]
 
     async def kept(self, engine_url: str) -> None:
         """With :attr:`keep` (``demo --keep``): aim the simulated appliance's outbound
@@ -172,8 +176,7 @@ class Stage:
 
         simulators = [
             ("Rehearse a session", f"{self.appliance_url}/sim/"),
-            *self.systems,
-            *((f"Simulated {side.title}", side.url) for side in self.sides if side.url),
+            *self.ticketing_systems(),
         ]
         return {
             "enabled": True,

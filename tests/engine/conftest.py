@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from rsbridge.appliance.events import IMPORTABLE_EVENTS
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.config import Config, parse_config
 from rsbridge.engine.runtime import Engine
@@ -255,3 +258,42 @@ def sessions_in_the_sim(sim: SimAppliance, seed: int, count: int) -> list[Suppor
         sim.state.add_report(moved)
         sessions.append(moved)
     return sessions
+
+
+@dataclass
+class Spread:
+    """Outbound events spread over several nodes' intakes (see :func:`spread_events`)."""
+
+    recipients: list[Recipient]
+    emitters: list[OutboundEventEmitter]
+    expected: Counter[str]
+    """Deliveries each session must get: its end and each of its surveys."""
+
+
+def spread_events(
+    ports: Sequence[int],
+    sessions: Sequence[SupportSession],
+    appliance_id: str,
+    rng: random.Random,
+    *,
+    retry_duration: float,
+) -> Spread:
+    """One emitter per node (at ``ports``), each session's events sent to nodes at random
+    (a session's events may go to several), as behind a load balancer; not yet run."""
+    recipients = [
+        Recipient(
+            f"http://127.0.0.1:{port}/ERSPost?appliance=default",
+            retry_interval=0.05,
+            retry_duration=retry_duration,
+            timeout=5,
+            events=set(IMPORTABLE_EVENTS),
+        )
+        for port in ports
+    ]
+    emitters = [OutboundEventEmitter([recipient]) for recipient in recipients]
+    expected: Counter[str] = Counter()
+    for session in sessions:
+        for event in events_for_session(session, appliance_id):
+            rng.choice(emitters).enqueue(event)
+        expected[session.lsid] = 1 + len(session.customer_surveys) + len(session.rep_surveys)
+    return Spread(recipients, emitters, expected)

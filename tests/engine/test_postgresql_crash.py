@@ -19,12 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from rsbridge.appliance.events import IMPORTABLE_EVENTS
 from rsbridge.appliance.ratelimit import DEFAULT_RATE_LIMITS
 from rsbridge.engine.store.postgresql import PostgreSQLStore
-from rsbridge.sim.appliance.emitter import OutboundEventEmitter, Recipient, events_for_session
 
-from .conftest import Hook, SimAppliance, serve_config, sessions_in_the_sim
+from .conftest import Hook, SimAppliance, serve_config, sessions_in_the_sim, spread_events
 from .test_crash import ServeProcess, _free_port
 
 SESSIONS = int(os.environ.get("RSBRIDGE_CRASH_SESSIONS", "300"))
@@ -67,22 +65,10 @@ async def test_sigkill_of_nodes_loses_and_duplicates_nothing(
     ]
     await asyncio.gather(*(node.start() for node in nodes))
     started = NODES
-    recipients = [
-        Recipient(
-            f"http://127.0.0.1:{node.port}/ERSPost?appliance=default",
-            retry_interval=0.05,
-            retry_duration=600,
-            timeout=5,
-            events=set(IMPORTABLE_EVENTS),
-        )
-        for node in nodes
-    ]
-    emitters = [OutboundEventEmitter([recipient]) for recipient in recipients]
-    per_session: Counter[str] = Counter()
-    for session in sessions:
-        for event in events_for_session(session, sim.state.appliance_id):
-            rng.choice(emitters).enqueue(event)
-        per_session[session.lsid] = 1 + len(session.customer_surveys) + len(session.rep_surveys)
+    spread = spread_events(
+        [node.port for node in nodes], sessions, sim.state.appliance_id, rng, retry_duration=600
+    )
+    recipients, emitters, per_session = spread.recipients, spread.emitters, spread.expected
     store = PostgreSQLStore(postgres_url)
     await store.open()
     try:

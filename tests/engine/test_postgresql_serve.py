@@ -10,12 +10,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from rsbridge.appliance.events import IMPORTABLE_EVENTS
 from rsbridge.connectors.jsonl import read_deliveries
 from rsbridge.engine.store.postgresql import PostgreSQLStore
-from rsbridge.sim.appliance.emitter import OutboundEventEmitter, Recipient, events_for_session
 
-from .conftest import SimAppliance, serve_config, sessions_in_the_sim
+from .conftest import SimAppliance, serve_config, sessions_in_the_sim, spread_events
 from .test_crash import ServeProcess, _free_port
 
 SESSIONS = 150
@@ -50,22 +48,11 @@ async def test_two_serve_nodes_deliver_every_session_once(
         for n in (1, 2)
     ]
     await asyncio.gather(*(node.start() for node in nodes))
-    recipients = [
-        Recipient(
-            f"http://127.0.0.1:{node.port}/ERSPost?appliance=default",
-            retry_interval=0.05,
-            retry_duration=120,
-            timeout=5,
-            events=set(IMPORTABLE_EVENTS),
-        )
-        for node in nodes
-    ]
-    emitters = [OutboundEventEmitter([recipient]) for recipient in recipients]
-    expected: Counter[str] = Counter()
-    for session in sessions:
-        for event in events_for_session(session, sim.state.appliance_id):
-            rng.choice(emitters).enqueue(event)  # a session's events may go to either node
-        expected[session.lsid] = 1 + len(session.customer_surveys) + len(session.rep_surveys)
+    # A session's events may go to either node.
+    spread = spread_events(
+        [node.port for node in nodes], sessions, sim.state.appliance_id, rng, retry_duration=120
+    )
+    recipients, emitters, expected = spread.recipients, spread.emitters, spread.expected
     store = PostgreSQLStore(postgres_url)
     await store.open()
     try:
