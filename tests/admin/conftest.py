@@ -48,18 +48,20 @@ def console_config(tmp_path: Path, sim: SimAppliance | None, **admin: Any) -> Co
     data = base.model_dump(mode="python")
     data["admin"] = admin_section(**admin)
     # model_dump masks nothing a test needs: secrets come back as SecretStr objects.
-    return Config.model_validate(_unmask(data))
+    return Config.model_validate(unmasked(data))
 
 
-def _unmask(value: Any) -> Any:
+def unmasked(value: Any) -> Any:
+    """``Config.model_dump()`` output with every secret as its text, so that a test can
+    change a section and validate the mapping again."""
     from pydantic import SecretStr
 
     if isinstance(value, SecretStr):
         return value.get_secret_value()
     if isinstance(value, dict):
-        return {k: _unmask(v) for k, v in value.items()}
+        return {k: unmasked(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_unmask(v) for v in value]
+        return [unmasked(v) for v in value]
     return value
 
 

@@ -21,7 +21,7 @@ from rsbridge.appliance.report_model import SupportSession
 from rsbridge.config import Config
 from rsbridge.engine.store.base import AuditFilter
 from rsbridge.sim.appliance.scenarios import SessionGenerator
-from tests.admin.conftest import Console, _unmask, admin_section
+from tests.admin.conftest import Console, admin_section, unmasked
 from tests.conftest import sign_session
 from tests.engine.conftest import SimAppliance, engine_config
 
@@ -48,7 +48,7 @@ def fixing_config(
     base = engine_config(tmp_path, sim, integrations=integrations, engine=engine or None)
     data = base.model_dump(mode="python")
     data["admin"] = admin_section()
-    return Config.model_validate(_unmask(data))
+    return Config.model_validate(unmasked(data))
 
 
 def ended(

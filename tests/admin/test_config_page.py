@@ -11,7 +11,7 @@ import pytest
 
 from rsbridge.config import Config, parse_config
 from rsbridge.web.admin.config_page import MASK, masked_config
-from tests.admin.conftest import HASHES, _unmask, admin_section, serving_console
+from tests.admin.conftest import HASHES, admin_section, serving_console, unmasked
 from tests.admin.operate_helpers import jsonl_integration
 from tests.conftest import SIGNING_SECRET
 from tests.engine.conftest import SimAppliance, engine_config
@@ -75,7 +75,7 @@ def secret_config(tmp_path: Path, sim: SimAppliance) -> Config:
             "link_secret": SECRETS["link"],
         },
     )
-    data = _unmask(base.model_dump(mode="python"))
+    data = unmasked(base.model_dump(mode="python"))
     data["smtp"] = {
         "host": "mail.example",
         "username": "rsbridge",
@@ -144,7 +144,7 @@ async def test_the_configuration_check_says_what_is_wrong(
         sim,
         integrations=[jsonl_integration("audit", tmp_path / "o.jsonl", templates=str(broken))],
     )
-    data = _unmask(base.model_dump(mode="python"))
+    data = unmasked(base.model_dump(mode="python"))
     data["admin"] = admin_section()
     config = Config.model_validate(data)
     async with serving_console(config) as console, console.signed_in("vic") as vic:

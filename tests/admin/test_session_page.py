@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from rsbridge.config import Config
-from tests.admin.conftest import _unmask, console_config, serving_console
+from tests.admin.conftest import console_config, serving_console, unmasked
 from tests.admin.views_helpers import TICKETS, delivered, table_rows
 from tests.engine.conftest import SimAppliance, drained, emit, ended_sessions
 from tests.servicenow_helpers import running_instance
@@ -120,7 +120,7 @@ async def test_a_servicenow_ticket_is_a_link_to_its_record_and_found_by_number(
                 "settings": {"instance_url": snow.url, "username": user, "password": password},
             }
         ]
-        config = Config.model_validate(_unmask(data))
+        config = Config.model_validate(unmasked(data))
         number = sorted(n for n in snow.demo.ids if n.startswith("INC"))[0]
         [session] = ended_sessions([number], 1, seed=45, integration="servicenow", surveys=False)
         sim.state.add_report(session)

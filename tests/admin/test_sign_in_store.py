@@ -13,11 +13,11 @@ from rsbridge.engine.store.base import AuditEntry, AuditFilter
 from tests.admin.conftest import (
     HASHES,
     Console,
-    _unmask,
     console_config,
     csrf_of,
     serving_console,
     sign_in,
+    unmasked,
 )
 from tests.engine.conftest import SimAppliance
 
@@ -26,7 +26,7 @@ RIGHT = {"olga": "operator-password-1", "vic": "viewer-password-1"}
 
 def reconfigured(config: Config, *, engine: dict[str, Any] | None = None, **admin: Any) -> Config:
     """``config`` with ``[engine]`` and ``[admin]`` settings replaced."""
-    data = _unmask(config.model_dump(mode="python"))
+    data = unmasked(config.model_dump(mode="python"))
     data["engine"].update(engine or {})
     data["admin"].update(admin)
     return Config.model_validate(data)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.config import Config
-from tests.admin.conftest import Console, _unmask, console_config, serving_console
+from tests.admin.conftest import Console, console_config, serving_console, unmasked
 from tests.engine.conftest import SimAppliance, drained, emit, ended_sessions
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -32,7 +32,7 @@ def two_integrations(tmp_path: Path, sim: SimAppliance) -> Config:
         "settings": {**audit["settings"], "path": str(tmp_path / "nowhere" / "x.jsonl")},
     }
     data["integrations"] = [audit, broken]
-    return Config.model_validate(_unmask(data))
+    return Config.model_validate(unmasked(data))
 
 
 @dataclass
