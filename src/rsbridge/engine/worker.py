@@ -173,6 +173,7 @@ class Worker:
         # Jobs whose report fetch is still running, with their appliance: they hold no
         # worker slot, and an appliance with a batch of them waiting gets no more claims.
         self._awaiting: dict[int, str] = {}
+        self._margin = self._engine.clock_margin()  # once, not per job
         # Reports are kept only where surveys follow their session's end.
         surveys = {
             i.appliance
@@ -181,7 +182,7 @@ class Worker:
         }
         self._fetcher = ReportFetcher(
             services.appliances,
-            ReportCache(margin=self._engine.clock_margin()),
+            ReportCache(margin=self._margin),
             keep=surveys,
             clock=self._clock,
         )
@@ -351,7 +352,7 @@ class Worker:
                 self.store,
                 self.config.integration(job.integration),
                 job,
-                margin=self._engine.clock_margin(),
+                margin=self._margin,
             ),
         )
         for job in jobs:
