@@ -247,7 +247,7 @@ async def test_appliance_rate_limit_waits_are_counted(sim: SimAppliance) -> None
 def test_clients_built_outside_a_binding_are_not_instrumented() -> None:
     client = ApplianceClient("appliance.example.com", "id", "secret")
     assert isinstance(client.limiter, SlidingWindowLimiter)
-    assert client.limiter._on_wait is None
+    assert client.limiter.on_wait is None
     assert not client._http.event_hooks["response"]
 
 

@@ -79,7 +79,16 @@ async def test_a_shared_store_shares_the_appliance_budget(
     tmp_path: Path, sim: SimAppliance, postgres_url: str
 ) -> None:
     async with Engine(polling_config(tmp_path, sim, postgres_url)) as engine:
-        assert isinstance(engine.appliances["default"].limiter, SharedLimiter)
+        limiter = engine.appliances["default"].limiter
+        assert isinstance(limiter, SharedLimiter)
+        # Its waits count in this node's metrics, as the local limiter's do: one second's
+        # budget (20) and one call more.
+        for _ in range(21):
+            limiter.settle(await limiter.acquire())
+        sample = engine.metrics.registry.get_sample_value
+        labels = {"appliance": "default"}
+        assert (sample("rsbridge_rate_limit_waits_total", labels) or 0) >= 1
+        assert (sample("rsbridge_rate_limit_wait_seconds_total", labels) or 0) > 0
     async with Engine(engine_config(tmp_path, sim)) as alone:  # SQLite: this node's own
         assert isinstance(alone.appliances["default"].limiter, SlidingWindowLimiter)
 

@@ -44,6 +44,9 @@ class Limiter(Protocol):
     """What the appliance client needs of a limiter (this process's, or one shared by
     every node through the store: :class:`rsbridge.engine.budget.SharedLimiter`)."""
 
+    on_wait: Callable[[float], None] | None
+    """Told each wait before it is slept (the rate-limit metrics)."""
+
     def delay(self) -> float:
         """Seconds until the next call would be admitted, as far as known now."""
 
@@ -77,7 +80,7 @@ class SlidingWindowLimiter:
         ]
         self._clock = clock
         self._sleep = sleep
-        self._on_wait = on_wait
+        self.on_wait = on_wait
         self._paused_until = 0.0
         self._lock = asyncio.Lock()
 
@@ -98,8 +101,8 @@ class SlidingWindowLimiter:
         """Wait until a call is allowed under every window, then record it."""
         async with self._lock:  # FIFO among waiters, and no double-booking of a slot
             while (wait := self.delay()) > 0:
-                if self._on_wait is not None:
-                    self._on_wait(wait)
+                if self.on_wait is not None:
+                    self.on_wait(wait)
                 await self._sleep(wait)
             slot = Slot(self._clock())
             for _span, _limit, stamps in self._windows:

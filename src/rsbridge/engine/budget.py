@@ -76,8 +76,12 @@ class SharedLimiter:
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_wait: Callable[[float], None] | None = None,
     ) -> None:
         self._store = store
+        self.on_wait = on_wait
+        """Told each wait before it is slept (the rate-limit metrics), as the local
+        limiter's."""
         self._account = account
         self._windows = ((1.0, limits.per_second), (3600.0, limits.per_hour))
         self._clock = clock
@@ -99,7 +103,10 @@ class SharedLimiter:
                 if call_id is not None:
                     return SharedSlot(now, call_id)
                 self._blocked_until = now + wait
-                await self._sleep(max(wait, 0.001))
+                wait = max(wait, 0.001)
+                if self.on_wait is not None:
+                    self.on_wait(wait)
+                await self._sleep(wait)
 
     def settle(self, slot: Slot) -> None:
         """Count the call from its answer on, in the store (written in the background)."""

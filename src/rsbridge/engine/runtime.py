@@ -161,7 +161,8 @@ class Engine:
             client = self.appliances.get(appliance.id)
             if client is not None:
                 account = budget_account(appliance.host, appliance.client_id)
-                client.limiter = SharedLimiter(backend, account)
+                # The waits still count in this node's rate-limit metrics.
+                client.limiter = SharedLimiter(backend, account, on_wait=client.limiter.on_wait)
 
     async def _take_token_slots(self) -> None:
         """On a shared store, this process takes one of an API account's 30 token slots
