@@ -416,6 +416,32 @@ def test_events_show_gives_the_attempts_and_the_effects(
     assert "no job 999" in failed(rsbridge("events", "show", "999", "--config", config))
 
 
+def test_events_show_prints_control_characters_as_visible_text(tmp_path: Path, sim: Sim) -> None:
+    """Outbound event variables are whatever was posted (a customer sets the external
+    key): an escape sequence or a line break in them is shown, not acted on by the
+    operator's terminal, and cannot fake a line of the output."""
+    config = write_config(tmp_path, sim, jsonl_integration(tmp_path / "out.jsonl"))
+    hostile = "\x1b]0;owned\x07\x1b[2J\r\n  attempt 9 done:\u202egnp.exe\x9b"
+
+    async def record() -> int:
+        store = open_store(str(tmp_path / "engine.db"))
+        await store.open()
+        try:
+            form = (("event", END), ("lsid", "L-1"), ("external_key", hostile))
+            incoming = IncomingEvent("default", END, "outbound", "k1", lsid="L-1", form=form)
+            [job_id] = (await store.record_event(incoming, [JobSpec("audit")])).job_ids
+            return job_id
+        finally:
+            await store.close()
+
+    job_id = asyncio.run(record())
+    shown = ok(rsbridge("events", "show", str(job_id), "--config", config))
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e]", shown), repr(shown)
+    assert "external_key = \u241b]0;owned\u2407\u241b[2J\u240d\u240a  attempt 9 done:" in shown
+    assert "\\u202egnp.exe\\u009b" in shown
+    assert not re.search(r"^  attempt 9", shown, re.MULTILINE)
+
+
 def test_events_retry_requeues_a_dead_letter_and_refuses_other_jobs(
     tmp_path: Path, sim: Sim
 ) -> None:

@@ -7,6 +7,7 @@ Errors become :func:`rsbridge.console.fail` (``error: ...`` and exit status 1).
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -69,3 +70,27 @@ def parse_since(text: str) -> float:
         return parse(text)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+
+
+# What a terminal would act on rather than show: C0 controls (line breaks and tabs too, as a
+# value must stay on its line), DEL, C1 controls (0x9b is a CSI on some terminals) and the
+# bidirectional overrides that reorder what follows.
+_TERMINAL_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _shown(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)  # its Unicode control picture: \x1b shows as "␛"
+    if code == 0x7F:
+        return "\u2421"
+    return f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: control characters shown, not acted on.
+
+    Values from the appliance (event variables, errors quoting them) are set by customers;
+    printed as they are, an escape sequence could rewrite the terminal or fake a line.
+    """
+    return _TERMINAL_CONTROLS.sub(_shown, text)

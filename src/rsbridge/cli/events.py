@@ -19,6 +19,7 @@ from rsbridge.cli.common import (
     ConfigOption,
     load_or_fail,
     parse_since,
+    printable,
     run_or_fail,
     with_store,
 )
@@ -233,27 +234,31 @@ def events_show(
 ) -> None:
     """Show a job, its event's variables, every attempt, and the effects of its session."""
     settings = load_or_fail(config)
+
     # Plain echo, not Rich: the event's variables are what the appliance sent, and "[...]"
-    # in them must not be read as markup (dropped, or a MarkupError for "[/...]").
+    # in them must not be read as markup (dropped, or a MarkupError for "[/...]"). Every
+    # line goes through printable(): those values may hold terminal escapes.
+    def echo(line: str) -> None:
+        typer.echo(printable(line))
 
     async def go(store: Store) -> None:
         found = await store.get_job(job)
         if found is None:
             raise fail(f"no job {job}")
         event = await store.get_event(found.event_id)
-        typer.echo(
+        echo(
             f"job {found.id}: {found.event_type} for {found.integration}, "
             f"status {_shown_status(found)}, {found.attempts} failed attempts"
         )
         if event is not None:
-            typer.echo(
+            echo(
                 f"event {event.id}: from {event.source} at {_when(event.received_at)}, "
                 f"appliance {event.appliance_id}, delivered {event.deliveries}x"
             )
             for name, value in event.form:
-                typer.echo(f"    {name} = {value}")
+                echo(f"    {name} = {value}")
         for attempt in await store.attempts(found.id):
-            typer.echo(
+            echo(
                 f"  attempt {attempt.number} {_when(attempt.finished_at)} "
                 f"{attempt.outcome.value}: {attempt.error or ''}"
             )
@@ -264,7 +269,7 @@ def events_show(
                 if entry.key.integration == found.integration
             ]
             for line in _effects(entries):
-                typer.echo(line)
+                echo(line)
 
     run_or_fail(lambda: with_store(settings, go))
 
