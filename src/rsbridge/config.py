@@ -165,6 +165,7 @@ class EngineConfig(ConfigModel):
     retention_days: float = Field(30.0, gt=0)
     dead_letter_retention_days: float | None = Field(None, gt=0)
     ledger_retention_days: float | None = Field(None, ge=MIN_LEDGER_RETENTION_DAYS)
+    audit_retention_days: float = Field(365.0, gt=0)
     prune_interval_seconds: float = Field(3600.0, ge=0)
 
     @model_validator(mode="after")

@@ -90,7 +90,7 @@ class StoreConsoleContract:
         assert await store.check_lockout("locked", now=T0 + 1 + WINDOW) is None
         assert await store.find_sign_in("live", now=T0) is not None
 
-    async def test_retention_prunes_console_rows_and_keeps_the_audit_log(
+    async def test_retention_prunes_console_rows_and_keeps_recent_audit_entries(
         self, store: Store
     ) -> None:
         await store.add_sign_in(_sign_in("old", expires_at=T0 + 10))
@@ -99,6 +99,24 @@ class StoreConsoleContract:
         await prune(store, policy, batch=1)
         assert await store.prune_console(T0 + 20, limit=10) == 0
         assert len(await store.list_audit(AuditFilter())) == 1
+
+    async def test_audit_entries_past_their_retention_are_pruned_oldest_first(
+        self, store: Store
+    ) -> None:
+        day = 86400.0
+        for n in range(5):
+            await store.write_audit("olga", "retry", target=f"job {n}", now=T0 + n * day)
+        # Kept for 2 days, pruned 4.5 days after the first: the entries of days 0, 1, 2 go.
+        config = EngineConfig(audit_retention_days=2)
+        policy = retention_policy(config, now=T0 + 4.5 * day)
+        assert await store.prune_console(T0, limit=2, audit_before=policy.audit_before) == 2
+        left = [e.target for e in await store.list_audit(AuditFilter())]
+        assert left == ["job 4", "job 3", "job 2"]
+        await prune(store, policy, batch=1)
+        assert [e.target for e in await store.list_audit(AuditFilter())] == ["job 4", "job 3"]
+        # Without audit_before the log stays.
+        assert await store.prune_console(T0 + 10 * day, limit=10) == 0
+        assert len(await store.list_audit(AuditFilter())) == 2
 
     async def test_new_failures_sweep_lapsed_counts_of_other_names(self, store: Store) -> None:
         for n in range(30):

@@ -47,6 +47,7 @@ def retention_policy(
         dead_before=None if dead is None else at - dead,
         ledger_before=None if ledger is None else at - ledger * DAY,
         console_before=at,
+        audit_before=at - engine.audit_retention_days * DAY,
     )
 
 
@@ -59,8 +60,8 @@ async def prune(
 ) -> PruneCounts:
     """Prune until nothing ``policy`` allows is left (or ``stop`` is set); what went.
 
-    Expired console sign-ins and lapsed failed sign-in counts go too (not counted in the
-    result: they are not the event history it reports on).
+    Expired console sign-ins, lapsed failed sign-in counts and old audit entries go too
+    (not counted in the result: they are not the event history it reports on).
     """
     total = PruneCounts()
     while stop is None or not stop.is_set():
@@ -71,7 +72,10 @@ async def prune(
         # Let the coroutines waiting to write (the intake) queue before the next step.
         await asyncio.sleep(0)
     while policy.console_before is not None and (stop is None or not stop.is_set()):
-        if not await store.prune_console(policy.console_before, limit=batch):
+        pruned = await store.prune_console(
+            policy.console_before, limit=batch, audit_before=policy.audit_before
+        )
+        if not pruned:
             break
         await asyncio.sleep(0)
     return total

@@ -262,6 +262,8 @@ class RetentionPolicy:
     console_before: float | None = None
     """Console sign-ins that expired, and failed sign-in counts that lapsed, before this
     time go too (:meth:`Store.prune_console`); None keeps them."""
+    audit_before: float | None = None
+    """Console audit entries written before this time go too; None keeps them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -602,9 +604,12 @@ class Store(Protocol):
     async def list_audit(self, selection: AuditFilter) -> list[AuditEntry]:
         """Audit entries matching ``selection``, newest first (an indexed walk)."""
 
-    async def prune_console(self, before: float, *, limit: int) -> int:
+    async def prune_console(
+        self, before: float, *, limit: int, audit_before: float | None = None
+    ) -> int:
         """Remove up to ``limit`` sign-ins that expired, and as many lapsed failure
-        counts, before ``before``; how many rows went. The audit log stays."""
+        counts, before ``before``; with ``audit_before``, also up to ``limit`` audit
+        entries written before it, oldest first. How many rows went."""
 
     async def activity(self, since: float, until: float, step: float) -> list[ActivityBucket]:
         """Deliveries, failures and end-to-end latency in buckets of ``step`` seconds from

@@ -112,8 +112,11 @@ class MemoryConsole:
                 found.append(entry)
         return found
 
-    async def prune_console(self, before: float, *, limit: int) -> int:
-        """Remove up to ``limit`` expired sign-ins and as many lapsed failure counts."""
+    async def prune_console(
+        self, before: float, *, limit: int, audit_before: float | None = None
+    ) -> int:
+        """Remove up to ``limit`` expired sign-ins, lapsed failure counts and (with
+        ``audit_before``) old audit entries, of each."""
         async with self._console_lock:
             expired = [d for d, s in self._sign_ins.items() if s.expires_at <= before][:limit]
             lapsed = [n for n, c in self._failures.items() if c.forget_at <= before][:limit]
@@ -121,4 +124,10 @@ class MemoryConsole:
                 del self._sign_ins[digest]
             for name in lapsed:
                 del self._failures[name]
-            return len(expired) + len(lapsed)
+            old = 0
+            if audit_before is not None:
+                # Entries are appended in time order: the old ones are at the front.
+                while old < min(limit, len(self._audit)) and self._audit[old].at < audit_before:
+                    old += 1
+                del self._audit[:old]
+            return len(expired) + len(lapsed) + old

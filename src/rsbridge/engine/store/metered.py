@@ -268,9 +268,12 @@ class MeteredStore:
         """The wrapped store's answer."""
         return await self.inner.list_audit(selection)
 
-    async def prune_console(self, before: float, *, limit: int) -> int:
+    async def prune_console(
+        self, before: float, *, limit: int, audit_before: float | None = None
+    ) -> int:
         """Prune, timed."""
-        return await self._write("prune_console", self.inner.prune_console(before, limit=limit))
+        pruned = self.inner.prune_console(before, limit=limit, audit_before=audit_before)
+        return await self._write("prune_console", pruned)
 
     async def activity(self, since: float, until: float, step: float) -> list[ActivityBucket]:
         """The wrapped store's answer."""

@@ -706,10 +706,13 @@ class PostgreSQLStore:
         statement, params = console.list_audit_statement(selection)
         return console.audit_rows(await self._fetchall(statement, params))
 
-    async def prune_console(self, before: float, *, limit: int) -> int:
-        """Remove up to ``limit`` expired sign-ins and as many lapsed failure counts."""
+    async def prune_console(
+        self, before: float, *, limit: int, audit_before: float | None = None
+    ) -> int:
+        """Remove up to ``limit`` expired sign-ins, lapsed failure counts and (with
+        ``audit_before``) old audit entries, of each."""
         async with self._transaction() as cur:
-            return await console.prune_console(cur, before, limit)
+            return await console.prune_console(cur, before, limit, audit_before)
 
     async def activity(self, since: float, until: float, step: float) -> list[ActivityBucket]:
         """Deliveries, failures and latency per bucket (see base and console_sql)."""

@@ -50,6 +50,11 @@ _SWEEP_FAILURES: Final = """
 DELETE FROM console_failures WHERE name IN (
     SELECT name FROM console_failures WHERE forget_at <= %s AND name <> %s
     LIMIT %s FOR UPDATE SKIP LOCKED)"""
+# Oldest first by id (the primary key): the walk stops after ``limit`` old entries.
+_PRUNE_AUDIT: Final = """
+DELETE FROM audit_log WHERE id IN (
+    SELECT id FROM audit_log WHERE at < %s ORDER BY id
+    LIMIT %s FOR UPDATE SKIP LOCKED)"""
 _ENSURE_FAILURES: Final = """
 INSERT INTO console_failures (name, failures, last_at, forget_at) VALUES (%s, 0, 0, 0)
 ON CONFLICT (name) DO NOTHING"""
@@ -152,10 +157,15 @@ def audit_rows(rows: list[tuple[Any, ...]]) -> list[AuditEntry]:
     return [audit_from_row(row) for row in rows]
 
 
-async def prune_console(cur: Cursor, before: float, limit: int) -> int:
-    """Remove up to ``limit`` expired sign-ins and as many lapsed failure counts."""
+async def prune_console(cur: Cursor, before: float, limit: int, audit_before: float | None) -> int:
+    """Remove up to ``limit`` expired sign-ins, lapsed failure counts and (with
+    ``audit_before``) old audit entries, of each."""
     bound = max(limit, 0)
     await cur.execute(_PRUNE_SIGN_INS, (before, bound))
     gone = cur.rowcount
     await cur.execute(_PRUNE_FAILURES, (before, bound))
-    return gone + cur.rowcount
+    gone += cur.rowcount
+    if audit_before is not None:
+        await cur.execute(_PRUNE_AUDIT, (audit_before, bound))
+        gone += cur.rowcount
+    return gone

@@ -1105,9 +1105,14 @@ class SQLiteStore:
         """Audit entries matching ``selection``, newest first."""
         return await self._read(lambda conn: console.list_audit(conn, selection))
 
-    async def prune_console(self, before: float, *, limit: int) -> int:
-        """Remove up to ``limit`` expired sign-ins and as many lapsed failure counts."""
-        return await self._write(lambda conn: console.prune_console(conn, before, limit))
+    async def prune_console(
+        self, before: float, *, limit: int, audit_before: float | None = None
+    ) -> int:
+        """Remove up to ``limit`` expired sign-ins, lapsed failure counts and (with
+        ``audit_before``) old audit entries, of each."""
+        return await self._write(
+            lambda conn: console.prune_console(conn, before, limit, audit_before)
+        )
 
     async def activity(self, since: float, until: float, step: float) -> list[ActivityBucket]:
         """Deliveries, failures and latency per bucket (see base and console_sql)."""

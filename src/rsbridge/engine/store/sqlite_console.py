@@ -70,6 +70,10 @@ DELETE FROM console_sign_ins WHERE digest IN (
 _PRUNE_FAILURES: Final = """
 DELETE FROM console_failures WHERE name IN (
     SELECT name FROM console_failures WHERE forget_at <= ? LIMIT ?)"""
+# Oldest first by id (the primary key): the walk stops after ``limit`` old entries.
+_PRUNE_AUDIT: Final = """
+DELETE FROM audit_log WHERE id IN (
+    SELECT id FROM audit_log WHERE at < ? ORDER BY id LIMIT ?)"""
 
 
 def add_sign_in(conn: sqlite3.Connection, sign_in: ConsoleSignIn) -> None:
@@ -136,8 +140,14 @@ def list_audit(conn: sqlite3.Connection, selection: AuditFilter) -> list[AuditEn
     return [audit_from_row(row) for row in conn.execute(sql, params).fetchall()]
 
 
-def prune_console(conn: sqlite3.Connection, before: float, limit: int) -> int:
-    """Remove up to ``limit`` expired sign-ins and as many lapsed failure counts (writer)."""
+def prune_console(
+    conn: sqlite3.Connection, before: float, limit: int, audit_before: float | None
+) -> int:
+    """Remove up to ``limit`` expired sign-ins, lapsed failure counts and (with
+    ``audit_before``) old audit entries, of each (writer)."""
     bound = max(limit, 0)
     gone = conn.execute(_PRUNE_SIGN_INS, (before, bound)).rowcount
-    return gone + conn.execute(_PRUNE_FAILURES, (before, bound)).rowcount
+    gone += conn.execute(_PRUNE_FAILURES, (before, bound)).rowcount
+    if audit_before is not None:
+        gone += conn.execute(_PRUNE_AUDIT, (audit_before, bound)).rowcount
+    return gone
