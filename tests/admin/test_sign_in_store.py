@@ -10,6 +10,7 @@ import httpx
 
 from rsbridge.config import Config
 from rsbridge.engine.store.base import AuditEntry, AuditFilter
+from rsbridge.web.admin.auth import hash_password
 from tests.admin.conftest import (
     HASHES,
     Console,
@@ -79,6 +80,34 @@ async def test_sign_out_ends_the_sign_in_everywhere(tmp_path: Path, sim: SimAppl
             assert stale.status_code == 303
             assert stale.headers["location"].startswith("/admin/sign-in")
         assert [e.action for e in await audit_of(first, "vic")] == ["sign-out", "sign-in"]
+
+
+async def test_replacing_a_password_hash_ends_the_sign_ins_made_with_the_old_one(
+    tmp_path: Path, sim: SimAppliance
+) -> None:
+    config = console_config(tmp_path, sim)
+    new_password = "operator-password-2"
+    rehashed = reconfigured(
+        config,
+        users=[
+            {"name": "olga", "password_hash": hash_password(new_password), "role": "operator"},
+            {"name": "vic", "password_hash": HASHES["vic"], "role": "viewer"},
+        ],
+    )
+    async with serving_console(config) as before:
+        olga, vic = await signed_in_cookie(before, "olga"), await signed_in_cookie(before, "vic")
+        async with serving_console(rehashed) as after:
+            answer = await overview_with(after, olga)
+            assert answer.status_code == 303
+            assert answer.headers["location"].startswith("/admin/sign-in")
+            # vic's hash is the same: his sign-in holds.
+            assert (await overview_with(after, vic)).status_code == 200
+            async with after.browser() as browser:
+                assert (await sign_in(browser, "olga", RIGHT["olga"])).status_code == 401
+                assert (await sign_in(browser, "olga", new_password)).status_code == 303
+        # Ended in the store: not even a node still on the old configuration takes it.
+        assert (await overview_with(before, olga)).status_code == 303
+        assert (await overview_with(before, vic)).status_code == 200
 
 
 async def test_a_user_removed_from_the_configuration_loses_access(

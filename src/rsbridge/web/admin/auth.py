@@ -1,7 +1,9 @@
 """Sign-ins: password checks (Argon2id), the sign-in book, lock-out after failures.
 
 A sign-in is a random token in an ``HttpOnly``, ``SameSite=Strict`` cookie; only its
-SHA-256 digest is kept, with the user, the expiry and the sign-in's CSRF token. Failed
+SHA-256 digest is kept, with the user, the expiry and the sign-in's CSRF token. The token
+ends with a tag made from the user's password hash at sign-in: once the hash in the
+configuration is replaced, the tag no longer matches and the sign-in is ended. Failed
 attempts are counted per user name: after ``[admin] max_failed_sign_ins`` in a row (each
 within ``lockout_minutes`` of the one before) the name is locked for ``lockout_minutes``,
 whatever password comes next.
@@ -14,6 +16,7 @@ sign-in, a sign-out and every failure count on every node.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import time
 from dataclasses import dataclass
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from rsbridge.config import AdminConfig
+from rsbridge.config import AdminConfig, AdminUserConfig
 from rsbridge.engine.store.base import ConsoleSignIn, Lockout, Store
 
 SESSION_COOKIE = "rsbridge_admin"
@@ -53,6 +56,12 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _tag(user: AdminUserConfig, nonce: str) -> str:
+    """Binds a sign-in token to the user's password hash as configured now."""
+    key = user.password_hash.get_secret_value().encode()
+    return hmac.new(key, nonce.encode(), hashlib.sha256).hexdigest()[:32]
+
+
 @dataclass(frozen=True, slots=True)
 class SignIn:
     """One signed-in browser."""
@@ -70,13 +79,18 @@ class SignIns:
         self._admin = admin
         self._store = store
 
+    def _user(self, name: str) -> AdminUserConfig | None:
+        return next((u for u in self._admin.users if u.name == name), None)
+
     async def start(self, user: str, *, now: float | None = None) -> tuple[str, SignIn]:
         """A new sign-in for ``user``: the cookie's token and the record kept of it.
 
         The user's failed attempts are forgotten: a success resets the count.
         """
         now = time.time() if now is None else now
-        token = secrets.token_urlsafe(32)
+        known = self._user(user)
+        nonce = secrets.token_urlsafe(32)
+        token = nonce if known is None else f"{nonce}.{_tag(known, nonce)}"
         sign_in = SignIn(
             user, secrets.token_urlsafe(32), now, now + self._admin.session_hours * 3600
         )
@@ -92,6 +106,14 @@ class SignIns:
         found = await self._store.find_sign_in(digest(token), now=now)
         if found is None:
             return None
+        known = self._user(found.user)
+        if known is not None:
+            nonce, _, tag = token.rpartition(".")
+            if not hmac.compare_digest(tag.encode(), _tag(known, nonce).encode()):
+                # Signed in with a password hash that has since been replaced.
+                await self._store.end_sign_in(digest(token))
+                return None
+        # A user no longer configured is left to the caller (it ends the sign-in).
         return SignIn(found.user, found.csrf, found.started_at, found.expires_at)
 
     async def end(self, token: str | None) -> None:
