@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 import time
@@ -790,6 +791,21 @@ def test_in_progress_session_has_no_end_time(
     base: str, token: str, reports: dict[str, str]
 ) -> None:
     assert sessions(base, token, lsid=reports["D"]) == [(reports["D"], False)]
+
+
+def test_kept_report_xml_is_what_would_be_served_and_follows_a_replaced_report(
+    base: str, token: str, state: SimApplianceState
+) -> None:
+    session = finished("e" * 32, "2023-11-13T11:00:00", external_key="EKE")
+    state.add_report(session, now=NOW)
+    fresh = call(base, token, api="reporting", generate_report="SupportSession", lsid=session.lsid)
+    state.add_report(session, now=NOW, keep_xml=True)
+    kept = call(base, token, api="reporting", generate_report="SupportSession", lsid=session.lsid)
+    assert kept.content == fresh.content
+    # A report stored again (changed) is served as it is now, not as it was kept.
+    state.add_report(dataclasses.replace(session, external_key="EKE2"), now=NOW)
+    again = call(base, token, api="reporting", generate_report="SupportSession", lsid=session.lsid)
+    assert b"EKE2" in again.content and b">EKE<" not in again.content
 
 
 def test_report_delay_hides_the_end_time(

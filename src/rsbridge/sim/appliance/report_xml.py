@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 
 from lxml import etree
@@ -261,13 +261,22 @@ def _open_root(tag: str, namespace: str) -> bytes:
     return f'<{tag} xmlns="{namespace}" xmlns:xsi="{XSI_NS}">\n'.encode()
 
 
+def session_bytes(session: SupportSession) -> bytes:
+    """One ``<session>`` element of a SupportSession report, as served."""
+    return _serialise(session_element(session), 0) + b"\n"
+
+
 def session_list_chunks(
-    sessions: Iterable[SupportSession], *, namespace: str = REPORTING_NS
+    sessions: Iterable[SupportSession],
+    *,
+    namespace: str = REPORTING_NS,
+    serialise: Callable[[SupportSession], bytes] = session_bytes,
 ) -> Iterator[bytes]:
-    """Yield a SupportSession report in pieces, one session per chunk (for streaming)."""
+    """Yield a SupportSession report in pieces, one session per chunk (for streaming);
+    ``serialise`` gives each session's element."""
     yield XML_DECLARATION + _open_root("session_list", namespace)
     for s in sessions:
-        yield _serialise(session_element(s), 0) + b"\n"
+        yield serialise(s)
     yield b"</session_list>\n"
 
 

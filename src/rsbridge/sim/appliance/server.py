@@ -440,7 +440,7 @@ class _Appliance:
             selected = lambda s: True  # noqa: E731 (the fault: whatever was asked)
         sessions = [s for s in self.state.report_sessions(self.clock()) if selected(s)]
         if report == "SupportSession":
-            chunks = report_xml.session_list_chunks(sessions)
+            chunks = report_xml.session_list_chunks(sessions, serialise=self.state.session_xml)
             if injected.damaged:
                 return faults.damage_sessions(chunks, dict(injected.damaged))
             return chunks

@@ -36,6 +36,7 @@ from rsbridge.appliance.report_model import (
     SupportSession,
     SurveyAnswer,
 )
+from rsbridge.sim.appliance import report_xml
 from rsbridge.sim.appliance.faults import ReportFaults
 
 #: Permission names in the order ``get_api_info`` lists them (real RS 19.1 response).
@@ -194,6 +195,8 @@ class _Token:
 class _StoredReport:
     report: SupportSession
     ready_at: float
+    xml: bytes | None = None
+    """The report's ``<session>`` element as served, when kept (``add_report(keep_xml=)``)."""
 
 
 def _now(now: float | None) -> float:
@@ -553,11 +556,31 @@ class SimApplianceState:
             return report
 
     def add_report(
-        self, report: SupportSession, *, report_delay: float = 0.0, now: float | None = None
+        self,
+        report: SupportSession,
+        *,
+        report_delay: float = 0.0,
+        now: float | None = None,
+        keep_xml: bool = False,
     ) -> None:
-        """Store a finished session's report (replacing any earlier one for its lsid)."""
+        """Store a finished session's report (replacing any earlier one for its lsid).
+
+        A stored report is not changed in place: store it again after changing it.
+        ``keep_xml`` serialises it now and serves those bytes from then on (a benchmark's
+        backlog: the work is done while the backlog is made, not while it is fetched).
+        """
+        xml = report_xml.session_bytes(report) if keep_xml else None
         with self.lock:
-            self._reports[report.lsid] = _StoredReport(report, _now(now) + report_delay)
+            self._reports[report.lsid] = _StoredReport(report, _now(now) + report_delay, xml)
+
+    def session_xml(self, session: SupportSession) -> bytes:
+        """``session``'s element in a SupportSession report: the kept bytes when
+        ``session`` is a stored report whose XML was kept, else serialised now."""
+        with self.lock:
+            stored = self._reports.get(session.lsid)
+            if stored is not None and stored.report is session and stored.xml is not None:
+                return stored.xml
+        return report_xml.session_bytes(session)
 
     def add_team_event(self, team_id: int, event: SessionEvent) -> None:
         """Record an event for the SupportTeam report."""
