@@ -36,6 +36,7 @@ from rsbridge.errors import (
     ConnectorPermanentError,
     ConnectorRetryableError,
 )
+from rsbridge.peer_http import http_client
 from rsbridge.tls import certificate_problem, tls_verification
 
 USER_AGENT = f"rsbridge/{__version__}"
@@ -53,12 +54,14 @@ def peer_client(config: Any, *, connector: str) -> DeadlineClient:
     verify = tls_verification(
         verify=bool(config.verify_tls), ca_file=config.ca_file, where=f"{connector} settings"
     )
-    return DeadlineClient(
+    client = http_client(
         deadline=config.timeout_seconds,
         proxy=config.proxy or None,
         verify=verify,
         timeout=config.timeout_seconds,
     )
+    assert isinstance(client, DeadlineClient)  # a deadline was given
+    return client
 
 
 class PeerTransport:
