@@ -111,9 +111,11 @@ async def serving(handler: Handler, tls: Certificate | None = None) -> AsyncIter
 
 
 @asynccontextmanager
-async def connect_proxy() -> AsyncIterator[tuple[str, list[bytes]]]:
-    """An HTTP proxy that serves ``CONNECT`` tunnels only; yields its URL and the
-    ``CONNECT`` lines it received."""
+async def connect_proxy(
+    tls: Certificate | None = None,
+) -> AsyncIterator[tuple[str, list[bytes]]]:
+    """An HTTP proxy that serves ``CONNECT`` tunnels only (over TLS with ``tls``); yields
+    its URL and the ``CONNECT`` lines it received."""
     seen: list[bytes] = []
 
     async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
@@ -136,9 +138,14 @@ async def connect_proxy() -> AsyncIterator[tuple[str, list[bytes]]]:
         await writer.drain()
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
-    listener = await asyncio.start_server(accept, "127.0.0.1", 0)
+    context = None
+    if tls is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*tls)
+    listener = await asyncio.start_server(accept, "127.0.0.1", 0, ssl=context)
+    port = listener.sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}", seen
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}", seen
     finally:
         listener.close()
 
@@ -281,6 +288,22 @@ async def test_https_through_a_proxy_tunnel(certificate: Certificate) -> None:
     assert seen == [b"CONNECT " + host + b" HTTP/1.1"]  # one tunnel, reused
     assert server.requests[0].startswith(b"POST /x HTTP/1.1")
     assert isinstance(stream_of(answers[0]), AsyncioStream)
+
+
+async def test_https_through_a_tls_proxy(certificate: Certificate) -> None:
+    """TLS inside the proxy's TLS (an ``https://`` proxy): asyncio's start_tls on a TLS
+    transport."""
+    verify = tls_verification(verify=True, ca_file=certificate[0], where="test")
+    assert isinstance(verify, ssl.SSLContext)
+    async with (
+        serving(keep_alive, tls=certificate) as server,
+        connect_proxy(tls=certificate) as (proxy, seen),
+    ):
+        transport = LeanTransport(verify=verify, proxy=httpx.Proxy(proxy, ssl_context=verify))
+        async with httpx.AsyncClient(transport=transport, timeout=5) as http:
+            answer = await http.post(server.url, content=b"hi")
+    assert answer.text == "2"
+    assert len(seen) == 1
 
 
 async def test_a_proxy_that_refuses_is_a_proxy_error(certificate: Certificate) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ssl
 import urllib.request
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, overload
 
 import httpcore
 import httpx
@@ -165,6 +165,26 @@ def lean_transport_applies(proxy: str | None) -> bool:
     if not fastpaths.enabled():
         return False
     return bool(proxy) or not urllib.request.getproxies()
+
+
+@overload
+def http_client(
+    *,
+    deadline: float,
+    verify: ssl.SSLContext | bool = True,
+    proxy: str | None = None,
+    timeout: float = 30.0,
+) -> DeadlineClient: ...
+
+
+@overload
+def http_client(
+    *,
+    deadline: None = None,
+    verify: ssl.SSLContext | bool = True,
+    proxy: str | None = None,
+    timeout: float = 30.0,
+) -> httpx.AsyncClient: ...
 
 
 def http_client(

@@ -54,14 +54,12 @@ def peer_client(config: Any, *, connector: str) -> DeadlineClient:
     verify = tls_verification(
         verify=bool(config.verify_tls), ca_file=config.ca_file, where=f"{connector} settings"
     )
-    client = http_client(
-        deadline=config.timeout_seconds,
+    return http_client(
+        deadline=float(config.timeout_seconds),
         proxy=config.proxy or None,
         verify=verify,
         timeout=config.timeout_seconds,
     )
-    assert isinstance(client, DeadlineClient)  # a deadline was given
-    return client
 
 
 class PeerTransport:
