@@ -10,20 +10,26 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeAlias
+from types import SimpleNamespace
+from typing import Any, TypeAlias
 
 import httpcore
 import httpx
 import pytest
 
-from rsbridge import fastpaths
-from rsbridge.connectors.transport import PeerTransport
+from rsbridge import fastpaths, peer_http
+from rsbridge.appliance.client import ApplianceClient
+from rsbridge.connectors.base import CheckResult
+from rsbridge.connectors.transport import PeerTransport, peer_client
+from rsbridge.connectors.webhook import WebhookConnector
+from rsbridge.deadline import DeadlineClient
 from rsbridge.errors import ConnectorPermanentError, ConnectorRetryableError, exception_chain
 from rsbridge.http_backend import AsyncioStream
 from rsbridge.peer_http import LeanTransport, http_client, lean_transport_applies
 from rsbridge.tls import certificate_problem, tls_verification
 
 from .conftest import free_port
+from .stub_connectors import CheckOnlyConnector
 
 Certificate = tuple[Path, Path]
 
@@ -182,6 +188,46 @@ async def test_proxies_named_by_the_environment_keep_httpx_transport(
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     assert not lean_transport_applies(None)
     assert lean_transport_applies("http://proxy.corp:3128")  # the setting wins, as in httpx
+
+
+@pytest.fixture
+def made(monkeypatch: pytest.MonkeyPatch) -> list[LeanTransport]:
+    """Every :class:`LeanTransport` :func:`http_client` makes from now on."""
+    made: list[LeanTransport] = []
+
+    class Recording(LeanTransport):
+        def __init__(self, **options: Any) -> None:
+            super().__init__(**options)
+            made.append(self)
+
+    monkeypatch.setattr(peer_http, "LeanTransport", Recording)
+    return made
+
+
+class _Plain(CheckOnlyConnector):
+    """A connector that keeps the default client (a third party's, say)."""
+
+    name = "plain"
+    title = "Plain"
+
+    async def check(self) -> CheckResult:
+        return CheckResult("ok")
+
+
+async def test_every_peer_client_comes_from_the_factory(made: list[LeanTransport]) -> None:
+    """The appliance client, a connector's default client, a ticketing connector's
+    (``peer_client``) and the webhook connector's own: all on the lean transport."""
+    appliance = ApplianceClient("127.0.0.1:9", "id", "secret")
+    default = _Plain(_Plain.validate_settings({}))
+    webhook = WebhookConnector(
+        WebhookConnector.validate_settings({"url": "https://hooks.example/in"})
+    )
+    settings = SimpleNamespace(timeout_seconds=5.0, proxy="", verify_tls=True, ca_file=None)
+    ticketing = peer_client(settings, connector="test")
+    assert isinstance(ticketing, DeadlineClient) and ticketing.deadline == 5.0
+    assert len(made) == 4
+    for closing in (appliance, default, webhook, ticketing):
+        await closing.aclose()
 
 
 # --- connections: reuse, a server that closes, errors ---------------------------------
