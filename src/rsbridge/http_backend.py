@@ -34,6 +34,12 @@ SocketOption = (
 """What httpcore passes as ``socket_options`` (the arguments of ``setsockopt``)."""
 
 
+HAPPY_EYEBALLS_DELAY = 0.25
+"""Seconds before the next address of a host is tried alongside (RFC 8305), anyio's
+default: a host whose first address does not answer (IPv6 without a route, say) still
+connects within the timeout, not after it."""
+
+
 class AsyncioStream(httpcore.AsyncNetworkStream):
     """One connection (plain or TLS) as httpcore reads and writes it."""
 
@@ -128,12 +134,14 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[SocketOption] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        """Connect to ``host``:``port`` within ``timeout`` seconds (TCP_NODELAY is asyncio's
-        default for TCP, as with httpcore's own backends)."""
+        """Connect to ``host``:``port`` within ``timeout`` seconds, its addresses raced as
+        anyio does (TCP_NODELAY is asyncio's default for TCP, as with httpcore's backends)."""
         local = (local_address, 0) if local_address else None
         try:
             async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(host, port, local_addr=local)
+                reader, writer = await asyncio.open_connection(
+                    host, port, local_addr=local, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY
+                )
         except TimeoutError as exc:
             raise httpcore.ConnectTimeout(str(exc)) from exc
         except OSError as exc:  # refused, unreachable, a name that does not resolve
