@@ -41,6 +41,8 @@ class Server:
     url: str
     connections: int = 0
     requests: list[bytes] = field(default_factory=list)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when a handler has closed its connection (``one_then_close``)."""
 
 
 Reader: TypeAlias = asyncio.StreamReader
@@ -81,6 +83,9 @@ async def one_then_close(server: Server, reader: Reader, writer: Writer) -> None
         server.requests.append(request[0])
         writer.write(_answer(b"once"))
         await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+    server.closed.set()
 
 
 async def silent(server: Server, reader: Reader, writer: Writer) -> None:
@@ -251,7 +256,8 @@ async def test_a_keep_alive_connection_is_reused() -> None:
 async def test_a_connection_the_server_closed_is_not_reused() -> None:
     async with serving(one_then_close) as server, http_client(timeout=5) as http:
         first = await http.get(server.url)
-        await asyncio.sleep(0.05)  # the server's close reaches the client
+        await server.closed.wait()  # closed on the server's side, not yet seen by the pool
+        server.closed.clear()
         second = await http.get(server.url)
     assert first.text == second.text == "once"
     assert server.connections == 2
