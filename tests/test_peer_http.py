@@ -5,6 +5,8 @@ tunnel, servers that close connections or never answer."""
 from __future__ import annotations
 
 import asyncio
+import os
+import resource
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -251,6 +253,24 @@ async def test_a_keep_alive_connection_is_reused() -> None:
     assert extra.get_extra_info("client_addr")[0] == "127.0.0.1"
     assert extra.get_extra_info("ssl_object") is None
     assert extra.get_extra_info("something else") is None
+
+
+async def test_a_connection_past_descriptor_1023_is_checked_too() -> None:
+    """The idle check works on any descriptor (``select`` refuses those past 1023)."""
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < 1200:
+        pytest.skip("needs a descriptor limit over 1200")
+    spare = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        async with serving(keep_alive) as server, http_client(timeout=5) as http:
+            answers = [await http.get(server.url) for _ in range(2)]
+            sock = stream_of(answers[0]).get_extra_info("socket")  # type: ignore[attr-defined]
+            fd = sock.fileno()
+    finally:
+        for fd in spare:
+            os.close(fd)
+    assert [a.text for a in answers] == ["0", "0"]
+    assert server.connections == 1
+    assert fd > 1023
 
 
 async def test_a_connection_the_server_closed_is_not_reused() -> None:

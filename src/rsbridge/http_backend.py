@@ -117,10 +117,14 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if self._reader.at_eof() or self._writer.is_closing():
             return True
         sock = self._writer.get_extra_info("socket")
-        if sock is None or sock.fileno() < 0:
+        fd = -1 if sock is None else sock.fileno()
+        if fd < 0:
             return True
-        readable, _, _ = select.select([sock], [], [], 0)
-        return bool(readable)
+        # poll, not select: select refuses descriptors past 1023 (FD_SETSIZE), which a
+        # busy engine (store, listener, peers) can reach.
+        poll = select.poll()
+        poll.register(fd, select.POLLIN)
+        return bool(poll.poll(0))
 
 
 class AsyncioBackend(httpcore.AsyncNetworkBackend):
