@@ -4,7 +4,8 @@ Each fast path gives the same results as the code it stands in for (tests compar
 two), so nothing but a benchmark has a reason to turn them off: ``benchmarks/pipeline.py``
 measures its "before" row inside :func:`turned_off`, in the same run as the fast one.
 Read at construction time (a :class:`~rsbridge.engine.render.Renderer`: its sandbox and
-filters) or per call (:func:`~rsbridge.appliance.report_model.to_jsonable`, the webhook
+filters; a peer's HTTP client from :func:`rsbridge.peer_http.http_client`: its transport) or
+per call (:func:`~rsbridge.appliance.report_model.to_jsonable`, the webhook
 connector's session report body).
 """
 

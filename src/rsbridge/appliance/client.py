@@ -52,7 +52,6 @@ from rsbridge.appliance.report_parser import (
 )
 from rsbridge.appliance.transport import map_transport_error, retry_after
 from rsbridge.appliance.xml import Element, children, command_error, local_name, parse_document
-from rsbridge.deadline import DeadlineClient
 from rsbridge.errors import (
     ApplianceAuthError,
     AppliancePermissionError,
@@ -65,6 +64,7 @@ from rsbridge.errors import (
     ReportSyntaxError,
 )
 from rsbridge.metrics import instrument_http, rate_limit_observer
+from rsbridge.peer_http import http_client
 
 T = TypeVar("T")
 
@@ -141,7 +141,7 @@ class ApplianceClient:
         check_host(host, ConfigurationError, "appliance host")
         self.base_url = f"{scheme}://{host}"
         self._own_http = http is None
-        self._http = http or DeadlineClient(deadline=deadline, verify=verify, timeout=timeout)
+        self._http = http or http_client(deadline=deadline, verify=verify, timeout=timeout)
         instrument_http(self._http, peer="appliance")
         self._headers = {"Connection": "close"} if close_connections else {}
         self.tokens = TokenCache(self._http, self.base_url, client_id, client_secret)

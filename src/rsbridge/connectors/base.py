@@ -34,9 +34,10 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model
 
 from rsbridge.appliance.report_model import ExitSurvey, SupportSession
-from rsbridge.deadline import DEFAULT_CALL_DEADLINE_SECONDS, DeadlineClient
+from rsbridge.deadline import DEFAULT_CALL_DEADLINE_SECONDS
 from rsbridge.errors import ConfigurationError, ConnectorPermanentError, TicketNotFoundError
 from rsbridge.metrics import instrument_http
+from rsbridge.peer_http import http_client
 from rsbridge.tls import is_loopback_host
 
 SettingType = Literal["str", "int", "float", "bool", "url", "path", "list"]
@@ -295,7 +296,7 @@ class Connector(abc.ABC):
     def __init__(self, config: ConnectorSettings, *, http: httpx.AsyncClient | None = None):
         self.config = config
         self._own_http = http is None
-        self.http = http or DeadlineClient(deadline=self.call_deadline_seconds, timeout=30.0)
+        self.http = http or http_client(deadline=self.call_deadline_seconds, timeout=30.0)
         instrument_http(self.http, peer=self.name)
 
     @classmethod

@@ -36,6 +36,7 @@ from rsbridge.errors import (
     ConnectorPermanentError,
     ConnectorRetryableError,
 )
+from rsbridge.peer_http import http_client
 from rsbridge.tls import certificate_problem, tls_verification
 
 USER_AGENT = f"rsbridge/{__version__}"
@@ -53,8 +54,8 @@ def peer_client(config: Any, *, connector: str) -> DeadlineClient:
     verify = tls_verification(
         verify=bool(config.verify_tls), ca_file=config.ca_file, where=f"{connector} settings"
     )
-    return DeadlineClient(
-        deadline=config.timeout_seconds,
+    return http_client(
+        deadline=float(config.timeout_seconds),
         proxy=config.proxy or None,
         verify=verify,
         timeout=config.timeout_seconds,

@@ -72,6 +72,7 @@ from rsbridge.errors import (
     ConnectorRetryableError,
     TicketNotFoundError,
 )
+from rsbridge.peer_http import http_client
 from rsbridge.tls import certificate_problem, tls_verification
 
 __all__ = [
@@ -237,7 +238,7 @@ class WebhookConnector(Connector):
             verify = tls_verification(
                 verify=bool(c.verify_tls), ca_file=c.ca_file, where="webhook settings"
             )
-            http = httpx.AsyncClient(verify=verify, timeout=30.0)
+            http = http_client(verify=verify, timeout=30.0)
         super().__init__(config, http=http)
         self._own_http = own
         self._options = _options(config)
