@@ -76,6 +76,7 @@ import cProfile
 import dataclasses
 import json
 import logging
+import os
 import pstats
 import statistics
 import tempfile
@@ -113,6 +114,7 @@ from rsbridge.engine.appliances import make_appliance_client
 from rsbridge.engine.intake import job_specs
 from rsbridge.engine.poller import Poller
 from rsbridge.engine.render import Renderer
+from rsbridge.engine.render_pool import RenderPool
 from rsbridge.engine.runtime import Engine
 from rsbridge.engine.store.base import EventFilter, IncomingEvent
 from rsbridge.sim.appliance.emitter import OutboundEventEmitter, Recipient, events_for_session
@@ -387,14 +389,16 @@ def _config(
     *,
     events: tuple[str, ...] = (END,),
     lookback_days: float = 1.0,
+    render_processes: int = 0,
 ) -> Config:
     """The engine's configuration: the peers' appliance and one webhook integration
-    (importing ``events``)."""
+    (importing ``events``), rendering in ``render_processes`` processes."""
     return parse_config(
         {
             "engine": {
                 "store": str(workdir / "engine.db"),
                 "workers": workers,
+                "render_processes": render_processes,
                 "poll_lookback_hours": lookback_days * 24,
             },
             "appliances": [
@@ -514,6 +518,9 @@ class Backlog:
     cpu_seconds: float
     rss_mb: float | None = None
     report_calls: int | None = None
+    render_cpu_seconds: float = 0.0
+    """CPU time of the rendering processes (``[engine] render_processes``)."""
+    render_processes: int = 0
 
     @property
     def rate(self) -> float:
@@ -526,6 +533,10 @@ class Backlog:
     @property
     def cpu_ms_per_session(self) -> float:
         return self.cpu_seconds * 1000 / max(1, self.sessions)
+
+    @property
+    def render_cpu_ms_per_session(self) -> float:
+        return self.render_cpu_seconds * 1000 / max(1, self.sessions)
 
 
 async def _steady_results(peers: Peers, count: int, calls: int) -> Steady:
@@ -620,7 +631,9 @@ async def backlog_rsbridge(peers: Peers, args: argparse.Namespace, workdir: Path
     sessions: list[list[str]] = (
         await peers.call("/backlog", {"count": args.backlog, "seed": args.seed})
     )["sessions"]
-    config = _config(workdir, peers, args.workers)
+    # The fast paths turned off also turn the render processes off (the old path whole).
+    processes = args.render_processes if fastpaths.enabled() else 0
+    config = _config(workdir, peers, args.workers, render_processes=processes)
     # CPU time of the event loop's thread: wall time would count waiting for the peers.
     profile = cProfile.Profile(time.thread_time) if args.profile else None
     async with Engine(config) as engine:
@@ -628,6 +641,11 @@ async def backlog_rsbridge(peers: Peers, args: argparse.Namespace, workdir: Path
         await _record_backlog(engine, sessions)
         took = time.perf_counter() - started
         print(f"  {len(sessions)} end events recorded in {took:.1f} s (store.record_event)")
+        pool = engine.render_pool
+        if pool is not None:
+            await _warm(pool)
+        render_pids = pool.pids() if pool is not None else []
+        render_before = _children_cpu(render_pids)
         rss_before, cpu_before = peak_rss_mb(), cpu_seconds()
         start = time.time()
         if profile is not None:
@@ -638,6 +656,7 @@ async def backlog_rsbridge(peers: Peers, args: argparse.Namespace, workdir: Path
             profile.disable()
             _print_profile(profile, args.profile)
         rss, cpu = peak_rss_mb() - rss_before, cpu_seconds() - cpu_before
+        render_cpu = _children_cpu(render_pids) - render_before
         assert engine.worker is not None
         report_calls = engine.worker.appliance_calls
         calls = _client_calls(engine.appliances[APPLIANCE_ID])
@@ -654,8 +673,39 @@ async def backlog_rsbridge(peers: Peers, args: argparse.Namespace, workdir: Path
             f"sessions ({results['repeats']} repeats)"
         )
     return Backlog(
-        progress["reports"], progress["last"] - start, calls, saw, throttled, cpu, rss, report_calls
+        progress["reports"],
+        progress["last"] - start,
+        calls,
+        saw,
+        throttled,
+        cpu,
+        rss,
+        report_calls,
+        render_cpu,
+        len(render_pids),
     )
+
+
+async def _warm(pool: RenderPool) -> None:
+    """Start the rendering processes and render one session in each before the clock
+    starts: their start (imports, templates compiled) is not what is measured."""
+    pool.start()
+    session = next(iter(SessionGenerator(seed=1).sessions(1)))
+    await asyncio.gather(*(pool.render(INTEGRATION, session, None) for _ in range(pool.processes)))
+
+
+def _children_cpu(pids: list[int]) -> float:
+    """CPU seconds the processes ``pids`` used so far (Linux ``/proc``; a process gone
+    counts 0)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
 
 
 async def backlog_before(peers: Peers, args: argparse.Namespace, workdir: Path) -> Backlog:
@@ -888,7 +938,8 @@ def _report_before(args: argparse.Namespace, before: Backlog, ours: Backlog) -> 
     print()
     print(
         f"backlog: {args.backlog} sessions, rsbridge with its fast paths off (before) and on, "
-        f"{args.workers} workers"
+        f"{args.workers} workers; rendering in the event loop's thread (before) and in "
+        f"render_processes = {ours.render_processes} other processes (rsbridge; 0: the thread)"
     )
     print(f"{'':36}{'before':>12}{'rsbridge':>12}{'ratio':>9}")
     print(_row(f"time to drain {args.backlog} (s)", before.seconds, ours.seconds))
@@ -896,6 +947,10 @@ def _report_before(args: argparse.Namespace, before: Backlog, ours: Backlog) -> 
     print(
         _row("CPU ms / session (this process)", before.cpu_ms_per_session, ours.cpu_ms_per_session)
     )
+    if ours.render_processes:
+        print(_row("CPU ms / session (render processes)", 0.0, ours.render_cpu_ms_per_session))
+        total = ours.cpu_ms_per_session + ours.render_cpu_ms_per_session
+        print(_row("CPU ms / session (both)", before.cpu_ms_per_session, total))
     speedup = ours.rate / before.rate
     print(
         f"target: backlog rate at least {SPEEDUP_TARGET:g}x the old path's -> "
@@ -910,6 +965,12 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, help="sessions in the backlog")
     parser.add_argument("--baseline-sample", type=int, help="backlog sessions the baseline imports")
     parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument(
+        "--render-processes",
+        type=int,
+        default=1,
+        help="rsbridge's [engine] render_processes (the before row always renders in-thread)",
+    )
     parser.add_argument("--peer-latency", type=float, default=0.02)
     parser.add_argument("--rate-per-second", type=int, default=20)
     parser.add_argument("--rate-per-hour", type=int, default=15000)
