@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,17 @@ async def test_a_template_error_arrives_whole(tmp_path: Path) -> None:
         await pool.aclose()
 
 
+async def test_a_child_outlives_sigterm_and_sigint(pool: RenderPool) -> None:
+    session = _generated(1)[0]
+    await pool.render("all", session, None)
+    [pid] = pool.pids()
+    # systemd and a terminal signal the whole group; the engine ends its children itself.
+    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGINT)
+    await _same(pool, "all", session)
+    assert pool.pids() == [pid] and pool.in_process == 0
+
+
 async def test_a_killed_child_loses_no_job(pool: RenderPool) -> None:
     sessions = _generated(4)
     here = pool._renderers["all"]
@@ -152,6 +164,41 @@ async def test_close_ends_the_children_and_a_later_job_starts_them_again(
     assert not _alive(pid) and pool.pids() == []
     assert await pool.render("all", session, None) == SPEC.build().render(session)
     assert pool.pids() not in ([], [pid])
+
+
+ORPHAN = """
+import asyncio, os, signal
+from rsbridge.engine.render_pool import RendererSpec, RenderPool
+from rsbridge.sim.appliance.scenarios import SessionGenerator
+
+async def main() -> None:
+    spec = RendererSpec()
+    pool = RenderPool({"a": spec}, {"a": spec.build()}, 2)
+    pool.start()
+    await pool.render("a", next(iter(SessionGenerator(seed=5).sessions(1))), None)
+    print(*pool.pids(), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+async def test_children_exit_when_their_engine_dies(tmp_path: Path) -> None:
+    script = tmp_path / "engine.py"
+    script.write_text(ORPHAN)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), stdout=asyncio.subprocess.PIPE
+    )
+    line = await process.stdout.readline() if process.stdout else b""
+    assert await process.wait() == -signal.SIGKILL
+    pids = [int(pid) for pid in line.split()]
+    assert len(pids) == 2
+    for _ in range(200):
+        if not any(_alive(pid) for pid in pids):
+            break
+        await asyncio.sleep(0.05)
+    assert not any(_alive(pid) for pid in pids)
 
 
 def _rendered(path: Path) -> list[tuple[str, Any, Any]]:

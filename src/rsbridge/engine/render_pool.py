@@ -18,8 +18,10 @@ rendered text back.
   loop's thread, the old path, so no job is lost to the pool. After
   :data:`MAX_BROKEN_IN_A_ROW` pools broke without one success between them the node
   renders in-process for good (a child that cannot start, say).
-- Processes start on the first job and end with :meth:`RenderPool.aclose` (the engine's
-  stop); a later job starts them again.
+- Processes start with the engine's workers (or the first job) and end with
+  :meth:`RenderPool.aclose` (the engine's stop); a later job starts them again. They
+  ignore SIGINT and SIGTERM, which a terminal or systemd sends to the whole process group:
+  the engine stops them after its workers' last renders. A child whose engine died exits.
 """
 
 from __future__ import annotations
@@ -27,10 +29,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import threading
 from collections.abc import Collection, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -75,8 +82,23 @@ _renderers: dict[str, Renderer] = {}
 
 
 def _start_child(specs: Mapping[str, RendererSpec]) -> None:
+    # The engine ends its children itself, after its workers' last renders: a Ctrl-C (sent
+    # to the terminal's whole process group) or systemd's SIGTERM (sent to the whole
+    # control group) must not kill them first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        # The job queue's pipe stays open in the child itself, so an engine that dies
+        # (SIGKILL, a crash) would leave it waiting for ever: it exits with its engine.
+        threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     _renderers.clear()
     _renderers.update({name: spec.build() for name, spec in specs.items()})
+
+
+def _exit_with(parent: BaseProcess) -> None:
+    multiprocessing.connection.wait([parent.sentinel])
+    os._exit(0)
 
 
 def _render_report(
