@@ -521,6 +521,8 @@ class Backlog:
     render_cpu_seconds: float = 0.0
     """CPU time of the rendering processes (``[engine] render_processes``)."""
     render_processes: int = 0
+    loop_cpu_seconds: float = 0.0
+    """CPU time of the event loop's thread (the engine's serial part)."""
 
     @property
     def rate(self) -> float:
@@ -537,6 +539,10 @@ class Backlog:
     @property
     def render_cpu_ms_per_session(self) -> float:
         return self.render_cpu_seconds * 1000 / max(1, self.sessions)
+
+    @property
+    def loop_cpu_ms_per_session(self) -> float:
+        return self.loop_cpu_seconds * 1000 / max(1, self.sessions)
 
 
 async def _steady_results(peers: Peers, count: int, calls: int) -> Steady:
@@ -646,7 +652,7 @@ async def backlog_rsbridge(peers: Peers, args: argparse.Namespace, workdir: Path
             await _warm(pool)
         render_pids = pool.pids() if pool is not None else []
         render_before = _children_cpu(render_pids)
-        rss_before, cpu_before = peak_rss_mb(), cpu_seconds()
+        rss_before, cpu_before, loop_before = peak_rss_mb(), cpu_seconds(), time.thread_time()
         start = time.time()
         if profile is not None:
             profile.enable()
@@ -656,6 +662,7 @@ async def backlog_rsbridge(peers: Peers, args: argparse.Namespace, workdir: Path
             profile.disable()
             _print_profile(profile, args.profile)
         rss, cpu = peak_rss_mb() - rss_before, cpu_seconds() - cpu_before
+        loop_cpu = time.thread_time() - loop_before
         render_cpu = _children_cpu(render_pids) - render_before
         assert engine.worker is not None
         report_calls = engine.worker.appliance_calls
@@ -683,6 +690,7 @@ async def backlog_rsbridge(peers: Peers, args: argparse.Namespace, workdir: Path
         report_calls,
         render_cpu,
         len(render_pids),
+        loop_cpu,
     )
 
 
@@ -947,6 +955,8 @@ def _report_before(args: argparse.Namespace, before: Backlog, ours: Backlog) -> 
     print(
         _row("CPU ms / session (this process)", before.cpu_ms_per_session, ours.cpu_ms_per_session)
     )
+    loop = (before.loop_cpu_ms_per_session, ours.loop_cpu_ms_per_session)
+    print(_row("  of which the event loop's thread", *loop))
     if ours.render_processes:
         print(_row("CPU ms / session (render processes)", 0.0, ours.render_cpu_ms_per_session))
         total = ours.cpu_ms_per_session + ours.render_cpu_ms_per_session
