@@ -3,6 +3,7 @@
     python3 dev.py bench pipeline [--rate 10] [--duration 15] [--backlog 10000]
                                   [--baseline-sample 400] [--workers 8] [--quick]
                                   [--calls-only] [--backlog-only] [--profile N]
+                                  [--render-processes 1]
 
 The peers run in a child process of their own (so that they do not share a core with
 the system under test): the simulated appliance (``rsbridge.sim.appliance``) behind a
@@ -17,7 +18,9 @@ What is measured, in this process:
 * **rsbridge**: an :class:`~rsbridge.engine.runtime.Engine` on the SQLite store
   (synchronous=FULL, as shipped) with one ``webhook`` integration that imports session
   ends (``outbound_events = [support_conference_end]``), its intake served on loopback,
-  ``--workers`` workers.
+  ``--workers`` workers; in the backlog, reports are rendered in ``--render-processes``
+  other processes (``[engine] render_processes``, 1 by default; 0: in the event loop's
+  thread), whose CPU per session is printed beside this process's.
 * **baseline**: what a simple integration script does. Its intake answers 200 at once
   and, per session-end event, fetches that one session (``SupportSession`` by ``lsid``),
   parses it, renders it with the same :class:`~rsbridge.engine.render.Renderer` and
@@ -52,7 +55,8 @@ What is measured, in this process:
    calls of the replay are counted; then a manual pull reaching 400 days back (one
    more session ended 399 days ago) counts its SupportSessionListing calls.
 4. **Before**: the rsbridge backlog again, with :mod:`rsbridge.fastpaths` turned off (the
-   plain template sandbox, the general JSON converter), against a fresh peers process:
+   plain template sandbox, the general JSON converter, rendering in the event loop's
+   thread), against a fresh peers process:
    the backlog rate of the fast paths over the old ones, measured in the same run
    (issue 15's target: at least 2.5x). ``--backlog-only`` measures just these two;
    ``--profile N`` runs them under cProfile (CPU time of the event loop's thread, which
