@@ -8,11 +8,12 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 from pydantic import ValidationError
 
 from rsbridge import fastpaths
@@ -26,6 +27,7 @@ from rsbridge.errors import TemplateError
 from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.web.app import create_app
 from rsbridge.web.serve import serving
+from tests import strategies
 
 from .conftest import SimAppliance, drained, emit, engine_config
 from .test_pipeline import _recent
@@ -33,6 +35,14 @@ from .test_render_fast import HOSTILE, _generated, _hostile
 
 SPEC = RendererSpec()
 IMPORTS = RendererSpec(import_events=("chat message", "SESSION_NOTE_ADDED"))
+SHARED = RenderPool({"all": SPEC}, {"all": SPEC.build()}, 1)
+"""For the hypothesis test: one child for every example (closed at the module's end)."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_shared() -> Iterator[None]:
+    yield
+    asyncio.run(SHARED.aclose())
 
 
 @pytest.fixture
@@ -79,6 +89,12 @@ async def test_hostile_sessions_render_the_same_in_a_child(pool: RenderPool) -> 
     # Lone surrogates travel too (pickle keeps them).
     await _same(pool, "all", _hostile(_generated(1)[0], "\ud800 half", 1))
     assert pool.in_process == 0
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(session=strategies.session)
+def test_any_session_renders_the_same_in_a_child(session: SupportSession) -> None:
+    asyncio.run(_same(SHARED, "all", session))
 
 
 async def test_a_template_error_arrives_whole(tmp_path: Path) -> None:
