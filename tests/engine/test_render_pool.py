@@ -20,6 +20,7 @@ from rsbridge import fastpaths
 from rsbridge.appliance.report_model import ExitSurvey, SupportSession
 from rsbridge.config import EngineConfig
 from rsbridge.connectors.jsonl import read_deliveries
+from rsbridge.engine import render_pool
 from rsbridge.engine.render import Renderer
 from rsbridge.engine.render_pool import MAX_BROKEN_IN_A_ROW, RendererSpec, RenderPool
 from rsbridge.engine.runtime import Engine
@@ -180,6 +181,26 @@ async def test_close_ends_the_children_and_a_later_job_starts_them_again(
     assert not _alive(pid) and pool.pids() == []
     assert await pool.render("all", session, None) == SPEC.build().render(session)
     assert pool.pids() not in ([], [pid])
+
+
+async def test_close_kills_a_child_that_does_not_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(render_pool, "_CLOSE_GRACE_SECONDS", 0.2)
+    # A template that renders for hours: the child is still busy when the engine stops.
+    loop = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+    (tmp_path / "chat.txt").write_text(loop)
+    spec = RendererSpec(override_dir=tmp_path)
+    pool = RenderPool({"x": spec}, {"x": spec.build()}, 1)
+    pool.start()
+    job = asyncio.ensure_future(pool.render("x", _generated(1)[0], {"chat.txt"}))
+    [pid] = pool.pids()  # started at once
+    await asyncio.sleep(0.3)
+    job.cancel()  # the engine's workers are done (or cancelled) before the pool closes
+    await pool.aclose()
+    assert not _alive(pid) and pool.pids() == []
+    assert job.cancelled()
+    assert "still busy at shutdown; killed" in caplog.text
 
 
 ORPHAN = """

@@ -33,7 +33,7 @@ import multiprocessing.connection
 import os
 import signal
 import threading
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -170,7 +170,8 @@ class RenderPool:
         """:meth:`Renderer.render <rsbridge.engine.render.Renderer.render>` of
         ``integration``'s renderer, in a child process."""
         return await self._run(
-            (_render_report, integration, session, templates),
+            _render_report,
+            (integration, session, templates),
             lambda: self._renderers[integration].render(session, templates),
         )
 
@@ -184,7 +185,8 @@ class RenderPool:
         """:meth:`Renderer.render_survey <rsbridge.engine.render.Renderer.render_survey>`
         of ``integration``'s renderer, in a child process."""
         return await self._run(
-            (_render_survey, integration, session, kind, survey),
+            _render_survey,
+            (integration, session, kind, survey),
             lambda: self._renderers[integration].render_survey(session, kind, survey),
         )
 
@@ -213,8 +215,11 @@ class RenderPool:
             )
         return self._executor
 
-    async def _run(self, call: tuple[Any, ...], in_process: Any) -> _T:
-        function, *args = call
+    async def _run(
+        self, function: Callable[..., _T], args: tuple[Any, ...], in_process: Callable[[], _T]
+    ) -> _T:
+        """``function(*args)`` in a child; on a pool that breaks twice (or for good),
+        ``in_process()`` here."""
         for attempt in range(2):
             if self.disabled:
                 break
@@ -231,8 +236,7 @@ class RenderPool:
             self._broken_in_a_row = 0
             return result
         self.in_process += 1
-        rendered: _T = in_process()
-        return rendered
+        return in_process()
 
     def _broken(self, executor: ProcessPoolExecutor, *, retry: bool) -> None:
         """The pool ``executor`` broke (a child died): every job it held fails with
