@@ -84,6 +84,7 @@ from rsbridge.engine.ledger_check import (
     survey_effect,
 )
 from rsbridge.engine.render import Renderer
+from rsbridge.engine.render_pool import RenderPool
 from rsbridge.engine.report_cache import ReportCache
 from rsbridge.engine.reports import Answer, Fetched, ReportFetcher
 from rsbridge.engine.signing import signer_for
@@ -117,6 +118,8 @@ class Services:
     appliances: Mapping[str, ApplianceClient]
     connectors: Mapping[str, Connector]
     renderers: Mapping[str, Renderer]
+    render_pool: RenderPool | None = None
+    """Renders reports in other processes (``[engine] render_processes``); None: here."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -534,7 +537,12 @@ class Worker:
             key = self._key(job, job.event_type, survey_effect(kind, index))
             if await self.store.ledger_get(key) is not None:
                 continue
-            rendered = renderer.render_survey(session, kind, survey)
+            pool = self.services.render_pool
+            rendered = (
+                await pool.render_survey(integration.name, session, kind, survey)
+                if pool is not None
+                else renderer.render_survey(session, kind, survey)
+            )
             result = await connector.write_survey(
                 ticket,
                 SurveyDelivery(
@@ -568,12 +576,18 @@ class Worker:
         if await self.store.ledger_get(key) is not None:
             return False
         renderer = self.services.renderers[integration.name]
+        pool, templates = self.services.render_pool, connector.report_templates()
+        rendered = (
+            await pool.render(integration.name, session, templates)
+            if pool is not None
+            else renderer.render(session, templates)
+        )
         delivery = SessionDelivery(
             str(key),
             job.appliance_id,
             integration.name,
             renderer.imported_session(session),
-            renderer.render(session, connector.report_templates()),
+            rendered,
             association,
         )
         result = await connector.write_session_report(ticket, delivery)
