@@ -20,9 +20,13 @@ counted. For each job:
 2. the ticket comes from the ledger (an earlier job found or created it) or from the
    association rules (find by reference, or create, or skip);
 3. each effect (the session report, each survey) is written only if the idempotency
-   ledger does not hold it yet, and recorded there right after. Connectors upsert by the
-   effect's key, so a crash between the write and the ledger entry repeats the write
-   without a second effect.
+   ledger does not hold it yet (one read of the session's ledger per job), and recorded
+   there right after. Connectors upsert by the effect's key, so a crash between the write
+   and the ledger entry repeats the write without a second effect. The job's last effect
+   is recorded with the job's finish, in the same store transaction (one round trip
+   less): nothing runs between that write and the finish, so the window a crash can hit
+   is the same, and the entry is recorded whatever the outcome and even when the lease
+   was lost meanwhile.
 
 Failures: a retryable error of an event type the integration retries is re-queued with
 exponential backoff and full jitter (at least the peer's ``Retry-After``) until
@@ -108,6 +112,19 @@ from rsbridge.log_setup import bind_log_fields
 log = logging.getLogger(__name__)
 
 __all__ = ["CANCEL_WAIT_SECONDS", "REPORT_EFFECT", "Outcome", "Services", "Worker"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Writing:
+    """What writing one job's effects needs: the ticket, the report, the ledger read."""
+
+    job: Job
+    integration: IntegrationConfig
+    connector: Connector
+    ticket: Ticket | None
+    association: Association
+    session: SupportSession
+    known: Mapping[LedgerKey, LedgerEntry]
 
 
 @dataclass
@@ -399,14 +416,19 @@ class Worker:
 
     async def _run_one(self, job: Job, answer: Fetched | str | None) -> Outcome:
         started = self._clock()
-        finish = await self._attempt(job, answer)
+        last: list[LedgerEntry] = []
+        finish = await self._attempt(job, answer, last)
+        if last:
+            finish = replace(finish, ledger=tuple(last))
         if not await self.store.finish(
             job.id, self.owner, finish, started_at=started, now=self._clock()
         ):
             log.warning("job %d: lease lost before it finished; another worker has it", job.id)
         return Outcome(job.id, finish.outcome, finish.error)
 
-    async def _attempt(self, job: Job, answer: Fetched | str | None) -> Finish:
+    async def _attempt(
+        self, job: Job, answer: Fetched | str | None, last: list[LedgerEntry]
+    ) -> Finish:
         try:
             if isinstance(answer, str):
                 return Finish(AttemptOutcome.DONE, error=answer)  # done before: no call
@@ -414,7 +436,7 @@ class Worker:
             if isinstance(report, Exception):
                 raise report
             note = await self.process(
-                job, report, asked_at=answer.asked_at if answer is not None else None
+                job, report, asked_at=answer.asked_at if answer is not None else None, last=last
             )
             return Finish(AttemptOutcome.DONE, error=note)
         except _Skip as skip:
@@ -489,11 +511,18 @@ class Worker:
         return Finish(AttemptOutcome.DEAD, error=exc.message)
 
     async def process(
-        self, job: Job, session: SupportSession | None, *, asked_at: float | None = None
+        self,
+        job: Job,
+        session: SupportSession | None,
+        *,
+        asked_at: float | None = None,
+        last: list[LedgerEntry] | None = None,
     ) -> str | None:
         """Apply one job's effects; raises to fail, returns a note (or None) when done.
 
         ``asked_at``: when ``session`` was asked for (recorded with survey effects).
+        ``last``: when given, the ledger entry of the job's last effect is appended to it
+        instead of recorded, for the caller to record with the job's finish.
         """
         integration = self.config.integration(job.integration)
         if integration is None or integration.disabled:
@@ -509,12 +538,15 @@ class Worker:
                 f"the appliance has no complete report for session {job.lsid} yet"
             )
         connector = self.services.connectors[integration.name]
-        ticket, association = await self._ticket(job, integration, connector, session)
+        # One read for every effect of the job: while it runs, no other job of its
+        # session and integration does (the store's ordering); a duplicate run after a
+        # lost lease is caught by the connectors' upsert by key, as a crash is.
+        known = await self._known(job)
+        ticket, association = await self._ticket(job, integration, connector, session, known)
         renderer = self.services.renderers[integration.name]
+        writing = _Writing(job, integration, connector, ticket, association, session, known)
         if job.event_type == END:
-            imported = await self._import_session(
-                job, integration, connector, ticket, association, session
-            )
+            imported = await self._import_session(writing, last)
             return None if imported else ALREADY_DELIVERED
         if imports_end(integration):
             # The store hands a survey out only once its session's end job has finished
@@ -522,7 +554,7 @@ class Worker:
             # could not deliver in its retry duration. Waiting for the end import could
             # then last forever; the report is complete, so the survey brings the import
             # along, under the end's own ledger key (a late end event finds it done).
-            await self._import_session(job, integration, connector, ticket, association, session)
+            await self._import_session(writing, None)
         kind: Literal["customer", "rep"] = (
             "customer" if SURVEY_EVENTS[job.event_type] == "customer" else "rep"
         )
@@ -532,7 +564,7 @@ class Worker:
         written = 0
         for index, survey in enumerate(surveys):
             key = self._key(job, job.event_type, survey_effect(kind, index))
-            if await self.store.ledger_get(key) is not None:
+            if key in known:
                 continue
             rendered = renderer.render_survey(session, kind, survey)
             result = await connector.write_survey(
@@ -549,45 +581,54 @@ class Worker:
                 ),
             )
             detail = {**result.detail, **survey_detail(len(surveys), asked_at)}
-            await self._record(key, ticket, result.ref, detail)
+            final = last if index == len(surveys) - 1 else None
+            await self._record(key, ticket, result.ref, detail, final)
             written += 1
         return None if written else ALREADY_DELIVERED
 
-    async def _import_session(
-        self,
-        job: Job,
-        integration: IntegrationConfig,
-        connector: Connector,
-        ticket: Ticket | None,
-        association: Association,
-        session: SupportSession,
-    ) -> bool:
+    async def _import_session(self, w: _Writing, last: list[LedgerEntry] | None) -> bool:
         """Write the session report (the session end's effect) unless the ledger holds it;
-        whether it was written now."""
-        key = self._key(job, END, REPORT_EFFECT)
-        if await self.store.ledger_get(key) is not None:
+        whether it was written now. ``last``: see :meth:`process`."""
+        key = self._key(w.job, END, REPORT_EFFECT)
+        if key in w.known:
             return False
-        renderer = self.services.renderers[integration.name]
+        renderer = self.services.renderers[w.integration.name]
         delivery = SessionDelivery(
             str(key),
-            job.appliance_id,
-            integration.name,
-            renderer.imported_session(session),
-            renderer.render(session, connector.report_templates()),
-            association,
+            w.job.appliance_id,
+            w.integration.name,
+            renderer.imported_session(w.session),
+            renderer.render(w.session, w.connector.report_templates()),
+            w.association,
         )
-        result = await connector.write_session_report(ticket, delivery)
-        await self._record(key, ticket, result.ref, result.detail)
+        result = await w.connector.write_session_report(w.ticket, delivery)
+        await self._record(key, w.ticket, result.ref, result.detail, last)
         return True
 
     def _key(self, job: Job, event: str, effect: str) -> LedgerKey:
         return LedgerKey(job.appliance_id, job.lsid or "", event, job.integration, effect)
 
+    async def _known(self, job: Job) -> dict[LedgerKey, LedgerEntry]:
+        """The effects the ledger holds for ``job``'s session and integration."""
+        entries = await self.store.ledger_for_session(job.appliance_id, job.lsid or "")
+        return {e.key: e for e in entries if e.key.integration == job.integration}
+
     async def _record(
-        self, key: LedgerKey, ticket: Ticket | None, ref: str, detail: Mapping[str, str]
+        self,
+        key: LedgerKey,
+        ticket: Ticket | None,
+        ref: str,
+        detail: Mapping[str, str],
+        last: list[LedgerEntry] | None = None,
     ) -> None:
+        """Record an effect just written; appended to ``last`` (see :meth:`process`)
+        instead when given: the job's finish records it, as nothing else runs before."""
         ticket_id = ticket.id if ticket is not None else ""
-        await self.store.ledger_put(LedgerEntry(key, ticket_id, ref, self._clock(), dict(detail)))
+        entry = LedgerEntry(key, ticket_id, ref, self._clock(), dict(detail))
+        if last is not None:
+            last.append(entry)
+        else:
+            await self.store.ledger_put(entry)
 
     async def _on_join(
         self, job: Job, integration: IntegrationConfig, session: SupportSession | None
@@ -625,6 +666,7 @@ class Worker:
         integration: IntegrationConfig,
         connector: Connector,
         session: SupportSession,
+        known: Mapping[LedgerKey, LedgerEntry],
     ) -> tuple[Ticket | None, Association]:
         """The session's ticket: remembered in the ledger, found, created, or none.
 
@@ -636,9 +678,9 @@ class Worker:
         trust = judge_session(session, rules, job.appliance_id, job.integration, self._signer)
         references = trusted_references(session, trust)
         key = self._key(job, TICKET_EFFECT, TICKET_EFFECT)
-        known = await self.store.ledger_get(key)
-        if known is not None:
-            return ledger_ticket(known), ledger_association(known, references)
+        recorded = known.get(key)
+        if recorded is not None:
+            return ledger_ticket(recorded), ledger_association(recorded, references)
         resolution = await resolve_ticket(session, rules, connector, trust)
         ticket = resolution.ticket
         source, trusted = resolution.source, resolution.trusted

@@ -63,6 +63,7 @@ from rsbridge.engine.store.base import (
     EventFilter,
     EventStatus,
     Finish,
+    Finished,
     IncomingEvent,
     Job,
     JobFilter,
@@ -458,7 +459,7 @@ class PostgreSQLStore:
         *,
         started_at: float,
         now: float | None = None,
-    ) -> bool:
+    ) -> Finished:
         """End ``owner``'s claim on a job and record the attempt (see base and SQLiteStore)."""
         status = FINISH_STATUS.get(finish.outcome)
         if status is None:
@@ -467,7 +468,7 @@ class PostgreSQLStore:
         run_after = None
         if finish.outcome in REQUEUE_OUTCOMES:
             run_after = at if finish.run_after is None else finish.run_after
-        params = {
+        params: dict[str, Any] = {
             "status": status.value,
             "failed": int(finish.outcome in FAILED_OUTCOMES),
             "run_after": run_after,
@@ -478,13 +479,21 @@ class PostgreSQLStore:
             "started_at": started_at,
             "outcome": finish.outcome.value,
         }
-        row = await self._fetchone(sql.FINISH_JOB, params)
+        recorded: tuple[LedgerEntry, ...] = ()
+        if finish.ledger:
+            params.update(_ledger_arrays(finish.ledger))
+            row = await self._fetchone(sql.FINISH_JOB_WITH_LEDGER, params)
+            if row is not None and row[2]:
+                new = {tuple(key) for key in row[2]}
+                recorded = tuple(e for e in finish.ledger if ledger_key_params(e.key) in new)
+        else:
+            row = await self._fetchone(sql.FINISH_JOB, params)
         finished = row is not None and row[0] == 1
         if finished:
             # A slot is free here: this node's idle workers claim again at once (other
             # nodes hear of it only when a job became claimable, see FINISH_JOB).
             self._links.wake_local()
-        return finished
+        return Finished(finished, recorded)
 
     async def release(self, owner: str, *, now: float | None = None) -> int:
         """Re-queue every job ``owner`` holds, recording a RELEASED attempt for each."""
@@ -789,3 +798,19 @@ async def _insert_jobs(
         assert row is not None
         ids.append(int(row[0]))
     return tuple(ids)
+
+
+def _ledger_arrays(entries: Sequence[LedgerEntry]) -> dict[str, list[Any]]:
+    """The array parameters of :data:`sql.FINISH_JOB_WITH_LEDGER`: one per column."""
+    keys = [ledger_key_params(e.key) for e in entries]
+    return {
+        "l_appliance": [k[0] for k in keys],
+        "l_lsid": [k[1] for k in keys],
+        "l_event": [k[2] for k in keys],
+        "l_integration": [k[3] for k in keys],
+        "l_effect": [k[4] for k in keys],
+        "l_ticket": [e.ticket_id for e in entries],
+        "l_ref": [e.ref for e in entries],
+        "l_created": [e.created_at for e in entries],
+        "l_detail": [Jsonb(e.detail) for e in entries],
+    }
