@@ -318,6 +318,17 @@ class PostgreSQLStore:
         self._require_pool()
         return await self._links.take_slot(f"tokens:{account}", slots)
 
+    async def keep_token_slots(self) -> dict[str, int | None]:
+        """Take the token slots again if their connection was lost (see
+        :meth:`NodeLinks.keep_slots`): the slot per account, None when none was free."""
+        self._require_pool()
+        held = await self._links.keep_slots()
+        return {
+            name.removeprefix("tokens:"): number
+            for name, number in held.items()
+            if name.startswith("tokens:")
+        }
+
     # --- the shared appliance budget -------------------------------------------
 
     async def take_budget(
