@@ -355,6 +355,41 @@ class CpuMeter:
         return sum(_cpu_of(pid) - self._before.get(pid, 0.0) for pid in self._pids())
 
 
+class MachineMeter:
+    """How busy the machine's CPUs were between :meth:`start` and :meth:`stop`
+    (``/proc/stat``: every process, this script's and the other users' included)."""
+
+    def __init__(self) -> None:
+        self._before = (0, 0)
+        self.cores = max(1, sum(1 for line in self._lines() if re.match(r"cpu\d", line)))
+
+    @staticmethod
+    def _lines() -> list[str]:
+        try:
+            return Path("/proc/stat").read_text().splitlines()
+        except OSError:
+            return []
+
+    def _ticks(self) -> tuple[int, int]:
+        """(busy, total) jiffies of all CPUs together so far."""
+        for line in self._lines():
+            if line.startswith("cpu "):
+                values = [int(v) for v in line.split()[1:]]
+                idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+                total = sum(values[:8])  # guest time is counted in user already
+                return total - idle, total
+        return 0, 0
+
+    def start(self) -> None:
+        self._before = self._ticks()
+
+    def stop(self) -> float:
+        """The share (0 to 1) of all cores' time spent busy since :meth:`start`."""
+        busy, total = self._ticks()
+        spent = total - self._before[1]
+        return (busy - self._before[0]) / spent if spent > 0 else float("nan")
+
+
 _SAMPLE = re.compile(r"^(rsbridge_\w+?)_(sum|count)\{([^}]*)\} ([0-9.e+-]+)$", re.M)
 
 
@@ -392,6 +427,8 @@ class Result:
     node_cpu: float
     server_cpu: float
     phases: dict[tuple[str, str], list[float]]
+    machine_busy: float = float("nan")
+    """Share of the machine's CPU time busy during the drain (all processes)."""
     steady_sent: int = 0
     latencies: list[float] = field(default_factory=list)
     repeats: int = 0
@@ -446,13 +483,13 @@ async def _record_backlog(store_url: str, config: Path, sessions: list[list[str]
 
 
 async def measure(
-    name: str, store_url: str, count: int, args: argparse.Namespace, workdir: Path
+    name: str, store_url: str, count: int, args: argparse.Namespace, workdir: Path, workers: int
 ) -> Result:
-    """Backlog, then steady state, with ``count`` nodes on ``store_url``."""
+    """Backlog, then steady state, with ``count`` nodes of ``workers`` on ``store_url``."""
     with Peers(args.peer_latency) as peers:
-        folder = workdir / name
+        folder = workdir / f"{name}-w{workers}"
         folder.mkdir()
-        config = _write_config(folder / "rsbridge.toml", store_url, peers, args.workers)
+        config = _write_config(folder / "rsbridge.toml", store_url, peers, workers)
         sessions = (await peers.call("/backlog", {"count": args.backlog, "seed": 7}))["sessions"]
         os.environ[SECRET_ENV] = str(peers.info["client_secret"])
         await _record_backlog(store_url, config, sessions)
@@ -461,11 +498,14 @@ async def measure(
         async with running_nodes(nodes, str(peers.info["client_secret"])):
             node_cpu = CpuMeter(lambda: [n.proc.pid for n in nodes if n.proc is not None])
             server_cpu = CpuMeter(_postgres_pids if store_url.startswith("postgresql") else list)
+            machine = MachineMeter()
             node_cpu.start()
             server_cpu.start()
             before = await scrape(nodes)
+            machine.start()
             opened = float((await peers.call("/open", {}))["opened"])
             done = await peers.wait_reports(args.backlog, limit=max(300.0, args.backlog / 5))
+            busy = machine.stop()
             cpu_nodes, cpu_server = node_cpu.stop(), server_cpu.stop()
             after = await scrape(nodes)
             phases = {
@@ -481,6 +521,7 @@ async def measure(
                 cpu_nodes,
                 cpu_server,
                 phases,
+                busy,
             )
             steady = round(args.rate * args.duration)
             intakes = [f"{node.url}{INTAKE_PATH}" for node in nodes]
@@ -513,16 +554,23 @@ def fresh_database(server: str) -> Any:
 # --- the report -----------------------------------------------------------------------------
 
 
-def report(results: list[Result], args: argparse.Namespace) -> None:
+MACHINE_BOUND = 0.9
+"""A drain with the machine's CPUs busy this share of the time or more measured the machine."""
+
+
+def report(results: list[Result], args: argparse.Namespace, workers: int, title: str) -> None:
+    print(f"\n== {title}")
     print(
-        f"\nbacklog {args.backlog} sessions, steady {args.rate}/s for {args.duration} s, peers "
-        f"answering in {args.peer_latency * 1000:.0f} ms, {args.workers} workers a node"
+        f"backlog {args.backlog} sessions, steady {args.rate}/s for {args.duration} s, peers "
+        f"answering in {args.peer_latency * 1000:.0f} ms, {workers} workers a node"
     )
     base = results[0]
     pg1 = next((r for r in results if r.name == "pg1"), None)
+    cores = MachineMeter().cores
     print(
         f"{'configuration':<16}{'sessions/s':>11}{'vs ' + base.name:>12}{'vs pg1':>8}"
         f"{'p50 ms':>9}{'p95 ms':>9}{'node CPU ms/s.':>16}{'PG CPU ms/s.':>14}"
+        f"{'machine busy':>16}"
     )
     for r in results:
         vs_base = r.rate / base.rate if base.rate else 0.0
@@ -534,6 +582,7 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             f"{r.name + f' ({r.nodes} node' + ('s)' if r.nodes > 1 else ')'):<16}"
             f"{r.rate:11.1f}{vs_base:11.2f}x{vs_pg1:>8}{r.p50_ms:9.0f}{r.p95_ms:9.0f}"
             f"{r.node_cpu * 1000 / per:16.1f}{r.server_cpu * 1000 / per:14.1f}"
+            f"{f'{r.machine_busy * 100:.0f}% of {cores}':>16}"
         )
     for r in results:
         if not r.complete:
@@ -553,6 +602,18 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         ratio = pg2.rate / pg1.rate
         met = verdict(ratio >= TWO_NODES_TARGET)
         print(f"target: two nodes >= {TWO_NODES_TARGET}x one: {ratio:.2f}x {met}")
+    bound = [r.name for r in results if r.machine_busy >= MACHINE_BOUND]
+    if bound:
+        print(
+            f"machine-bound: the {cores} cores were busy >= {MACHINE_BOUND:.0%} during the "
+            f"drain of {', '.join(bound)}: those rates are this machine's (nodes, PostgreSQL "
+            "and peers share it), not the engine's limit"
+        )
+    else:
+        print(
+            f"not machine-bound: the cores had time to spare in every drain (busy < "
+            f"{MACHINE_BOUND:.0%}): the nodes were bound by their workers and the peers' latency"
+        )
     print(
         "\nwhere the time goes during the backlog (all nodes; ms per session, and calls per "
         "session):"
@@ -568,26 +629,53 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         print(f"  {r.name}: " + "; ".join(shown[:8]))
 
 
+def tables(args: argparse.Namespace) -> list[tuple[int, str]]:
+    """The tables to measure: (workers a node, title)."""
+    found = [
+        (
+            args.workers,
+            f"{args.workers} workers a node: where this {MachineMeter().cores}-core machine "
+            "runs the nodes, PostgreSQL and the peers, its CPUs can be the limit (see "
+            "'machine busy')",
+        )
+    ]
+    if args.worker_bound:
+        found.append(
+            (
+                args.worker_bound,
+                f"{args.worker_bound} workers a node: nodes bound by their workers and the "
+                "peers' latency, not by this machine's cores (what a node adds when each has "
+                "CPU to spare)",
+            )
+        )
+    return found
+
+
 async def run(args: argparse.Namespace) -> int:
-    results: list[Result] = []
+    measured: list[tuple[int, str, list[Result]]] = []
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         workdir = Path(tmp)
-        for name in args.only:
-            if name == "sqlite":
-                url = str(workdir / "sqlite.db")
-                results.append(await measure(name, url, 1, args, workdir))
-            else:
-                with fresh_database(args.postgres) as url:
-                    count = int(name[2:].removesuffix("-before"))
-                    results.append(await measure(name, url, count, args, workdir))
-            r = results[-1]
-            print(
-                f"  {name}: {r.drained} sessions in {r.drain_seconds:.1f} s; "
-                f"steady {len(r.latencies)}/{r.steady_sent}",
-                flush=True,
-            )
-    report(results, args)
-    return 0 if all(r.complete for r in results) else 1
+        for workers, title in tables(args):
+            results: list[Result] = []
+            for name in args.only:
+                if name == "sqlite":
+                    url = str(workdir / f"sqlite-w{workers}.db")
+                    results.append(await measure(name, url, 1, args, workdir, workers))
+                else:
+                    with fresh_database(args.postgres) as url:
+                        count = int(name[2:].removesuffix("-before"))
+                        results.append(await measure(name, url, count, args, workdir, workers))
+                r = results[-1]
+                print(
+                    f"  {name}: {r.drained} sessions in {r.drain_seconds:.1f} s; "
+                    f"steady {len(r.latencies)}/{r.steady_sent}; {workers} workers a node, "
+                    f"machine busy {r.machine_busy:.0%}",
+                    flush=True,
+                )
+            measured.append((workers, title, results))
+    for workers, title, results in measured:
+        report(results, args, workers, title)
+    return 0 if all(r.complete for _, _, results in measured for r in results) else 1
 
 
 def main() -> None:
@@ -614,6 +702,14 @@ def main() -> None:
         help="the src folder of another rsbridge (an older commit): --only may then name "
         "pg1-before, pg2-before, pg3-before, whose nodes run that code",
     )
+    parser.add_argument(
+        "--worker-bound",
+        type=int,
+        default=None,
+        help="workers a node of a second table, measured after the first: few enough that "
+        "the nodes, not this machine's cores, are the limit (default 2; 0 for none, the "
+        "default with --quick)",
+    )
     parser.add_argument("--quick", action="store_true", help="a small run (about a minute)")
     parser.add_argument("--serve-peers", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
@@ -630,6 +726,8 @@ def main() -> None:
     unknown = set(args.only) - known
     if unknown or not args.only:
         parser.error(f"--only takes some of {', '.join(CONFIGS)}")
+    if args.worker_bound is None:
+        args.worker_bound = 0 if args.quick else 2
     if args.quick:
         args.backlog, args.duration = min(args.backlog, 600), min(args.duration, 4.0)
     sys.exit(asyncio.run(run(args)))
