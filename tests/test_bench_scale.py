@@ -76,6 +76,6 @@ def test_the_worker_bound_table_is_measured_and_labelled(
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "8 workers a node: where this" in out
-    assert "1 workers a node: nodes bound by their workers" in out
+    assert "1 worker a node: nodes bound by their workers" in out
     assert out.count("target: two nodes >= 1.6x one") == 2
     assert "INCOMPLETE" not in out
