@@ -594,9 +594,9 @@ def report(results: list[Result], args: argparse.Namespace, workers: int, title:
     pg1 = next((r for r in results if r.name == "pg1"), None)
     cores = MachineMeter().cores
     print(
-        f"{'configuration':<16}{'sessions/s':>11}{'vs ' + base.name:>12}{'vs pg1':>8}"
+        f"{'configuration':<20}{'sessions/s':>11}{'vs ' + base.name:>12}{'vs pg1':>8}"
         f"{'p50 ms':>9}{'p95 ms':>9}{'node CPU ms/s.':>16}{'PG CPU ms/s.':>14}"
-        f"{f'machine busy, {cores} cores':>21}"
+        f"{f'machine busy, {cores} cores':>23}"
     )
     for r in results:
         vs_base = r.rate / base.rate if base.rate else 0.0
@@ -605,10 +605,10 @@ def report(results: list[Result], args: argparse.Namespace, workers: int, title:
         )
         per = max(1, r.drained)
         print(
-            f"{r.name + f' ({r.nodes} node' + ('s)' if r.nodes > 1 else ')'):<16}"
+            f"{r.name + f' ({r.nodes} node' + ('s)' if r.nodes > 1 else ')'):<20}"
             f"{r.rate:11.1f}{vs_base:11.2f}x{vs_pg1:>8}{r.p50_ms:9.0f}{r.p95_ms:9.0f}"
             f"{r.node_cpu * 1000 / per:16.1f}{r.server_cpu * 1000 / per:14.1f}"
-            f"{f'{r.machine_busy:.0%} ({r.ours:.0%} ours)':>21}"
+            f"{f'{r.machine_busy:.0%} ({r.ours:.0%} ours)':>23}"
         )
     for r in results:
         if not r.complete:
