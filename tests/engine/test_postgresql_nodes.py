@@ -196,12 +196,15 @@ async def test_a_slot_taken_by_another_process_meanwhile_is_not_taken_twice(
     try:
         (holder,) = slot_holders(postgres_url, config, 1).values()
         terminate(postgres_url, holder)
+        # The server frees the lock when that process has gone, a moment later.
+        assert await wait_for(lambda: not slot_holders(postgres_url, config, 1))
         await second.open()  # took the slot the first lost
         backend = backend_of(first.store)
         assert isinstance(backend, HoldsTokenSlots)
         assert list((await backend.keep_token_slots()).values()) == [None]
         assert len(slot_holders(postgres_url, config, 1)) == 1
         await second.aclose()  # free again: the first's next check takes it
+        assert await wait_for(lambda: not slot_holders(postgres_url, config, 1))
         assert list((await backend.keep_token_slots()).values()) == [0]
     finally:
         await first.aclose()
