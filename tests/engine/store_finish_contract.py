@@ -1,4 +1,5 @@
-"""Contract tests of ``finish`` with the attempt's effects (:attr:`Finish.ledger`).
+"""Contract tests of ``finish`` with the attempt's effects (:attr:`Finish.ledger`), and of
+``ledger_recorded`` (the ledger read for a batch of jobs).
 
 Mixed into :class:`~tests.engine.store_contract.StoreContract`, so every backend runs them.
 """
@@ -97,3 +98,13 @@ class StoreFinishContract:
         )
         assert finished.held and finished.recorded == ()
         assert await store.ledger_for_session("a1", "L1") == []
+
+    async def test_ledger_recorded_answers_for_many_keys_at_once(self, store: Store) -> None:
+        report, survey = _entry("session_report"), _entry("survey:customer:0")
+        elsewhere = _entry("session_report", lsid="L2")
+        for entry in (report, elsewhere):
+            await store.ledger_put(entry)
+        asked = [report.key, survey.key, elsewhere.key, report.key]
+        assert await store.ledger_recorded(asked) == {report.key, elsewhere.key}
+        assert await store.ledger_recorded([survey.key]) == set()
+        assert await store.ledger_recorded([]) == set()

@@ -1,5 +1,6 @@
-"""The worker's store round trips per job: one ledger read while processing, the last
-effect recorded with the job's finish, and once-only when the node dies in between."""
+"""The worker's store round trips per job: one ledger read per claimed batch before the
+fetch, one while processing, the last effect recorded with the job's finish, and
+once-only when the node dies in between."""
 
 from __future__ import annotations
 
@@ -40,6 +41,10 @@ class _CountingStore(MemoryStore):
         self.calls["ledger_get"] += 1
         return await super().ledger_get(key)
 
+    async def ledger_recorded(self, keys: Any) -> Any:
+        self.calls["ledger_recorded"] += 1
+        return await super().ledger_recorded(keys)
+
     async def ledger_for_session(self, appliance_id: str, lsid: str) -> Any:
         self.calls["ledger_for_session"] += 1
         return await super().ledger_for_session(appliance_id, lsid)
@@ -57,7 +62,9 @@ class _CountingStore(MemoryStore):
         return await super().finish(job_id, owner, finish, **kw)
 
 
-async def _run_end(tmp_path: Path, sim: SimAppliance, hook: Hook, store: MemoryStore) -> Engine:
+async def _run_end(
+    tmp_path: Path, sim: SimAppliance, hook: Hook, store: MemoryStore, sessions: int = 1
+) -> Engine:
     config = engine_config(
         tmp_path,
         sim,
@@ -70,41 +77,43 @@ async def _run_end(tmp_path: Path, sim: SimAppliance, hook: Hook, store: MemoryS
             }
         ],
     )
-    session = next(SessionGenerator(1).sessions(1))
-    sim.state.add_report(session)
     engine = Engine(config, store=store)
     await engine.open()
-    await store.record_event(
-        IncomingEvent("default", END, "outbound", f"end/{session.lsid}", lsid=session.lsid),
-        job_specs(config, "default", END, polled=False),
-    )
+    for session in SessionGenerator(1).sessions(sessions):
+        sim.state.add_report(session)
+        await store.record_event(
+            IncomingEvent("default", END, "outbound", f"end/{session.lsid}", lsid=session.lsid),
+            job_specs(config, "default", END, polled=False),
+        )
     assert engine.worker is not None
     await engine.worker.run_until_idle()
     return engine
 
 
-async def test_a_session_end_costs_one_ledger_read_and_records_its_report_with_the_finish(
+async def test_session_ends_cost_one_ledger_read_each_and_record_the_report_with_the_finish(
     tmp_path: Path, sim: SimAppliance, hook: Hook
 ) -> None:
     store = _CountingStore()
-    engine = await _run_end(tmp_path, sim, hook, store)
+    engine = await _run_end(tmp_path, sim, hook, store, sessions=3)
     try:
-        [job] = await store.list_jobs(JobFilter())
-        assert job.status is JobStatus.DONE
-        # Before the fetch: is it done already? While processing: one read of the session.
-        assert store.calls["ledger_get"] == 1
-        assert store.calls["ledger_for_session"] == 1
+        jobs = await store.list_jobs(JobFilter())
+        assert [job.status for job in jobs] == [JobStatus.DONE] * 3
+        # Before the fetch, is any done already? One read for the claimed batch ...
+        assert store.calls["ledger_recorded"] == 1
+        assert store.calls["ledger_get"] == 0
+        # ... and while processing, one read of each session's entries.
+        assert store.calls["ledger_for_session"] == 3
         # The ticket (its entry may be another worker's: the answer is used) ...
-        assert store.calls["ledger_put"] == 1
+        assert store.calls["ledger_put"] == 3
         # ... and the report, recorded by the finish in the same transaction.
-        assert store.calls["finish"] == 1
-        [finish] = store.finishes
-        assert [e.key.effect for e in finish.ledger] == [REPORT_EFFECT]
-        effects = {e.key.effect for e in await store.ledger_for_session("default", job.lsid or "")}
-        assert effects == {"ticket", REPORT_EFFECT}
+        assert store.calls["finish"] == 3
+        assert [[e.key.effect for e in f.ledger] for f in store.finishes] == [[REPORT_EFFECT]] * 3
+        for job in jobs:
+            entries = await store.ledger_for_session("default", job.lsid or "")
+            assert {e.key.effect for e in entries} == {"ticket", REPORT_EFFECT}
     finally:
         await engine.aclose()
-    assert len(hook.state.of_kind("session_report")) == 1
+    assert len(hook.state.of_kind("session_report")) == 3
 
 
 async def test_a_node_dying_between_delivery_and_finish_repeats_the_write_not_the_effect(

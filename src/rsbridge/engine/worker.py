@@ -363,13 +363,16 @@ class Worker:
         if not jobs:
             return 0
         self._held.update(job.id for job in jobs)
+        needing = [job for job in jobs if _needs_report(job)]
+        recorded = await self._reports_recorded(needing)
         answers = await self._fetcher.answers(
-            [job for job in jobs if _needs_report(job)],
+            needing,
             lambda job: effects_done(
                 self.store,
                 self.config.integration(job.integration),
                 job,
                 margin=self._margin,
+                report_recorded=recorded.get(job.id),
             ),
         )
         for job in jobs:
@@ -380,6 +383,20 @@ class Worker:
             self._inflight.add(task)
             task.add_done_callback(self._inflight_done)
         return len(jobs)
+
+    async def _reports_recorded(self, jobs: list[Job]) -> dict[int, bool]:
+        """Per session-end job of a claimed batch, whether the ledger holds its report's
+        entry: one store read for the batch instead of one per job. Empty when that read
+        fails (each job then reads for itself)."""
+        keys = {job.id: self._key(job, END, REPORT_EFFECT) for job in jobs if job.event_type == END}
+        if not keys:
+            return {}
+        try:
+            found = await self.store.ledger_recorded(set(keys.values()))
+        except Exception as exc:  # the store's failure meets each job on its own
+            log.warning("the ledger could not be checked: %s: %s", type(exc).__name__, exc)
+            return {}
+        return {job_id: key in found for job_id, key in keys.items()}
 
     def _inflight_done(self, task: asyncio.Task[Outcome]) -> None:
         # Every finished task is collected here, whatever the loop was awaiting then.

@@ -527,6 +527,10 @@ class Store(Protocol):
     async def ledger_get(self, key: LedgerKey) -> LedgerEntry | None:
         """The effect recorded under ``key``, if any."""
 
+    async def ledger_recorded(self, keys: Collection[LedgerKey]) -> set[LedgerKey]:
+        """Which of ``keys`` the ledger holds: one read for many (a worker checks the
+        jobs of a claimed batch at once)."""
+
     async def ledger_put(self, entry: LedgerEntry) -> LedgerEntry:
         """Record an effect; if ``entry.key`` is already recorded, keep and return that one."""
 

@@ -299,6 +299,10 @@ class MemoryStore(MemoryConsole):
         """The effect recorded under ``key``, if any."""
         return self._ledger.get(key)
 
+    async def ledger_recorded(self, keys: Collection[LedgerKey]) -> set[LedgerKey]:
+        """Which of ``keys`` the ledger holds."""
+        return {key for key in keys if key in self._ledger}
+
     async def ledger_put(self, entry: LedgerEntry) -> LedgerEntry:
         """Record an effect unless its key is recorded; return the entry that stands."""
         async with self._lock:

@@ -163,6 +163,10 @@ class MeteredStore:
         """The wrapped store's answer."""
         return await self.inner.ledger_get(key)
 
+    async def ledger_recorded(self, keys: Collection[LedgerKey]) -> set[LedgerKey]:
+        """The wrapped store's answer."""
+        return await self.inner.ledger_recorded(keys)
+
     async def ledger_put(self, entry: LedgerEntry) -> LedgerEntry:
         """Record an effect, counting it as a delivery when it is new."""
         kept = await self._write("ledger_put", self.inner.ledger_put(entry))

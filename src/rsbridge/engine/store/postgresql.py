@@ -533,6 +533,15 @@ class PostgreSQLStore:
         row = await self._fetchone(sql.SELECT_LEDGER, ledger_key_params(key))
         return None if row is None else sql.ledger_from_row(row)
 
+    async def ledger_recorded(self, keys: Collection[LedgerKey]) -> set[LedgerKey]:
+        """Which of ``keys`` the ledger holds, in one statement."""
+        wanted = {ledger_key_params(key): key for key in keys}
+        if not wanted:
+            return set()
+        columns = list(zip(*wanted, strict=True))
+        rows = await self._fetchall(sql.SELECT_LEDGER_RECORDED, [list(c) for c in columns])
+        return {wanted[tuple(row)] for row in rows if tuple(row) in wanted}
+
     async def ledger_put(self, entry: LedgerEntry) -> LedgerEntry:
         """Record an effect unless its key is recorded; return the entry that stands."""
         key = ledger_key_params(entry.key)

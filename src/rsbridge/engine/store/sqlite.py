@@ -910,6 +910,20 @@ class SQLiteStore:
 
         return await self._read(op)
 
+    async def ledger_recorded(self, keys: Collection[LedgerKey]) -> set[LedgerKey]:
+        """Which of ``keys`` the ledger holds (primary-key lookups in one read: no round
+        trips to save on SQLite, but one trip to the reader thread)."""
+        wanted = list(keys)
+
+        def op(conn: sqlite3.Connection) -> set[LedgerKey]:
+            return {
+                key
+                for key in wanted
+                if conn.execute(SELECT_LEDGER, ledger_key_params(key)).fetchone() is not None
+            }
+
+        return await self._read(op)
+
     async def ledger_put(self, entry: LedgerEntry) -> LedgerEntry:
         """Record an effect unless its key is recorded; return the entry that stands."""
         key = ledger_key_params(entry.key)
