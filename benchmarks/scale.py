@@ -1,7 +1,7 @@
 """Nodes: backlog drain and steady-state latency on SQLite and on PostgreSQL with 1 to 3 nodes.
 
     python3 dev.py bench scale [--backlog 3000] [--rate 10] [--duration 15] [--workers 8]
-                               [--peer-latency 0.02] [--nodes 3] [--only sqlite,pg1,...]
+                               [--worker-bound 2] [--peer-latency 0.02] [--only sqlite,pg1,...]
                                [--quick] [--postgres postgresql://postgres@127.0.0.1:5432/test]
 
 Every configuration runs real ``rsbridge serve`` processes, in one invocation:
@@ -26,7 +26,16 @@ engine's. Each node has one ``webhook`` integration importing session ends.
 
 Where the time goes, per configuration during the backlog: CPU milliseconds per session
 of the nodes together and of the PostgreSQL server's processes (``/proc``), the store's
-write latency by operation and the peers' call latency, both from the nodes' ``/metrics``.
+write latency by operation and the peers' call latency, both from the nodes' ``/metrics``;
+and how busy the machine's cores were during the drain (``/proc/stat``: every process,
+and the share of the nodes, PostgreSQL and the peers). A drain with the cores busy 90 % of
+the time or more measured this machine, not the engine: the table says so.
+
+Two tables: ``--workers`` a node (8, as shipped), where on a small machine the cores are
+usually the limit; then ``--worker-bound`` a node (2; none with ``--quick`` unless given),
+few enough that each node is bound by its workers and the peers' latency: the speed-up per
+node added there is what adding a node adds when the nodes have CPU to spare. Both targets
+are judged for each table.
 
 Printed as ratios against the baseline of the same run: each configuration against
 SQLite, and each node count against one PostgreSQL node. Targets (issue 16): PostgreSQL
@@ -196,6 +205,11 @@ class Peers(ChildPeer):
     def __init__(self, latency: float) -> None:
         super().__init__([__file__, "--serve-peers", "--peer-latency", str(latency)], "peers")
 
+    @property
+    def pids(self) -> list[int]:
+        """The peers process, while it runs (for its CPU time)."""
+        return [self._child.pid] if self._child is not None else []
+
     async def reports(self) -> dict[str, Any]:
         """How many session reports the receiver holds, and when the last came."""
         progress: dict[str, Any] = await self.call("/progress")
@@ -355,6 +369,44 @@ class CpuMeter:
         return sum(_cpu_of(pid) - self._before.get(pid, 0.0) for pid in self._pids())
 
 
+class MachineMeter:
+    """How busy the machine's CPUs were between :meth:`start` and :meth:`stop`
+    (``/proc/stat``: every process, this script's and the other users' included)."""
+
+    def __init__(self) -> None:
+        self._before = (0, 0)
+        self.core_seconds = 0.0
+        """CPU time the machine had between start and stop (cores x seconds)."""
+        self.cores = max(1, sum(1 for line in self._lines() if re.match(r"cpu\d", line)))
+
+    @staticmethod
+    def _lines() -> list[str]:
+        try:
+            return Path("/proc/stat").read_text().splitlines()
+        except OSError:
+            return []
+
+    def _ticks(self) -> tuple[int, int]:
+        """(busy, total) jiffies of all CPUs together so far."""
+        for line in self._lines():
+            if line.startswith("cpu "):
+                values = [int(v) for v in line.split()[1:]]
+                idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+                total = sum(values[:8])  # guest time is counted in user already
+                return total - idle, total
+        return 0, 0
+
+    def start(self) -> None:
+        self._before = self._ticks()
+
+    def stop(self) -> float:
+        """The share (0 to 1) of all cores' time spent busy since :meth:`start`."""
+        busy, total = self._ticks()
+        spent = total - self._before[1]
+        self.core_seconds = spent / _TICKS
+        return (busy - self._before[0]) / spent if spent > 0 else float("nan")
+
+
 _SAMPLE = re.compile(r"^(rsbridge_\w+?)_(sum|count)\{([^}]*)\} ([0-9.e+-]+)$", re.M)
 
 
@@ -392,6 +444,10 @@ class Result:
     node_cpu: float
     server_cpu: float
     phases: dict[tuple[str, str], list[float]]
+    machine_busy: float = float("nan")
+    """Share of the machine's CPU time busy during the drain (all processes)."""
+    ours: float = float("nan")
+    """Share of it the nodes, PostgreSQL and the peers used (the rest: other users)."""
     steady_sent: int = 0
     latencies: list[float] = field(default_factory=list)
     repeats: int = 0
@@ -446,13 +502,13 @@ async def _record_backlog(store_url: str, config: Path, sessions: list[list[str]
 
 
 async def measure(
-    name: str, store_url: str, count: int, args: argparse.Namespace, workdir: Path
+    name: str, store_url: str, count: int, args: argparse.Namespace, workdir: Path, workers: int
 ) -> Result:
-    """Backlog, then steady state, with ``count`` nodes on ``store_url``."""
+    """Backlog, then steady state, with ``count`` nodes of ``workers`` on ``store_url``."""
     with Peers(args.peer_latency) as peers:
-        folder = workdir / name
+        folder = workdir / f"{name}-w{workers}"
         folder.mkdir()
-        config = _write_config(folder / "rsbridge.toml", store_url, peers, args.workers)
+        config = _write_config(folder / "rsbridge.toml", store_url, peers, workers)
         sessions = (await peers.call("/backlog", {"count": args.backlog, "seed": 7}))["sessions"]
         os.environ[SECRET_ENV] = str(peers.info["client_secret"])
         await _record_backlog(store_url, config, sessions)
@@ -461,12 +517,17 @@ async def measure(
         async with running_nodes(nodes, str(peers.info["client_secret"])):
             node_cpu = CpuMeter(lambda: [n.proc.pid for n in nodes if n.proc is not None])
             server_cpu = CpuMeter(_postgres_pids if store_url.startswith("postgresql") else list)
+            machine, peers_cpu = MachineMeter(), CpuMeter(lambda: peers.pids)
+            before = await scrape(nodes)
             node_cpu.start()
             server_cpu.start()
-            before = await scrape(nodes)
+            peers_cpu.start()
+            machine.start()
             opened = float((await peers.call("/open", {}))["opened"])
             done = await peers.wait_reports(args.backlog, limit=max(300.0, args.backlog / 5))
+            busy = machine.stop()
             cpu_nodes, cpu_server = node_cpu.stop(), server_cpu.stop()
+            cpu_ours = cpu_nodes + cpu_server + peers_cpu.stop()
             after = await scrape(nodes)
             phases = {
                 key: [after[key][0] - before[key][0], after[key][1] - before[key][1]]
@@ -481,6 +542,8 @@ async def measure(
                 cpu_nodes,
                 cpu_server,
                 phases,
+                busy,
+                cpu_ours / machine.core_seconds if machine.core_seconds else float("nan"),
             )
             steady = round(args.rate * args.duration)
             intakes = [f"{node.url}{INTAKE_PATH}" for node in nodes]
@@ -513,16 +576,27 @@ def fresh_database(server: str) -> Any:
 # --- the report -----------------------------------------------------------------------------
 
 
-def report(results: list[Result], args: argparse.Namespace) -> None:
+def _workers(count: int) -> str:
+    return f"{count} worker" + ("" if count == 1 else "s")
+
+
+MACHINE_BOUND = 0.9
+"""A drain with the machine's CPUs busy this share of the time or more measured the machine."""
+
+
+def report(results: list[Result], args: argparse.Namespace, workers: int, title: str) -> None:
+    print(f"\n== {title}")
     print(
-        f"\nbacklog {args.backlog} sessions, steady {args.rate}/s for {args.duration} s, peers "
-        f"answering in {args.peer_latency * 1000:.0f} ms, {args.workers} workers a node"
+        f"backlog {args.backlog} sessions, steady {args.rate}/s for {args.duration} s, peers "
+        f"answering in {args.peer_latency * 1000:.0f} ms, {_workers(workers)} a node"
     )
     base = results[0]
     pg1 = next((r for r in results if r.name == "pg1"), None)
+    cores = MachineMeter().cores
     print(
-        f"{'configuration':<16}{'sessions/s':>11}{'vs ' + base.name:>12}{'vs pg1':>8}"
+        f"{'configuration':<20}{'sessions/s':>11}{'vs ' + base.name:>12}{'vs pg1':>8}"
         f"{'p50 ms':>9}{'p95 ms':>9}{'node CPU ms/s.':>16}{'PG CPU ms/s.':>14}"
+        f"{f'machine busy, {cores} cores':>23}"
     )
     for r in results:
         vs_base = r.rate / base.rate if base.rate else 0.0
@@ -531,9 +605,10 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         )
         per = max(1, r.drained)
         print(
-            f"{r.name + f' ({r.nodes} node' + ('s)' if r.nodes > 1 else ')'):<16}"
+            f"{r.name + f' ({r.nodes} node' + ('s)' if r.nodes > 1 else ')'):<20}"
             f"{r.rate:11.1f}{vs_base:11.2f}x{vs_pg1:>8}{r.p50_ms:9.0f}{r.p95_ms:9.0f}"
             f"{r.node_cpu * 1000 / per:16.1f}{r.server_cpu * 1000 / per:14.1f}"
+            f"{f'{r.machine_busy:.0%} ({r.ours:.0%} ours)':>23}"
         )
     for r in results:
         if not r.complete:
@@ -553,6 +628,22 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         ratio = pg2.rate / pg1.rate
         met = verdict(ratio >= TWO_NODES_TARGET)
         print(f"target: two nodes >= {TWO_NODES_TARGET}x one: {ratio:.2f}x {met}")
+    bound = [r.name for r in results if r.machine_busy >= MACHINE_BOUND]
+    print(
+        "machine busy: the share of the cores' time spent busy during the drain, by every "
+        "process; 'ours': by the nodes, PostgreSQL and the peers (the rest: other users)"
+    )
+    if bound:
+        print(
+            f"machine-bound: the {cores} cores were busy >= {MACHINE_BOUND:.0%} during the "
+            f"drain of {', '.join(bound)}: those rates are this machine's (nodes, PostgreSQL "
+            "and peers share it), not the engine's limit"
+        )
+    else:
+        print(
+            f"not machine-bound: the cores had time to spare in every drain (busy < "
+            f"{MACHINE_BOUND:.0%}): the nodes were bound by their workers and the peers' latency"
+        )
     print(
         "\nwhere the time goes during the backlog (all nodes; ms per session, and calls per "
         "session):"
@@ -568,26 +659,53 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         print(f"  {r.name}: " + "; ".join(shown[:8]))
 
 
+def tables(args: argparse.Namespace) -> list[tuple[int, str]]:
+    """The tables to measure: (workers a node, title)."""
+    found = [
+        (
+            args.workers,
+            f"{_workers(args.workers)} a node: where this {MachineMeter().cores}-core machine "
+            "runs the nodes, PostgreSQL and the peers, its CPUs can be the limit (see "
+            "'machine busy')",
+        )
+    ]
+    if args.worker_bound:
+        found.append(
+            (
+                args.worker_bound,
+                f"{_workers(args.worker_bound)} a node: nodes bound by their workers and the "
+                "peers' latency, not by this machine's cores (what a node adds when each has "
+                "CPU to spare)",
+            )
+        )
+    return found
+
+
 async def run(args: argparse.Namespace) -> int:
-    results: list[Result] = []
+    measured: list[tuple[int, str, list[Result]]] = []
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         workdir = Path(tmp)
-        for name in args.only:
-            if name == "sqlite":
-                url = str(workdir / "sqlite.db")
-                results.append(await measure(name, url, 1, args, workdir))
-            else:
-                with fresh_database(args.postgres) as url:
-                    count = int(name[2:].removesuffix("-before"))
-                    results.append(await measure(name, url, count, args, workdir))
-            r = results[-1]
-            print(
-                f"  {name}: {r.drained} sessions in {r.drain_seconds:.1f} s; "
-                f"steady {len(r.latencies)}/{r.steady_sent}",
-                flush=True,
-            )
-    report(results, args)
-    return 0 if all(r.complete for r in results) else 1
+        for workers, title in tables(args):
+            results: list[Result] = []
+            for name in args.only:
+                if name == "sqlite":
+                    url = str(workdir / f"sqlite-w{workers}.db")
+                    results.append(await measure(name, url, 1, args, workdir, workers))
+                else:
+                    with fresh_database(args.postgres) as url:
+                        count = int(name[2:].removesuffix("-before"))
+                        results.append(await measure(name, url, count, args, workdir, workers))
+                r = results[-1]
+                print(
+                    f"  {name}: {r.drained} sessions in {r.drain_seconds:.1f} s; "
+                    f"steady {len(r.latencies)}/{r.steady_sent}; {_workers(workers)} a node, "
+                    f"machine busy {r.machine_busy:.0%} ({r.ours:.0%} by this run)",
+                    flush=True,
+                )
+            measured.append((workers, title, results))
+    for workers, title, results in measured:
+        report(results, args, workers, title)
+    return 0 if all(r.complete for _, _, results in measured for r in results) else 1
 
 
 def main() -> None:
@@ -614,6 +732,14 @@ def main() -> None:
         help="the src folder of another rsbridge (an older commit): --only may then name "
         "pg1-before, pg2-before, pg3-before, whose nodes run that code",
     )
+    parser.add_argument(
+        "--worker-bound",
+        type=int,
+        default=None,
+        help="workers a node of a second table, measured after the first: few enough that "
+        "the nodes, not this machine's cores, are the limit (default 2; 0 for none, the "
+        "default with --quick)",
+    )
     parser.add_argument("--quick", action="store_true", help="a small run (about a minute)")
     parser.add_argument("--serve-peers", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
@@ -630,6 +756,8 @@ def main() -> None:
     unknown = set(args.only) - known
     if unknown or not args.only:
         parser.error(f"--only takes some of {', '.join(CONFIGS)}")
+    if args.worker_bound is None:
+        args.worker_bound = 0 if args.quick else 2
     if args.quick:
         args.backlog, args.duration = min(args.backlog, 600), min(args.duration, 4.0)
     sys.exit(asyncio.run(run(args)))

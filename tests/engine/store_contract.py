@@ -33,6 +33,7 @@ from rsbridge.engine.store.base import (
 )
 
 from .store_console_contract import StoreConsoleContract
+from .store_finish_contract import StoreFinishContract
 from .store_search_contract import StoreSearchContract
 from .store_stats_contract import StoreStatsContract
 
@@ -77,7 +78,9 @@ def ids(jobs: list[Job]) -> list[int]:
 DONE = Finish(AttemptOutcome.DONE)
 
 
-class StoreContract(StoreStatsContract, StoreConsoleContract, StoreSearchContract):
+class StoreContract(
+    StoreStatsContract, StoreConsoleContract, StoreSearchContract, StoreFinishContract
+):
     """Tests of the :class:`Store` docstrings; subclasses provide :meth:`make_store`."""
 
     def make_store(self, tmp_path: Path) -> Store:

@@ -6,13 +6,16 @@ import asyncio
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from rsbridge.appliance.events import END
 from rsbridge.appliance.ratelimit import SlidingWindowLimiter
 from rsbridge.config import Config
-from rsbridge.engine.budget import SharedLimiter
+from rsbridge.engine.budget import HoldsTokenSlots, SharedLimiter, budget_account
 from rsbridge.engine.runtime import Engine
+from rsbridge.engine.store.base import backend_of
+from rsbridge.engine.store.postgresql_schema import advisory_key
 from rsbridge.errors import ConfigurationError
 
 from .conftest import SimAppliance, engine_config
@@ -133,6 +136,85 @@ async def test_a_process_beyond_the_accounts_token_limit_is_refused(
         await first.aclose()  # its slot is free again
         await third.open()
         await third.aclose()
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+def slot_holders(url: str, config: Config, slots: int) -> dict[int, int]:
+    """Which server process (pid) holds each token slot of the configuration's account."""
+    appliance = config.appliances[0]
+    account = budget_account(appliance.host, appliance.client_id)
+    holders = {}
+    with psycopg.connect(url, autocommit=True) as conn:
+        for number in range(slots):
+            key = advisory_key(f"slot:tokens:{account}:{number}")
+            row = conn.execute(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                " AND classid = %s AND objid = %s AND objsubid = 1",
+                ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF),
+            ).fetchone()
+            if row is not None:
+                holders[number] = int(row[0])
+    return holders
+
+
+def terminate(url: str, pid: int) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+async def test_a_node_whose_slot_connection_drops_takes_a_slot_again(
+    tmp_path: Path, sim: SimAppliance, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("rsbridge.engine.runtime.MAX_LIVE_TOKENS", 2)  # 30 in life
+    config = engine_config(tmp_path, sim, engine={"store": postgres_url})
+    first, second, third = Engine(config), Engine(config), Engine(config)
+    await first.open()
+    await second.open()
+    try:
+        first.token_slot_check_seconds = 0.05
+        first.start()
+        before = slot_holders(postgres_url, config, 2)
+        assert sorted(before) == [0, 1]
+        # An operator (or a failover) ends the connection that holds the first's slot.
+        terminate(postgres_url, before[0])
+        assert await wait_for(
+            lambda: (
+                (now := slot_holders(postgres_url, config, 2)).get(0) not in (None, before[0])
+                and now.get(1) == before[1]
+            )
+        )
+        # Still two processes, two slots: a third is refused.
+        with pytest.raises(ConfigurationError, match="at most 2 live tokens"):
+            await third.open()
+    finally:
+        await first.aclose()
+        await second.aclose()
+        await third.aclose()
+
+
+async def test_a_slot_taken_by_another_process_meanwhile_is_not_taken_twice(
+    tmp_path: Path, sim: SimAppliance, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("rsbridge.engine.runtime.MAX_LIVE_TOKENS", 1)
+    config = engine_config(tmp_path, sim, engine={"store": postgres_url})
+    first, second = Engine(config), Engine(config)
+    await first.open()
+    try:
+        (holder,) = slot_holders(postgres_url, config, 1).values()
+        terminate(postgres_url, holder)
+        # The server frees the lock when that process has gone, a moment later.
+        assert await wait_for(lambda: not slot_holders(postgres_url, config, 1))
+        await second.open()  # took the slot the first lost
+        backend = backend_of(first.store)
+        assert isinstance(backend, HoldsTokenSlots)
+        assert list((await backend.keep_token_slots()).values()) == [None]
+        assert len(slot_holders(postgres_url, config, 1)) == 1
+        await second.aclose()  # free again: the first's next check takes it
+        assert await wait_for(lambda: not slot_holders(postgres_url, config, 1))
+        assert list((await backend.keep_token_slots()).values()) == [0]
     finally:
         await first.aclose()
         await second.aclose()

@@ -51,6 +51,10 @@ class HoldsTokenSlots(Protocol):
         """Hold one of ``slots`` slots of ``account`` while this process lives: its
         number, or None when all are held."""
 
+    async def keep_token_slots(self) -> dict[str, int | None]:
+        """Take the slots taken before again if the store lost them (its connection
+        dropped): the slot held now per account, None when all are held by others."""
+
 
 def budget_account(host: str, client_id: str) -> str:
     """The budget's key for an API account: the appliance and the client id, hashed

@@ -67,7 +67,12 @@ def _report_of(entry: LedgerEntry) -> tuple[float, int] | None:
 
 
 async def effects_done(
-    store: Store, integration: IntegrationConfig | None, job: Job, *, margin: float = 0.0
+    store: Store,
+    integration: IntegrationConfig | None,
+    job: Job,
+    *,
+    margin: float = 0.0,
+    report_recorded: bool | None = None,
 ) -> str | None:
     """A note when the ledger holds every effect ``job`` would have; None otherwise.
 
@@ -76,6 +81,8 @@ async def effects_done(
     come from two nodes' clocks, and the appliance may take a moment to show the survey.
 
     None also when the job is not one this check knows (it then runs as usual).
+    ``report_recorded``: for a session end, whether the ledger holds its report's entry,
+    when the caller read that already (for a batch of jobs at once); None reads it here.
     """
     if integration is None or integration.disabled or not job.lsid:
         return None
@@ -83,7 +90,9 @@ async def effects_done(
         return None if integration.association.create_on_join else JOIN_OFF
     key = LedgerKey(job.appliance_id, job.lsid, END, job.integration, REPORT_EFFECT)
     if job.event_type == END:
-        return ALREADY_DELIVERED if await store.ledger_get(key) is not None else None
+        if report_recorded is None:
+            report_recorded = await store.ledger_get(key) is not None
+        return ALREADY_DELIVERED if report_recorded else None
     kind = SURVEY_EVENTS.get(job.event_type)
     if kind is None:
         return None

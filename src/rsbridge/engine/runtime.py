@@ -51,6 +51,8 @@ _STOP_MARGIN_SECONDS = CANCEL_WAIT_SECONDS + 5.0
 longer than the worker's own wait for cancelled jobs, so that its last step (releasing
 what it holds to the queue) is never cut short."""
 _WORKER_TASK = "worker"
+TOKEN_SLOT_CHECK_SECONDS = 5.0
+"""How often a node on a shared store checks that it still holds its token slots."""
 
 
 class Engine:
@@ -83,6 +85,10 @@ class Engine:
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self._stop = asyncio.Event()
         self._leading: set[str] = set()  # appliances this node polls (shared stores)
+        self._token_accounts: dict[str, str] = {}  # token slots taken: account -> client id
+        self._slotless: set[str] = set()  # accounts whose slot was lost and not taken again
+        self.token_slot_check_seconds = TOKEN_SLOT_CHECK_SECONDS
+        """How often the token slots' connection is checked (see :meth:`start`)."""
         self._built = False
         self._opened = False
 
@@ -190,6 +196,7 @@ class Engine:
             return
         for appliance in self.config.appliances:
             account = budget_account(appliance.host, appliance.client_id)
+            self._token_accounts[account] = appliance.client_id
             if await backend.take_token_slot(account, MAX_LIVE_TOKENS) is None:
                 raise ConfigurationError(
                     f"appliance {appliance.id!r}: {MAX_LIVE_TOKENS} rsbridge processes on "
@@ -222,6 +229,8 @@ class Engine:
         ]
         if self.config.engine.prune_interval_seconds > 0:
             self._tasks.append(asyncio.create_task(self._prune_loop(), name="pruner"))
+        if self._token_accounts:
+            self._tasks.append(asyncio.create_task(self._token_slot_loop(), name="token-slots"))
 
     async def stop(self) -> None:
         """Stop pollers and workers gracefully (in-flight jobs finish or are released).
@@ -303,6 +312,38 @@ class Engine:
                 "this node polls it now" if leads else "another node polls it now",
             )
         return leads
+
+    async def _token_slot_loop(self) -> None:
+        """Keep this process's token slots: the store holds them on a connection of its
+        own, and when that drops (a database restart or failover, a connection ended by
+        an operator) the slots are free for other processes; take them again at once,
+        so that the count of processes using an account stays true."""
+        backend = backend_of(self.store)
+        assert isinstance(backend, HoldsTokenSlots)
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.token_slot_check_seconds)
+            if self._stop.is_set():
+                return
+            try:
+                held = await backend.keep_token_slots()
+            except Exception as exc:  # the store is down: the next round tries again
+                log.warning("could not check the token slots: %s: %s", type(exc).__name__, exc)
+                continue
+            for account, number in held.items():
+                client_id = self._token_accounts.get(account)
+                if client_id is None or (number is None) == (account in self._slotless):
+                    continue  # unchanged: said already
+                self._slotless ^= {account}
+                if number is None:
+                    log.error(
+                        "API account %r: this process lost its token slot and all %d are "
+                        "held by other rsbridge processes now; stop one of them",
+                        client_id,
+                        MAX_LIVE_TOKENS,
+                    )
+                else:
+                    log.warning("API account %r: holds token slot %d again", client_id, number)
 
     async def _prune_loop(self) -> None:
         """Prune the store at start, then every ``prune_interval_seconds``.

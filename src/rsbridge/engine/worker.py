@@ -20,9 +20,13 @@ counted. For each job:
 2. the ticket comes from the ledger (an earlier job found or created it) or from the
    association rules (find by reference, or create, or skip);
 3. each effect (the session report, each survey) is written only if the idempotency
-   ledger does not hold it yet, and recorded there right after. Connectors upsert by the
-   effect's key, so a crash between the write and the ledger entry repeats the write
-   without a second effect.
+   ledger does not hold it yet (one read of the session's ledger per job), and recorded
+   there right after. Connectors upsert by the effect's key, so a crash between the write
+   and the ledger entry repeats the write without a second effect. The job's last effect
+   is recorded with the job's finish, in the same store transaction (one round trip
+   less): nothing runs between that write and the finish, so the window a crash can hit
+   is the same, and the entry is recorded whatever the outcome and even when the lease
+   was lost meanwhile.
 
 Failures: a retryable error of an event type the integration retries is re-queued with
 exponential backoff and full jitter (at least the peer's ``Retry-After``) until
@@ -109,6 +113,19 @@ from rsbridge.log_setup import bind_log_fields
 log = logging.getLogger(__name__)
 
 __all__ = ["CANCEL_WAIT_SECONDS", "REPORT_EFFECT", "Outcome", "Services", "Worker"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Writing:
+    """What writing one job's effects needs: the ticket, the report, the ledger read."""
+
+    job: Job
+    integration: IntegrationConfig
+    connector: Connector
+    ticket: Ticket | None
+    association: Association
+    session: SupportSession
+    known: Mapping[LedgerKey, LedgerEntry]
 
 
 @dataclass
@@ -349,13 +366,16 @@ class Worker:
         if not jobs:
             return 0
         self._held.update(job.id for job in jobs)
+        needing = [job for job in jobs if _needs_report(job)]
+        recorded = await self._reports_recorded(needing)
         answers = await self._fetcher.answers(
-            [job for job in jobs if _needs_report(job)],
+            needing,
             lambda job: effects_done(
                 self.store,
                 self.config.integration(job.integration),
                 job,
                 margin=self._margin,
+                report_recorded=recorded.get(job.id),
             ),
         )
         for job in jobs:
@@ -366,6 +386,20 @@ class Worker:
             self._inflight.add(task)
             task.add_done_callback(self._inflight_done)
         return len(jobs)
+
+    async def _reports_recorded(self, jobs: list[Job]) -> dict[int, bool]:
+        """Per session-end job of a claimed batch, whether the ledger holds its report's
+        entry: one store read for the batch instead of one per job. Empty when that read
+        fails (each job then reads for itself)."""
+        keys = {job.id: self._key(job, END, REPORT_EFFECT) for job in jobs if job.event_type == END}
+        if not keys:
+            return {}
+        try:
+            found = await self.store.ledger_recorded(set(keys.values()))
+        except Exception as exc:  # the store's failure meets each job on its own
+            log.warning("the ledger could not be checked: %s: %s", type(exc).__name__, exc)
+            return {}
+        return {job_id: key in found for job_id, key in keys.items()}
 
     def _inflight_done(self, task: asyncio.Task[Outcome]) -> None:
         # Every finished task is collected here, whatever the loop was awaiting then.
@@ -402,14 +436,19 @@ class Worker:
 
     async def _run_one(self, job: Job, answer: Fetched | str | None) -> Outcome:
         started = self._clock()
-        finish = await self._attempt(job, answer)
+        last: list[LedgerEntry] = []
+        finish = await self._attempt(job, answer, last)
+        if last:
+            finish = replace(finish, ledger=tuple(last))
         if not await self.store.finish(
             job.id, self.owner, finish, started_at=started, now=self._clock()
         ):
             log.warning("job %d: lease lost before it finished; another worker has it", job.id)
         return Outcome(job.id, finish.outcome, finish.error)
 
-    async def _attempt(self, job: Job, answer: Fetched | str | None) -> Finish:
+    async def _attempt(
+        self, job: Job, answer: Fetched | str | None, last: list[LedgerEntry]
+    ) -> Finish:
         try:
             if isinstance(answer, str):
                 return Finish(AttemptOutcome.DONE, error=answer)  # done before: no call
@@ -417,7 +456,7 @@ class Worker:
             if isinstance(report, Exception):
                 raise report
             note = await self.process(
-                job, report, asked_at=answer.asked_at if answer is not None else None
+                job, report, asked_at=answer.asked_at if answer is not None else None, last=last
             )
             return Finish(AttemptOutcome.DONE, error=note)
         except _Skip as skip:
@@ -492,11 +531,18 @@ class Worker:
         return Finish(AttemptOutcome.DEAD, error=exc.message)
 
     async def process(
-        self, job: Job, session: SupportSession | None, *, asked_at: float | None = None
+        self,
+        job: Job,
+        session: SupportSession | None,
+        *,
+        asked_at: float | None = None,
+        last: list[LedgerEntry] | None = None,
     ) -> str | None:
         """Apply one job's effects; raises to fail, returns a note (or None) when done.
 
         ``asked_at``: when ``session`` was asked for (recorded with survey effects).
+        ``last``: when given, the ledger entry of the job's last effect is appended to it
+        instead of recorded, for the caller to record with the job's finish.
         """
         integration = self.config.integration(job.integration)
         if integration is None or integration.disabled:
@@ -512,12 +558,15 @@ class Worker:
                 f"the appliance has no complete report for session {job.lsid} yet"
             )
         connector = self.services.connectors[integration.name]
-        ticket, association = await self._ticket(job, integration, connector, session)
+        # One read for every effect of the job: while it runs, no other job of its
+        # session and integration does (the store's ordering); a duplicate run after a
+        # lost lease is caught by the connectors' upsert by key, as a crash is.
+        known = await self._known(job)
+        ticket, association = await self._ticket(job, integration, connector, session, known)
         renderer = self.services.renderers[integration.name]
+        writing = _Writing(job, integration, connector, ticket, association, session, known)
         if job.event_type == END:
-            imported = await self._import_session(
-                job, integration, connector, ticket, association, session
-            )
+            imported = await self._import_session(writing, last)
             return None if imported else ALREADY_DELIVERED
         if imports_end(integration):
             # The store hands a survey out only once its session's end job has finished
@@ -525,7 +574,7 @@ class Worker:
             # could not deliver in its retry duration. Waiting for the end import could
             # then last forever; the report is complete, so the survey brings the import
             # along, under the end's own ledger key (a late end event finds it done).
-            await self._import_session(job, integration, connector, ticket, association, session)
+            await self._import_session(writing, None)
         kind: Literal["customer", "rep"] = (
             "customer" if SURVEY_EVENTS[job.event_type] == "customer" else "rep"
         )
@@ -535,7 +584,7 @@ class Worker:
         written = 0
         for index, survey in enumerate(surveys):
             key = self._key(job, job.event_type, survey_effect(kind, index))
-            if await self.store.ledger_get(key) is not None:
+            if key in known:
                 continue
             pool = self.services.render_pool
             rendered = (
@@ -557,51 +606,60 @@ class Worker:
                 ),
             )
             detail = {**result.detail, **survey_detail(len(surveys), asked_at)}
-            await self._record(key, ticket, result.ref, detail)
+            final = last if index == len(surveys) - 1 else None
+            await self._record(key, ticket, result.ref, detail, final)
             written += 1
         return None if written else ALREADY_DELIVERED
 
-    async def _import_session(
-        self,
-        job: Job,
-        integration: IntegrationConfig,
-        connector: Connector,
-        ticket: Ticket | None,
-        association: Association,
-        session: SupportSession,
-    ) -> bool:
+    async def _import_session(self, w: _Writing, last: list[LedgerEntry] | None) -> bool:
         """Write the session report (the session end's effect) unless the ledger holds it;
-        whether it was written now."""
-        key = self._key(job, END, REPORT_EFFECT)
-        if await self.store.ledger_get(key) is not None:
+        whether it was written now. ``last``: see :meth:`process`."""
+        key = self._key(w.job, END, REPORT_EFFECT)
+        if key in w.known:
             return False
-        renderer = self.services.renderers[integration.name]
-        pool, templates = self.services.render_pool, connector.report_templates()
+        renderer = self.services.renderers[w.integration.name]
+        pool, templates = self.services.render_pool, w.connector.report_templates()
         rendered = (
-            await pool.render(integration.name, session, templates)
+            await pool.render(w.integration.name, w.session, templates)
             if pool is not None
-            else renderer.render(session, templates)
+            else renderer.render(w.session, templates)
         )
         delivery = SessionDelivery(
             str(key),
-            job.appliance_id,
-            integration.name,
-            renderer.imported_session(session),
+            w.job.appliance_id,
+            w.integration.name,
+            renderer.imported_session(w.session),
             rendered,
-            association,
+            w.association,
         )
-        result = await connector.write_session_report(ticket, delivery)
-        await self._record(key, ticket, result.ref, result.detail)
+        result = await w.connector.write_session_report(w.ticket, delivery)
+        await self._record(key, w.ticket, result.ref, result.detail, last)
         return True
 
     def _key(self, job: Job, event: str, effect: str) -> LedgerKey:
         return LedgerKey(job.appliance_id, job.lsid or "", event, job.integration, effect)
 
+    async def _known(self, job: Job) -> dict[LedgerKey, LedgerEntry]:
+        """The effects the ledger holds for ``job``'s session and integration."""
+        entries = await self.store.ledger_for_session(job.appliance_id, job.lsid or "")
+        return {e.key: e for e in entries if e.key.integration == job.integration}
+
     async def _record(
-        self, key: LedgerKey, ticket: Ticket | None, ref: str, detail: Mapping[str, str]
+        self,
+        key: LedgerKey,
+        ticket: Ticket | None,
+        ref: str,
+        detail: Mapping[str, str],
+        last: list[LedgerEntry] | None = None,
     ) -> None:
+        """Record an effect just written; appended to ``last`` (see :meth:`process`)
+        instead when given: the job's finish records it, as nothing else runs before."""
         ticket_id = ticket.id if ticket is not None else ""
-        await self.store.ledger_put(LedgerEntry(key, ticket_id, ref, self._clock(), dict(detail)))
+        entry = LedgerEntry(key, ticket_id, ref, self._clock(), dict(detail))
+        if last is not None:
+            last.append(entry)
+        else:
+            await self.store.ledger_put(entry)
 
     async def _on_join(
         self, job: Job, integration: IntegrationConfig, session: SupportSession | None
@@ -639,6 +697,7 @@ class Worker:
         integration: IntegrationConfig,
         connector: Connector,
         session: SupportSession,
+        known: Mapping[LedgerKey, LedgerEntry],
     ) -> tuple[Ticket | None, Association]:
         """The session's ticket: remembered in the ledger, found, created, or none.
 
@@ -650,9 +709,9 @@ class Worker:
         trust = judge_session(session, rules, job.appliance_id, job.integration, self._signer)
         references = trusted_references(session, trust)
         key = self._key(job, TICKET_EFFECT, TICKET_EFFECT)
-        known = await self.store.ledger_get(key)
-        if known is not None:
-            return ledger_ticket(known), ledger_association(known, references)
+        recorded = known.get(key)
+        if recorded is not None:
+            return ledger_ticket(recorded), ledger_association(recorded, references)
         resolution = await resolve_ticket(session, rules, connector, trust)
         ticket = resolution.ticket
         source, trusted = resolution.source, resolution.trusted

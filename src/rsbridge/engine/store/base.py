@@ -181,6 +181,24 @@ class Finish:
     error: str | None = None
     error_class: str | None = None
     """The failure's exception class name (for metrics); not stored."""
+    ledger: tuple[LedgerEntry, ...] = ()
+    """Effects the attempt delivered and has not recorded yet (the job's last one): the
+    store records them in the same transaction as the finish, one round trip less per
+    job. Recorded as :meth:`Store.ledger_put` would (a key recorded already keeps its
+    entry), and also when ``owner`` no longer holds the job: the effect happened."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """What :meth:`Store.finish` did: true when ``owner`` held the job and it ended."""
+
+    held: bool
+    recorded: tuple[LedgerEntry, ...] = ()
+    """The entries of :attr:`Finish.ledger` that were new (not recorded before): the
+    deliveries, for metrics."""
+
+    def __bool__(self) -> bool:
+        return self.held
 
 
 @dataclass(frozen=True, slots=True)
@@ -494,11 +512,13 @@ class Store(Protocol):
         *,
         started_at: float,
         now: float | None = None,
-    ) -> bool:
+    ) -> Finished:
         """End ``owner``'s claim on a job and record the attempt.
 
-        Returns False, changing nothing, when ``owner`` no longer holds the job (its lease
-        expired and someone else claimed it).
+        The entries of ``finish.ledger`` are recorded in the same atomic step (both or
+        neither are durable when a crash interrupts it). The result is false, nothing
+        changed but the ledger, when ``owner`` no longer holds the job (its lease expired
+        and someone else claimed it).
         """
 
     async def release(self, owner: str, *, now: float | None = None) -> int:
@@ -508,6 +528,10 @@ class Store(Protocol):
 
     async def ledger_get(self, key: LedgerKey) -> LedgerEntry | None:
         """The effect recorded under ``key``, if any."""
+
+    async def ledger_recorded(self, keys: Collection[LedgerKey]) -> set[LedgerKey]:
+        """Which of ``keys`` the ledger holds: one read for many (a worker checks the
+        jobs of a claimed batch at once)."""
 
     async def ledger_put(self, entry: LedgerEntry) -> LedgerEntry:
         """Record an effect; if ``entry.key`` is already recorded, keep and return that one."""

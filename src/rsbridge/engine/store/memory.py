@@ -21,6 +21,7 @@ from rsbridge.engine.store.base import (
     EventFilter,
     EventStatus,
     Finish,
+    Finished,
     IncomingEvent,
     Job,
     JobFilter,
@@ -243,16 +244,21 @@ class MemoryStore(MemoryConsole):
         *,
         started_at: float,
         now: float | None = None,
-    ) -> bool:
+    ) -> Finished:
         """End ``owner``'s claim on a job and record the attempt (see SQLiteStore.finish)."""
         status = _FINISH_STATUS.get(finish.outcome)
         if status is None:
             raise ValueError(f"a worker cannot finish a job as {finish.outcome.value}")
         at = _clock(now)
         async with self._lock:
+            recorded = []
+            for entry in finish.ledger:
+                if entry.key not in self._ledger:
+                    self._ledger[entry.key] = replace(entry, detail=dict(entry.detail))
+                    recorded.append(entry)
             job = self._held(job_id, owner)
             if job is None:
-                return False
+                return Finished(False, tuple(recorded))
             run_after = job.run_after
             if status is JobStatus.QUEUED:
                 run_after = at if finish.run_after is None else finish.run_after
@@ -272,7 +278,7 @@ class MemoryStore(MemoryConsole):
             )
             self._claimed_at.pop(job_id, None)
             self._record_attempt(job_id, owner, started_at, at, finish.outcome, finish.error)
-            return True
+            return Finished(True, tuple(recorded))
 
     async def release(self, owner: str, *, now: float | None = None) -> int:
         """Re-queue every job ``owner`` holds, recording a RELEASED attempt for each."""
@@ -292,6 +298,10 @@ class MemoryStore(MemoryConsole):
     async def ledger_get(self, key: LedgerKey) -> LedgerEntry | None:
         """The effect recorded under ``key``, if any."""
         return self._ledger.get(key)
+
+    async def ledger_recorded(self, keys: Collection[LedgerKey]) -> set[LedgerKey]:
+        """Which of ``keys`` the ledger holds."""
+        return {key for key in keys if key in self._ledger}
 
     async def ledger_put(self, entry: LedgerEntry) -> LedgerEntry:
         """Record an effect unless its key is recorded; return the entry that stands."""

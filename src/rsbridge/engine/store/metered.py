@@ -23,6 +23,7 @@ from rsbridge.engine.store.base import (
     ConsoleSignIn,
     EventFilter,
     Finish,
+    Finished,
     IncomingEvent,
     Job,
     JobFilter,
@@ -129,11 +130,14 @@ class MeteredStore:
         *,
         started_at: float,
         now: float | None = None,
-    ) -> bool:
-        """Finish, counting the attempt (and the dead letter) when it was recorded."""
+    ) -> Finished:
+        """Finish, counting the attempt (and the dead letter) when it was recorded, and
+        the effects recorded with it that were new as deliveries."""
         held = await self._write(
             "finish", self.inner.finish(job_id, owner, finish, started_at=started_at, now=now)
         )
+        for entry in held.recorded:
+            self._delivered(entry)
         if not held:
             # Not this owner's any more (its lease expired and another worker of this
             # process may hold the job now): that worker's claim entry stays.
@@ -159,14 +163,19 @@ class MeteredStore:
         """The wrapped store's answer."""
         return await self.inner.ledger_get(key)
 
+    async def ledger_recorded(self, keys: Collection[LedgerKey]) -> set[LedgerKey]:
+        """The wrapped store's answer."""
+        return await self.inner.ledger_recorded(keys)
+
     async def ledger_put(self, entry: LedgerEntry) -> LedgerEntry:
         """Record an effect, counting it as a delivery when it is new."""
         kept = await self._write("ledger_put", self.inner.ledger_put(entry))
         if kept == entry:
-            self.metrics.deliveries.labels(
-                entry.key.integration, effect_kind(entry.key.effect)
-            ).inc()
+            self._delivered(entry)
         return kept
+
+    def _delivered(self, entry: LedgerEntry) -> None:
+        self.metrics.deliveries.labels(entry.key.integration, effect_kind(entry.key.effect)).inc()
 
     async def ledger_for_session(self, appliance_id: str, lsid: str) -> list[LedgerEntry]:
         """The wrapped store's answer."""

@@ -63,6 +63,7 @@ from rsbridge.engine.store.base import (
     EventFilter,
     EventStatus,
     Finish,
+    Finished,
     IncomingEvent,
     Job,
     JobFilter,
@@ -317,6 +318,17 @@ class PostgreSQLStore:
         self._require_pool()
         return await self._links.take_slot(f"tokens:{account}", slots)
 
+    async def keep_token_slots(self) -> dict[str, int | None]:
+        """Take the token slots again if their connection was lost (see
+        :meth:`NodeLinks.keep_slots`): the slot per account, None when none was free."""
+        self._require_pool()
+        held = await self._links.keep_slots()
+        return {
+            name.removeprefix("tokens:"): number
+            for name, number in held.items()
+            if name.startswith("tokens:")
+        }
+
     # --- the shared appliance budget -------------------------------------------
 
     async def take_budget(
@@ -458,7 +470,7 @@ class PostgreSQLStore:
         *,
         started_at: float,
         now: float | None = None,
-    ) -> bool:
+    ) -> Finished:
         """End ``owner``'s claim on a job and record the attempt (see base and SQLiteStore)."""
         status = FINISH_STATUS.get(finish.outcome)
         if status is None:
@@ -467,7 +479,7 @@ class PostgreSQLStore:
         run_after = None
         if finish.outcome in REQUEUE_OUTCOMES:
             run_after = at if finish.run_after is None else finish.run_after
-        params = {
+        params: dict[str, Any] = {
             "status": status.value,
             "failed": int(finish.outcome in FAILED_OUTCOMES),
             "run_after": run_after,
@@ -478,13 +490,21 @@ class PostgreSQLStore:
             "started_at": started_at,
             "outcome": finish.outcome.value,
         }
-        row = await self._fetchone(sql.FINISH_JOB, params)
+        recorded: tuple[LedgerEntry, ...] = ()
+        if finish.ledger:
+            params.update(_ledger_arrays(finish.ledger))
+            row = await self._fetchone(sql.FINISH_JOB_WITH_LEDGER, params)
+            if row is not None and row[2]:
+                new = {tuple(key) for key in row[2]}
+                recorded = tuple(e for e in finish.ledger if ledger_key_params(e.key) in new)
+        else:
+            row = await self._fetchone(sql.FINISH_JOB, params)
         finished = row is not None and row[0] == 1
         if finished:
             # A slot is free here: this node's idle workers claim again at once (other
             # nodes hear of it only when a job became claimable, see FINISH_JOB).
             self._links.wake_local()
-        return finished
+        return Finished(finished, recorded)
 
     async def release(self, owner: str, *, now: float | None = None) -> int:
         """Re-queue every job ``owner`` holds, recording a RELEASED attempt for each."""
@@ -512,6 +532,15 @@ class PostgreSQLStore:
         """The effect recorded under ``key``, if any."""
         row = await self._fetchone(sql.SELECT_LEDGER, ledger_key_params(key))
         return None if row is None else sql.ledger_from_row(row)
+
+    async def ledger_recorded(self, keys: Collection[LedgerKey]) -> set[LedgerKey]:
+        """Which of ``keys`` the ledger holds, in one statement."""
+        wanted = {ledger_key_params(key): key for key in keys}
+        if not wanted:
+            return set()
+        columns = list(zip(*wanted, strict=True))
+        rows = await self._fetchall(sql.SELECT_LEDGER_RECORDED, [list(c) for c in columns])
+        return {wanted[tuple(row)] for row in rows if tuple(row) in wanted}
 
     async def ledger_put(self, entry: LedgerEntry) -> LedgerEntry:
         """Record an effect unless its key is recorded; return the entry that stands."""
@@ -792,3 +821,19 @@ async def _insert_jobs(
         assert row is not None
         ids.append(int(row[0]))
     return tuple(ids)
+
+
+def _ledger_arrays(entries: Sequence[LedgerEntry]) -> dict[str, list[Any]]:
+    """The array parameters of :data:`sql.FINISH_JOB_WITH_LEDGER`: one per column."""
+    keys = [ledger_key_params(e.key) for e in entries]
+    return {
+        "l_appliance": [k[0] for k in keys],
+        "l_lsid": [k[1] for k in keys],
+        "l_event": [k[2] for k in keys],
+        "l_integration": [k[3] for k in keys],
+        "l_effect": [k[4] for k in keys],
+        "l_ticket": [e.ticket_id for e in entries],
+        "l_ref": [e.ref for e in entries],
+        "l_created": [e.created_at for e in entries],
+        "l_detail": [Jsonb(e.detail) for e in entries],
+    }

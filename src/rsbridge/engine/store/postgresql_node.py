@@ -40,6 +40,10 @@ class NodeLinks:
         self._lead_conn: Connection | None = None
         self._leading: set[str] = set()
         self._lead_lock = asyncio.Lock()
+        self._slots: dict[str, int] = {}
+        """The slots this node takes (name -> how many there are), again after a loss."""
+        self._held: dict[str, int | None] = {}
+        """The number of the slot held per name on the lead connection (None: all full)."""
 
     async def close(self) -> None:
         """Stop listening and give up every lead (closing their connection)."""
@@ -54,6 +58,8 @@ class NodeLinks:
         async with self._lead_lock:
             lead_conn, self._lead_conn = self._lead_conn, None
             self._leading.clear()
+            self._slots.clear()
+            self._held.clear()
         if lead_conn is not None:
             await lead_conn.close()
 
@@ -91,19 +97,69 @@ class NodeLinks:
         database: the first free one's number, or None when every one is held.
 
         A slot is a session advisory lock on the connection kept for leads, as a lead
-        is: the server frees it when this process closes the store or dies.
+        is: the server frees it when this process closes the store or dies. If that
+        connection is lost while the process runs, the next call here, to :meth:`lead`
+        or to :meth:`keep_slots` connects again and takes a slot again. Taking a slot
+        this node holds returns its number (it never holds two of one name).
         """
         async with self._lead_lock:
+            conn = await self._lead_connection()
+            self._slots[name] = slots
+            if self._held.get(name) is None:
+                self._held[name] = await _take_one(conn, name, slots)
+            return self._held[name]
+
+    async def keep_slots(self) -> dict[str, int | None]:
+        """Check the connection that holds this node's slots; when it was lost (the
+        server restarted, an operator ended it), connect again and take the slots
+        again. The slot held per name now (None: every one is taken by others)."""
+        async with self._lead_lock:
             conn = self._lead_conn
-            if conn is None or conn.closed or conn.broken:
-                self._leading.clear()
-                self._lead_conn = conn = await self._connect()
-            for number in range(slots):
-                cur = await conn.execute(sql.TRY_LEAD, (advisory_key(f"slot:{name}:{number}"),))
-                row = await cur.fetchone()
-                if row is not None and row[0]:
-                    return number
-            return None
+            if conn is not None and not conn.closed and not conn.broken:
+                try:
+                    await conn.execute("SELECT 1")
+                except psycopg.OperationalError:
+                    await self._drop_lead_connection()
+            conn = await self._lead_connection()
+            for name, slots in self._slots.items():
+                if self._held.get(name) is None:
+                    self._held[name] = await _take_one(conn, name, slots)
+            return dict(self._held)
+
+    async def _lead_connection(self) -> Connection:
+        """The connection for leads and slots; a new one when it was lost, on which the
+        slots are taken again (leads are taken again by the next :meth:`lead`)."""
+        conn = self._lead_conn
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        await self._drop_lead_connection()
+        self._lead_conn = conn = await self._connect()
+        for name, slots in self._slots.items():
+            # Only slots taken before are remembered: this is a connection lost.
+            number = self._held[name] = await _take_one(conn, name, slots)
+            kind = name.split(":", 1)[0]
+            if number is None:
+                log.error(
+                    "lost the store connection holding this node's %s slot, and all %d are "
+                    "taken by other processes now",
+                    kind,
+                    slots,
+                )
+            else:
+                log.warning(
+                    "lost the store connection holding this node's %s slot; took slot %d again",
+                    kind,
+                    number,
+                )
+        return conn
+
+    async def _drop_lead_connection(self) -> None:
+        conn, self._lead_conn = self._lead_conn, None
+        self._leading.clear()
+        self._held.clear()
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                await conn.close()
 
     async def lead(self, name: str) -> bool:
         """Take, or keep, the lead named ``name`` among the nodes on this database.
@@ -115,12 +171,7 @@ class NodeLinks:
         (the next call reconnects and tries again).
         """
         async with self._lead_lock:
-            conn = self._lead_conn
-            if conn is None or conn.closed or conn.broken:
-                if conn is not None:
-                    await conn.close()
-                self._leading.clear()
-                self._lead_conn = conn = await self._connect()
+            conn = await self._lead_connection()
             try:
                 if name in self._leading:
                     await conn.execute("SELECT 1")  # still connected: still held
@@ -128,11 +179,20 @@ class NodeLinks:
                 cur = await conn.execute(sql.TRY_LEAD, (advisory_key(f"lead:{name}"),))
                 row = await cur.fetchone()
             except psycopg.OperationalError:
-                await conn.close()
-                self._lead_conn = None
-                self._leading.clear()
+                # Leads and slots are gone with it: the next call takes them again.
+                await self._drop_lead_connection()
                 return False
             if row is not None and row[0]:
                 self._leading.add(name)
                 return True
             return False
+
+
+async def _take_one(conn: Connection, name: str, slots: int) -> int | None:
+    """Take the first free of ``slots`` slots ``name`` on ``conn``: its number, or None."""
+    for number in range(slots):
+        cur = await conn.execute(sql.TRY_LEAD, (advisory_key(f"slot:{name}:{number}"),))
+        row = await cur.fetchone()
+        if row is not None and row[0]:
+            return number
+    return None

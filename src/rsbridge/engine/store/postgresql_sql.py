@@ -5,6 +5,8 @@ the transactions and this one the SQL. Every value is a bound parameter; the onl
 ever put together is from the fixed fragments below.
 """
 
+# ruff: noqa: S608 (text is put together from this module's constants only, see above)
+
 from __future__ import annotations
 
 from typing import Any, Final, cast
@@ -146,6 +148,26 @@ SELECT (SELECT COUNT(*) FROM a),
                       AND n.integration = f.integration AND n.status = 'queued'
                       AND n.id <> f.id)))
        THEN pg_notify('rsbridge_jobs', '') END::text"""
+# FINISH_JOB with the attempt's last effects recorded in the same statement (one round
+# trip, one atomic commit): inserted whoever holds the job, as the effect happened. The
+# third column lists the keys that were new (the deliveries).
+FINISH_JOB_WITH_LEDGER: Final = (
+    """
+WITH l AS (
+    INSERT INTO ledger (appliance_id, lsid, event, integration, effect, ticket_id, ref,
+                        created_at, detail)
+    SELECT * FROM unnest(%(l_appliance)s::text[], %(l_lsid)s::text[], %(l_event)s::text[],
+                         %(l_integration)s::text[], %(l_effect)s::text[],
+                         %(l_ticket)s::text[], %(l_ref)s::text[],
+                         %(l_created)s::double precision[], %(l_detail)s::jsonb[])
+    ON CONFLICT (appliance_id, lsid, event, integration, effect) DO NOTHING
+    RETURNING appliance_id, lsid, event, integration, effect
+), """
+    + FINISH_JOB.removeprefix("\nWITH ")
+    + """,
+       (SELECT json_agg(json_build_array(appliance_id, lsid, event, integration, effect))
+        FROM l)"""
+)
 # Locked in id order, as claim() locks them, so that the two cannot deadlock.
 RELEASE_HELD: Final = """
 WITH held AS (
@@ -187,6 +209,11 @@ WHERE appliance_id = %s AND lsid = %s AND event = %s AND integration = %s AND ef
 # ledger_put in one statement: the entry, or the one that stands. A concurrent insert of
 # the same key is waited for; DO UPDATE (which changes nothing) then returns the row that
 # committed first, which a second statement's new snapshot was needed for with DO NOTHING.
+SELECT_LEDGER_RECORDED: Final = """
+SELECT l.appliance_id, l.lsid, l.event, l.integration, l.effect
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+     AS k (appliance_id, lsid, event, integration, effect)
+JOIN ledger AS l USING (appliance_id, lsid, event, integration, effect)"""
 PUT_LEDGER: Final = """
 INSERT INTO ledger (appliance_id, lsid, event, integration, effect, ticket_id, ref,
                     created_at, detail)

@@ -49,6 +49,7 @@ from rsbridge.engine.store.base import (
     EventSource,
     EventStatus,
     Finish,
+    Finished,
     IncomingEvent,
     Job,
     JobFilter,
@@ -378,6 +379,17 @@ def _event_from_row(row: Row) -> StoredEvent:
         external_key=row[9],
         timestamp=row[10],
         form=tuple((name, value) for name, value in json.loads(row[11])),
+    )
+
+
+def _ledger_values(entry: LedgerEntry) -> tuple[str | float, ...]:
+    """The parameters of :data:`INSERT_LEDGER` for ``entry``."""
+    return (
+        *ledger_key_params(entry.key),
+        entry.ticket_id,
+        entry.ref,
+        entry.created_at,
+        json.dumps(entry.detail, sort_keys=True),
     )
 
 
@@ -833,13 +845,14 @@ class SQLiteStore:
         *,
         started_at: float,
         now: float | None = None,
-    ) -> bool:
+    ) -> Finished:
         """End ``owner``'s claim on a job and record the attempt (see base).
 
         ``RETRY`` and ``DEAD`` count an attempt; ``RETRY``, ``WAIT`` and ``RELEASED``
         re-queue the job at ``finish.run_after`` (default: now). A given
         ``finish.error`` becomes the job's ``last_error``. ``EXPIRED`` is not a way to
-        finish (ValueError): the store records it itself.
+        finish (ValueError): the store records it itself. The entries of
+        ``finish.ledger`` are recorded in the same transaction, whoever holds the job.
         """
         status = FINISH_STATUS.get(finish.outcome)
         if status is None:
@@ -858,11 +871,16 @@ class SQLiteStore:
             "owner": owner,
         }
 
-        def op(conn: sqlite3.Connection) -> bool:
+        ledger = [(entry, _ledger_values(entry)) for entry in finish.ledger]
+
+        def op(conn: sqlite3.Connection) -> Finished:
+            recorded = tuple(
+                entry for entry, values in ledger if conn.execute(INSERT_LEDGER, values).rowcount
+            )
             if conn.execute(FINISH_JOB, params).rowcount != 1:
-                return False
+                return Finished(False, recorded)
             _insert_attempt(conn, job_id, owner, started_at, at, finish.outcome, finish.error)
-            return True
+            return Finished(True, recorded)
 
         return await self._write_and_wake(op)
 
@@ -892,16 +910,24 @@ class SQLiteStore:
 
         return await self._read(op)
 
+    async def ledger_recorded(self, keys: Collection[LedgerKey]) -> set[LedgerKey]:
+        """Which of ``keys`` the ledger holds (primary-key lookups in one read: no round
+        trips to save on SQLite, but one trip to the reader thread)."""
+        wanted = list(keys)
+
+        def op(conn: sqlite3.Connection) -> set[LedgerKey]:
+            return {
+                key
+                for key in wanted
+                if conn.execute(SELECT_LEDGER, ledger_key_params(key)).fetchone() is not None
+            }
+
+        return await self._read(op)
+
     async def ledger_put(self, entry: LedgerEntry) -> LedgerEntry:
         """Record an effect unless its key is recorded; return the entry that stands."""
         key = ledger_key_params(entry.key)
-        values = (
-            *key,
-            entry.ticket_id,
-            entry.ref,
-            entry.created_at,
-            json.dumps(entry.detail, sort_keys=True),
-        )
+        values = _ledger_values(entry)
 
         def op(conn: sqlite3.Connection) -> LedgerEntry:
             conn.execute(INSERT_LEDGER, values)
