@@ -286,7 +286,9 @@ class _PeersControl:
         out = []
         for number, generated in enumerate(SessionGenerator(seed).sessions(count)):
             session = _with_key(generated, number)
-            self.appliance.add_report(session)
+            # Serialised now, while the backlog is made: during the drain the simulated
+            # appliance only sends bytes, as a real one does on its own hardware.
+            self.appliance.add_report(session, keep_xml=True)
             out.append([session.lsid, session.external_key or ""])
         return out
 
