@@ -3,7 +3,6 @@
     python3 dev.py bench pipeline [--rate 10] [--duration 15] [--backlog 10000]
                                   [--baseline-sample 400] [--workers 8] [--quick]
                                   [--calls-only] [--backlog-only] [--profile N]
-                                  [--render-processes 1]
 
 The peers run in a child process of their own (so that they do not share a core with
 the system under test): the simulated appliance (``rsbridge.sim.appliance``) behind a
@@ -18,9 +17,7 @@ What is measured, in this process:
 * **rsbridge**: an :class:`~rsbridge.engine.runtime.Engine` on the SQLite store
   (synchronous=FULL, as shipped) with one ``webhook`` integration that imports session
   ends (``outbound_events = [support_conference_end]``), its intake served on loopback,
-  ``--workers`` workers; in the backlog, reports are rendered in ``--render-processes``
-  other processes (``[engine] render_processes``, 1 by default; 0: in the event loop's
-  thread), whose CPU per session is printed beside this process's.
+  ``--workers`` workers.
 * **baseline**: what a simple integration script does. Its intake answers 200 at once
   and, per session-end event, fetches that one session (``SupportSession`` by ``lsid``),
   parses it, renders it with the same :class:`~rsbridge.engine.render.Renderer` and
@@ -55,8 +52,7 @@ What is measured, in this process:
    calls of the replay are counted; then a manual pull reaching 400 days back (one
    more session ended 399 days ago) counts its SupportSessionListing calls.
 4. **Before**: the rsbridge backlog again, with :mod:`rsbridge.fastpaths` turned off (the
-   plain template sandbox, the general JSON converter, rendering in the event loop's
-   thread), against a fresh peers process:
+   plain template sandbox, the general JSON converter), against a fresh peers process:
    the backlog rate of the fast paths over the old ones, measured in the same run
    (issue 15's target: at least 2.5x). ``--backlog-only`` measures just these two;
    ``--profile N`` runs them under cProfile (CPU time of the event loop's thread, which
@@ -80,7 +76,6 @@ import cProfile
 import dataclasses
 import json
 import logging
-import os
 import pstats
 import statistics
 import tempfile
@@ -118,7 +113,6 @@ from rsbridge.engine.appliances import make_appliance_client
 from rsbridge.engine.intake import job_specs
 from rsbridge.engine.poller import Poller
 from rsbridge.engine.render import Renderer
-from rsbridge.engine.render_pool import RenderPool
 from rsbridge.engine.runtime import Engine
 from rsbridge.engine.store.base import EventFilter, IncomingEvent
 from rsbridge.sim.appliance.emitter import OutboundEventEmitter, Recipient, events_for_session
@@ -395,16 +389,14 @@ def _config(
     *,
     events: tuple[str, ...] = (END,),
     lookback_days: float = 1.0,
-    render_processes: int = 0,
 ) -> Config:
     """The engine's configuration: the peers' appliance and one webhook integration
-    (importing ``events``), rendering in ``render_processes`` processes."""
+    (importing ``events``)."""
     return parse_config(
         {
             "engine": {
                 "store": str(workdir / "engine.db"),
                 "workers": workers,
-                "render_processes": render_processes,
                 "poll_lookback_hours": lookback_days * 24,
             },
             "appliances": [
@@ -524,11 +516,6 @@ class Backlog:
     cpu_seconds: float
     rss_mb: float | None = None
     report_calls: int | None = None
-    render_cpu_seconds: float = 0.0
-    """CPU time of the rendering processes (``[engine] render_processes``)."""
-    render_processes: int = 0
-    loop_cpu_seconds: float = 0.0
-    """CPU time of the event loop's thread (the engine's serial part)."""
 
     @property
     def rate(self) -> float:
@@ -541,14 +528,6 @@ class Backlog:
     @property
     def cpu_ms_per_session(self) -> float:
         return self.cpu_seconds * 1000 / max(1, self.sessions)
-
-    @property
-    def render_cpu_ms_per_session(self) -> float:
-        return self.render_cpu_seconds * 1000 / max(1, self.sessions)
-
-    @property
-    def loop_cpu_ms_per_session(self) -> float:
-        return self.loop_cpu_seconds * 1000 / max(1, self.sessions)
 
 
 async def _steady_results(peers: Peers, count: int, calls: int) -> Steady:
@@ -643,9 +622,7 @@ async def backlog_rsbridge(peers: Peers, args: argparse.Namespace, workdir: Path
     sessions: list[list[str]] = (
         await peers.call("/backlog", {"count": args.backlog, "seed": args.seed})
     )["sessions"]
-    # The fast paths turned off also turn the render processes off (the old path whole).
-    processes = args.render_processes if fastpaths.enabled() else 0
-    config = _config(workdir, peers, args.workers, render_processes=processes)
+    config = _config(workdir, peers, args.workers)
     # CPU time of the event loop's thread: wall time would count waiting for the peers.
     profile = cProfile.Profile(time.thread_time) if args.profile else None
     async with Engine(config) as engine:
@@ -653,12 +630,7 @@ async def backlog_rsbridge(peers: Peers, args: argparse.Namespace, workdir: Path
         await _record_backlog(engine, sessions)
         took = time.perf_counter() - started
         print(f"  {len(sessions)} end events recorded in {took:.1f} s (store.record_event)")
-        pool = engine.render_pool
-        if pool is not None:
-            await _warm(pool)
-        render_pids = pool.pids() if pool is not None else []
-        render_before = _children_cpu(render_pids)
-        rss_before, cpu_before, loop_before = peak_rss_mb(), cpu_seconds(), time.thread_time()
+        rss_before, cpu_before = peak_rss_mb(), cpu_seconds()
         start = time.time()
         if profile is not None:
             profile.enable()
@@ -668,8 +640,6 @@ async def backlog_rsbridge(peers: Peers, args: argparse.Namespace, workdir: Path
             profile.disable()
             _print_profile(profile, args.profile)
         rss, cpu = peak_rss_mb() - rss_before, cpu_seconds() - cpu_before
-        loop_cpu = time.thread_time() - loop_before
-        render_cpu = _children_cpu(render_pids) - render_before
         assert engine.worker is not None
         report_calls = engine.worker.appliance_calls
         calls = _client_calls(engine.appliances[APPLIANCE_ID])
@@ -686,40 +656,8 @@ async def backlog_rsbridge(peers: Peers, args: argparse.Namespace, workdir: Path
             f"sessions ({results['repeats']} repeats)"
         )
     return Backlog(
-        progress["reports"],
-        progress["last"] - start,
-        calls,
-        saw,
-        throttled,
-        cpu,
-        rss,
-        report_calls,
-        render_cpu,
-        len(render_pids),
-        loop_cpu,
+        progress["reports"], progress["last"] - start, calls, saw, throttled, cpu, rss, report_calls
     )
-
-
-async def _warm(pool: RenderPool) -> None:
-    """Start the rendering processes and render one session in each before the clock
-    starts: their start (imports, templates compiled) is not what is measured."""
-    pool.start()
-    session = next(iter(SessionGenerator(seed=1).sessions(1)))
-    await asyncio.gather(*(pool.render(INTEGRATION, session, None) for _ in range(pool.processes)))
-
-
-def _children_cpu(pids: list[int]) -> float:
-    """CPU seconds the processes ``pids`` used so far (Linux ``/proc``; a process gone
-    counts 0)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
-    return total
 
 
 async def backlog_before(peers: Peers, args: argparse.Namespace, workdir: Path) -> Backlog:
@@ -952,8 +890,7 @@ def _report_before(args: argparse.Namespace, before: Backlog, ours: Backlog) -> 
     print()
     print(
         f"backlog: {args.backlog} sessions, rsbridge with its fast paths off (before) and on, "
-        f"{args.workers} workers; rendering in the event loop's thread (before) and in "
-        f"render_processes = {ours.render_processes} other processes (rsbridge; 0: the thread)"
+        f"{args.workers} workers"
     )
     print(f"{'':36}{'before':>12}{'rsbridge':>12}{'ratio':>9}")
     print(_row(f"time to drain {args.backlog} (s)", before.seconds, ours.seconds))
@@ -961,12 +898,6 @@ def _report_before(args: argparse.Namespace, before: Backlog, ours: Backlog) -> 
     print(
         _row("CPU ms / session (this process)", before.cpu_ms_per_session, ours.cpu_ms_per_session)
     )
-    loop = (before.loop_cpu_ms_per_session, ours.loop_cpu_ms_per_session)
-    print(_row("  of which the event loop's thread", *loop))
-    if ours.render_processes:
-        print(_row("CPU ms / session (render processes)", 0.0, ours.render_cpu_ms_per_session))
-        total = ours.cpu_ms_per_session + ours.render_cpu_ms_per_session
-        print(_row("CPU ms / session (both)", before.cpu_ms_per_session, total))
     speedup = ours.rate / before.rate
     print(
         f"target: backlog rate at least {SPEEDUP_TARGET:g}x the old path's -> "
@@ -981,12 +912,6 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, help="sessions in the backlog")
     parser.add_argument("--baseline-sample", type=int, help="backlog sessions the baseline imports")
     parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument(
-        "--render-processes",
-        type=int,
-        default=1,
-        help="rsbridge's [engine] render_processes (the before row always renders in-thread)",
-    )
     parser.add_argument("--peer-latency", type=float, default=0.02)
     parser.add_argument("--rate-per-second", type=int, default=20)
     parser.add_argument("--rate-per-hour", type=int, default=15000)

@@ -22,7 +22,6 @@ secrets, plain names) in :mod:`rsbridge.config_base`.
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -153,7 +152,6 @@ class EngineConfig(ConfigModel):
     body_timeout_seconds: float = Field(30.0, gt=0, le=3600)
     max_connections: int = Field(256, ge=1, le=100_000)
     workers: int = Field(8, ge=1, le=256)
-    render_processes: Annotated[int, Field(ge=0, le=64)] | Literal["auto"] = 0
     lease_seconds: float = Field(120.0, gt=0)
     shutdown_grace_seconds: float = Field(20.0, ge=0)
     report_batch_size: int = Field(100, ge=1, le=100)
@@ -189,15 +187,6 @@ class EngineConfig(ConfigModel):
                 "dead_letter_retention_days"
             )
         return self
-
-    def render_process_count(self) -> int:
-        """``render_processes``, with ``"auto"`` read as one process per CPU this process
-        may run on but the event loop's own, and no more than ``workers`` (no more reports
-        are rendered at once): 0 on one CPU."""
-        if self.render_processes != "auto":
-            return self.render_processes
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        return max(0, min((cpus or 1) - 1, self.workers))
 
     def clock_margin(self) -> float:
         """``clock_margin_seconds``, or its default: 1 s on a store several nodes share

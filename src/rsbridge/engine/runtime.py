@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 
-from rsbridge import fastpaths
 from rsbridge.actions.mail import Mailer
 from rsbridge.actions.service import ActionService
 from rsbridge.appliance.auth import MAX_LIVE_TOKENS
@@ -31,7 +30,6 @@ from rsbridge.engine.budget import HoldsTokenSlots, SharedLimiter, SharesBudgets
 from rsbridge.engine.intake import Intake
 from rsbridge.engine.poller import Poller
 from rsbridge.engine.render import Renderer
-from rsbridge.engine.render_pool import RendererSpec, RenderPool
 from rsbridge.engine.retention import prune, retention_policy
 from rsbridge.engine.store import open_store
 from rsbridge.engine.store.base import LeadsPollers, Store, backend_of
@@ -75,8 +73,6 @@ class Engine:
         self.appliances: dict[str, ApplianceClient] = {}
         self.connectors: dict[str, Connector] = {}
         self.renderers: dict[str, Renderer] = {}
-        self.render_pool: RenderPool | None = None
-        """The processes rendering reports (``[engine] render_processes``), if any."""
         self.intake = Intake(config, self.store)
         self.worker: Worker | None = None
         self.pollers: list[Poller] = []
@@ -121,19 +117,9 @@ class Engine:
             cls = connector_class(integration.connector)
             with binding(self.metrics, integration.name):
                 self.connectors[integration.name] = cls(integration.connector_settings())
-        specs = {
-            integration.name: RendererSpec(
-                integration.templates,
-                None if integration.import_events is None else tuple(integration.import_events),
-                fast_paths=fastpaths.enabled(),
+            self.renderers[integration.name] = Renderer(
+                integration.templates, import_events=integration.import_events
             )
-            for integration in self.config.active_integrations()
-        }
-        self.renderers = {name: spec.build() for name, spec in specs.items()}
-        processes = self.config.engine.render_process_count()
-        # The fast paths off bring back the old path whole: rendering in this thread.
-        if processes and specs and fastpaths.enabled():
-            self.render_pool = RenderPool(specs, self.renderers, processes)
         self._built = True
 
     async def open(self) -> None:
@@ -154,9 +140,7 @@ class Engine:
             await self.store.close()
             raise
         self.worker = Worker(
-            self.config,
-            self.store,
-            Services(self.appliances, self.connectors, self.renderers, self.render_pool),
+            self.config, self.store, Services(self.appliances, self.connectors, self.renderers)
         )
         self.pollers = [
             Poller(self.config, self.store, self.appliances[i.appliance], i)
@@ -220,8 +204,6 @@ class Engine:
         if self.running:
             return
         self._stop.clear()
-        if self.render_pool is not None:
-            self.render_pool.start()
         self._tasks = [asyncio.create_task(self.worker.run(self._stop), name=_WORKER_TASK)]
         self._tasks += [
             asyncio.create_task(self._poll_loop(p), name=f"poller-{p.integration.name}")
@@ -256,9 +238,6 @@ class Engine:
             if late:
                 await asyncio.wait(late, timeout=_STOP_MARGIN_SECONDS)
         self._tasks = []
-        if self.render_pool is not None:
-            # After the workers: their last renders finish first. start() starts it again.
-            await self.render_pool.aclose()
 
     def on_stop(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Have ``callback`` awaited first when :meth:`stop` runs (the console's
