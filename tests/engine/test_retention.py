@@ -44,19 +44,25 @@ NOW = 1_800_000_000.0
 def test_the_defaults_keep_dead_letters_and_the_ledger() -> None:
     engine = EngineConfig()
     assert (engine.retention_days, engine.prune_interval_seconds) == (30.0, 3600.0)
-    assert retention_policy(engine, now=NOW) == RetentionPolicy(NOW - 30 * DAY, console_before=NOW)
+    # The console's audit log is kept a year.
+    assert retention_policy(engine, now=NOW) == RetentionPolicy(
+        NOW - 30 * DAY, console_before=NOW, audit_before=NOW - 365 * DAY
+    )
 
 
 def test_the_policy_follows_the_settings_and_the_options() -> None:
     engine = EngineConfig(
-        retention_days=7, dead_letter_retention_days=90, ledger_retention_days=400
+        retention_days=7,
+        dead_letter_retention_days=90,
+        ledger_retention_days=400,
+        audit_retention_days=30,
     )
     assert retention_policy(engine, now=NOW) == RetentionPolicy(
-        NOW - 7 * DAY, NOW - 90 * DAY, NOW - 400 * DAY, console_before=NOW
+        NOW - 7 * DAY, NOW - 90 * DAY, NOW - 400 * DAY, NOW, NOW - 30 * DAY
     )
     # rsbridge events prune --older-than / --dead-older-than; the ledger stays as set.
     assert retention_policy(engine, now=NOW, older_than=3600, dead_older_than=60) == (
-        RetentionPolicy(NOW - 3600, NOW - 60, NOW - 400 * DAY, console_before=NOW)
+        RetentionPolicy(NOW - 3600, NOW - 60, NOW - 400 * DAY, NOW, NOW - 30 * DAY)
     )
 
 
