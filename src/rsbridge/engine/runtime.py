@@ -311,10 +311,11 @@ class Engine:
                 continue
             for account, number in held.items():
                 client_id = self._token_accounts.get(account)
-                if client_id is None or (number is None) == (account in self._slotless):
+                lost = number is None
+                if client_id is None or lost == (account in self._slotless):
                     continue  # unchanged: said already
-                self._slotless ^= {account}
-                if number is None:
+                if lost:
+                    self._slotless.add(account)
                     log.error(
                         "API account %r: this process lost its token slot and all %d are "
                         "held by other rsbridge processes now; stop one of them",
@@ -322,6 +323,7 @@ class Engine:
                         MAX_LIVE_TOKENS,
                     )
                 else:
+                    self._slotless.discard(account)
                     log.warning("API account %r: holds token slot %d again", client_id, number)
 
     async def _prune_loop(self) -> None:

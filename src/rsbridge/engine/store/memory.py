@@ -251,11 +251,7 @@ class MemoryStore(MemoryConsole):
             raise ValueError(f"a worker cannot finish a job as {finish.outcome.value}")
         at = _clock(now)
         async with self._lock:
-            recorded = []
-            for entry in finish.ledger:
-                if entry.key not in self._ledger:
-                    self._ledger[entry.key] = replace(entry, detail=dict(entry.detail))
-                    recorded.append(entry)
+            recorded = [entry for entry in finish.ledger if self._put(entry) is entry]
             job = self._held(job_id, owner)
             if job is None:
                 return Finished(False, tuple(recorded))
@@ -306,7 +302,17 @@ class MemoryStore(MemoryConsole):
     async def ledger_put(self, entry: LedgerEntry) -> LedgerEntry:
         """Record an effect unless its key is recorded; return the entry that stands."""
         async with self._lock:
-            return self._ledger.setdefault(entry.key, replace(entry, detail=dict(entry.detail)))
+            stands = self._put(entry)
+            return self._ledger[entry.key] if stands is entry else stands
+
+    def _put(self, entry: LedgerEntry) -> LedgerEntry:
+        """Record ``entry`` unless its key is recorded (caller holds the lock): ``entry``
+        itself when it was new, else the entry that stands."""
+        stands = self._ledger.get(entry.key)
+        if stands is not None:
+            return stands
+        self._ledger[entry.key] = replace(entry, detail=dict(entry.detail))
+        return entry
 
     async def ledger_for_session(self, appliance_id: str, lsid: str) -> list[LedgerEntry]:
         """Every effect recorded for a session, oldest first (ties: in recording order)."""

@@ -206,14 +206,15 @@ SELECT appliance_id, lsid, event, integration, effect, ticket_id, ref, created_a
        detail
 FROM ledger
 WHERE appliance_id = %s AND lsid = %s AND event = %s AND integration = %s AND effect = %s"""
-# ledger_put in one statement: the entry, or the one that stands. A concurrent insert of
-# the same key is waited for; DO UPDATE (which changes nothing) then returns the row that
-# committed first, which a second statement's new snapshot was needed for with DO NOTHING.
+# Which of many keys the ledger holds: one array per key column.
 SELECT_LEDGER_RECORDED: Final = """
 SELECT l.appliance_id, l.lsid, l.event, l.integration, l.effect
 FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
      AS k (appliance_id, lsid, event, integration, effect)
 JOIN ledger AS l USING (appliance_id, lsid, event, integration, effect)"""
+# ledger_put in one statement: the entry, or the one that stands. A concurrent insert of
+# the same key is waited for; DO UPDATE (which changes nothing) then returns the row that
+# committed first, which a second statement's new snapshot was needed for with DO NOTHING.
 PUT_LEDGER: Final = """
 INSERT INTO ledger (appliance_id, lsid, event, integration, effect, ticket_id, ref,
                     created_at, detail)
