@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 from jinja2.utils import Namespace
 
 from rsbridge.appliance.report_model import (
@@ -336,3 +336,20 @@ async def test_the_worker_renders_what_the_connector_reads(
     assert set(record["parts"]) == {"chat"}
     assert record["parts"]["chat"]["text"] and record["parts"]["chat"]["html"] == ""
     assert record["text"] == record["html"] == ""
+
+
+def test_only_the_shipped_templates_leave_the_sandbox(tmp_path: Path) -> None:
+    """The fast path runs a shipped template outside the sandbox only where no override
+    replaces it: the override, and a shipped template it includes, stay sandboxed."""
+    (tmp_path / "chat.txt").write_text("{% include 'notes.txt' %}", encoding="utf-8")
+    fast, old = Renderer(tmp_path), Renderer(tmp_path, fast_paths=False)
+    # White-box: which environment compiled each template (the behaviour it stands for,
+    # overrides refused unsafe access, is tested above on both paths).
+    assert isinstance(fast._template("chat.txt").environment, ReportSandbox)
+    assert not isinstance(fast._template("chat.html").environment, SandboxedEnvironment)
+    assert isinstance(old._template("chat.html").environment, ImmutableSandboxedEnvironment)
+    session = _generated(1)[0]
+    assert fast.render(session) == old.render(session)
+    # What chat.txt includes was loaded by the sandbox, with the sandbox's checks.
+    included = fast._env.get_template("notes.txt")
+    assert isinstance(included.environment, ReportSandbox)
