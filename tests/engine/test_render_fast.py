@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from jinja2 import meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 from jinja2.utils import Namespace
 
@@ -353,3 +354,16 @@ def test_only_the_shipped_templates_leave_the_sandbox(tmp_path: Path) -> None:
     # What chat.txt includes was loaded by the sandbox, with the sandbox's checks.
     included = fast._env.get_template("notes.txt")
     assert isinstance(included.environment, ReportSandbox)
+
+
+def test_no_shipped_template_loads_another() -> None:
+    """A shipped template outside the sandbox loads what it includes from the package
+    only, where an override of the included template would go unseen: so none includes,
+    imports or extends another (the full report receives its parts rendered)."""
+    env = Renderer()._trusted
+    assert env is not None
+    names = env.list_templates()
+    assert "chat.html" in names
+    for name in names:
+        source = env.loader.get_source(env, name)[0] if env.loader else ""
+        assert list(meta.find_referenced_templates(env.parse(source))) == [], name
