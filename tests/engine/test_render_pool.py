@@ -5,6 +5,7 @@ does (killed, stopped, garbage, hang-up), no child left behind."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -158,9 +159,12 @@ async def test_a_child_killed_mid_request_loses_nothing(pool: RenderPool) -> Non
     assert pool.pids() == [second]
 
 
-async def test_a_stopped_child_meets_the_deadline() -> None:
+@pytest.mark.parametrize("size", [0, 8 * 1024 * 1024])
+async def test_a_stopped_child_meets_the_deadline(size: int) -> None:
     pool = _pool({"all": SPEC}, deadline=1.0)
     session = _generated(1)[0]
+    if size:  # more than the socket holds: the send itself waits for the stopped child
+        session = dataclasses.replace(session, external_key="k" * size)
     here = pool._renderers["all"]
     try:
         await pool.render("all", session, None)
@@ -278,6 +282,26 @@ async def test_close_kills_a_child_that_does_not_finish(
     os.kill(pid, signal.SIGSTOP)
     await pool.aclose()
     assert _reaped(pid) and "still busy at close; killed" in caplog.text
+
+
+async def test_close_answers_the_requests_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(render_pool, "CLOSE_GRACE_SECONDS", 0.5)
+    pool = _pool({"all": SPEC}, processes=2)
+    here = pool._renderers["all"]
+    sessions = _generated(3)
+    pool.start()
+    await asyncio.gather(*(pool.render("all", s, None) for s in sessions[:2]))
+    stopped, answering = pool.pids()
+    os.kill(stopped, signal.SIGSTOP)
+    jobs = [asyncio.ensure_future(pool.render("all", s, None)) for s in sessions]
+    await _eventually(lambda: any(c.pid == stopped for c in pool._busy))
+    closing = asyncio.ensure_future(pool.aclose())
+    late = asyncio.ensure_future(pool.render("all", sessions[0], None))  # while closing
+    await closing
+    # Every request answered: by a child, or here once its child was killed at close.
+    assert await asyncio.gather(*jobs, late) == [here.render(s) for s in [*sessions, sessions[0]]]
+    assert pool.pids() == [] and _reaped(stopped) and _reaped(answering)
+    assert pool.broken == 0 and pool.in_process >= 1
 
 
 ORPHAN = """

@@ -37,7 +37,6 @@ import pickle
 import signal
 import socket
 import struct
-import sys
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
@@ -215,6 +214,11 @@ class _Child:
             raise _BrokenChildError("a frame that is not an answer")
         return message
 
+    async def exchange(self, frame: bytes) -> tuple[Any, ...]:
+        """Send one request frame, receive its answer frame."""
+        await self.send(frame)
+        return await self.receive()
+
     async def send(self, frame: bytes) -> None:
         """Send one frame (header included)."""
         loop = asyncio.get_running_loop()
@@ -239,10 +243,15 @@ class _Child:
         return bytes(buffer)
 
     def kill(self) -> None:
-        """SIGKILL the child and close the socket (reaping is separate)."""
+        """SIGKILL the child and close the socket (reaping is separate); never while a
+        request reads or writes the socket."""
+        self.kill_process()
+        self.sock.close()
+
+    def kill_process(self) -> None:
+        """SIGKILL the child (reaping is separate)."""
         with contextlib.suppress(OSError, ValueError):
             self.process.kill()
-        self.sock.close()
 
 
 def _kill_all(children: dict[int, _Child]) -> None:
@@ -283,6 +292,8 @@ class RenderPool:
         self._context = multiprocessing.get_context("spawn")
         self._children: dict[int, _Child] = {}
         self._idle: list[_Child] = []
+        self._busy: set[_Child] = set()
+        self._closing = False
         self._slots: asyncio.Semaphore | None = None
         self._reapers: set[asyncio.Task[None]] = set()
         self._next_id = 0
@@ -354,25 +365,36 @@ class RenderPool:
         )
 
     async def aclose(self) -> None:
-        """End the children: each gets end-of-file and :data:`CLOSE_GRACE_SECONDS` to exit,
-        then is killed; all are reaped. A later request starts new ones."""
-        children = list(self._children.values())
-        self._children.clear()
-        self._idle.clear()
-        self._slots = None
-        for child in children:
-            child.sock.close()  # end-of-file: the child's loop ends
-        await _wait_exit([c.process for c in children], CLOSE_GRACE_SECONDS)
-        late = [c for c in children if c.process.exitcode is None]
-        if late:
-            log.warning("%d render process(es) still busy at close; killed", len(late))
-            for child in late:
-                child.kill()
-            await _wait_exit([c.process for c in late], _REAP_SECONDS)
-        for child in children:
-            _close_process(child.process)
-        if self._reapers:
-            await asyncio.gather(*self._reapers, return_exceptions=True)
+        """End the children and reap them: idle ones get end-of-file and exit by
+        themselves; requests in flight get :data:`CLOSE_GRACE_SECONDS` to be answered,
+        then their children are killed and the requests rendered in-process. Requests
+        made meanwhile are rendered in-process; later ones start new children."""
+        self._closing = True
+        try:
+            children = list(self._children.values())
+            idle, self._idle = self._idle, []
+            for child in idle:
+                child.sock.close()  # end-of-file: the child's loop ends
+            loop = asyncio.get_running_loop()
+            end = loop.time() + CLOSE_GRACE_SECONDS
+            await _wait_until(lambda: not self._busy and _exited(children), end)
+            late = [c for c in children if _exitcode(c.process) is None]
+            if late:
+                log.warning("%d render process(es) still busy at close; killed", len(late))
+                for child in late:
+                    # Not its socket, which a request may be reading: that request sees
+                    # end-of-file and is rendered here.
+                    child.kill_process()
+            await _wait_until(lambda: not self._busy, loop.time() + _REAP_SECONDS)
+            await _wait_until(lambda: _exited(children), loop.time() + _REAP_SECONDS)
+            for child in children:
+                child.sock.close()
+                self._children.pop(child.pid, None)
+                _close_process(child.process)
+            if self._reapers:
+                await asyncio.gather(*self._reapers, return_exceptions=True)
+        finally:
+            self._closing = False
 
     # --- internals ----------------------------------------------------------------------
 
@@ -426,12 +448,13 @@ class RenderPool:
         return in_process()
 
     async def _ask(self, request_id: int, frame: bytes) -> tuple[bool, object]:
-        """(True, result), (False, the renderer's error) or (False, None): broken."""
+        """(True, result), (False, the renderer's error) or (False, None): broken, or the
+        pool is closing or disabled."""
         if self._slots is None:
+            # One for the pool's life: at most ``processes`` requests hold a child.
             self._slots = asyncio.Semaphore(self.processes)
-        slots = self._slots
-        async with slots:
-            if self.disabled:
+        async with self._slots:
+            if self.disabled or self._closing:
                 return False, None
             if self._idle:
                 child = self._idle.pop()
@@ -444,25 +467,31 @@ class RenderPool:
                     log.warning("a render process failed to start (%s)", type(exc).__name__)
                     self._warn_disabled()
                     return False, None
+            self._busy.add(child)
             try:
                 if not child.ready:
                     await asyncio.wait_for(self._await_ready(child), START_SECONDS)
-                await child.send(frame)
-                answer = await asyncio.wait_for(child.receive(), self.deadline)
+                # The send counts too: a stopped child fills the socket's buffer.
+                answer = await asyncio.wait_for(child.exchange(frame), self.deadline)
                 if answer[0] != request_id or not isinstance(answer[1], bool):
                     raise _BrokenChildError("an answer to another request")
             except (_BrokenChildError, TimeoutError) as exc:
-                self._broken(child, str(exc) or "no answer in time")
+                if self._closing:
+                    self._retire(child)  # killed by aclose: not the child's fault
+                else:
+                    self._broken(child, str(exc) or "no answer in time")
                 return False, None
             except BaseException:
                 # Cancelled mid-request: its answer would come to the next request.
                 self._retire(child)
                 raise
+            finally:
+                self._busy.discard(child)
             self._broken_in_a_row = 0
-            if slots is self._slots:
+            if self._closing:
+                child.sock.close()  # answered: it exits by itself, and aclose reaps it
+            else:
                 self._idle.append(child)
-            else:  # closed meanwhile
-                self._retire(child)
             ok, value = answer[1], answer[2]
             return (True, value) if ok else (False, _error(value))
 
@@ -506,25 +535,39 @@ def _error(value: object) -> BaseException:
     return RuntimeError("a render process failed")
 
 
-async def _wait_exit(processes: list[BaseProcess], seconds: float) -> None:
-    """Wait (polling, without blocking the loop) until ``processes`` exited or for
-    ``seconds``; exited ones are reaped."""
+def _exitcode(process: BaseProcess) -> int | None:
+    """``process.exitcode`` (reaping it if it exited); a closed one exited."""
+    try:
+        return process.exitcode
+    except ValueError:  # closed already, after it was reaped
+        return 0
+
+
+def _exited(children: Collection[_Child]) -> bool:
+    """Whether every one of ``children`` exited (reaping those that did)."""
+    return all(_exitcode(c.process) is not None for c in children)
+
+
+async def _wait_until(done: Callable[[], bool], end: float) -> None:
+    """Poll ``done`` (without blocking the loop) until it holds or the loop's clock
+    reaches ``end``."""
     loop = asyncio.get_running_loop()
-    end = loop.time() + seconds
     delay = 0.005
-    while any(p.exitcode is None for p in processes) and loop.time() < end:
+    while not done() and loop.time() < end:
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.1)
 
 
 async def _reap(process: BaseProcess) -> None:
-    await _wait_exit([process], _REAP_SECONDS)
+    loop = asyncio.get_running_loop()
+    await _wait_until(lambda: _exitcode(process) is not None, loop.time() + _REAP_SECONDS)
     _close_process(process)
 
 
 def _close_process(process: BaseProcess) -> None:
-    if process.exitcode is not None:
-        with contextlib.suppress(ValueError):
-            process.close()
-    elif sys.platform != "win32":
+    """Release ``process``'s resources once it exited (it is reaped by then)."""
+    if _exitcode(process) is None:
         log.warning("render process %d did not exit after SIGKILL", process.pid or 0)
+        return
+    with contextlib.suppress(ValueError):
+        process.close()
