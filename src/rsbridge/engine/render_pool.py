@@ -149,6 +149,12 @@ def _child_main(sock: socket.socket, specs: Mapping[str, RendererSpec]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sock.setblocking(True)
+    # The engine gone (killed, or it killed this child's request) is the end, not an error.
+    with contextlib.suppress(OSError):
+        _serve(sock, specs)
+
+
+def _serve(sock: socket.socket, specs: Mapping[str, RendererSpec]) -> None:
     try:
         renderers = {name: spec.build() for name, spec in specs.items()}
     except Exception as exc:
@@ -321,7 +327,11 @@ class RenderPool:
     def start(self) -> None:
         """Start the children now rather than with the first requests."""
         while not self.disabled and len(self._children) < self.processes:
-            self._idle.append(self._spawn())
+            try:
+                self._idle.append(self._spawn())
+            except Exception as exc:  # out of processes or descriptors: requests try again
+                log.warning("a render process failed to start (%s)", type(exc).__name__)
+                return
 
     async def render(
         self, integration: str, session: SupportSession, templates: Collection[str] | None
