@@ -3,7 +3,7 @@
     python3 dev.py bench pipeline [--rate 10] [--duration 15] [--backlog 10000]
                                   [--baseline-sample 400] [--workers 8] [--quick]
                                   [--calls-only] [--backlog-only] [--pairs N]
-                                  [--profile N]
+                                  [--profile N] [--render-processes 1]
 
 The peers run in a child process of their own (so that they do not share a core with
 the system under test): the simulated appliance (``rsbridge.sim.appliance``) behind a
@@ -18,7 +18,9 @@ What is measured, in this process:
 * **rsbridge**: an :class:`~rsbridge.engine.runtime.Engine` on the SQLite store
   (synchronous=FULL, as shipped) with one ``webhook`` integration that imports session
   ends (``outbound_events = [support_conference_end]``), its intake served on loopback,
-  ``--workers`` workers.
+  ``--workers`` workers, rendering reports in ``--render-processes`` child processes
+  (``[engine] render_processes``, 1 by default; 0: in the event loop's thread), whose CPU
+  per session is printed beside this process's.
 * **baseline**: what a simple integration script does. Its intake answers 200 at once
   and, per session-end event, fetches that one session (``SupportSession`` by ``lsid``),
   parses it, renders it with the same :class:`~rsbridge.engine.render.Renderer` and
@@ -78,6 +80,7 @@ import asyncio
 import cProfile
 import dataclasses
 import logging
+import os
 import pstats
 import statistics
 import tempfile
@@ -116,6 +119,7 @@ from rsbridge.engine.appliances import make_appliance_client
 from rsbridge.engine.intake import job_specs
 from rsbridge.engine.poller import Poller
 from rsbridge.engine.render import Renderer
+from rsbridge.engine.render_pool import RenderPool
 from rsbridge.engine.runtime import Engine
 from rsbridge.engine.store.base import EventFilter, IncomingEvent
 from rsbridge.sim.appliance.emitter import OutboundEventEmitter, Recipient, events_for_session
@@ -395,14 +399,16 @@ def _config(
     *,
     events: tuple[str, ...] = (END,),
     lookback_days: float = 1.0,
+    render_processes: int = 0,
 ) -> Config:
     """The engine's configuration: the peers' appliance and one webhook integration
-    (importing ``events``)."""
+    (importing ``events``), rendering in ``render_processes`` child processes."""
     return parse_config(
         {
             "engine": {
                 "store": str(workdir / "engine.db"),
                 "workers": workers,
+                "render_processes": render_processes,
                 "poll_lookback_hours": lookback_days * 24,
             },
             "appliances": [
@@ -522,10 +528,17 @@ class Backlog:
     cpu_seconds: float
     rss_mb: float | None = None
     report_calls: int | None = None
+    render_processes: int = 0
+    render_cpu_seconds: float = 0.0
+    """CPU time of the render processes (``[engine] render_processes``)."""
 
     @property
     def rate(self) -> float:
         return self.sessions / self.seconds
+
+    @property
+    def render_cpu_ms_per_session(self) -> float:
+        return self.render_cpu_seconds * 1000 / max(1, self.sessions)
 
     @property
     def calls_per_session(self) -> float:
@@ -561,7 +574,7 @@ async def _steady_results(peers: Peers, count: int, calls: int) -> Steady:
 
 async def steady_rsbridge(peers: Peers, args: argparse.Namespace, workdir: Path) -> Steady:
     count = round(args.rate * args.duration)
-    config = _config(workdir, peers, args.workers)
+    config = _config(workdir, peers, args.workers, render_processes=args.render_processes)
     async with (
         Engine(config) as engine,
         serving(intake_app(engine.intake, engine.store)) as url,
@@ -625,10 +638,17 @@ async def _drained(engine: Engine, *, limit: float) -> dict[str, int]:
 
 
 async def backlog_rsbridge(peers: Peers, args: argparse.Namespace, workdir: Path) -> Backlog:
+    """The rsbridge backlog, rendering in ``--render-processes`` child processes."""
+    return await _backlog(peers, args, workdir, args.render_processes)
+
+
+async def _backlog(
+    peers: Peers, args: argparse.Namespace, workdir: Path, render_processes: int
+) -> Backlog:
     sessions: list[list[str]] = (
         await peers.call("/backlog", {"count": args.backlog, "seed": args.seed})
     )["sessions"]
-    config = _config(workdir, peers, args.workers)
+    config = _config(workdir, peers, args.workers, render_processes=render_processes)
     # CPU time of the event loop's thread: wall time would count waiting for the peers.
     profile = cProfile.Profile(time.thread_time) if args.profile else None
     async with Engine(config) as engine:
@@ -636,6 +656,11 @@ async def backlog_rsbridge(peers: Peers, args: argparse.Namespace, workdir: Path
         await _record_backlog(engine, sessions)
         took = time.perf_counter() - started
         print(f"  {len(sessions)} end events recorded in {took:.1f} s (store.record_event)")
+        pool = engine.render_pool
+        if pool is not None:
+            await _warm(pool)
+        render_pids = pool.pids() if pool is not None else []
+        render_before = _children_cpu(render_pids)
         rss_before, cpu_before = peak_rss_mb(), cpu_seconds()
         start = time.time()
         if profile is not None:
@@ -646,6 +671,7 @@ async def backlog_rsbridge(peers: Peers, args: argparse.Namespace, workdir: Path
             profile.disable()
             _print_profile(profile, args.profile)
         rss, cpu = peak_rss_mb() - rss_before, cpu_seconds() - cpu_before
+        render_cpu = _children_cpu(render_pids) - render_before
         assert engine.worker is not None
         report_calls = engine.worker.appliance_calls
         calls = _client_calls(engine.appliances[APPLIANCE_ID])
@@ -662,14 +688,45 @@ async def backlog_rsbridge(peers: Peers, args: argparse.Namespace, workdir: Path
             f"sessions ({results['repeats']} repeats)"
         )
     return Backlog(
-        progress["reports"], progress["last"] - start, calls, saw, throttled, cpu, rss, report_calls
+        progress["reports"],
+        progress["last"] - start,
+        calls,
+        saw,
+        throttled,
+        cpu,
+        rss,
+        report_calls,
+        len(render_pids),
+        render_cpu,
     )
 
 
+async def _warm(pool: RenderPool) -> None:
+    """Start the render processes and render one session in each before the clock starts:
+    their start (imports, renderers built) is not what is measured."""
+    pool.start()
+    session = next(iter(SessionGenerator(seed=1).sessions(1)))
+    await asyncio.gather(*(pool.render(INTEGRATION, session, None) for _ in range(pool.processes)))
+
+
+def _children_cpu(pids: list[int]) -> float:
+    """CPU seconds the processes ``pids`` used so far (Linux ``/proc``; one gone counts 0)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
 async def backlog_before(peers: Peers, args: argparse.Namespace, workdir: Path) -> Backlog:
-    """The rsbridge backlog on the old paths (:mod:`rsbridge.fastpaths` turned off)."""
+    """The rsbridge backlog on the old paths: :mod:`rsbridge.fastpaths` turned off and
+    rendering in the event loop's thread (``render_processes = 0``)."""
     with fastpaths.turned_off():
-        return await backlog_rsbridge(peers, args, workdir)
+        return await _backlog(peers, args, workdir, 0)
 
 
 def _print_profile(profile: cProfile.Profile, top: int) -> None:
@@ -746,7 +803,12 @@ async def economy_rsbridge(peers: Peers, args: argparse.Namespace, workdir: Path
     with a long look-back."""
     count = round(args.rate * args.duration)
     config = _config(
-        workdir, peers, args.workers, events=(END, *SURVEY_EVENTS), lookback_days=LOOKBACK_DAYS
+        workdir,
+        peers,
+        args.workers,
+        events=(END, *SURVEY_EVENTS),
+        lookback_days=LOOKBACK_DAYS,
+        render_processes=args.render_processes,
     )
     async with (
         Engine(config) as engine,
@@ -903,7 +965,8 @@ def _report_before(args: argparse.Namespace, befores: list[Backlog], ours: list[
     print()
     print(
         f"backlog: {args.backlog} sessions, rsbridge with its fast paths off (before) and on, "
-        f"{args.workers} workers"
+        f"{args.workers} workers; render_processes = {before.render_processes} (before) and "
+        f"{mine.render_processes} (rsbridge)"
     )
     if len(ours) > 1:
         rates = ", ".join(
@@ -916,6 +979,10 @@ def _report_before(args: argparse.Namespace, befores: list[Backlog], ours: list[
     print(
         _row("CPU ms / session (this process)", before.cpu_ms_per_session, mine.cpu_ms_per_session)
     )
+    if mine.render_processes:
+        print(_row("CPU ms / session (render processes)", None, mine.render_cpu_ms_per_session))
+        total = mine.cpu_ms_per_session + mine.render_cpu_ms_per_session
+        print(_row("CPU ms / session (both)", before.cpu_ms_per_session, total))
     speedup = mine.rate / before.rate
     print(
         f"target: backlog rate at least {SPEEDUP_TARGET:g}x the old path's -> "
@@ -932,6 +999,12 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, help="sessions in the backlog")
     parser.add_argument("--baseline-sample", type=int, help="backlog sessions the baseline imports")
     parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument(
+        "--render-processes",
+        type=int,
+        default=1,
+        help="rsbridge's [engine] render_processes (the 'before' run always uses 0)",
+    )
     parser.add_argument("--peer-latency", type=float, default=0.02)
     parser.add_argument("--rate-per-second", type=int, default=20)
     parser.add_argument("--rate-per-hour", type=int, default=15000)

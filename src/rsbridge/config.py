@@ -22,6 +22,7 @@ secrets, plain names) in :mod:`rsbridge.config_base`.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -140,6 +141,10 @@ StoreLocation = Annotated[Path | str, BeforeValidator(_store_location)]
 """``[engine] store``: a SQLite file path, or a URL (``postgresql://...``, ``memory:``)."""
 
 
+MAX_RENDER_PROCESSES = 64
+"""The most ``[engine] render_processes`` may ask for."""
+
+
 class EngineConfig(ConfigModel):
     """``[engine]``: the process itself."""
 
@@ -152,6 +157,7 @@ class EngineConfig(ConfigModel):
     body_timeout_seconds: float = Field(30.0, gt=0, le=3600)
     max_connections: int = Field(256, ge=1, le=100_000)
     workers: int = Field(8, ge=1, le=256)
+    render_processes: int | Literal["auto"] = 0
     lease_seconds: float = Field(120.0, gt=0)
     shutdown_grace_seconds: float = Field(20.0, ge=0)
     report_batch_size: int = Field(100, ge=1, le=100)
@@ -167,6 +173,24 @@ class EngineConfig(ConfigModel):
     ledger_retention_days: float | None = Field(None, ge=MIN_LEDGER_RETENTION_DAYS)
     audit_retention_days: float = Field(365.0, gt=0)
     prune_interval_seconds: float = Field(3600.0, ge=0)
+
+    @field_validator("render_processes", mode="before")
+    @classmethod
+    def _render_processes(cls, value: object) -> object:
+        # One clear message rather than pydantic's two (int, then literal).
+        if value == "auto" or (type(value) is int and 0 <= value <= MAX_RENDER_PROCESSES):
+            return value
+        raise ValueError(
+            f'render_processes must be a whole number from 0 to {MAX_RENDER_PROCESSES} or "auto"'
+        )
+
+    def render_process_count(self) -> int:
+        """``render_processes``, with ``"auto"`` read as one per CPU this process may run
+        on but the event loop's own (0 on one CPU, at most 64)."""
+        if self.render_processes != "auto":
+            return self.render_processes
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return max(0, min((cpus or 1) - 1, MAX_RENDER_PROCESSES))
 
     @model_validator(mode="after")
     def _backoff(self) -> EngineConfig:

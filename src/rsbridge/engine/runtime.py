@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 
+from rsbridge import fastpaths
 from rsbridge.actions.mail import Mailer
 from rsbridge.actions.service import ActionService
 from rsbridge.appliance.auth import MAX_LIVE_TOKENS
@@ -30,6 +31,7 @@ from rsbridge.engine.budget import HoldsTokenSlots, SharedLimiter, SharesBudgets
 from rsbridge.engine.intake import Intake
 from rsbridge.engine.poller import Poller
 from rsbridge.engine.render import Renderer
+from rsbridge.engine.render_pool import RendererSpec, RenderPool
 from rsbridge.engine.retention import prune, retention_policy
 from rsbridge.engine.store import open_store
 from rsbridge.engine.store.base import LeadsPollers, Store, backend_of
@@ -73,6 +75,8 @@ class Engine:
         self.appliances: dict[str, ApplianceClient] = {}
         self.connectors: dict[str, Connector] = {}
         self.renderers: dict[str, Renderer] = {}
+        self.render_pool: RenderPool | None = None
+        """The child processes rendering reports (``[engine] render_processes``), if any."""
         self.intake = Intake(config, self.store)
         self.worker: Worker | None = None
         self.pollers: list[Poller] = []
@@ -117,9 +121,18 @@ class Engine:
             cls = connector_class(integration.connector)
             with binding(self.metrics, integration.name):
                 self.connectors[integration.name] = cls(integration.connector_settings())
-            self.renderers[integration.name] = Renderer(
-                integration.templates, import_events=integration.import_events
+        specs = {
+            integration.name: RendererSpec(
+                integration.templates,
+                None if integration.import_events is None else tuple(integration.import_events),
+                fast_paths=fastpaths.enabled(),
             )
+            for integration in self.config.active_integrations()
+        }
+        self.renderers = {name: spec.build() for name, spec in specs.items()}
+        processes = self.config.engine.render_process_count()
+        if processes and specs:
+            self.render_pool = RenderPool(specs, self.renderers, processes)
         self._built = True
 
     async def open(self) -> None:
@@ -140,7 +153,9 @@ class Engine:
             await self.store.close()
             raise
         self.worker = Worker(
-            self.config, self.store, Services(self.appliances, self.connectors, self.renderers)
+            self.config,
+            self.store,
+            Services(self.appliances, self.connectors, self.renderers, self.render_pool),
         )
         self.pollers = [
             Poller(self.config, self.store, self.appliances[i.appliance], i)
@@ -204,6 +219,8 @@ class Engine:
         if self.running:
             return
         self._stop.clear()
+        if self.render_pool is not None:
+            self.render_pool.start()
         self._tasks = [asyncio.create_task(self.worker.run(self._stop), name=_WORKER_TASK)]
         self._tasks += [
             asyncio.create_task(self._poll_loop(p), name=f"poller-{p.integration.name}")
@@ -238,6 +255,9 @@ class Engine:
             if late:
                 await asyncio.wait(late, timeout=_STOP_MARGIN_SECONDS)
         self._tasks = []
+        if self.render_pool is not None:
+            # After the workers, whose last renders come first. A later start() restarts it.
+            await self.render_pool.aclose()
 
     def on_stop(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Have ``callback`` awaited first when :meth:`stop` runs (the console's

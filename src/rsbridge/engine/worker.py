@@ -88,6 +88,7 @@ from rsbridge.engine.ledger_check import (
     survey_effect,
 )
 from rsbridge.engine.render import Renderer
+from rsbridge.engine.render_pool import RenderPool
 from rsbridge.engine.report_cache import ReportCache
 from rsbridge.engine.reports import Answer, Fetched, ReportFetcher
 from rsbridge.engine.signing import signer_for
@@ -134,6 +135,8 @@ class Services:
     appliances: Mapping[str, ApplianceClient]
     connectors: Mapping[str, Connector]
     renderers: Mapping[str, Renderer]
+    render_pool: RenderPool | None = None
+    """Renders in child processes (``[engine] render_processes``); None: in-process."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -583,7 +586,12 @@ class Worker:
             key = self._key(job, job.event_type, survey_effect(kind, index))
             if key in known:
                 continue
-            rendered = renderer.render_survey(session, kind, survey)
+            pool = self.services.render_pool
+            rendered = (
+                await pool.render_survey(integration.name, session, kind, survey)
+                if pool is not None
+                else renderer.render_survey(session, kind, survey)
+            )
             result = await connector.write_survey(
                 ticket,
                 SurveyDelivery(
@@ -610,12 +618,18 @@ class Worker:
         if key in w.known:
             return False
         renderer = self.services.renderers[w.integration.name]
+        pool, templates = self.services.render_pool, w.connector.report_templates()
+        rendered = (
+            await pool.render(w.integration.name, w.session, templates)
+            if pool is not None
+            else renderer.render(w.session, templates)
+        )
         delivery = SessionDelivery(
             str(key),
             w.job.appliance_id,
             w.integration.name,
             renderer.imported_session(w.session),
-            renderer.render(w.session, w.connector.report_templates()),
+            rendered,
             w.association,
         )
         result = await w.connector.write_session_report(w.ticket, delivery)

@@ -1,0 +1,66 @@
+"""Misbehaving render children for tests/engine/test_render_pool.py: each starts like a
+real one (ready frame), then answers the first request wrongly. Importable by the
+spawned child, which runs them instead of the pool's own child code."""
+
+from __future__ import annotations
+
+import pickle
+import signal
+import socket
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+_HEADER = struct.Struct(">I")
+
+
+def _start(sock: socket.socket) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sock.setblocking(True)
+    body = pickle.dumps(("ready", True, None))
+    sock.sendall(_HEADER.pack(len(body)) + body)
+    # The request: its header, then its body.
+    (size,) = _HEADER.unpack(sock.recv(_HEADER.size, socket.MSG_WAITALL))
+    sock.recv(size, socket.MSG_WAITALL)
+
+
+def _until_closed(sock: socket.socket) -> None:
+    while sock.recv(65536):
+        pass
+
+
+def not_a_pickle(sock: socket.socket, specs: Mapping[str, Any]) -> None:
+    """Answers with a frame that does not unpickle."""
+    _start(sock)
+    sock.sendall(_HEADER.pack(5) + b"junk!")
+    _until_closed(sock)
+
+
+def too_large(sock: socket.socket, specs: Mapping[str, Any]) -> None:
+    """Announces a frame of 4 GiB."""
+    _start(sock)
+    sock.sendall(b"\xff\xff\xff\xff")
+    _until_closed(sock)
+
+
+def not_an_answer(sock: socket.socket, specs: Mapping[str, Any]) -> None:
+    """Answers with a pickle of something else."""
+    _start(sock)
+    body = pickle.dumps(["a", "list"])
+    sock.sendall(_HEADER.pack(len(body)) + body)
+    _until_closed(sock)
+
+
+def wrong_request(sock: socket.socket, specs: Mapping[str, Any]) -> None:
+    """Answers another request id."""
+    _start(sock)
+    body = pickle.dumps((-1, True, "not yours"))
+    sock.sendall(_HEADER.pack(len(body)) + body)
+    _until_closed(sock)
+
+
+def hangs_up(sock: socket.socket, specs: Mapping[str, Any]) -> None:
+    """Closes its socket halfway through an answer."""
+    _start(sock)
+    sock.sendall(_HEADER.pack(100) + b"half")
+    sock.close()
