@@ -50,18 +50,20 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from rsbridge.appliance.client import ApplianceClient
 from rsbridge.appliance.events import END, MEMBER_ADDED, SURVEY_EVENTS
-from rsbridge.appliance.report_model import SupportSession
+from rsbridge.appliance.report_model import ExitSurvey, SupportSession
 from rsbridge.backoff import backoff
 from rsbridge.config import Config, IntegrationConfig
 from rsbridge.connectors.base import (
     Association,
     Connector,
+    RenderedPart,
+    RenderedReport,
     SessionDelivery,
     SurveyDelivery,
     Ticket,
@@ -137,6 +139,27 @@ class Services:
     renderers: Mapping[str, Renderer]
     render_pool: RenderPool | None = None
     """Renders in child processes (``[engine] render_processes``); None: in-process."""
+
+    async def render(
+        self, integration: str, session: SupportSession, templates: Collection[str] | None
+    ) -> RenderedReport:
+        """``integration``'s report of ``session``: in a child process when there is a
+        pool, else here (:meth:`Renderer.render <rsbridge.engine.render.Renderer.render>`)."""
+        if self.render_pool is not None:
+            return await self.render_pool.render(integration, session, templates)
+        return self.renderers[integration].render(session, templates)
+
+    async def render_survey(
+        self,
+        integration: str,
+        session: SupportSession,
+        kind: Literal["customer", "rep"],
+        survey: ExitSurvey,
+    ) -> RenderedPart:
+        """One exit survey of ``session`` rendered for ``integration``, as :meth:`render`."""
+        if self.render_pool is not None:
+            return await self.render_pool.render_survey(integration, session, kind, survey)
+        return self.renderers[integration].render_survey(session, kind, survey)
 
 
 @dataclass(frozen=True, slots=True)
@@ -563,7 +586,6 @@ class Worker:
         # lost lease is caught by the connectors' upsert by key, as a crash is.
         known = await self._known(job)
         ticket, association = await self._ticket(job, integration, connector, session, known)
-        renderer = self.services.renderers[integration.name]
         writing = _Writing(job, integration, connector, ticket, association, session, known)
         if job.event_type == END:
             imported = await self._import_session(writing, last)
@@ -586,12 +608,7 @@ class Worker:
             key = self._key(job, job.event_type, survey_effect(kind, index))
             if key in known:
                 continue
-            pool = self.services.render_pool
-            rendered = (
-                await pool.render_survey(integration.name, session, kind, survey)
-                if pool is not None
-                else renderer.render_survey(session, kind, survey)
-            )
+            rendered = await self.services.render_survey(integration.name, session, kind, survey)
             result = await connector.write_survey(
                 ticket,
                 SurveyDelivery(
@@ -618,12 +635,8 @@ class Worker:
         if key in w.known:
             return False
         renderer = self.services.renderers[w.integration.name]
-        pool, templates = self.services.render_pool, w.connector.report_templates()
-        rendered = (
-            await pool.render(w.integration.name, w.session, templates)
-            if pool is not None
-            else renderer.render(w.session, templates)
-        )
+        templates = w.connector.report_templates()
+        rendered = await self.services.render(w.integration.name, w.session, templates)
         delivery = SessionDelivery(
             str(key),
             w.job.appliance_id,
