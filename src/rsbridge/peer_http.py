@@ -2,9 +2,10 @@
 
 Every client is an :class:`httpx.AsyncClient` (a :class:`~rsbridge.deadline.DeadlineClient`
 when the whole call has a deadline). With the fast paths on (:mod:`rsbridge.fastpaths`) its
-transport is :class:`LeanTransport`: httpcore's connection pool (or proxy pool) over
-:class:`~rsbridge.http_backend.AsyncioBackend` instead of anyio. Turned off, httpx makes its
-own default transport, as before issue 15.
+transport is :class:`LeanTransport`: :class:`~rsbridge.http_pool.ConnectionPool`
+(httpcore's connections without its pool's bookkeeping; httpcore's proxy pool for a proxy)
+over :class:`~rsbridge.http_backend.AsyncioBackend` instead of anyio. Turned off, httpx
+makes its own default transport, as before issue 15.
 
 The TLS settings mean the same on both: ``verify`` is ``True``, ``False``, or an
 :class:`ssl.SSLContext` (:func:`rsbridge.tls.tls_verification` makes one for a private CA),
@@ -24,6 +25,7 @@ import httpx
 from rsbridge import fastpaths
 from rsbridge.deadline import DeadlineClient
 from rsbridge.http_backend import AsyncioBackend
+from rsbridge.http_pool import ConnectionPool
 
 LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
 """httpx's default pool limits, kept for the lean transport."""
@@ -56,7 +58,7 @@ def _mapped(exc: Exception) -> Exception:
 
 
 class LeanTransport(httpx.AsyncBaseTransport):
-    """An httpx transport over httpcore's pool on :class:`AsyncioBackend`.
+    """An httpx transport over :class:`ConnectionPool` on :class:`AsyncioBackend`.
 
     What :class:`httpx.AsyncHTTPTransport` does (HTTP/1.1, a pool with httpx's limits, an
     ``http(s)://`` proxy with ``CONNECT`` tunnels for https), built from public API so
@@ -78,9 +80,9 @@ class LeanTransport(httpx.AsyncBaseTransport):
             "max_keepalive_connections": limits.max_keepalive_connections,
             "keepalive_expiry": limits.keepalive_expiry,
         }
-        self._pool: httpcore.AsyncConnectionPool
+        self._pool: ConnectionPool | httpcore.AsyncHTTPProxy
         if proxy is None:
-            self._pool = httpcore.AsyncConnectionPool(
+            self._pool = ConnectionPool(
                 ssl_context=ssl_context, network_backend=backend, **pool_limits
             )
             return
