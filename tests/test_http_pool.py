@@ -24,12 +24,22 @@ class Gate:
     """Holds each request until released; counts connections serving one at once."""
 
     release: asyncio.Event = field(default_factory=asyncio.Event)
+    arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+    seen: int = 0
     busy: int = 0
     most_busy: int = 0
+
+    async def until(self, count: int) -> None:
+        """Wait until ``count`` requests have reached the server."""
+        async with self.arrived:
+            await self.arrived.wait_for(lambda: self.seen >= count)
 
     async def handler(self, server: Server, reader: Reader, writer: Writer) -> None:
         while (request := await _read_request(reader)) is not None:
             server.requests.append(request[0])
+            async with self.arrived:
+                self.seen += 1
+                self.arrived.notify_all()
             self.busy += 1
             self.most_busy = max(self.most_busy, self.busy)
             await self.release.wait()
@@ -63,8 +73,7 @@ async def test_concurrent_requests_stay_within_max_connections() -> None:
     gate = Gate()
     async with serving(gate.handler) as server, client(max_connections=2) as (http, pool):
         requests = [asyncio.create_task(http.get(server.url)) for _ in range(5)]
-        while len(server.requests) < 2:
-            await asyncio.sleep(0.01)
+        await gate.until(2)
         await asyncio.sleep(0.05)  # the other three wait for a connection, not the server
         assert len(server.requests) == 2
         assert pool.connections == 2
@@ -82,8 +91,7 @@ async def test_a_request_that_finds_no_connection_in_time_is_a_pool_timeout() ->
         client(max_connections=1, pool_timeout=0.1) as (http, pool),
     ):
         first = asyncio.create_task(http.get(server.url))
-        while not server.requests:
-            await asyncio.sleep(0.01)
+        await gate.until(1)
         with pytest.raises(httpx.PoolTimeout):
             await http.get(server.url)
         gate.release.set()
@@ -96,8 +104,7 @@ async def test_idle_connections_beyond_the_keepalive_limit_are_closed() -> None:
     gate = Gate()
     async with serving(gate.handler) as server, client(max_keepalive=1) as (http, pool):
         requests = [asyncio.create_task(http.get(server.url)) for _ in range(3)]
-        while len(server.requests) < 3:
-            await asyncio.sleep(0.01)
+        await gate.until(3)
         assert pool.connections == 3
         gate.release.set()
         await asyncio.gather(*requests)
@@ -121,8 +128,7 @@ async def test_a_cancelled_request_gives_its_connection_back() -> None:
     gate = Gate()
     async with serving(gate.handler) as server, client(max_connections=1) as (http, pool):
         stuck = asyncio.create_task(http.get(server.url))
-        while not server.requests:
-            await asyncio.sleep(0.01)
+        await gate.until(1)
         stuck.cancel()
         with pytest.raises(asyncio.CancelledError):
             await stuck
