@@ -323,3 +323,36 @@ async def test_sessions_nobody_asked_for_are_ignored_and_counted(
     finally:
         await engine.aclose()
     assert _reported(hook, "default") == [wanted.lsid]
+
+
+async def test_the_next_batch_is_fetched_while_every_slot_is_busy(
+    tmp_path: Path, hook: Hook, sim: SimAppliance
+) -> None:
+    # Two slots, batches of three: with three jobs runnable and both slots delivering,
+    # the worker claims and fetches the next batch already, so that its reports are there
+    # when a slot frees (a backlog's workers do not wait for each batch's fetch).
+    config = _config(
+        tmp_path, hook, {"healthy": sim}, engine={"workers": 2, "report_batch_size": 3}
+    )
+    sessions = _sessions(sim, 6, seed=6)
+    hook.state.delay = 2.0  # every delivery holds its slot
+    engine = await _engine(config)
+    try:
+        for session in sessions:
+            await _end(engine, "healthy", session)
+        engine.start()
+
+        async def second_fetch() -> bool:
+            return sim.state.calls["SupportSession"] >= 2
+
+        await _until(second_fetch, "the second batch's fetch")
+        assert hook.state.of_kind("session_report") == [], "fetched before a slot freed"
+        hook.state.delay = 0.0
+
+        async def all_delivered() -> bool:
+            return len(_reported(hook, "healthy")) == 6
+
+        await _until(all_delivered, "every session")
+    finally:
+        await engine.aclose()
+    assert sim.state.calls["SupportSession"] == 2

@@ -371,12 +371,14 @@ class Worker:
             )
 
     async def _claim_and_start(self) -> int:
-        # Claim only when a slot is free, but then a whole batch: a backlog is fetched
-        # from the appliance 100 sessions per call. Jobs still waiting for their fetch
-        # take no slot, and an appliance with a batch waiting already gets no more
-        # claims: a hung appliance holds one batch, never the other appliances' jobs.
+        # Claim a whole batch (a backlog is fetched from the appliance 100 sessions per
+        # call) while fewer than two slots' worth of jobs are runnable: the next batch's
+        # fetch then runs while the slots still deliver, instead of after they drain.
+        # Jobs still waiting for their fetch take no slot, and an appliance with a batch
+        # waiting already gets no more claims: a hung appliance holds one batch, never
+        # the other appliances' jobs.
         batch = self._engine.report_batch_size
-        if len(self._inflight) - len(self._awaiting) >= self._engine.workers:
+        if len(self._inflight) - len(self._awaiting) >= 2 * self._engine.workers:
             return 0
         waiting = Counter(self._awaiting.values())
         jobs = await self.store.claim(
