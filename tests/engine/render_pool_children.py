@@ -64,3 +64,47 @@ def hangs_up(sock: socket.socket, specs: Mapping[str, Any]) -> None:
     _start(sock)
     sock.sendall(_HEADER.pack(100) + b"half")
     sock.close()
+
+
+def answers_two_at_once(sock: socket.socket, specs: Mapping[str, Any]) -> None:
+    """A real child that reads two requests before it answers the first (both in order):
+    it waits for ever on a pool that sends one request at a time."""
+    from rsbridge.engine.render_pool import _answer
+
+    renderers = {name: spec.build() for name, spec in specs.items()}
+    _start_ready(sock)
+    while True:
+        requests = [_read_frame(sock), _read_frame(sock)]
+        for request in requests:
+            body = pickle.dumps(_answer(renderers, request))
+            sock.sendall(_HEADER.pack(len(body)) + body)
+
+
+def _start_ready(sock: socket.socket) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sock.setblocking(True)
+    body = pickle.dumps(("ready", True, None))
+    sock.sendall(_HEADER.pack(len(body)) + body)
+
+
+def _read_frame(sock: socket.socket) -> Any:
+    header = sock.recv(_HEADER.size, socket.MSG_WAITALL)
+    if len(header) < _HEADER.size:
+        raise SystemExit(0)  # the pool closed its end
+    (size,) = _HEADER.unpack(header)
+    return pickle.loads(sock.recv(size, socket.MSG_WAITALL))  # noqa: S301 (the test's pool)
+
+
+def answers_slowly(sock: socket.socket, specs: Mapping[str, Any]) -> None:
+    """A real child that takes 0.6 s over each request."""
+    import time
+
+    from rsbridge.engine.render_pool import _answer
+
+    renderers = {name: spec.build() for name, spec in specs.items()}
+    _start_ready(sock)
+    while True:
+        request = _read_frame(sock)
+        time.sleep(0.6)
+        body = pickle.dumps(_answer(renderers, request))
+        sock.sendall(_HEADER.pack(len(body)) + body)

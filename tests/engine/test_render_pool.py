@@ -159,6 +159,57 @@ async def test_a_child_killed_mid_request_loses_nothing(pool: RenderPool) -> Non
     assert pool.pids() == [second]
 
 
+async def test_a_child_holds_two_requests_at_once() -> None:
+    # This child answers only once it has read two requests: a pool that waited for each
+    # answer before sending the next request would meet the deadline instead.
+    pool = _pool({"all": SPEC}, deadline=5.0)
+    pool._target = render_pool_children.answers_two_at_once
+    sessions = _generated(4)
+    here = pool._renderers["all"]
+    try:
+        answers = await asyncio.gather(*(pool.render("all", s, None) for s in sessions))
+        assert answers == [here.render(s) for s in sessions]
+        assert pool.broken == 0 and pool.in_process == 0 and len(pool.pids()) == 1
+    finally:
+        await pool.aclose()
+
+
+async def test_the_deadline_of_a_queued_request_starts_with_its_turn() -> None:
+    # 0.6 s a request, a deadline of 1 s: the third request sent waits 1.8 s in all, but
+    # only 0.6 s once the answers before it are read. The child is not broken.
+    pool = _pool({"all": SPEC}, deadline=1.0)
+    pool._target = render_pool_children.answers_slowly
+    sessions = _generated(2)[:3]
+    here = pool._renderers["all"]
+    try:
+        pool.start()
+        await _eventually(lambda: bool(pool.pids()))
+        answers = await asyncio.gather(*(pool.render("all", s, None) for s in sessions))
+        assert answers == [here.render(s) for s in sessions]
+        assert pool.broken == 0 and pool.in_process == 0
+    finally:
+        await pool.aclose()
+
+
+async def test_a_child_killed_with_two_requests_counts_once_and_loses_neither(
+    pool: RenderPool,
+) -> None:
+    sessions = _generated(2)[:3]
+    here = pool._renderers["all"]
+    await _same(pool, "all", sessions[0])
+    [pid] = pool.pids()
+    os.kill(pid, signal.SIGSTOP)
+    jobs = [asyncio.ensure_future(pool.render("all", s, None)) for s in sessions[1:]]
+    await _eventually(lambda: any(c.users == 2 for c in pool._busy))
+    await asyncio.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    assert await asyncio.gather(*jobs) == [here.render(s) for s in sessions[1:]]
+    assert pool.broken == 1 and pool.in_process == 0 and not pool.disabled
+    [second] = pool.pids()
+    assert second != pid
+    await _eventually(lambda: _reaped(pid))
+
+
 @pytest.mark.parametrize("size", [0, 8 * 1024 * 1024])
 async def test_a_stopped_child_meets_the_deadline(size: int) -> None:
     # The 8 MB request must still fit the deadline on its retry (a new child rendering and

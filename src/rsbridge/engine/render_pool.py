@@ -9,14 +9,17 @@ there and the rendered text back.
   a forked child would inherit held). Each builds one
   :class:`~rsbridge.engine.render.Renderer` per integration from a :class:`RendererSpec`,
   once, then answers requests over a ``socket.socketpair()``: frames of a 4-byte
-  big-endian length and a pickle, one outstanding request per child. The parent reads and
-  writes its end on the event loop, never blocking it.
+  big-endian length and a pickle, answered in the order they were sent. The parent reads
+  and writes its end on the event loop, never blocking it, and gives a child up to
+  :data:`PIPELINE_DEPTH` requests at once: the next ones wait in the socket while the
+  child renders, so that the child never waits for a busy event loop between requests.
 - A :class:`~rsbridge.errors.TemplateError` (or ``ValueError``) raised in a child reaches
   the caller as the same error: what the worker does with it does not change.
 - A child that does not answer within the deadline, dies, closes its socket or sends a
   frame that is not an answer is broken: it is SIGKILLed, reaped in the background and
   replaced, and the request is sent once more to another child; if that breaks too, it is
-  rendered in-process. No request is lost. After :data:`MAX_BROKEN_IN_A_ROW` broken
+  rendered in-process. The other request it held is sent again too, without counting the
+  child as broken twice. No request is lost. After :data:`MAX_BROKEN_IN_A_ROW` broken
   children without an answer between them, the pool renders in-process for good.
 - Children ignore SIGINT and SIGTERM (a terminal or systemd signals the whole group; the
   engine ends its children after its workers' last renders), exit on end-of-file (their
@@ -37,7 +40,7 @@ import pickle
 import signal
 import socket
 import struct
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -53,6 +56,7 @@ __all__ = [
     "DEADLINE_SECONDS",
     "MAX_BROKEN_IN_A_ROW",
     "MAX_FRAME_BYTES",
+    "PIPELINE_DEPTH",
     "RenderPool",
     "RendererSpec",
 ]
@@ -66,6 +70,13 @@ START_SECONDS = 60.0
 MAX_BROKEN_IN_A_ROW = 3
 """Children that may break one after the other, with no answer between them, before the
 pool stops using children and renders in-process."""
+
+PIPELINE_DEPTH = 4
+"""Requests a child holds at once: one it renders, the others waiting in its socket. With
+one request at a time a child sat idle between them while the event loop, busy with other
+work, got round to reading its answer and sending the next (about half the time, in a
+backlog with one child); with 2 the wait for a render was still twice as long as with 4
+(docs/benchmarks.md, fifth round)."""
 
 MAX_FRAME_BYTES = 256 * 1024 * 1024
 """The largest frame either side accepts; a larger length is a broken peer."""
@@ -200,6 +211,55 @@ class _Child:
         self.sock = sock
         self.pid: int = process.pid or 0
         self.ready = False
+        self.users = 0
+        """Requests that hold this child (at most :data:`PIPELINE_DEPTH`)."""
+        self.retired = False
+        """Killed (or being replaced): its requests fail over without counting it again."""
+        self._starting = asyncio.Lock()
+        self._sending = asyncio.Lock()
+        self._sent = 0
+        self._answered = 0
+        self._turn = asyncio.Event()
+        """Set (and replaced) each time an answer has been read: the next reader's turn."""
+
+    async def ensure_ready(self, read_ready: Callable[[], Awaitable[None]]) -> None:
+        """Run ``read_ready`` once for this child, whoever asks first; the others wait."""
+        async with self._starting:
+            if not self.ready and not self.retired:
+                await read_ready()
+
+    async def request(self, frame: bytes, deadline: float) -> tuple[Any, ...]:
+        """Send one request frame and receive its answer frame, in the order of sending:
+        other requests may be in the socket before and after this one.
+
+        ``deadline`` bounds the send (a stopped child fills the socket's buffer) and, once
+        the answers before this one are read, the wait for this one; the wait for those
+        is bounded by their own requests' deadlines.
+
+        Raises:
+            _BrokenChildError: the child is retired, or its socket failed or closed.
+            TimeoutError: past the deadline.
+        """
+        async with self._sending:
+            await asyncio.wait_for(self.send(frame), deadline)
+            number = self._sent
+            self._sent += 1
+        while self._answered != number:
+            if self.retired:
+                raise _BrokenChildError("retired while waiting for its turn")
+            await self._turn.wait()
+        if self.retired:
+            raise _BrokenChildError("retired while waiting for its turn")
+        # On failure the socket is out of step and the next reader's turn never comes:
+        # the caller retires this child, which wakes the readers to give up.
+        answer = await asyncio.wait_for(self.receive(), deadline)
+        self._answered += 1
+        self._wake()
+        return answer
+
+    def _wake(self) -> None:
+        turn, self._turn = self._turn, asyncio.Event()
+        turn.set()
 
     async def receive(self) -> tuple[Any, ...]:
         """One frame from the child, as a 3-tuple.
@@ -219,11 +279,6 @@ class _Child:
         if not isinstance(message, tuple) or len(message) != 3:
             raise _BrokenChildError("a frame that is not an answer")
         return message
-
-    async def exchange(self, frame: bytes) -> tuple[Any, ...]:
-        """Send one request frame, receive its answer frame."""
-        await self.send(frame)
-        return await self.receive()
 
     async def send(self, frame: bytes) -> None:
         """Send one frame (header included)."""
@@ -253,6 +308,16 @@ class _Child:
         request reads or writes the socket."""
         self.kill_process()
         self.sock.close()
+
+    def retire(self) -> None:
+        """SIGKILL the child; its socket closes when no request uses it any more (a request
+        reading it meanwhile sees end-of-file). Requests waiting for their turn give up."""
+        self.retired = True
+        if self.users:
+            self.kill_process()
+            self._wake()
+        else:
+            self.kill()
 
     def kill_process(self) -> None:
         """SIGKILL the child (reaping is separate)."""
@@ -301,6 +366,8 @@ class RenderPool:
         self._busy: set[_Child] = set()
         self._closing = False
         self._slots: asyncio.Semaphore | None = None
+        self.depth = PIPELINE_DEPTH
+        """Requests a child holds at once."""
         self._reapers: set[asyncio.Task[None]] = set()
         self._next_id = 0
         self._target: Callable[[socket.socket, Mapping[str, RendererSpec]], None] = _child_main
@@ -461,14 +528,13 @@ class RenderPool:
         """(True, result), (False, the renderer's error) or (False, None): broken, or the
         pool is closing or disabled."""
         if self._slots is None:
-            # One for the pool's life: at most ``processes`` requests hold a child.
-            self._slots = asyncio.Semaphore(self.processes)
+            # One for the pool's life: at most ``depth`` requests per child at once.
+            self._slots = asyncio.Semaphore(self.processes * self.depth)
         async with self._slots:
             if self.disabled or self._closing:
                 return False, None
-            if self._idle:
-                child = self._idle.pop()
-            else:
+            child = self._pick()
+            if child is None:
                 try:
                     child = self._spawn()
                 except Exception as exc:  # out of processes or descriptors: as if broken
@@ -477,18 +543,20 @@ class RenderPool:
                     log.warning("a render process failed to start (%s)", type(exc).__name__)
                     self._warn_disabled()
                     return False, None
-            self._busy.add(child)
+            self._enter(child)
             try:
-                if not child.ready:
-                    await asyncio.wait_for(self._await_ready(child), START_SECONDS)
-                # The send counts too: a stopped child fills the socket's buffer.
-                answer = await asyncio.wait_for(child.exchange(frame), self.deadline)
+                await asyncio.wait_for(
+                    child.ensure_ready(lambda: self._await_ready(child)), START_SECONDS
+                )
+                if child.retired:
+                    return False, None  # it broke on another request's watch
+                answer = await child.request(frame, self.deadline)
                 if answer[0] != request_id or not isinstance(answer[1], bool):
                     raise _BrokenChildError("an answer to another request")
             except (_BrokenChildError, TimeoutError) as exc:
                 if self._closing:
                     self._retire(child)  # killed by aclose: not the child's fault
-                else:
+                elif not child.retired:
                     self._broken(child, str(exc) or "no answer in time")
                 return False, None
             except BaseException:
@@ -496,14 +564,36 @@ class RenderPool:
                 self._retire(child)
                 raise
             finally:
-                self._busy.discard(child)
+                self._leave(child)
             self._broken_in_a_row = 0
-            if self._closing:
-                child.sock.close()  # answered: it exits by itself, and aclose reaps it
-            else:
-                self._idle.append(child)
             ok, value = answer[1], answer[2]
             return (True, value) if ok else (False, _error(value))
+
+    def _pick(self) -> _Child | None:
+        """The child for the next request: an idle one, else None while there is room for
+        another child (spawned by the caller), else the least busy one with room."""
+        if self._idle:
+            return self._idle.pop()
+        if len(self._children) < self.processes:
+            return None
+        open_ = [c for c in self._busy if not c.retired and c.users < self.depth]
+        return min(open_, key=lambda c: c.users) if open_ else None
+
+    def _enter(self, child: _Child) -> None:
+        child.users += 1
+        self._busy.add(child)
+
+    def _leave(self, child: _Child) -> None:
+        child.users -= 1
+        if child.users:
+            return
+        self._busy.discard(child)
+        if child.retired:
+            child.sock.close()
+        elif self._closing:
+            child.sock.close()  # answered: it exits by itself, and aclose reaps it
+        else:
+            self._idle.append(child)
 
     async def _await_ready(self, child: _Child) -> None:
         message = await child.receive()
@@ -533,7 +623,9 @@ class RenderPool:
         the next request)."""
         if self._children.get(child.pid) is child:
             del self._children[child.pid]
-        child.kill()
+        if child in self._idle:
+            self._idle.remove(child)
+        child.retire()
         task = asyncio.get_running_loop().create_task(_reap(child.process))
         self._reapers.add(task)
         task.add_done_callback(self._reapers.discard)
