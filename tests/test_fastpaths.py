@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -110,3 +111,31 @@ def test_the_switch_turns_the_fast_paths_off_and_back_on() -> None:
     report_model._FIELD_NAMES.pop(SessionEvent, None)
     to_jsonable(SessionEvent(datetime(2026, 1, 1, tzinfo=UTC), "x"))
     assert SessionEvent in report_model._FIELD_NAMES
+
+
+def test_every_report_model_class_pickles_as_its_field_values() -> None:
+    """Sessions go to render processes as pickles (rsbridge.engine.render_pool)."""
+    models = [
+        cls
+        for cls in vars(report_model).values()
+        if isinstance(cls, type) and dataclasses.is_dataclass(cls)
+    ]
+    assert len(models) >= 19
+    for cls in models:
+        assert cls.__getstate__.__name__ == "getstate", cls
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(session=strategies.session)
+def test_a_session_pickles_and_unpickles_equal(session: SupportSession) -> None:
+    copy = pickle.loads(pickle.dumps(session, protocol=pickle.HIGHEST_PROTOCOL))  # noqa: S301
+    assert copy == session
+    assert [type(e) for e in copy.events] == [type(e) for e in session.events]
+
+
+def test_generated_sessions_pickle_equal_with_frozen_parts() -> None:
+    generator = SessionGenerator(seed=4, include_unknown_events=True, system_info_rows=(1, 5))
+    for session in generator.sessions(20):
+        copy = pickle.loads(pickle.dumps(session))  # noqa: S301 (our own pickle)
+        assert copy == session
+        assert all(type(c.public_ip) is Endpoint for c in copy.customers if c.public_ip)
