@@ -5,8 +5,8 @@
 
 Both sides are the clients rsbridge makes for its peers (:func:`rsbridge.peer_http.http_client`):
 **before** inside :func:`rsbridge.fastpaths.turned_off` (httpx's default transport: httpcore
-on anyio), **lean** with the fast paths on (httpcore's pool on
-:class:`~rsbridge.http_backend.AsyncioBackend`). Two shapes of call:
+on anyio), **lean** with the fast paths on (:class:`~rsbridge.http_pool.ConnectionPool` of
+httpcore's connections on :class:`~rsbridge.http_backend.AsyncioBackend`). Two shapes of call:
 
 * **webhook**: a 50 KB JSON POST answered with a few bytes (the webhook connector's
   client, no call deadline), the pipeline benchmark's session report;
@@ -19,7 +19,8 @@ are in flight at once, so the pool holds that many connections. The figure is th
 process's CPU per request (every thread), the best of ``--rounds`` rounds of each side,
 the sides alternating; printed as ratios lean / before, measured in the same run.
 ``--profile N`` runs one more lean round per shape under cProfile and prints the top N
-functions by own time, and the share of httpcore's pool bookkeeping.
+functions by own time, and the share of the pool's bookkeeping (taking and giving back
+connections).
 """
 
 from __future__ import annotations
@@ -142,11 +143,12 @@ def _print_profile(profile: cProfile.Profile, top: int) -> None:
     pool = [
         (name, row[3])
         for (path, _line, name), row in rows.items()
-        if path.endswith("connection_pool.py")
-        and name in ("_assign_requests_to_connections", "_close_connections")
+        if path.endswith("http_pool.py") and name in ("_acquire", "_release")
     ]
     for name, cumulative in pool:
-        print(f"  httpcore pool: {name} {cumulative / total:.1%} of the profiled CPU (cum)")
+        print(
+            f"  the pool: ConnectionPool.{name} {cumulative / total:.1%} of the profiled CPU (cum)"
+        )
 
 
 async def _measure(args: argparse.Namespace, url: str) -> None:
