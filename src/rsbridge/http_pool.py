@@ -3,7 +3,7 @@
 Why not :class:`httpcore.AsyncConnectionPool`: it re-plans the whole pool on every request
 and on every response closed, walking every connection, and for each idle one it counts
 all of them again; with 16 requests at once to one receiver (the engine's workers) that
-bookkeeping cost about a quarter of the HTTP client's CPU per request (``docs/benchmarks.md``,
+bookkeeping cost about 40% of the HTTP client's CPU per request (``docs/benchmarks.md``,
 fifth round). Overriding its private planning method would break on any httpcore release.
 This pool is built on httpcore's public connection class instead and does constant work
 per request: idle connections wait in a stack per origin, the most recently used first
@@ -171,7 +171,8 @@ class ConnectionPool:
         return connection
 
     async def _drop_oldest_idle(self) -> None:
-        """Close the idle connection that waited longest (the bottom of a stack)."""
+        """Close an idle connection (to another origin: the caller's had none): the least
+        recently used one of the first origin that has any."""
         for key, stack in self._idle.items():
             if stack:
                 connection = stack.pop(0)
