@@ -114,11 +114,11 @@ async def test_idle_connections_beyond_the_keepalive_limit_are_closed() -> None:
 
 
 async def test_an_expired_idle_connection_is_replaced() -> None:
-    async with serving(keep_alive) as server, client(expiry=0.05) as (http, pool):
+    async with serving(keep_alive) as server, client(expiry=1.0) as (http, pool):
         await http.get(server.url)
         await http.get(server.url)
         assert server.connections == 1
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(1.2)
         assert (await http.get(server.url)).text == "0"
         assert pool.connections == 1  # the expired one was closed, not kept beside
     assert server.connections == 2

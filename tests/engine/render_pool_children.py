@@ -96,7 +96,7 @@ def _read_frame(sock: socket.socket) -> Any:
 
 
 def answers_slowly(sock: socket.socket, specs: Mapping[str, Any]) -> None:
-    """A real child that takes 0.6 s over each request."""
+    """A real child that takes 1 s over each request."""
     import time
 
     from rsbridge.engine.render_pool import _answer
@@ -105,6 +105,6 @@ def answers_slowly(sock: socket.socket, specs: Mapping[str, Any]) -> None:
     _start_ready(sock)
     while True:
         request = _read_frame(sock)
-        time.sleep(0.6)
+        time.sleep(1.0)
         body = pickle.dumps(_answer(renderers, request))
         sock.sendall(_HEADER.pack(len(body)) + body)
