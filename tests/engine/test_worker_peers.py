@@ -4,6 +4,7 @@ poison the others. Real HTTP to simulated appliances (with report faults) and a 
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from rsbridge.appliance.report_model import SupportSession
 from rsbridge.config import Config, parse_config
 from rsbridge.engine.intake import job_specs
 from rsbridge.engine.poller import watermark_name
-from rsbridge.engine.runtime import Engine
+from rsbridge.engine.runtime import Engine, freeze_startup_objects
 from rsbridge.engine.store.base import IncomingEvent, Job, JobFilter, JobStatus
 from rsbridge.engine.store.memory import MemoryStore
 from rsbridge.sim.appliance.faults import Damage
@@ -356,3 +357,26 @@ async def test_the_next_batch_is_fetched_while_every_slot_is_busy(
     finally:
         await engine.aclose()
     assert sim.state.calls["SupportSession"] == 2
+
+
+async def test_starting_the_engine_freezes_what_exists(
+    tmp_path: Path, hook: Hook, sim: SimAppliance
+) -> None:
+    # The collector's full passes stop the event loop: what the engine built before it
+    # starts lives as long as the process and is left out of them (gc.freeze).
+    freeze_startup_objects.cache_clear()
+    gc.unfreeze()
+    engine = await _engine(_config(tmp_path, hook, {"healthy": sim}))
+    try:
+        assert gc.get_freeze_count() == 0
+        built = engine.worker
+        engine.start()
+        assert gc.get_freeze_count() > 0 and gc.is_tracked(built)
+        assert not any(o is built for o in gc.get_objects())  # frozen: out of every pass
+        frozen = gc.get_freeze_count()
+        await engine.stop()
+        engine.start()  # once per process: nothing more is frozen
+        assert gc.get_freeze_count() <= frozen  # (frozen objects freed since count down)
+    finally:
+        await engine.aclose()
+        gc.unfreeze()
