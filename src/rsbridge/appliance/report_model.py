@@ -402,28 +402,10 @@ def _pickled_by_field_values(cls: type) -> None:
     setattr(cls, "__setstate__", setstate)  # noqa: B010
 
 
-for _model in (
-    Endpoint,
-    NamedRef,
-    JumpGroup,
-    CustomAttribute,
-    Actor,
-    PrimaryCustomer,
-    PrimaryRep,
-    Customer,
-    Representative,
-    SystemInfoCategory,
-    SessionEvent,
-    SurveyAnswer,
-    ExitSurvey,
-    Recording,
-    SupportSession,
-    SessionSummary,
-    SurveyQuestion,
-    ExitSurveyRecord,
-    TeamActivity,
-):
-    _pickled_by_field_values(_model)
+# Every model class of this module (all are slots dataclasses).
+for _model in [v for v in list(globals().values()) if isinstance(v, type)]:
+    if dataclasses.is_dataclass(_model):
+        _pickled_by_field_values(_model)
 
 
 def to_jsonable(obj: Any) -> Any:

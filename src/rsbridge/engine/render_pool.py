@@ -40,7 +40,7 @@ import pickle
 import signal
 import socket
 import struct
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -222,11 +222,22 @@ class _Child:
         self._turn = asyncio.Event()
         """Set (and replaced) each time an answer has been read: the next reader's turn."""
 
-    async def ensure_ready(self, read_ready: Callable[[], Awaitable[None]]) -> None:
-        """Run ``read_ready`` once for this child, whoever asks first; the others wait."""
+    async def ensure_ready(self) -> None:
+        """Read the child's ready frame, once, whichever request asks first (the others
+        wait for it).
+
+        Raises:
+            _BrokenChildError: no ready frame, or its renderers failed to build.
+        """
         async with self._starting:
-            if not self.ready and not self.retired:
-                await read_ready()
+            if self.ready or self.retired:
+                return
+            message = await self.receive()
+            if message[0] != _READY:
+                raise _BrokenChildError("no ready frame")
+            if message[1] is not True:
+                raise _BrokenChildError("its renderers failed to build")
+            self.ready = True
 
     async def request(self, frame: bytes, deadline: float) -> tuple[Any, ...]:
         """Send one request frame and receive its answer frame, in the order of sending:
@@ -244,9 +255,7 @@ class _Child:
             await asyncio.wait_for(self.send(frame), deadline)
             number = self._sent
             self._sent += 1
-        while self._answered != number:
-            if self.retired:
-                raise _BrokenChildError("retired while waiting for its turn")
+        while not self.retired and self._answered != number:
             await self._turn.wait()
         if self.retired:
             raise _BrokenChildError("retired while waiting for its turn")
@@ -366,8 +375,6 @@ class RenderPool:
         self._busy: set[_Child] = set()
         self._closing = False
         self._slots: asyncio.Semaphore | None = None
-        self.depth = PIPELINE_DEPTH
-        """Requests a child holds at once."""
         self._reapers: set[asyncio.Task[None]] = set()
         self._next_id = 0
         self._target: Callable[[socket.socket, Mapping[str, RendererSpec]], None] = _child_main
@@ -528,8 +535,8 @@ class RenderPool:
         """(True, result), (False, the renderer's error) or (False, None): broken, or the
         pool is closing or disabled."""
         if self._slots is None:
-            # One for the pool's life: at most ``depth`` requests per child at once.
-            self._slots = asyncio.Semaphore(self.processes * self.depth)
+            # One for the pool's life: at most PIPELINE_DEPTH requests per child at once.
+            self._slots = asyncio.Semaphore(self.processes * PIPELINE_DEPTH)
         async with self._slots:
             if self.disabled or self._closing:
                 return False, None
@@ -545,9 +552,7 @@ class RenderPool:
                     return False, None
             self._enter(child)
             try:
-                await asyncio.wait_for(
-                    child.ensure_ready(lambda: self._await_ready(child)), START_SECONDS
-                )
+                await asyncio.wait_for(child.ensure_ready(), START_SECONDS)
                 if child.retired:
                     return False, None  # it broke on another request's watch
                 answer = await child.request(frame, self.deadline)
@@ -576,7 +581,7 @@ class RenderPool:
             return self._idle.pop()
         if len(self._children) < self.processes:
             return None
-        open_ = [c for c in self._busy if not c.retired and c.users < self.depth]
+        open_ = [c for c in self._busy if not c.retired and c.users < PIPELINE_DEPTH]
         return min(open_, key=lambda c: c.users) if open_ else None
 
     def _enter(self, child: _Child) -> None:
@@ -588,20 +593,10 @@ class RenderPool:
         if child.users:
             return
         self._busy.discard(child)
-        if child.retired:
-            child.sock.close()
-        elif self._closing:
-            child.sock.close()  # answered: it exits by itself, and aclose reaps it
+        if child.retired or self._closing:
+            child.sock.close()  # closing: it exits by itself, and aclose reaps it
         else:
             self._idle.append(child)
-
-    async def _await_ready(self, child: _Child) -> None:
-        message = await child.receive()
-        if message[0] != _READY:
-            raise _BrokenChildError("no ready frame")
-        if message[1] is not True:
-            raise _BrokenChildError("its renderers failed to build")
-        child.ready = True
 
     def _broken(self, child: _Child, why: str) -> None:
         self.broken += 1
