@@ -108,7 +108,7 @@ from harness import (
     percentile,
     verdict,
 )
-from rsbridge import fastpaths
+from rsbridge import eventloop, fastpaths
 from rsbridge.appliance.client import ApplianceClient
 from rsbridge.appliance.events import END, SURVEY_EVENTS
 from rsbridge.appliance.report_model import SupportSession
@@ -1057,7 +1057,10 @@ def main() -> None:
             tempfile.TemporaryDirectory() as workdir,
             Peers(args.peer_latency, args.rate_per_second, args.rate_per_hour) as peers,
         ):
-            return asyncio.run(measure(peers, args, Path(workdir)))
+            # The engine runs on the loop `rsbridge serve` gives it (uvloop where installed);
+            # the old path on asyncio's, as the naive script does.
+            old = measure in (backlog_before, backlog_baseline, steady_baseline)
+            return eventloop.run(measure(peers, args, Path(workdir)), "asyncio" if old else "auto")
 
     def pairs() -> tuple[list[Backlog], list[Backlog]]:
         befores, ours = [], []

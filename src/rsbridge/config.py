@@ -61,6 +61,7 @@ from rsbridge.connectors.base import ConnectorSettings
 from rsbridge.connectors.registry import connector_class
 from rsbridge.engine.store.urls import is_postgresql_url
 from rsbridge.errors import ConfigurationError
+from rsbridge.eventloop import EventLoopChoice, uvloop_installed
 from rsbridge.tls import is_loopback_host
 
 __all__ = [
@@ -158,6 +159,7 @@ class EngineConfig(ConfigModel):
     max_connections: int = Field(256, ge=1, le=100_000)
     workers: int = Field(8, ge=1, le=256)
     render_processes: int | Literal["auto"] = 0
+    event_loop: EventLoopChoice = "auto"
     lease_seconds: float = Field(120.0, gt=0)
     shutdown_grace_seconds: float = Field(20.0, ge=0)
     report_batch_size: int = Field(100, ge=1, le=100)
@@ -183,6 +185,16 @@ class EngineConfig(ConfigModel):
         raise ValueError(
             f'render_processes must be a whole number from 0 to {MAX_RENDER_PROCESSES} or "auto"'
         )
+
+    @field_validator("event_loop")
+    @classmethod
+    def _event_loop(cls, value: EventLoopChoice) -> EventLoopChoice:
+        if value == "uvloop" and not uvloop_installed():
+            raise ValueError(
+                "event_loop = 'uvloop' but uvloop is not installed here (it builds on Linux "
+                "and macOS); 'auto' uses it where it is, asyncio's own loop elsewhere"
+            )
+        return value
 
     def render_process_count(self) -> int:
         """``render_processes``, with ``"auto"`` read as one per CPU this process may run

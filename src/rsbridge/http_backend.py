@@ -20,10 +20,13 @@ cause (``raise ... from``): httpx maps them to its own types, and
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import select
 import socket
 import ssl
-from collections.abc import Iterable
+from asyncio import staggered
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import httpcore
@@ -143,9 +146,13 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         local = (local_address, 0) if local_address else None
         try:
             async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(
-                    host, port, local_addr=local, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY
-                )
+                if isinstance(asyncio.get_running_loop(), asyncio.BaseEventLoop):
+                    reader, writer = await asyncio.open_connection(
+                        host, port, local_addr=local, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY
+                    )
+                else:  # uvloop (rsbridge.eventloop) tries addresses one after another
+                    sock = await connect_first(host, port, local, HAPPY_EYEBALLS_DELAY)
+                    reader, writer = await asyncio.open_connection(sock=sock)
         except TimeoutError as exc:
             raise httpcore.ConnectTimeout(str(exc)) from exc
         except OSError as exc:  # refused, unreachable, a name that does not resolve
@@ -173,6 +180,71 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
     async def sleep(self, seconds: float) -> None:
         """httpcore sleeps between connection retries (``retries=``)."""
         await asyncio.sleep(seconds)
+
+
+async def connect_first(
+    host: str, port: int, local: tuple[str, int] | None, delay: float
+) -> socket.socket:
+    """A connected non-blocking socket to ``host``:``port``: its addresses raced as RFC 8305
+    says and asyncio's own loop does with ``happy_eyeballs_delay`` (families alternating,
+    the next address tried ``delay`` s after the previous one started, the first to connect
+    wins, the others closed). For event loops that lack that parameter (uvloop)."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return await race_addresses(_interleaved(infos), local, delay)
+
+
+AddrInfo = tuple[int, int, int, str, Any]
+"""One entry of :func:`socket.getaddrinfo`: family, type, protocol, name, address."""
+
+
+async def race_addresses(
+    infos: list[AddrInfo], local: tuple[str, int] | None, delay: float
+) -> socket.socket:
+    """Connect to the first of ``infos`` that answers, starting one every ``delay`` s."""
+    loop = asyncio.get_running_loop()
+    opened: list[socket.socket] = []
+
+    async def attempt(info: AddrInfo) -> socket.socket:
+        family, kind, proto, _, address = info
+        sock = socket.socket(family, kind, proto)
+        opened.append(sock)
+        sock.setblocking(False)
+        if local is not None:
+            sock.bind(local)
+        await loop.sock_connect(sock, address)
+        return sock
+
+    winner: object = None
+    try:
+        winner, _, errors = await staggered.staggered_race(
+            [functools.partial(attempt, info) for info in infos], delay
+        )
+    finally:
+        # The losers, and every socket if the race itself was cancelled (a timeout).
+        for sock in opened:
+            if sock is not winner:
+                sock.close()
+    if winner is None:
+        failures = [e for e in errors if e is not None]
+        if len(failures) == 1:  # as asyncio's loop: the one failure as it was
+            raise failures[0]
+        reasons = "; ".join(str(e) for e in failures) or "no address"
+        # The first failure as the cause: certificate_problem and the error classes walk it.
+        raise OSError(f"could not connect to any address: {reasons}") from (
+            failures[0] if failures else None
+        )
+    assert isinstance(winner, socket.socket)
+    return winner
+
+
+def _interleaved(infos: Sequence[AddrInfo]) -> list[AddrInfo]:
+    """``infos`` with the address families taking turns, each in its own order."""
+    families: dict[int, list[AddrInfo]] = {}
+    for info in infos:
+        families.setdefault(info[0], []).append(info)
+    rounds = itertools.zip_longest(*families.values())
+    return [info for row in rounds for info in row if info is not None]
 
 
 def _apply(writer: asyncio.StreamWriter, options: Iterable[SocketOption] | None) -> None:

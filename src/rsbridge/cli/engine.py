@@ -52,6 +52,7 @@ def serve(
     import uvicorn
 
     from rsbridge.engine.runtime import Engine
+    from rsbridge.eventloop import loop_name
     from rsbridge.log_setup import LOG_FORMATS, configure
     from rsbridge.web.guard import ConnectionLimits, guarded_protocol
     from rsbridge.web.listen import bind_listener
@@ -82,6 +83,8 @@ def serve(
     server = uvicorn.Server(
         uvicorn.Config(
             engine.asgi_app(),
+            # uvloop unless engine.event_loop rules it out (rsbridge.eventloop).
+            loop=loop_name(settings.engine.event_loop),
             log_level=level,
             # Our handler (configure above) formats uvicorn's lines too.
             log_config=None,

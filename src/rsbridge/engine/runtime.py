@@ -236,6 +236,11 @@ class Engine:
         if self.render_pool is not None:
             self.render_pool.start()
         freeze_startup_objects()
+        log.info(
+            "starting %d workers on %s's event loop",
+            self.config.engine.workers,
+            type(asyncio.get_running_loop()).__module__.partition(".")[0],
+        )
         self._tasks = [asyncio.create_task(self.worker.run(self._stop), name=_WORKER_TASK)]
         self._tasks += [
             asyncio.create_task(self._poll_loop(p), name=f"poller-{p.integration.name}")

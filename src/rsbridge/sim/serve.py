@@ -35,6 +35,9 @@ def server_options(tls: tuple[Path, Path] | None = None) -> dict[str, Any]:
         "log_level": "warning",
         # Simulators set their own Server header (the appliance says Apache).
         "server_header": False,
+        # asyncio's loop, not uvloop (which uvicorn would pick where installed): libuv's
+        # timers count whole milliseconds, and faults pause for less (trickle_seconds).
+        "loop": "asyncio",
         "ssl_certfile": str(tls[0]) if tls else None,
         "ssl_keyfile": str(tls[1]) if tls else None,
     }
