@@ -63,6 +63,12 @@ class ChildPeer:
             self._child.terminate()
             self._child.wait()
 
+    @property
+    def pid(self) -> int:
+        """The child's process id (while it runs)."""
+        assert self._child is not None, "not started"
+        return self._child.pid
+
     def results(self) -> dict[str, Any]:
         """What the peer received and holds (its ``serve_peer`` results)."""
         result: dict[str, Any] = self.control("/results")

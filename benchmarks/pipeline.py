@@ -531,6 +531,8 @@ class Backlog:
     render_processes: int = 0
     render_cpu_seconds: float = 0.0
     """CPU time of the render processes (``[engine] render_processes``)."""
+    peers_cpu_seconds: float = 0.0
+    """CPU time of the peers' process meanwhile: it shares the machine's cores."""
 
     @property
     def rate(self) -> float:
@@ -539,6 +541,10 @@ class Backlog:
     @property
     def render_cpu_ms_per_session(self) -> float:
         return self.render_cpu_seconds * 1000 / max(1, self.sessions)
+
+    @property
+    def peers_cpu_ms_per_session(self) -> float:
+        return self.peers_cpu_seconds * 1000 / max(1, self.sessions)
 
     @property
     def calls_per_session(self) -> float:
@@ -661,6 +667,7 @@ async def _backlog(
             await _warm(pool)
         render_pids = pool.pids() if pool is not None else []
         render_before = _children_cpu(render_pids)
+        peers_before = _children_cpu([peers.pid])
         rss_before, cpu_before = peak_rss_mb(), cpu_seconds()
         start = time.time()
         if profile is not None:
@@ -672,6 +679,7 @@ async def _backlog(
             _print_profile(profile, args.profile)
         rss, cpu = peak_rss_mb() - rss_before, cpu_seconds() - cpu_before
         render_cpu = _children_cpu(render_pids) - render_before
+        peers_cpu = _children_cpu([peers.pid]) - peers_before
         assert engine.worker is not None
         report_calls = engine.worker.appliance_calls
         calls = _client_calls(engine.appliances[APPLIANCE_ID])
@@ -698,6 +706,7 @@ async def _backlog(
         report_calls,
         len(render_pids),
         render_cpu,
+        peers_cpu,
     )
 
 
@@ -983,6 +992,13 @@ def _report_before(args: argparse.Namespace, befores: list[Backlog], ours: list[
         print(_row("CPU ms / session (render processes)", None, mine.render_cpu_ms_per_session))
         total = mine.cpu_ms_per_session + mine.render_cpu_ms_per_session
         print(_row("CPU ms / session (both)", before.cpu_ms_per_session, total))
+    print(
+        _row(
+            "CPU ms / session (peers' process)",
+            before.peers_cpu_ms_per_session,
+            mine.peers_cpu_ms_per_session,
+        )
+    )
     speedup = mine.rate / before.rate
     print(
         f"target: backlog rate at least {SPEEDUP_TARGET:g}x the old path's -> "
