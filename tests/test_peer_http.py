@@ -5,6 +5,7 @@ tunnel, servers that close connections or never answer."""
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 import os
 import resource
 import ssl
@@ -187,6 +188,49 @@ async def test_turned_off_the_client_is_httpx_default() -> None:
     stream = stream_of(response)
     assert not isinstance(stream, AsyncioStream)
     assert type(stream).__module__.startswith("httpcore._backends.anyio")
+
+
+async def cookie_once(server: Server, reader: Reader, writer: Writer) -> None:
+    """Sets a cookie in its first answer only; answers with the Cookie header it got."""
+    while (request := await _read_request(reader)) is not None:
+        server.requests.append(request[0])
+        sent = [
+            line.partition(b":")[2].strip()
+            for line in request[0].split(b"\r\n")
+            if line.lower().startswith(b"cookie:")
+        ]
+        extra = b"Set-Cookie: node=n7; Path=/\r\n" if len(server.requests) == 1 else b""
+        body = b",".join(sent) or b"-"
+        writer.write(
+            b"HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\n\r\n%s" % (extra, len(body), body)
+        )
+        await writer.drain()
+
+
+@pytest.mark.parametrize("deadline", [None, 30.0])
+async def test_cookies_are_kept_and_only_answers_that_set_one_reach_the_jar(
+    deadline: float | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A peer's session cookie (a load balancer's node, say) goes back as httpx sends it;
+    answers without Set-Cookie skip http.cookiejar, which could find nothing in them."""
+    looked_at: list[str] = []
+    extract = http.cookiejar.CookieJar.extract_cookies
+
+    def spy(jar: http.cookiejar.CookieJar, response: Any, request: Any) -> None:
+        looked_at.append(request.get_full_url())
+        extract(jar, response, request)
+
+    monkeypatch.setattr(http.cookiejar.CookieJar, "extract_cookies", spy)
+    async with serving(cookie_once) as server, http_client(timeout=5, deadline=deadline) as client:
+        answers = [(await client.get(f"{server.url}/{n}")).text for n in range(3)]
+        with fastpaths.turned_off():
+            plain = http_client(timeout=5, deadline=deadline)
+        async with plain:
+            await plain.get(f"{server.url}/plain")
+    assert answers == ["-", "node=n7", "node=n7"]
+    assert client.cookies["node"] == "n7"
+    # Turned off, httpx's own cookies look at every answer, as before.
+    assert looked_at == [f"{server.url}/0", f"{server.url}/plain"]
 
 
 async def test_proxies_named_by_the_environment_keep_httpx_transport(

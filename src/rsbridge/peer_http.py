@@ -206,6 +206,47 @@ def http_client(
         options["transport"] = LeanTransport(verify=verify, proxy=proxy or None)
     else:
         options.update(verify=verify, proxy=proxy or None)
+    if not fastpaths.enabled():
+        if deadline is None:
+            return httpx.AsyncClient(**options)
+        return DeadlineClient(deadline=deadline, **options)
     if deadline is None:
-        return httpx.AsyncClient(**options)
-    return DeadlineClient(deadline=deadline, **options)
+        return PeerClient(**options)
+    return PeerDeadlineClient(deadline=deadline, **options)
+
+
+class PeerCookies(httpx.Cookies):
+    """A client's cookies, which look at a response only when it sets one.
+
+    httpx hands every response to :mod:`http.cookiejar`, wrapped in :mod:`urllib`'s request
+    and response objects, even when it has no ``Set-Cookie`` header and the jar can find
+    nothing in it: 3 to 7% of the engine's CPU per webhook delivery in a backlog (issue 15).
+    What the jar keeps is the same (tests/test_peer_http.py).
+    """
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        """Keep the cookies ``response`` sets, as :class:`httpx.Cookies` does."""
+        headers = response.headers
+        if "set-cookie" in headers or "set-cookie2" in headers:
+            super().extract_cookies(response)
+
+
+class PeerClient(httpx.AsyncClient):
+    """:class:`httpx.AsyncClient` whose cookies are :class:`PeerCookies` (a fast path)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cookies = kwargs.get("cookies")
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        """The cookies the client keeps and sends (httpx reads and fills them here)."""
+        return self._peer_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:  # what httpx.Cookies takes
+        self._peer_cookies: httpx.Cookies = PeerCookies(cookies)
+
+
+class PeerDeadlineClient(PeerClient, DeadlineClient):
+    """:class:`~rsbridge.deadline.DeadlineClient` with :class:`PeerCookies`."""

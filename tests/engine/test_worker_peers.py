@@ -16,7 +16,7 @@ from rsbridge.appliance.report_model import SupportSession
 from rsbridge.config import Config, parse_config
 from rsbridge.engine.intake import job_specs
 from rsbridge.engine.poller import watermark_name
-from rsbridge.engine.runtime import Engine, freeze_startup_objects
+from rsbridge.engine.runtime import YOUNG_GENERATION_THRESHOLD, Engine, tune_garbage_collector
 from rsbridge.engine.store.base import IncomingEvent, Job, JobFilter, JobStatus
 from rsbridge.engine.store.memory import MemoryStore
 from rsbridge.sim.appliance.faults import Damage
@@ -364,8 +364,10 @@ async def test_starting_the_engine_freezes_what_exists(
 ) -> None:
     # The collector's full passes stop the event loop: what the engine built before it
     # starts lives as long as the process and is left out of them (gc.freeze).
-    freeze_startup_objects.cache_clear()
+    tune_garbage_collector.cache_clear()
     gc.unfreeze()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(700, *thresholds[1:])
     engine = await _engine(_config(tmp_path, hook, {"healthy": sim}))
     try:
         assert gc.get_freeze_count() == 0
@@ -373,6 +375,7 @@ async def test_starting_the_engine_freezes_what_exists(
         engine.start()
         assert gc.get_freeze_count() > 0 and gc.is_tracked(built)
         assert not any(o is built for o in gc.get_objects())  # frozen: out of every pass
+        assert gc.get_threshold() == (YOUNG_GENERATION_THRESHOLD, *thresholds[1:])
         frozen = gc.get_freeze_count()
         await engine.stop()
         engine.start()  # once per process: nothing more is frozen
@@ -380,3 +383,20 @@ async def test_starting_the_engine_freezes_what_exists(
     finally:
         await engine.aclose()
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+
+async def test_a_young_threshold_chosen_by_the_embedding_program_is_kept(
+    tmp_path: Path, hook: Hook, sim: SimAppliance
+) -> None:
+    tune_garbage_collector.cache_clear()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(5000, *thresholds[1:])
+    engine = await _engine(_config(tmp_path, hook, {"healthy": sim}))
+    try:
+        engine.start()
+        assert gc.get_threshold()[0] == 5000
+    finally:
+        await engine.aclose()
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
