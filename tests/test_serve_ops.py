@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from rsbridge.appliance.events import END, FORM_CONTENT_TYPE
+from rsbridge.eventloop import uvloop_installed
 from rsbridge.log_setup import configure
 from rsbridge.sim.appliance.emitter import events_for_session
 from rsbridge.sim.appliance.scenarios import SessionGenerator
@@ -165,6 +166,23 @@ def test_json_logs_carry_the_job_fields_and_a_dropped_client_is_one_warning(
     assert not any(e["logger"] == "httpx" for e in lines)
     # uvicorn's own lines come through the same formatter.
     assert any(e["logger"].startswith("uvicorn") for e in lines)
+    # Served on uvloop where it is installed (engine.event_loop = "auto").
+    loop = "uvloop" if uvloop_installed() else "asyncio"
+    assert any(e["message"] == f"starting 8 workers on {loop}'s event loop" for e in lines)
+
+
+def test_event_loop_asyncio_keeps_serve_on_asyncio_loop(tmp_path: Path) -> None:
+    config = _config(tmp_path, "127.0.0.1:9", "id", "secret")
+    config.write_text(
+        config.read_text().replace("[engine]\n", '[engine]\nevent_loop = "asyncio"\n', 1)
+    )
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with _serve(config, port, log) as proc:
+        _wait_ready(proc, f"http://127.0.0.1:{port}", log)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, log.read_text(errors="replace")
+    assert "starting 8 workers on asyncio's event loop" in log.read_text(errors="replace")
 
 
 def test_httpx_request_lines_show_at_debug() -> None:
