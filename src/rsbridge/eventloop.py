@@ -2,10 +2,11 @@
 
 uvloop (libuv, in C) does the loop's own work (polling, callbacks, socket reads and
 writes, timers) for less CPU than asyncio's loop, written in Python: in a webhook
-backlog (``benchmarks/pipeline.py``) the engine's process used 12% less CPU per session
-and drained 8% faster (docs/benchmarks.md). It is a fast path of issue 15: with
-:mod:`rsbridge.fastpaths` off, and where uvloop does not build (Windows, PyPy), asyncio's
-loop runs. ``[engine] event_loop`` chooses too (``asyncio`` to rule uvloop out).
+backlog (``benchmarks/pipeline.py``) the engine's process used about 12% less CPU per
+session and drained 4 to 8% faster (docs/benchmarks.md, sixth round). It is a fast path
+of issue 15: with :mod:`rsbridge.fastpaths` off, and where uvloop does not build
+(Windows, PyPy), asyncio's loop runs. ``[engine] event_loop`` chooses too
+(``asyncio`` to rule uvloop out).
 """
 
 from __future__ import annotations

@@ -150,7 +150,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
                     reader, writer = await asyncio.open_connection(
                         host, port, local_addr=local, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY
                     )
-                else:  # uvloop (rsbridge.eventloop) tries addresses one after another
+                else:  # uvloop takes no happy_eyeballs_delay: it would try one at a time
                     sock = await connect_first(host, port, local, HAPPY_EYEBALLS_DELAY)
                     reader, writer = await asyncio.open_connection(sock=sock)
         except TimeoutError as exc:
