@@ -80,6 +80,20 @@ def answers_two_at_once(sock: socket.socket, specs: Mapping[str, Any]) -> None:
             sock.sendall(_HEADER.pack(len(body)) + body)
 
 
+def answers_three_together(sock: socket.socket, specs: Mapping[str, Any]) -> None:
+    """A real child that reads three requests, then writes their three answers at once (a
+    send buffer large enough that they are all in the socket together)."""
+    from rsbridge.engine.render_pool import _answer
+
+    renderers = {name: spec.build() for name, spec in specs.items()}
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    _start_ready(sock)
+    while True:
+        requests = [_read_frame(sock) for _ in range(3)]
+        answers = [pickle.dumps(_answer(renderers, request)) for request in requests]
+        sock.sendall(b"".join(_HEADER.pack(len(body)) + body for body in answers))
+
+
 def _start_ready(sock: socket.socket) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock.setblocking(True)

@@ -174,6 +174,32 @@ async def test_a_child_holds_two_requests_at_once() -> None:
         await pool.aclose()
 
 
+async def test_answers_in_the_socket_together_are_taken_in_one_turn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The request whose turn it is takes the answers behind its own too: waiting for the
+    # event loop to give each its turn left the child blocked on sending them.
+    pool = _pool({"all": SPEC}, deadline=10.0)
+    pool._target = render_pool_children.answers_three_together
+    sessions = _generated(3)[:3]
+    here = pool._renderers["all"]
+    waits: list[int] = []
+    receive = render_pool._Child.receive
+
+    async def counted(child: render_pool._Child) -> tuple[Any, ...]:
+        waits.append(child.pid)
+        return await receive(child)
+
+    monkeypatch.setattr(render_pool._Child, "receive", counted)
+    try:
+        answers = await asyncio.gather(*(pool.render("all", s, None) for s in sessions))
+        assert answers == [here.render(s) for s in sessions]
+        assert pool.broken == 0 and pool.in_process == 0
+        assert len(waits) == 2  # the ready frame, then one turn for the three answers
+    finally:
+        await pool.aclose()
+
+
 async def test_the_deadline_of_a_queued_request_starts_with_its_turn() -> None:
     # 1 s a request, a deadline of 2.5 s: the third request sent waits 3 s in all, but
     # only 1 s once the answers before it are read. The child is not broken. (Margins

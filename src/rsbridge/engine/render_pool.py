@@ -13,6 +13,9 @@ there and the rendered text back.
   and writes its end on the event loop, never blocking it, and gives a child up to
   :data:`PIPELINE_DEPTH` requests at once: the next ones wait in the socket while the
   child renders, so that the child never waits for a busy event loop between requests.
+  The request whose turn it is to read takes every whole answer the socket holds then,
+  for the requests behind it: one answer per turn of a busy loop left the child blocked
+  on sending the others.
 - A :class:`~rsbridge.errors.TemplateError` (or ``ValueError``) raised in a child reaches
   the caller as the same error: what the worker does with it does not change.
 - A child that does not answer within the deadline, dies, closes its socket or sends a
@@ -71,12 +74,13 @@ MAX_BROKEN_IN_A_ROW = 3
 """Children that may break one after the other, with no answer between them, before the
 pool stops using children and renders in-process."""
 
-PIPELINE_DEPTH = 4
+PIPELINE_DEPTH = 16
 """Requests a child holds at once: one it renders, the others waiting in its socket. With
 one request at a time a child sat idle between them while the event loop, busy with other
 work, got round to reading its answer and sending the next (about half the time, in a
-backlog with one child); with 2 the wait for a render was still twice as long as with 4
-(docs/benchmarks.md, fifth round)."""
+backlog with one child). With 4, and 32 workers, the child still waited for requests 38%
+of the time while 12 to 16 requests (on average) waited for room in it
+(docs/benchmarks.md, sixth round)."""
 
 MAX_FRAME_BYTES = 256 * 1024 * 1024
 """The largest frame either side accepts; a larger length is a broken peer."""
@@ -88,6 +92,8 @@ _REAP_SECONDS = 10.0
 """How long a killed child is waited for (in the background) before it is left alone."""
 
 _HEADER = struct.Struct(">I")
+_READ_BYTES = 256 * 1024
+"""The most the engine reads from a child's socket at once."""
 _READY = "ready"
 _T = TypeVar("_T")
 Operation = Literal["report", "survey"]
@@ -218,9 +224,15 @@ class _Child:
         self._starting = asyncio.Lock()
         self._sending = asyncio.Lock()
         self._sent = 0
-        self._answered = 0
+        self._read = 0
+        """Answer frames taken from the socket so far (the next one's number)."""
+        self._ahead: dict[int, tuple[Any, ...]] = {}
+        """Answers read with an earlier one, by request number, for their requests."""
+        self._inbox = bytearray()
+        """Bytes read from the socket that are not yet a whole frame."""
+        self._eof = False
         self._turn = asyncio.Event()
-        """Set (and replaced) each time an answer has been read: the next reader's turn."""
+        """Set (and replaced) each time answers have been read: the next reader's turn."""
 
     async def ensure_ready(self) -> None:
         """Read the child's ready frame, once, whichever request asks first (the others
@@ -255,14 +267,21 @@ class _Child:
             await asyncio.wait_for(self.send(frame), deadline)
             number = self._sent
             self._sent += 1
-        while not self.retired and self._answered != number:
+        while not self.retired and number not in self._ahead and self._read != number:
             await self._turn.wait()
         if self.retired:
             raise _BrokenChildError("retired while waiting for its turn")
+        if number in self._ahead:
+            return self._ahead.pop(number)
         # On failure the socket is out of step and the next reader's turn never comes:
         # the caller retires this child, which wakes the readers to give up.
         answer = await asyncio.wait_for(self.receive(), deadline)
-        self._answered += 1
+        self._read += 1
+        # The answers the child wrote meanwhile go to their requests now, in this turn:
+        # one answer per turn of a busy event loop left the child waiting to send them.
+        for later in self._whole_frames():
+            self._ahead[self._read] = later
+            self._read += 1
         self._wake()
         return answer
 
@@ -271,22 +290,67 @@ class _Child:
         turn.set()
 
     async def receive(self) -> tuple[Any, ...]:
-        """One frame from the child, as a 3-tuple.
+        """The next frame from the child, as a 3-tuple.
 
         Raises:
             _BrokenChildError: end-of-file, a frame too large, not a pickle or not a 3-tuple.
         """
-        header = await self._recv_exactly(_HEADER.size)
-        (size,) = _HEADER.unpack(header)
+        loop = asyncio.get_running_loop()
+        while (message := self._frame()) is None:
+            if self._eof:
+                raise _BrokenChildError("its socket closed")
+            try:
+                got = await loop.sock_recv(self.sock, _READ_BYTES)
+            except OSError as exc:
+                raise _BrokenChildError("its socket failed") from exc
+            self._inbox += got
+            self._eof = not got
+        return message
+
+    def _whole_frames(self) -> list[tuple[Any, ...]]:
+        """The whole frames the socket holds now, without waiting; a broken one is left for
+        the next :meth:`receive` to report."""
+        frames: list[tuple[Any, ...]] = []
+        try:
+            while not self._eof:
+                got = self.sock.recv(_READ_BYTES)
+                self._inbox += got
+                self._eof = not got
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            return frames  # the next receive meets the same failure
+        try:
+            while (message := self._frame()) is not None:
+                frames.append(message)
+        except _BrokenChildError:
+            pass  # kept in the inbox: the next receive raises it
+        return frames
+
+    def _frame(self) -> tuple[Any, ...] | None:
+        """The first whole frame in the inbox, taken out of it; None if there is none yet.
+
+        Raises:
+            _BrokenChildError: a frame too large, not a pickle or not a 3-tuple (left in the
+                inbox, so that asking again raises again).
+        """
+        inbox = self._inbox
+        if len(inbox) < _HEADER.size:
+            return None
+        (size,) = _HEADER.unpack_from(inbox)
         if size > MAX_FRAME_BYTES:
             raise _BrokenChildError(f"a frame of {size} bytes")
-        body = await self._recv_exactly(size)
+        end = _HEADER.size + size
+        if len(inbox) < end:
+            return None
         try:
-            message = pickle.loads(body)  # noqa: S301 (our own child's frame)
+            with memoryview(inbox) as view:  # released before the inbox shrinks below
+                message = pickle.loads(view[_HEADER.size : end])  # noqa: S301 (our child's)
         except Exception as exc:
             raise _BrokenChildError("a frame that does not unpickle") from exc
         if not isinstance(message, tuple) or len(message) != 3:
             raise _BrokenChildError("a frame that is not an answer")
+        del inbox[:end]
         return message
 
     async def send(self, frame: bytes) -> None:
@@ -296,21 +360,6 @@ class _Child:
             await loop.sock_sendall(self.sock, frame)
         except OSError as exc:
             raise _BrokenChildError("its socket closed") from exc
-
-    async def _recv_exactly(self, size: int) -> bytes:
-        loop = asyncio.get_running_loop()
-        buffer = bytearray(size)
-        view = memoryview(buffer)
-        got = 0
-        while got < size:
-            try:
-                n = await loop.sock_recv_into(self.sock, view[got:])
-            except OSError as exc:
-                raise _BrokenChildError("its socket failed") from exc
-            if n == 0:
-                raise _BrokenChildError("its socket closed")
-            got += n
-        return bytes(buffer)
 
     def kill(self) -> None:
         """SIGKILL the child and close the socket (reaping is separate); never while a
