@@ -206,13 +206,14 @@ def http_client(
         options["transport"] = LeanTransport(verify=verify, proxy=proxy or None)
     else:
         options.update(verify=verify, proxy=proxy or None)
-    if not fastpaths.enabled():
-        if deadline is None:
-            return httpx.AsyncClient(**options)
-        return DeadlineClient(deadline=deadline, **options)
+    plain, bounded = (
+        (PeerClient, PeerDeadlineClient)
+        if fastpaths.enabled()
+        else (httpx.AsyncClient, DeadlineClient)
+    )
     if deadline is None:
-        return PeerClient(**options)
-    return PeerDeadlineClient(deadline=deadline, **options)
+        return plain(**options)
+    return bounded(deadline=deadline, **options)
 
 
 class PeerCookies(httpx.Cookies):

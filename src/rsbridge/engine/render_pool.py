@@ -300,12 +300,15 @@ class _Child:
             if self._eof:
                 raise _BrokenChildError("its socket closed")
             try:
-                got = await loop.sock_recv(self.sock, _READ_BYTES)
+                self._take_in(await loop.sock_recv(self.sock, _READ_BYTES))
             except OSError as exc:
                 raise _BrokenChildError("its socket failed") from exc
-            self._inbox += got
-            self._eof = not got
         return message
+
+    def _take_in(self, got: bytes) -> None:
+        """Add what a read gave to the inbox (nothing: the child closed its end)."""
+        self._inbox += got
+        self._eof = not got
 
     def _whole_frames(self) -> list[tuple[Any, ...]]:
         """The whole frames the socket holds now, without waiting; a broken one is left for
@@ -313,9 +316,7 @@ class _Child:
         frames: list[tuple[Any, ...]] = []
         try:
             while not self._eof:
-                got = self.sock.recv(_READ_BYTES)
-                self._inbox += got
-                self._eof = not got
+                self._take_in(self.sock.recv(_READ_BYTES))
         except (BlockingIOError, InterruptedError):
             pass
         except OSError:
