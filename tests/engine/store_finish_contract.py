@@ -1,10 +1,12 @@
 """Contract tests of ``finish`` with the attempt's effects (:attr:`Finish.ledger`), and of
-``ledger_recorded`` (the ledger read for a batch of jobs).
+``ledger_for_sessions`` (the ledger read for a batch of jobs).
 
 Mixed into :class:`~tests.engine.store_contract.StoreContract`, so every backend runs them.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from rsbridge.engine.store.base import (
     AttemptOutcome,
@@ -99,12 +101,23 @@ class StoreFinishContract:
         assert finished.held and finished.recorded == ()
         assert await store.ledger_for_session("a1", "L1") == []
 
-    async def test_ledger_recorded_answers_for_many_keys_at_once(self, store: Store) -> None:
-        report, survey = _entry("session_report"), _entry("survey:customer:0")
+    async def test_ledger_for_sessions_answers_for_many_sessions_at_once(
+        self, store: Store
+    ) -> None:
+        survey = replace(_entry("survey:customer:0"), created_at=T0 + 5)
+        report = _entry("session_report")
         elsewhere = _entry("session_report", lsid="L2")
-        for entry in (report, elsewhere):
+        other_appliance = replace(elsewhere, key=replace(elsewhere.key, appliance_id="a2"))
+        not_asked = _entry("session_report", lsid="L9")
+        for entry in (survey, report, elsewhere, other_appliance, not_asked):
             await store.ledger_put(entry)
-        asked = [report.key, survey.key, elsewhere.key, report.key]
-        assert await store.ledger_recorded(asked) == {report.key, elsewhere.key}
-        assert await store.ledger_recorded([survey.key]) == set()
-        assert await store.ledger_recorded([]) == set()
+        asked = [("a1", "L1"), ("a1", "L2"), ("a1", "nope"), ("a1", "L1")]
+        # Each session's entries oldest first, as ledger_for_session gives them; every
+        # session asked for is answered, and nothing else.
+        assert await store.ledger_for_sessions(asked) == {
+            ("a1", "L1"): [report, survey],
+            ("a1", "L2"): [elsewhere],
+            ("a1", "nope"): [],
+        }
+        assert await store.ledger_for_sessions([("a2", "L2")]) == {("a2", "L2"): [other_appliance]}
+        assert await store.ledger_for_sessions([]) == {}

@@ -10,7 +10,7 @@ ledger for its integration (jobs are per integration, so several integrations ar
 checked on their own).
 
 * A session end has one effect, the session report (``session_report``); the ticket it
-  was written to is recorded before it.
+  was written to is recorded before it or with it.
 * A survey has the session report too, when its integration imports session ends (a
   survey that came first imports the session under the end's key), and one effect per
   survey of its kind in the report. How many that is, only a report tells: each survey
@@ -25,6 +25,8 @@ Entries written before these details existed count as not done: the job fetches.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from rsbridge.appliance.events import END, MEMBER_ADDED, SURVEY_EVENTS
 from rsbridge.config import IntegrationConfig
@@ -72,7 +74,7 @@ async def effects_done(
     job: Job,
     *,
     margin: float = 0.0,
-    report_recorded: bool | None = None,
+    session_ledger: Sequence[LedgerEntry] | None = None,
 ) -> str | None:
     """A note when the ledger holds every effect ``job`` would have; None otherwise.
 
@@ -81,8 +83,8 @@ async def effects_done(
     come from two nodes' clocks, and the appliance may take a moment to show the survey.
 
     None also when the job is not one this check knows (it then runs as usual).
-    ``report_recorded``: for a session end, whether the ledger holds its report's entry,
-    when the caller read that already (for a batch of jobs at once); None reads it here.
+    ``session_ledger``: every entry of the job's session (any integration), when the
+    caller read them already (for a batch of jobs at once); None reads them here.
     """
     if integration is None or integration.disabled or not job.lsid:
         return None
@@ -90,17 +92,17 @@ async def effects_done(
         return None if integration.association.create_on_join else JOIN_OFF
     key = LedgerKey(job.appliance_id, job.lsid, END, job.integration, REPORT_EFFECT)
     if job.event_type == END:
-        if report_recorded is None:
-            report_recorded = await store.ledger_get(key) is not None
-        return ALREADY_DELIVERED if report_recorded else None
+        if session_ledger is None:
+            recorded = await store.ledger_get(key) is not None
+        else:
+            recorded = any(entry.key == key for entry in session_ledger)
+        return ALREADY_DELIVERED if recorded else None
     kind = SURVEY_EVENTS.get(job.event_type)
     if kind is None:
         return None
-    entries = {
-        e.key: e
-        for e in await store.ledger_for_session(job.appliance_id, job.lsid)
-        if e.key.integration == job.integration
-    }
+    if session_ledger is None:
+        session_ledger = await store.ledger_for_session(job.appliance_id, job.lsid)
+    entries = {e.key: e for e in session_ledger if e.key.integration == job.integration}
     if imports_end(integration) and key not in entries:
         return None
     reports = [

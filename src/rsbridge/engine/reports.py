@@ -187,6 +187,10 @@ class ReportFetch:
             if session.lsid in self._remaining:
                 self._found[session.lsid] = session
                 self._remaining.discard(session.lsid)
+            # One chunk of the answer holds many sessions, built one by one without a
+            # pause: let the loop run the others' I/O between two (a chunk built in one
+            # go held every answer waiting in the loop for tens of milliseconds).
+            await asyncio.sleep(0)
 
     async def _one_by_one(self) -> None:
         for lsid in sorted(self._remaining):

@@ -18,15 +18,23 @@ counted. For each job:
 1. the report must be complete (an end time): otherwise the job waits, with growing
    delays, up to ``report_wait_seconds`` from its arrival, and only then counts as failed;
 2. the ticket comes from the ledger (an earlier job found or created it) or from the
-   association rules (find by reference, or create, or skip);
+   association rules (find by reference, or create, or skip); one found or created now
+   is recorded with the job's finish, whatever its outcome (a crash before it leaves a
+   ticket the next attempt finds by the same reference or creates once only by the same
+   key);
 3. each effect (the session report, each survey) is written only if the idempotency
-   ledger does not hold it yet (one read of the session's ledger per job), and recorded
-   there right after. Connectors upsert by the effect's key, so a crash between the write
-   and the ledger entry repeats the write without a second effect. The job's last effect
-   is recorded with the job's finish, in the same store transaction (one round trip
-   less): nothing runs between that write and the finish, so the window a crash can hit
-   is the same, and the entry is recorded whatever the outcome and even when the lease
-   was lost meanwhile.
+   ledger does not hold it yet (the ledger of a claimed batch's sessions is read once,
+   with the claim), and recorded there right after. Connectors upsert by the effect's
+   key, so a crash between the write and the ledger entry repeats the write without a
+   second effect. The job's last effect is recorded with the job's finish, in the same
+   store transaction (one round trip less): nothing runs between that write and the
+   finish, so the window a crash can hit is the same, and the entry is recorded
+   whatever the outcome and even when the lease was lost meanwhile.
+
+A worker slot (``workers``) is held for a job's calls to its peers, not for what can
+go on without them: a session end's report is rendered before the job takes a slot,
+where it renders in a child process (:meth:`Worker._render_ahead`), and the job's
+finish is committed after it gives the slot back.
 
 Failures: a retryable error of an event type the integration retries is re-queued with
 exponential backoff and full jitter (at least the peer's ``Retry-After``) until
@@ -114,7 +122,7 @@ from rsbridge.log_setup import bind_log_fields
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CANCEL_WAIT_SECONDS", "REPORT_EFFECT", "Outcome", "Services", "Worker"]
+__all__ = ["CANCEL_WAIT_SECONDS", "REPORT_EFFECT", "Ahead", "Outcome", "Services", "Worker"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +136,18 @@ class _Writing:
     association: Association
     session: SupportSession
     known: Mapping[LedgerKey, LedgerEntry]
+    rendering: asyncio.Future[RenderedReport] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Ahead:
+    """What was read or started for a job before it took a worker slot."""
+
+    ledger: Mapping[LedgerKey, LedgerEntry] | None = None
+    """The ledger's entries for the job's session and integration, read with its claimed
+    batch; None: read when the job runs."""
+    rendering: asyncio.Future[RenderedReport] | None = None
+    """The session report's rendering (a session end), awaited instead of rendering it."""
 
 
 @dataclass
@@ -182,6 +202,20 @@ jobs are released to the queue either way)."""
 
 def _needs_report(job: Job) -> bool:
     return bool(job.lsid) and job.event_type in _REPORT_EVENTS
+
+
+def _of_integration(
+    entries: Collection[LedgerEntry], integration: str
+) -> dict[LedgerKey, LedgerEntry]:
+    """A session's ledger entries of one integration, by key."""
+    return {e.key: e for e in entries if e.key.integration == integration}
+
+
+def _forget(task: asyncio.Task[RenderedReport]) -> None:
+    """Mark an ahead rendering's outcome as seen, used or not (asyncio would log an
+    unused failure as 'never retrieved'; the job that needed it reported it)."""
+    if not task.cancelled():
+        task.exception()
 
 
 class _Skip(Exception):  # noqa: N818 (a control-flow signal, not an error)
@@ -392,7 +426,7 @@ class Worker:
             return 0
         self._held.update(job.id for job in jobs)
         needing = [job for job in jobs if _needs_report(job)]
-        recorded = await self._reports_recorded(needing)
+        ledgers = await self._ledgers(needing)
         answers = await self._fetcher.answers(
             needing,
             lambda job: effects_done(
@@ -400,31 +434,38 @@ class Worker:
                 self.config.integration(job.integration),
                 job,
                 margin=self._margin,
-                report_recorded=recorded.get(job.id),
+                session_ledger=ledgers.get((job.appliance_id, job.lsid or "")),
             ),
         )
         for job in jobs:
             answer = answers.get(job.id)
             if isinstance(answer, asyncio.Task):
                 self._awaiting[job.id] = job.appliance_id
-            task = asyncio.create_task(self._guarded(job, answer))
+            entries = ledgers.get((job.appliance_id, job.lsid or ""))
+            known = None if entries is None else _of_integration(entries, job.integration)
+            task = asyncio.create_task(self._guarded(job, answer, known))
             self._inflight.add(task)
             task.add_done_callback(self._inflight_done)
         return len(jobs)
 
-    async def _reports_recorded(self, jobs: list[Job]) -> dict[int, bool]:
-        """Per session-end job of a claimed batch, whether the ledger holds its report's
-        entry: one store read for the batch instead of one per job. Empty when that read
-        fails (each job then reads for itself)."""
-        keys = {job.id: self._key(job, END, REPORT_EFFECT) for job in jobs if job.event_type == END}
-        if not keys:
+    async def _ledgers(self, jobs: list[Job]) -> dict[tuple[str, str], list[LedgerEntry]]:
+        """The ledger of each session of a claimed batch's ``jobs``: one store read for
+        the batch instead of two per job (is it done? which effects are recorded?).
+
+        The read stands until the jobs run: only jobs of a session and integration write
+        its entries (an action's ticket for a live session is created under the same key
+        the job would use, and the first entry recorded is the one every writer uses),
+        and the store hands those jobs out one at a time. Empty when the read fails: each
+        job then reads for itself.
+        """
+        sessions = {(job.appliance_id, job.lsid) for job in jobs if job.lsid}
+        if not sessions:
             return {}
         try:
-            found = await self.store.ledger_recorded(set(keys.values()))
+            return await self.store.ledger_for_sessions(sessions)
         except Exception as exc:  # the store's failure meets each job on its own
-            log.warning("the ledger could not be checked: %s: %s", type(exc).__name__, exc)
+            log.warning("the ledger could not be read: %s: %s", type(exc).__name__, exc)
             return {}
-        return {job_id: key in found for job_id, key in keys.items()}
 
     def _inflight_done(self, task: asyncio.Task[Outcome]) -> None:
         # Every finished task is collected here, whatever the loop was awaiting then.
@@ -443,10 +484,13 @@ class Worker:
 
     # --- one job ----------------------------------------------------------------
 
-    async def _guarded(self, job: Job, answer: Answer | None) -> Outcome:
+    async def _guarded(
+        self, job: Job, answer: Answer | None, known: Mapping[LedgerKey, LedgerEntry] | None
+    ) -> Outcome:
         bind_log_fields(
             integration=job.integration, appliance=job.appliance_id, lsid=job.lsid, job=job.id
         )
+        rendering: asyncio.Task[RenderedReport] | None = None
         try:
             if isinstance(answer, asyncio.Task):
                 try:
@@ -454,15 +498,59 @@ class Worker:
                     answer = await asyncio.shield(answer)
                 finally:
                     self._awaiting.pop(job.id, None)
-            async with self._slots:
-                return await self._run_one(job, answer)
+            rendering = self._render_ahead(job, answer)
+            return await self._run_one(job, answer, Ahead(known, rendering))
+        except asyncio.CancelledError:
+            if rendering is not None:
+                rendering.cancel()
+            raise
         finally:
+            if rendering is not None:
+                # Unused when the job failed before its write: nobody else awaits it.
+                rendering.add_done_callback(_forget)
             self._held.discard(job.id)
 
-    async def _run_one(self, job: Job, answer: Fetched | str | None) -> Outcome:
-        started = self._clock()
-        last: list[LedgerEntry] = []
-        finish = await self._attempt(job, answer, last)
+    def _render_ahead(
+        self, job: Job, answer: Fetched | str | None
+    ) -> asyncio.Task[RenderedReport] | None:
+        """The session report's rendering, started before the job waits for a worker slot,
+        where it is rendered in a child process and surely written: a session end whose
+        complete report arrived, for an integration that imports every session.
+
+        The slot is then held for the job's calls to the peers, not for the child's queue
+        and turn: in a backlog a render took a quarter of a slot's time. A session the
+        integration might skip (no ticket found) is rendered in its slot, as before, once
+        the ticket is known; so is every other case.
+        """
+        if self.services.render_pool is None or job.event_type != END or answer is None:
+            return None
+        if isinstance(answer, str):
+            return None
+        session = answer.found.get(job.lsid or "")
+        integration = self.config.integration(job.integration)
+        if (
+            not isinstance(session, SupportSession)
+            or session.end_time is None
+            or integration is None
+            or integration.disabled
+            or integration.association.on_unmatched == "skip"
+        ):
+            return None
+        templates = self.services.connectors[integration.name].report_templates()
+        return asyncio.create_task(self.services.render(integration.name, session, templates))
+
+    async def _run_one(
+        self,
+        job: Job,
+        answer: Fetched | str | None,
+        ahead: Ahead,
+    ) -> Outcome:
+        async with self._slots:
+            started = self._clock()
+            last: list[LedgerEntry] = []
+            finish = await self._attempt(job, answer, last, ahead)
+        # Recorded after the slot is freed: the commit waits for the disk, not for a peer,
+        # and the next job's calls need not wait behind it.
         if last:
             finish = replace(finish, ledger=tuple(last))
         if not await self.store.finish(
@@ -472,7 +560,11 @@ class Worker:
         return Outcome(job.id, finish.outcome, finish.error)
 
     async def _attempt(
-        self, job: Job, answer: Fetched | str | None, last: list[LedgerEntry]
+        self,
+        job: Job,
+        answer: Fetched | str | None,
+        last: list[LedgerEntry],
+        ahead: Ahead,
     ) -> Finish:
         try:
             if isinstance(answer, str):
@@ -481,7 +573,11 @@ class Worker:
             if isinstance(report, Exception):
                 raise report
             note = await self.process(
-                job, report, asked_at=answer.asked_at if answer is not None else None, last=last
+                job,
+                report,
+                asked_at=answer.asked_at if answer is not None else None,
+                last=last,
+                ahead=ahead,
             )
             return Finish(AttemptOutcome.DONE, error=note)
         except _Skip as skip:
@@ -562,12 +658,15 @@ class Worker:
         *,
         asked_at: float | None = None,
         last: list[LedgerEntry] | None = None,
+        ahead: Ahead | None = None,
     ) -> str | None:
         """Apply one job's effects; raises to fail, returns a note (or None) when done.
 
         ``asked_at``: when ``session`` was asked for (recorded with survey effects).
-        ``last``: when given, the ledger entry of the job's last effect is appended to it
-        instead of recorded, for the caller to record with the job's finish.
+        ``last``: when given, the ledger entries of the job's ticket (found or created
+        now) and of its last effect are appended to it instead of recorded, for the
+        caller to record with the job's finish.
+        ``ahead``: what was read or started for the job before (:class:`Ahead`).
         """
         integration = self.config.integration(job.integration)
         if integration is None or integration.disabled:
@@ -586,9 +685,12 @@ class Worker:
         # One read for every effect of the job: while it runs, no other job of its
         # session and integration does (the store's ordering); a duplicate run after a
         # lost lease is caught by the connectors' upsert by key, as a crash is.
-        known = await self._known(job)
-        ticket, association = await self._ticket(job, integration, connector, session, known)
-        writing = _Writing(job, integration, connector, ticket, association, session, known)
+        ahead = ahead or Ahead()
+        known = await self._known(job) if ahead.ledger is None else ahead.ledger
+        ticket, association = await self._ticket(job, integration, connector, session, known, last)
+        writing = _Writing(
+            job, integration, connector, ticket, association, session, known, ahead.rendering
+        )
         if job.event_type == END:
             imported = await self._import_session(writing, last)
             return None if imported else ALREADY_DELIVERED
@@ -637,8 +739,11 @@ class Worker:
         if key in w.known:
             return False
         renderer = self.services.renderers[w.integration.name]
-        templates = w.connector.report_templates()
-        rendered = await self.services.render(w.integration.name, w.session, templates)
+        if w.rendering is not None:
+            rendered = await w.rendering
+        else:
+            templates = w.connector.report_templates()
+            rendered = await self.services.render(w.integration.name, w.session, templates)
         delivery = SessionDelivery(
             str(key),
             w.job.appliance_id,
@@ -657,7 +762,7 @@ class Worker:
     async def _known(self, job: Job) -> dict[LedgerKey, LedgerEntry]:
         """The effects the ledger holds for ``job``'s session and integration."""
         entries = await self.store.ledger_for_session(job.appliance_id, job.lsid or "")
-        return {e.key: e for e in entries if e.key.integration == job.integration}
+        return _of_integration(entries, job.integration)
 
     async def _record(
         self,
@@ -713,12 +818,14 @@ class Worker:
         connector: Connector,
         session: SupportSession,
         known: Mapping[LedgerKey, LedgerEntry],
+        last: list[LedgerEntry] | None,
     ) -> tuple[Ticket | None, Association]:
         """The session's ticket: remembered in the ledger, found, created, or none.
 
         None means the session is imported unassociated (``on_unmatched = "import"``);
         a skipped session raises :class:`_Skip`. The association says how far the
-        ticket and the session's references are trusted (docs/security.md).
+        ticket and the session's references are trusted (docs/security.md). A ticket
+        found or created now is remembered by :meth:`_remember`.
         """
         rules = integration.association
         trust = judge_session(session, rules, job.appliance_id, job.integration, self._signer)
@@ -735,8 +842,8 @@ class Worker:
             source, trusted = CREATED_SOURCE, connector.created_tickets_trusted()
         elif ticket is None and rules.on_unmatched == "import":
             log.info("session %s is imported without a ticket (%s)", job.lsid, resolution.why())
-            entry = await self.store.ledger_put(
-                LedgerEntry(key, "", "", self._clock(), {"unassociated": resolution.why()})
+            entry = await self._remember(
+                LedgerEntry(key, "", "", self._clock(), {"unassociated": resolution.why()}), last
             )
             return ledger_ticket(entry), ledger_association(entry, references)
         elif ticket is None:
@@ -747,8 +854,24 @@ class Worker:
         elif resolution.tried:
             log.info("session %s: %s before %s matched", job.lsid, resolution.why(), source)
         detail = ticket_detail(ticket, source, trusted=trusted)
-        entry = await self.store.ledger_put(
-            LedgerEntry(key, ticket.id, ticket.id, self._clock(), detail)
+        entry = await self._remember(
+            LedgerEntry(key, ticket.id, ticket.id, self._clock(), detail), last
         )
-        # Another worker may have recorded the ticket first: theirs is the one to use.
         return ledger_ticket(entry), ledger_association(entry, references)
+
+    async def _remember(self, entry: LedgerEntry, last: list[LedgerEntry] | None) -> LedgerEntry:
+        """The ticket's entry, recorded with the job's finish when ``last`` is given (see
+        :meth:`process`), else now; the entry to use.
+
+        With the finish, whatever the job's outcome: a retry uses the ticket without
+        looking for it again. Its own commit bought nothing: a crash before the finish
+        leaves a ticket the next attempt finds again by the same reference, or creates
+        once only by the same key (the connectors' contract), and the report it writes
+        there is the same upsert by key. It cost a commit per job while the job held its
+        worker slot.
+        """
+        if last is not None:
+            last.append(entry)
+            return entry
+        # Another worker may have recorded the ticket first: theirs is the one to use.
+        return await self.store.ledger_put(entry)

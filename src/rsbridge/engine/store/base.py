@@ -529,9 +529,13 @@ class Store(Protocol):
     async def ledger_get(self, key: LedgerKey) -> LedgerEntry | None:
         """The effect recorded under ``key``, if any."""
 
-    async def ledger_recorded(self, keys: Collection[LedgerKey]) -> set[LedgerKey]:
-        """Which of ``keys`` the ledger holds: one read for many (a worker checks the
-        jobs of a claimed batch at once)."""
+    async def ledger_for_sessions(
+        self, sessions: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[LedgerEntry]]:
+        """Every effect recorded for each of ``sessions`` (appliance id, lsid), oldest
+        first, as :meth:`ledger_for_session`: one read for many (a worker reads the
+        ledger of a claimed batch at once). Every session asked for is a key of the
+        answer, with an empty list when nothing is recorded."""
 
     async def ledger_put(self, entry: LedgerEntry) -> LedgerEntry:
         """Record an effect; if ``entry.key`` is already recorded, keep and return that one."""

@@ -295,9 +295,18 @@ class MemoryStore(MemoryConsole):
         """The effect recorded under ``key``, if any."""
         return self._ledger.get(key)
 
-    async def ledger_recorded(self, keys: Collection[LedgerKey]) -> set[LedgerKey]:
-        """Which of ``keys`` the ledger holds."""
-        return {key for key in keys if key in self._ledger}
+    async def ledger_for_sessions(
+        self, sessions: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[LedgerEntry]]:
+        """Every effect recorded for each of ``sessions``, oldest first."""
+        found: dict[tuple[str, str], list[LedgerEntry]] = {s: [] for s in sessions}
+        for key, entry in self._ledger.items():
+            entries = found.get((key.appliance_id, key.lsid))
+            if entries is not None:
+                entries.append(entry)
+        for entries in found.values():
+            entries.sort(key=lambda entry: entry.created_at)  # stable: recording order
+        return found
 
     async def ledger_put(self, entry: LedgerEntry) -> LedgerEntry:
         """Record an effect unless its key is recorded; return the entry that stands."""

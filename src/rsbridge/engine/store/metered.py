@@ -163,9 +163,11 @@ class MeteredStore:
         """The wrapped store's answer."""
         return await self.inner.ledger_get(key)
 
-    async def ledger_recorded(self, keys: Collection[LedgerKey]) -> set[LedgerKey]:
+    async def ledger_for_sessions(
+        self, sessions: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[LedgerEntry]]:
         """The wrapped store's answer."""
-        return await self.inner.ledger_recorded(keys)
+        return await self.inner.ledger_for_sessions(sessions)
 
     async def ledger_put(self, entry: LedgerEntry) -> LedgerEntry:
         """Record an effect, counting it as a delivery when it is new."""

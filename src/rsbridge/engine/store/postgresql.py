@@ -533,14 +533,19 @@ class PostgreSQLStore:
         row = await self._fetchone(sql.SELECT_LEDGER, ledger_key_params(key))
         return None if row is None else sql.ledger_from_row(row)
 
-    async def ledger_recorded(self, keys: Collection[LedgerKey]) -> set[LedgerKey]:
-        """Which of ``keys`` the ledger holds, in one statement."""
-        wanted = {ledger_key_params(key): key for key in keys}
-        if not wanted:
-            return set()
-        columns = list(zip(*wanted, strict=True))
-        rows = await self._fetchall(sql.SELECT_LEDGER_RECORDED, [list(c) for c in columns])
-        return {wanted[tuple(row)] for row in rows if tuple(row) in wanted}
+    async def ledger_for_sessions(
+        self, sessions: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[LedgerEntry]]:
+        """Every effect recorded for each of ``sessions``, in one statement."""
+        found: dict[tuple[str, str], list[LedgerEntry]] = {s: [] for s in sessions}
+        if not found:
+            return found
+        appliances, lsids = (list(column) for column in zip(*found, strict=True))
+        rows = await self._fetchall(sql.SELECT_LEDGER_FOR_SESSIONS, (appliances, lsids))
+        for row in rows:
+            entry = sql.ledger_from_row(row)
+            found[entry.key.appliance_id, entry.key.lsid].append(entry)
+        return found
 
     async def ledger_put(self, entry: LedgerEntry) -> LedgerEntry:
         """Record an effect unless its key is recorded; return the entry that stands."""

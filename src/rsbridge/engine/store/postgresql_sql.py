@@ -206,12 +206,6 @@ SELECT appliance_id, lsid, event, integration, effect, ticket_id, ref, created_a
        detail
 FROM ledger
 WHERE appliance_id = %s AND lsid = %s AND event = %s AND integration = %s AND effect = %s"""
-# Which of many keys the ledger holds: one array per key column.
-SELECT_LEDGER_RECORDED: Final = """
-SELECT l.appliance_id, l.lsid, l.event, l.integration, l.effect
-FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
-     AS k (appliance_id, lsid, event, integration, effect)
-JOIN ledger AS l USING (appliance_id, lsid, event, integration, effect)"""
 # ledger_put in one statement: the entry, or the one that stands. A concurrent insert of
 # the same key is waited for; DO UPDATE (which changes nothing) then returns the row that
 # committed first, which a second statement's new snapshot was needed for with DO NOTHING.
@@ -228,6 +222,13 @@ SELECT appliance_id, lsid, event, integration, effect, ticket_id, ref, created_a
        detail
 FROM ledger WHERE appliance_id = %s AND lsid = %s
 ORDER BY created_at, seq"""
+# The same for many sessions: one array of appliance ids, one of lsids.
+SELECT_LEDGER_FOR_SESSIONS: Final = """
+SELECT l.appliance_id, l.lsid, l.event, l.integration, l.effect, l.ticket_id, l.ref,
+       l.created_at, l.detail
+FROM unnest(%s::text[], %s::text[]) AS s (appliance_id, lsid)
+JOIN ledger AS l USING (appliance_id, lsid)
+ORDER BY l.created_at, l.seq"""
 
 SELECT_WATERMARK: Final = "SELECT value FROM watermarks WHERE name = %s"
 UPSERT_WATERMARK: Final = """

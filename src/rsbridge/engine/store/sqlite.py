@@ -910,16 +910,20 @@ class SQLiteStore:
 
         return await self._read(op)
 
-    async def ledger_recorded(self, keys: Collection[LedgerKey]) -> set[LedgerKey]:
-        """Which of ``keys`` the ledger holds (primary-key lookups in one read: no round
-        trips to save on SQLite, but one trip to the reader thread)."""
-        wanted = list(keys)
+    async def ledger_for_sessions(
+        self, sessions: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[LedgerEntry]]:
+        """Every effect recorded for each of ``sessions`` (an index lookup per session in
+        one read: no round trips to save on SQLite, but one trip to the reader thread)."""
+        wanted = list(dict.fromkeys(sessions))
 
-        def op(conn: sqlite3.Connection) -> set[LedgerKey]:
+        def op(conn: sqlite3.Connection) -> dict[tuple[str, str], list[LedgerEntry]]:
             return {
-                key
-                for key in wanted
-                if conn.execute(SELECT_LEDGER, ledger_key_params(key)).fetchone() is not None
+                session: [
+                    _ledger_from_row(row)
+                    for row in conn.execute(SELECT_LEDGER_FOR_SESSION, session).fetchall()
+                ]
+                for session in wanted
             }
 
         return await self._read(op)

@@ -1,0 +1,167 @@
+"""What a worker slot is held for: a job's calls to its peers. A session end's report is
+rendered before its job takes a slot (where a child process renders it), and a job's
+finish is committed after it gives the slot back. With one slot, another job's work
+shows up while a job holds the slot only when that is so."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Collection
+from pathlib import Path
+from typing import Any
+
+from rsbridge.appliance.events import END
+from rsbridge.appliance.report_model import SupportSession
+from rsbridge.connectors.base import RenderedReport, SessionDelivery, Ticket, WriteResult
+from rsbridge.engine.intake import job_specs
+from rsbridge.engine.runtime import Engine
+from rsbridge.engine.store.base import Finish, Finished, IncomingEvent, JobFilter, JobStatus
+from rsbridge.engine.store.memory import MemoryStore
+from rsbridge.sim.appliance.scenarios import SessionGenerator
+
+from .conftest import Hook, SimAppliance, engine_config
+from .test_pipeline import _recent
+
+WAIT_SECONDS = 10.0
+"""How long a held step waits for the other job's work to show up (it shows up at once
+when the slot is not held for it; the wait runs out only when the test fails)."""
+
+
+async def _until(condition: Callable[[], bool]) -> bool:
+    """Whether ``condition`` came true within :data:`WAIT_SECONDS`."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + WAIT_SECONDS
+    while not condition():
+        if loop.time() > end:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+async def _engine(
+    tmp_path: Path, sim: SimAppliance, hook: Hook, store: MemoryStore, *, render_processes: int
+) -> tuple[Engine, list[SupportSession]]:
+    config = engine_config(
+        tmp_path,
+        sim,
+        integrations=[
+            {
+                "name": "hook",
+                "connector": "webhook",
+                "association": {"on_unmatched": "create"},
+                "settings": {"url": hook.url},
+            }
+        ],
+        engine={"workers": 1, "render_processes": render_processes},
+    )
+    engine = Engine(config, store=store)
+    await engine.open()
+    sessions = [_recent(s) for s in SessionGenerator(8).sessions(3)]
+    for session in sessions:
+        sim.state.add_report(session)
+        await store.record_event(
+            IncomingEvent("default", END, "outbound", f"end/{session.lsid}", lsid=session.lsid),
+            job_specs(config, "default", END, polled=False),
+        )
+    return engine, sessions
+
+
+async def _all_done(engine: Engine, store: MemoryStore, hook: Hook, count: int) -> None:
+    assert engine.worker is not None
+    await engine.worker.run_until_idle()
+    jobs = await store.list_jobs(JobFilter())
+    assert [job.status for job in jobs] == [JobStatus.DONE] * count
+    assert len(hook.state.of_kind("session_report")) == count
+
+
+async def test_a_session_end_is_rendered_in_its_child_before_the_job_takes_a_slot(
+    tmp_path: Path, sim: SimAppliance, hook: Hook
+) -> None:
+    store = MemoryStore()
+    engine, sessions = await _engine(tmp_path, sim, hook, store, render_processes=1)
+    try:
+        pool, connector = engine.render_pool, engine.connectors["hook"]
+        assert pool is not None
+        rendering: list[str] = []
+        overlapped: list[bool] = []
+        render, write = pool.render, connector.write_session_report
+
+        async def counted_render(
+            integration: str, session: SupportSession, templates: Collection[str] | None
+        ) -> RenderedReport:
+            rendering.append(session.lsid)
+            return await render(integration, session, templates)
+
+        async def held_write(ticket: Ticket | None, delivery: SessionDelivery) -> WriteResult:
+            # The one slot is held here: another session's rendering starts meanwhile
+            # only when it is rendered ahead of its slot.
+            mine = delivery.session.lsid
+            overlapped.append(await _until(lambda: any(lsid != mine for lsid in rendering)))
+            return await write(ticket, delivery)
+
+        pool.render = counted_render  # type: ignore[method-assign]
+        connector.write_session_report = held_write  # type: ignore[method-assign]
+        await _all_done(engine, store, hook, len(sessions))
+        assert overlapped == [True] * len(sessions)
+        # Each report rendered once, in the child: none again in the slot.
+        assert sorted(rendering) == sorted(s.lsid for s in sessions)
+        assert pool.in_process == 0
+    finally:
+        await engine.aclose()
+
+
+async def test_without_render_processes_a_report_is_rendered_in_its_slot(
+    tmp_path: Path, sim: SimAppliance, hook: Hook
+) -> None:
+    # Rendering in the event loop's thread takes the same CPU before the slot or in it:
+    # it stays where the ticket is known (a session the integration skips costs none).
+    store = MemoryStore()
+    engine, sessions = await _engine(tmp_path, sim, hook, store, render_processes=0)
+    try:
+        assert engine.render_pool is None and engine.worker is not None
+        renderer = engine.renderers["hook"]
+        in_slot: list[bool] = []
+        render = renderer.render
+        busy = engine.worker._slots  # the one slot, held or not
+
+        def watched(
+            session: SupportSession, templates: Collection[str] | None = None
+        ) -> RenderedReport:
+            in_slot.append(busy.locked())
+            return render(session, templates)
+
+        renderer.render = watched  # type: ignore[method-assign]
+        await _all_done(engine, store, hook, len(sessions))
+        assert in_slot == [True] * len(sessions)
+    finally:
+        await engine.aclose()
+
+
+class _HeldFinishStore(MemoryStore):
+    """A store whose first finish waits for another job's delivery to start."""
+
+    def __init__(self, hook: Hook) -> None:
+        super().__init__()
+        self.hook = hook
+        self.overlapped: bool | None = None
+
+    async def finish(self, job_id: int, owner: str, finish: Finish, **kw: Any) -> Finished:
+        if self.overlapped is None:
+            self.overlapped = False
+            self.overlapped = await _until(
+                lambda: len(self.hook.state.of_kind("session_report")) > 1
+            )
+        return await super().finish(job_id, owner, finish, **kw)
+
+
+async def test_a_job_gives_its_slot_back_before_its_finish_is_committed(
+    tmp_path: Path, sim: SimAppliance, hook: Hook
+) -> None:
+    store = _HeldFinishStore(hook)
+    engine, sessions = await _engine(tmp_path, sim, hook, store, render_processes=0)
+    try:
+        await _all_done(engine, store, hook, len(sessions))
+        # While the first job's finish was being committed, the next job delivered.
+        assert store.overlapped is True
+    finally:
+        await engine.aclose()
