@@ -13,7 +13,7 @@ appliance call ends within its deadline (``call_deadline_seconds``), which is a
 retryable failure of those jobs only. A session the report holds damaged fails alone:
 the others of the same answer are delivered (fetched again without it when the parser
 could not read past it), and sessions the appliance sent unasked are skipped and
-counted. For each job:
+counted. For each job (steps 2 and 3 are :mod:`.effects`):
 
 1. the report must be complete (an end time): otherwise the job waits, with growing
    delays, up to ``report_wait_seconds`` from its arrival, and only then counts as failed;
@@ -58,50 +58,23 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Literal
 
-from rsbridge.appliance.client import ApplianceClient
 from rsbridge.appliance.events import END, MEMBER_ADDED, SURVEY_EVENTS
-from rsbridge.appliance.report_model import ExitSurvey, SupportSession
+from rsbridge.appliance.report_model import SupportSession
 from rsbridge.backoff import backoff
-from rsbridge.config import Config, IntegrationConfig
+from rsbridge.config import Config
 from rsbridge.connectors.base import (
-    Association,
-    Connector,
-    RenderedPart,
     RenderedReport,
-    SessionDelivery,
-    SurveyDelivery,
-    Ticket,
 )
-from rsbridge.engine.association import (
-    CREATED_SOURCE,
-    TICKET_EFFECT,
-    judge_session,
-    ledger_association,
-    ledger_ticket,
-    resolve_ticket,
-    ticket_detail,
-    ticket_key,
-    trusted_references,
-)
-from rsbridge.engine.autocreate import create_for_live_session, join_filter_refusal
+from rsbridge.engine.effects import REPORT_EVENTS, Ahead, JobEffects, Services, Skip, of_integration
 from rsbridge.engine.ledger_check import (
-    ALREADY_DELIVERED,
-    JOIN_OFF,
     REPORT_EFFECT,
     effects_done,
-    imports_end,
-    survey_detail,
-    survey_effect,
 )
-from rsbridge.engine.render import Renderer
-from rsbridge.engine.render_pool import RenderPool
 from rsbridge.engine.report_cache import ReportCache
 from rsbridge.engine.reports import Answer, Fetched, ReportFetcher
-from rsbridge.engine.signing import signer_for
 from rsbridge.engine.store.base import (
     AttemptOutcome,
     Finish,
@@ -113,7 +86,6 @@ from rsbridge.engine.store.base import (
     backend_of,
 )
 from rsbridge.errors import (
-    ConfigurationError,
     ConnectorQuotaError,
     RsbridgeError,
     SessionNotReadyError,
@@ -122,64 +94,7 @@ from rsbridge.log_setup import bind_log_fields
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CANCEL_WAIT_SECONDS", "REPORT_EFFECT", "Ahead", "Outcome", "Services", "Worker"]
-
-
-@dataclass(frozen=True, slots=True)
-class _Writing:
-    """What writing one job's effects needs: the ticket, the report, the ledger read."""
-
-    job: Job
-    integration: IntegrationConfig
-    connector: Connector
-    ticket: Ticket | None
-    association: Association
-    session: SupportSession
-    known: Mapping[LedgerKey, LedgerEntry]
-    rendering: asyncio.Future[RenderedReport] | None
-
-
-@dataclass(frozen=True, slots=True)
-class Ahead:
-    """What was read or started for a job before it took a worker slot."""
-
-    ledger: Mapping[LedgerKey, LedgerEntry] | None = None
-    """The ledger's entries for the job's session and integration, read with its claimed
-    batch; None: read when the job runs."""
-    rendering: asyncio.Future[RenderedReport] | None = None
-    """The session report's rendering (a session end), awaited instead of rendering it."""
-
-
-@dataclass
-class Services:
-    """What workers talk to, by appliance id and by integration name."""
-
-    appliances: Mapping[str, ApplianceClient]
-    connectors: Mapping[str, Connector]
-    renderers: Mapping[str, Renderer]
-    render_pool: RenderPool | None = None
-    """Renders in child processes (``[engine] render_processes``); None: in-process."""
-
-    async def render(
-        self, integration: str, session: SupportSession, templates: Collection[str] | None
-    ) -> RenderedReport:
-        """``integration``'s report of ``session``: in a child process when there is a
-        pool, else here (:meth:`Renderer.render <rsbridge.engine.render.Renderer.render>`)."""
-        if self.render_pool is not None:
-            return await self.render_pool.render(integration, session, templates)
-        return self.renderers[integration].render(session, templates)
-
-    async def render_survey(
-        self,
-        integration: str,
-        session: SupportSession,
-        kind: Literal["customer", "rep"],
-        survey: ExitSurvey,
-    ) -> RenderedPart:
-        """One exit survey of ``session`` rendered for ``integration``, as :meth:`render`."""
-        if self.render_pool is not None:
-            return await self.render_pool.render_survey(integration, session, kind, survey)
-        return self.renderers[integration].render_survey(session, kind, survey)
+__all__ = ["CANCEL_WAIT_SECONDS", "REPORT_EFFECT", "Outcome", "Services", "Worker"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,24 +106,13 @@ class Outcome:
     note: str | None = None
 
 
-_REPORT_EVENTS = frozenset({END, MEMBER_ADDED, *SURVEY_EVENTS})
-"""Events whose processing needs the session's report (live, for a join)."""
-
-
 CANCEL_WAIT_SECONDS = 5.0
 """At shutdown, how long cancelled jobs get to unwind before they are left behind (their
 jobs are released to the queue either way)."""
 
 
 def _needs_report(job: Job) -> bool:
-    return bool(job.lsid) and job.event_type in _REPORT_EVENTS
-
-
-def _of_integration(
-    entries: Collection[LedgerEntry], integration: str
-) -> dict[LedgerKey, LedgerEntry]:
-    """A session's ledger entries of one integration, by key."""
-    return {e.key: e for e in entries if e.key.integration == integration}
+    return bool(job.lsid) and job.event_type in REPORT_EVENTS
 
 
 def _forget(task: asyncio.Task[RenderedReport]) -> None:
@@ -216,10 +120,6 @@ def _forget(task: asyncio.Task[RenderedReport]) -> None:
     unused failure as 'never retrieved'; the job that needed it reported it)."""
     if not task.cancelled():
         task.exception()
-
-
-class _Skip(Exception):  # noqa: N818 (a control-flow signal, not an error)
-    """The session has no ticket and the integration skips such sessions."""
 
 
 class Worker:
@@ -242,7 +142,6 @@ class Worker:
         self._clock = clock
         self._rng = rng or random.Random()
         self._engine = config.engine
-        self._signer = signer_for(config.signing)
         self._inflight: set[asyncio.Task[Outcome]] = set()
         # Jobs claimed and not finished, started or still waiting for a slot: their
         # leases are extended while they are held so that a long batch never expires.
@@ -265,6 +164,7 @@ class Worker:
         )
         self._last_heartbeat = 0.0
         self._slots = asyncio.Semaphore(self._engine.workers)
+        self._effects = JobEffects(config, store, services, clock=self._clock)
         self.processed = 0
         self.outcomes: list[Outcome] = []
         """Outcomes of the last :meth:`run_until_idle` (a long :meth:`run` keeps none)."""
@@ -442,7 +342,7 @@ class Worker:
             if isinstance(answer, asyncio.Task):
                 self._awaiting[job.id] = job.appliance_id
             entries = ledgers.get((job.appliance_id, job.lsid or ""))
-            known = None if entries is None else _of_integration(entries, job.integration)
+            known = None if entries is None else of_integration(entries, job.integration)
             task = asyncio.create_task(self._guarded(job, answer, known))
             self._inflight.add(task)
             task.add_done_callback(self._inflight_done)
@@ -572,7 +472,7 @@ class Worker:
             report = answer.found.get(job.lsid or "") if answer is not None else None
             if isinstance(report, Exception):
                 raise report
-            note = await self.process(
+            note = await self._effects.process(
                 job,
                 report,
                 asked_at=answer.asked_at if answer is not None else None,
@@ -580,7 +480,7 @@ class Worker:
                 ahead=ahead,
             )
             return Finish(AttemptOutcome.DONE, error=note)
-        except _Skip as skip:
+        except Skip as skip:
             log.info("job %d: %s", job.id, skip)
             return Finish(AttemptOutcome.DONE, error=f"skipped: {skip}")
         except SessionNotReadyError as exc:
@@ -650,228 +550,3 @@ class Worker:
         why = "permanent error" if not exc.retryable else "retries exhausted or not retried"
         log.error("job %d is a dead letter (%s): %s", job.id, why, exc.message)
         return Finish(AttemptOutcome.DEAD, error=exc.message)
-
-    async def process(
-        self,
-        job: Job,
-        session: SupportSession | None,
-        *,
-        asked_at: float | None = None,
-        last: list[LedgerEntry] | None = None,
-        ahead: Ahead | None = None,
-    ) -> str | None:
-        """Apply one job's effects; raises to fail, returns a note (or None) when done.
-
-        ``asked_at``: when ``session`` was asked for (recorded with survey effects).
-        ``last``: when given, the ledger entries of the job's ticket (found or created
-        now) and of its last effect are appended to it instead of recorded, for the
-        caller to record with the job's finish.
-        ``ahead``: what was read or started for the job before (:class:`Ahead`).
-        """
-        integration = self.config.integration(job.integration)
-        if integration is None or integration.disabled:
-            raise ConfigurationError(
-                f"integration {job.integration} is not configured or is disabled"
-            )
-        if job.lsid is None or job.event_type not in _REPORT_EVENTS:
-            return f"nothing to do for {job.event_type}"
-        if job.event_type == MEMBER_ADDED:
-            return await self._on_join(job, integration, session)
-        if session is None or session.end_time is None:
-            raise SessionNotReadyError(
-                f"the appliance has no complete report for session {job.lsid} yet"
-            )
-        connector = self.services.connectors[integration.name]
-        # One read for every effect of the job: while it runs, no other job of its
-        # session and integration does (the store's ordering); a duplicate run after a
-        # lost lease is caught by the connectors' upsert by key, as a crash is.
-        ahead = ahead or Ahead()
-        known = await self._known(job) if ahead.ledger is None else ahead.ledger
-        ticket, association = await self._ticket(job, integration, connector, session, known, last)
-        writing = _Writing(
-            job, integration, connector, ticket, association, session, known, ahead.rendering
-        )
-        if job.event_type == END:
-            imported = await self._import_session(writing, last)
-            return None if imported else ALREADY_DELIVERED
-        if imports_end(integration):
-            # The store hands a survey out only once its session's end job has finished
-            # (done or dead), or when there never was one: the appliance drops an event it
-            # could not deliver in its retry duration. Waiting for the end import could
-            # then last forever; the report is complete, so the survey brings the import
-            # along, under the end's own ledger key (a late end event finds it done).
-            await self._import_session(writing, None)
-        kind: Literal["customer", "rep"] = (
-            "customer" if SURVEY_EVENTS[job.event_type] == "customer" else "rep"
-        )
-        surveys = session.customer_surveys if kind == "customer" else session.rep_surveys
-        if not surveys:
-            raise SessionNotReadyError(f"the report of session {job.lsid} has no {kind} survey yet")
-        written = 0
-        for index, survey in enumerate(surveys):
-            key = self._key(job, job.event_type, survey_effect(kind, index))
-            if key in known:
-                continue
-            rendered = await self.services.render_survey(integration.name, session, kind, survey)
-            result = await connector.write_survey(
-                ticket,
-                SurveyDelivery(
-                    str(key),
-                    job.appliance_id,
-                    integration.name,
-                    kind,
-                    survey,
-                    session,
-                    rendered,
-                    association,
-                ),
-            )
-            detail = {**result.detail, **survey_detail(len(surveys), asked_at)}
-            final = last if index == len(surveys) - 1 else None
-            await self._record(key, ticket, result.ref, detail, final)
-            written += 1
-        return None if written else ALREADY_DELIVERED
-
-    async def _import_session(self, w: _Writing, last: list[LedgerEntry] | None) -> bool:
-        """Write the session report (the session end's effect) unless the ledger holds it;
-        whether it was written now. ``last``: see :meth:`process`."""
-        key = self._key(w.job, END, REPORT_EFFECT)
-        if key in w.known:
-            return False
-        renderer = self.services.renderers[w.integration.name]
-        if w.rendering is not None:
-            rendered = await w.rendering
-        else:
-            templates = w.connector.report_templates()
-            rendered = await self.services.render(w.integration.name, w.session, templates)
-        delivery = SessionDelivery(
-            str(key),
-            w.job.appliance_id,
-            w.integration.name,
-            renderer.imported_session(w.session),
-            rendered,
-            w.association,
-        )
-        result = await w.connector.write_session_report(w.ticket, delivery)
-        await self._record(key, w.ticket, result.ref, result.detail, last)
-        return True
-
-    def _key(self, job: Job, event: str, effect: str) -> LedgerKey:
-        return LedgerKey(job.appliance_id, job.lsid or "", event, job.integration, effect)
-
-    async def _known(self, job: Job) -> dict[LedgerKey, LedgerEntry]:
-        """The effects the ledger holds for ``job``'s session and integration."""
-        entries = await self.store.ledger_for_session(job.appliance_id, job.lsid or "")
-        return _of_integration(entries, job.integration)
-
-    async def _record(
-        self,
-        key: LedgerKey,
-        ticket: Ticket | None,
-        ref: str,
-        detail: Mapping[str, str],
-        last: list[LedgerEntry] | None = None,
-    ) -> None:
-        """Record an effect just written; appended to ``last`` (see :meth:`process`)
-        instead when given: the job's finish records it, as nothing else runs before."""
-        ticket_id = ticket.id if ticket is not None else ""
-        entry = LedgerEntry(key, ticket_id, ref, self._clock(), dict(detail))
-        if last is not None:
-            last.append(entry)
-        else:
-            await self.store.ledger_put(entry)
-
-    async def _on_join(
-        self, job: Job, integration: IntegrationConfig, session: SupportSession | None
-    ) -> str | None:
-        """Someone joined a live session: auto-create its ticket when the rules say so."""
-        rules = integration.association
-        if not rules.create_on_join:
-            return JOIN_OFF
-        if session is None:
-            raise SessionNotReadyError(f"the appliance has no report of session {job.lsid} yet")
-        known = await self.store.ledger_get(
-            ticket_key(job.appliance_id, session.lsid, job.integration)
-        )
-        if known is None or not known.ticket_id:
-            refusal = join_filter_refusal(session, rules)
-            if refusal is not None:
-                raise _Skip(f"no ticket created for session {job.lsid}: {refusal}")
-        # With a ticket known already this only finishes a write-back that failed before.
-        ticket = await create_for_live_session(
-            store=self.store,
-            integration=integration,
-            connector=self.services.connectors[integration.name],
-            appliance=self.services.appliances[job.appliance_id],
-            lsid=session.lsid,
-            appliance_id=job.appliance_id,
-            signer=self._signer,
-            now=self._clock(),
-            session=session,
-        )
-        return f"ticket {ticket.number or ticket.id}"
-
-    async def _ticket(
-        self,
-        job: Job,
-        integration: IntegrationConfig,
-        connector: Connector,
-        session: SupportSession,
-        known: Mapping[LedgerKey, LedgerEntry],
-        last: list[LedgerEntry] | None,
-    ) -> tuple[Ticket | None, Association]:
-        """The session's ticket: remembered in the ledger, found, created, or none.
-
-        None means the session is imported unassociated (``on_unmatched = "import"``);
-        a skipped session raises :class:`_Skip`. The association says how far the
-        ticket and the session's references are trusted (docs/security.md). A ticket
-        found or created now is remembered by :meth:`_remember`.
-        """
-        rules = integration.association
-        trust = judge_session(session, rules, job.appliance_id, job.integration, self._signer)
-        references = trusted_references(session, trust)
-        key = self._key(job, TICKET_EFFECT, TICKET_EFFECT)
-        recorded = known.get(key)
-        if recorded is not None:
-            return ledger_ticket(recorded), ledger_association(recorded, references)
-        resolution = await resolve_ticket(session, rules, connector, trust)
-        ticket = resolution.ticket
-        source, trusted = resolution.source, resolution.trusted
-        if ticket is None and rules.on_unmatched == "create":
-            ticket = await connector.create_ticket(session, rules.create_fields, key=str(key))
-            source, trusted = CREATED_SOURCE, connector.created_tickets_trusted()
-        elif ticket is None and rules.on_unmatched == "import":
-            log.info("session %s is imported without a ticket (%s)", job.lsid, resolution.why())
-            entry = await self._remember(
-                LedgerEntry(key, "", "", self._clock(), {"unassociated": resolution.why()}), last
-            )
-            return ledger_ticket(entry), ledger_association(entry, references)
-        elif ticket is None:
-            raise _Skip(
-                f"session {job.lsid} matches no ticket and the integration skips such "
-                f"sessions ({resolution.why()})"
-            )
-        elif resolution.tried:
-            log.info("session %s: %s before %s matched", job.lsid, resolution.why(), source)
-        detail = ticket_detail(ticket, source, trusted=trusted)
-        entry = await self._remember(
-            LedgerEntry(key, ticket.id, ticket.id, self._clock(), detail), last
-        )
-        return ledger_ticket(entry), ledger_association(entry, references)
-
-    async def _remember(self, entry: LedgerEntry, last: list[LedgerEntry] | None) -> LedgerEntry:
-        """The ticket's entry, recorded with the job's finish when ``last`` is given (see
-        :meth:`process`), else now; the entry to use.
-
-        With the finish, whatever the job's outcome: a retry uses the ticket without
-        looking for it again. Its own commit bought nothing: a crash before the finish
-        leaves a ticket the next attempt finds again by the same reference, or creates
-        once only by the same key (the connectors' contract), and the report it writes
-        there is the same upsert by key. It cost a commit per job while the job held its
-        worker slot.
-        """
-        if last is not None:
-            last.append(entry)
-            return entry
-        # Another worker may have recorded the ticket first: theirs is the one to use.
-        return await self.store.ledger_put(entry)
