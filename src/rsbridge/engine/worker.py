@@ -422,9 +422,9 @@ class Worker:
         integration might skip (no ticket found) is rendered in its slot, as before, once
         the ticket is known; so is every other case.
         """
-        if self.services.render_pool is None or job.event_type != END or answer is None:
+        if self.services.render_pool is None or job.event_type != END:
             return None
-        if isinstance(answer, str):
+        if not isinstance(answer, Fetched):  # done before, or no report asked for
             return None
         session = answer.found.get(job.lsid or "")
         integration = self.config.integration(job.integration)
