@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from rsbridge.appliance.events import IMPORTABLE_EVENTS
+from rsbridge.appliance.events import END, IMPORTABLE_EVENTS
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.config import Config, parse_config
+from rsbridge.engine.intake import job_specs
 from rsbridge.engine.runtime import Engine
-from rsbridge.engine.store.base import Job, JobFilter
+from rsbridge.engine.store.base import IncomingEvent, Job, JobFilter, Store
 from rsbridge.sim.appliance.emitter import OutboundEventEmitter, Recipient, events_for_session
 from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.sim.appliance.server import create_app
@@ -118,6 +119,47 @@ def engine_config(
     if actions is not None:
         data["actions"] = actions
     return parse_config(data)
+
+
+def webhook_config(
+    tmp_path: Path,
+    sim: SimAppliance | None,
+    url: str,
+    *,
+    engine: dict[str, Any] | None = None,
+    **integration: Any,
+) -> Config:
+    """A configuration with one webhook integration, ``hook``, posting to ``url``: it
+    creates a ticket for a session without one unless ``association`` says otherwise; the
+    other ``integration`` entries (``settings`` added to the url) override its own."""
+    settings = {"url": url, **integration.pop("settings", {})}
+    return engine_config(
+        tmp_path,
+        sim,
+        integrations=[
+            {
+                "name": "hook",
+                "connector": "webhook",
+                "association": {"on_unmatched": "create"},
+                "settings": settings,
+                **integration,
+            }
+        ],
+        engine=engine,
+    )
+
+
+async def record_ends(
+    store: Store, config: Config, sim: SimAppliance, sessions: Sequence[SupportSession]
+) -> None:
+    """Put ``sessions``' reports in the appliance and record their session-end events (as
+    the appliance's outbound events would be), with the jobs ``config`` gives them."""
+    for session in sessions:
+        sim.state.add_report(session)
+        await store.record_event(
+            IncomingEvent("default", END, "outbound", f"end/{session.lsid}", lsid=session.lsid),
+            job_specs(config, "default", END, polled=False),
+        )
 
 
 async def drained(engine: Engine, *, limit: float = 30.0) -> dict[str, int]:

@@ -26,24 +26,12 @@ from rsbridge.engine.store.memory import MemoryStore
 from rsbridge.errors import StoreUnavailableError
 from rsbridge.sim.appliance.scenarios import SessionGenerator
 
-from .conftest import Hook, SimAppliance, engine_config
+from .conftest import Hook, SimAppliance, webhook_config
 
 
 def _config(tmp_path: Path, sim: SimAppliance | None, url: str, **integration: Any) -> Config:
-    settings = {"url": url, "max_attempts": 1, "timeout": 0.5, **integration.pop("settings", {})}
-    return engine_config(
-        tmp_path,
-        sim,
-        integrations=[
-            {
-                "name": "hook",
-                "connector": "webhook",
-                "association": {"on_unmatched": "create"},
-                "settings": settings,
-                **integration,
-            }
-        ],
-    )
+    settings = {"max_attempts": 1, "timeout": 0.5, **integration.pop("settings", {})}
+    return webhook_config(tmp_path, sim, url, settings=settings, **integration)
 
 
 def _session(sim: SimAppliance, seed: int = 1) -> SupportSession:

@@ -10,15 +10,12 @@ from typing import Any
 
 import pytest
 
-from rsbridge.appliance.events import END
 from rsbridge.connectors.base import Ticket
-from rsbridge.engine.intake import job_specs
 from rsbridge.engine.ledger_check import REPORT_EFFECT
 from rsbridge.engine.runtime import Engine
 from rsbridge.engine.store.base import (
     Finish,
     Finished,
-    IncomingEvent,
     JobFilter,
     JobStatus,
     LedgerKey,
@@ -27,7 +24,7 @@ from rsbridge.engine.store.memory import MemoryStore
 from rsbridge.errors import StoreUnavailableError
 from rsbridge.sim.appliance.scenarios import SessionGenerator
 
-from .conftest import Hook, SimAppliance, engine_config
+from .conftest import Hook, SimAppliance, record_ends, webhook_config
 
 
 class _CountingStore(MemoryStore):
@@ -71,26 +68,10 @@ class _CountingStore(MemoryStore):
 async def _run_end(
     tmp_path: Path, sim: SimAppliance, hook: Hook, store: MemoryStore, sessions: int = 1
 ) -> Engine:
-    config = engine_config(
-        tmp_path,
-        sim,
-        integrations=[
-            {
-                "name": "hook",
-                "connector": "webhook",
-                "association": {"on_unmatched": "create"},
-                "settings": {"url": hook.url, "max_attempts": 1, "timeout": 0.5},
-            }
-        ],
-    )
+    config = webhook_config(tmp_path, sim, hook.url, settings={"max_attempts": 1, "timeout": 0.5})
     engine = Engine(config, store=store)
     await engine.open()
-    for session in SessionGenerator(1).sessions(sessions):
-        sim.state.add_report(session)
-        await store.record_event(
-            IncomingEvent("default", END, "outbound", f"end/{session.lsid}", lsid=session.lsid),
-            job_specs(config, "default", END, polled=False),
-        )
+    await record_ends(store, config, sim, list(SessionGenerator(1).sessions(sessions)))
     assert engine.worker is not None
     await engine.worker.run_until_idle()
     return engine
@@ -177,18 +158,7 @@ async def test_a_ticket_created_before_a_failed_write_is_remembered_for_the_retr
     tmp_path: Path, sim: SimAppliance, hook: Hook
 ) -> None:
     store = _CountingStore()
-    config = engine_config(
-        tmp_path,
-        sim,
-        integrations=[
-            {
-                "name": "hook",
-                "connector": "webhook",
-                "association": {"on_unmatched": "create"},
-                "settings": {"url": hook.url, "max_attempts": 1},
-            }
-        ],
-    )
+    config = webhook_config(tmp_path, sim, hook.url, settings={"max_attempts": 1})
     engine = Engine(config, store=store)
     await engine.open()
     try:
@@ -203,11 +173,7 @@ async def test_a_ticket_created_before_a_failed_write_is_remembered_for_the_retr
         connector.create_ticket = then_refuse_the_next  # type: ignore[method-assign]
         [session] = SessionGenerator(1).sessions(1)
         assert session.external_key is None  # no reference: a ticket is created
-        sim.state.add_report(session)
-        await store.record_event(
-            IncomingEvent("default", END, "outbound", f"end/{session.lsid}", lsid=session.lsid),
-            job_specs(config, "default", END, polled=False),
-        )
+        await record_ends(store, config, sim, [session])
         assert engine.worker is not None
         await engine.worker.run_until_idle()
         [job] = await store.list_jobs(JobFilter())

@@ -10,16 +10,14 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
-from rsbridge.appliance.events import END
 from rsbridge.appliance.report_model import SupportSession
 from rsbridge.connectors.base import RenderedReport, SessionDelivery, Ticket, WriteResult
-from rsbridge.engine.intake import job_specs
 from rsbridge.engine.runtime import Engine
-from rsbridge.engine.store.base import Finish, Finished, IncomingEvent, JobFilter, JobStatus
+from rsbridge.engine.store.base import Finish, Finished, JobFilter, JobStatus
 from rsbridge.engine.store.memory import MemoryStore
 from rsbridge.sim.appliance.scenarios import SessionGenerator
 
-from .conftest import Hook, SimAppliance, engine_config
+from .conftest import Hook, SimAppliance, record_ends, webhook_config
 from .test_pipeline import _recent
 
 WAIT_SECONDS = 10.0
@@ -41,28 +39,13 @@ async def _until(condition: Callable[[], bool]) -> bool:
 async def _engine(
     tmp_path: Path, sim: SimAppliance, hook: Hook, store: MemoryStore, *, render_processes: int
 ) -> tuple[Engine, list[SupportSession]]:
-    config = engine_config(
-        tmp_path,
-        sim,
-        integrations=[
-            {
-                "name": "hook",
-                "connector": "webhook",
-                "association": {"on_unmatched": "create"},
-                "settings": {"url": hook.url},
-            }
-        ],
-        engine={"workers": 1, "render_processes": render_processes},
+    config = webhook_config(
+        tmp_path, sim, hook.url, engine={"workers": 1, "render_processes": render_processes}
     )
     engine = Engine(config, store=store)
     await engine.open()
     sessions = [_recent(s) for s in SessionGenerator(8).sessions(3)]
-    for session in sessions:
-        sim.state.add_report(session)
-        await store.record_event(
-            IncomingEvent("default", END, "outbound", f"end/{session.lsid}", lsid=session.lsid),
-            job_specs(config, "default", END, polled=False),
-        )
+    await record_ends(store, config, sim, sessions)
     return engine, sessions
 
 

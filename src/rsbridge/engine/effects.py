@@ -51,16 +51,8 @@ from rsbridge.engine.ledger_check import (
 from rsbridge.engine.render import Renderer
 from rsbridge.engine.render_pool import RenderPool
 from rsbridge.engine.signing import signer_for
-from rsbridge.engine.store.base import (
-    Job,
-    LedgerEntry,
-    LedgerKey,
-    Store,
-)
-from rsbridge.errors import (
-    ConfigurationError,
-    SessionNotReadyError,
-)
+from rsbridge.engine.store.base import Job, LedgerEntry, LedgerKey, Store
+from rsbridge.errors import ConfigurationError, SessionNotReadyError
 
 log = logging.getLogger(__name__)
 

@@ -299,6 +299,13 @@ class MemoryStore(MemoryConsole):
         self, sessions: Collection[tuple[str, str]]
     ) -> dict[tuple[str, str], list[LedgerEntry]]:
         """Every effect recorded for each of ``sessions``, oldest first."""
+        return self._ledgers(sessions)
+
+    def _ledgers(
+        self, sessions: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[LedgerEntry]]:
+        # Not ledger_for_sessions itself: a test's store that fails that read must still
+        # answer ledger_for_session.
         found: dict[tuple[str, str], list[LedgerEntry]] = {s: [] for s in sessions}
         for key, entry in self._ledger.items():
             entries = found.get((key.appliance_id, key.lsid))
@@ -325,12 +332,7 @@ class MemoryStore(MemoryConsole):
 
     async def ledger_for_session(self, appliance_id: str, lsid: str) -> list[LedgerEntry]:
         """Every effect recorded for a session, oldest first (ties: in recording order)."""
-        entries = [
-            entry
-            for key, entry in self._ledger.items()
-            if key.appliance_id == appliance_id and key.lsid == lsid
-        ]
-        return sorted(entries, key=lambda entry: entry.created_at)
+        return self._ledgers([(appliance_id, lsid)])[appliance_id, lsid]
 
     # --- pollers ----------------------------------------------------------------
 

@@ -444,6 +444,12 @@ def _insert_jobs(
     return tuple(ids)
 
 
+def _session_ledger(conn: sqlite3.Connection, appliance_id: str, lsid: str) -> list[LedgerEntry]:
+    """Every effect recorded for a session, oldest first."""
+    rows = conn.execute(SELECT_LEDGER_FOR_SESSION, (appliance_id, lsid)).fetchall()
+    return [_ledger_from_row(row) for row in rows]
+
+
 # --- the store --------------------------------------------------------------------
 
 
@@ -918,13 +924,7 @@ class SQLiteStore:
         wanted = list(dict.fromkeys(sessions))
 
         def op(conn: sqlite3.Connection) -> dict[tuple[str, str], list[LedgerEntry]]:
-            return {
-                session: [
-                    _ledger_from_row(row)
-                    for row in conn.execute(SELECT_LEDGER_FOR_SESSION, session).fetchall()
-                ]
-                for session in wanted
-            }
+            return {session: _session_ledger(conn, *session) for session in wanted}
 
         return await self._read(op)
 
@@ -942,11 +942,7 @@ class SQLiteStore:
     async def ledger_for_session(self, appliance_id: str, lsid: str) -> list[LedgerEntry]:
         """Every effect recorded for a session, oldest first."""
 
-        def op(conn: sqlite3.Connection) -> list[LedgerEntry]:
-            rows = conn.execute(SELECT_LEDGER_FOR_SESSION, (appliance_id, lsid)).fetchall()
-            return [_ledger_from_row(row) for row in rows]
-
-        return await self._read(op)
+        return await self._read(lambda conn: _session_ledger(conn, appliance_id, lsid))
 
     # --- pollers ----------------------------------------------------------------
 
