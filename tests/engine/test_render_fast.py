@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from jinja2 import meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 from jinja2.utils import Namespace
@@ -26,9 +27,10 @@ from rsbridge.appliance.report_model import (
     SystemInfoCategory,
 )
 from rsbridge.connectors.jsonl import JsonlConnector, read_deliveries
+from rsbridge.engine import render as render_module
 from rsbridge.engine.render import PARTS, REPORT, SAMPLE_KEY_MAIL, Renderer
 from rsbridge.engine.runtime import Engine
-from rsbridge.engine.template_sandbox import ReportSandbox
+from rsbridge.engine.template_sandbox import ReportSandbox, TrustedEnvironment
 from rsbridge.errors import TemplateError
 from rsbridge.sim.appliance.scenarios import SessionGenerator
 from rsbridge.web.app import create_app
@@ -193,6 +195,57 @@ def test_remembered_times_and_line_breaks_render_the_same(tmp_path: Path) -> Non
 
 class _Stamp(datetime):
     """Not the exact type the fast lane remembers."""
+
+
+_DIRECTIVES = "aAbBcdHIjmMpSUwWxXyYzZGuV%-"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from([f"%{d}" for d in _DIRECTIVES]),
+            st.text(alphabet=" :-/()%hTUC", max_size=3),
+        ),
+        max_size=6,
+    ),
+    st.lists(
+        st.datetimes(
+            min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31), timezones=st.just(UTC)
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_fast_time_formats_write_what_strftime_writes(
+    pieces: list[str], times: list[datetime]
+) -> None:
+    """A format of the date alone is remembered by date, one of hours, minutes and
+    seconds alone is written without strftime: whatever the format (a lone ``%``, an
+    unknown directive) and whatever the time (same day, other seconds), each call gives
+    what strftime gives."""
+    fmt = "".join(pieces)
+    fast = render_module._memo_datetime()
+    days = [t.replace(hour=(t.hour + 7) % 24, second=59 - t.second) for t in times]
+    for value in [*times, *days, *times]:
+        assert fast(value, fmt) == value.strftime(fmt), fmt
+
+
+def test_fast_environments_give_templates_their_globals_as_loaded() -> None:
+    """A template of either fast environment sees the environment's globals, its own
+    over them, and the values they had when it was loaded."""
+    for env in (TrustedEnvironment(), ReportSandbox()):
+        env.globals.update(shared="env", mine="env")
+        template = env.from_string("{{ shared }} {{ mine }}", globals={"mine": "own"})
+        assert template.render() == "env own"
+
+
+def test_fast_time_formats_cover_the_shipped_templates() -> None:
+    """The chat templates' formats (the ones written per event) take the fast ways."""
+    assert render_module._time_format("%H:%M:%S").clock is not None
+    assert render_module._time_format("%A %Y-%m-%d").by_date
+    assert render_module._time_format("%A %Y-%m-%d (UTC)").by_date
+    assert render_module._time_format("%Y-%m-%d %H:%M:%S %Z") == render_module._TimeFormat()
 
 
 # --- the sandbox's protection -----------------------------------------------------------

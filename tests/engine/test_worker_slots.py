@@ -6,7 +6,7 @@ shows up while a job holds the slot only when that is so."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -146,5 +146,95 @@ async def test_a_job_gives_its_slot_back_before_its_finish_is_committed(
         await _all_done(engine, store, hook, len(sessions))
         # While the first job's finish was being committed, the next job delivered.
         assert store.overlapped is True
+    finally:
+        await engine.aclose()
+
+
+async def test_a_job_waits_for_its_rendering_without_holding_a_slot(
+    tmp_path: Path, sim: SimAppliance, hook: Hook
+) -> None:
+    store = MemoryStore()
+    engine, sessions = await _engine(tmp_path, sim, hook, store, render_processes=1)
+    try:
+        pool = engine.render_pool
+        assert pool is not None
+        first: list[str] = []
+        overlapped: list[bool] = []
+        render = pool.render
+
+        async def slow_first(
+            integration: str, session: SupportSession, templates: Collection[str] | None
+        ) -> RenderedReport:
+            if not first:
+                # The first rendering asked for (its job is the first to want the slot)
+                # is held until another session's report is delivered: with the one slot
+                # held by its job meanwhile, none would be.
+                first.append(session.lsid)
+                overlapped.append(
+                    await _until(
+                        lambda: any(
+                            r.body.get("lsid") != session.lsid
+                            for r in hook.state.of_kind("session_report")
+                        )
+                    )
+                )
+            return await render(integration, session, templates)
+
+        pool.render = slow_first  # type: ignore[method-assign]
+        await _all_done(engine, store, hook, len(sessions))
+        assert overlapped == [True]
+    finally:
+        await engine.aclose()
+
+
+async def test_a_job_starts_when_its_session_is_read_not_when_the_whole_answer_is(
+    tmp_path: Path, sim: SimAppliance, hook: Hook
+) -> None:
+    store = MemoryStore()
+    engine, sessions = await _engine(tmp_path, sim, hook, store, render_processes=0)
+    try:
+        client = engine.appliances["default"]
+        held: list[bool] = []
+        support_sessions = client.support_sessions
+
+        async def paused(*args: Any, **kwargs: Any) -> AsyncIterator[SupportSession]:
+            async for session in support_sessions(*args, **kwargs):
+                yield session
+                if not held:
+                    # The rest of the answer waits until the first session's report is
+                    # delivered: its job must not wait for the whole answer.
+                    held.append(
+                        await _until(lambda: len(hook.state.of_kind("session_report")) == 1)
+                    )
+
+        client.support_sessions = paused  # type: ignore[method-assign]
+        await _all_done(engine, store, hook, len(sessions))
+        assert held == [True]
+        assert engine.worker is not None
+        assert engine.worker.appliance_calls == 1  # one fetch for the three sessions
+    finally:
+        await engine.aclose()
+
+
+async def test_claims_the_worker_held_back_resume_when_they_could_take_jobs(
+    tmp_path: Path, sim: SimAppliance, hook: Hook
+) -> None:
+    # One slot and one job per claim: the appliance gets no more claims while a job
+    # waits for its report, and none are made at two runnable jobs. A report arriving,
+    # and a job ending, let the next claim in at once, not at the idle poll (a minute).
+    config = webhook_config(tmp_path, sim, hook.url, engine={"workers": 1, "report_batch_size": 1})
+    store = MemoryStore()
+    engine = Engine(config, store=store)
+    await engine.open()
+    stop = asyncio.Event()
+    try:
+        sessions = [_recent(s) for s in SessionGenerator(9).sessions(6)]
+        await record_ends(store, config, sim, sessions)
+        assert engine.worker is not None
+        running = asyncio.create_task(engine.worker.run(stop, poll_interval=60.0))
+        delivered = await _until(lambda: len(hook.state.of_kind("session_report")) == len(sessions))
+        stop.set()
+        await running
+        assert delivered
     finally:
         await engine.aclose()

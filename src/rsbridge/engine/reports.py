@@ -13,6 +13,10 @@ damaged session must not cost the others of the same answer:
 Every other failure (the appliance unreachable, a call past its deadline, a refusal) is
 the answer for every lsid still missing. Sessions the appliance sends without being asked
 are skipped by the client and counted there (``unrequested_items``).
+
+A job gets its session's answer as soon as that session is read (or has failed), not when
+the whole batch has arrived: reading 100 sessions takes a tenth of a second or more, and
+the jobs of the first ones go to work meanwhile.
 """
 
 from __future__ import annotations
@@ -43,9 +47,36 @@ class Fetched:
     asked_at: float | None
 
 
-Answer = Fetched | str | asyncio.Task[Fetched]
+Answer = Fetched | str | asyncio.Future[Fetched]
 """What a job that needs a report gets: the reports, a note (its effects are done
-already: no report needed), or the fetch to wait for."""
+already: no report needed), or its session's answer from a running fetch, to wait for."""
+
+
+class _Answers:
+    """The answer of each lsid of one running fetch, given as soon as it is known."""
+
+    def __init__(self, lsids: Collection[str]) -> None:
+        loop = asyncio.get_running_loop()
+        self.of: dict[str, asyncio.Future[Fetched]] = {lsid: loop.create_future() for lsid in lsids}
+
+    def give(self, lsid: str, result: FetchResult, asked_at: float) -> None:
+        """``lsid``'s final result (a fetch never changes one it has set)."""
+        future = self.of.get(lsid)
+        if future is not None and not future.done():
+            future.set_result(Fetched({lsid: result}, asked_at))
+
+    def end(self, task: asyncio.Task[Fetched]) -> None:
+        """The fetch is over: the lsids still unanswered get its whole answer (without
+        them: not in the appliance's report yet), its failure or its cancellation."""
+        for future in self.of.values():
+            if future.done():
+                continue
+            if task.cancelled():
+                future.cancel()
+            elif (error := task.exception()) is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(task.result())
 
 
 class ReportFetcher:
@@ -102,21 +133,25 @@ class ReportFetcher:
         fetches = self.start(wanted)
         for job in jobs:
             if job.id not in answers:
-                answers[job.id] = fetches[job.appliance_id]
+                answers[job.id] = fetches[job.appliance_id].of[job.lsid or ""]
         return answers
 
-    def start(self, wanted: Mapping[str, Collection[str]]) -> dict[str, asyncio.Task[Fetched]]:
-        """One fetch task per appliance of ``wanted`` (appliance -> lsids)."""
-        tasks = {}
+    def start(self, wanted: Mapping[str, Collection[str]]) -> dict[str, _Answers]:
+        """One fetch task per appliance of ``wanted`` (appliance -> lsids); the answers
+        of its lsids, each given as soon as it is known."""
+        fetches = {}
         for appliance_id, lsids in wanted.items():
-            task = asyncio.create_task(self._fetch(appliance_id, set(lsids)))
+            answers = _Answers(lsids)
+            task = asyncio.create_task(self._fetch(appliance_id, set(lsids), answers))
             self.running.add(task)
             task.add_done_callback(self.running.discard)
-            tasks[appliance_id] = task
-        return tasks
+            task.add_done_callback(answers.end)
+            fetches[appliance_id] = answers
+        return fetches
 
-    async def _fetch(self, appliance_id: str, lsids: set[str]) -> Fetched:
-        """The reports of ``lsids`` from one appliance, or per lsid why not.
+    async def _fetch(self, appliance_id: str, lsids: set[str], answers: _Answers) -> Fetched:
+        """The reports of ``lsids`` from one appliance, or per lsid why not; each given
+        to ``answers`` as soon as it is known.
 
         Never raises (but for cancellation): the jobs waiting for it each get an answer.
         """
@@ -129,8 +164,14 @@ class ReportFetcher:
             calls, unasked = client.requests_sent, client.unrequested_items
             # Before the call: the answer holds at least what the appliance had then.
             asked_at = self._clock()
+
+            def known(lsid: str, result: FetchResult) -> None:
+                if isinstance(result, SupportSession) and appliance_id in self._keep:
+                    self.cache.put(appliance_id, result, asked_at)
+                answers.give(lsid, result, asked_at)
+
             try:
-                await ReportFetch(client, appliance_id, lsids, found).run()
+                await ReportFetch(client, appliance_id, lsids, found, known).run()
             except Exception as exc:  # a bug: fail the jobs visibly rather than hang them
                 log.exception("report fetch from appliance %s failed", appliance_id)
                 for lsid in lsids:
@@ -138,15 +179,12 @@ class ReportFetcher:
             finally:
                 self.calls += client.requests_sent - calls
                 self.unrequested += client.unrequested_items - unasked
-        if appliance_id in self._keep:
-            for report in found.values():
-                if isinstance(report, SupportSession):
-                    self.cache.put(appliance_id, report, asked_at)
         return Fetched(found, asked_at)
 
 
 class ReportFetch:
-    """Fills ``found`` (lsid -> report or error) for ``lsids`` from one appliance.
+    """Fills ``found`` (lsid -> report or error) for ``lsids`` from one appliance, and
+    tells ``known`` each result as it is set (once per lsid: it never changes).
 
     An lsid missing from ``found`` afterwards is not in the appliance's report (yet).
     """
@@ -157,11 +195,13 @@ class ReportFetch:
         appliance_id: str,
         lsids: Collection[str],
         found: MutableMapping[str, FetchResult],
+        known: Callable[[str, FetchResult], None] | None = None,
     ) -> None:
         self._client = client
         self._appliance_id = appliance_id
         self._remaining = set(lsids)
         self._found = found
+        self._known = known
 
     async def run(self) -> None:
         """Fetch; raises nothing but cancellation and bugs (errors go into ``found``)."""
@@ -185,8 +225,7 @@ class ReportFetch:
     async def _ask(self, lsids: list[str]) -> None:
         async for session in self._client.support_sessions(lsids=lsids, on_damaged=self._damaged):
             if session.lsid in self._remaining:
-                self._found[session.lsid] = session
-                self._remaining.discard(session.lsid)
+                self._set(session.lsid, session)
             # One chunk of the answer holds many sessions, built one by one without a
             # pause: let the loop run the others' I/O between two (a chunk built in one
             # go held every answer waiting in the loop for tens of milliseconds).
@@ -220,5 +259,10 @@ class ReportFetch:
         )
 
     def _fail(self, lsid: str, error: Exception) -> None:
-        self._found[lsid] = error
+        self._set(lsid, error)
+
+    def _set(self, lsid: str, result: FetchResult) -> None:
+        self._found[lsid] = result
         self._remaining.discard(lsid)
+        if self._known is not None:
+            self._known(lsid, result)

@@ -150,6 +150,13 @@ class Worker:
         # worker slot, and an appliance with a batch of them waiting gets no more claims.
         self._awaiting: dict[int, str] = {}
         self._margin = self._engine.clock_margin()  # once, not per job
+        # Set when a claim held back by the worker itself could now take jobs: a job
+        # ended while enough were runnable (``_full``), or a report arrived for an
+        # appliance left out for its batch waiting (``_excluded``). The idle claim loop
+        # wakes then, not at its next poll.
+        self._room = asyncio.Event()
+        self._full = False
+        self._excluded: frozenset[str] = frozenset()
         # Reports are kept only where surveys follow their session's end.
         surveys = {
             i.appliance
@@ -222,12 +229,16 @@ class Worker:
             await self._shutdown()
 
     async def _idle(self, stop: asyncio.Event, seconds: float) -> None:
-        """Wait for ``stop``, the store's word that a job may be claimable, or ``seconds``.
+        """Wait for ``stop``, the store's word that a job may be claimable, room for a
+        claim the worker held back, or ``seconds``.
 
-        The wake-up takes the idle poll out of an event's latency; the poll stays for
-        backoffs that end and for stores that cannot tell (memory).
+        The wake-ups take the idle poll out of an event's latency and out of a backlog's
+        pace; the poll stays for backoffs that end and for stores that cannot tell
+        (memory).
         """
         waits: list[asyncio.Future[bool]] = [asyncio.ensure_future(stop.wait())]
+        if self._full or self._excluded:
+            waits.append(asyncio.ensure_future(self._room.wait()))
         backend = backend_of(self.store)
         if isinstance(backend, WakesWorkers):
             waits.append(asyncio.ensure_future(backend.wait_for_jobs(seconds)))
@@ -312,17 +323,22 @@ class Worker:
         # waiting already gets no more claims: a hung appliance holds one batch, never
         # the other appliances' jobs.
         batch = self._engine.report_batch_size
-        if len(self._inflight) - len(self._awaiting) >= 2 * self._engine.workers:
+        self._room.clear()
+        self._excluded = frozenset()
+        self._full = self._runnable() >= 2 * self._engine.workers
+        if self._full:
             return 0
         waiting = Counter(self._awaiting.values())
+        excluded = frozenset(a for a, n in waiting.items() if n >= batch)
         jobs = await self.store.claim(
             self.owner,
             limit=batch,
             lease=self._engine.lease_seconds,
             now=self._clock(),
-            exclude_appliances={a for a, n in waiting.items() if n >= batch},
+            exclude_appliances=excluded,
         )
         if not jobs:
+            self._excluded = excluded
             return 0
         self._held.update(job.id for job in jobs)
         needing = [job for job in jobs if _needs_report(job)]
@@ -339,7 +355,7 @@ class Worker:
         )
         for job in jobs:
             answer = answers.get(job.id)
-            if isinstance(answer, asyncio.Task):
+            if isinstance(answer, asyncio.Future):
                 self._awaiting[job.id] = job.appliance_id
             entries = ledgers.get((job.appliance_id, job.lsid or ""))
             known = None if entries is None else of_integration(entries, job.integration)
@@ -367,9 +383,23 @@ class Worker:
             log.warning("the ledger could not be read: %s: %s", type(exc).__name__, exc)
             return {}
 
+    def _runnable(self) -> int:
+        """Jobs started and not waiting for their report fetch."""
+        return len(self._inflight) - len(self._awaiting)
+
+    def _answered(self, appliance_id: str) -> None:
+        """A job's report fetch answered: wake a claim loop that left ``appliance_id`` out
+        for a whole batch waiting, once fewer wait."""
+        if appliance_id in self._excluded:
+            batch = self._engine.report_batch_size
+            if sum(1 for a in self._awaiting.values() if a == appliance_id) < batch:
+                self._room.set()
+
     def _inflight_done(self, task: asyncio.Task[Outcome]) -> None:
         # Every finished task is collected here, whatever the loop was awaiting then.
         self._inflight.discard(task)
+        if self._full and self._runnable() < 2 * self._engine.workers:
+            self._room.set()
         if task.cancelled():
             return
         error = task.exception()
@@ -392,13 +422,18 @@ class Worker:
         )
         rendering: asyncio.Task[RenderedReport] | None = None
         try:
-            if isinstance(answer, asyncio.Task):
+            if isinstance(answer, asyncio.Future):
                 try:
-                    # Shielded: one job cancelled must not cancel its batch-mates' fetch.
+                    # Shielded: one job cancelled must not cancel the answer that another
+                    # job of its session (a survey) waits for too.
                     answer = await asyncio.shield(answer)
                 finally:
                     self._awaiting.pop(job.id, None)
+                    self._answered(job.appliance_id)
             rendering = self._render_ahead(job, answer)
+            if rendering is not None:
+                # Its outcome, a failure included, is the write's business, in the slot.
+                await asyncio.wait([rendering])
             return await self._run_one(job, answer, Ahead(known, rendering))
         except asyncio.CancelledError:
             if rendering is not None:
