@@ -164,6 +164,7 @@ class EngineConfig(ConfigModel):
     shutdown_grace_seconds: float = Field(20.0, ge=0)
     report_batch_size: int = Field(100, ge=1, le=100)
     report_wait_seconds: float = Field(900.0, gt=0)
+    report_gather_seconds: float = Field(0.1, ge=0, le=5)
     backoff_base_seconds: float = Field(5.0, gt=0)
     backoff_max_seconds: float = Field(900.0, gt=0)
     poll_lookback_hours: float = Field(24.0, gt=0)

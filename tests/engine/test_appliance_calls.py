@@ -4,6 +4,7 @@ one report fetch for a session's end and its surveys."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections import Counter
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from rsbridge.engine.runtime import Engine
 from rsbridge.engine.store.base import EventFilter, IncomingEvent
 from rsbridge.sim.appliance.scenarios import SessionGenerator
 
-from .conftest import Hook, SimAppliance, engine_config
+from .conftest import Hook, SimAppliance, drained, engine_config
 
 LISTING = "SupportSessionListing"
 REPORT = "SupportSession"
@@ -178,6 +179,36 @@ async def test_surveys_queued_with_their_session_end_cost_no_second_fetch(
     delivered = _effects(hook)
     assert len(delivered) == 2 + sum(len(s.customer_surveys) + len(s.rep_surveys) for s in sessions)
     assert set(delivered.values()) == {1}
+
+
+async def test_surveys_arriving_just_after_their_session_end_cost_no_second_fetch(
+    tmp_path: Path, sim: SimAppliance, hook: Hook
+) -> None:
+    # The appliance sends a session's end and its surveys together; they arrive a moment
+    # apart. The end's job is claimed as soon as its event is in, but its fetch waits
+    # report_gather_seconds before it asks: asked after the surveys arrived, its report
+    # serves their jobs (asked before, each survey job would fetch again).
+    config = engine_config(
+        tmp_path,
+        sim,
+        integrations=[_hook_integration("hook", hook.url, list(EVENTS))],
+        engine={"report_gather_seconds": 1.0},
+    )
+    [session] = _with_surveys(sim, 1, seed=31)
+    async with Engine(config) as engine:
+        engine.start()
+        await _record(engine, session, [END])
+        deadline = asyncio.get_running_loop().time() + 10
+        while not (await engine.store.counts()).get("running"):
+            assert asyncio.get_running_loop().time() < deadline, "the end job was not claimed"
+            await asyncio.sleep(0.005)
+        await _record(engine, session, [CUSTOMER_SURVEY, REP_SURVEY])
+        await drained(engine)
+        assert engine.worker is not None
+        assert sim.state.calls[REPORT] == engine.worker.appliance_calls == 1
+        assert engine.worker.reports_reused == 2
+    delivered = _effects(hook)
+    assert len(delivered) == 1 + len(session.customer_surveys) + len(session.rep_surveys)
 
 
 async def test_a_replay_whose_effects_are_done_calls_no_appliance(

@@ -84,7 +84,9 @@ class ReportFetcher:
 
     One fetch per appliance at a time: gentle on its request budget, and the call count
     stays exact. The complete reports of appliances in ``keep`` go into ``cache`` for
-    the jobs that follow on the same sessions (see :mod:`.report_cache`).
+    the jobs that follow on the same sessions (see :mod:`.report_cache`). A fetch asks
+    ``gather`` seconds after its jobs became runnable at the earliest
+    (``[engine] report_gather_seconds``).
     """
 
     def __init__(
@@ -94,8 +96,10 @@ class ReportFetcher:
         *,
         keep: Collection[str],
         clock: Callable[[], float],
+        gather: float = 0.0,
     ) -> None:
         self._appliances = appliances
+        self._gather = gather
         self.cache = cache
         self._keep = frozenset(keep)
         self._clock = clock
@@ -130,28 +134,43 @@ class ReportFetcher:
                 answers[job.id] = Fetched({lsid: kept.session}, kept.asked_at)
             else:
                 wanted.setdefault(job.appliance_id, set()).add(lsid)
-        fetches = self.start(wanted)
+        # A fresh job's fetch waits a moment for its session's companions (the appliance
+        # sends a session's end and its surveys together): asked after they arrived, its
+        # report serves them from the cache; asked before, each would fetch again.
+        not_before: dict[str, float] = {}
+        for job in jobs:
+            if job.appliance_id in wanted:
+                ready = job.run_after + self._gather
+                not_before[job.appliance_id] = max(ready, not_before.get(job.appliance_id, 0.0))
+        fetches = self.start(wanted, not_before)
         for job in jobs:
             if job.id not in answers:
                 answers[job.id] = fetches[job.appliance_id].of[job.lsid or ""]
         return answers
 
-    def start(self, wanted: Mapping[str, Collection[str]]) -> dict[str, _Answers]:
-        """One fetch task per appliance of ``wanted`` (appliance -> lsids); the answers
-        of its lsids, each given as soon as it is known."""
+    def start(
+        self, wanted: Mapping[str, Collection[str]], not_before: Mapping[str, float] | None = None
+    ) -> dict[str, _Answers]:
+        """One fetch task per appliance of ``wanted`` (appliance -> lsids), asking no
+        earlier than its time in ``not_before`` (worker clock); the answers of its lsids,
+        each given as soon as it is known."""
         fetches = {}
         for appliance_id, lsids in wanted.items():
             answers = _Answers(lsids)
-            task = asyncio.create_task(self._fetch(appliance_id, set(lsids), answers))
+            at = (not_before or {}).get(appliance_id, 0.0)
+            task = asyncio.create_task(self._fetch(appliance_id, set(lsids), answers, at))
             self.running.add(task)
             task.add_done_callback(self.running.discard)
             task.add_done_callback(answers.end)
             fetches[appliance_id] = answers
         return fetches
 
-    async def _fetch(self, appliance_id: str, lsids: set[str], answers: _Answers) -> Fetched:
-        """The reports of ``lsids`` from one appliance, or per lsid why not; each given
-        to ``answers`` as soon as it is known.
+    async def _fetch(
+        self, appliance_id: str, lsids: set[str], answers: _Answers, not_before: float = 0.0
+    ) -> Fetched:
+        """The reports of ``lsids`` from one appliance, asked no earlier than
+        ``not_before``, or per lsid why not; each given to ``answers`` as soon as it is
+        known.
 
         Never raises (but for cancellation): the jobs waiting for it each get an answer.
         """
@@ -159,6 +178,9 @@ class ReportFetcher:
         if client is None:
             error = ConfigurationError(f"appliance {appliance_id} is not configured")
             return Fetched(dict.fromkeys(lsids, error), None)
+        wait = not_before - self._clock()
+        if wait > 0:
+            await asyncio.sleep(min(wait, self._gather))
         found: dict[str, FetchResult] = {}
         async with self._locks.setdefault(appliance_id, asyncio.Lock()):
             calls, unasked = client.requests_sent, client.unrequested_items

@@ -168,6 +168,7 @@ class Worker:
             ReportCache(margin=self._margin),
             keep=surveys,
             clock=self._clock,
+            gather=self._engine.report_gather_seconds,
         )
         self._last_heartbeat = 0.0
         self._slots = asyncio.Semaphore(self._engine.workers)
