@@ -118,6 +118,10 @@ class ReportFetcher:
         checks = await asyncio.gather(*(done(job) for job in jobs), return_exceptions=True)
         answers: dict[int, Answer] = {}
         wanted: dict[str, set[str]] = {}
+        # A fresh job's fetch waits a moment for its session's companions (the appliance
+        # sends a session's end and its surveys together): asked after they arrived, its
+        # report serves them from the cache; asked before, each would fetch again.
+        not_before: dict[str, float] = {}
         now = self._clock()
         for job, note in zip(jobs, checks, strict=True):
             lsid = job.lsid or ""
@@ -134,12 +138,6 @@ class ReportFetcher:
                 answers[job.id] = Fetched({lsid: kept.session}, kept.asked_at)
             else:
                 wanted.setdefault(job.appliance_id, set()).add(lsid)
-        # A fresh job's fetch waits a moment for its session's companions (the appliance
-        # sends a session's end and its surveys together): asked after they arrived, its
-        # report serves them from the cache; asked before, each would fetch again.
-        not_before: dict[str, float] = {}
-        for job in jobs:
-            if job.appliance_id in wanted:
                 ready = job.run_after + self._gather
                 not_before[job.appliance_id] = max(ready, not_before.get(job.appliance_id, 0.0))
         fetches = self.start(wanted, not_before)
