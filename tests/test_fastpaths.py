@@ -9,12 +9,14 @@ import pickle
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from rsbridge import fastpaths
 from rsbridge.appliance import report_model
 from rsbridge.appliance.report_json import compact_json
 from rsbridge.appliance.report_model import Endpoint, SessionEvent, SupportSession, to_jsonable
+from rsbridge.connectors.base import RenderedPart, RenderedReport
 from rsbridge.connectors.jsonl import session_report_record
 from rsbridge.engine.render import Renderer
 from rsbridge.sim.appliance.scenarios import SessionGenerator
@@ -113,16 +115,46 @@ def test_the_switch_turns_the_fast_paths_off_and_back_on() -> None:
     assert SessionEvent in report_model._FIELD_NAMES
 
 
-def test_every_report_model_class_pickles_as_its_field_values() -> None:
-    """Sessions go to render processes as pickles (rsbridge.engine.render_pool)."""
+def test_every_report_model_class_pickles_as_its_class_and_field_values() -> None:
+    """Sessions go to render processes as pickles (rsbridge.engine.render_pool), and
+    their renderings come back so."""
     models = [
         cls
         for cls in vars(report_model).values()
         if isinstance(cls, type) and dataclasses.is_dataclass(cls)
     ]
     assert len(models) >= 19
-    for cls in models:
-        assert cls.__getstate__.__name__ == "getstate", cls
+    for cls in [*models, RenderedPart, RenderedReport]:
+        assert cls.__reduce__.__name__ == "reduce", cls
+    event = SessionEvent(datetime(2026, 1, 1, tzinfo=UTC), "x", body="hi")
+    cls, values = event.__reduce__()
+    assert cls is SessionEvent
+    assert values == tuple(getattr(event, f.name) for f in dataclasses.fields(SessionEvent))
+
+
+def test_renderings_pickle_equal() -> None:
+    rendered = Renderer().render(next(iter(SessionGenerator(seed=2).sessions(1))))
+    copy = pickle.loads(pickle.dumps(rendered, protocol=pickle.HIGHEST_PROTOCOL))  # noqa: S301
+    assert copy == rendered
+    assert type(copy.full) is RenderedPart
+
+
+def test_a_class_that_cannot_be_rebuilt_from_its_fields_is_refused() -> None:
+    @dataclasses.dataclass(slots=True)
+    class Checked:
+        value: int
+
+        def __post_init__(self) -> None:
+            self.value += 1
+
+    @dataclasses.dataclass(slots=True)
+    class Derived:
+        value: int
+        twice: int = dataclasses.field(init=False, default=0)
+
+    for cls in (Checked, Derived):
+        with pytest.raises(TypeError, match="cannot be pickled by calling it"):
+            report_model.pickled_by_field_values(cls)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

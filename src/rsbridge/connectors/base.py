@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model
 
-from rsbridge.appliance.report_model import ExitSurvey, SupportSession
+from rsbridge.appliance.report_model import ExitSurvey, SupportSession, pickled_by_field_values
 from rsbridge.deadline import DEFAULT_CALL_DEADLINE_SECONDS
 from rsbridge.errors import ConfigurationError, ConnectorPermanentError, TicketNotFoundError
 from rsbridge.metrics import instrument_http
@@ -152,6 +152,11 @@ class RenderedReport:
     parts: Mapping[str, RenderedPart] = field(default_factory=dict)
     """By part name: ``chat``, ``notes``, ``system_info``, ``people``, ``recordings``,
     ``custom_attributes``, ``customer_survey``, ``rep_survey``."""
+
+
+# Renderings come back from the render processes as pickles (rsbridge.engine.render_pool).
+pickled_by_field_values(RenderedPart)
+pickled_by_field_values(RenderedReport)
 
 
 @dataclass(frozen=True, slots=True)
