@@ -191,3 +191,18 @@ async def test_an_url_without_http_scheme_is_refused() -> None:
         for url in ("ftp://127.0.0.1/x", "//127.0.0.1/x"):
             with pytest.raises(httpcore.UnsupportedProtocol):
                 await pool.handle_async_request(httpcore.Request("GET", url))
+
+
+async def test_connections_take_asyncio_locks_where_httpcore_keeps_them() -> None:
+    """httpcore's locks (anyio's) cost a trip through the event loop per acquire; the pool
+    swaps them. If a new httpcore keeps them elsewhere, this fails instead of the swap
+    silently doing nothing."""
+    async with serving(keep_alive) as server, client() as (http, pool):
+        answers = [await http.get(server.url) for _ in range(3)]
+        (connection,) = [c for stack in pool._idle.values() for c in stack]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert server.connections == 1
+    assert isinstance(connection._request_lock, asyncio.Lock)
+    inner = connection._connection
+    assert isinstance(inner, httpcore.AsyncHTTP11Connection)
+    assert isinstance(inner._state_lock, asyncio.Lock)
