@@ -999,6 +999,12 @@ def _report_before(args: argparse.Namespace, befores: list[Backlog], ours: list[
             mine.peers_cpu_ms_per_session,
         )
     )
+    # A bound no CPU can lift: each job holds a worker for at least one receiver answer.
+    ceiling = args.workers / args.peer_latency if args.peer_latency > 0 else float("inf")
+    print(
+        f"workers' ceiling: {args.workers} jobs at once, each waiting at least "
+        f"{args.peer_latency * 1000:g} ms for the receiver -> at most {ceiling:.0f} sessions/s"
+    )
     speedup = mine.rate / before.rate
     print(
         f"target: backlog rate at least {SPEEDUP_TARGET:g}x the old path's -> "
