@@ -227,7 +227,7 @@ def _asyncio_locks(connection: httpcore.AsyncHTTPConnection) -> None:
     took three of them. This pool hands a connection to one request at a time, so the
     locks are never contended, and asyncio's is taken at once: 0.06 ms less CPU per
     webhook call (``benchmarks/peer_http.py``). A lock httpcore no longer keeps where
-    :data:`_LOCKS` says is left as it is (tests/test_peer_http.py notices).
+    :data:`_LOCKS` says is left as it is (tests/test_http_pool.py notices).
     """
     for *path, name in _LOCKS:
         owner: object = connection
