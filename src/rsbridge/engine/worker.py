@@ -250,7 +250,8 @@ class Worker:
         await asyncio.gather(*pending, return_exceptions=True)
 
     async def run_until_idle(self, *, max_wait: float = 30.0) -> list[Outcome]:
-        """Process jobs until none is runnable and none is in flight (tests, ``pull``).
+        """Process jobs until none is runnable, none is in flight and no report fetch is
+        still reading (tests, ``pull``).
 
         Jobs waiting for a later ``run_after`` are waited for, up to ``max_wait`` seconds
         overall; returns every outcome.
@@ -271,6 +272,13 @@ class Worker:
                     set(self._inflight),
                     timeout=self._engine.lease_seconds / 3,
                     return_when=asyncio.FIRST_COMPLETED,
+                )
+                continue
+            if self._fetcher.running:
+                # Its jobs got their sessions and are done; the rest of the answer is still
+                # read (and its unrequested sessions counted) before the worker is idle.
+                await asyncio.wait(
+                    set(self._fetcher.running), timeout=self._engine.lease_seconds / 3
                 )
                 continue
             counts = await self.store.counts()
