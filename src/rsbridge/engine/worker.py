@@ -253,8 +253,8 @@ class Worker:
         """Process jobs until none is runnable, none is in flight and no report fetch is
         still reading (tests, ``pull``).
 
-        Jobs waiting for a later ``run_after`` are waited for, up to ``max_wait`` seconds
-        overall; returns every outcome.
+        Jobs waiting for a later ``run_after``, and fetches still reading after their jobs
+        are done, are waited for up to ``max_wait`` seconds overall; returns every outcome.
         """
         self.outcomes = []
         self._collect = True
@@ -274,7 +274,7 @@ class Worker:
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 continue
-            if self._fetcher.running:
+            if self._fetcher.running and time.monotonic() < deadline:
                 # Its jobs got their sessions and are done; the rest of the answer is still
                 # read (and its unrequested sessions counted) before the worker is idle.
                 await asyncio.wait(
