@@ -334,7 +334,7 @@ class Worker:
         batch = self._engine.report_batch_size
         self._room.clear()
         self._excluded = frozenset()
-        self._full = self._runnable() >= 2 * self._engine.workers
+        self._full = self._enough_runnable()
         if self._full:
             return 0
         waiting = Counter(self._awaiting.values())
@@ -392,9 +392,10 @@ class Worker:
             log.warning("the ledger could not be read: %s: %s", type(exc).__name__, exc)
             return {}
 
-    def _runnable(self) -> int:
-        """Jobs started and not waiting for their report fetch."""
-        return len(self._inflight) - len(self._awaiting)
+    def _enough_runnable(self) -> bool:
+        """Whether twice ``workers`` jobs are started and not waiting for their report
+        fetch: the next batch is claimed only below that."""
+        return len(self._inflight) - len(self._awaiting) >= 2 * self._engine.workers
 
     def _answered(self, appliance_id: str) -> None:
         """A job's report fetch answered: wake a claim loop that left ``appliance_id`` out
@@ -407,7 +408,7 @@ class Worker:
     def _inflight_done(self, task: asyncio.Task[Outcome]) -> None:
         # Every finished task is collected here, whatever the loop was awaiting then.
         self._inflight.discard(task)
-        if self._full and self._runnable() < 2 * self._engine.workers:
+        if self._full and not self._enough_runnable():
             self._room.set()
         if task.cancelled():
             return
