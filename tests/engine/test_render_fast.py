@@ -12,9 +12,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from jinja2 import meta
+from jinja2 import Environment, StrictUndefined, UndefinedError, meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 from jinja2.utils import Namespace
+from markupsafe import Markup, escape
 
 from rsbridge.appliance.report_model import (
     Actor,
@@ -28,6 +29,7 @@ from rsbridge.appliance.report_model import (
 )
 from rsbridge.connectors.jsonl import JsonlConnector, read_deliveries
 from rsbridge.engine import render as render_module
+from rsbridge.engine import template_output
 from rsbridge.engine.render import PARTS, REPORT, SAMPLE_KEY_MAIL, Renderer
 from rsbridge.engine.runtime import Engine
 from rsbridge.engine.template_sandbox import ReportSandbox, TrustedEnvironment
@@ -420,3 +422,77 @@ def test_no_shipped_template_loads_another() -> None:
     for name in names:
         source = env.loader.get_source(env, name)[0] if env.loader else ""
         assert list(meta.find_referenced_templates(env.parse(source))) == [], name
+
+
+class _Html:
+    def __html__(self) -> str:
+        return "<i>made safe</i>"
+
+    def __repr__(self) -> str:
+        return "_Html()"
+
+
+OUTPUT_VALUES: list[object] = [
+    *HOSTILE,
+    None,
+    Markup("<b>kept</b>"),
+    Markup("<b>\x01</b>"),
+    0,
+    7.5,
+    True,
+    datetime(2026, 12, 3, 18, 0, tzinfo=UTC),
+    ["<a>", None],
+    _Html(),
+]
+
+OUTPUT_TEMPLATE = (
+    "{{ v }}|{{ v ~ '<' }}|{{ v | string }}|{% set block %}[{{ v }}]{% endset %}{{ block }}|"
+    "{% macro m(x) %}({{ x }}){% endmacro %}{{ m(v) }}|"
+    "{% filter upper %}{{ v }}{% endfilter %}|"
+    "{% autoescape false %}{{ v }}{% endautoescape %}|"
+    "{% autoescape true %}{{ v }}{% endautoescape %}"
+)
+
+
+@pytest.mark.parametrize("value", OUTPUT_VALUES, ids=repr)
+def test_one_call_outputs_write_what_jinja_writes(value: object) -> None:
+    """html_output and text_output are escape(finalize(v)) and str(finalize(v)), and a
+    template of a one-call environment writes what Jinja2's own code writes, in HTML and
+    text, inside set blocks, macros, filter blocks and autoescape blocks."""
+    assert template_output.html_output(value) == str(escape(template_output.finalize(value)))
+    assert template_output.text_output(value) == str(template_output.finalize(value))
+    for autoescape in (True, False):
+        for final in (template_output.finalize, template_output.finalize_fast):
+            envs = [
+                cls(autoescape=autoescape, finalize=final, undefined=StrictUndefined)
+                for cls in (Environment, TrustedEnvironment, ReportSandbox)
+            ]
+            plain, *one_call = (e.from_string(OUTPUT_TEMPLATE).render(v=value) for e in envs)
+            assert one_call == [plain, plain]
+
+
+def test_one_call_outputs_raise_as_jinja_does_for_an_undefined_value() -> None:
+    for autoescape in (True, False):
+        for cls in (Environment, TrustedEnvironment, ReportSandbox):
+            env = cls(
+                autoescape=autoescape,
+                finalize=template_output.finalize_fast,
+                undefined=StrictUndefined,
+            )
+            with pytest.raises(UndefinedError, match="'missing' is undefined"):
+                env.from_string("{{ missing }}").render()
+
+
+def test_the_fast_environments_compile_each_output_to_one_call() -> None:
+    """The shipped templates' outputs compile to html_output/text_output calls (if a new
+    Jinja2 stopped calling the compiler's hooks, this fails, not the output)."""
+    env = FAST._trusted
+    assert env is not None
+    for name, call in (("chat.html", "html_output("), ("chat.txt", "text_output(")):
+        source = env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
+        code = env.compile(source, name=name, raw=True)
+        assert code.count(f"environment.{call}") >= 5
+        assert "escape(environment.finalize(" not in code
+    # Any other finalize: Jinja2's own code, which calls it.
+    other = TrustedEnvironment(finalize=str)
+    assert "environment.finalize(" in other.compile("{{ v }}", raw=True)

@@ -56,6 +56,7 @@ from rsbridge.appliance.report_model import (
     SupportSession,
 )
 from rsbridge.connectors.base import RenderedPart, RenderedReport, Ticket
+from rsbridge.engine.template_output import finalize, finalize_fast
 from rsbridge.engine.template_sandbox import ReportSandbox, TrustedEnvironment
 from rsbridge.errors import TemplateError
 
@@ -76,35 +77,6 @@ REPORT = "report"
 
 TEMPLATE_SUFFIXES: tuple[str, ...] = (".txt", ".html")
 """File suffixes of templates: plain text and HTML."""
-
-# C0 controls (but tab, newline, carriage return) and DEL are invalid in XML and turn
-# into terminal escapes in text; they are shown as their Unicode "control picture".
-_CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def _control_picture(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return "\u2421" if code == 0x7F else chr(0x2400 + code)
-
-
-def _finalize(value: object) -> object:
-    """Applied to every ``{{ ... }}`` output: ``None`` prints nothing, controls show."""
-    if value is None:
-        return ""
-    if isinstance(value, str) and _CONTROL_CHARS.search(value):
-        cleaned = _CONTROL_CHARS.sub(_control_picture, value)
-        # Still safe markup: only control characters were replaced, by printable ones.
-        return Markup(cleaned) if isinstance(value, Markup) else cleaned  # noqa: S704
-    return value
-
-
-def _finalize_fast(value: object) -> object:
-    """:func:`_finalize` with one regular expression search for plain text, the most
-    frequent output (the same result)."""
-    if type(value) is str:
-        return _finalize(value) if _CONTROL_CHARS.search(value) else value
-    return _finalize(value)
-
 
 # --- filters ----------------------------------------------------------------------------
 
@@ -577,7 +549,7 @@ class Renderer:
             ),
             trim_blocks=True,
             lstrip_blocks=True,
-            finalize=_finalize_fast if self.fast_paths else _finalize,
+            finalize=finalize_fast if self.fast_paths else finalize,
             # Compiled templates are kept for the renderer's life; no mtime checks.
             auto_reload=False,
             cache_size=-1,

@@ -22,6 +22,7 @@ templates) give each template its globals as one plain dict taken when it is loa
 Jinja2's chain of the template's and the environment's: every render copies them into its
 context, and walking the chain cost about 5% of rendering a report. The renderer
 sets its globals before it loads a template and never after, so the values are the same.
+Both also write each ``{{ ... }}`` in one call (:mod:`rsbridge.engine.template_output`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from jinja2.utils import Namespace
 from markupsafe import Markup
 
 from rsbridge.appliance import report_model
+from rsbridge.engine.template_output import OneCallOutput
 
 _MODEL_TYPES: tuple[type, ...] = tuple(
     cls
@@ -90,11 +92,11 @@ class SnapshotGlobals(Environment):
         return {**self.globals, **(d or {})}
 
 
-class TrustedEnvironment(SnapshotGlobals):
+class TrustedEnvironment(OneCallOutput, SnapshotGlobals):
     """The plain environment of the shipped templates (the package's own code)."""
 
 
-class ReportSandbox(SnapshotGlobals, ImmutableSandboxedEnvironment):
+class ReportSandbox(OneCallOutput, SnapshotGlobals, ImmutableSandboxedEnvironment):
     """:class:`~jinja2.sandbox.ImmutableSandboxedEnvironment` with a fast lane for the
     report model's data fields and a plain dict's read methods (see the module doc)."""
 
