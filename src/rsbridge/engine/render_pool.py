@@ -264,7 +264,11 @@ class _Child:
             TimeoutError: past the deadline.
         """
         async with self._sending:
-            await asyncio.wait_for(self.send(frame), deadline)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps the coroutine in
+            # a task of its own, two or three a render, and a send that needs no wait
+            # then still took a turn of the event loop.
+            async with asyncio.timeout(deadline):
+                await self.send(frame)
             number = self._sent
             self._sent += 1
         while not self.retired and number not in self._ahead and self._read != number:
@@ -275,7 +279,8 @@ class _Child:
             return self._ahead.pop(number)
         # On failure the socket is out of step and the next reader's turn never comes:
         # the caller retires this child, which wakes the readers to give up.
-        answer = await asyncio.wait_for(self.receive(), deadline)
+        async with asyncio.timeout(deadline):
+            answer = await self.receive()
         self._read += 1
         # The answers the child wrote meanwhile go to their requests now, in this turn:
         # one answer per turn of a busy event loop left the child waiting to send them.
@@ -602,7 +607,9 @@ class RenderPool:
                     return False, None
             self._enter(child)
             try:
-                await asyncio.wait_for(child.ensure_ready(), START_SECONDS)
+                if not child.ready:
+                    async with asyncio.timeout(START_SECONDS):
+                        await child.ensure_ready()
                 if child.retired:
                     return False, None  # it broke on another request's watch
                 answer = await child.request(frame, self.deadline)
