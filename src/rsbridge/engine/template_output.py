@@ -7,10 +7,10 @@ then through ``escape`` in an HTML template or ``str`` in a text one. Jinja2 com
 to two or three calls per output (``escape(environment.finalize(value))``, and escape
 builds a :class:`~markupsafe.Markup`), and a session report has hundreds of outputs: a
 fifth of a render process's time went there. :class:`OutputCompiler` compiles each
-output of a template whose escaping is fixed at compile time (and whose finalize is
-this module's) to one call,
-:func:`html_output` or :func:`text_output`, which write the same text. Outputs inside an
-``{% autoescape %}`` block that decides at run time keep Jinja2's own code.
+output whose escaping is fixed at compile time, in an environment whose ``finalize`` is
+this module's, to one call (:func:`html_output` or :func:`text_output`) that writes the
+same text. Outputs inside an ``{% autoescape %}`` block that decides at run time, and
+environments with another ``finalize``, keep Jinja2's own code.
 """
 
 from __future__ import annotations
