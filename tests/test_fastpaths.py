@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 
 from rsbridge import fastpaths
 from rsbridge.appliance import report_model
-from rsbridge.appliance.report_json import compact_json
+from rsbridge.appliance.report_json import WrittenSession, compact_json, session_data
 from rsbridge.appliance.report_model import Endpoint, SessionEvent, SupportSession, to_jsonable
 from rsbridge.connectors.base import RenderedPart, RenderedReport
 from rsbridge.connectors.jsonl import session_report_record
@@ -63,6 +63,30 @@ def test_any_session_record_is_the_same_json_from_compact_json(session: SupportS
     fast, old = _record_both_ways(session)
     fast.pop("at"), old.pop("at")
     assert fast == old
+
+
+def test_a_rendering_carries_the_imported_sessions_json_when_asked() -> None:
+    session = next(iter(SessionGenerator(seed=4).sessions(1)))
+    renderer = Renderer(import_events=("chat message",))
+    assert renderer.render(session).session_json is None
+    written = renderer.render(session, frozenset({"chat.txt"}), session_json=True).session_json
+    imported = renderer.imported_session(session)
+    assert 0 < len(imported.events) < len(session.events)
+    assert written == compact_json(session_data(imported))
+    assert json.loads(written or b"") == json.loads(json.dumps(to_jsonable(imported)))
+    # Text with a lone surrogate cannot be UTF-8: none written, the writer meets it itself.
+    broken = dataclasses.replace(session, external_key="\ud800")
+    assert renderer.render(broken, session_json=True).session_json is None
+
+
+def test_a_session_json_written_ahead_takes_the_standard_librarys_path_too() -> None:
+    # orjson refuses the record (an integer past 64 bits beside the session): the
+    # standard library writes it, the session's written JSON as its data.
+    session = next(iter(SessionGenerator(seed=4).sessions(1)))
+    ahead = {"n": 2**70, "session": WrittenSession(compact_json(session_data(session)))}
+    plain = {"n": 2**70, "session": session_data(session)}
+    assert compact_json(ahead) == compact_json(plain)
+    assert json.loads(compact_json(ahead))["session"]["lsid"] == session.lsid
 
 
 class _Stamp(datetime):

@@ -8,13 +8,16 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import httpx
 import pytest
 
 from rsbridge import fastpaths
 from rsbridge.appliance.report_model import to_jsonable
 from rsbridge.connectors.base import Connector, Ticket
 from rsbridge.connectors.webhook import WebhookConnector, idempotency_header, retry_after_seconds
+from rsbridge.engine.render import Renderer
 from rsbridge.errors import (
     ConfigurationError,
     ConnectorAuthError,
@@ -159,6 +162,52 @@ async def test_the_fast_path_posts_the_same_session_json(
     assert any(isinstance(c["public_ip"], str) for c in first["customers"])
     assert state.received[-4].body["session"]["file_transfer_count"] == 2**70
     assert state.received[-2].body["session"]["events"][0]["data"] == {"n": "1", "7": "x"}
+
+
+async def test_a_session_json_written_with_the_rendering_posts_the_same_body(
+    make: Factory, state: WebhookReceiverState
+) -> None:
+    # The engine asks the renderer (in a render process) for the session's JSON when the
+    # connector writes it: the body must be byte for byte the one written here from the
+    # session, values orjson refuses included (then the standard library writes both).
+    generator = SessionGenerator(seed=9, include_unknown_events=True, system_info_rows=(1, 4))
+    sessions = list(generator.sessions(6))
+    sessions.append(dataclasses.replace(sessions[0], lsid="big", file_transfer_count=2**70))
+    connector = make()
+    assert connector.writes_session_json()
+    with fastpaths.turned_off():
+        assert not connector.writes_session_json()
+    assert not make(include_session=False).writes_session_json()
+    renderer = Renderer()
+    bodies: list[bytes] = []
+    original = connector.http.send
+
+    async def keep_body(request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        bodies.append(request.content)
+        return await original(request, **kwargs)
+
+    connector.http.send = keep_body  # type: ignore[method-assign]
+    for n, session in enumerate(sessions):
+        here = session_delivery(f"k{n}", session=session)
+        written = renderer.render(session, session_json=True).session_json
+        assert written is not None
+        ahead = dataclasses.replace(
+            here, report=dataclasses.replace(here.report, session_json=written)
+        )
+        await connector.write_session_report(TICKET, here)
+        await connector.write_session_report(TICKET, ahead)
+        first, second = bodies[2 * n], bodies[2 * n + 1]
+        # Only the write time may differ.
+        assert _without_time(first) == _without_time(second)
+    assert len(bodies) == 2 * len(sessions)
+    assert json.loads(bodies[-1])["session"]["file_transfer_count"] == 2**70
+    assert json.loads(bodies[0])["session"] == json.loads(json.dumps(to_jsonable(sessions[0])))
+
+
+def _without_time(body: bytes) -> bytes:
+    data = json.loads(body)
+    at = data.pop("at")
+    return body.replace(json.dumps(at).encode(), b"")
 
 
 async def test_include_session_off(make: Factory, state: WebhookReceiverState) -> None:

@@ -67,18 +67,24 @@ async def test_a_session_end_is_rendered_in_its_child_before_the_job_takes_a_slo
         assert pool is not None
         rendering: list[str] = []
         overlapped: list[bool] = []
+        carried: list[bool] = []  # the session's JSON came with its rendering
         render, write = pool.render, connector.write_session_report
 
         async def counted_render(
-            integration: str, session: SupportSession, templates: Collection[str] | None
+            integration: str,
+            session: SupportSession,
+            templates: Collection[str] | None,
+            *,
+            session_json: bool = False,
         ) -> RenderedReport:
             rendering.append(session.lsid)
-            return await render(integration, session, templates)
+            return await render(integration, session, templates, session_json=session_json)
 
         async def held_write(ticket: Ticket | None, delivery: SessionDelivery) -> WriteResult:
             # The one slot is held here: another session's rendering starts meanwhile
             # only when it is rendered ahead of its slot.
             mine = delivery.session.lsid
+            carried.append(delivery.report.session_json is not None)
             overlapped.append(await _until(lambda: any(lsid != mine for lsid in rendering)))
             return await write(ticket, delivery)
 
@@ -86,6 +92,7 @@ async def test_a_session_end_is_rendered_in_its_child_before_the_job_takes_a_slo
         connector.write_session_report = held_write  # type: ignore[method-assign]
         await _all_done(engine, store, hook, len(sessions))
         assert overlapped == [True] * len(sessions)
+        assert carried == [True] * len(sessions)
         # Each report rendered once, in the child: none again in the slot.
         assert sorted(rendering) == sorted(s.lsid for s in sessions)
         assert pool.in_process == 0
@@ -108,10 +115,13 @@ async def test_without_render_processes_a_report_is_rendered_in_its_slot(
         busy = engine.worker._slots  # the one slot, held or not
 
         def watched(
-            session: SupportSession, templates: Collection[str] | None = None
+            session: SupportSession,
+            templates: Collection[str] | None = None,
+            *,
+            session_json: bool = False,
         ) -> RenderedReport:
             in_slot.append(busy.locked())
-            return render(session, templates)
+            return render(session, templates, session_json=session_json)
 
         renderer.render = watched  # type: ignore[method-assign]
         await _all_done(engine, store, hook, len(sessions))
@@ -163,7 +173,11 @@ async def test_a_job_waits_for_its_rendering_without_holding_a_slot(
         render = pool.render
 
         async def slow_first(
-            integration: str, session: SupportSession, templates: Collection[str] | None
+            integration: str,
+            session: SupportSession,
+            templates: Collection[str] | None,
+            *,
+            session_json: bool = False,
         ) -> RenderedReport:
             if not first:
                 # The first rendering asked for (its job is the first to want the slot)
@@ -178,7 +192,7 @@ async def test_a_job_waits_for_its_rendering_without_holding_a_slot(
                         )
                     )
                 )
-            return await render(integration, session, templates)
+            return await render(integration, session, templates, session_json=session_json)
 
         pool.render = slow_first  # type: ignore[method-assign]
         await _all_done(engine, store, hook, len(sessions))

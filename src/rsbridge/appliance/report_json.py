@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import timedelta
-from typing import Any
+from typing import Any, final
 
 import orjson
 
@@ -45,9 +45,30 @@ _FIELDS = {cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in ENDPOI
 _OPTIONS = orjson.OPT_INDENT_2
 
 
+@final
+class WrittenSession:
+    """A session's JSON written ahead (:func:`compact_json` of :func:`session_data`, in a
+    render process), standing where :func:`session_data` would in the data of
+    :func:`compact_json`, which copies it in as it is."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, json: bytes) -> None:
+        self.json = json
+
+
 def _default(obj: Any) -> Any:
     if isinstance(obj, timedelta):
         return obj.total_seconds()
+    if type(obj) is WrittenSession:
+        return orjson.Fragment(obj.json)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def _written(obj: Any) -> Any:
+    """The standard library's fallback for a :class:`WrittenSession`: its data again."""
+    if type(obj) is WrittenSession:
+        return json.loads(obj.json)
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
@@ -73,7 +94,8 @@ def compact_json(data: Any) -> bytes:
     """``data`` as compact UTF-8 JSON: the JSON of ``json.dumps(to_jsonable(data),
     ensure_ascii=False)``, written by orjson.
 
-    ``data`` is JSON-compatible data that may hold :func:`session_data` values. Whatever
+    ``data`` is JSON-compatible data that may hold :func:`session_data` values, or their
+    JSON written ahead (:class:`WrittenSession`). Whatever
     orjson refuses (an integer past 64 bits, a key that is not text, a lone surrogate) takes
     the standard library's path, which raises what it always raised
     (``UnicodeEncodeError`` for a lone surrogate). A float that is not finite, which no
@@ -82,7 +104,9 @@ def compact_json(data: Any) -> bytes:
     try:
         return orjson.dumps(data, default=_default)
     except orjson.JSONEncodeError:
-        text = json.dumps(to_jsonable(data), ensure_ascii=False, separators=(",", ":"))
+        text = json.dumps(
+            to_jsonable(data), ensure_ascii=False, separators=(",", ":"), default=_written
+        )
     return text.encode("utf-8")
 
 

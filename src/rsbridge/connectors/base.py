@@ -152,6 +152,11 @@ class RenderedReport:
     parts: Mapping[str, RenderedPart] = field(default_factory=dict)
     """By part name: ``chat``, ``notes``, ``system_info``, ``people``, ``recordings``,
     ``custom_attributes``, ``customer_survey``, ``rep_survey``."""
+    session_json: bytes | None = None
+    """The imported session as compact JSON, when the connector asked for it
+    (:meth:`Connector.writes_session_json`): written with the rendering, in the render
+    process, by :func:`~rsbridge.appliance.report_json.compact_json`. None otherwise, and
+    when it could not be written so (the writer then converts the session itself)."""
 
 
 # Renderings come back from the render processes as pickles (rsbridge.engine.render_pool).
@@ -462,6 +467,13 @@ class Connector(abc.ABC):
         ``delivery.report.parts``; a format not rendered is an empty string.
         """
         return None
+
+    def writes_session_json(self) -> bool:
+        """Whether this connector's session reports carry the session as JSON written by
+        :func:`~rsbridge.appliance.report_json.compact_json`: the engine then has it
+        written with the rendering (``delivery.report.session_json``), in a render process
+        where there is one, instead of in the event loop's thread. False by default."""
+        return False
 
     def created_tickets_trusted(self) -> bool:
         """Whether a ticket this connector creates for a session counts as trusted.

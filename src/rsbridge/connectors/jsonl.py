@@ -47,7 +47,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from rsbridge.appliance.report_json import session_data
+from rsbridge.appliance.report_json import WrittenSession, session_data
 from rsbridge.appliance.report_model import SupportSession, to_jsonable
 from rsbridge.connectors.base import (
     Association,
@@ -131,7 +131,8 @@ def session_report_record(
 
     ``native``: the session as :func:`~rsbridge.appliance.report_json.session_data`, for
     :func:`~rsbridge.appliance.report_json.compact_json` (the same JSON, without first
-    converting every value), instead of :func:`to_jsonable`'s data.
+    converting every value), instead of :func:`to_jsonable`'s data; as its JSON when the
+    rendering brought that (``delivery.report.session_json``).
     """
     record = _record("session_report", delivery.key, ticket)
     record.update(
@@ -148,7 +149,12 @@ def session_report_record(
     )
     if include_session:
         session = delivery.session
-        record["session"] = session_data(session) if native else to_jsonable(session)
+        if not native:
+            record["session"] = to_jsonable(session)
+        elif delivery.report.session_json is not None:
+            record["session"] = WrittenSession(delivery.report.session_json)
+        else:
+            record["session"] = session_data(session)
     return record
 
 

@@ -289,6 +289,11 @@ class WebhookConnector(Connector):
             id=ticket_id, number=_answer_str(answer, "number"), url=_answer_str(answer, "url")
         )
 
+    def writes_session_json(self) -> bool:
+        """With ``include_session`` on the fast path: the session's JSON is written where
+        the report is rendered, and copied into the body as it is."""
+        return self._options.include_session and fastpaths.enabled()
+
     async def write_session_report(
         self, ticket: Ticket | None, delivery: SessionDelivery
     ) -> WriteResult:

@@ -95,13 +95,20 @@ class Services:
     """Renders in child processes (``[engine] render_processes``); None: in-process."""
 
     async def render(
-        self, integration: str, session: SupportSession, templates: Collection[str] | None
+        self,
+        integration: str,
+        session: SupportSession,
+        templates: Collection[str] | None,
+        *,
+        session_json: bool = False,
     ) -> RenderedReport:
         """``integration``'s report of ``session``: in a child process when there is a
         pool, else here (:meth:`Renderer.render <rsbridge.engine.render.Renderer.render>`)."""
         if self.render_pool is not None:
-            return await self.render_pool.render(integration, session, templates)
-        return self.renderers[integration].render(session, templates)
+            return await self.render_pool.render(
+                integration, session, templates, session_json=session_json
+            )
+        return self.renderers[integration].render(session, templates, session_json=session_json)
 
     async def render_survey(
         self,
@@ -239,8 +246,12 @@ class JobEffects:
         if w.rendering is not None:
             rendered = await w.rendering
         else:
-            templates = w.connector.report_templates()
-            rendered = await self.services.render(w.integration.name, w.session, templates)
+            rendered = await self.services.render(
+                w.integration.name,
+                w.session,
+                w.connector.report_templates(),
+                session_json=w.connector.writes_session_json(),
+            )
         delivery = SessionDelivery(
             str(key),
             w.job.appliance_id,

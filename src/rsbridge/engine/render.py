@@ -47,6 +47,7 @@ from jinja2.utils import pass_eval_context
 from markupsafe import Markup, escape
 
 from rsbridge import fastpaths
+from rsbridge.appliance.report_json import compact_json, session_data
 from rsbridge.appliance.report_model import (
     FILE_EVENT_TYPES,
     Actor,
@@ -376,7 +377,11 @@ class Renderer:
     # --- public API ---------------------------------------------------------------------
 
     def render(
-        self, session: SupportSession, templates: Collection[str] | None = None
+        self,
+        session: SupportSession,
+        templates: Collection[str] | None = None,
+        *,
+        session_json: bool = False,
     ) -> RenderedReport:
         """The whole report and each part of ``session``, as plain text and HTML.
 
@@ -384,6 +389,8 @@ class Renderer:
         :meth:`~rsbridge.connectors.base.Connector.report_templates`); ``None``: all. The
         whole report of a format needs, and renders, every part of that format. A part
         rendered in neither format is left out of ``parts``; a format not rendered is "".
+        ``session_json``: the report carries :meth:`session_json` too (a connector's
+        :meth:`~rsbridge.connectors.base.Connector.writes_session_json`).
 
         Raises:
             ValueError: ``templates`` names a template that is not a report template.
@@ -417,7 +424,8 @@ class Renderer:
             if full_html
             else "",
         )
-        return RenderedReport(full=full, parts=parts)
+        written = self.session_json(session) if session_json else None
+        return RenderedReport(full=full, parts=parts, session_json=written)
 
     def render_part(self, session: SupportSession, part: str, *, html: bool = False) -> str:
         """One part (or ``report``) of ``session`` in one format.
@@ -497,6 +505,16 @@ class Renderer:
         if self._import_events is None:
             return session
         return dataclasses.replace(session, events=[e for e in session.events if self._imported(e)])
+
+    def session_json(self, session: SupportSession) -> bytes | None:
+        """The imported session (:meth:`imported_session`) as compact JSON, as a connector
+        writes it (:func:`~rsbridge.appliance.report_json.compact_json`); None if it
+        cannot be written so (text with a lone surrogate, which no parsed report holds):
+        the connector then meets the error itself, as without this."""
+        try:
+            return compact_json(session_data(self.imported_session(session)))
+        except ValueError:  # UnicodeEncodeError
+            return None
 
     def _imported(self, event: SessionEvent) -> bool:
         return (

@@ -150,7 +150,8 @@ def _answer(renderers: Mapping[str, Renderer], request: tuple[Any, ...]) -> tupl
     try:
         renderer = renderers[integration]
         if operation == "report":
-            result: object = renderer.render(session, argument)
+            templates, session_json = argument
+            result: object = renderer.render(session, templates, session_json=session_json)
         else:
             kind, survey = argument
             result = renderer.render_survey(session, kind, survey)
@@ -463,7 +464,12 @@ class RenderPool:
                 return
 
     async def render(
-        self, integration: str, session: SupportSession, templates: Collection[str] | None
+        self,
+        integration: str,
+        session: SupportSession,
+        templates: Collection[str] | None,
+        *,
+        session_json: bool = False,
     ) -> RenderedReport:
         """:meth:`Renderer.render <rsbridge.engine.render.Renderer.render>` of
         ``integration``'s renderer, in a child process.
@@ -472,13 +478,15 @@ class RenderPool:
             TemplateError: as the renderer raises it.
             ValueError: as the renderer raises it.
         """
-        argument = None if templates is None else frozenset(templates)
+        wanted = None if templates is None else frozenset(templates)
         return await self._run(
             integration,
             "report",
             session,
-            argument,
-            lambda: self._renderers[integration].render(session, templates),
+            (wanted, session_json),
+            lambda: self._renderers[integration].render(
+                session, templates, session_json=session_json
+            ),
         )
 
     async def render_survey(

@@ -481,8 +481,15 @@ class Worker:
             or integration.association.on_unmatched == "skip"
         ):
             return None
-        templates = self.services.connectors[integration.name].report_templates()
-        return asyncio.create_task(self.services.render(integration.name, session, templates))
+        connector = self.services.connectors[integration.name]
+        return asyncio.create_task(
+            self.services.render(
+                integration.name,
+                session,
+                connector.report_templates(),
+                session_json=connector.writes_session_json(),
+            )
+        )
 
     async def _run_one(
         self,
