@@ -83,8 +83,8 @@ async def _same(pool: RenderPool, name: str, session: SupportSession) -> None:
     for templates in (None, frozenset({"chat.txt", "report.html"})):
         assert await pool.render(name, session, templates) == here.render(session, templates)
     # The session's JSON written with the rendering: the same bytes as here.
-    ours = await pool.render(name, session, None, session_json=True)
-    assert ours == here.render(session, None, session_json=True)
+    written = await pool.render(name, session, None, session_json=True)
+    assert written == here.render(session, None, session_json=True)
     for kind in ("customer", "rep"):
         for survey in [*getattr(session, f"{kind}_surveys"), ExitSurvey()]:
             ours = await pool.render_survey(name, session, kind, survey)
