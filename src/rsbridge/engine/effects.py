@@ -94,16 +94,13 @@ class Services:
     render_pool: RenderPool | None = None
     """Renders in child processes (``[engine] render_processes``); None: in-process."""
 
-    async def render(
-        self,
-        integration: str,
-        session: SupportSession,
-        templates: Collection[str] | None,
-        *,
-        session_json: bool = False,
-    ) -> RenderedReport:
-        """``integration``'s report of ``session``: in a child process when there is a
-        pool, else here (:meth:`Renderer.render <rsbridge.engine.render.Renderer.render>`)."""
+    async def render(self, integration: str, session: SupportSession) -> RenderedReport:
+        """``integration``'s report of ``session``, as much of it as its connector writes
+        (``report_templates()``, ``writes_session_json()``): in a child process when there
+        is a pool, else here (:meth:`Renderer.render <rsbridge.engine.render.Renderer.render>`)."""
+        connector = self.connectors[integration]
+        templates = connector.report_templates()
+        session_json = connector.writes_session_json()
         if self.render_pool is not None:
             return await self.render_pool.render(
                 integration, session, templates, session_json=session_json
@@ -246,12 +243,7 @@ class JobEffects:
         if w.rendering is not None:
             rendered = await w.rendering
         else:
-            rendered = await self.services.render(
-                w.integration.name,
-                w.session,
-                w.connector.report_templates(),
-                session_json=w.connector.writes_session_json(),
-            )
+            rendered = await self.services.render(w.integration.name, w.session)
         delivery = SessionDelivery(
             str(key),
             w.job.appliance_id,

@@ -481,15 +481,7 @@ class Worker:
             or integration.association.on_unmatched == "skip"
         ):
             return None
-        connector = self.services.connectors[integration.name]
-        return asyncio.create_task(
-            self.services.render(
-                integration.name,
-                session,
-                connector.report_templates(),
-                session_json=connector.writes_session_json(),
-            )
-        )
+        return asyncio.create_task(self.services.render(integration.name, session))
 
     async def _run_one(
         self,
